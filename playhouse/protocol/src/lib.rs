@@ -1,0 +1,58 @@
+//! The PlayHouse client wire protocol, as pure bytes: no sockets, no clocks.
+//!
+//! Every frame, over TCP and inside every WebSocket binary message, is a little-endian
+//! length prefix followed by a body:
+//!
+//! ```text
+//! [len: i32] [body: len bytes]
+//!
+//! client -> server body (at least 11 bytes):
+//! +------------+----------------+-----------+-------------+-----------+
+//! | id_len: u8 | msg_id: UTF-8  | seq: u16  | stage: i64  | payload   |
+//! +------------+----------------+-----------+-------------+-----------+
+//!
+//! server -> client body (at least 17 bytes):
+//! +------------+--------+----------+------------+-----------+--------------------+---------+
+//! | id_len: u8 | msg_id | seq: u16 | stage: i64 | error: u16| original_size: i32 | payload |
+//! +------------+--------+----------+------------+-----------+--------------------+---------+
+//! ```
+//!
+//! `seq` 0 marks a one-way message; requests use 1..=65535 and the reply repeats the request's
+//! `seq`. A server payload with `original_size > 0` is an LZ4 block that decompresses to
+//! `original_size` bytes.
+//!
+//! Modules:
+//! * [`ErrorCode`]: the wire status codes shared by server and client.
+//! * [`Packet`]: a message id and a payload, with helpers for prost messages.
+//! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction.
+//! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use playhouse_protocol::{ClientCodec, ClientFrame, CodecConfig, ServerCodec};
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let frame = ClientFrame::new("EchoRequest", 7, 42, &b"hi"[..]);
+//! let mut wire = BytesMut::new();
+//! ClientCodec::new(CodecConfig::default()).encode(frame.clone(), &mut wire).unwrap();
+//! let decoded = ServerCodec::new(CodecConfig::default()).decode(&mut wire).unwrap();
+//! assert_eq!(decoded, Some(frame));
+//! ```
+
+mod codec;
+mod error;
+mod error_code;
+mod frame;
+mod packet;
+
+pub use codec::{ClientCodec, CodecConfig, ServerCodec};
+pub use error::{DecodeError, EncodeError};
+pub use error_code::ErrorCode;
+pub use frame::{
+    CLIENT_HEADER_MIN, ClientFrame, HEARTBEAT_MSG_ID, LENGTH_PREFIX, MAX_MSG_ID_LEN,
+    SERVER_HEADER_MIN, ServerFrame,
+};
+pub use packet::{MsgId, Packet};
+
+/// Re-exported so users can name the codec traits without depending on tokio-util themselves.
+pub use tokio_util::codec::{Decoder, Encoder};
