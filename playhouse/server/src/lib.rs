@@ -1,1 +1,73 @@
-//! placeholder
+//! PlayHouse: a framework for stateful multiplayer game servers.
+//!
+//! Clients connect straight to a **Play server**, which hosts **stages** (rooms) full of
+//! **actors** (players). Each stage runs its own single-threaded event loop — timers, a
+//! fixed-step game loop, async blocks whose results come back to the loop — so game code keeps
+//! plain `&mut self` state with no locks.
+//!
+//! Modules:
+//! * [`Stage`], [`Actor`] and their contexts ([`StageContext`], [`ActorLink`]): the
+//!   programming model.
+//! * [`PlayServer`] / [`PlayServerBuilder`]: registration, listeners, graceful stop.
+//! * [`PlayConfig`]: limits and timeouts, each with a documented default.
+//! * [`Listener`]: where connections come from (TCP now; TLS, WebSocket or a simulated
+//!   network plug in here).
+//! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
+//!
+//! ```no_run
+//! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayServer, Stage, StageContext};
+//!
+//! struct Room;
+//! struct Player;
+//!
+//! impl Stage for Room {
+//!     type Actor = Player;
+//!     async fn on_create(&mut self, _: &mut StageContext<Self>, _: Packet) -> Result<Packet, ErrorCode> {
+//!         Ok(Packet::empty("Created"))
+//!     }
+//!     async fn on_dispatch(&mut self, ctx: &mut StageContext<Self>, actor: &mut ActorCell<Player>, packet: Packet) {
+//!         // Echo requests back; broadcast one-way messages to the room.
+//!         if actor.link.is_request() {
+//!             actor.link.reply(packet);
+//!         } else {
+//!             ctx.broadcast(packet);
+//!         }
+//!     }
+//! }
+//!
+//! impl Actor for Player {
+//!     async fn on_authenticate(&mut self, link: &mut ActorLink, packet: Packet) -> Result<Packet, ErrorCode> {
+//!         let user = String::from_utf8_lossy(&packet.payload).into_owned();
+//!         link.set_account_id(user);
+//!         Ok(Packet::empty("Welcome"))
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = PlayServer::builder()
+//!     .stage("Room", |_| Room, |_| Player)
+//!     .default_stage_type("Room")
+//!     .build()?;
+//! let addr = server.listen_tcp("127.0.0.1:0").await?;
+//! println!("clients connect to {addr}");
+//! server.stopped().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod play_server;
+mod services;
+mod session;
+mod session_handle;
+mod stage;
+mod transport;
+
+pub use config::PlayConfig;
+pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
+pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet};
+pub use services::{ServerControl, Services, ServicesBuilder};
+pub use stage::{
+    Actor, ActorCell, ActorInit, ActorLink, GameTick, ReplyTarget, Stage, StageContext, StageInit,
+    TimerId,
+};
+pub use transport::Listener;

@@ -1,0 +1,321 @@
+//! The Play server: registered stage types, listeners, sessions, graceful stop.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use playhouse_protocol::MsgId;
+use tokio::net::ToSocketAddrs;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::PlayConfig;
+use crate::stage::registry::{StageEnv, StageKind, StageMsg, StageRegistry, TypedKind};
+use crate::stage::{ActorInit, Stage, StageInit};
+use crate::transport::Listener;
+use crate::{ServerControl, Services, ServicesBuilder, session};
+
+/// Why a server could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The default stage type names no registered stage type.
+    #[error("default stage type `{0}` is not registered")]
+    UnknownDefaultStageType(String),
+    /// The authenticate message id is empty or longer than 255 bytes.
+    #[error("authenticate message id must be 1..=255 bytes")]
+    InvalidAuthenticateMsgId,
+}
+
+/// State shared by the accept loops, sessions and stages of one server.
+pub(crate) struct PlayShared {
+    pub(crate) config: PlayConfig,
+    pub(crate) control: ServerControl,
+    pub(crate) auth_msg_id: MsgId,
+    pub(crate) auth_reply_id: MsgId,
+    pub(crate) kinds: HashMap<String, Arc<dyn StageKind>>,
+    pub(crate) default_kind: Option<Arc<dyn StageKind>>,
+    pub(crate) stage_env: Arc<StageEnv>,
+    pub(crate) sessions: TaskTracker,
+    pub(crate) session_stop: CancellationToken,
+    next_session_id: AtomicU64,
+    stop_started: AtomicBool,
+    stopped: CancellationToken,
+}
+
+impl PlayShared {
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Configures a [`PlayServer`]: stage types, the default stage type, shared services and
+/// limits. Nothing runs until the server is given a listener.
+#[must_use]
+pub struct PlayServerBuilder {
+    server_id: String,
+    config: PlayConfig,
+    kinds: HashMap<String, Arc<dyn StageKind>>,
+    default_stage_type: Option<String>,
+    services: ServicesBuilder,
+}
+
+impl fmt::Debug for PlayServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlayServerBuilder")
+            .field("server_id", &self.server_id)
+            .field("stage_types", &self.kinds.keys().collect::<Vec<_>>())
+            .field("default_stage_type", &self.default_stage_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlayServerBuilder {
+    /// The server's id in logs and (later) the mesh. Default: `play-1`.
+    pub fn server_id(mut self, server_id: impl Into<String>) -> Self {
+        self.server_id = server_id.into();
+        self
+    }
+
+    /// Replaces all settings (see [`PlayConfig`] for each default).
+    pub fn config(mut self, config: PlayConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Changes settings in place, keeping the other defaults.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = playhouse::PlayServer::builder()
+    ///     .configure(|c| c.idle_timeout = Duration::from_secs(30));
+    /// ```
+    pub fn configure(mut self, change: impl FnOnce(&mut PlayConfig)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Registers a stage type under `name`, with factories for its stages and actors.
+    pub fn stage<S: Stage>(
+        mut self,
+        name: impl Into<String>,
+        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
+        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
+    ) -> Self {
+        let name = name.into();
+        let kind = TypedKind::<S> {
+            name: Arc::from(name.as_str()),
+            make_stage: Box::new(make_stage),
+            make_actor: Arc::new(make_actor),
+        };
+        self.kinds.insert(name, Arc::new(kind));
+        self
+    }
+
+    /// The stage type a client's authentication creates when its stage does not exist yet
+    /// (stage id 0: a fresh id). Without it, authenticating into a missing stage fails with
+    /// `StageNotFound`. Default: none.
+    pub fn default_stage_type(mut self, name: impl Into<String>) -> Self {
+        self.default_stage_type = Some(name.into());
+        self
+    }
+
+    /// Registers a shared service, reachable from factories through [`Services::get`].
+    pub fn service<T: std::any::Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
+        self.services.insert(service);
+        self
+    }
+
+    /// Checks the configuration and creates the server.
+    pub fn build(self) -> Result<PlayServer, BuildError> {
+        let auth_len = self.config.authenticate_msg_id.len();
+        if auth_len == 0 || auth_len > playhouse_protocol::MAX_MSG_ID_LEN {
+            return Err(BuildError::InvalidAuthenticateMsgId);
+        }
+        let default_kind = match &self.default_stage_type {
+            Some(name) => Some(
+                self.kinds
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| BuildError::UnknownDefaultStageType(name.clone()))?,
+            ),
+            None => None,
+        };
+        let control = ServerControl::new(Arc::from(self.server_id.as_str()));
+        let stage_env = Arc::new(StageEnv {
+            services: self.services.build(),
+            control: control.clone(),
+            tracker: TaskTracker::new(),
+            mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
+            registry: StageRegistry::default(),
+        });
+        let shared = PlayShared {
+            auth_msg_id: MsgId::from(self.config.authenticate_msg_id.as_str()),
+            auth_reply_id: MsgId::from(self.config.authenticate_reply_id()),
+            config: self.config,
+            control,
+            kinds: self.kinds,
+            default_kind,
+            stage_env,
+            sessions: TaskTracker::new(),
+            session_stop: CancellationToken::new(),
+            next_session_id: AtomicU64::new(1),
+            stop_started: AtomicBool::new(false),
+            stopped: CancellationToken::new(),
+        };
+        Ok(PlayServer {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// A Play server: hosts stages and serves clients on any number of listeners.
+///
+/// Cloning gives another handle to the same server.
+#[derive(Clone)]
+pub struct PlayServer {
+    shared: Arc<PlayShared>,
+}
+
+impl fmt::Debug for PlayServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlayServer")
+            .field("server_id", &self.server_id())
+            .field("stages", &self.stage_count())
+            .finish()
+    }
+}
+
+impl PlayServer {
+    /// Starts configuring a server.
+    pub fn builder() -> PlayServerBuilder {
+        PlayServerBuilder {
+            server_id: "play-1".to_owned(),
+            config: PlayConfig::default(),
+            kinds: HashMap::new(),
+            default_stage_type: None,
+            services: Services::builder(),
+        }
+    }
+
+    /// The server's id.
+    pub fn server_id(&self) -> &str {
+        self.shared.control.server_id()
+    }
+
+    /// The control handle (also available to stage and actor code).
+    pub fn control(&self) -> ServerControl {
+        self.shared.control.clone()
+    }
+
+    /// The shared services.
+    pub fn services(&self) -> &Services {
+        &self.shared.stage_env.services
+    }
+
+    /// The registered stage type names.
+    pub fn stage_types(&self) -> impl Iterator<Item = &str> {
+        self.shared.kinds.keys().map(String::as_str)
+    }
+
+    /// How many stages are live.
+    pub fn stage_count(&self) -> usize {
+        self.shared.stage_env.registry.len()
+    }
+
+    /// Binds a TCP listener and serves clients on it; returns the bound address (bind to
+    /// port 0 for an ephemeral port).
+    pub async fn listen_tcp(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve(listener)
+    }
+
+    /// Serves clients from any [`Listener`] until the server stops; returns its address.
+    pub fn serve<L: Listener>(&self, listener: L) -> io::Result<L::Addr> {
+        let addr = listener.local_addr()?;
+        let transport = listener.transport_name();
+        tracing::info!(server = self.server_id(), transport, %addr, "listening");
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(accept_loop(listener, shared));
+        self.spawn_stop_watcher();
+        Ok(addr)
+    }
+
+    /// Stops gracefully: stop accepting, close every stage (actors' and stages'
+    /// `on_destroy`), flush and close client connections. Returns when done (or after
+    /// `shutdown_timeout`). Calling it again waits for the first stop.
+    pub async fn stop(&self) {
+        self.shared.control.stop();
+        shutdown(&self.shared).await;
+    }
+
+    /// Resolves when the server has stopped (after [`PlayServer::stop`] or
+    /// [`ServerControl::stop`]).
+    pub async fn stopped(&self) {
+        self.shared.stopped.cancelled().await;
+    }
+
+    fn spawn_stop_watcher(&self) {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            shared.control.stop_requested().await;
+            shutdown(&shared).await;
+        });
+    }
+}
+
+async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<PlayShared>) {
+    let transport = listener.transport_name();
+    let stop = shared.control.token().clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((io, peer)) => {
+                    let peer = peer.to_string();
+                    shared
+                        .sessions
+                        .spawn(session::run(io, peer, transport, Arc::clone(&shared)));
+                }
+                Err(error) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(%error, transport, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn shutdown(shared: &Arc<PlayShared>) {
+    if shared.stop_started.swap(true, Ordering::AcqRel) {
+        shared.stopped.cancelled().await;
+        return;
+    }
+    let timeout = shared.config.shutdown_timeout;
+    tracing::info!(server = shared.control.server_id(), "stopping");
+    let env = &shared.stage_env;
+    for stage in env.registry.all() {
+        let _ = tokio::time::timeout(timeout, stage.tx.send(StageMsg::Close)).await;
+    }
+    env.tracker.close();
+    if tokio::time::timeout(timeout, env.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stages did not close within the shutdown timeout");
+    }
+    shared.session_stop.cancel();
+    shared.sessions.close();
+    if tokio::time::timeout(timeout, shared.sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections did not close within the shutdown timeout");
+    }
+    tracing::info!(server = shared.control.server_id(), "stopped");
+    shared.stopped.cancel();
+}

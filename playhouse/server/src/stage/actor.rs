@@ -1,0 +1,192 @@
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
+
+use crate::Services;
+use crate::session_handle::SessionHandle;
+
+/// What an actor factory gets to build an actor.
+#[derive(Debug)]
+pub struct ActorInit<'a> {
+    /// The stage the actor is joining.
+    pub stage_id: i64,
+    /// The stage's type name.
+    pub stage_type: &'a str,
+    /// The server's shared services.
+    pub services: &'a Services,
+}
+
+/// An actor together with its [`ActorLink`], as stage callbacks see it. Derefs to the actor.
+#[derive(Debug)]
+pub struct ActorCell<A> {
+    /// The user's actor.
+    pub actor: A,
+    /// The framework side of the actor: account id, connection, replies.
+    pub link: ActorLink,
+}
+
+impl<A> Deref for ActorCell<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        &self.actor
+    }
+}
+
+impl<A> DerefMut for ActorCell<A> {
+    fn deref_mut(&mut self) -> &mut A {
+        &mut self.actor
+    }
+}
+
+/// The current client request being dispatched to an actor.
+#[derive(Clone, Debug)]
+struct Current {
+    msg_id: MsgId,
+    seq: u16,
+}
+
+/// The actor sender: what actor code can do with its player.
+#[derive(Debug)]
+pub struct ActorLink {
+    stage_id: i64,
+    account_id: Arc<str>,
+    session: Option<SessionHandle>,
+    current: Option<Current>,
+    leave: bool,
+}
+
+impl ActorLink {
+    pub(crate) fn new(stage_id: i64, session: SessionHandle) -> Self {
+        ActorLink {
+            stage_id,
+            account_id: Arc::from(""),
+            session: Some(session),
+            current: None,
+            leave: false,
+        }
+    }
+
+    /// The account id set by `on_authenticate` (empty before).
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    pub(crate) fn account_arc(&self) -> &Arc<str> {
+        &self.account_id
+    }
+
+    /// Sets the account id; call it from [`crate::Actor::on_authenticate`].
+    pub fn set_account_id(&mut self, account_id: impl Into<Arc<str>>) {
+        self.account_id = account_id.into();
+    }
+
+    /// The stage this actor belongs to.
+    pub fn stage_id(&self) -> i64 {
+        self.stage_id
+    }
+
+    /// Whether the player's client is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Pushes a message to the player's client (dropped while it is disconnected).
+    pub fn send_to_client(&self, packet: Packet) {
+        if let Some(session) = &self.session {
+            session.send(ServerFrame::from_packet(packet, 0, self.stage_id));
+        }
+    }
+
+    /// Asks the framework to remove this actor from the stage after the current callback
+    /// (`on_destroy` runs; the client stays connected and may authenticate again).
+    pub fn leave_stage(&mut self) {
+        self.leave = true;
+    }
+
+    /// Whether the message being dispatched is a request that expects a reply.
+    pub fn is_request(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.seq != 0)
+    }
+
+    /// Replies to the client request being dispatched. Ignored for one-way messages.
+    pub fn reply(&mut self, packet: Packet) {
+        if let Some(target) = self.reply_target() {
+            self.current = None;
+            target.reply(packet);
+        }
+    }
+
+    /// Replies to the client request being dispatched with an error code and no payload.
+    pub fn reply_error(&mut self, code: ErrorCode) {
+        if let Some(target) = self.reply_target() {
+            self.current = None;
+            target.reply_error(code);
+        }
+    }
+
+    /// A handle to answer the current request later (e.g. from an async block's `post`).
+    /// `None` for one-way messages, when already answered, or when disconnected.
+    pub fn reply_target(&self) -> Option<ReplyTarget> {
+        let current = self.current.as_ref().filter(|c| c.seq != 0)?;
+        Some(ReplyTarget {
+            session: self.session.clone()?,
+            msg_id: current.msg_id.clone(),
+            seq: current.seq,
+            stage_id: self.stage_id,
+        })
+    }
+
+    pub(crate) fn session(&self) -> Option<&SessionHandle> {
+        self.session.as_ref()
+    }
+
+    pub(crate) fn set_session(&mut self, session: Option<SessionHandle>) -> Option<SessionHandle> {
+        std::mem::replace(&mut self.session, session)
+    }
+
+    pub(crate) fn begin(&mut self, msg_id: MsgId, seq: u16) {
+        self.current = Some(Current { msg_id, seq });
+    }
+
+    pub(crate) fn end(&mut self) {
+        self.current = None;
+    }
+
+    pub(crate) fn wants_leave(&self) -> bool {
+        self.leave
+    }
+}
+
+/// Where the reply to one client request goes. Replying consumes it: one request, one reply.
+#[derive(Debug)]
+pub struct ReplyTarget {
+    session: SessionHandle,
+    msg_id: MsgId,
+    seq: u16,
+    stage_id: i64,
+}
+
+impl ReplyTarget {
+    /// Sends `packet` as the reply.
+    pub fn reply(self, packet: Packet) {
+        self.session
+            .send(ServerFrame::from_packet(packet, self.seq, self.stage_id));
+    }
+
+    /// Sends an empty reply carrying `code`; the client's request fails with it.
+    pub fn reply_error(self, code: ErrorCode) {
+        self.reply_error_with(code, bytes::Bytes::new());
+    }
+
+    /// Sends a reply carrying `code` and a payload (e.g. details for the client).
+    pub fn reply_error_with(self, code: ErrorCode, payload: bytes::Bytes) {
+        self.session.send(ServerFrame::new(
+            self.msg_id,
+            self.seq,
+            self.stage_id,
+            code,
+            payload,
+        ));
+    }
+}

@@ -1,0 +1,218 @@
+//! Live stages by id, and the registered stage types that can spawn them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use playhouse_protocol::{ErrorCode, MsgId, Packet};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use super::context::StageInit;
+use super::runner::StageRunner;
+use super::{ActorInit, Stage};
+use crate::session_handle::{SessionHandle, SessionId};
+use crate::{ServerControl, Services};
+
+/// A message to a stage's mailbox.
+#[derive(Debug)]
+pub(crate) enum StageMsg {
+    /// A client authenticates into the stage.
+    Join {
+        session: SessionHandle,
+        /// The authenticate reply id, e.g. `AuthenticateReply`.
+        reply_id: MsgId,
+        seq: u16,
+        packet: Packet,
+        done: oneshot::Sender<JoinOutcome>,
+    },
+    /// A message from a joined client.
+    Client {
+        actor: u64,
+        session: SessionId,
+        seq: u16,
+        packet: Packet,
+    },
+    /// A joined client's connection ended.
+    Disconnected { actor: u64, session: SessionId },
+    /// The server is stopping.
+    Close,
+}
+
+/// The result of a join, for the session's state machine.
+#[derive(Debug)]
+pub(crate) enum JoinOutcome {
+    Joined { actor: u64 },
+    Rejected,
+}
+
+/// A live stage's mailbox.
+#[derive(Clone, Debug)]
+pub(crate) struct StageHandle {
+    pub(crate) stage_id: i64,
+    pub(crate) tx: mpsc::Sender<StageMsg>,
+}
+
+struct Entry {
+    incarnation: u64,
+    handle: StageHandle,
+}
+
+/// What every stage loop shares with its server.
+#[derive(Debug)]
+pub(crate) struct StageEnv {
+    pub(crate) services: Services,
+    pub(crate) control: ServerControl,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) mailbox_capacity: usize,
+    pub(crate) registry: StageRegistry,
+}
+
+/// How a stage is created: the creating packet and, for creators that wait, a channel for
+/// `on_create`'s answer.
+#[derive(Debug)]
+pub(crate) struct CreateRequest {
+    pub(crate) packet: Packet,
+    pub(crate) done: Option<oneshot::Sender<Result<Packet, ErrorCode>>>,
+}
+
+/// A registered stage type, with its concrete types erased.
+pub(crate) trait StageKind: Send + Sync {
+    fn spawn(
+        &self,
+        env: &Arc<StageEnv>,
+        stage_id: i64,
+        incarnation: u64,
+        create: CreateRequest,
+    ) -> mpsc::Sender<StageMsg>;
+}
+
+type StageFactory<S> = dyn Fn(&StageInit<'_>) -> S + Send + Sync;
+type ActorFactory<A> = dyn Fn(&ActorInit<'_>) -> A + Send + Sync;
+
+pub(crate) struct TypedKind<S: Stage> {
+    pub(crate) name: Arc<str>,
+    pub(crate) make_stage: Box<StageFactory<S>>,
+    pub(crate) make_actor: Arc<ActorFactory<S::Actor>>,
+}
+
+impl<S: Stage> StageKind for TypedKind<S> {
+    fn spawn(
+        &self,
+        env: &Arc<StageEnv>,
+        stage_id: i64,
+        incarnation: u64,
+        create: CreateRequest,
+    ) -> mpsc::Sender<StageMsg> {
+        let stage = (self.make_stage)(&StageInit {
+            stage_id,
+            stage_type: &self.name,
+            services: &env.services,
+            control: &env.control,
+        });
+        let (tx, rx) = mpsc::channel(env.mailbox_capacity);
+        let runner = StageRunner::new(
+            stage,
+            stage_id,
+            incarnation,
+            Arc::clone(&self.name),
+            Arc::clone(&self.make_actor),
+            Arc::clone(env),
+            rx,
+        );
+        env.tracker.spawn(runner.run(create));
+        tx
+    }
+}
+
+/// Live stages by id.
+pub(crate) struct StageRegistry {
+    stages: Mutex<HashMap<i64, Entry>>,
+    next_incarnation: AtomicU64,
+    next_stage_id: AtomicI64,
+}
+
+impl fmt::Debug for StageRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StageRegistry")
+            .field("stages", &self.len())
+            .finish()
+    }
+}
+
+impl Default for StageRegistry {
+    fn default() -> Self {
+        StageRegistry {
+            stages: Mutex::new(HashMap::new()),
+            next_incarnation: AtomicU64::new(1),
+            // Generated ids start high so they do not collide with small hand-picked ids.
+            next_stage_id: AtomicI64::new(1 << 32),
+        }
+    }
+}
+
+impl StageRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        // A panic elsewhere never leaves the map half-updated (every update is one call).
+        self.stages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, stage_id: i64) -> Option<StageHandle> {
+        self.lock().get(&stage_id).map(|e| e.handle.clone())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub(crate) fn all(&self) -> Vec<StageHandle> {
+        self.lock().values().map(|e| e.handle.clone()).collect()
+    }
+
+    /// A fresh id for a stage requested with id 0.
+    pub(crate) fn generate_id(&self) -> i64 {
+        loop {
+            let id = self.next_stage_id.fetch_add(1, Ordering::Relaxed);
+            if !self.lock().contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Returns the live stage `stage_id`, or spawns it from `kind` (the bool tells which).
+    pub(crate) fn get_or_spawn(
+        &self,
+        env: &Arc<StageEnv>,
+        stage_id: i64,
+        kind: &dyn StageKind,
+        create: impl FnOnce() -> CreateRequest,
+    ) -> (StageHandle, bool) {
+        let mut stages = self.lock();
+        if let Some(entry) = stages.get(&stage_id) {
+            return (entry.handle.clone(), false);
+        }
+        let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+        let tx = kind.spawn(env, stage_id, incarnation, create());
+        let handle = StageHandle { stage_id, tx };
+        stages.insert(
+            stage_id,
+            Entry {
+                incarnation,
+                handle: handle.clone(),
+            },
+        );
+        (handle, true)
+    }
+
+    /// Removes a stage when its loop ends, unless the id already belongs to a newer one.
+    pub(crate) fn remove(&self, stage_id: i64, incarnation: u64) {
+        let mut stages = self.lock();
+        if stages
+            .get(&stage_id)
+            .is_some_and(|e| e.incarnation == incarnation)
+        {
+            stages.remove(&stage_id);
+        }
+    }
+}
