@@ -1,0 +1,418 @@
+//! Black-box tests of a Play server over real TCP sockets: the authentication flow and its
+//! error codes, heartbeats, pipelining, malformed frames, timeouts, re-attach, isolation.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use playhouse::{
+    Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage,
+    StageContext,
+};
+use playhouse_protocol::ClientFrame;
+use support::RawClient;
+use tokio::io::AsyncWriteExt;
+
+/// Counts destroys so graceful stop can be observed.
+#[derive(Default)]
+struct Destroyed {
+    stages: AtomicUsize,
+    actors: AtomicUsize,
+}
+
+struct Room {
+    destroyed: Arc<Destroyed>,
+}
+
+struct Player {
+    destroyed: Arc<Destroyed>,
+}
+
+impl Stage for Room {
+    type Actor = Player;
+
+    async fn on_create(
+        &mut self,
+        _: &mut StageContext<Self>,
+        _: Packet,
+    ) -> Result<Packet, ErrorCode> {
+        Ok(Packet::empty("Created"))
+    }
+
+    async fn on_destroy(&mut self, _: &mut StageContext<Self>) {
+        self.destroyed.stages.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn on_join_stage(
+        &mut self,
+        _: &mut StageContext<Self>,
+        actor: &mut ActorCell<Player>,
+    ) -> bool {
+        actor.link.account_id() != "nojoin"
+    }
+
+    async fn on_connection_changed(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        actor: &mut ActorCell<Player>,
+        connected: bool,
+    ) {
+        let text = format!("{}:{connected}", actor.link.account_id());
+        ctx.broadcast(Packet::new("ConnectionChanged", text));
+    }
+
+    async fn on_dispatch(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        actor: &mut ActorCell<Player>,
+        packet: Packet,
+    ) {
+        match &*packet.msg_id {
+            "Echo" => actor.link.reply(packet),
+            "Panic" => panic!("stage code failed"),
+            "Close" => {
+                actor.link.reply(Packet::empty("Closing"));
+                ctx.close_stage();
+            }
+            "Leave" => {
+                actor.link.reply(Packet::empty("Left"));
+                actor.link.leave_stage();
+            }
+            "Broadcast" => ctx.broadcast(packet),
+            _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
+        }
+    }
+}
+
+impl Actor for Player {
+    async fn on_destroy(&mut self, _: &mut ActorLink) {
+        self.destroyed.actors.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn on_authenticate(
+        &mut self,
+        link: &mut ActorLink,
+        packet: Packet,
+    ) -> Result<Packet, ErrorCode> {
+        let user = String::from_utf8_lossy(&packet.payload).into_owned();
+        if user.starts_with("fail") {
+            return Err(ErrorCode::AUTHENTICATION_FAILED);
+        }
+        let reply = Packet::new("Ignored", user.clone());
+        link.set_account_id(user); // empty stays empty: InvalidAccountId
+        Ok(reply)
+    }
+}
+
+fn builder(destroyed: &Arc<Destroyed>) -> PlayServerBuilder {
+    let for_stage = Arc::clone(destroyed);
+    let for_actor = Arc::clone(destroyed);
+    PlayServer::builder()
+        .stage(
+            "Room",
+            move |_| Room {
+                destroyed: Arc::clone(&for_stage),
+            },
+            move |_| Player {
+                destroyed: Arc::clone(&for_actor),
+            },
+        )
+        .default_stage_type("Room")
+}
+
+async fn start(builder: PlayServerBuilder) -> (PlayServer, std::net::SocketAddr) {
+    let server = builder.build().expect("build");
+    let addr = server.listen_tcp("127.0.0.1:0").await.expect("listen");
+    (server, addr)
+}
+
+async fn default_server() -> (PlayServer, std::net::SocketAddr) {
+    start(builder(&Arc::default())).await
+}
+
+#[tokio::test]
+async fn authenticate_then_echo_and_heartbeat() {
+    let (_server, addr) = default_server().await;
+    let mut client = RawClient::connect(addr, 7).await;
+    // Heartbeats may precede authentication.
+    client.send_frame(ClientFrame::heartbeat()).await;
+    assert!(client.recv().await.unwrap().is_heartbeat());
+
+    let reply = client.request("AuthenticateRequest", b"alice").await;
+    assert_eq!(reply.error_code, ErrorCode::SUCCESS);
+    assert_eq!(reply.msg_id, "AuthenticateReply");
+    assert_eq!(reply.payload, Bytes::from_static(b"alice"));
+    assert_eq!(reply.stage_id, 7);
+
+    let echo = client.request("Echo", b"hello").await;
+    assert_eq!(
+        (echo.msg_id.as_ref(), &echo.payload[..]),
+        ("Echo", &b"hello"[..])
+    );
+    assert_eq!(echo.error_code, ErrorCode::SUCCESS);
+
+    client.send_frame(ClientFrame::heartbeat()).await;
+    let beat = client.recv().await.unwrap();
+    assert!(beat.is_heartbeat());
+    assert_eq!((beat.msg_seq, beat.stage_id), (0, 0));
+}
+
+#[tokio::test]
+async fn authentication_errors_carry_their_codes_and_keep_the_connection() {
+    let (_server, addr) = default_server().await;
+    let mut client = RawClient::connect(addr, 11).await;
+    assert_eq!(
+        client.authenticate("fail-me").await,
+        ErrorCode::AUTHENTICATION_FAILED
+    );
+    assert_eq!(client.authenticate("").await, ErrorCode::INVALID_ACCOUNT_ID);
+    assert_eq!(
+        client.authenticate("nojoin").await,
+        ErrorCode::JOIN_STAGE_FAILED
+    );
+    assert_eq!(client.authenticate("bob").await, ErrorCode::SUCCESS);
+    assert_eq!(
+        client.authenticate("bob").await,
+        ErrorCode::ALREADY_AUTHENTICATED
+    );
+    let unknown = client.request("Nope", b"").await;
+    assert_eq!(unknown.error_code, ErrorCode::HANDLER_NOT_FOUND);
+}
+
+#[tokio::test]
+async fn missing_stage_without_default_type_is_stage_not_found() {
+    let destroyed = Arc::default();
+    let for_stage = Arc::clone(&destroyed);
+    let for_actor = Arc::clone(&destroyed);
+    let builder = PlayServer::builder().stage(
+        "Room",
+        move |_| Room {
+            destroyed: Arc::clone(&for_stage),
+        },
+        move |_| Player {
+            destroyed: Arc::clone(&for_actor),
+        },
+    );
+    let (_server, addr) = start(builder).await;
+    let mut client = RawClient::connect(addr, 99).await;
+    assert_eq!(
+        client.authenticate("carol").await,
+        ErrorCode::STAGE_NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn stage_zero_gets_a_fresh_generated_id() {
+    let (_server, addr) = default_server().await;
+    let mut a = RawClient::connect(addr, 0).await;
+    let mut b = RawClient::connect(addr, 0).await;
+    let ra = a.request("AuthenticateRequest", b"a").await;
+    let rb = b.request("AuthenticateRequest", b"b").await;
+    assert!(ra.error_code.is_success() && rb.error_code.is_success());
+    assert_ne!(ra.stage_id, 0);
+    assert_ne!(
+        ra.stage_id, rb.stage_id,
+        "each stage-0 login creates its own stage"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_pipelined_requests_match_by_sequence() {
+    let (_server, addr) = default_server().await;
+    let mut client = RawClient::connect(addr, 12).await;
+    assert!(client.authenticate("dave").await.is_success());
+    let mut sent = Vec::new();
+    for i in 0..100u32 {
+        let payload = format!("msg-{i}");
+        let seq = client.request_nowait("Echo", payload.as_bytes()).await;
+        sent.push((seq, payload));
+    }
+    for (seq, payload) in sent {
+        let reply = client.recv().await.expect("reply");
+        assert_eq!(reply.msg_seq, seq, "replies of one stage come in order");
+        assert_eq!(reply.payload, payload.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_message_before_authentication_closes_the_connection() {
+    let (_server, addr) = default_server().await;
+    let mut client = RawClient::connect(addr, 13).await;
+    client.request_nowait("Echo", b"too early").await;
+    client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_close_only_their_own_connection() {
+    let (_server, addr) = default_server().await;
+    let mut healthy = RawClient::connect(addr, 14).await;
+    assert!(healthy.authenticate("healthy").await.is_success());
+
+    let bad_inputs: Vec<Vec<u8>> = vec![
+        (-1i32).to_le_bytes().to_vec(),
+        0i32.to_le_bytes().to_vec(),
+        i32::MAX.to_le_bytes().to_vec(),
+        // msg id length 0
+        [&12i32.to_le_bytes()[..], &[0u8; 12]].concat(),
+        // msg id past the body
+        [&12i32.to_le_bytes()[..], &[200u8], &[b'x'; 11]].concat(),
+        // invalid UTF-8 id
+        [&12i32.to_le_bytes()[..], &[1u8, 0xFF], &[0u8; 10]].concat(),
+    ];
+    for bad in bad_inputs {
+        let mut attacker = RawClient::connect(addr, 14).await;
+        assert!(
+            attacker
+                .authenticate(&format!("attacker{}", bad.len()))
+                .await
+                .is_success()
+        );
+        attacker.stream_mut().write_all(&bad).await.unwrap();
+        attacker.expect_closed().await;
+        let echo = healthy.request("Echo", b"still here").await;
+        assert_eq!(echo.payload, Bytes::from_static(b"still here"));
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_are_closed_after_the_auth_timeout() {
+    let builder =
+        builder(&Arc::default()).configure(|c| c.auth_timeout = Duration::from_millis(200));
+    let (_server, addr) = start(builder).await;
+    let mut client = RawClient::connect(addr, 15).await;
+    // Heartbeats do not count as authentication.
+    client.send_frame(ClientFrame::heartbeat()).await;
+    assert!(client.recv().await.unwrap().is_heartbeat());
+    client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_after_the_idle_timeout() {
+    let builder =
+        builder(&Arc::default()).configure(|c| c.idle_timeout = Duration::from_millis(300));
+    let (_server, addr) = start(builder).await;
+    let mut client = RawClient::connect(addr, 16).await;
+    assert!(client.authenticate("quiet").await.is_success());
+    client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn re_authentication_re_attaches_the_same_actor() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let (_server, addr) = start(builder(&destroyed)).await;
+    let mut watcher = RawClient::connect(addr, 17).await;
+    assert!(watcher.authenticate("watcher").await.is_success());
+
+    let mut first = RawClient::connect(addr, 17).await;
+    assert!(first.authenticate("eve").await.is_success());
+    drop(first);
+    assert_eq!(watcher.push("ConnectionChanged").await.payload, "eve:false");
+
+    let mut second = RawClient::connect(addr, 17).await;
+    // on_connection_changed runs before the reply, so its broadcast comes first.
+    second.request_nowait("AuthenticateRequest", b"eve").await;
+    assert_eq!(second.push("ConnectionChanged").await.payload, "eve:true");
+    let reply = second.recv().await.unwrap();
+    assert_eq!(
+        (reply.msg_id.as_ref(), reply.error_code),
+        ("AuthenticateReply", ErrorCode::SUCCESS)
+    );
+    assert_eq!(watcher.push("ConnectionChanged").await.payload, "eve:true");
+    // Only the actor built to check the second login was destroyed, not eve's actor.
+    assert_eq!(destroyed.actors.load(Ordering::SeqCst), 1);
+    let echo = second.request("Echo", b"back").await;
+    assert!(echo.error_code.is_success());
+}
+
+#[tokio::test]
+async fn leaving_the_stage_detaches_the_connection() {
+    let (_server, addr) = default_server().await;
+    let mut client = RawClient::connect(addr, 18).await;
+    assert!(client.authenticate("frank").await.is_success());
+    assert_eq!(client.request("Leave", b"").await.msg_id, "Left");
+    let after = client.request("Echo", b"x").await;
+    assert_eq!(after.error_code, ErrorCode::NOT_AUTHENTICATED);
+    assert!(
+        client.authenticate("frank").await.is_success(),
+        "may join again"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_stage_closes_alone() {
+    let (_server, addr) = default_server().await;
+    let mut other = RawClient::connect(addr, 19).await;
+    assert!(other.authenticate("bystander").await.is_success());
+    let mut victim = RawClient::connect(addr, 20).await;
+    assert!(victim.authenticate("victim").await.is_success());
+
+    victim.send("Panic", b"").await;
+    // The connection survives; its stage is gone.
+    let after = victim.request("Echo", b"x").await;
+    assert_eq!(after.error_code, ErrorCode::STAGE_NOT_FOUND);
+    let echo = other.request("Echo", b"fine").await;
+    assert!(echo.error_code.is_success());
+    // The stage id can be used again: authentication creates a fresh stage.
+    let mut again = RawClient::connect(addr, 20).await;
+    assert!(again.authenticate("victim2").await.is_success());
+}
+
+#[tokio::test]
+async fn close_stage_destroys_actors_then_the_stage() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let (_server, addr) = start(builder(&destroyed)).await;
+    let mut a = RawClient::connect(addr, 21).await;
+    let mut b = RawClient::connect(addr, 21).await;
+    assert!(a.authenticate("a").await.is_success());
+    assert!(b.authenticate("b").await.is_success());
+    assert_eq!(a.request("Close", b"").await.msg_id, "Closing");
+    assert_eq!(
+        b.request("Echo", b"").await.error_code,
+        ErrorCode::STAGE_NOT_FOUND
+    );
+    assert_eq!(destroyed.actors.load(Ordering::SeqCst), 2);
+    assert_eq!(destroyed.stages.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn graceful_stop_destroys_stages_and_closes_clients() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let (server, addr) = start(builder(&destroyed)).await;
+    let mut clients = Vec::new();
+    for (i, stage) in [31, 32, 33].into_iter().enumerate() {
+        let mut client = RawClient::connect(addr, stage).await;
+        assert!(client.authenticate(&format!("u{i}")).await.is_success());
+        clients.push(client);
+    }
+    server.stop().await;
+    assert_eq!(destroyed.stages.load(Ordering::SeqCst), 3);
+    assert_eq!(destroyed.actors.load(Ordering::SeqCst), 3);
+    assert_eq!(server.stage_count(), 0);
+    for client in &mut clients {
+        client.expect_closed().await;
+    }
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_connected_client_in_order() {
+    let (_server, addr) = default_server().await;
+    let mut a = RawClient::connect(addr, 40).await;
+    let mut b = RawClient::connect(addr, 40).await;
+    assert!(a.authenticate("a").await.is_success());
+    assert!(b.authenticate("b").await.is_success());
+    for i in 0..20 {
+        a.send("Broadcast", format!("{i}").as_bytes()).await;
+    }
+    for client in [&mut a, &mut b] {
+        for i in 0..20 {
+            assert_eq!(client.push("Broadcast").await.payload, format!("{i}"));
+        }
+    }
+}

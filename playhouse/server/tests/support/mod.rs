@@ -1,0 +1,102 @@
+//! A raw client for black-box tests: the wire codec over a real TCP socket, nothing else.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use playhouse::{ErrorCode, Packet};
+use playhouse_protocol::{ClientCodec, ClientFrame, ServerFrame};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct RawClient {
+    framed: Framed<TcpStream, ClientCodec>,
+    pub stage_id: i64,
+    next_seq: u16,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr, stage_id: i64) -> RawClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        RawClient {
+            framed: Framed::new(stream, ClientCodec::default()),
+            stage_id,
+            next_seq: 1,
+        }
+    }
+
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        self.framed.get_mut()
+    }
+
+    pub async fn send_frame(&mut self, frame: ClientFrame) {
+        self.framed.send(frame).await.expect("send");
+    }
+
+    /// Sends a one-way message.
+    pub async fn send(&mut self, msg_id: &str, payload: &[u8]) {
+        let frame = ClientFrame::new(msg_id, 0, self.stage_id, payload.to_vec());
+        self.send_frame(frame).await;
+    }
+
+    /// Sends a request and returns its sequence without waiting.
+    pub async fn request_nowait(&mut self, msg_id: &str, payload: &[u8]) -> u16 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1).max(1);
+        let frame = ClientFrame::new(msg_id, seq, self.stage_id, payload.to_vec());
+        self.send_frame(frame).await;
+        seq
+    }
+
+    /// Sends a request and waits for the frame with its sequence (pushes before it are skipped).
+    pub async fn request(&mut self, msg_id: &str, payload: &[u8]) -> ServerFrame {
+        let seq = self.request_nowait(msg_id, payload).await;
+        loop {
+            let frame = self
+                .recv()
+                .await
+                .expect("connection closed before the reply");
+            if frame.msg_seq == seq {
+                return frame;
+            }
+        }
+    }
+
+    /// Authenticates as `user`; returns the reply's error code.
+    pub async fn authenticate(&mut self, user: &str) -> ErrorCode {
+        let reply = self.request("AuthenticateRequest", user.as_bytes()).await;
+        if reply.error_code.is_success() {
+            assert_eq!(reply.msg_id, "AuthenticateReply");
+        }
+        reply.error_code
+    }
+
+    /// The next frame, or `None` when the server closed the connection.
+    pub async fn recv(&mut self) -> Option<ServerFrame> {
+        match tokio::time::timeout(WAIT, self.framed.next()).await {
+            Ok(Some(Ok(frame))) => Some(frame),
+            Ok(Some(Err(_))) | Ok(None) => None,
+            Err(_) => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    /// Waits for the next push (seq 0) with this id.
+    pub async fn push(&mut self, msg_id: &str) -> Packet {
+        loop {
+            let frame = self.recv().await.expect("closed while waiting for a push");
+            if frame.msg_seq == 0 && frame.msg_id == msg_id {
+                return frame.into_packet();
+            }
+        }
+    }
+
+    /// Asserts the server closes the connection (within [`WAIT`]); other frames are skipped.
+    pub async fn expect_closed(&mut self) {
+        while self.recv().await.is_some() {}
+    }
+}
