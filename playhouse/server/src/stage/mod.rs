@@ -127,3 +127,6 @@ pub trait Actor: Send + 'static {
         async {}
     }
 }
+
+#[cfg(test)]
+mod tests;
