@@ -22,8 +22,28 @@ pub struct PlayConfig {
     /// Frames queued for one client before it counts as a slow consumer and is disconnected.
     /// Default: 1024.
     pub session_outbound_capacity: usize,
+    /// A write to a client that takes longer than this (it does not read) closes the
+    /// connection. Default: 10 s.
+    pub write_timeout: Duration,
     /// How long a graceful stop waits for stages and connections. Default: 10 s.
     pub shutdown_timeout: Duration,
+    /// Open connections allowed in all; further ones are closed at once. Default: 20,000.
+    pub max_connections: usize,
+    /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
+    /// and NATed players share addresses).
+    pub max_connections_per_ip: Option<usize>,
+    /// Messages one connection may send; a connection over the limit is closed.
+    /// Default: `None` (no limit).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `per_second` messages on average, bursts of up to `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained messages per second.
+    pub per_second: u32,
+    /// Messages allowed at once.
+    pub burst: u32,
 }
 
 impl Default for PlayConfig {
@@ -35,7 +55,11 @@ impl Default for PlayConfig {
             codec: CodecConfig::default(),
             stage_mailbox_capacity: 4096,
             session_outbound_capacity: 1024,
+            write_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            max_connections_per_ip: None,
+            rate_limit: None,
         }
     }
 }

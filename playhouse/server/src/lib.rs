@@ -54,20 +54,25 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 mod config;
+mod limits;
+mod metrics;
 mod play_server;
 mod services;
 mod session;
 mod session_handle;
 mod stage;
-mod transport;
 
-pub use config::PlayConfig;
+pub use config::{PlayConfig, RateLimit};
 pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
 pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet};
+pub use playhouse_transport::{Listener, TlsListener, WsListener};
 pub use services::{ServerControl, Services, ServicesBuilder};
 pub use stage::{
     Actor, ActorCell, ActorInit, ActorLink, GameTick, ReplyTarget, Stage, StageContext, StageInit,
     TimerId,
 };
-pub use transport::Listener;

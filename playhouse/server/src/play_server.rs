@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PlayConfig;
+use crate::limits::ConnectionLimiter;
+use crate::metrics::Metrics;
 use crate::stage::registry::{StageEnv, StageKind, StageMsg, StageRegistry, TypedKind};
 use crate::stage::{ActorInit, Stage, StageInit};
-use crate::transport::Listener;
 use crate::{ServerControl, Services, ServicesBuilder, session};
+use playhouse_transport::{Listener, TlsListener, WsListener};
 
 /// Why a server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub(crate) struct PlayShared {
     pub(crate) stage_env: Arc<StageEnv>,
     pub(crate) sessions: TaskTracker,
     pub(crate) session_stop: CancellationToken,
+    pub(crate) metrics: Arc<Metrics>,
+    limiter: Arc<ConnectionLimiter>,
     next_session_id: AtomicU64,
     stop_started: AtomicBool,
     stopped: CancellationToken,
@@ -145,14 +149,22 @@ impl PlayServerBuilder {
             None => None,
         };
         let control = ServerControl::new(Arc::from(self.server_id.as_str()));
+        let metrics = Arc::new(Metrics::default());
         let stage_env = Arc::new(StageEnv {
+            metrics: Arc::clone(&metrics),
             services: self.services.build(),
             control: control.clone(),
             tracker: TaskTracker::new(),
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
             registry: StageRegistry::default(),
         });
+        let limiter = Arc::new(ConnectionLimiter::new(
+            self.config.max_connections,
+            self.config.max_connections_per_ip,
+        ));
         let shared = PlayShared {
+            metrics,
+            limiter,
             auth_msg_id: MsgId::from(self.config.authenticate_msg_id.as_str()),
             auth_reply_id: MsgId::from(self.config.authenticate_reply_id()),
             config: self.config,
@@ -226,6 +238,48 @@ impl PlayServer {
         self.shared.stage_env.registry.len()
     }
 
+    /// How many client connections are open.
+    pub fn session_count(&self) -> usize {
+        usize::try_from(self.shared.metrics.sessions_now()).unwrap_or(0)
+    }
+
+    /// The server's metrics in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let registry = &self.shared.stage_env.registry;
+        self.shared
+            .metrics
+            .render(self.server_id(), registry.len(), registry.queued())
+    }
+
+    /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops;
+    /// returns the bound address.
+    pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let server = self.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let server = server.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        server.metrics(),
+                    )
+                }
+            }),
+        );
+        let stop = self.shared.control.token().clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(error) = serve.await {
+                tracing::warn!(%error, "metrics endpoint failed");
+            }
+        });
+        tracing::info!(server = self.server_id(), %local, "metrics at GET /metrics");
+        Ok(local)
+    }
+
     /// Binds a TCP listener and serves clients on it; returns the bound address (bind to
     /// port 0 for an ephemeral port).
     pub async fn listen_tcp(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
@@ -233,8 +287,36 @@ impl PlayServer {
         self.serve(listener)
     }
 
+    /// Binds a TLS listener (rustls; see `playhouse_transport::tls`) and serves clients on it.
+    pub async fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve(TlsListener::new(listener, tls))
+    }
+
+    /// Binds a WebSocket listener (upgrades at `path`, e.g. `/ws`; binary messages holding one
+    /// frame each), optionally over TLS, and serves clients on it.
+    pub async fn listen_ws(
+        &self,
+        addr: impl ToSocketAddrs,
+        path: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let max_message = self.shared.config.codec.max_packet_size + 4;
+        match tls {
+            Some(tls) => self.serve(
+                WsListener::new(TlsListener::new(listener, tls), path).max_message(max_message),
+            ),
+            None => self.serve(WsListener::new(listener, path).max_message(max_message)),
+        }
+    }
+
     /// Serves clients from any [`Listener`] until the server stops; returns its address.
-    pub fn serve<L: Listener>(&self, listener: L) -> io::Result<L::Addr> {
+    pub fn serve<L: Listener>(&self, listener: L) -> io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
         let transport = listener.transport_name();
         tracing::info!(server = self.server_id(), transport, %addr, "listening");
@@ -274,12 +356,17 @@ async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<PlayShared>) {
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((io, peer)) => {
-                    let peer = peer.to_string();
-                    shared
-                        .sessions
-                        .spawn(session::run(io, peer, transport, Arc::clone(&shared)));
-                }
+                Ok((io, peer)) => match shared.limiter.admit(peer.ip()) {
+                    Ok(slot) => {
+                        let session = session::run(io, peer, transport, Arc::clone(&shared), slot);
+                        shared.sessions.spawn(session);
+                    }
+                    Err(why) => {
+                        // Dropping the stream closes it before any byte is read.
+                        tracing::warn!(%peer, transport, ?why, "connection refused by limit");
+                        shared.metrics.reject(why);
+                    }
+                },
                 Err(error) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     tracing::warn!(%error, transport, "accept failed");

@@ -1,8 +1,10 @@
 //! One client connection: framing, heartbeat echo, auth/idle timeouts, the authentication
 //! state machine, and an outbound queue written in batches.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -14,12 +16,16 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::limits::{Slot, TokenBucket};
+use crate::metrics::Rejection;
 use crate::play_server::PlayShared;
 use crate::session_handle::{Outbound, SessionHandle, SessionId};
 use crate::stage::registry::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
 
 /// Most queued frames written before one flush.
 const WRITE_BATCH: usize = 256;
+/// Most requests whose latency is tracked at once per connection (older ones are forgotten).
+const TRACKED_REQUESTS: usize = 256;
 
 /// Where a connection stands in the authentication flow.
 #[derive(Debug)]
@@ -45,11 +51,19 @@ struct Session<R, W> {
     handle: SessionHandle,
     kill: CancellationToken,
     state: State,
+    rate: Option<TokenBucket>,
+    /// Arrival times of requests awaiting a reply, oldest first, for the latency histogram.
+    in_flight: VecDeque<(u16, Instant)>,
 }
 
 /// Serves one accepted connection until it closes.
-pub(crate) async fn run<Io>(io: Io, peer: String, transport: &'static str, shared: Arc<PlayShared>)
-where
+pub(crate) async fn run<Io>(
+    io: Io,
+    peer: std::net::SocketAddr,
+    transport: &'static str,
+    shared: Arc<PlayShared>,
+    slot: Slot,
+) where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = shared.next_session_id();
@@ -59,9 +73,12 @@ where
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(shared.config.session_outbound_capacity);
         let kill = CancellationToken::new();
+        shared.metrics.session_opened(transport);
         let mut session = Session {
             id,
-            handle: SessionHandle::new(id, tx, kill.clone()),
+            handle: SessionHandle::new(id, tx, kill.clone(), Arc::clone(&shared.metrics)),
+            rate: shared.config.rate_limit.map(TokenBucket::new),
+            in_flight: VecDeque::new(),
             shared,
             reader: FramedRead::new(read, codec.clone()),
             writer: FramedWrite::new(write, codec),
@@ -71,7 +88,10 @@ where
         };
         tracing::debug!("connected");
         let reason = session.serve().await;
+        let metrics = Arc::clone(&session.shared.metrics);
         session.close(reason).await;
+        metrics.session_closed(transport);
+        drop(slot);
     }
     .instrument(span)
     .await
@@ -105,17 +125,34 @@ where
                     None => return "closed by the client",
                     Some(Err(error)) => {
                         tracing::warn!(%error, "bad frame; closing the connection");
+                        self.shared.metrics.reject(Rejection::of(&error));
                         return "protocol error";
                     }
                     Some(Ok(frame)) => {
                         idle_deadline = Instant::now() + self.shared.config.idle_timeout;
+                        let metrics = &self.shared.metrics;
+                        metrics.messages_in.fetch_add(1, Ordering::Relaxed);
+                        let size = 4 + 1 + frame.msg_id.len() + 10 + frame.payload.len();
+                        metrics.bytes_in.fetch_add(size as u64, Ordering::Relaxed);
+                        if self.rate.as_mut().is_some_and(|bucket| !bucket.take()) {
+                            tracing::warn!("message rate limit exceeded; closing the connection");
+                            metrics.reject(Rejection::RateLimited);
+                            return "rate limited";
+                        }
                         if let Err(reason) = self.on_frame(frame, auth_deadline).await {
                             return reason;
                         }
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    return if deadline == idle_deadline { "idle timeout" } else { "auth timeout" };
+                    let metrics = &self.shared.metrics;
+                    return if deadline == idle_deadline {
+                        metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                        "idle timeout"
+                    } else {
+                        metrics.auth_timeouts.fetch_add(1, Ordering::Relaxed);
+                        "auth timeout"
+                    };
                 }
             }
         }
@@ -141,11 +178,50 @@ where
                 None
             };
         }
-        self.writer.flush().await.map_err(|_| "write failed")
+        self.flush().await
+    }
+
+    /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.
+    async fn flush(&mut self) -> Result<(), Reason> {
+        let timeout = self.shared.config.write_timeout;
+        let flush = until_killed(&self.kill, self.writer.flush());
+        match tokio::time::timeout(timeout, flush).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(_))) => Err("write failed"),
+            Ok(Err(reason)) => Err(reason),
+            Err(_) => {
+                self.shared.metrics.reject(Rejection::SlowConsumer);
+                Err("write timeout: the client does not read")
+            }
+        }
     }
 
     async fn feed(&mut self, frame: ServerFrame) -> Result<(), Reason> {
-        match self.writer.feed(frame).await {
+        let metrics = &self.shared.metrics;
+        metrics.messages_out.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .bytes_out
+            .fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
+        if frame.msg_seq != 0
+            && let Some(at) = self
+                .in_flight
+                .iter()
+                .position(|(seq, _)| *seq == frame.msg_seq)
+            && let Some((_, arrived)) = self.in_flight.remove(at)
+        {
+            metrics.observe_latency(Instant::now() - arrived);
+        }
+        // `feed` writes out when the buffer is full, so it can block on a non-reading client.
+        let timeout = self.shared.config.write_timeout;
+        let feed = until_killed(&self.kill, self.writer.feed(frame));
+        let fed = match tokio::time::timeout(timeout, feed).await {
+            Ok(fed) => fed?,
+            Err(_) => {
+                self.shared.metrics.reject(Rejection::SlowConsumer);
+                return Err("write timeout: the client does not read");
+            }
+        };
+        match fed {
             Ok(()) => Ok(()),
             Err(playhouse_protocol::EncodeError::Io(_)) => Err("write failed"),
             Err(error) => {
@@ -158,7 +234,7 @@ where
 
     async fn send_now(&mut self, frame: ServerFrame) -> Result<(), Reason> {
         self.feed(frame).await?;
-        self.writer.flush().await.map_err(|_| "write failed")
+        self.flush().await
     }
 
     async fn on_frame(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), Reason> {
@@ -172,6 +248,12 @@ where
                 self.send_now(reply).await
             }
             State::Joined { stage, actor } => {
+                if frame.msg_seq != 0 {
+                    if self.in_flight.len() == TRACKED_REQUESTS {
+                        self.in_flight.pop_front();
+                    }
+                    self.in_flight.push_back((frame.msg_seq, Instant::now()));
+                }
                 let msg = StageMsg::Client {
                     actor: *actor,
                     session: self.id,
@@ -194,6 +276,7 @@ where
             _ if is_auth => self.authenticate(frame, auth_deadline).await,
             State::Fresh => {
                 tracing::warn!(msg_id = %frame.msg_id, "message before authentication");
+                self.shared.metrics.reject(Rejection::BeforeAuth);
                 Err("message before authentication")
             }
             State::Detached(code) => {

@@ -1,9 +1,13 @@
 //! The stage's view of a client connection: a bounded outbound queue that never blocks the
 //! stage, plus a kill switch for slow consumers.
 
+use std::sync::Arc;
+
 use playhouse_protocol::{ErrorCode, ServerFrame};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{Metrics, Rejection};
 
 /// A connection id, unique within one server.
 pub(crate) type SessionId = u64;
@@ -23,11 +27,22 @@ pub(crate) struct SessionHandle {
     pub(crate) id: SessionId,
     tx: mpsc::Sender<Outbound>,
     kill: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl SessionHandle {
-    pub(crate) fn new(id: SessionId, tx: mpsc::Sender<Outbound>, kill: CancellationToken) -> Self {
-        SessionHandle { id, tx, kill }
+    pub(crate) fn new(
+        id: SessionId,
+        tx: mpsc::Sender<Outbound>,
+        kill: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        SessionHandle {
+            id,
+            tx,
+            kill,
+            metrics,
+        }
     }
 
     /// Queues a frame without waiting. A full queue means the client does not read fast
@@ -40,11 +55,14 @@ impl SessionHandle {
         match self.tx.try_send(outbound) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    session = self.id,
-                    "slow consumer: outbound queue full, closing"
-                );
-                self.kill.cancel();
+                if !self.kill.is_cancelled() {
+                    tracing::warn!(
+                        session = self.id,
+                        "slow consumer: outbound queue full, closing"
+                    );
+                    self.metrics.reject(Rejection::SlowConsumer);
+                    self.kill.cancel();
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }

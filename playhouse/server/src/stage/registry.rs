@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::context::StageInit;
 use super::runner::StageRunner;
 use super::{ActorInit, Stage};
+use crate::metrics::Metrics;
 use crate::session_handle::{SessionHandle, SessionId};
 use crate::{ServerControl, Services};
 
@@ -67,6 +68,7 @@ pub(crate) struct StageEnv {
     pub(crate) tracker: TaskTracker,
     pub(crate) mailbox_capacity: usize,
     pub(crate) registry: StageRegistry,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// How a stage is created: the creating packet and, for creators that wait, a channel for
@@ -170,6 +172,14 @@ impl StageRegistry {
         self.lock().values().map(|e| e.handle.clone()).collect()
     }
 
+    /// Messages waiting in every stage mailbox right now.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|e| e.handle.tx.max_capacity() - e.handle.tx.capacity())
+            .sum()
+    }
+
     /// A fresh id for a stage requested with id 0.
     pub(crate) fn generate_id(&self) -> i64 {
         loop {
@@ -193,6 +203,7 @@ impl StageRegistry {
             return (entry.handle.clone(), false);
         }
         let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+        env.metrics.stages_created.fetch_add(1, Ordering::Relaxed);
         let tx = kind.spawn(env, stage_id, incarnation, create());
         let handle = StageHandle { stage_id, tx };
         stages.insert(

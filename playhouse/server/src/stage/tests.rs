@@ -123,6 +123,7 @@ impl Harness {
             tracker: TaskTracker::new(),
             mailbox_capacity: 64,
             registry: StageRegistry::default(),
+            metrics: Arc::default(),
         });
         let kind = TypedKind::<Probe> {
             name: Arc::from("Probe"),
@@ -139,7 +140,7 @@ impl Harness {
         handle
             .tx
             .send(StageMsg::Join {
-                session: SessionHandle::new(1, tx, CancellationToken::new()),
+                session: SessionHandle::new(1, tx, CancellationToken::new(), Arc::default()),
                 reply_id: MsgId::from_static("AuthReply"),
                 seq: 1,
                 packet: Packet::empty("Auth"),

@@ -1,0 +1,141 @@
+//! Connection caps (total and per IP) and the per-connection message rate limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::RateLimit;
+use crate::metrics::Rejection;
+
+/// Counts open connections; a [`Slot`] is held for each.
+#[derive(Debug)]
+pub(crate) struct ConnectionLimiter {
+    max_total: usize,
+    max_per_ip: Option<usize>,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted connection; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    limiter: Arc<ConnectionLimiter>,
+    ip: IpAddr,
+}
+
+impl ConnectionLimiter {
+    pub(crate) fn new(max_total: usize, max_per_ip: Option<usize>) -> Self {
+        ConnectionLimiter {
+            max_total,
+            max_per_ip,
+            open: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// Admits a connection from `ip`, or says which limit refuses it.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Rejection> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        if *total >= self.max_total {
+            return Err(Rejection::ConnectionLimit);
+        }
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        if self.max_per_ip.is_some_and(|max| *from_ip >= max) {
+            return Err(Rejection::PerIpLimit);
+        }
+        *from_ip += 1;
+        *total += 1;
+        Ok(Slot {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        *total -= 1;
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A token bucket on the tokio clock.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    limit: RateLimit,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        TokenBucket {
+            limit,
+            tokens: f64::from(limit.burst.max(1)),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token; `false` when the connection is over its rate.
+    pub(crate) fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed: Duration = now - self.last;
+        self.last = now;
+        let burst = f64::from(self.limit.burst.max(1));
+        self.tokens =
+            (self.tokens + elapsed.as_secs_f64() * f64::from(self.limit.per_second)).min(burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_total_and_per_ip_and_frees_on_drop() {
+        let limiter = Arc::new(ConnectionLimiter::new(3, Some(2)));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = limiter.admit(a).unwrap();
+        let _a2 = limiter.admit(a).unwrap();
+        assert_eq!(limiter.admit(a).unwrap_err(), Rejection::PerIpLimit);
+        let _b1 = limiter.admit(b).unwrap();
+        assert_eq!(limiter.admit(b).unwrap_err(), Rejection::ConnectionLimit);
+        drop(a1);
+        assert!(limiter.admit(b).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_allows_bursts_then_the_rate() {
+        let mut bucket = TokenBucket::new(RateLimit {
+            per_second: 10,
+            burst: 3,
+        });
+        assert!((0..3).all(|_| bucket.take()));
+        assert!(!bucket.take());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(bucket.take());
+        assert!(!bucket.take());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            (0..5).filter(|_| bucket.take()).count(),
+            3,
+            "refill is capped at the burst"
+        );
+    }
+}

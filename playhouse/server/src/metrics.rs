@@ -1,0 +1,288 @@
+//! Server metrics: plain atomics on the hot path, rendered in the Prometheus text format on
+//! demand (see [`crate::PlayServer::metrics`] and [`crate::PlayServer::listen_metrics`]).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Transports with their own session gauges; anything else counts as `other`.
+const TRANSPORTS: [&str; 5] = ["tcp", "tls", "ws", "wss", "other"];
+
+/// Why a frame or connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    InvalidLength,
+    TooLarge,
+    BodyTooShort,
+    EmptyMsgId,
+    MsgIdOverrun,
+    InvalidUtf8,
+    Transport,
+    BeforeAuth,
+    RateLimited,
+    ConnectionLimit,
+    PerIpLimit,
+    SlowConsumer,
+}
+
+const REJECTIONS: [(Rejection, &str); 12] = [
+    (Rejection::InvalidLength, "invalid_length"),
+    (Rejection::TooLarge, "too_large"),
+    (Rejection::BodyTooShort, "body_too_short"),
+    (Rejection::EmptyMsgId, "empty_msg_id"),
+    (Rejection::MsgIdOverrun, "msg_id_overrun"),
+    (Rejection::InvalidUtf8, "invalid_utf8"),
+    (Rejection::Transport, "transport_error"),
+    (Rejection::BeforeAuth, "message_before_auth"),
+    (Rejection::RateLimited, "rate_limited"),
+    (Rejection::ConnectionLimit, "connection_limit"),
+    (Rejection::PerIpLimit, "per_ip_limit"),
+    (Rejection::SlowConsumer, "slow_consumer"),
+];
+
+impl Rejection {
+    pub(crate) fn of(error: &playhouse_protocol::DecodeError) -> Rejection {
+        use playhouse_protocol::DecodeError as E;
+        match error {
+            E::InvalidLength(_) => Rejection::InvalidLength,
+            E::TooLarge { .. } => Rejection::TooLarge,
+            E::BodyTooShort { .. } => Rejection::BodyTooShort,
+            E::EmptyMsgId => Rejection::EmptyMsgId,
+            E::MsgIdOverrun { .. } => Rejection::MsgIdOverrun,
+            E::InvalidUtf8 => Rejection::InvalidUtf8,
+            _ => Rejection::Transport,
+        }
+    }
+
+    fn index(self) -> usize {
+        REJECTIONS.iter().position(|(r, _)| *r == self).unwrap_or(0)
+    }
+}
+
+/// Upper bounds (seconds) of the request latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Counters and gauges of one server.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    sessions: [AtomicI64; TRANSPORTS.len()],
+    sessions_total: [AtomicU64; TRANSPORTS.len()],
+    pub(crate) stages_created: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    rejected: [AtomicU64; REJECTIONS.len()],
+    pub(crate) auth_timeouts: AtomicU64,
+    pub(crate) idle_timeouts: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+fn transport_index(transport: &str) -> usize {
+    TRANSPORTS
+        .iter()
+        .position(|t| *t == transport)
+        .unwrap_or(TRANSPORTS.len() - 1)
+}
+
+impl Metrics {
+    pub(crate) fn session_opened(&self, transport: &str) {
+        let i = transport_index(transport);
+        self.sessions[i].fetch_add(1, Ordering::Relaxed);
+        self.sessions_total[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn session_closed(&self, transport: &str) {
+        self.sessions[transport_index(transport)].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Live sessions over every transport.
+    pub(crate) fn sessions_now(&self) -> i64 {
+        self.sessions
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn reject(&self, why: Rejection) {
+        self.rejected[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn observe_latency(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition; `stages` and `queued` are sampled by the caller.
+    pub(crate) fn render(&self, server_id: &str, stages: usize, queued: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let label = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+
+        label(
+            &mut out,
+            "playhouse_sessions",
+            "gauge",
+            "Open client connections.",
+        );
+        for (i, transport) in TRANSPORTS.iter().enumerate() {
+            let n = self.sessions[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "playhouse_sessions{{server=\"{server_id}\",transport=\"{transport}\"}} {n}"
+            );
+        }
+        label(
+            &mut out,
+            "playhouse_sessions_total",
+            "counter",
+            "Accepted client connections.",
+        );
+        for (i, transport) in TRANSPORTS.iter().enumerate() {
+            let n = load(&self.sessions_total[i]);
+            let _ = writeln!(
+                out,
+                "playhouse_sessions_total{{server=\"{server_id}\",transport=\"{transport}\"}} {n}"
+            );
+        }
+        let simple: [(&str, &str, &str, u64); 8] = [
+            ("playhouse_stages", "gauge", "Live stages.", stages as u64),
+            (
+                "playhouse_stages_created_total",
+                "counter",
+                "Stages created.",
+                load(&self.stages_created),
+            ),
+            (
+                "playhouse_stage_queued_messages",
+                "gauge",
+                "Messages waiting in stage mailboxes.",
+                queued as u64,
+            ),
+            (
+                "playhouse_messages_in_total",
+                "counter",
+                "Frames received from clients.",
+                load(&self.messages_in),
+            ),
+            (
+                "playhouse_messages_out_total",
+                "counter",
+                "Frames sent to clients.",
+                load(&self.messages_out),
+            ),
+            (
+                "playhouse_bytes_in_total",
+                "counter",
+                "Frame bytes received.",
+                load(&self.bytes_in),
+            ),
+            (
+                "playhouse_bytes_out_total",
+                "counter",
+                "Frame payload bytes sent (before compression).",
+                load(&self.bytes_out),
+            ),
+            (
+                "playhouse_auth_timeouts_total",
+                "counter",
+                "Connections closed for not authenticating in time.",
+                load(&self.auth_timeouts),
+            ),
+        ];
+        for (name, kind, help, value) in simple {
+            label(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name}{{server=\"{server_id}\"}} {value}");
+        }
+        label(
+            &mut out,
+            "playhouse_idle_timeouts_total",
+            "counter",
+            "Connections closed for silence.",
+        );
+        let _ = writeln!(
+            out,
+            "playhouse_idle_timeouts_total{{server=\"{server_id}\"}} {}",
+            load(&self.idle_timeouts)
+        );
+        label(
+            &mut out,
+            "playhouse_rejected_total",
+            "counter",
+            "Frames or connections refused, by reason.",
+        );
+        for (i, (_, reason)) in REJECTIONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "playhouse_rejected_total{{server=\"{server_id}\",reason=\"{reason}\"}} {}",
+                load(&self.rejected[i])
+            );
+        }
+        label(
+            &mut out,
+            "playhouse_request_latency_seconds",
+            "histogram",
+            "Time from a client request's arrival to its reply leaving the server.",
+        );
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += load(&self.latency_buckets[i]);
+            let _ = writeln!(
+                out,
+                "playhouse_request_latency_seconds_bucket{{server=\"{server_id}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = load(&self.latency_count);
+        let _ = writeln!(
+            out,
+            "playhouse_request_latency_seconds_bucket{{server=\"{server_id}\",le=\"+Inf\"}} {count}"
+        );
+        let sum = load(&self.latency_sum_micros) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "playhouse_request_latency_seconds_sum{{server=\"{server_id}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "playhouse_request_latency_seconds_count{{server=\"{server_id}\"}} {count}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_series() {
+        let metrics = Metrics::default();
+        metrics.session_opened("ws");
+        metrics.session_opened("quic");
+        metrics.reject(Rejection::TooLarge);
+        metrics.observe_latency(Duration::from_millis(3));
+        metrics.observe_latency(Duration::from_secs(30));
+        let text = metrics.render("play-1", 2, 5);
+        assert!(text.contains("playhouse_sessions{server=\"play-1\",transport=\"ws\"} 1"));
+        assert!(text.contains("playhouse_sessions{server=\"play-1\",transport=\"other\"} 1"));
+        assert!(
+            text.contains("playhouse_rejected_total{server=\"play-1\",reason=\"too_large\"} 1")
+        );
+        assert!(text.contains("playhouse_stages{server=\"play-1\"} 2"));
+        assert!(text.contains("le=\"0.0025\"} 0"));
+        assert!(text.contains("le=\"0.005\"} 1"));
+        assert!(text.contains("le=\"+Inf\"} 2"));
+        assert_eq!(metrics.sessions_now(), 2);
+    }
+}

@@ -1,0 +1,75 @@
+//! The client side: open a byte stream to a PlayHouse server over TCP, TLS, WebSocket or
+//! WebSocket over TLS.
+
+use std::io;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::ws::{WsStream, ws_config};
+
+/// Any client byte stream.
+pub trait ClientIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientIo for T {}
+
+/// How to reach the server.
+#[derive(Clone, Debug, Default)]
+pub struct DialOptions {
+    /// TLS with this configuration (see [`crate::tls`]); `None` for plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Speak WebSocket, upgrading at this path (e.g. `/ws`); `None` for raw frames.
+    pub websocket_path: Option<String>,
+    /// The largest WebSocket message accepted. Default when 0: 2 MiB + 4.
+    pub max_message: usize,
+}
+
+/// Connects to `host:port` as `options` say.
+pub async fn dial(host: &str, port: u16, options: &DialOptions) -> io::Result<Box<dyn ClientIo>> {
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    upgrade(tcp, host, port, options).await
+}
+
+/// Runs the TLS and WebSocket handshakes `options` ask for over an open stream (of any
+/// network, e.g. a simulated one).
+pub async fn upgrade<S: ClientIo>(
+    stream: S,
+    host: &str,
+    port: u16,
+    options: &DialOptions,
+) -> io::Result<Box<dyn ClientIo>> {
+    match &options.tls {
+        Some(config) => {
+            let name = ServerName::try_from(host.to_owned())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, stream)
+                .await?;
+            websocket(tls, "wss", host, port, options).await
+        }
+        None => websocket(stream, "ws", host, port, options).await,
+    }
+}
+
+async fn websocket<S: ClientIo>(
+    stream: S,
+    scheme: &str,
+    host: &str,
+    port: u16,
+    options: &DialOptions,
+) -> io::Result<Box<dyn ClientIo>> {
+    let Some(path) = &options.websocket_path else {
+        return Ok(Box::new(stream));
+    };
+    let max = match options.max_message {
+        0 => 2 * 1024 * 1024 + 4,
+        n => n,
+    };
+    let url = format!("{scheme}://{host}:{port}{path}");
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config(max)))
+        .await
+        .map_err(io::Error::other)?;
+    Ok(Box::new(WsStream::new(ws)))
+}
