@@ -5,17 +5,38 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use playhouse::{ErrorCode, Packet};
-use playhouse_protocol::{ClientCodec, ClientFrame, ServerFrame};
+use playhouse_protocol::{ClientCodec, ClientFrame, Decoder, Encoder, ServerFrame};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-pub struct RawClient {
-    framed: Framed<TcpStream, ClientCodec>,
+/// One encoded client frame.
+pub fn client_frame_bytes(msg_id: &str, seq: u16, stage_id: i64, payload: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    let frame = ClientFrame::new(msg_id, seq, stage_id, payload.to_vec());
+    ClientCodec::default()
+        .encode(frame, &mut out)
+        .expect("encode");
+    out.to_vec()
+}
+
+/// Decodes one whole server frame.
+pub fn decode_server_frame(bytes: &[u8]) -> ServerFrame {
+    let mut src = BytesMut::from(bytes);
+    ClientCodec::default()
+        .decode(&mut src)
+        .expect("decode")
+        .expect("a whole frame")
+}
+
+pub struct RawClient<S = TcpStream> {
+    framed: Framed<S, ClientCodec>,
     pub stage_id: i64,
     next_seq: u16,
 }
@@ -23,6 +44,13 @@ pub struct RawClient {
 impl RawClient {
     pub async fn connect(addr: SocketAddr, stage_id: i64) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        RawClient::over(stream, stage_id)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    /// A client over any byte stream (TLS, WebSocket, ...).
+    pub fn over(stream: S, stage_id: i64) -> RawClient<S> {
         RawClient {
             framed: Framed::new(stream, ClientCodec::default()),
             stage_id,
@@ -30,7 +58,7 @@ impl RawClient {
         }
     }
 
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
+    pub fn stream_mut(&mut self) -> &mut S {
         self.framed.get_mut()
     }
 
