@@ -1,0 +1,323 @@
+//! The server directory: each server publishes its own [`ServerInfo`] with a TTL and reads
+//! the full list every refresh; the difference drives connects and disconnects.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// What kind of server an entry describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerType {
+    /// A stateful Play server (stages, actors, client connections).
+    Play,
+    /// A stateless API server.
+    Api,
+}
+
+/// Whether a server takes new work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    /// Up and routable.
+    Running,
+    /// Up but excluded from service routing (e.g. draining).
+    Disabled,
+}
+
+/// One server's directory entry. Its JSON form is the Redis value other tools read:
+/// `{"server_type":"play","service_id":1,"server_id":"play-1","address":"tcp://127.0.0.1:5000","state":"running","weight":100}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Play or API.
+    pub server_type: ServerType,
+    /// The service the server belongs to (servers of one service are interchangeable).
+    pub service_id: u16,
+    /// Unique id, e.g. `play-1`.
+    pub server_id: String,
+    /// Connectable mesh address, e.g. `tcp://10.0.0.5:5000` (never `0.0.0.0`).
+    pub address: String,
+    /// Running or disabled.
+    pub state: ServerState,
+    /// Share of weighted routing.
+    pub weight: u32,
+}
+
+/// Why a directory operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The backing store failed (e.g. Redis unreachable).
+    #[error("directory backend failed: {0}")]
+    Backend(String),
+    /// An entry could not be encoded or decoded.
+    #[error("invalid directory entry: {0}")]
+    Invalid(String),
+}
+
+/// Where servers publish themselves and read each other.
+pub trait Directory: Send + Sync + 'static {
+    /// Publishes (or refreshes) `info`, to expire after `ttl` unless refreshed.
+    fn publish<'a>(
+        &'a self,
+        info: &'a ServerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), DirectoryError>>;
+
+    /// Every live entry.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ServerInfo>, DirectoryError>>;
+
+    /// Removes a server's entry (graceful stop).
+    fn remove<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>>;
+}
+
+/// An in-process directory, shared by cloning: the embedded default for servers in one
+/// process. Entries expire on the tokio clock.
+#[derive(Clone, Default)]
+pub struct MemoryDirectory {
+    entries: Arc<Mutex<HashMap<String, (ServerInfo, Instant)>>>,
+}
+
+impl fmt::Debug for MemoryDirectory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.entries.lock().map(|e| e.len()).unwrap_or(0);
+        f.debug_struct("MemoryDirectory")
+            .field("entries", &n)
+            .finish()
+    }
+}
+
+impl MemoryDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ServerInfo, Instant)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Directory for MemoryDirectory {
+    fn publish<'a>(
+        &'a self,
+        info: &'a ServerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), DirectoryError>> {
+        let expires = Instant::now() + ttl;
+        self.lock()
+            .insert(info.server_id.clone(), (info.clone(), expires));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ServerInfo>, DirectoryError>> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        entries.retain(|_, (_, expires)| *expires > now);
+        let mut list: Vec<ServerInfo> = entries.values().map(|(info, _)| info.clone()).collect();
+        list.sort_by(|a, b| a.server_id.cmp(&b.server_id));
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn remove<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>> {
+        self.lock().remove(server_id);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// How to pick one server of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutingPolicy {
+    /// Each running server in turn.
+    RoundRobin,
+    /// In proportion to each running server's weight.
+    Weighted,
+}
+
+/// A server's live view of the directory (the original's server-info centre), refreshed by
+/// the mesh; cheap to clone and query from any task.
+#[derive(Clone, Default)]
+pub struct ServerInfoCenter {
+    servers: Arc<RwLock<Vec<ServerInfo>>>,
+    cursor: Arc<AtomicUsize>,
+}
+
+impl fmt::Debug for ServerInfoCenter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerInfoCenter")
+            .field("servers", &self.all().len())
+            .finish()
+    }
+}
+
+impl ServerInfoCenter {
+    /// Replaces the view; returns (added or changed, removed) entries.
+    pub(crate) fn update(&self, mut fresh: Vec<ServerInfo>) -> (Vec<ServerInfo>, Vec<ServerInfo>) {
+        fresh.sort_by(|a, b| a.server_id.cmp(&b.server_id));
+        let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
+        let changed = fresh
+            .iter()
+            .filter(|f| !servers.iter().any(|s| s == *f))
+            .cloned()
+            .collect();
+        let removed = servers
+            .iter()
+            .filter(|s| !fresh.iter().any(|f| f.server_id == s.server_id))
+            .cloned()
+            .collect();
+        *servers = fresh;
+        (changed, removed)
+    }
+
+    /// Every known server.
+    pub fn all(&self) -> Vec<ServerInfo> {
+        self.servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One server by id.
+    pub fn get(&self, server_id: &str) -> Option<ServerInfo> {
+        self.servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|s| s.server_id == server_id)
+            .cloned()
+    }
+
+    /// Picks a running server of `service_id` (and `server_type`, when given).
+    pub fn pick(
+        &self,
+        server_type: Option<ServerType>,
+        service_id: u16,
+        policy: RoutingPolicy,
+    ) -> Option<ServerInfo> {
+        let servers = self.servers.read().unwrap_or_else(|e| e.into_inner());
+        let candidates: Vec<&ServerInfo> = servers
+            .iter()
+            .filter(|s| {
+                s.service_id == service_id
+                    && s.state == ServerState::Running
+                    && server_type.is_none_or(|t| t == s.server_type)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+        match policy {
+            RoutingPolicy::RoundRobin => Some(candidates[turn % candidates.len()].clone()),
+            RoutingPolicy::Weighted => {
+                // Deterministic smooth spread: position `turn` on the weight line.
+                let total: u64 = candidates.iter().map(|s| u64::from(s.weight.max(1))).sum();
+                let mut point = (turn as u64).wrapping_mul(2_654_435_761) % total;
+                for server in &candidates {
+                    let weight = u64::from(server.weight.max(1));
+                    if point < weight {
+                        return Some((*server).clone());
+                    }
+                    point -= weight;
+                }
+                candidates.last().map(|s| (*s).clone())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, service_id: u16, weight: u32, state: ServerState) -> ServerInfo {
+        ServerInfo {
+            server_type: ServerType::Api,
+            service_id,
+            server_id: id.to_owned(),
+            address: format!("tcp://127.0.0.1:{}", 5000 + weight),
+            state,
+            weight,
+        }
+    }
+
+    #[test]
+    fn json_form_is_the_documented_schema() {
+        let json = serde_json::to_string(&ServerInfo {
+            server_type: ServerType::Play,
+            ..info("play-1", 1, 100, ServerState::Running)
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"server_type":"play","service_id":1,"server_id":"play-1","address":"tcp://127.0.0.1:5100","state":"running","weight":100}"#
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_entries_expire_unless_refreshed() {
+        let directory = MemoryDirectory::new();
+        let a = info("a", 1, 1, ServerState::Running);
+        directory
+            .publish(&a, Duration::from_secs(10))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(directory.list().await.unwrap(), vec![a.clone()]);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(directory.list().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn round_robin_and_weighted_skip_disabled_servers() {
+        let center = ServerInfoCenter::default();
+        center.update(vec![
+            info("a", 2, 1, ServerState::Running),
+            info("b", 2, 3, ServerState::Running),
+            info("c", 2, 100, ServerState::Disabled),
+            info("d", 9, 1, ServerState::Running),
+        ]);
+        let rr: Vec<_> = (0..4)
+            .map(|_| {
+                center
+                    .pick(None, 2, RoutingPolicy::RoundRobin)
+                    .unwrap()
+                    .server_id
+            })
+            .collect();
+        assert_eq!(rr, ["a", "b", "a", "b"]);
+        let mut counts = HashMap::new();
+        for _ in 0..4000 {
+            let picked = center.pick(None, 2, RoutingPolicy::Weighted).unwrap();
+            *counts.entry(picked.server_id).or_insert(0) += 1;
+        }
+        let (a, b) = (counts["a"], counts["b"]);
+        assert!(!counts.contains_key("c"));
+        assert!(
+            (2.5..3.5).contains(&(f64::from(b) / f64::from(a))),
+            "a={a} b={b}"
+        );
+        assert!(center.pick(None, 7, RoutingPolicy::RoundRobin).is_none());
+    }
+
+    #[test]
+    fn update_reports_changes_and_removals() {
+        let center = ServerInfoCenter::default();
+        let a = info("a", 1, 1, ServerState::Running);
+        let b = info("b", 1, 1, ServerState::Running);
+        let (added, removed) = center.update(vec![a.clone(), b.clone()]);
+        assert_eq!((added.len(), removed.len()), (2, 0));
+        let disabled = ServerInfo {
+            state: ServerState::Disabled,
+            ..a.clone()
+        };
+        let (changed, removed) = center.update(vec![disabled.clone()]);
+        assert_eq!(changed, vec![disabled]);
+        assert_eq!(removed, vec![b]);
+    }
+}

@@ -1,0 +1,31 @@
+//! The PlayHouse server mesh: how servers find and talk to each other.
+//!
+//! Every server has a string id (`play-1`, `api-2`). A mesh message is
+//! `[target id][RouteHeader][payload]`; the receiver sees the sender's id instead.
+//!
+//! * [`proto`]: the [`RouteHeader`](proto::RouteHeader) and the framework commands
+//!   (create / get-or-create / destroy stage), generated from `proto/route_header.proto`.
+//! * [`MeshLink`]: moves frames between servers. [`TcpLink`] speaks length-delimited frames
+//!   over any byte stream (production, or a simulated network); a ZeroMQ ROUTER link
+//!   implements the same trait.
+//! * [`Directory`]: who is up and where. [`MemoryDirectory`] for one process; Redis across
+//!   machines. [`ServerInfoCenter`] is a server's live view, refreshed every few seconds,
+//!   with service routing (round robin, weighted).
+//! * [`Mesh`]: one server's node: send, request/reply with u32 sequences and timeouts,
+//!   remote error codes propagated, late replies discarded and counted.
+
+mod cache;
+mod directory;
+mod error;
+mod link;
+mod node;
+pub mod proto;
+
+pub use cache::RequestCache;
+pub use directory::{
+    Directory, DirectoryError, MemoryDirectory, RoutingPolicy, ServerInfo, ServerInfoCenter,
+    ServerState, ServerType,
+};
+pub use error::MeshError;
+pub use link::{Dialer, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig};
+pub use node::{InboundHandler, Mesh, MeshConfig, RoutePacket};

@@ -1,0 +1,423 @@
+//! One server's mesh node: addressing, request/reply, directory refresh.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use playhouse_protocol::{ErrorCode, MsgId, Packet};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::RequestCache;
+use crate::directory::{Directory, ServerInfo, ServerInfoCenter, ServerState, ServerType};
+use crate::error::MeshError;
+use crate::link::{LinkError, LinkEvent, MeshLink};
+use crate::proto::RouteHeader;
+
+/// A mesh message: its routing header and payload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutePacket {
+    /// Routing information.
+    pub header: RouteHeader,
+    /// Message body.
+    pub payload: Bytes,
+}
+
+impl RoutePacket {
+    /// The message as a [`Packet`] (id from the header).
+    pub fn packet(&self) -> Packet {
+        Packet::new(
+            MsgId::from(self.header.msg_id.as_str()),
+            self.payload.clone(),
+        )
+    }
+
+    /// The error code of a reply.
+    pub fn error_code(&self) -> ErrorCode {
+        ErrorCode(u16::try_from(self.header.error_code).unwrap_or(u16::MAX))
+    }
+}
+
+/// Receives every mesh message that is not a reply. Called on the mesh's receive task: it
+/// must hand work off (e.g. to a stage mailbox, or a spawned task) rather than await it.
+pub trait InboundHandler: Send + Sync + 'static {
+    /// One incoming message (`packet.header.from` is the sender).
+    fn handle(&self, mesh: &Mesh, packet: RoutePacket);
+}
+
+/// Settings of a mesh node.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// This server's id, e.g. `api-1`.
+    pub server_id: String,
+    /// Play or API.
+    pub server_type: ServerType,
+    /// The service this server belongs to. Default: 1 for Play, 2 for API.
+    pub service_id: u16,
+    /// Share of weighted routing. Default: 100.
+    pub weight: u32,
+    /// Default request timeout. Default: 30 s.
+    pub request_timeout: Duration,
+    /// How often the directory is refreshed. Default: 3 s.
+    pub refresh_interval: Duration,
+    /// How long a published entry lives without refresh. Default: 10 s.
+    pub directory_ttl: Duration,
+    /// Requests in flight at once before new ones fail. Default: 100,000.
+    pub max_pending_requests: usize,
+}
+
+impl MeshConfig {
+    /// Defaults for a server of `server_type` named `server_id`.
+    pub fn new(server_id: impl Into<String>, server_type: ServerType) -> Self {
+        MeshConfig {
+            server_id: server_id.into(),
+            server_type,
+            service_id: match server_type {
+                ServerType::Play => 1,
+                ServerType::Api => 2,
+            },
+            weight: 100,
+            request_timeout: Duration::from_secs(30),
+            refresh_interval: Duration::from_secs(3),
+            directory_ttl: Duration::from_secs(10),
+            max_pending_requests: 100_000,
+        }
+    }
+}
+
+struct Inner {
+    config: MeshConfig,
+    link: Arc<dyn MeshLink>,
+    directory: Arc<dyn Directory>,
+    cache: RequestCache,
+    center: ServerInfoCenter,
+    state: AtomicU8,
+    shutdown: CancellationToken,
+}
+
+/// A server's node in the mesh. Cheap to clone.
+#[derive(Clone)]
+pub struct Mesh {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mesh")
+            .field("server_id", &self.inner.config.server_id)
+            .field("address", &self.inner.link.address())
+            .field("pending", &self.inner.cache.len())
+            .finish()
+    }
+}
+
+const RUNNING: u8 = 0;
+const DISABLED: u8 = 1;
+
+impl Mesh {
+    /// Starts the node: the receive loop over `events` and the directory refresh loop.
+    /// The first refresh runs before this returns, so known peers start connecting at once.
+    pub async fn start(
+        config: MeshConfig,
+        link: Arc<dyn MeshLink>,
+        events: mpsc::Receiver<LinkEvent>,
+        directory: Arc<dyn Directory>,
+        handler: Arc<dyn InboundHandler>,
+    ) -> Mesh {
+        let mesh = Mesh {
+            inner: Arc::new(Inner {
+                cache: RequestCache::new(config.max_pending_requests),
+                config,
+                link,
+                directory,
+                center: ServerInfoCenter::default(),
+                state: AtomicU8::new(RUNNING),
+                shutdown: CancellationToken::new(),
+            }),
+        };
+        if let Err(error) = mesh.refresh().await {
+            tracing::warn!(%error, "first directory refresh failed");
+        }
+        tokio::spawn(receive_loop(mesh.clone(), events, handler));
+        tokio::spawn(refresh_loop(mesh.clone()));
+        mesh
+    }
+
+    /// This server's id.
+    pub fn server_id(&self) -> &str {
+        &self.inner.config.server_id
+    }
+
+    /// This server's service id.
+    pub fn service_id(&self) -> u16 {
+        self.inner.config.service_id
+    }
+
+    /// This server's mesh address.
+    pub fn address(&self) -> &str {
+        self.inner.link.address()
+    }
+
+    /// The live directory view.
+    pub fn servers(&self) -> &ServerInfoCenter {
+        &self.inner.center
+    }
+
+    /// Requests awaiting replies.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Replies that arrived after their request ended (discarded).
+    pub fn late_replies(&self) -> u64 {
+        self.inner.cache.late_replies()
+    }
+
+    /// The default request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.config.request_timeout
+    }
+
+    /// Marks this server running or disabled (excluded from service routing) at the next
+    /// refresh.
+    pub fn set_state(&self, state: ServerState) {
+        let value = match state {
+            ServerState::Running => RUNNING,
+            ServerState::Disabled => DISABLED,
+        };
+        self.inner.state.store(value, Ordering::Relaxed);
+    }
+
+    fn info(&self) -> ServerInfo {
+        let config = &self.inner.config;
+        ServerInfo {
+            server_type: config.server_type,
+            service_id: config.service_id,
+            server_id: config.server_id.clone(),
+            address: self.inner.link.address().to_owned(),
+            state: match self.inner.state.load(Ordering::Relaxed) {
+                RUNNING => ServerState::Running,
+                _ => ServerState::Disabled,
+            },
+            weight: config.weight,
+        }
+    }
+
+    /// Publishes this server, reads the directory and (re)connects or drops peers.
+    pub async fn refresh(&self) -> Result<(), crate::DirectoryError> {
+        let ttl = self.inner.config.directory_ttl;
+        let info = self.info();
+        self.inner.directory.publish(&info, ttl).await?;
+        let list = self.inner.directory.list().await?;
+        let (changed, removed) = self.inner.center.update(list);
+        for server in removed {
+            tracing::info!(peer = %server.server_id, "mesh peer left the directory");
+            self.inner.link.disconnect(&server.server_id);
+            self.inner.cache.fail_target(&server.server_id);
+        }
+        for server in changed {
+            tracing::debug!(peer = %server.server_id, address = %server.address, "mesh peer");
+            self.inner.link.connect(&server.server_id, &server.address);
+        }
+        Ok(())
+    }
+
+    fn send_raw(
+        &self,
+        target: &str,
+        mut header: RouteHeader,
+        payload: Bytes,
+    ) -> Result<(), MeshError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(MeshError::Closed);
+        }
+        header.from.clear();
+        header.from.push_str(self.server_id());
+        header.service_id = u32::from(self.service_id());
+        let encoded = Bytes::from(header.encode_to_vec());
+        self.inner
+            .link
+            .send(target, encoded, payload)
+            .map_err(|error| match error {
+                LinkError::Closed => MeshError::Closed,
+                _ => MeshError::ServerNotFound(target.to_owned()),
+            })
+    }
+
+    /// Sends a one-way message to `target`.
+    pub fn send(
+        &self,
+        target: &str,
+        mut header: RouteHeader,
+        payload: Bytes,
+    ) -> Result<(), MeshError> {
+        header.msg_seq = 0;
+        header.is_reply = false;
+        self.send_raw(target, header, payload)
+    }
+
+    /// Sends a request and waits for its reply (default timeout). A reply with a non-zero
+    /// error code is [`MeshError::Remote`].
+    pub async fn request(
+        &self,
+        target: &str,
+        header: RouteHeader,
+        payload: Bytes,
+    ) -> Result<RoutePacket, MeshError> {
+        self.request_with_timeout(target, header, payload, self.inner.config.request_timeout)
+            .await
+    }
+
+    /// Sends a request and waits up to `timeout` for its reply.
+    pub async fn request_with_timeout(
+        &self,
+        target: &str,
+        mut header: RouteHeader,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<RoutePacket, MeshError> {
+        let cache = &self.inner.cache;
+        let (seq, reply) = cache
+            .register(target)
+            .ok_or_else(|| MeshError::Invalid("too many requests in flight".to_owned()))?;
+        // Whatever happens to this future (timeout, drop), the entry goes.
+        let _entry = Forget { cache, seq };
+        header.msg_seq = seq;
+        header.is_reply = false;
+        self.send_raw(target, header, payload)?;
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(MeshError::Closed),
+            Err(_) => Err(MeshError::Timeout),
+        }
+    }
+
+    /// Answers `request` (a header received by this server) with `code` and a packet.
+    pub fn reply(
+        &self,
+        request: &RouteHeader,
+        code: ErrorCode,
+        packet: Packet,
+    ) -> Result<(), MeshError> {
+        if request.msg_seq == 0 {
+            return Ok(());
+        }
+        let header = RouteHeader {
+            msg_seq: request.msg_seq,
+            msg_id: packet.msg_id.to_string(),
+            error_code: u32::from(code.0),
+            stage_id: request.reply_stage_id,
+            account_id: request.account_id.clone(),
+            sid: request.sid,
+            is_reply: true,
+            is_system: request.is_system,
+            is_framework: request.is_framework,
+            ..RouteHeader::default()
+        };
+        self.send_raw(&request.from, header, packet.payload)
+    }
+
+    /// Leaves the directory, fails pending requests and closes the link.
+    pub async fn shutdown(&self) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        self.inner.shutdown.cancel();
+        let _ = self.inner.directory.remove(self.server_id()).await;
+        self.inner.cache.fail_all(MeshError::Closed);
+        self.inner.link.close();
+    }
+
+    fn on_event(&self, event: LinkEvent, handler: &dyn InboundHandler) {
+        match event {
+            LinkEvent::Message {
+                from,
+                header,
+                payload,
+            } => {
+                let Ok(mut header) = RouteHeader::decode(header) else {
+                    tracing::warn!(%from, "undecodable route header; dropped");
+                    return;
+                };
+                header.from.clear();
+                header.from.push_str(&from);
+                let packet = RoutePacket { header, payload };
+                if packet.header.is_reply {
+                    let seq = packet.header.msg_seq;
+                    let code = packet.error_code();
+                    let result = if code.is_success() {
+                        Ok(packet)
+                    } else {
+                        Err(MeshError::Remote {
+                            code,
+                            packet: packet.packet(),
+                        })
+                    };
+                    if !self.inner.cache.complete(seq, result) {
+                        tracing::debug!(seq, %from, "late reply discarded");
+                    }
+                } else {
+                    handler.handle(self, packet);
+                }
+            }
+            LinkEvent::PeerDown { target } => {
+                let failed = self.inner.cache.fail_target(&target);
+                if failed > 0 {
+                    tracing::warn!(%target, failed, "peer connection lost; its requests failed");
+                }
+            }
+            LinkEvent::SendFailed { target, header } => {
+                if let Ok(header) = RouteHeader::decode(header)
+                    && !header.is_reply
+                    && header.msg_seq != 0
+                {
+                    let error = MeshError::ServerNotFound(target.to_string());
+                    self.inner.cache.complete(header.msg_seq, Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// Removes a request's cache entry when its waiting future ends, however it ends.
+struct Forget<'a> {
+    cache: &'a RequestCache,
+    seq: u32,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.cache.forget(self.seq);
+    }
+}
+
+async fn receive_loop(
+    mesh: Mesh,
+    mut events: mpsc::Receiver<LinkEvent>,
+    handler: Arc<dyn InboundHandler>,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = mesh.inner.shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        let Some(event) = event else { return };
+        mesh.on_event(event, handler.as_ref());
+    }
+}
+
+async fn refresh_loop(mesh: Mesh) {
+    let period = mesh.inner.config.refresh_interval;
+    loop {
+        tokio::select! {
+            _ = mesh.inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if let Err(error) = mesh.refresh().await {
+            tracing::warn!(%error, "directory refresh failed");
+        }
+    }
+}
