@@ -1,0 +1,76 @@
+//! Connector settings.
+
+use std::time::Duration;
+
+/// How a [`Connector`](crate::Connector) connects, times out and delivers callbacks.
+///
+/// Every field is public; start from [`ConnectorConfig::default`] and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use playhouse_connector::ConnectorConfig;
+///
+/// let config = ConnectorConfig {
+///     request_timeout: Duration::from_secs(5),
+///     use_main_thread_callbacks: false,
+///     ..ConnectorConfig::default()
+/// };
+/// assert_eq!(config.heartbeat_interval, Duration::from_secs(10));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorConfig {
+    /// How long a request waits for its reply before failing with
+    /// [`RequestTimeout`](crate::ConnectorError::RequestTimeout). Default: 30 s.
+    pub request_timeout: Duration,
+    /// How often the connection task sends a heartbeat. [`Duration::ZERO`] disables heartbeats
+    /// and the silence check below. Default: 10 s.
+    pub heartbeat_interval: Duration,
+    /// A connection on which nothing at all (not even a heartbeat echo) arrives for this long is
+    /// dropped. Only checked while heartbeats are enabled; [`Duration::ZERO`] disables the check.
+    /// Default: 30 s.
+    pub heartbeat_timeout: Duration,
+    /// Upper bound for dialing (name lookup plus TCP handshake), and for flushing queued
+    /// messages on a client-initiated disconnect. [`Duration::ZERO`] means no bound.
+    /// Default: 10 s.
+    pub connect_timeout: Duration,
+    /// The message id that may be sent before authentication (requests with it also mark the
+    /// connection authenticated when they succeed). Default: `"AuthenticateRequest"`.
+    pub authenticate_msg_id: String,
+    /// `true`: every callback and event is queued until
+    /// [`main_thread_action`](crate::Connector::main_thread_action) runs it on the caller's
+    /// thread (a game loop calls it each frame). `false`: callbacks run directly on the
+    /// connector's tokio task. Default: `true`.
+    pub use_main_thread_callbacks: bool,
+    /// Most callbacks waiting in the queue; when it is full a new event is dropped with a
+    /// warning. Default: 65 536.
+    pub callback_queue_capacity: usize,
+    /// Largest frame body sent or accepted, in bytes (also caps a decompressed payload).
+    /// Default: 2 MiB.
+    pub max_packet_size: usize,
+    /// Connect over WebSocket instead of raw TCP. Not implemented yet: `connect` fails with
+    /// [`Unsupported`](crate::ConnectorError::Unsupported). Default: `false`.
+    pub use_websocket: bool,
+    /// Wrap the connection in TLS. Not implemented yet: `connect` fails with
+    /// [`Unsupported`](crate::ConnectorError::Unsupported). Default: `false`.
+    pub use_tls: bool,
+    /// HTTP path of the WebSocket endpoint. Default: `"/ws"`.
+    pub ws_path: String,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        ConnectorConfig {
+            request_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            authenticate_msg_id: "AuthenticateRequest".to_owned(),
+            use_main_thread_callbacks: true,
+            callback_queue_capacity: 65_536,
+            max_packet_size: 2 * 1024 * 1024,
+            use_websocket: false,
+            use_tls: false,
+            ws_path: "/ws".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! The public [`Connector`] handle: connection lifecycle, authentication gate, and the async and
+//! callback forms of send and request.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use playhouse_protocol::{CLIENT_HEADER_MIN, ErrorCode, MAX_MSG_ID_LEN, Packet};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::oneshot;
+
+use crate::callbacks::{Callbacks, Event, ReplyCallback};
+use crate::connection::{self, Command, Link, Request, Responder, Setup};
+use crate::{ConnectorConfig, ConnectorError, transport};
+
+/// A client connection to one stage on a PlayHouse play server.
+///
+/// Cheap to clone (all clones share one connection), `Send + Sync`. Create it inside a tokio
+/// runtime (it remembers the runtime for [`connect_with_callback`](Self::connect_with_callback)
+/// and direct-mode callbacks); one background task per connection owns the socket, so
+/// heartbeats and timeouts run whether or not the game calls
+/// [`main_thread_action`](Self::main_thread_action).
+///
+/// Dropping every clone closes the connection. (A handler that captures a clone keeps the
+/// connector alive until it is replaced; call [`disconnect`](Self::disconnect) to close.)
+#[derive(Clone)]
+pub struct Connector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Mutex<ConnectorConfig>,
+    slot: Mutex<Slot>,
+    /// Stage of the current (or last) connection; the task updates it when it adopts the stage
+    /// the server created for a stage-0 connect.
+    stage_id: Arc<AtomicI64>,
+    stage_type: Mutex<Arc<str>>,
+    callbacks: Arc<Callbacks>,
+    runtime: Option<Handle>,
+    /// Tells one `connect` call's attempt from the next.
+    attempts: AtomicU64,
+}
+
+/// The connection, as the API sees it.
+enum Slot {
+    Idle,
+    /// A `connect` call is dialing; its attempt number.
+    Connecting(u64),
+    /// A connection task (possibly ended: see [`Link::is_alive`]).
+    Connected(Arc<Link>),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("connected", &self.is_connected())
+            .field("authenticated", &self.is_authenticated())
+            .field("stage_id", &self.stage_id())
+            .field("pending_requests", &self.pending_requests())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resets a `Connecting` slot if the `connect` future is dropped mid-dial.
+struct Attempt<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let mut slot = lock(&self.inner.slot);
+        if matches!(*slot, Slot::Connecting(id) if id == self.id) {
+            *slot = Slot::Idle;
+        }
+    }
+}
+
+impl Connector {
+    /// A disconnected connector.
+    ///
+    /// ```
+    /// use playhouse_connector::{Connector, ConnectorConfig};
+    /// let connector = Connector::new(ConnectorConfig::default());
+    /// assert!(!connector.is_connected());
+    /// ```
+    pub fn new(config: ConnectorConfig) -> Self {
+        let runtime = Handle::try_current().ok();
+        let callbacks = Callbacks::new(
+            config.use_main_thread_callbacks,
+            config.callback_queue_capacity,
+            runtime.clone(),
+        );
+        Connector {
+            inner: Arc::new(Inner {
+                config: Mutex::new(config),
+                slot: Mutex::new(Slot::Idle),
+                stage_id: Arc::new(AtomicI64::new(0)),
+                stage_type: Mutex::new(Arc::from("")),
+                callbacks: Arc::new(callbacks),
+                runtime,
+                attempts: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A snapshot of the configuration.
+    pub fn config(&self) -> ConnectorConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    /// Sets the timeout of requests made from now on (requests in flight keep theirs).
+    pub fn set_request_timeout(&self, timeout: Duration) {
+        lock(&self.inner.config).request_timeout = timeout;
+    }
+
+    /// Connects over TCP to `host:port` and binds the connection to `stage_id` / `stage_type`
+    /// (every frame carries that stage id). Also fires `on_connect(true)` or
+    /// `on_connect(false)` — except for [`ConnectorError::AlreadyConnected`], which leaves the
+    /// existing connection alone.
+    ///
+    /// A connector can connect again after a disconnect. Calling [`disconnect`](Self::disconnect)
+    /// while this is dialing cancels it.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Connect`] when dialing fails or exceeds `connect_timeout`
+    /// ([`io::ErrorKind::TimedOut`]); [`ConnectorError::AlreadyConnected`];
+    /// [`ConnectorError::Unsupported`] when `use_websocket` or `use_tls` is set.
+    pub async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        stage_id: i64,
+        stage_type: &str,
+    ) -> Result<(), ConnectorError> {
+        let config = self.config();
+        let unsupported = if config.use_websocket {
+            Some("the WebSocket transport is not implemented yet")
+        } else if config.use_tls {
+            Some("the TLS transport is not implemented yet")
+        } else {
+            None
+        };
+        if let Some(reason) = unsupported {
+            self.inner.callbacks.emit_deferred(Event::Connect(false));
+            return Err(ConnectorError::Unsupported(reason));
+        }
+        let attempt = self.begin_connect()?;
+        match transport::dial_tcp(host, port, config.connect_timeout).await {
+            Ok(stream) => self.attach(stream, stage_id, stage_type, &attempt),
+            Err(error) => {
+                drop(attempt);
+                self.inner.callbacks.emit_deferred(Event::Connect(false));
+                Err(ConnectorError::Connect(error))
+            }
+        }
+    }
+
+    /// Like [`connect`](Self::connect) over an already open stream: the seam for other
+    /// transports and for in-memory tests.
+    #[cfg(test)]
+    pub(crate) fn connect_stream<S>(
+        &self,
+        stream: S,
+        stage_id: i64,
+        stage_type: &str,
+    ) -> Result<(), ConnectorError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let attempt = self.begin_connect()?;
+        self.attach(stream, stage_id, stage_type, &attempt)
+    }
+
+    /// Claims the slot for a new connection.
+    fn begin_connect(&self) -> Result<Attempt<'_>, ConnectorError> {
+        let mut slot = lock(&self.inner.slot);
+        match &*slot {
+            Slot::Connecting(_) => return Err(ConnectorError::AlreadyConnected),
+            Slot::Connected(link) if link.is_alive() => {
+                return Err(ConnectorError::AlreadyConnected);
+            }
+            Slot::Connected(_) | Slot::Idle => {}
+        }
+        let id = self.inner.attempts.fetch_add(1, Ordering::SeqCst);
+        *slot = Slot::Connecting(id);
+        Ok(Attempt {
+            inner: &self.inner,
+            id,
+        })
+    }
+
+    /// Hands a dialed stream to a new connection task.
+    fn attach<S>(
+        &self,
+        stream: S,
+        stage_id: i64,
+        stage_type: &str,
+        attempt: &Attempt<'_>,
+    ) -> Result<(), ConnectorError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let failed = |error: io::Error| {
+            self.inner.callbacks.emit_deferred(Event::Connect(false));
+            Err(ConnectorError::Connect(error))
+        };
+        let Some(runtime) = self.runtime() else {
+            return failed(io::Error::other(
+                "no tokio runtime to run the connection on",
+            ));
+        };
+        let mut slot = lock(&self.inner.slot);
+        if !matches!(*slot, Slot::Connecting(id) if id == attempt.id) {
+            drop(slot);
+            return failed(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "disconnect() was called while connecting",
+            ));
+        }
+        let config = self.config();
+        let stage_type: Arc<str> = Arc::from(stage_type);
+        self.inner.stage_id.store(stage_id, Ordering::SeqCst);
+        *lock(&self.inner.stage_type) = Arc::clone(&stage_type);
+        let setup = Setup {
+            stage_id: Arc::clone(&self.inner.stage_id),
+            stage_type,
+            max_packet_size: config.max_packet_size,
+            heartbeat_interval: config.heartbeat_interval,
+            heartbeat_timeout: config.heartbeat_timeout,
+            close_timeout: config.connect_timeout,
+            callbacks: Arc::clone(&self.inner.callbacks),
+        };
+        *slot = Slot::Connected(Arc::new(Link::spawn(stream, setup, &runtime)));
+        drop(slot);
+        self.inner.callbacks.emit_deferred(Event::Connect(true));
+        Ok(())
+    }
+
+    /// The runtime to spawn on: the caller's, else the one the connector was created in.
+    fn runtime(&self) -> Option<Handle> {
+        Handle::try_current()
+            .ok()
+            .or_else(|| self.inner.runtime.clone())
+    }
+
+    /// Starts [`connect`](Self::connect) on a background task; the outcome arrives only as
+    /// `on_connect(ok)`.
+    pub fn connect_with_callback(&self, host: &str, port: u16, stage_id: i64, stage_type: &str) {
+        let Some(runtime) = self.runtime() else {
+            tracing::warn!("connect_with_callback: no tokio runtime; connect failed");
+            self.inner.callbacks.emit_deferred(Event::Connect(false));
+            return;
+        };
+        let this = self.clone();
+        let (host, stage_type) = (host.to_owned(), stage_type.to_owned());
+        drop(runtime.spawn(async move {
+            if let Err(error) = this.connect(&host, port, stage_id, &stage_type).await {
+                tracing::debug!(%error, "connect_with_callback failed");
+            }
+        }));
+    }
+
+    /// Closes the connection (flushing messages already sent, bounded by `connect_timeout`) and
+    /// waits for its task to end. `on_disconnect` fires; pending requests fail with
+    /// [`ConnectorError::Disconnected`]. Does nothing when not connected; cancels a `connect`
+    /// that is still dialing.
+    pub async fn disconnect(&self) {
+        let link = match std::mem::replace(&mut *lock(&self.inner.slot), Slot::Idle) {
+            Slot::Connected(link) => link,
+            Slot::Connecting(_) | Slot::Idle => return,
+        };
+        link.close().await;
+    }
+
+    fn link(&self) -> Option<Arc<Link>> {
+        match &*lock(&self.inner.slot) {
+            Slot::Connected(link) => Some(Arc::clone(link)),
+            Slot::Connecting(_) | Slot::Idle => None,
+        }
+    }
+
+    fn live_link(&self) -> Option<Arc<Link>> {
+        self.link().filter(|link| link.is_alive())
+    }
+
+    /// Whether a connection is up. Becomes `false` as soon as the connection task notices the
+    /// connection is gone (server close, error, heartbeat timeout) or `disconnect` is called.
+    pub fn is_connected(&self) -> bool {
+        self.live_link().is_some()
+    }
+
+    /// Whether an authenticate request succeeded on the current connection.
+    pub fn is_authenticated(&self) -> bool {
+        self.live_link()
+            .is_some_and(|link| link.state.authenticated.load(Ordering::SeqCst))
+    }
+
+    /// The stage of the current (or last) connection. After connecting with stage 0, a
+    /// successful authenticate adopts the stage id the server replied with.
+    pub fn stage_id(&self) -> i64 {
+        self.inner.stage_id.load(Ordering::SeqCst)
+    }
+
+    fn stage_type(&self) -> Arc<str> {
+        Arc::clone(&lock(&self.inner.stage_type))
+    }
+
+    /// Requests written and still awaiting their reply.
+    pub fn pending_requests(&self) -> usize {
+        self.link()
+            .map_or(0, |link| link.state.pending.load(Ordering::SeqCst))
+    }
+
+    /// Runs every callback queued so far (events and callback-request replies) on the calling
+    /// thread and returns how many ran. A game loop calls this once per frame. Callbacks queued
+    /// while it runs wait for the next call; a nested call from inside a callback returns 0.
+    pub fn main_thread_action(&self) -> usize {
+        self.inner.callbacks.run_queued()
+    }
+
+    /// Replaces the handler for connect outcomes (`true`: connected).
+    pub fn on_connect(&self, handler: impl FnMut(bool) + Send + 'static) {
+        self.inner.callbacks.set_connect(Box::new(handler));
+    }
+
+    /// Replaces the handler called once per connection loss, whoever closed it.
+    pub fn on_disconnect(&self, handler: impl FnMut() + Send + 'static) {
+        self.inner.callbacks.set_disconnect(Box::new(handler));
+    }
+
+    /// Replaces the handler for server pushes: `(stage_id, stage_type, packet)`.
+    pub fn on_receive(&self, handler: impl FnMut(i64, &str, Packet) + Send + 'static) {
+        self.inner.callbacks.set_receive(Box::new(handler));
+    }
+
+    /// Replaces the handler for failed [`send`](Self::send)s and failed callback-form requests:
+    /// `(stage_id, stage_type, code, request)`. (Async requests report through their `Result`.)
+    pub fn on_error(&self, handler: impl FnMut(i64, &str, ErrorCode, Packet) + Send + 'static) {
+        self.inner.callbacks.set_error(Box::new(handler));
+    }
+
+    /// Checks that `packet` may go out now: connected, authenticated (unless `authenticate`),
+    /// and encodable.
+    fn admit(&self, packet: &Packet, authenticate: bool) -> Result<Arc<Link>, ConnectorError> {
+        let link = self.live_link().ok_or(ConnectorError::Disconnected)?;
+        let config = lock(&self.inner.config);
+        if !authenticate
+            && !link.state.authenticated.load(Ordering::SeqCst)
+            && packet.msg_id != config.authenticate_msg_id.as_str()
+        {
+            return Err(ConnectorError::Unauthenticated);
+        }
+        let id_len = packet.msg_id.len();
+        if id_len == 0 || id_len > MAX_MSG_ID_LEN {
+            return Err(ConnectorError::Unsupported(
+                "message ids must be 1..=255 bytes",
+            ));
+        }
+        if CLIENT_HEADER_MIN - 1 + id_len + packet.payload.len() > config.max_packet_size {
+            return Err(ConnectorError::Unsupported(
+                "packet exceeds max_packet_size",
+            ));
+        }
+        Ok(link)
+    }
+
+    fn report_error(&self, error: &ConnectorError, request: Packet) {
+        self.inner.callbacks.emit_deferred(Event::Error {
+            stage_id: self.stage_id(),
+            stage_type: self.stage_type(),
+            code: error.code(),
+            request,
+        });
+    }
+
+    /// Sends a one-way message (seq 0).
+    ///
+    /// # Errors
+    /// [`ConnectorError::Disconnected`], [`ConnectorError::Unauthenticated`] (any id but the
+    /// authenticate id before authentication), or [`ConnectorError::Unsupported`] for a packet
+    /// that cannot be encoded or a full command queue. A failure is also reported to `on_error`.
+    pub fn send(&self, packet: Packet) -> Result<(), ConnectorError> {
+        let sent = self.admit(&packet, false).and_then(|link| {
+            link.commands
+                .try_send(Command::Send(packet.clone()))
+                .map_err(|error| match error {
+                    TrySendError::Full(_) => {
+                        ConnectorError::Unsupported("the connector's command queue is full")
+                    }
+                    TrySendError::Closed(_) => ConnectorError::Disconnected,
+                })
+        });
+        if let Err(error) = &sent {
+            self.report_error(error, packet);
+        }
+        sent
+    }
+
+    /// Sends a request and waits for its reply, up to the configured `request_timeout`.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Server`] carries a non-zero error code from the server;
+    /// [`ConnectorError::RequestTimeout`], [`ConnectorError::Disconnected`],
+    /// [`ConnectorError::Unauthenticated`], [`ConnectorError::Protocol`],
+    /// [`ConnectorError::Unsupported`] as for [`send`](Self::send).
+    pub async fn request(&self, packet: Packet) -> Result<Packet, ConnectorError> {
+        let timeout = lock(&self.inner.config).request_timeout;
+        self.request_with_timeout(packet, timeout).await
+    }
+
+    /// [`request`](Self::request) with its own timeout.
+    ///
+    /// # Errors
+    /// As for [`request`](Self::request).
+    pub async fn request_with_timeout(
+        &self,
+        packet: Packet,
+        timeout: Duration,
+    ) -> Result<Packet, ConnectorError> {
+        self.request_async(packet, timeout, false).await
+    }
+
+    async fn request_async(
+        &self,
+        packet: Packet,
+        timeout: Duration,
+        authenticate: bool,
+    ) -> Result<Packet, ConnectorError> {
+        let link = self.admit(&packet, authenticate)?;
+        let authenticate = authenticate || self.is_authenticate_id(&packet);
+        let (sender, reply) = oneshot::channel();
+        let request = Request {
+            packet,
+            timeout,
+            authenticate,
+            responder: Responder::Future(sender),
+        };
+        // Waiting for room here is the backpressure an async caller expects.
+        link.commands
+            .send(Command::Request(request))
+            .await
+            .map_err(|_| ConnectorError::Disconnected)?;
+        drop(link);
+        reply.await.unwrap_or(Err(ConnectorError::Disconnected))
+    }
+
+    fn is_authenticate_id(&self, packet: &Packet) -> bool {
+        packet.msg_id == lock(&self.inner.config).authenticate_msg_id.as_str()
+    }
+
+    /// Sends a request; `callback` gets the reply or the error, through the callback queue (or
+    /// on the connector's task with `use_main_thread_callbacks = false`), never synchronously
+    /// inside this call. A failure is also reported to `on_error`.
+    pub fn request_with_callback(
+        &self,
+        packet: Packet,
+        callback: impl FnOnce(Result<Packet, ConnectorError>) + Send + 'static,
+    ) {
+        self.request_callback(packet, Box::new(callback), false);
+    }
+
+    fn request_callback(&self, packet: Packet, callback: ReplyCallback, authenticate: bool) {
+        let timeout = lock(&self.inner.config).request_timeout;
+        let responder = Responder::Callback {
+            callback,
+            request: packet.clone(),
+        };
+        let link = match self.admit(&packet, authenticate) {
+            Ok(link) => link,
+            Err(error) => return self.fail_callback(responder, error),
+        };
+        let authenticate = authenticate || self.is_authenticate_id(&packet);
+        let request = Request {
+            packet,
+            timeout,
+            authenticate,
+            responder,
+        };
+        if let Err(error) = link.commands.try_send(Command::Request(request)) {
+            let (error, command) = match error {
+                TrySendError::Full(command) => (
+                    ConnectorError::Unsupported("the connector's command queue is full"),
+                    command,
+                ),
+                TrySendError::Closed(command) => (ConnectorError::Disconnected, command),
+            };
+            if let Command::Request(request) = command {
+                self.fail_callback(request.responder, error);
+            }
+        }
+    }
+
+    fn fail_callback(&self, responder: Responder, error: ConnectorError) {
+        connection::complete(
+            &self.inner.callbacks,
+            self.stage_id(),
+            &self.stage_type(),
+            responder,
+            Err(error),
+            Some(&self.inner.callbacks),
+        );
+    }
+
+    /// Sends an authenticate request (normally with the configured `authenticate_msg_id`, but
+    /// any id is accepted) and waits for the reply; success marks the connection authenticated.
+    ///
+    /// # Errors
+    /// As for [`request`](Self::request), minus `Unauthenticated`; a refusal arrives as
+    /// [`ConnectorError::Server`] (e.g. [`ErrorCode::AUTHENTICATION_FAILED`]).
+    pub async fn authenticate(&self, packet: Packet) -> Result<Packet, ConnectorError> {
+        let timeout = lock(&self.inner.config).request_timeout;
+        self.request_async(packet, timeout, true).await
+    }
+
+    /// [`authenticate`](Self::authenticate) with the outcome delivered like
+    /// [`request_with_callback`](Self::request_with_callback).
+    pub fn authenticate_with_callback(
+        &self,
+        packet: Packet,
+        callback: impl FnOnce(Result<Packet, ConnectorError>) + Send + 'static,
+    ) {
+        self.request_callback(packet, Box::new(callback), true);
+    }
+}
+
+#[cfg(test)]
+mod tests;
