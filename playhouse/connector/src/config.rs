@@ -17,7 +17,7 @@ use std::time::Duration;
 /// };
 /// assert_eq!(config.heartbeat_interval, Duration::from_secs(10));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ConnectorConfig {
     /// How long a request waits for its reply before failing with
     /// [`RequestTimeout`](crate::ConnectorError::RequestTimeout). Default: 30 s.
@@ -47,12 +47,18 @@ pub struct ConnectorConfig {
     /// Largest frame body sent or accepted, in bytes (also caps a decompressed payload).
     /// Default: 2 MiB.
     pub max_packet_size: usize,
-    /// Connect over WebSocket instead of raw TCP. Not implemented yet: `connect` fails with
-    /// [`Unsupported`](crate::ConnectorError::Unsupported). Default: `false`.
+    /// Connect over WebSocket (binary messages, one frame each) at [`ws_path`](Self::ws_path)
+    /// instead of raw TCP. Default: `false`.
     pub use_websocket: bool,
-    /// Wrap the connection in TLS. Not implemented yet: `connect` fails with
-    /// [`Unsupported`](crate::ConnectorError::Unsupported). Default: `false`.
+    /// Wrap the connection (TCP or WebSocket) in TLS. Default: `false`.
     pub use_tls: bool,
+    /// TLS settings, e.g. trusting a private CA
+    /// (`playhouse_transport::tls::client_config_trusting`). `None`: the Mozilla roots.
+    /// Default: `None`.
+    pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Accept any server certificate: for development against self-signed servers only.
+    /// Default: `false`.
+    pub tls_skip_verification: bool,
     /// HTTP path of the WebSocket endpoint. Default: `"/ws"`.
     pub ws_path: String,
 }
@@ -70,6 +76,8 @@ impl Default for ConnectorConfig {
             max_packet_size: 2 * 1024 * 1024,
             use_websocket: false,
             use_tls: false,
+            tls_config: None,
+            tls_skip_verification: false,
             ws_path: "/ws".to_owned(),
         }
     }

@@ -133,7 +133,7 @@ impl Connector {
     /// # Errors
     /// [`ConnectorError::Connect`] when dialing fails or exceeds `connect_timeout`
     /// ([`io::ErrorKind::TimedOut`]); [`ConnectorError::AlreadyConnected`];
-    /// [`ConnectorError::Unsupported`] when `use_websocket` or `use_tls` is set.
+    /// [`ConnectorError::Unsupported`] when the TLS settings cannot be built.
     pub async fn connect(
         &self,
         host: &str,
@@ -142,19 +142,15 @@ impl Connector {
         stage_type: &str,
     ) -> Result<(), ConnectorError> {
         let config = self.config();
-        let unsupported = if config.use_websocket {
-            Some("the WebSocket transport is not implemented yet")
-        } else if config.use_tls {
-            Some("the TLS transport is not implemented yet")
-        } else {
-            None
+        let options = match transport::dial_options(&config) {
+            Ok(options) => options,
+            Err(reason) => {
+                self.inner.callbacks.emit_deferred(Event::Connect(false));
+                return Err(ConnectorError::Unsupported(reason));
+            }
         };
-        if let Some(reason) = unsupported {
-            self.inner.callbacks.emit_deferred(Event::Connect(false));
-            return Err(ConnectorError::Unsupported(reason));
-        }
         let attempt = self.begin_connect()?;
-        match transport::dial_tcp(host, port, config.connect_timeout).await {
+        match transport::dial(host, port, &options, config.connect_timeout).await {
             Ok(stream) => self.attach(stream, stage_id, stage_type, &attempt),
             Err(error) => {
                 drop(attempt);

@@ -502,26 +502,6 @@ async fn connect_with_callback_reports_through_on_connect() {
 }
 
 #[tokio::test]
-async fn websocket_and_tls_are_not_implemented_yet() {
-    for config in [
-        ConnectorConfig {
-            use_websocket: true,
-            ..quiet()
-        },
-        ConnectorConfig {
-            use_tls: true,
-            ..quiet()
-        },
-    ] {
-        let connector = Connector::new(config);
-        assert!(matches!(
-            connector.connect("127.0.0.1", 1, STAGE, "GameRoom").await,
-            Err(ConnectorError::Unsupported(_))
-        ));
-    }
-}
-
-#[tokio::test]
 async fn a_large_compressed_reply_is_decompressed() {
     let connector = Connector::new(quiet());
     let mut server = authenticated(&connector).await;

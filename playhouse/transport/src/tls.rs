@@ -32,6 +32,14 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, rustls::
     Ok(Arc::new(config))
 }
 
+/// A client configuration trusting the Mozilla root certificates (webpki-roots): the default
+/// for clients connecting to servers with public certificates.
+pub fn client_config_public_roots() -> Result<Arc<ClientConfig>, rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    client_config(roots)
+}
+
 /// A client configuration trusting one certificate (e.g. a self-signed development one).
 pub fn client_config_trusting(
     cert: CertificateDer<'static>,
