@@ -28,4 +28,4 @@ pub use directory::{
 };
 pub use error::MeshError;
 pub use link::{Dialer, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig};
-pub use node::{InboundHandler, Mesh, MeshConfig, RoutePacket};
+pub use node::{InboundHandler, Mesh, MeshConfig, REPLY_RETRY, RoutePacket};

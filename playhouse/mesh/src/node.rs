@@ -114,6 +114,9 @@ impl fmt::Debug for Mesh {
     }
 }
 
+/// How long a reply to a requester this server is not yet connected to keeps retrying.
+pub const REPLY_RETRY: Duration = Duration::from_secs(2);
+
 const RUNNING: u8 = 0;
 const DISABLED: u8 = 1;
 
@@ -127,13 +130,27 @@ impl Mesh {
         directory: Arc<dyn Directory>,
         handler: Arc<dyn InboundHandler>,
     ) -> Mesh {
+        let center = ServerInfoCenter::default();
+        Mesh::start_with_center(config, link, events, directory, handler, center).await
+    }
+
+    /// [`Mesh::start`], keeping the directory view in `center` (e.g. one already handed to
+    /// stage factories as a shared service).
+    pub async fn start_with_center(
+        config: MeshConfig,
+        link: Arc<dyn MeshLink>,
+        events: mpsc::Receiver<LinkEvent>,
+        directory: Arc<dyn Directory>,
+        handler: Arc<dyn InboundHandler>,
+        center: ServerInfoCenter,
+    ) -> Mesh {
         let mesh = Mesh {
             inner: Arc::new(Inner {
                 cache: RequestCache::new(config.max_pending_requests),
                 config,
                 link,
                 directory,
-                center: ServerInfoCenter::default(),
+                center,
                 state: AtomicU8::new(RUNNING),
                 shutdown: CancellationToken::new(),
             }),
@@ -296,6 +313,10 @@ impl Mesh {
     }
 
     /// Answers `request` (a header received by this server) with `code` and a packet.
+    ///
+    /// A requester this server has not connected to yet (it joined since the last directory
+    /// refresh) is not an error: the directory is refreshed and delivery retried on a task
+    /// for up to [`REPLY_RETRY`], so the reply is not lost to a race.
     pub fn reply(
         &self,
         request: &RouteHeader,
@@ -317,7 +338,31 @@ impl Mesh {
             is_framework: request.is_framework,
             ..RouteHeader::default()
         };
-        self.send_raw(&request.from, header, packet.payload)
+        match self.send_raw(&request.from, header.clone(), packet.payload.clone()) {
+            Err(MeshError::ServerNotFound(_)) => {
+                let mesh = self.clone();
+                let target = request.from.clone();
+                tokio::spawn(async move { mesh.retry_reply(target, header, packet.payload).await });
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn retry_reply(&self, target: String, header: RouteHeader, payload: Bytes) {
+        let deadline = tokio::time::Instant::now() + REPLY_RETRY;
+        let mut refreshed = false;
+        while tokio::time::Instant::now() < deadline {
+            if !refreshed && self.servers().get(&target).is_none() {
+                refreshed = self.refresh().await.is_ok();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            match self.send_raw(&target, header.clone(), payload.clone()) {
+                Err(MeshError::ServerNotFound(_)) => continue,
+                _ => return,
+            }
+        }
+        tracing::warn!(%target, "reply undeliverable: the requester is unreachable");
     }
 
     /// Leaves the directory, fails pending requests and closes the link.

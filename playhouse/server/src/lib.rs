@@ -58,19 +58,34 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+mod api_sender;
+mod api_server;
 mod config;
+mod handlers;
 mod limits;
+mod mesh_join;
 mod metrics;
+mod play_mesh;
 mod play_server;
+mod sender;
 mod services;
 mod session;
 mod session_handle;
 mod stage;
 
+pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
+pub use api_server::{ApiServer, ApiServerBuilder};
 pub use config::{PlayConfig, RateLimit};
+pub use handlers::{Controller, HandlerRegistry};
+pub use mesh_join::MeshJoin;
 pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
+pub use playhouse_mesh::{
+    MemoryDirectory, Mesh, MeshError, RoutingPolicy, ServerInfo, ServerInfoCenter, ServerState,
+    ServerType,
+};
 pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet};
 pub use playhouse_transport::{Listener, TlsListener, WsListener};
+pub use sender::Sender;
 pub use services::{ServerControl, Services, ServicesBuilder};
 pub use stage::{
     Actor, ActorCell, ActorInit, ActorLink, GameTick, ReplyTarget, Stage, StageContext, StageInit,

@@ -14,12 +14,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PlayConfig;
+use crate::handlers::{Controller, HandlerRegistry};
 use crate::limits::ConnectionLimiter;
+use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
+use crate::play_mesh::PlayInbound;
 use crate::stage::registry::{StageEnv, StageKind, StageMsg, StageRegistry, TypedKind};
 use crate::stage::{ActorInit, Stage, StageInit};
 use crate::{ServerControl, Services, ServicesBuilder, session};
+use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
 use playhouse_transport::{Listener, TlsListener, WsListener};
+use tokio::sync::Semaphore;
 
 /// Why a server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,9 @@ pub(crate) struct PlayShared {
     pub(crate) sessions: TaskTracker,
     pub(crate) session_stop: CancellationToken,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) system: HandlerRegistry,
+    pub(crate) handler_limit: Arc<Semaphore>,
+    center: ServerInfoCenter,
     limiter: Arc<ConnectionLimiter>,
     next_session_id: AtomicU64,
     stop_started: AtomicBool,
@@ -65,6 +73,7 @@ pub struct PlayServerBuilder {
     kinds: HashMap<String, Arc<dyn StageKind>>,
     default_stage_type: Option<String>,
     services: ServicesBuilder,
+    system: HandlerRegistry,
 }
 
 impl fmt::Debug for PlayServerBuilder {
@@ -128,8 +137,16 @@ impl PlayServerBuilder {
     }
 
     /// Registers a shared service, reachable from factories through [`Services::get`].
+    /// The server's [`ServerControl`] and its directory view
+    /// ([`playhouse_mesh::ServerInfoCenter`]) are always registered.
     pub fn service<T: std::any::Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
         self.services.insert(service);
+        self
+    }
+
+    /// Registers system handlers (messages sent with `send_to_system`/`request_to_system`).
+    pub fn system_controller(mut self, controller: impl Controller) -> Self {
+        controller.handles(&mut self.system);
         self
     }
 
@@ -150,9 +167,14 @@ impl PlayServerBuilder {
         };
         let control = ServerControl::new(Arc::from(self.server_id.as_str()));
         let metrics = Arc::new(Metrics::default());
+        let center = ServerInfoCenter::default();
+        let mut services = self.services;
+        services.insert(Arc::new(control.clone()));
+        services.insert(Arc::new(center.clone()));
         let stage_env = Arc::new(StageEnv {
             metrics: Arc::clone(&metrics),
-            services: self.services.build(),
+            services: services.build(),
+            mesh: Arc::default(),
             control: control.clone(),
             tracker: TaskTracker::new(),
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
@@ -165,6 +187,9 @@ impl PlayServerBuilder {
         let shared = PlayShared {
             metrics,
             limiter,
+            system: self.system,
+            handler_limit: Arc::new(Semaphore::new(10_000)),
+            center,
             auth_msg_id: MsgId::from(self.config.authenticate_msg_id.as_str()),
             auth_reply_id: MsgId::from(self.config.authenticate_reply_id()),
             config: self.config,
@@ -210,7 +235,41 @@ impl PlayServer {
             kinds: HashMap::new(),
             default_stage_type: None,
             services: Services::builder(),
+            system: HandlerRegistry::default(),
         }
+    }
+
+    /// Joins a server mesh (see [`MeshJoin`]): other servers can then create stages here,
+    /// message them, and stage code can reach other servers through `ctx.sender()`.
+    /// Returns the mesh node; joining twice is an error.
+    pub async fn join_mesh(&self, setup: MeshJoin) -> io::Result<Mesh> {
+        let inbound = Arc::new(PlayInbound {
+            shared: Arc::downgrade(&self.shared),
+        });
+        let mesh = join(
+            self.server_id(),
+            ServerType::Play,
+            setup,
+            inbound,
+            self.shared.center.clone(),
+        )
+        .await?;
+        self.shared
+            .stage_env
+            .mesh
+            .set(mesh.clone())
+            .map_err(|_| io::Error::new(io::ErrorKind::AlreadyExists, "already in a mesh"))?;
+        Ok(mesh)
+    }
+
+    /// The mesh node, once joined.
+    pub fn mesh(&self) -> Option<&Mesh> {
+        self.shared.stage_env.mesh.get()
+    }
+
+    /// A sender for code outside stages (e.g. an admin endpoint).
+    pub fn sender(&self) -> crate::Sender {
+        crate::Sender::new(Arc::clone(&self.shared.stage_env.mesh), 0, Arc::from(""))
     }
 
     /// The server's id.
@@ -394,6 +453,9 @@ async fn shutdown(shared: &Arc<PlayShared>) {
         .is_err()
     {
         tracing::warn!("stages did not close within the shutdown timeout");
+    }
+    if let Some(mesh) = shared.stage_env.mesh.get() {
+        mesh.shutdown().await;
     }
     shared.session_stop.cancel();
     shared.sessions.close();

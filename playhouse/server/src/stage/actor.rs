@@ -1,6 +1,8 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use playhouse_mesh::Mesh;
+use playhouse_mesh::proto::RouteHeader;
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 
 use crate::Services;
@@ -130,10 +132,12 @@ impl ActorLink {
     pub fn reply_target(&self) -> Option<ReplyTarget> {
         let current = self.current.as_ref().filter(|c| c.seq != 0)?;
         Some(ReplyTarget {
-            session: self.session.clone()?,
-            msg_id: current.msg_id.clone(),
-            seq: current.seq,
-            stage_id: self.stage_id,
+            to: ReplyTo::Client {
+                session: self.session.clone()?,
+                msg_id: current.msg_id.clone(),
+                seq: current.seq,
+                stage_id: self.stage_id,
+            },
         })
     }
 
@@ -158,20 +162,50 @@ impl ActorLink {
     }
 }
 
-/// Where the reply to one client request goes. Replying consumes it: one request, one reply.
+/// Where the reply to one request goes (a client's, or another server's). Replying consumes
+/// it: one request, one reply.
 #[derive(Debug)]
 pub struct ReplyTarget {
-    session: SessionHandle,
-    msg_id: MsgId,
-    seq: u16,
-    stage_id: i64,
+    to: ReplyTo,
+}
+
+#[derive(Debug)]
+enum ReplyTo {
+    Client {
+        session: SessionHandle,
+        msg_id: MsgId,
+        seq: u16,
+        stage_id: i64,
+    },
+    Mesh {
+        mesh: Mesh,
+        request: RouteHeader,
+    },
 }
 
 impl ReplyTarget {
+    /// The reply to a mesh request.
+    pub(crate) fn mesh(mesh: Mesh, request: RouteHeader) -> Self {
+        ReplyTarget {
+            to: ReplyTo::Mesh { mesh, request },
+        }
+    }
+
     /// Sends `packet` as the reply.
     pub fn reply(self, packet: Packet) {
-        self.session
-            .send(ServerFrame::from_packet(packet, self.seq, self.stage_id));
+        match self.to {
+            ReplyTo::Client {
+                session,
+                seq,
+                stage_id,
+                ..
+            } => session.send(ServerFrame::from_packet(packet, seq, stage_id)),
+            ReplyTo::Mesh { mesh, request } => {
+                if let Err(error) = mesh.reply(&request, ErrorCode::SUCCESS, packet) {
+                    tracing::debug!(%error, "mesh reply not delivered");
+                }
+            }
+        }
     }
 
     /// Sends an empty reply carrying `code`; the client's request fails with it.
@@ -179,14 +213,21 @@ impl ReplyTarget {
         self.reply_error_with(code, bytes::Bytes::new());
     }
 
-    /// Sends a reply carrying `code` and a payload (e.g. details for the client).
+    /// Sends a reply carrying `code` and a payload (e.g. details for the requester).
     pub fn reply_error_with(self, code: ErrorCode, payload: bytes::Bytes) {
-        self.session.send(ServerFrame::new(
-            self.msg_id,
-            self.seq,
-            self.stage_id,
-            code,
-            payload,
-        ));
+        match self.to {
+            ReplyTo::Client {
+                session,
+                msg_id,
+                seq,
+                stage_id,
+            } => session.send(ServerFrame::new(msg_id, seq, stage_id, code, payload)),
+            ReplyTo::Mesh { mesh, request } => {
+                let packet = Packet::new(MsgId::from(request.msg_id.as_str()), payload);
+                if let Err(error) = mesh.reply(&request, code, packet) {
+                    tracing::debug!(%error, "mesh reply not delivered");
+                }
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::Stage;
 use super::actor::ReplyTarget;
 use super::timer::{TimerId, Timers};
+use crate::sender::{MeshSlot, Sender};
 use crate::session_handle::SessionHandle;
 use crate::{ServerControl, Services};
 
@@ -81,6 +82,7 @@ pub struct StageContext<S: Stage> {
     pub(crate) clients: HashMap<u64, Client>,
     pub(crate) closing: bool,
     pub(crate) server_reply: Option<ReplyTarget>,
+    mesh: MeshSlot,
 }
 
 impl<S: Stage> fmt::Debug for StageContext<S> {
@@ -102,6 +104,7 @@ impl<S: Stage> StageContext<S> {
         services: Services,
         control: ServerControl,
         post_tx: mpsc::Sender<Post<S>>,
+        mesh: MeshSlot,
     ) -> Self {
         StageContext {
             stage_id,
@@ -116,7 +119,26 @@ impl<S: Stage> StageContext<S> {
             clients: HashMap::new(),
             closing: false,
             server_reply: None,
+            mesh,
         }
+    }
+
+    /// Messaging to other servers and stages (the stage sender's mesh half). Its request
+    /// futures are `'static`: await them here, or hand them to [`StageContext::async_block`].
+    pub fn sender(&self) -> Sender {
+        Sender::new(Arc::clone(&self.mesh), self.stage_id, Arc::from(""))
+    }
+
+    /// Callback form of a request: `request` (e.g. `ctx.sender().request_to_stage(..)`) runs
+    /// off the loop and `callback` gets its result back on the stage loop.
+    pub fn request_with_callback<F, P>(&mut self, request: F, callback: P)
+    where
+        F: Future<Output = Result<Packet, playhouse_mesh::MeshError>> + Send + 'static,
+        P: FnOnce(&mut S, &mut StageContext<S>, Result<Packet, playhouse_mesh::MeshError>)
+            + Send
+            + 'static,
+    {
+        self.async_block(request, callback);
     }
 
     /// This stage's id.

@@ -13,8 +13,10 @@ use super::context::StageInit;
 use super::runner::StageRunner;
 use super::{ActorInit, Stage};
 use crate::metrics::Metrics;
+use crate::sender::MeshSlot;
 use crate::session_handle::{SessionHandle, SessionId};
 use crate::{ServerControl, Services};
+use playhouse_mesh::RoutePacket;
 
 /// A message to a stage's mailbox.
 #[derive(Debug)]
@@ -37,6 +39,8 @@ pub(crate) enum StageMsg {
     },
     /// A joined client's connection ended.
     Disconnected { actor: u64, session: SessionId },
+    /// A message from another server (`Stage::on_dispatch_server`).
+    Server { packet: RoutePacket },
     /// The server is stopping.
     Close,
 }
@@ -69,6 +73,8 @@ pub(crate) struct StageEnv {
     pub(crate) mailbox_capacity: usize,
     pub(crate) registry: StageRegistry,
     pub(crate) metrics: Arc<Metrics>,
+    /// The server's mesh node, once it joins one.
+    pub(crate) mesh: MeshSlot,
 }
 
 /// How a stage is created: the creating packet and, for creators that wait, a channel for

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::actor::{ActorCell, ActorInit, ActorLink};
+use super::actor::{ActorCell, ActorInit, ActorLink, ReplyTarget};
 use super::context::{Client, GameTick, MAX_STEPS_PER_WAKE, Post, StageContext};
 use super::registry::{CreateRequest, JoinOutcome, StageEnv, StageMsg};
 use super::{Actor, Stage};
@@ -57,6 +57,7 @@ impl<S: Stage> StageRunner<S> {
             env.services.clone(),
             env.control.clone(),
             post_tx,
+            Arc::clone(&env.mesh),
         );
         StageRunner {
             stage,
@@ -278,6 +279,16 @@ impl<S: Stage> StageRunner<S> {
                     .on_connection_changed(&mut self.ctx, cell, false)
                     .await;
                 self.leave_if_asked(actor).await;
+            }
+            StageMsg::Server { packet } => {
+                if let Some(mesh) = self.env.mesh.get() {
+                    self.ctx.server_reply =
+                        Some(ReplyTarget::mesh(mesh.clone(), packet.header.clone()));
+                }
+                self.stage
+                    .on_dispatch_server(&mut self.ctx, packet.packet())
+                    .await;
+                self.ctx.server_reply = None;
             }
             StageMsg::Close => self.ctx.closing = true,
         }

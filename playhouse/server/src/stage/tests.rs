@@ -124,6 +124,7 @@ impl Harness {
             mailbox_capacity: 64,
             registry: StageRegistry::default(),
             metrics: Arc::default(),
+            mesh: Arc::default(),
         });
         let kind = TypedKind::<Probe> {
             name: Arc::from("Probe"),

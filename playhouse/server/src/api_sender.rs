@@ -1,0 +1,173 @@
+//! The API sender: a request's context plus the sender, plus stage management on Play
+//! servers (create, get-or-create, destroy).
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use playhouse_mesh::MeshError;
+use playhouse_mesh::proto::{
+    CreateStageReq, CreateStageRes, DestroyStageReq, DestroyStageRes, GetOrCreateStageReq,
+    GetOrCreateStageRes, RouteHeader,
+};
+use playhouse_protocol::{MsgId, Packet};
+use prost::Message;
+
+use crate::Sender;
+use crate::sender::MeshSlot;
+
+/// The result of `create_stage`: the new stage's id and what its `on_create` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateStageResult {
+    /// The stage id (generated when 0 was asked for).
+    pub stage_id: i64,
+    /// The packet `Stage::on_create` returned.
+    pub reply: Packet,
+}
+
+/// The result of `get_or_create_stage`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetOrCreateStageResult {
+    /// The stage id.
+    pub stage_id: i64,
+    /// Whether this call created it.
+    pub is_created: bool,
+    /// What `on_create` returned (empty when the stage already existed).
+    pub reply: Packet,
+}
+
+/// What API handlers get: the request's context (who sent it, for which account and stage)
+/// and everything a [`Sender`] can do (it derefs to one), plus stage management.
+#[derive(Clone)]
+pub struct ApiSender {
+    sender: Sender,
+    request: Option<Arc<RouteHeader>>,
+}
+
+impl fmt::Debug for ApiSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiSender")
+            .field("server_id", &self.sender.server_id())
+            .field("from", &self.from())
+            .finish()
+    }
+}
+
+impl Deref for ApiSender {
+    type Target = Sender;
+    fn deref(&self) -> &Sender {
+        &self.sender
+    }
+}
+
+impl ApiSender {
+    pub(crate) fn new(mesh: MeshSlot, request: Option<RouteHeader>) -> Self {
+        let account: Arc<str> = Arc::from(request.as_ref().map_or("", |h| h.account_id.as_str()));
+        ApiSender {
+            sender: Sender::new(mesh, 0, account),
+            request: request.map(Arc::new),
+        }
+    }
+
+    /// The server that sent the request being handled (empty outside a request).
+    pub fn from(&self) -> &str {
+        self.request.as_deref().map_or("", |h| h.from.as_str())
+    }
+
+    /// The account id the request carries.
+    pub fn account_id(&self) -> &str {
+        self.request
+            .as_deref()
+            .map_or("", |h| h.account_id.as_str())
+    }
+
+    /// The stage the request came from (for requests sent by stages), else 0.
+    pub fn stage_id(&self) -> i64 {
+        self.request.as_deref().map_or(0, |h| h.reply_stage_id)
+    }
+
+    fn framework<Req: Message + prost::Name, Res: Message + Default>(
+        &self,
+        play_id: &str,
+        request: Req,
+    ) -> impl Future<Output = Result<Res, MeshError>> + Send + 'static {
+        let header = RouteHeader {
+            msg_id: Req::NAME.to_owned(),
+            is_framework: true,
+            ..RouteHeader::default()
+        };
+        let mesh = self.sender.mesh().cloned();
+        let play_id = play_id.to_owned();
+        let payload = Bytes::from(request.encode_to_vec());
+        async move {
+            let mesh = mesh.ok_or_else(|| MeshError::ServerNotFound(play_id.clone()))?;
+            let reply = mesh.request(&play_id, header, payload).await?;
+            Res::decode(reply.payload).map_err(|e| MeshError::Invalid(e.to_string()))
+        }
+    }
+
+    /// Creates stage `stage_id` (0: a fresh id) of `stage_type` on Play server `play_id`,
+    /// handing `packet` to its `on_create`. Fails with `StageAlreadyExists`,
+    /// `InvalidStageType`, or the code `on_create` refused with.
+    pub fn create_stage(
+        &self,
+        play_id: &str,
+        stage_type: &str,
+        stage_id: i64,
+        packet: Packet,
+    ) -> impl Future<Output = Result<CreateStageResult, MeshError>> + Send + 'static {
+        let request = CreateStageReq {
+            stage_type: stage_type.to_owned(),
+            stage_id,
+            msg_id: packet.msg_id.to_string(),
+            payload: packet.payload,
+        };
+        let reply = self.framework::<_, CreateStageRes>(play_id, request);
+        async move {
+            let res = reply.await?;
+            Ok(CreateStageResult {
+                stage_id: res.stage_id,
+                reply: Packet::new(MsgId::from(res.msg_id.as_str()), res.payload),
+            })
+        }
+    }
+
+    /// Returns stage `stage_id` of `stage_type` on `play_id`, creating it (with `packet`)
+    /// when missing.
+    pub fn get_or_create_stage(
+        &self,
+        play_id: &str,
+        stage_type: &str,
+        stage_id: i64,
+        packet: Packet,
+    ) -> impl Future<Output = Result<GetOrCreateStageResult, MeshError>> + Send + 'static {
+        let request = GetOrCreateStageReq {
+            stage_type: stage_type.to_owned(),
+            stage_id,
+            msg_id: packet.msg_id.to_string(),
+            payload: packet.payload,
+        };
+        let reply = self.framework::<_, GetOrCreateStageRes>(play_id, request);
+        async move {
+            let res = reply.await?;
+            Ok(GetOrCreateStageResult {
+                stage_id: res.stage_id,
+                is_created: res.is_created,
+                reply: Packet::new(MsgId::from(res.msg_id.as_str()), res.payload),
+            })
+        }
+    }
+
+    /// Closes stage `stage_id` on `play_id` (its actors and it run `on_destroy`); `false` if
+    /// it did not exist.
+    pub fn destroy_stage(
+        &self,
+        play_id: &str,
+        stage_id: i64,
+    ) -> impl Future<Output = Result<bool, MeshError>> + Send + 'static {
+        let reply = self.framework::<_, DestroyStageRes>(play_id, DestroyStageReq { stage_id });
+        async move { Ok(reply.await?.destroyed) }
+    }
+}

@@ -1,0 +1,156 @@
+//! Joining a server mesh: which link, which directory, which settings.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use playhouse_mesh::{
+    Directory, InboundHandler, LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshLink,
+    ServerInfoCenter, ServerType, TcpLink,
+};
+use tokio::sync::mpsc;
+
+/// Queued link events before the link waits (backpressure towards peers).
+const EVENT_QUEUE: usize = 8192;
+
+/// How a server joins the mesh.
+///
+/// ```
+/// use playhouse::MeshJoin;
+/// use playhouse_mesh::MemoryDirectory;
+/// let directory = MemoryDirectory::new(); // shared by every server of this process
+/// let join = MeshJoin::tcp("127.0.0.1:0", directory).service_id(7);
+/// ```
+#[must_use]
+pub struct MeshJoin {
+    link: LinkChoice,
+    directory: Arc<dyn Directory>,
+    service_id: Option<u16>,
+    weight: u32,
+    request_timeout: Duration,
+    refresh_interval: Duration,
+}
+
+enum LinkChoice {
+    Tcp {
+        bind: String,
+        advertise_host: Option<String>,
+    },
+    Custom {
+        link: Arc<dyn MeshLink>,
+        events: mpsc::Receiver<LinkEvent>,
+    },
+}
+
+impl std::fmt::Debug for MeshJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshJoin")
+            .field("service_id", &self.service_id)
+            .field("weight", &self.weight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeshJoin {
+    /// The length-delimited TCP link bound at `bind` (e.g. `127.0.0.1:0`), with `directory`.
+    pub fn tcp(bind: impl Into<String>, directory: impl Directory) -> Self {
+        Self::with_directory(
+            LinkChoice::Tcp {
+                bind: bind.into(),
+                advertise_host: None,
+            },
+            Arc::new(directory),
+        )
+    }
+
+    /// Any link (e.g. the ZeroMQ link, or one over a simulated network) whose events arrive
+    /// on `events`.
+    pub fn link(
+        link: Arc<dyn MeshLink>,
+        events: mpsc::Receiver<LinkEvent>,
+        directory: Arc<dyn Directory>,
+    ) -> Self {
+        Self::with_directory(LinkChoice::Custom { link, events }, directory)
+    }
+
+    fn with_directory(link: LinkChoice, directory: Arc<dyn Directory>) -> Self {
+        MeshJoin {
+            link,
+            directory,
+            service_id: None,
+            weight: 100,
+            request_timeout: Duration::from_secs(30),
+            refresh_interval: Duration::from_secs(3),
+        }
+    }
+
+    /// A directory shared in this process (the embedded default).
+    pub fn memory(bind: impl Into<String>, directory: &MemoryDirectory) -> Self {
+        Self::tcp(bind, directory.clone())
+    }
+
+    /// The host other servers dial (needed when binding `0.0.0.0`).
+    pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
+        if let LinkChoice::Tcp { advertise_host, .. } = &mut self.link {
+            *advertise_host = Some(host.into());
+        }
+        self
+    }
+
+    /// Service id. Default: 1 for Play servers, 2 for API servers.
+    pub fn service_id(mut self, service_id: u16) -> Self {
+        self.service_id = Some(service_id);
+        self
+    }
+
+    /// Weight in weighted service routing. Default: 100.
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Default timeout of mesh requests. Default: 30 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How often the directory is refreshed. Default: 3 s.
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+}
+
+pub(crate) async fn join(
+    server_id: &str,
+    server_type: ServerType,
+    setup: MeshJoin,
+    inbound: Arc<dyn InboundHandler>,
+    center: ServerInfoCenter,
+) -> io::Result<Mesh> {
+    let (link, events): (Arc<dyn MeshLink>, _) = match setup.link {
+        LinkChoice::Tcp {
+            bind,
+            advertise_host,
+        } => {
+            let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+            let link = TcpLink::bind(server_id, &bind, advertise_host.as_deref(), tx).await?;
+            (Arc::new(link), rx)
+        }
+        LinkChoice::Custom { link, events } => (link, events),
+    };
+    let mut config = MeshConfig::new(server_id, server_type);
+    if let Some(service_id) = setup.service_id {
+        config.service_id = service_id;
+    }
+    config.weight = setup.weight;
+    config.request_timeout = setup.request_timeout;
+    config.refresh_interval = setup.refresh_interval;
+    tracing::info!(
+        server = server_id,
+        address = link.address(),
+        "joining the mesh"
+    );
+    Ok(Mesh::start_with_center(config, link, events, setup.directory, inbound, center).await)
+}
