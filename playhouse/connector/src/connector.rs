@@ -160,10 +160,12 @@ impl Connector {
         }
     }
 
-    /// Like [`connect`](Self::connect) over an already open stream: the seam for other
-    /// transports and for in-memory tests.
-    #[cfg(test)]
-    pub(crate) fn connect_stream<S>(
+    /// Like [`connect`](Self::connect) over an already open byte stream (any transport: a
+    /// simulated network, a custom tunnel, an in-memory pipe). Fires `on_connect(true)`.
+    ///
+    /// # Errors
+    /// [`ConnectorError::AlreadyConnected`].
+    pub fn connect_stream<S>(
         &self,
         stream: S,
         stage_id: i64,
