@@ -20,6 +20,7 @@ mod error;
 mod link;
 mod node;
 pub mod proto;
+mod zmq_link;
 
 pub use cache::RequestCache;
 pub use directory::{
@@ -29,3 +30,4 @@ pub use directory::{
 pub use error::MeshError;
 pub use link::{Dialer, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig};
 pub use node::{InboundHandler, Mesh, MeshConfig, REPLY_RETRY, RoutePacket};
+pub use zmq_link::{ZmqLink, ZmqLinkConfig, ZmqLinkError};
