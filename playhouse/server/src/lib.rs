@@ -72,6 +72,7 @@ mod services;
 mod session;
 mod session_handle;
 mod stage;
+pub mod testing;
 
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};

@@ -1,0 +1,213 @@
+//! Drive a stage in memory: no sockets, works under a paused tokio clock. For unit tests of
+//! your own stages, and for benchmarks of stage dispatch.
+//!
+//! ```
+//! use playhouse::testing::StageHarness;
+//! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, Packet, Stage, StageContext};
+//!
+//! struct Echo;
+//! struct Player;
+//! impl Stage for Echo {
+//!     type Actor = Player;
+//!     async fn on_create(&mut self, _: &mut StageContext<Self>, _: Packet) -> Result<Packet, ErrorCode> {
+//!         Ok(Packet::empty("Created"))
+//!     }
+//!     async fn on_dispatch(&mut self, _: &mut StageContext<Self>, actor: &mut ActorCell<Player>, packet: Packet) {
+//!         actor.link.reply(packet);
+//!     }
+//! }
+//! impl Actor for Player {
+//!     async fn on_authenticate(&mut self, link: &mut ActorLink, packet: Packet) -> Result<Packet, ErrorCode> {
+//!         link.set_account_id("alice");
+//!         Ok(packet)
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let stage = StageHarness::start("Echo", |_| Echo, |_| Player, Packet::empty("Create")).await.unwrap();
+//! let mut alice = stage.join(Packet::empty("Auth")).await.unwrap();
+//! let reply = alice.request(Packet::new("Hello", "hi")).await.unwrap();
+//! assert_eq!(reply.payload, "hi");
+//! # });
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::session_handle::{Outbound, SessionHandle};
+use crate::stage::registry::{
+    CreateRequest, JoinOutcome, StageEnv, StageMsg, StageRegistry, TypedKind,
+};
+use crate::stage::{ActorInit, Stage, StageInit};
+use crate::{ServerControl, Services};
+
+/// Frames queued for one harness client before the stage treats it as a slow consumer.
+const CLIENT_QUEUE: usize = 65_536;
+
+/// One stage running on its own loop, fed directly.
+pub struct StageHarness {
+    stage: mpsc::Sender<StageMsg>,
+    stage_id: i64,
+    next_session: AtomicU64,
+    _env: Arc<StageEnv>,
+}
+
+impl fmt::Debug for StageHarness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StageHarness")
+            .field("stage_id", &self.stage_id)
+            .finish()
+    }
+}
+
+impl StageHarness {
+    /// Creates stage 1 of type `name` with `create` as its creating packet; returns the
+    /// harness, or the code `on_create` refused with.
+    pub async fn start<S: Stage>(
+        name: &str,
+        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
+        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
+        create: Packet,
+    ) -> Result<StageHarness, ErrorCode> {
+        let env = Arc::new(StageEnv {
+            services: Services::default(),
+            control: ServerControl::new(Arc::from("harness")),
+            tracker: TaskTracker::new(),
+            mailbox_capacity: 65_536,
+            registry: StageRegistry::default(),
+            metrics: Arc::default(),
+            mesh: Arc::default(),
+        });
+        let kind = TypedKind::<S> {
+            name: Arc::from(name),
+            make_stage: Box::new(make_stage),
+            make_actor: Arc::new(make_actor),
+        };
+        let (done, created) = oneshot::channel();
+        let (handle, _) = env.registry.get_or_spawn(&env, 1, &kind, || CreateRequest {
+            packet: create,
+            done: Some(done),
+        });
+        created
+            .await
+            .map_err(|_| ErrorCode::STAGE_CREATION_FAILED)??;
+        Ok(StageHarness {
+            stage: handle.tx,
+            stage_id: 1,
+            next_session: AtomicU64::new(1),
+            _env: env,
+        })
+    }
+
+    /// Authenticates a new client with `auth`; the client, or the refusal's code.
+    pub async fn join(&self, auth: Packet) -> Result<HarnessClient, ErrorCode> {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        let handle = SessionHandle::new(session, tx, CancellationToken::new(), Arc::default());
+        let (done, joined) = oneshot::channel();
+        let join = StageMsg::Join {
+            session: handle,
+            reply_id: MsgId::from_static("AuthenticateReply"),
+            seq: 1,
+            packet: auth,
+            done,
+        };
+        self.stage
+            .send(join)
+            .await
+            .map_err(|_| ErrorCode::STAGE_NOT_FOUND)?;
+        let mut client = HarnessClient {
+            stage: self.stage.clone(),
+            actor: 0,
+            session,
+            rx,
+            next_seq: 2,
+        };
+        let outcome = joined.await.map_err(|_| ErrorCode::STAGE_NOT_FOUND)?;
+        let reply = client.frame().await.ok_or(ErrorCode::STAGE_NOT_FOUND)?;
+        match outcome {
+            JoinOutcome::Joined { actor } => {
+                client.actor = actor;
+                Ok(client)
+            }
+            JoinOutcome::Rejected => Err(reply.error_code),
+        }
+    }
+}
+
+/// A client of a [`StageHarness`]: sends what a connection would, sees every frame the stage
+/// sends it.
+pub struct HarnessClient {
+    stage: mpsc::Sender<StageMsg>,
+    actor: u64,
+    session: u64,
+    rx: mpsc::Receiver<Outbound>,
+    next_seq: u16,
+}
+
+impl fmt::Debug for HarnessClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HarnessClient")
+            .field("actor", &self.actor)
+            .finish()
+    }
+}
+
+impl HarnessClient {
+    /// Sends a one-way message.
+    pub async fn send(&self, packet: Packet) -> Result<(), ErrorCode> {
+        self.dispatch(0, packet).await
+    }
+
+    /// Sends a request without waiting; returns its sequence.
+    pub async fn request_nowait(&mut self, packet: Packet) -> Result<u16, ErrorCode> {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1).max(1);
+        self.dispatch(seq, packet).await?;
+        Ok(seq)
+    }
+
+    /// Sends a request and waits for its reply (pushes before it are skipped); a reply with
+    /// an error code is `Err(code)`.
+    pub async fn request(&mut self, packet: Packet) -> Result<ServerFrame, ErrorCode> {
+        let seq = self.request_nowait(packet).await?;
+        loop {
+            let frame = self.frame().await.ok_or(ErrorCode::STAGE_NOT_FOUND)?;
+            if frame.msg_seq == seq {
+                return match frame.error_code {
+                    ErrorCode::SUCCESS => Ok(frame),
+                    code => Err(code),
+                };
+            }
+        }
+    }
+
+    /// The next frame the stage sent this client (`None` once the stage is gone).
+    pub async fn frame(&mut self) -> Option<ServerFrame> {
+        loop {
+            match self.rx.recv().await? {
+                Outbound::Frame(frame) => return Some(frame),
+                Outbound::Detached(_) => continue,
+            }
+        }
+    }
+
+    async fn dispatch(&self, seq: u16, packet: Packet) -> Result<(), ErrorCode> {
+        let msg = StageMsg::Client {
+            actor: self.actor,
+            session: self.session,
+            seq,
+            packet,
+        };
+        self.stage
+            .send(msg)
+            .await
+            .map_err(|_| ErrorCode::STAGE_NOT_FOUND)
+    }
+}
