@@ -8,9 +8,11 @@
 //! * [`MeshLink`]: moves frames between servers. [`TcpLink`] speaks length-delimited frames
 //!   over any byte stream (production, or a simulated network); a ZeroMQ ROUTER link
 //!   implements the same trait.
-//! * [`Directory`]: who is up and where. [`MemoryDirectory`] for one process; Redis across
-//!   machines. [`ServerInfoCenter`] is a server's live view, refreshed every few seconds,
-//!   with service routing (round robin, weighted).
+//! * [`Directory`]: who is up and where. [`MemoryDirectory`] for one process;
+//!   `RedisDirectory` (feature `redis`, on by default) across machines, one key per server
+//!   `playhouse:server:{server_id}` holding the [`ServerInfo`] JSON with a TTL.
+//!   [`ServerInfoCenter`] is a server's live view, refreshed every few seconds, with service
+//!   routing (round robin, weighted).
 //! * [`Mesh`]: one server's node: send, request/reply with u32 sequences and timeouts,
 //!   remote error codes propagated, late replies discarded and counted.
 
@@ -20,6 +22,8 @@ mod error;
 mod link;
 mod node;
 pub mod proto;
+#[cfg(feature = "redis")]
+mod redis_directory;
 mod zmq_link;
 
 pub use cache::RequestCache;
@@ -30,4 +34,6 @@ pub use directory::{
 pub use error::MeshError;
 pub use link::{Dialer, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig};
 pub use node::{InboundHandler, Mesh, MeshConfig, REPLY_RETRY, RoutePacket};
+#[cfg(feature = "redis")]
+pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use zmq_link::{ZmqLink, ZmqLinkConfig, ZmqLinkError};
