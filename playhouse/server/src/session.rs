@@ -123,6 +123,10 @@ where
                 }
                 frame = self.reader.next() => match frame {
                     None => return "closed by the client",
+                    Some(Err(playhouse_protocol::DecodeError::Io(error))) => {
+                        tracing::debug!(%error, "connection error");
+                        return "transport error";
+                    }
                     Some(Err(error)) => {
                         tracing::warn!(%error, "bad frame; closing the connection");
                         self.shared.metrics.reject(Rejection::of(&error));
@@ -298,6 +302,16 @@ where
         frame: ClientFrame,
         auth_deadline: Instant,
     ) -> Result<(), Reason> {
+        self.authenticate_with(frame, auth_deadline, 1).await
+    }
+
+    async fn authenticate_with(
+        &mut self,
+        frame: ClientFrame,
+        auth_deadline: Instant,
+        retries_left: u8,
+    ) -> Result<(), Reason> {
+        let requested_stage = frame.stage_id;
         let shared = Arc::clone(&self.shared);
         if shared.control.is_stopping() {
             return Err("server stopping");
@@ -368,9 +382,29 @@ where
             _ = self.kill.cancelled() => return Err("closed by the server"),
             _ = tokio::time::sleep_until(deadline) => return Err("auth timeout"),
         };
-        if let Ok(JoinOutcome::Joined { actor }) = outcome {
-            tracing::debug!(stage = stage.stage_id, actor, "authenticated");
-            self.state = State::Joined { stage, actor };
+        match outcome {
+            Ok(JoinOutcome::Joined { actor }) => {
+                tracing::debug!(stage = stage.stage_id, actor, "authenticated");
+                self.state = State::Joined { stage, actor };
+            }
+            Ok(JoinOutcome::StageGone { packet }) if retries_left > 0 => {
+                // The stage closed under us: the login goes to a fresh stage (or gets
+                // StageNotFound without a default stage type).
+                let frame = ClientFrame {
+                    msg_id: packet.msg_id,
+                    msg_seq: seq,
+                    stage_id: requested_stage,
+                    payload: packet.payload,
+                };
+                let retry = self.authenticate_with(frame, auth_deadline, retries_left - 1);
+                return Box::pin(retry).await;
+            }
+            Ok(JoinOutcome::StageGone { .. }) => {
+                let code = ErrorCode::STAGE_NOT_FOUND;
+                let reply = ServerFrame::new(reply_id, seq, requested_stage, code, Bytes::new());
+                return self.send_now(reply).await;
+            }
+            _ => {}
         }
         Ok(())
     }

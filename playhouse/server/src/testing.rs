@@ -130,13 +130,16 @@ impl StageHarness {
             next_seq: 2,
         };
         let outcome = joined.await.map_err(|_| ErrorCode::STAGE_NOT_FOUND)?;
+        if let JoinOutcome::StageGone { .. } = outcome {
+            return Err(ErrorCode::STAGE_NOT_FOUND);
+        }
         let reply = client.frame().await.ok_or(ErrorCode::STAGE_NOT_FOUND)?;
         match outcome {
             JoinOutcome::Joined { actor } => {
                 client.actor = actor;
                 Ok(client)
             }
-            JoinOutcome::Rejected => Err(reply.error_code),
+            _ => Err(reply.error_code),
         }
     }
 }

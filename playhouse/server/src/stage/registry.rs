@@ -48,8 +48,15 @@ pub(crate) enum StageMsg {
 /// The result of a join, for the session's state machine.
 #[derive(Debug)]
 pub(crate) enum JoinOutcome {
-    Joined { actor: u64 },
+    Joined {
+        actor: u64,
+    },
     Rejected,
+    /// The stage closed before it handled the join: the session may try again (a default
+    /// stage type then creates a fresh stage under the same id).
+    StageGone {
+        packet: Packet,
+    },
 }
 
 /// A live stage's mailbox.

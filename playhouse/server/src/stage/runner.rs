@@ -38,6 +38,9 @@ pub(crate) struct StageRunner<S: Stage> {
     rx: mpsc::Receiver<StageMsg>,
     post_rx: mpsc::Receiver<Post<S>>,
     created: bool,
+    /// Connections of the actors the stage had when it closed, to answer their queued
+    /// requests.
+    gone: HashMap<SessionId, SessionHandle>,
 }
 
 impl<S: Stage> StageRunner<S> {
@@ -73,6 +76,7 @@ impl<S: Stage> StageRunner<S> {
             rx,
             post_rx,
             created: false,
+            gone: HashMap::new(),
         }
     }
 
@@ -87,6 +91,7 @@ impl<S: Stage> StageRunner<S> {
                 for cell in self.actors.values() {
                     if let Some(session) = cell.link.session() {
                         session.push(Outbound::Detached(ErrorCode::STAGE_NOT_FOUND));
+                        self.gone.insert(session.id, session.clone());
                     }
                 }
             }
@@ -143,6 +148,7 @@ impl<S: Stage> StageRunner<S> {
             cell.actor.on_destroy(&mut cell.link).await;
             if let Some(session) = cell.link.session() {
                 session.push(Outbound::Detached(ErrorCode::STAGE_NOT_FOUND));
+                self.gone.insert(session.id, session.clone());
             }
         }
         self.accounts.clear();
@@ -163,17 +169,39 @@ impl<S: Stage> StageRunner<S> {
         } else {
             ErrorCode::STAGE_CREATION_FAILED
         };
+        // Nothing queued goes unanswered: every request gets an error, every login another
+        // chance.
         while let Ok(msg) = self.rx.try_recv() {
-            if let StageMsg::Join {
-                session,
-                reply_id,
-                seq,
-                done,
-                ..
-            } = msg
-            {
-                session.send(error_frame(reply_id, seq, self.stage_id, code));
-                let _ = done.send(JoinOutcome::Rejected);
+            match msg {
+                StageMsg::Join { packet, done, .. } if self.created => {
+                    let _ = done.send(JoinOutcome::StageGone { packet });
+                }
+                StageMsg::Join {
+                    session,
+                    reply_id,
+                    seq,
+                    done,
+                    ..
+                } => {
+                    session.send(error_frame(reply_id, seq, self.stage_id, code));
+                    let _ = done.send(JoinOutcome::Rejected);
+                }
+                StageMsg::Client {
+                    session,
+                    seq,
+                    packet,
+                    ..
+                } if seq != 0 => {
+                    if let Some(handle) = self.gone.get(&session) {
+                        handle.send(error_frame(packet.msg_id, seq, self.stage_id, code));
+                    }
+                }
+                StageMsg::Server { packet } => {
+                    if let Some(mesh) = self.env.mesh.get() {
+                        ReplyTarget::mesh(mesh.clone(), packet.header).reply_error(code);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -353,15 +381,17 @@ impl<S: Stage> StageRunner<S> {
                     session: session.clone(),
                 },
             );
-            match previous {
-                // The same account logged in again while connected: the old connection goes.
-                Some(old) => old.close(),
-                None => {
-                    self.stage
-                        .on_connection_changed(&mut self.ctx, existing, true)
-                        .await
-                }
+            // A second login while the old connection still looks alive (its drop not yet
+            // noticed) replaces it: the stage sees it leave, then come back.
+            if let Some(old) = previous {
+                old.close();
+                self.stage
+                    .on_connection_changed(&mut self.ctx, existing, false)
+                    .await;
             }
+            self.stage
+                .on_connection_changed(&mut self.ctx, existing, true)
+                .await;
             session.send(reply);
             self.leave_if_asked(key).await;
             return JoinOutcome::Joined { actor: key };
