@@ -261,7 +261,6 @@ mod tests {
         ClientCodec::default()
     }
 
-
     #[test]
     fn client_frame_matches_hand_written_bytes() {
         // body = id_len(1) + "Echo"(4) + seq(2) + stage(8) + payload "hi"(2) = 17 = 0x11
@@ -304,7 +303,9 @@ mod tests {
     #[test]
     fn heartbeat_is_exactly_its_header() {
         let mut wire = BytesMut::new();
-        client().encode(ClientFrame::heartbeat(), &mut wire).unwrap();
+        client()
+            .encode(ClientFrame::heartbeat(), &mut wire)
+            .unwrap();
         assert_eq!(wire.len(), 4 + 1 + 12 + 2 + 8);
         assert_eq!(&wire[5..17], b"@Heart@Beat@");
         let frame = server().decode(&mut wire).unwrap().unwrap();
@@ -419,8 +420,11 @@ mod tests {
         server().encode(frame.clone(), &mut wire).unwrap();
         assert!(wire.len() < payload.len() / 10, "{} bytes", wire.len());
         let original_size_at = 4 + 1 + 9 + 2 + 8 + 2;
-        let original_size =
-            i32::from_le_bytes(wire[original_size_at..original_size_at + 4].try_into().unwrap());
+        let original_size = i32::from_le_bytes(
+            wire[original_size_at..original_size_at + 4]
+                .try_into()
+                .unwrap(),
+        );
         assert_eq!(original_size, 64 * 1024);
         assert_eq!(client().decode(&mut wire).unwrap(), Some(frame));
     }

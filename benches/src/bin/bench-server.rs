@@ -1,0 +1,46 @@
+//! The server under load: `--mode framework` (a Play server with `BenchStage`) or
+//! `--mode raw` (the baseline). Prints `{"tcp": ..., "ws": ..., "tls": ..., "pid": ...}` and
+//! serves until SIGINT/SIGTERM.
+
+use clap::Parser;
+use playhouse_benches::bench_server::{framework_server, raw_server};
+
+#[derive(Parser)]
+struct Args {
+    /// `framework` or `raw`.
+    #[arg(long, default_value = "framework")]
+    mode: String,
+    /// Bind address of the TCP listener.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    bind: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    playhouse_benches::loadgen::raise_fd_limit();
+    let args = Args::parse();
+    let pid = std::process::id();
+    let mut server = None;
+    let line = if args.mode == "raw" {
+        let tcp = raw_server(&args.bind).await?;
+        serde_json::json!({"mode": "raw", "tcp": tcp.to_string(), "pid": pid})
+    } else {
+        let play = server.insert(framework_server());
+        let tcp = play.listen_tcp(&args.bind).await?;
+        let ws = play.listen_ws("127.0.0.1:0", "/ws", None).await?;
+        let certs = playhouse_transport::tls::self_signed(&["localhost", "127.0.0.1"])
+            .map_err(|e| e.to_string())?;
+        let tls = play.listen_tls("127.0.0.1:0", certs.server).await?;
+        serde_json::json!({"mode": "framework", "tcp": tcp.to_string(), "ws": ws.to_string(), "tls": tls.to_string(), "pid": pid})
+    };
+    println!("{line}");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    if let Some(play) = server {
+        play.stop().await;
+    }
+    Ok(())
+}

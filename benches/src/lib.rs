@@ -1,0 +1,28 @@
+//! PlayHouse benchmarks.
+//!
+//! * [`bench_server`]: the server under load — the framework (`BenchStage` on a Play server)
+//!   or the raw baseline (a minimal tokio server with the same framing and no framework).
+//! * [`loadgen`]: the load generator: many clients over TCP, WebSocket or TLS, request or
+//!   one-way mode, in-flight window, latency histogram, server RSS.
+//! * [`report`]: results as one JSON line and a readable table.
+//!
+//! The binaries (`bench-server`, `loadgen`, `mesh-bench`) are thin wrappers; `run.sh` runs a
+//! whole comparison and `RESULTS.md` records the numbers.
+
+pub mod bench_server;
+pub mod loadgen;
+pub mod report;
+
+/// Message ids the load generator and both servers agree on.
+pub mod ids {
+    /// Authenticate (payload: account id).
+    pub const AUTH: &str = "AuthenticateRequest";
+    /// Authenticate reply.
+    pub const AUTH_REPLY: &str = "AuthenticateReply";
+    /// A request answered with its own payload.
+    pub const REQUEST: &str = "BenchRequest";
+    /// A one-way message answered by a push carrying its payload.
+    pub const SEND: &str = "BenchSend";
+    /// The push answering [`SEND`].
+    pub const PUSH: &str = "BenchPush";
+}

@@ -1,0 +1,84 @@
+//! A load run's result: one JSON line for scripts, one table for people.
+
+use std::fmt;
+
+/// What a load run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// `request` or `send`.
+    pub mode: String,
+    /// `tcp`, `ws` or `tls`.
+    pub transport: String,
+    /// Clients started.
+    pub ccu: usize,
+    /// Clients that authenticated.
+    pub authenticated: u64,
+    /// In-flight window per client.
+    pub inflight: usize,
+    /// Payload bytes.
+    pub size: usize,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// Messages completed while measuring.
+    pub messages: u64,
+    /// Completed messages per second.
+    pub msgs_per_sec: f64,
+    /// Median latency (µs).
+    pub p50_us: u64,
+    /// 95th percentile latency (µs).
+    pub p95_us: u64,
+    /// 99th percentile latency (µs).
+    pub p99_us: u64,
+    /// Worst latency (µs).
+    pub max_us: u64,
+    /// Error replies and dropped connections.
+    pub errors: u64,
+    /// Clients that could not connect or authenticate.
+    pub connect_failures: u64,
+    /// Peak server RSS while measuring (MiB; 0 when unknown).
+    pub server_rss_mb: f64,
+}
+
+impl Report {
+    /// The report as one JSON object.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode, "transport": self.transport, "ccu": self.ccu,
+            "authenticated": self.authenticated, "inflight": self.inflight, "size": self.size,
+            "seconds": self.seconds, "messages": self.messages,
+            "msgs_per_sec": self.msgs_per_sec.round(),
+            "p50_us": self.p50_us, "p95_us": self.p95_us, "p99_us": self.p99_us,
+            "max_us": self.max_us, "errors": self.errors,
+            "connect_failures": self.connect_failures,
+            "server_rss_mb": (self.server_rss_mb * 10.0).round() / 10.0,
+        })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "mode {} over {}, {} clients ({} authenticated), in flight {}, {} B",
+            self.mode, self.transport, self.ccu, self.authenticated, self.inflight, self.size
+        )?;
+        writeln!(
+            f,
+            "  throughput  {:>12.0} msg/s  ({} in {:.1} s)",
+            self.msgs_per_sec, self.messages, self.seconds
+        )?;
+        writeln!(
+            f,
+            "  latency     p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            self.p50_us as f64 / 1e3,
+            self.p95_us as f64 / 1e3,
+            self.p99_us as f64 / 1e3,
+            self.max_us as f64 / 1e3
+        )?;
+        write!(
+            f,
+            "  errors      {}  connect failures {}  server RSS {:.1} MiB",
+            self.errors, self.connect_failures, self.server_rss_mb
+        )
+    }
+}

@@ -1,0 +1,155 @@
+//! Separate OS processes (a Play node and an API node) that find each other through a real
+//! Redis: an HTTP call creates a stage, a client joins it and echoes; a killed Play node fails
+//! API calls fast, and a restarted one serves again without restarting the API node.
+//!
+//! Needs a Redis server: `bash ci/redis.sh` starts one (the test command runs it).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use playhouse_connector::{Connector, ConnectorConfig, Packet};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn redis_url() -> String {
+    std::env::var("PLAYHOUSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A child process that is killed when dropped.
+struct Node {
+    child: Child,
+    endpoints: Value,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(bin: &str, id: &str, prefix: &str) -> Node {
+    let mut child = Command::new(bin)
+        .env("PLAYHOUSE_SERVER_ID", id)
+        .env("PLAYHOUSE_REDIS_URL", redis_url())
+        .env("PLAYHOUSE_REDIS_PREFIX", prefix)
+        .env("PLAYHOUSE_PLAY_ID", "play-1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the node");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(WAIT)
+        .expect("the node printed no endpoints");
+    let endpoints: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+        panic!("{bin} did not start (is Redis up? run `bash ci/redis.sh`): {line:?}")
+    });
+    Node { child, endpoints }
+}
+
+/// `POST path` with a JSON body; returns the status code and the parsed body.
+async fn post(http: &str, path: &str, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(http).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let json = response.split("\r\n\r\n").nth(1).unwrap_or("null");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// Creates a stage over HTTP, retrying while the mesh is still connecting.
+async fn create_stage(http: &str, stage_id: i64) -> Value {
+    let body = serde_json::json!({"stage_type": "EchoRoom", "stage_id": stage_id});
+    let started = Instant::now();
+    loop {
+        let (status, reply) = post(http, "/api/stages", &body).await;
+        if status == 200 {
+            return reply;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "stage never created: {status} {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn echo_through(tcp: &str, stage_id: i64, user: &str) {
+    let (host, port) = tcp.rsplit_once(':').unwrap();
+    let connector = Connector::new(ConnectorConfig::default());
+    connector
+        .connect(host, port.parse().unwrap(), stage_id, "EchoRoom")
+        .await
+        .unwrap();
+    connector
+        .authenticate(Packet::new("AuthenticateRequest", user.to_owned()))
+        .await
+        .unwrap();
+    let echo = connector
+        .request(Packet::new("Echo", "across processes"))
+        .await
+        .unwrap();
+    assert_eq!(echo.payload, "across processes");
+    connector.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_meet_through_redis_and_survive_a_play_restart() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("playhouse:test:{}:{nanos}:", std::process::id());
+    let play_bin = env!("CARGO_BIN_EXE_play-node");
+    let api_bin = env!("CARGO_BIN_EXE_api-node");
+
+    let mut play = start(play_bin, "play-1", &prefix);
+    let api = start(api_bin, "api-1", &prefix);
+    let http = api.endpoints["http"].as_str().unwrap().to_owned();
+    let created = create_stage(&http, 7).await;
+    assert_eq!(created["stage_id"], 7);
+    echo_through(play.endpoints["tcp"].as_str().unwrap(), 7, "alice").await;
+
+    // Kill the Play node: API calls fail fast with ServerNotFound (2), not a 30 s timeout.
+    let _ = play.child.kill();
+    let _ = play.child.wait();
+    let body = serde_json::json!({"stage_type": "EchoRoom", "stage_id": 8});
+    let started = Instant::now();
+    let mut failed_fast = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        let call = Instant::now();
+        let (status, reply) = post(&http, "/api/stages", &body).await;
+        assert_ne!(status, 200, "created a stage on a dead server");
+        if reply["error_code"] == 2 && call.elapsed() < Duration::from_secs(2) {
+            failed_fast = true;
+            break;
+        }
+    }
+    assert!(
+        failed_fast,
+        "API calls to the dead Play node did not fail fast with code 2"
+    );
+    drop(play);
+
+    // Restart it (new ports, same id): the API node reconnects by itself.
+    let play = start(play_bin, "play-1", &prefix);
+    let created = create_stage(&http, 8).await;
+    assert_eq!(created["stage_id"], 8);
+    echo_through(play.endpoints["tcp"].as_str().unwrap(), 8, "bob").await;
+}
