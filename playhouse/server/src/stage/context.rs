@@ -300,6 +300,12 @@ impl<S: Stage> StageContext<S> {
         self.clients.len()
     }
 
+    /// Takes the reply of the server request being dispatched, to answer it later (e.g. from
+    /// an async block's `post`); `None` for one-way messages or once answered.
+    pub fn server_reply_target(&mut self) -> Option<ReplyTarget> {
+        self.server_reply.take()
+    }
+
     /// Replies to the server request being dispatched (`on_dispatch_server`).
     pub fn reply(&mut self, packet: Packet) {
         if let Some(target) = self.server_reply.take() {
