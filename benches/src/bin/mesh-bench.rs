@@ -27,6 +27,9 @@ struct Args {
     /// Measured seconds per case.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
+    /// The framework's link: `zmq` (ZeroMQ ROUTER) or `tcp` (length-delimited).
+    #[arg(long, default_value = "zmq")]
+    link: String,
 }
 
 fn router(identity: &str) -> RouterSocket {
@@ -149,13 +152,15 @@ impl Actor for Nobody {
     }
 }
 
-async fn join(id: &str, directory: &MemoryDirectory) -> MeshJoin {
+async fn join(id: &str, directory: &MemoryDirectory, kind: &str) -> MeshJoin {
     let (tx, rx) = tokio::sync::mpsc::channel(8192);
-    let link = ZmqLink::bind(id, "tcp://127.0.0.1:0", None, tx, ZmqLinkConfig::default())
-        .await
-        .expect("bind");
-    MeshJoin::link(Arc::new(link), rx, Arc::new(directory.clone()))
-        .refresh_interval(Duration::from_millis(100))
+    let link: Arc<dyn playhouse_mesh::MeshLink> = if kind == "tcp" {
+        Arc::new(playhouse_mesh::TcpLink::bind(id, "127.0.0.1:0", None, tx).await.expect("bind"))
+    } else {
+        let link = ZmqLink::bind(id, "tcp://127.0.0.1:0", None, tx, ZmqLinkConfig::default());
+        Arc::new(link.await.expect("bind"))
+    };
+    MeshJoin::link(link, rx, Arc::new(directory.clone())).refresh_interval(Duration::from_millis(100))
 }
 
 async fn framework(args: &Args) -> (f64, f64) {
@@ -167,14 +172,14 @@ async fn framework(args: &Args) -> (f64, f64) {
             .stage("Echo", |_| Echo, |_| Nobody)
             .build()
             .expect("build");
-        play.join_mesh(join(id, &directory).await)
+        play.join_mesh(join(id, &directory, &args.link).await)
             .await
             .expect("join");
         plays.push(play);
     }
     let api = ApiServer::builder()
         .server_id("api-1")
-        .start(join("api-1", &directory).await)
+        .start(join("api-1", &directory, &args.link).await)
         .await
         .expect("api");
     let sender = api.sender();
@@ -253,7 +258,7 @@ async fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "inflight": args.inflight, "size": args.size, "seconds": args.duration,
+            "link": args.link, "inflight": args.inflight, "size": args.size, "seconds": args.duration,
             "raw_zmq_msgs_per_sec": raw.round(),
             "api_to_stage_msgs_per_sec": api_to_stage.round(),
             "stage_to_stage_msgs_per_sec": stage_to_stage.round(),
