@@ -15,8 +15,8 @@ use playhouse_mesh::proto::{
 use playhouse_protocol::{MsgId, Packet};
 use prost::Message;
 
-use crate::Sender;
 use crate::sender::MeshSlot;
+use crate::{Sender, Services};
 
 /// The result of `create_stage`: the new stage's id and what its `on_create` returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,12 +38,14 @@ pub struct GetOrCreateStageResult {
     pub reply: Packet,
 }
 
-/// What API handlers get: the request's context (who sent it, for which account and stage)
-/// and everything a [`Sender`] can do (it derefs to one), plus stage management.
+/// What API handlers get: the request's context (who sent it, for which account and stage),
+/// the server's shared services, and everything a [`Sender`] can do (it derefs to one), plus
+/// stage management.
 #[derive(Clone)]
 pub struct ApiSender {
     sender: Sender,
     request: Option<Arc<RouteHeader>>,
+    services: Services,
 }
 
 impl fmt::Debug for ApiSender {
@@ -63,12 +65,20 @@ impl Deref for ApiSender {
 }
 
 impl ApiSender {
-    pub(crate) fn new(mesh: MeshSlot, request: Option<RouteHeader>) -> Self {
+    pub(crate) fn new(mesh: MeshSlot, request: Option<RouteHeader>, services: Services) -> Self {
         let account: Arc<str> = Arc::from(request.as_ref().map_or("", |h| h.account_id.as_str()));
         ApiSender {
             sender: Sender::new(mesh, 0, account),
             request: request.map(Arc::new),
+            services,
         }
+    }
+
+    /// The server's shared services (the ones registered on its builder, plus its
+    /// [`ServerControl`](crate::ServerControl) and
+    /// [`ServerInfoCenter`](playhouse_mesh::ServerInfoCenter)), so handlers can fetch them.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The server that sent the request being handled (empty outside a request).

@@ -59,8 +59,9 @@ impl ApiServerBuilder {
         self
     }
 
-    /// Registers a shared service ([`Services::get`] from handlers via
-    /// [`ApiServer::services`]). The control handle and directory view are always there.
+    /// Registers a shared service: handlers fetch it with `sender.services().get::<T>()`
+    /// ([`ApiSender::services`]), other code through [`ApiServer::services`]. The control
+    /// handle and directory view are always there.
     pub fn service<T: std::any::Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
         self.services.insert(service);
         self
@@ -118,7 +119,11 @@ impl InboundHandler for ApiInbound {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let sender = ApiSender::new(Arc::clone(&shared.mesh), Some(packet.header.clone()));
+        let sender = ApiSender::new(
+            Arc::clone(&shared.mesh),
+            Some(packet.header.clone()),
+            shared.services.clone(),
+        );
         let header = packet.header.clone();
         if !shared
             .handlers
@@ -172,7 +177,11 @@ impl ApiServer {
     /// A sender outside any request (e.g. for axum handlers): create stages, message
     /// servers.
     pub fn sender(&self) -> ApiSender {
-        ApiSender::new(Arc::clone(&self.shared.mesh), None)
+        ApiSender::new(
+            Arc::clone(&self.shared.mesh),
+            None,
+            self.shared.services.clone(),
+        )
     }
 
     /// The shared services.

@@ -49,7 +49,11 @@ impl InboundHandler for PlayInbound {
         if header.is_framework {
             framework(&shared, mesh, packet);
         } else if header.is_system {
-            let sender = ApiSender::new(Arc::clone(&shared.stage_env.mesh), Some(header.clone()));
+            let sender = ApiSender::new(
+                Arc::clone(&shared.stage_env.mesh),
+                Some(header.clone()),
+                shared.stage_env.services.clone(),
+            );
             if !shared
                 .system
                 .dispatch(mesh, packet.clone(), sender, &shared.handler_limit)

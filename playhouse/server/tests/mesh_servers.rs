@@ -368,3 +368,42 @@ async fn a_stopped_play_server_fails_fast_and_a_restarted_one_serves_again() {
         .unwrap();
     assert_eq!(pong.payload, "pong 5 again");
 }
+
+/// A shared service of the API server, for the test below.
+struct Motd(&'static str);
+
+#[tokio::test]
+async fn api_handlers_fetch_shared_services_from_their_sender() {
+    let directory = MemoryDirectory::new();
+    let api1 = ApiServer::builder()
+        .server_id("api-svc")
+        .service(std::sync::Arc::new(Motd("welcome")))
+        .handlers(|h| {
+            h.add("Motd", |_, sender: playhouse::ApiSender| async move {
+                let motd = sender.services().get::<Motd>().ok_or(ErrorCode(1800))?;
+                let control = sender
+                    .services()
+                    .get::<playhouse::ServerControl>()
+                    .ok_or(ErrorCode(1801))?;
+                let center = sender
+                    .services()
+                    .get::<playhouse::ServerInfoCenter>()
+                    .ok_or(ErrorCode(1802))?;
+                let known = center.all().len();
+                Ok(Packet::new(
+                    "Motd",
+                    format!("{} {} {known}", motd.0, control.server_id()),
+                ))
+            });
+        })
+        .start(fast(&directory))
+        .await
+        .unwrap();
+    settle(&api1, &["api-svc"]).await;
+    let reply = api1
+        .sender()
+        .request_to_api("api-svc", Packet::new("Motd", ""))
+        .await
+        .unwrap();
+    assert_eq!(reply.payload, "welcome api-svc 1");
+}
