@@ -1,0 +1,368 @@
+//! A game client for scenarios: the real [`Connector`] over a simulated TCP stream, with every
+//! event it sees recorded in the trace and checked as it arrives.
+//!
+//! Checked here, per connection: `Applied` pushes of the stage come with consecutive
+//! sequence numbers (nothing lost, duplicated or reordered) and say the stage saw every
+//! operation in order; each reply answers the request it completes (never a stale reply);
+//! every request ends within its timeout. The operation ledger ([`crate::invariants::Ledger`])
+//! is compared with the stage's own record by [`SimClient::verify_ops`].
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, Packet};
+
+use crate::app::STAGE_TYPE;
+use crate::cluster::{CLIENT_PORT, Env, sleep};
+use crate::invariants::Ledger;
+use crate::net::dial;
+use crate::trace::{Trace, now};
+
+/// What the connector's callbacks saw (shared with them: they run on its task).
+#[derive(Debug, Default)]
+pub struct Inbox {
+    /// `Applied` sequence last seen on the current connection.
+    last_applied: Option<u64>,
+    /// Connections lost so far.
+    pub disconnects: u32,
+    /// Every push, as `msg_id payload`, with the simulated time it arrived.
+    pub pushes: Vec<(Duration, String)>,
+}
+
+/// One simulated player.
+#[derive(Debug)]
+pub struct SimClient {
+    /// Trace label (the client host's name).
+    pub name: String,
+    /// Account id it authenticates as.
+    pub account: String,
+    /// The stage it plays in.
+    pub stage_id: i64,
+    /// The Play server host it connects to.
+    pub server: String,
+    connector: Connector,
+    trace: Trace,
+    inbox: Arc<Mutex<Inbox>>,
+    /// What happened to each operation it sent.
+    pub ledger: Ledger,
+    next_op: u64,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
+    inbox.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn words(packet: &Packet) -> Vec<String> {
+    String::from_utf8_lossy(&packet.payload)
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+impl SimClient {
+    /// A client `name` playing `account` in stage `stage_id` on `server`, with the
+    /// cluster's connector timing (`heartbeats: false` turns heartbeats off).
+    pub fn new(env: &Env, name: &str, account: &str, server: &str, stage_id: i64) -> SimClient {
+        let timing = env.timing;
+        let config = ConnectorConfig {
+            request_timeout: timing.client_request_timeout,
+            heartbeat_interval: timing.heartbeat_interval,
+            heartbeat_timeout: timing.heartbeat_timeout,
+            connect_timeout: timing.connect_timeout,
+            use_main_thread_callbacks: false,
+            ..ConnectorConfig::default()
+        };
+        let connector = Connector::new(config);
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let trace = env.trace.clone();
+        {
+            let (trace, inbox, who) = (trace.clone(), Arc::clone(&inbox), name.to_owned());
+            connector.on_receive(move |_, _, packet| on_push(&trace, &who, &inbox, &packet));
+        }
+        {
+            let (trace, inbox, who) = (trace.clone(), Arc::clone(&inbox), name.to_owned());
+            connector.on_disconnect(move || {
+                lock(&inbox).disconnects += 1;
+                trace.record(&who, "disconnected");
+            });
+        }
+        SimClient {
+            name: name.to_owned(),
+            account: account.to_owned(),
+            stage_id,
+            server: server.to_owned(),
+            connector,
+            trace,
+            inbox,
+            ledger: Ledger::default(),
+            next_op: 0,
+            request_timeout: timing.client_request_timeout,
+            connect_timeout: timing.connect_timeout,
+        }
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// What the callbacks saw.
+    pub fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        lock(&self.inbox)
+    }
+
+    /// Dials and authenticates once; `true` when authenticated.
+    pub async fn login(&mut self) -> bool {
+        if self.connector.is_connected() {
+            self.connector.disconnect().await;
+        }
+        let stream = match dial(&self.server, CLIENT_PORT, self.connect_timeout).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.trace
+                    .record(&self.name, format_args!("dial failed: {}", error.kind()));
+                return false;
+            }
+        };
+        lock(&self.inbox).last_applied = None;
+        if let Err(error) = self
+            .connector
+            .connect_stream(stream, self.stage_id, STAGE_TYPE)
+        {
+            self.trace
+                .record(&self.name, format_args!("connect failed: {error}"));
+            return false;
+        }
+        let auth = Packet::new("AuthenticateRequest", self.account.clone());
+        let result = self.bounded(self.connector.authenticate(auth)).await;
+        match result {
+            Some(Ok(reply)) => {
+                let ok =
+                    self.trace
+                        .check(&self.name, reply.payload == self.account.as_bytes(), || {
+                            format!("authenticate reply for another account: {reply:?}")
+                        });
+                self.trace.record(&self.name, "authenticated");
+                ok
+            }
+            Some(Err(error)) => {
+                self.trace.record(
+                    &self.name,
+                    format_args!("authenticate failed: {}", error.code()),
+                );
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Logs in, retrying every `every` until it works or `limit` passes.
+    pub async fn login_retrying(&mut self, every: Duration, limit: Duration) -> bool {
+        let deadline = now() + limit;
+        loop {
+            if self.login().await {
+                return true;
+            }
+            if now() >= deadline {
+                return false;
+            }
+            sleep(every).await;
+        }
+    }
+
+    /// Awaits a connector call, recording a violation when it outlives its timeout (every
+    /// request must end by itself, with a reply or an error).
+    async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Option<T> {
+        let limit = self.request_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, call).await {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.trace
+                    .violation(&self.name, "a request never completed");
+                None
+            }
+        }
+    }
+
+    fn op_packet(&mut self) -> (u64, Packet) {
+        self.next_op += 1;
+        (self.next_op, Packet::new("Op", self.next_op.to_string()))
+    }
+
+    /// Sends the next operation as a request and checks its reply; `Ok(stage sequence)`.
+    pub async fn op(&mut self) -> Result<u64, ConnectorError> {
+        let (n, packet) = self.op_packet();
+        let request = self.connector.request(packet);
+        let result = self
+            .bounded(request)
+            .await
+            .unwrap_or(Err(ConnectorError::RequestTimeout));
+        self.settle(n, result)
+    }
+
+    /// Like [`SimClient::op`] with its own request timeout.
+    pub async fn op_within(&mut self, timeout: Duration) -> Result<u64, ConnectorError> {
+        let (n, packet) = self.op_packet();
+        let request = self.connector.request_with_timeout(packet, timeout);
+        let result = self
+            .bounded(request)
+            .await
+            .unwrap_or(Err(ConnectorError::RequestTimeout));
+        self.settle(n, result)
+    }
+
+    /// Sends `count` operations at once (pipelined) and checks that their replies come back
+    /// in the order the stage applied them.
+    pub async fn ops_pipelined(&mut self, count: usize) {
+        let connector = self.connector.clone();
+        let mut sent = Vec::new();
+        for _ in 0..count {
+            let (n, packet) = self.op_packet();
+            sent.push((n, connector.request(packet)));
+        }
+        let (numbers, requests): (Vec<u64>, Vec<_>) = sent.into_iter().unzip();
+        let results = self.bounded(futures_util::future::join_all(requests)).await;
+        let Some(results) = results else {
+            return;
+        };
+        let mut last_seq = 0;
+        for (n, result) in numbers.into_iter().zip(results) {
+            if let Ok(seq) = self.settle(n, result) {
+                self.trace.check(&self.name, seq > last_seq, || {
+                    format!("pipelined op {n} applied at {seq}, after {last_seq}")
+                });
+                last_seq = seq;
+            }
+        }
+    }
+
+    /// Sends the next operation one-way (its outcome stays unknown until a dump).
+    pub fn note(&mut self) {
+        let (n, packet) = self.op_packet();
+        match self.connector.send(packet) {
+            Ok(()) => self.ledger.unknown(n),
+            Err(error) => self.ledger.failed(n, error.code().0),
+        }
+    }
+
+    /// Records what happened to operation `n` and checks the reply is its own.
+    fn settle(
+        &mut self,
+        n: u64,
+        result: Result<Packet, ConnectorError>,
+    ) -> Result<u64, ConnectorError> {
+        match result {
+            Ok(reply) => {
+                let w = words(&reply);
+                let matches = w.len() == 3 && w[0] == n.to_string();
+                if !self.trace.check(&self.name, matches, || {
+                    format!("op {n} completed by a reply to another request: {w:?}")
+                }) {
+                    return Err(ConnectorError::Disconnected);
+                }
+                let seq = w[1].parse().unwrap_or(0);
+                self.trace
+                    .record(&self.name, format_args!("op {n} ok seq={seq} inc={}", w[2]));
+                self.ledger.acked(&w[2], n);
+                Ok(seq)
+            }
+            Err(error) => {
+                let code = error.code();
+                self.trace
+                    .record(&self.name, format_args!("op {n} error {code}"));
+                self.trace
+                    .check(&self.name, code != crate::app::OUT_OF_ORDER, || {
+                        format!("stage saw op {n} out of order")
+                    });
+                match &error {
+                    // Applied or not: the reply was lost or came too late.
+                    ConnectorError::RequestTimeout | ConnectorError::Disconnected => {
+                        self.ledger.unknown(n)
+                    }
+                    _ => self.ledger.failed(n, code.0),
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Asks the stage which operations of this account it holds and checks them against the
+    /// ledger: every acknowledged one exactly once, nothing never sent, no duplicate.
+    pub async fn verify_ops(&mut self) -> bool {
+        let dump = self.connector.request(Packet::empty("Dump"));
+        match self.bounded(dump).await {
+            Some(Ok(reply)) => {
+                let w = words(&reply);
+                let incarnation = w.first().cloned().unwrap_or_default();
+                let held: Vec<u64> = w
+                    .get(1)
+                    .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect())
+                    .unwrap_or_default();
+                self.trace.record(
+                    &self.name,
+                    format_args!("dump inc={incarnation} ops={}", held.len()),
+                );
+                let problems = self.ledger.compare(&incarnation, &held);
+                for problem in &problems {
+                    self.trace.violation(&self.name, problem);
+                }
+                problems.is_empty()
+            }
+            Some(Err(error)) => {
+                self.trace
+                    .record(&self.name, format_args!("dump failed: {}", error.code()));
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Pushes seen so far whose id is `msg_id`, as payload strings.
+    pub fn pushes(&self, msg_id: &str) -> Vec<(Duration, String)> {
+        let prefix = format!("{msg_id} ");
+        lock(&self.inbox)
+            .pushes
+            .iter()
+            .filter_map(|(at, push)| push.strip_prefix(&prefix).map(|p| (*at, p.to_owned())))
+            .collect()
+    }
+
+    /// Disconnects and checks the connector ends with no request pending.
+    pub async fn close(&self) {
+        self.connector.disconnect().await;
+        let pending = self.connector.pending_requests();
+        self.trace.check(&self.name, pending == 0, || {
+            format!("{pending} requests still pending after disconnect")
+        });
+    }
+}
+
+/// Records a push and checks the stage's ordering promises.
+fn on_push(trace: &Trace, who: &str, inbox: &Mutex<Inbox>, packet: &Packet) {
+    let payload = String::from_utf8_lossy(&packet.payload).into_owned();
+    trace.record(who, format_args!("push {} {payload}", packet.msg_id));
+    let mut inbox = lock(inbox);
+    inbox
+        .pushes
+        .push((now(), format!("{} {payload}", packet.msg_id)));
+    if &*packet.msg_id != "Applied" {
+        return;
+    }
+    let w: Vec<&str> = payload.split(' ').collect();
+    let seq: u64 = w.first().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if let Some(last) = inbox.last_applied {
+        trace.check(who, seq == last + 1, || {
+            format!("stage pushes out of sequence: {seq} after {last}")
+        });
+    }
+    inbox.last_applied = Some(seq);
+    trace.check(who, w.get(3) == Some(&"1"), || {
+        format!(
+            "stage applied {} op {} out of order",
+            w.get(1).unwrap_or(&"?"),
+            w.get(2).unwrap_or(&"?")
+        )
+    });
+}

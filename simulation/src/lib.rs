@@ -1,0 +1,30 @@
+//! Deterministic simulation of PlayHouse: the real Play server, API server, mesh (TCP link)
+//! and connector run unmodified on [turmoil]'s simulated network and clock, so timeouts,
+//! reconnection and mesh failures replay exactly from a seed.
+//!
+//! * [`net`]: turmoil TCP behind PlayHouse's transport traits (listener, mesh dialer).
+//! * [`cluster`]: hosts running the servers, the shared directory and trace, host faults
+//!   (crash, bounce), the run loop.
+//! * [`app`]: the stage and API handlers under test; every promise they make is checked
+//!   from the client side.
+//! * [`client`] / [`mesh_client`]: a game client (connector) and an API workload (mesh
+//!   requests) that record what they see and check it as it arrives.
+//! * [`invariants`]: the operation ledger and mesh outcome tallies.
+//! * [`trace`]: the event trace and its hash; [`rng`]: the one seeded generator.
+//! * [`scenarios`]: the fault scenarios, each a function of the seed.
+//!
+//! ```no_run
+//! let report = simulation::scenarios::run("request_timeout", 7).unwrap();
+//! println!("{report}"); // scenario=request_timeout seed=7 result=ok trace=...
+//! ```
+
+pub mod app;
+pub mod client;
+pub mod cluster;
+pub mod directory;
+pub mod invariants;
+pub mod mesh_client;
+pub mod net;
+pub mod rng;
+pub mod scenarios;
+pub mod trace;
