@@ -117,6 +117,9 @@ impl fmt::Debug for Mesh {
 /// How long a reply to a requester this server is not yet connected to keeps retrying.
 pub const REPLY_RETRY: Duration = Duration::from_secs(2);
 
+/// Link events handled per wake-up of the receive loop.
+const RECEIVE_BATCH: usize = 128;
+
 const RUNNING: u8 = 0;
 const DISABLED: u8 = 1;
 
@@ -301,12 +304,20 @@ impl Mesh {
             .register(target)
             .ok_or_else(|| MeshError::Invalid("too many requests in flight".to_owned()))?;
         // Whatever happens to this future (timeout, drop), the entry goes.
-        let _entry = Forget { cache, seq };
+        let mut entry = Forget {
+            cache,
+            seq,
+            armed: true,
+        };
         header.msg_seq = seq;
         header.is_reply = false;
         self.send_raw(target, header, payload)?;
         match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => {
+                // Completed: the cache already removed the entry; skip a second lock.
+                entry.armed = false;
+                result
+            }
             Ok(Err(_)) => Err(MeshError::Closed),
             Err(_) => Err(MeshError::Timeout),
         }
@@ -431,11 +442,14 @@ impl Mesh {
 struct Forget<'a> {
     cache: &'a RequestCache,
     seq: u32,
+    armed: bool,
 }
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.cache.forget(self.seq);
+        if self.armed {
+            self.cache.forget(self.seq);
+        }
     }
 }
 
@@ -451,6 +465,13 @@ async fn receive_loop(
         };
         let Some(event) = event else { return };
         mesh.on_event(event, handler.as_ref());
+        // Under load, handle what is already queued before going back to the scheduler.
+        for _ in 0..RECEIVE_BATCH {
+            match events.try_recv() {
+                Ok(event) => mesh.on_event(event, handler.as_ref()),
+                Err(_) => break,
+            }
+        }
     }
 }
 

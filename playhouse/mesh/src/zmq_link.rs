@@ -165,6 +165,11 @@ impl Shared {
 
     /// Hands an event to the node, unless the link is closing.
     async fn emit(&self, event: LinkEvent) {
+        // Fast path: room in the queue (the usual case) needs no cancellable wait.
+        let event = match self.events.try_send(event) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+        };
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
             _ = self.events.send(event) => {}
@@ -719,8 +724,18 @@ impl SendTask {
         };
         let message = ZmqMessage::try_from(vec![identity, header.clone(), payload])
             .expect("three frames are never empty");
-        let sent =
-            tokio::time::timeout(self.shared.config.send_timeout, self.socket.send(message)).await;
+        // Most sends complete at once (the peer's queue has room): only a send that would wait
+        // gets a timer.
+        let timeout = self.shared.config.send_timeout;
+        let sent = {
+            let mut send = std::pin::pin!(self.socket.send(message));
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
+            match first {
+                std::task::Poll::Ready(result) => Ok(result),
+                std::task::Poll::Pending => tokio::time::timeout(timeout, send).await,
+            }
+        };
         let failure = match sent {
             Ok(Ok(())) => return,
             Ok(Err(error)) => error.to_string(),
