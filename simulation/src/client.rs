@@ -366,3 +366,26 @@ fn on_push(trace: &Trace, who: &str, inbox: &Mutex<Inbox>, packet: &Packet) {
         )
     });
 }
+
+/// Ends a client: disconnects, checks nothing is pending and no task of the connector
+/// outlives it, and marks it finished.
+pub async fn retire(env: &Env, client: SimClient) {
+    client.close().await;
+    let name = client.name.clone();
+    drop(client);
+    crate::cluster::expect_no_tasks(env, &name, Duration::from_secs(1)).await;
+    env.finish(&name);
+}
+
+/// The `Presence` pushes `client` saw about `account`, in order (`"0"` lost, `"1"` back).
+pub fn presence_of(client: &SimClient, account: &str) -> Vec<String> {
+    client
+        .pushes("Presence")
+        .into_iter()
+        .filter_map(|(_, p)| {
+            p.strip_prefix(account)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(str::to_owned)
+        })
+        .collect()
+}

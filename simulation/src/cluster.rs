@@ -293,6 +293,11 @@ impl Env {
         self.state.borrow_mut().finished.insert(name.to_owned());
     }
 
+    /// Whether `name` has finished.
+    pub fn is_finished(&self, name: &str) -> bool {
+        self.state.borrow().finished.contains(name)
+    }
+
     /// Waits until every name in `names` has finished.
     pub async fn wait_finished(&self, names: &[String], limit: Duration) -> bool {
         let state = Rc::clone(&self.state);

@@ -16,7 +16,14 @@ use std::time::Instant;
 use crate::cluster::Outcome;
 use crate::trace::TraceHash;
 
+mod api_partition;
+mod chaos;
+mod client_reconnect;
+mod directory_churn;
+mod idle_timeout;
+mod play_restart;
 mod request_timeout;
+mod stage_order;
 
 /// A named scenario.
 #[derive(Debug, Clone, Copy)]
@@ -30,11 +37,48 @@ pub struct Scenario {
 }
 
 /// Every scenario.
-pub const ALL: &[Scenario] = &[Scenario {
-    name: "request_timeout",
-    about: "held links: mesh and client requests time out, late replies are discarded and counted, caches end empty",
-    run: request_timeout::run,
-}];
+pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "request_timeout",
+        about: "held links: mesh and client requests time out, late replies are discarded and counted, caches end empty",
+        run: request_timeout::run,
+    },
+    Scenario {
+        name: "client_reconnect",
+        about: "client link partition: heartbeat timeout, refused reconnects, re-authentication re-attaches the actor",
+        run: client_reconnect::run,
+    },
+    Scenario {
+        name: "idle_timeout",
+        about: "half-open client: the server closes it on its idle timeout, the stage reports it gone",
+        run: idle_timeout::run,
+    },
+    Scenario {
+        name: "api_partition",
+        about: "API <-> Play partition: timeouts with the right codes, repair, recovery, no stale reply",
+        run: api_partition::run,
+    },
+    Scenario {
+        name: "play_restart",
+        about: "Play server crash and restart: API requests fail fast, then recover; players rejoin a new stage",
+        run: play_restart::run,
+    },
+    Scenario {
+        name: "directory_churn",
+        about: "an API server disabled, removed from the directory, re-added: routing and direct requests follow",
+        run: directory_churn::run,
+    },
+    Scenario {
+        name: "stage_order",
+        about: "latency jitter: per-stage order of client and server messages, pushes and pipelined replies",
+        run: stage_order::run,
+    },
+    Scenario {
+        name: "chaos",
+        about: "random partitions, holds and restarts over many clients and stages; every invariant at the end",
+        run: chaos::run,
+    },
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {

@@ -1,0 +1,183 @@
+//! Directory churn: a server disabled, removed, re-added.
+//!
+//! `api-1` and `api-2` serve service 7; `api-0` keeps sending service requests (round
+//! robin) and direct requests to `api-2`. When `api-2` is disabled, service routing must
+//! stop choosing it (direct requests still work); when its directory entry disappears,
+//! direct requests must fail fast with `ServerNotFound` and service requests go to `api-1`;
+//! when it is back, both kinds reach it again. Each phase is checked once the directory
+//! refresh has had time to spread the change.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use playhouse::{ApiServer, ErrorCode, ServerState};
+
+use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep};
+use crate::mesh_client::MeshClient;
+use crate::trace::now;
+
+const CALLER: &str = "api-0";
+const STEADY: &str = "api-1";
+const CHURNING: &str = "api-2";
+const SERVICE: u16 = 7;
+
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    disable: Duration,
+    remove: Duration,
+    readd: Duration,
+    end: Duration,
+    /// Time for a directory change to reach every view and connection.
+    settle: Duration,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Disabled,
+    Removed,
+    Back,
+    Moving,
+}
+
+impl Plan {
+    fn phase(&self, start: Duration, end: Duration) -> Phase {
+        let within = |from: Duration, to: Duration| start >= from + self.settle && end <= to;
+        if end <= self.disable {
+            Phase::Running
+        } else if within(self.disable, self.remove) {
+            Phase::Disabled
+        } else if within(self.remove, self.readd) {
+            Phase::Removed
+        } else if within(self.readd, self.end) {
+            Phase::Back
+        } else {
+            Phase::Moving
+        }
+    }
+}
+
+/// Runs the scenario for `seed`.
+pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
+    let timing = Timing::default();
+    let mut cluster = Cluster::new(seed, Network::default(), timing);
+    let rng = cluster.env.rng.fork();
+    let settle = timing.refresh_interval * 2 + Duration::from_millis(100);
+    let disable = Duration::from_millis(1500) + rng.millis(0, 1000);
+    let remove = disable + settle + rng.millis(300, 1500);
+    let readd = remove + settle + rng.millis(300, 1500);
+    let plan = Plan {
+        disable,
+        remove,
+        readd,
+        end: readd + settle + Duration::from_secs(1),
+        settle,
+    };
+    let workload: Workload = Rc::new(move |api, env| Box::pin(requests(api, env, plan)));
+    cluster.api(CALLER, None, Some(workload));
+    cluster.api(STEADY, Some(SERVICE), None);
+    cluster.api(CHURNING, Some(SERVICE), None);
+    let env = cluster.env.clone();
+    cluster.client("director", async move {
+        sleep(plan.disable.saturating_sub(now())).await;
+        if let Some(api) = env.api(CHURNING) {
+            api.mesh().set_state(ServerState::Disabled);
+        }
+        env.trace.record("director", "api-2 disabled");
+        sleep(plan.remove.saturating_sub(now())).await;
+        env.directory.suppress(CHURNING);
+        env.trace
+            .record("director", "api-2 removed from the directory");
+        sleep(plan.readd.saturating_sub(now())).await;
+        if let Some(api) = env.api(CHURNING) {
+            api.mesh().set_state(ServerState::Running);
+        }
+        env.directory.restore(CHURNING);
+        env.trace.record("director", "api-2 back");
+        env.wait_finished(&[CALLER.to_owned()], Duration::from_secs(60))
+            .await;
+        env.stop_servers().await;
+    });
+    cluster.run()
+}
+
+async fn requests(api: ApiServer, env: Env, plan: Plan) {
+    let trace = &env.trace;
+    let rng = env.rng.fork();
+    if !env
+        .wait_mesh(&[CALLER, STEADY, CHURNING], Duration::from_secs(5))
+        .await
+    {
+        return;
+    }
+    let mut mesh = MeshClient::new(&api, trace);
+    // Listed in the directory is not yet connected: wait until both peers answer.
+    for target in [STEADY, CHURNING] {
+        let mut up = false;
+        for _ in 0..50 {
+            if mesh.api_echo(target).await.is_ok() {
+                up = true;
+                break;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        trace.check(CALLER, up, || format!("{target} never answered"));
+    }
+    let mut back_via_service = false;
+    while now() < plan.end {
+        let start = now();
+        let service = rng.chance(60);
+        let answer = if service {
+            mesh.service_echo(SERVICE).await
+        } else {
+            mesh.api_echo(CHURNING).await
+        };
+        let phase = plan.phase(start, now());
+        let server = answer.words.first().cloned().unwrap_or_default();
+        match (&phase, service) {
+            (Phase::Moving, _) => {
+                let allowed = [ErrorCode::SUCCESS, ErrorCode::SERVER_NOT_FOUND];
+                trace.check(CALLER, allowed.contains(&answer.code), || {
+                    format!(
+                        "request while the directory changed ended with {}",
+                        answer.code
+                    )
+                });
+            }
+            (Phase::Removed, false) => {
+                trace.check(
+                    CALLER,
+                    answer.code == ErrorCode::SERVER_NOT_FOUND
+                        && answer.took <= Duration::from_millis(5),
+                    || {
+                        format!(
+                            "request to the removed server ended with {} after {:?}",
+                            answer.code, answer.took
+                        )
+                    },
+                );
+            }
+            (Phase::Disabled | Phase::Removed, true) => {
+                trace.check(CALLER, answer.is_ok() && server == STEADY, || {
+                    format!(
+                        "{phase:?}: service request went to {server:?} ({})",
+                        answer.code
+                    )
+                });
+            }
+            (_, _) => {
+                trace.check(CALLER, answer.is_ok(), || {
+                    format!("{phase:?}: request failed with {}", answer.code)
+                });
+                if phase == Phase::Back && service && server == CHURNING {
+                    back_via_service = true;
+                }
+            }
+        }
+        sleep(rng.millis(20, 80)).await;
+    }
+    trace.check(CALLER, back_via_service, || {
+        "service routing never chose api-2 again".into()
+    });
+    mesh.check_queues();
+}
