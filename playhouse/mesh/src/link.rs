@@ -1,5 +1,13 @@
 //! Links move `[header][payload]` frames between servers. [`TcpLink`] is the length-delimited
 //! implementation (any byte stream: production TCP or a simulated network).
+//!
+//! Each connection carries frames one way (dialer → acceptor) plus heartbeats: the dialer
+//! sends an empty frame (no header, no payload) every `heartbeat_interval`, the acceptor
+//! answers each with an empty frame. A dialer that hears nothing back for
+//! `heartbeat_timeout` drops the connection (its requests fail at once) and reconnects; an
+//! acceptor that hears nothing drops its side. Without this, a connection that dies without
+//! a FIN or RST (a partition, a peer that lost power, a NAT that forgot it) would swallow
+//! every message until the socket buffer filled.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,7 +20,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use playhouse_transport::Listener;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
@@ -114,6 +122,12 @@ pub struct TcpLinkConfig {
     pub reconnect_backoff: Duration,
     /// Largest frame accepted. Default: 16 MiB.
     pub max_frame: usize,
+    /// How often a connection's dialer sends a heartbeat. [`Duration::ZERO`] turns
+    /// heartbeats and the silence check off. Default: 1 s.
+    pub heartbeat_interval: Duration,
+    /// A connection on which nothing is heard for this long is dropped (and redialed).
+    /// Default: 5 s.
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for TcpLinkConfig {
@@ -124,11 +138,23 @@ impl Default for TcpLinkConfig {
             connect_timeout: Duration::from_secs(3),
             reconnect_backoff: Duration::from_millis(200),
             max_frame: 16 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(5),
         }
     }
 }
 
 type Frame = (Bytes, Bytes);
+
+/// A heartbeat (and its answer): a frame with no header and no payload. Real frames always
+/// have a header (the hello's is the server id; a message's names its sender).
+const HEARTBEAT: [u8; 8] = [4, 0, 0, 0, 0, 0, 0, 0];
+
+impl TcpLinkConfig {
+    fn heartbeats(&self) -> bool {
+        !self.heartbeat_interval.is_zero() && !self.heartbeat_timeout.is_zero()
+    }
+}
 
 struct Peer {
     address: String,
@@ -364,15 +390,18 @@ async fn accept_loop<L: Listener, D: Dialer>(mut listener: L, inner: Arc<Inner<D
     }
 }
 
-/// Reads one incoming connection: a hello frame with the peer's id, then messages.
+/// Reads one incoming connection: a hello frame with the peer's id, then messages; answers
+/// heartbeats, and drops the connection when the dialer falls silent.
 async fn receive<Io, D>(io: Io, inner: Arc<Inner<D>>)
 where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     D: Dialer,
 {
-    let mut frames = FramedRead::new(io, codec(inner.config.max_frame));
+    let config = inner.config;
+    let (read, mut write) = tokio::io::split(io);
+    let mut frames = FramedRead::new(read, codec(config.max_frame));
     // The first frame is a hello whose header is the peer's server id.
-    let hello = tokio::time::timeout(inner.config.connect_timeout, frames.next()).await;
+    let hello = tokio::time::timeout(config.connect_timeout, frames.next()).await;
     let Ok(Some(Ok(hello))) = hello else {
         return;
     };
@@ -383,18 +412,34 @@ where
         return;
     };
     let from: Arc<str> = Arc::from(from);
+    let silence = config.heartbeat_timeout;
+    let mut heard = tokio::time::Instant::now();
     loop {
+        let deadline = heard + silence;
         let frame = tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             frame = frames.next() => frame,
+            _ = tokio::time::sleep_until(deadline), if config.heartbeats() => {
+                tracing::warn!(%from, "mesh peer silent; dropping its connection");
+                return;
+            }
         };
         let Some(Ok(frame)) = frame else {
             return;
         };
+        heard = tokio::time::Instant::now();
         let Some((header, payload)) = split_frame(frame.freeze()) else {
             tracing::warn!(%from, "malformed mesh frame; dropping the connection");
             return;
         };
+        if header.is_empty() {
+            let answer = tokio::time::timeout(config.send_timeout, write.write_all(&HEARTBEAT));
+            if !matches!(answer.await, Ok(Ok(()))) {
+                return;
+            }
+            continue;
+        }
         let event = LinkEvent::Message {
             from: Arc::clone(&from),
             header,
@@ -426,8 +471,10 @@ async fn run_peer<D: Dialer>(
             dialed = tokio::time::timeout(config.connect_timeout, inner.dialer.dial(&host, port)) => dialed,
         };
         if let Ok(Ok(io)) = dialed {
-            let (mut read, write) = tokio::io::split(io);
+            let (read, write) = tokio::io::split(io);
             let mut write = FramedWrite::new(write, FrameEncoder);
+            // The acceptor only ever answers heartbeats on this connection.
+            let mut answers = FramedRead::new(read, codec(HEARTBEAT.len()));
             let hello = (
                 Bytes::copy_from_slice(inner.server_id.as_bytes()),
                 Bytes::new(),
@@ -436,13 +483,39 @@ async fn run_peer<D: Dialer>(
             if matches!(greeted, Ok(Ok(()))) {
                 up.store(true, Ordering::Release);
                 tracing::debug!(%target, %address, "mesh peer connected");
-                let mut probe = [0u8; 1];
                 let mut batch = Vec::new();
+                let mut heard = tokio::time::Instant::now();
+                let mut next_beat = heard;
                 loop {
                     tokio::select! {
+                        biased;
                         _ = cancel.cancelled() => {
                             up.store(false, Ordering::Release);
                             return;
+                        }
+                        answer = answers.next() => {
+                            if let Some(Ok(_)) = answer {
+                                heard = tokio::time::Instant::now();
+                                continue;
+                            }
+                            // EOF or error: the peer is gone.
+                            up.store(false, Ordering::Release);
+                            tracing::debug!(%target, "mesh peer went away; reconnecting");
+                            peer_down(&inner, &target).await;
+                            break;
+                        }
+                        _ = tokio::time::sleep_until(next_beat), if config.heartbeats() => {
+                            let now = tokio::time::Instant::now();
+                            let beat = (Bytes::new(), Bytes::new());
+                            if now.duration_since(heard) >= config.heartbeat_timeout
+                                || !write_batch(&mut write, &[beat], config.send_timeout).await
+                            {
+                                up.store(false, Ordering::Release);
+                                tracing::warn!(%target, "mesh peer silent; reconnecting");
+                                peer_down(&inner, &target).await;
+                                break;
+                            }
+                            next_beat = now + config.heartbeat_interval;
                         }
                         frame = rx.recv() => {
                             let Some(frame) = frame else { return };
@@ -461,13 +534,6 @@ async fn run_peer<D: Dialer>(
                                 peer_down(&inner, &target).await;
                                 break;
                             }
-                        }
-                        // Peers never write on this connection: EOF or error means it is gone.
-                        _ = read.read(&mut probe) => {
-                            up.store(false, Ordering::Release);
-                            tracing::debug!(%target, "mesh peer went away; reconnecting");
-                            peer_down(&inner, &target).await;
-                            break;
                         }
                     }
                 }
