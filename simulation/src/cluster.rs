@@ -64,6 +64,8 @@ impl Default for Timing {
                 send_timeout: Duration::from_secs(1),
                 connect_timeout: Duration::from_millis(500),
                 reconnect_backoff: Duration::from_millis(100),
+                heartbeat_interval: Duration::from_millis(250),
+                heartbeat_timeout: Duration::from_secs(1),
                 ..TcpLinkConfig::default()
             },
         }

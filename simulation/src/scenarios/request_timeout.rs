@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use playhouse::{ApiServer, ErrorCode};
+use playhouse_mesh::TcpLinkConfig;
 
 use crate::client::SimClient;
 use crate::cluster::{Cluster, Env, Network, Timing, Workload, expect_no_tasks, sleep, wait_until};
@@ -23,7 +24,17 @@ const CLIENT: &str = "client-1";
 
 /// Runs the scenario for `seed`.
 pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
-    let mut cluster = Cluster::new(seed, Network::default(), Timing::default());
+    // The hold outlasts several request timeouts but not the link's heartbeat timeout: the
+    // connection is slow, not dead (past the heartbeat timeout see `api_partition`).
+    let defaults = Timing::default();
+    let timing = Timing {
+        link: TcpLinkConfig {
+            heartbeat_timeout: Duration::from_secs(5),
+            ..defaults.link
+        },
+        ..defaults
+    };
+    let mut cluster = Cluster::new(seed, Network::default(), timing);
     cluster.play(PLAY);
     let workload: Workload = Rc::new(|api, env| Box::pin(mesh_side(api, env)));
     cluster.api(API, None, Some(workload));
