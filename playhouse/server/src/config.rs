@@ -25,6 +25,10 @@ pub struct PlayConfig {
     /// A write to a client that takes longer than this (it does not read) closes the
     /// connection. Default: 10 s.
     pub write_timeout: Duration,
+    /// An actor whose client stays disconnected this long leaves its stage (`on_destroy`), so
+    /// players who never come back do not hold memory forever. `None`: actors stay until they
+    /// leave or the stage closes (the original's behaviour). Default: `None`.
+    pub disconnected_actor_ttl: Option<Duration>,
     /// How long a graceful stop waits for stages and connections. Default: 10 s.
     pub shutdown_timeout: Duration,
     /// Open connections allowed in all; further ones are closed at once. Default: 20,000.
@@ -56,6 +60,7 @@ impl Default for PlayConfig {
             stage_mailbox_capacity: 4096,
             session_outbound_capacity: 1024,
             write_timeout: Duration::from_secs(10),
+            disconnected_actor_ttl: None,
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             max_connections_per_ip: None,

@@ -175,6 +175,7 @@ impl PlayServerBuilder {
             metrics: Arc::clone(&metrics),
             services: services.build(),
             mesh: Arc::default(),
+            actor_ttl: self.config.disconnected_actor_ttl,
             control: control.clone(),
             tracker: TaskTracker::new(),
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
@@ -413,6 +414,7 @@ async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<PlayShared>) {
     let stop = shared.control.token().clone();
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((io, peer)) => match shared.limiter.admit(peer.ip()) {

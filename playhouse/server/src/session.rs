@@ -378,8 +378,9 @@ where
             _ => Instant::now() + self.shared.config.auth_timeout,
         };
         let outcome = tokio::select! {
-            outcome = done_rx => outcome,
+            biased;
             _ = self.kill.cancelled() => return Err("closed by the server"),
+            outcome = done_rx => outcome,
             _ = tokio::time::sleep_until(deadline) => return Err("auth timeout"),
         };
         match outcome {
@@ -445,8 +446,9 @@ async fn until_killed<T>(
     fut: impl Future<Output = T>,
 ) -> Result<T, Reason> {
     tokio::select! {
-        value = fut => Ok(value),
+        biased;
         _ = kill.cancelled() => Err("closed by the server"),
+        value = fut => Ok(value),
     }
 }
 

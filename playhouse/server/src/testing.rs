@@ -83,6 +83,7 @@ impl StageHarness {
             registry: StageRegistry::default(),
             metrics: Arc::default(),
             mesh: Arc::default(),
+            actor_ttl: None,
         });
         let kind = TypedKind::<S> {
             name: Arc::from(name),

@@ -21,6 +21,8 @@ use tokio::io::AsyncWriteExt;
 struct Destroyed {
     stages: AtomicUsize,
     actors: AtomicUsize,
+    /// Woken on every actor destroy.
+    actor_gone: tokio::sync::Notify,
 }
 
 struct Room {
@@ -90,6 +92,7 @@ impl Stage for Room {
 impl Actor for Player {
     async fn on_destroy(&mut self, _: &mut ActorLink) {
         self.destroyed.actors.fetch_add(1, Ordering::SeqCst);
+        self.destroyed.actor_gone.notify_one();
     }
 
     async fn on_authenticate(
@@ -415,4 +418,39 @@ async fn broadcast_reaches_every_connected_client_in_order() {
             assert_eq!(client.push("Broadcast").await.payload, format!("{i}"));
         }
     }
+}
+
+#[tokio::test]
+async fn actors_disconnected_longer_than_the_ttl_leave_the_stage() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let builder = builder(&destroyed)
+        .configure(|c| c.disconnected_actor_ttl = Some(Duration::from_millis(200)));
+    let (_server, addr) = start(builder).await;
+    let mut watcher = RawClient::connect(addr, 50).await;
+    assert!(watcher.authenticate("watcher").await.is_success());
+    let mut gone = RawClient::connect(addr, 50).await;
+    assert!(gone.authenticate("ghost").await.is_success());
+    drop(gone);
+    assert_eq!(
+        watcher.push("ConnectionChanged").await.payload,
+        "ghost:false"
+    );
+
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(support::WAIT, destroyed.actor_gone.notified())
+        .await
+        .expect("the disconnected actor was never removed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "removed before its TTL"
+    );
+    assert_eq!(destroyed.actors.load(Ordering::SeqCst), 1);
+
+    // Coming back after the TTL is a fresh join, not a re-attach: no "connected" event, and
+    // no throwaway actor destroyed.
+    let mut back = RawClient::connect(addr, 50).await;
+    assert!(back.authenticate("ghost").await.is_success());
+    watcher.send("Broadcast", b"marker").await;
+    assert_eq!(watcher.recv().await.unwrap().payload, "marker");
+    assert_eq!(destroyed.actors.load(Ordering::SeqCst), 1);
 }

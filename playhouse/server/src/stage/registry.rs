@@ -82,6 +82,8 @@ pub(crate) struct StageEnv {
     pub(crate) metrics: Arc<Metrics>,
     /// The server's mesh node, once it joins one.
     pub(crate) mesh: MeshSlot,
+    /// How long a disconnected actor stays (None: until it leaves).
+    pub(crate) actor_ttl: Option<std::time::Duration>,
 }
 
 /// How a stage is created: the creating packet and, for creators that wait, a channel for

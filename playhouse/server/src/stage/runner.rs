@@ -44,6 +44,10 @@ pub(crate) struct StageRunner<S: Stage> {
     /// Connections of the actors the stage had when it closed, to answer their queued
     /// requests.
     gone: HashMap<SessionId, SessionHandle>,
+    /// When each disconnected actor lost its client (for `disconnected_actor_ttl`).
+    disconnected: HashMap<u64, Instant>,
+    /// Expiry checks, earliest first (stale ones are skipped).
+    expiries: std::collections::BTreeSet<(Instant, u64)>,
 }
 
 impl<S: Stage> StageRunner<S> {
@@ -80,6 +84,8 @@ impl<S: Stage> StageRunner<S> {
             post_rx,
             created: false,
             gone: HashMap::new(),
+            disconnected: HashMap::new(),
+            expiries: std::collections::BTreeSet::new(),
         }
     }
 
@@ -129,7 +135,10 @@ impl<S: Stage> StageRunner<S> {
             tokio::select! {
                 biased;
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + FAR_FUTURE)),
-                    if deadline.is_some() => self.fire_due(),
+                    if deadline.is_some() => {
+                        self.fire_due();
+                        self.expire_actors().await;
+                    }
                 Some(post) = self.post_rx.recv() => post(&mut self.stage, &mut self.ctx),
                 msg = self.rx.recv() => match msg {
                     Some(StageMsg::Close) | None => self.ctx.closing = true,
@@ -228,8 +237,33 @@ impl<S: Stage> StageRunner<S> {
         }
     }
 
+    /// Removes actors disconnected for longer than `disconnected_actor_ttl`.
+    async fn expire_actors(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, key)) = self.expiries.first() {
+            if at > now {
+                return;
+            }
+            self.expiries.pop_first();
+            let expired = self
+                .disconnected
+                .get(&key)
+                .zip(self.env.actor_ttl)
+                .is_some_and(|(since, ttl)| *since + ttl <= now);
+            if expired && let Some(cell) = self.actors.get_mut(&key) {
+                tracing::debug!(actor = key, "disconnected too long; leaving the stage");
+                cell.link.leave_stage();
+                self.leave_if_asked(key).await;
+            }
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        let timer = self.ctx.timers.next_deadline();
+        let expiry = self.expiries.first().map(|(at, _)| *at);
+        let timer = match (self.ctx.timers.next_deadline(), expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let game = self.ctx.game_loop.as_ref().map(|g| g.next);
         match (timer, game) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -325,6 +359,11 @@ impl<S: Stage> StageRunner<S> {
                 }
                 cell.link.set_session(None);
                 self.ctx.clients.remove(&actor);
+                if let Some(ttl) = self.env.actor_ttl {
+                    let now = Instant::now();
+                    self.disconnected.insert(actor, now);
+                    self.expiries.insert((now + ttl, actor));
+                }
                 self.stage
                     .on_connection_changed(&mut self.ctx, cell, false)
                     .await;
@@ -396,6 +435,7 @@ impl<S: Stage> StageRunner<S> {
                 return JoinOutcome::Rejected;
             };
             let previous = existing.link.set_session(Some(session.clone()));
+            self.disconnected.remove(&key);
             self.ctx.clients.insert(
                 key,
                 Client {
@@ -461,6 +501,7 @@ impl<S: Stage> StageRunner<S> {
         };
         self.accounts.remove(cell.link.account_id());
         self.ctx.clients.remove(&key);
+        self.disconnected.remove(&key);
         cell.actor.on_destroy(&mut cell.link).await;
         if let Some(session) = cell.link.session() {
             session.push(Outbound::Detached(ErrorCode::NOT_AUTHENTICATED));

@@ -125,6 +125,7 @@ impl Harness {
             registry: StageRegistry::default(),
             metrics: Arc::default(),
             mesh: Arc::default(),
+            actor_ttl: None,
         });
         let kind = TypedKind::<Probe> {
             name: Arc::from("Probe"),
