@@ -274,38 +274,12 @@ async fn run<S>(
         }
         let room = task.out.len() < OUT_HIGH_WATER;
 
+        // Biased, so a seed replays the same choices (tokio's default picks a branch at
+        // random). Deadlines first (each is ready once, so none can starve the rest), then
+        // draining output, then replies and pushes, then new commands (natural backpressure).
         tokio::select! {
+            biased;
             _ = &mut close => break End::Client,
-            frame = reader.next() => match frame {
-                Some(Ok(frame)) => {
-                    last_received = Instant::now();
-                    task.on_frame(frame);
-                }
-                Some(Err(DecodeError::Io(error))) => break End::Io(error),
-                Some(Err(error)) => break End::Protocol(error),
-                None => break End::ServerClosed,
-            },
-            written = write_some(&mut write, &mut task.out, &mut need_flush),
-                if !task.out.is_empty() || need_flush =>
-            {
-                if let Err(error) = written {
-                    break End::Io(error);
-                }
-            }
-            command = commands.recv(), if room => {
-                let Some(command) = command else { break End::Dropped };
-                task.on_command(command);
-                // Batch: take whatever else is ready, then write once.
-                for _ in 0..BATCH {
-                    if task.out.len() >= OUT_HIGH_WATER {
-                        break;
-                    }
-                    match commands.try_recv() {
-                        Ok(command) => task.on_command(command),
-                        Err(_) => break,
-                    }
-                }
-            }
             _ = &mut heartbeat, if heartbeats => {
                 // Skip a beat rather than grow a backlog the socket is not draining.
                 if room {
@@ -322,6 +296,36 @@ async fn run<S>(
                 silence.as_mut().reset(due);
             }
             _ = &mut request_timer, if next_timeout.is_some() => task.expire(Instant::now()),
+            written = write_some(&mut write, &mut task.out, &mut need_flush),
+                if !task.out.is_empty() || need_flush =>
+            {
+                if let Err(error) = written {
+                    break End::Io(error);
+                }
+            }
+            frame = reader.next() => match frame {
+                Some(Ok(frame)) => {
+                    last_received = Instant::now();
+                    task.on_frame(frame);
+                }
+                Some(Err(DecodeError::Io(error))) => break End::Io(error),
+                Some(Err(error)) => break End::Protocol(error),
+                None => break End::ServerClosed,
+            },
+            command = commands.recv(), if room => {
+                let Some(command) = command else { break End::Dropped };
+                task.on_command(command);
+                // Batch: take whatever else is ready, then write once.
+                for _ in 0..BATCH {
+                    if task.out.len() >= OUT_HIGH_WATER {
+                        break;
+                    }
+                    match commands.try_recv() {
+                        Ok(command) => task.on_command(command),
+                        Err(_) => break,
+                    }
+                }
+            }
         }
     };
 

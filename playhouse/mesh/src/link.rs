@@ -376,6 +376,7 @@ impl<D: Dialer> Drop for TcpLink<D> {
 async fn accept_loop<L: Listener, D: Dialer>(mut listener: L, inner: Arc<Inner<D>>) {
     loop {
         tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((io, _)) => {
@@ -467,6 +468,7 @@ async fn run_peer<D: Dialer>(
     };
     loop {
         let dialed = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             dialed = tokio::time::timeout(config.connect_timeout, inner.dialer.dial(&host, port)) => dialed,
         };
@@ -547,6 +549,7 @@ async fn run_peer<D: Dialer>(
         }
         fail(&inner, &target, queued.into_iter()).await;
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(config.reconnect_backoff) => {}
         }

@@ -460,6 +460,7 @@ async fn receive_loop(
 ) {
     loop {
         let event = tokio::select! {
+            biased;
             _ = mesh.inner.shutdown.cancelled() => return,
             event = events.recv() => event,
         };
@@ -479,6 +480,7 @@ async fn refresh_loop(mesh: Mesh) {
     let period = mesh.inner.config.refresh_interval;
     loop {
         tokio::select! {
+            biased;
             _ = mesh.inner.shutdown.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
