@@ -108,10 +108,13 @@ impl<T> Pending<T> {
         }
     }
 
-    /// Removes every request.
+    /// Removes every request, oldest first (not the map's random order: callers fail them
+    /// in this order, and a simulation must see the same order every run).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.deadlines.clear();
-        self.entries.drain().map(|(_, entry)| entry.value)
+        let mut entries: Vec<Entry<T>> = self.entries.drain().map(|(_, entry)| entry).collect();
+        entries.sort_unstable_by_key(|entry| entry.id);
+        entries.into_iter().map(|entry| entry.value)
     }
 }
 
@@ -223,11 +226,11 @@ mod tests {
     fn drain_empties_everything() {
         let t0 = Instant::now();
         let mut pending = Pending::default();
-        pending.insert(1, t0).unwrap();
-        pending.insert(2, t0).unwrap();
-        let mut all: Vec<_> = pending.drain().collect();
-        all.sort();
-        assert_eq!(all, vec![1, 2]);
+        for value in [3, 1, 2] {
+            pending.insert(value, t0).unwrap();
+        }
+        let all: Vec<_> = pending.drain().collect();
+        assert_eq!(all, vec![3, 1, 2], "oldest first");
         assert_eq!(pending.len(), 0);
         assert_eq!(pending.next_deadline(), None);
     }

@@ -99,7 +99,9 @@ impl RequestCache {
 
     /// Fails every pending request (shutdown).
     pub fn fail_all(&self, error: MeshError) {
-        let drained: Vec<_> = self.lock().drain().collect();
+        let mut drained: Vec<_> = self.lock().drain().collect();
+        // In sequence order (the map's order is random): the waiters wake in a fixed order.
+        drained.sort_unstable_by_key(|(seq, _)| *seq);
         for (_, entry) in drained {
             let _ = entry.waiter.send(Err(error.clone()));
         }
@@ -110,11 +112,13 @@ impl RequestCache {
     pub fn fail_target(&self, target: &str) -> usize {
         let failed: Vec<Entry> = {
             let mut pending = self.lock();
-            let seqs: Vec<u32> = pending
+            let mut seqs: Vec<u32> = pending
                 .iter()
                 .filter(|(_, e)| &*e.target == target)
                 .map(|(seq, _)| *seq)
                 .collect();
+            // In sequence order (the map's order is random): the waiters wake in a fixed order.
+            seqs.sort_unstable();
             seqs.into_iter()
                 .filter_map(|seq| pending.remove(&seq))
                 .collect()

@@ -9,7 +9,7 @@
 //! a FIN or RST (a partition, a peer that lost power, a NAT that forgot it) would swallow
 //! every message until the socket buffer filled.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -169,7 +169,8 @@ struct Inner<D> {
     dialer: Arc<D>,
     config: TcpLinkConfig,
     events: mpsc::Sender<LinkEvent>,
-    peers: Mutex<HashMap<String, Peer>>,
+    /// By server id; ordered, so closing the link stops its connections in a fixed order.
+    peers: Mutex<BTreeMap<String, Peer>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -289,7 +290,7 @@ impl<D: Dialer> TcpLink<D> {
             dialer: Arc::new(dialer),
             config,
             events,
-            peers: Mutex::new(HashMap::new()),
+            peers: Mutex::new(BTreeMap::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -299,7 +300,7 @@ impl<D: Dialer> TcpLink<D> {
 }
 
 impl<D: Dialer> Inner<D> {
-    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Peer>> {
+    fn peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Peer>> {
         self.peers.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -79,7 +79,9 @@ pub struct StageContext<S: Stage> {
     game_loop_generation: u64,
     post_tx: mpsc::Sender<Post<S>>,
     pub(crate) tasks: JoinSet<()>,
-    pub(crate) clients: HashMap<u64, Client>,
+    /// Connected clients by actor key: ordered, so a broadcast reaches them in join order
+    /// on every run.
+    pub(crate) clients: BTreeMap<u64, Client>,
     pub(crate) closing: bool,
     pub(crate) server_reply: Option<ReplyTarget>,
     mesh: MeshSlot,
@@ -116,7 +118,7 @@ impl<S: Stage> StageContext<S> {
             game_loop_generation: 0,
             post_tx,
             tasks: JoinSet::new(),
-            clients: HashMap::new(),
+            clients: BTreeMap::new(),
             closing: false,
             server_reply: None,
             mesh,

@@ -183,8 +183,11 @@ impl StageRegistry {
         self.lock().len()
     }
 
+    /// Every live stage, by id (a fixed order: a stop closes them the same way every run).
     pub(crate) fn all(&self) -> Vec<StageHandle> {
-        self.lock().values().map(|e| e.handle.clone()).collect()
+        let mut all: Vec<StageHandle> = self.lock().values().map(|e| e.handle.clone()).collect();
+        all.sort_unstable_by_key(|stage| stage.stage_id);
+        all
     }
 
     /// Messages waiting in every stage mailbox right now.

@@ -1,7 +1,7 @@
 //! One stage's event loop: its mailbox, timers, game loop and async-block results, handled
 //! one at a time so stage code needs no locks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,8 @@ pub(crate) struct StageRunner<S: Stage> {
     stage_id: i64,
     incarnation: u64,
     stage_type: Arc<str>,
-    actors: HashMap<u64, ActorCell<S::Actor>>,
+    /// Ordered by key (join order): closing a stage destroys its actors in a fixed order.
+    actors: BTreeMap<u64, ActorCell<S::Actor>>,
     accounts: HashMap<Arc<str>, u64>,
     next_actor: u64,
     make_actor: Arc<ActorFactory<S::Actor>>,
@@ -75,7 +76,7 @@ impl<S: Stage> StageRunner<S> {
             stage_id,
             incarnation,
             stage_type,
-            actors: HashMap::new(),
+            actors: BTreeMap::new(),
             accounts: HashMap::new(),
             next_actor: 1,
             make_actor,
