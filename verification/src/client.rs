@@ -158,6 +158,28 @@ impl Events {
         parse::<M>(&packet)
     }
 
+    /// The next push of type `M` that `accept` takes (other events are skipped).
+    pub async fn push_where<M>(
+        &mut self,
+        within: Duration,
+        mut accept: impl FnMut(&M) -> bool,
+    ) -> Result<M, String>
+    where
+        M: prost::Message + prost::Name + Default,
+    {
+        self.wait_for(
+            within,
+            &format!("matching {} push", M::NAME),
+            |event| match event {
+                ClientEvent::Push { packet, .. } if packet.is::<M>() => {
+                    packet.parse::<M>().ok().filter(|message| accept(message))
+                }
+                _ => None,
+            },
+        )
+        .await
+    }
+
     /// The next `count` pushes of type `M`, in arrival order.
     pub async fn pushes<M>(&mut self, count: usize, within: Duration) -> Result<Vec<M>, String>
     where
@@ -351,4 +373,55 @@ pub async fn pump_until<T>(
             }
         }
     }
+}
+
+/// A minimal HTTP/1.1 client: POSTs `body` (JSON) to `path` on `addr` and returns the status
+/// code and the response body (`Connection: close`, read to the end).
+pub async fn http_post(addr: SocketAddr, path: &str, body: &str) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write the request: {e}"))?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| format!("read the response: {e}"))?;
+        Ok::<_, String>(response)
+    };
+    let response = tokio::time::timeout(WAIT, exchange)
+        .await
+        .map_err(|_| format!("no HTTP response from {addr}{path} within {WAIT:?}"))??;
+    let text = String::from_utf8(response).map_err(|_| "the response is not UTF-8".to_owned())?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("malformed HTTP response: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, body.to_owned()))
+}
+
+/// [`http_post`] of a JSON value, expecting a JSON response body.
+pub async fn http_post_json(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    let (status, body) = http_post(addr, path, &body.to_string()).await?;
+    let json = serde_json::from_str(&body)
+        .map_err(|e| format!("response body {body:?} (status {status}) is not JSON: {e}"))?;
+    Ok((status, json))
 }

@@ -72,6 +72,21 @@ impl TestCtx {
         self.server.servers.play_tcp
     }
 
+    /// The servers under test.
+    pub fn servers(&self) -> &Servers {
+        &self.server.servers
+    }
+
+    /// play-2's TCP endpoint.
+    pub fn play2_addr(&self) -> SocketAddr {
+        self.server.servers.play2_tcp
+    }
+
+    /// api-1's HTTP endpoint.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.server.servers.api1_http
+    }
+
     /// A stage id that belongs to this category run.
     pub fn stage_id(&self, offset: i64) -> i64 {
         self.base + offset
@@ -114,8 +129,18 @@ impl TestCtx {
         offset: i64,
         user_id: &str,
     ) -> Result<(Connector, EventTap), String> {
+        self.joined_at(self.addr(), offset, user_id).await
+    }
+
+    /// Like [`TestCtx::joined`], on the Play server at `addr` (e.g. play-2).
+    pub async fn joined_at(
+        &self,
+        addr: SocketAddr,
+        offset: i64,
+        user_id: &str,
+    ) -> Result<(Connector, EventTap), String> {
         let (connector, tap) = self.connector(client::direct_config());
-        client::join(&connector, self.addr(), self.stage_id(offset), user_id).await?;
+        client::join(&connector, addr, self.stage_id(offset), user_id).await?;
         Ok((connector, tap))
     }
 }

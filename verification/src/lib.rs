@@ -3,10 +3,13 @@
 //! messages, checks only what a client sees, and reports TAP.
 //!
 //! Modules:
-//! * [`servers`]: `play-1` with `TestStage`/`TestActor` and the shared services.
+//! * [`servers`]: play-1, play-2, api-1 (with HTTP) and api-2 in one ZeroMQ mesh, with
+//!   `TestStage`/`TestActor`, the API and system handlers, and the shared services.
 //! * [`proto`]: the messages of `proto/test_messages.proto`.
 //! * [`context`]: the servers and the shared connector, and each test's view of them.
-//! * [`client`]: client-side helpers (events with deadlines, typed requests, a frame loop).
+//! * [`client`]: client-side helpers (events with deadlines, typed requests, a frame loop,
+//!   a tiny HTTP client).
+//! * [`raw`]: a hand-framed wire client for what the connector hides (compression, bad frames).
 //! * [`runner`] / [`tap`]: categories of tests, per-test tasks and timeouts, TAP output.
 //! * [`verifiers`]: one module per category.
 //! * [`cli`]: the command line (`--ci`, `--category`, `--list`, `--serve`, the menu).
@@ -29,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod context;
 pub mod proto;
+pub mod raw;
 pub mod runner;
 pub mod servers;
 pub mod tap;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use playhouse::Packet;
+use playhouse_connector::{Connector, ConnectorConfig};
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -157,9 +159,39 @@ async fn serve_prints_one_json_line_serves_and_stops_on_sigterm() {
         .await
         .expect("read the JSON line");
     let json: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-    let play = &json["servers"][0];
-    assert_eq!(play["id"], "play-1");
-    assert_eq!(play["type"], "play");
+    let servers = json["servers"].as_array().expect("servers array");
+    let ids: Vec<&str> = servers.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, ["play-1", "play-2", "api-1", "api-2"]);
+    // One key per listener that exists, every server with its mesh address.
+    let keys = |server: &serde_json::Value| {
+        let mut keys: Vec<String> = server
+            .as_object()
+            .expect("server object")
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&servers[0]),
+        ["id", "mesh", "tcp", "tls", "type", "ws"]
+    );
+    assert_eq!(keys(&servers[1]), ["id", "mesh", "tcp", "type"]);
+    assert_eq!(keys(&servers[2]), ["http", "id", "mesh", "type"]);
+    assert_eq!(keys(&servers[3]), ["id", "mesh", "type"]);
+    for server in servers {
+        let mesh = server["mesh"].as_str().expect("mesh address");
+        assert!(mesh.starts_with("tcp://127.0.0.1:"), "mesh address {mesh}");
+    }
+    assert_eq!(
+        servers
+            .iter()
+            .map(|s| s["type"].as_str())
+            .collect::<Vec<_>>(),
+        [Some("play"), Some("play"), Some("api"), Some("api")]
+    );
+    let play = &servers[0];
     let tcp = play["tcp"].as_str().expect("tcp endpoint");
 
     // A raw client: frames written by hand from the layout in SPEC §4.
@@ -190,6 +222,69 @@ async fn serve_prints_one_json_line_serves_and_stops_on_sigterm() {
     let reply = EchoReply::decode(&payload[..]).expect("EchoReply");
     assert_eq!((reply.content.as_str(), reply.sequence), ("raw echo", 9));
 
+    // The TLS endpoint through the real connector (an outside tool cannot know the generated
+    // certificate, so it skips verification), and the WebSocket endpoint likewise.
+    let tls: std::net::SocketAddr = play["tls"].as_str().expect("tls").parse().expect("addr");
+    connector_echo(
+        ConnectorConfig {
+            use_tls: true,
+            tls_skip_verification: true,
+            ..ConnectorConfig::default()
+        },
+        tls,
+        77_003,
+        "cli_tls",
+    )
+    .await;
+    let ws: std::net::SocketAddr = play["ws"].as_str().expect("ws").parse().expect("addr");
+    connector_echo(
+        ConnectorConfig {
+            use_websocket: true,
+            ..ConnectorConfig::default()
+        },
+        ws,
+        77_004,
+        "cli_ws",
+    )
+    .await;
+
+    // api-1's HTTP front door creates a stage on play-1; the same id again is a conflict.
+    let http: std::net::SocketAddr = servers[2]["http"]
+        .as_str()
+        .expect("http")
+        .parse()
+        .expect("addr");
+    let body = serde_json::json!({"stage_type": "TestStage", "stage_id": 77_002});
+    let (status, reply) = verification::client::http_post_json(http, "/api/stages", &body)
+        .await
+        .expect("POST /api/stages");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["stage_id"], 77_002);
+    let (status, reply) = verification::client::http_post_json(http, "/api/stages", &body)
+        .await
+        .expect("POST /api/stages again");
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["error_code"], 8);
+    let (status, reply) =
+        verification::client::http_post_json(http, "/api/stages/get-or-create", &body)
+            .await
+            .expect("POST /api/stages/get-or-create");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["is_created"], false);
+    // A raw client joins the stage the HTTP call created.
+    let mut stream = TcpStream::connect(tcp).await.expect("connect to play-1");
+    let auth = AuthenticateRequest {
+        user_id: "cli_http_joiner".into(),
+        token: "t".into(),
+    };
+    let frame = client_frame("AuthenticateRequest", 1, 77_002, &auth.encode_to_vec());
+    stream.write_all(&frame).await.expect("write");
+    let (msg_id, _, stage_id, error, _) = server_frame(&mut stream).await;
+    assert_eq!(
+        (msg_id.as_str(), stage_id, error),
+        ("AuthenticateReply", 77_002, 0)
+    );
+
     let pid = child.id().expect("pid").to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -207,4 +302,46 @@ async fn serve_prints_one_json_line_serves_and_stops_on_sigterm() {
         .await
         .expect("rest of stdout");
     assert!(rest.is_empty(), "more than one line on stdout: {rest:?}");
+}
+
+/// Connects through the real connector with `config`, authenticates into `stage_id` and echoes.
+async fn connector_echo(
+    config: ConnectorConfig,
+    addr: std::net::SocketAddr,
+    stage_id: i64,
+    user: &str,
+) {
+    let connector = Connector::new(ConnectorConfig {
+        use_main_thread_callbacks: false,
+        request_timeout: Duration::from_secs(10),
+        ..config
+    });
+    connector
+        .connect(&addr.ip().to_string(), addr.port(), stage_id, "TestStage")
+        .await
+        .expect("connect");
+    let auth = AuthenticateRequest {
+        user_id: user.into(),
+        token: "t".into(),
+    };
+    let reply = connector
+        .authenticate(Packet::from_message(&auth))
+        .await
+        .expect("authenticate");
+    let reply = reply
+        .parse::<AuthenticateReply>()
+        .expect("AuthenticateReply");
+    assert!(reply.success);
+    assert_eq!(reply.account_id, user);
+    let echo = EchoRequest {
+        content: format!("echo for {user}"),
+        sequence: 3,
+    };
+    let reply = connector
+        .request(Packet::from_message(&echo))
+        .await
+        .expect("echo");
+    let reply = reply.parse::<EchoReply>().expect("EchoReply");
+    assert_eq!(reply.content, format!("echo for {user}"));
+    connector.disconnect().await;
 }

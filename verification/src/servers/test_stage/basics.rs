@@ -2,15 +2,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use playhouse::{ActorCell, ErrorCode, Packet, StageContext};
+use playhouse::{ActorCell, ErrorCode, Packet, ServerInfoCenter, StageContext};
 
 use super::{TestStage, parse, reply};
 use crate::proto::{
     ActorStateReply, BroadcastNotify, BroadcastTrigger, BroadcastTriggerReply, CloseStageReply,
-    EchoReply, EchoRequest, FailRequest, GetAccountIdReply, GetServerInfoReply,
+    EchoReply, EchoRequest, FailRequest, GetAccountIdReply, GetDirectoryReply, GetServerInfoReply,
     GetServiceValueReply, GetServiceValueRequest, IncrementCounterReply, IncrementCounterRequest,
     LeaveStageReply, StageHistoryReply, StageHistoryRequest, StageStateReply,
 };
+use crate::servers::api::describe_servers;
 use crate::servers::test_actor::TestActor;
 
 type Actor = ActorCell<TestActor>;
@@ -92,6 +93,19 @@ pub(super) fn close_stage(ctx: &mut StageContext<TestStage>, actor: &mut Actor) 
     ctx.close_stage();
 }
 
+/// `GetDirectoryRequest` → the Play server's directory view (its `ServerInfoCenter` service).
+pub(super) fn directory(ctx: &mut StageContext<TestStage>, actor: &mut Actor) {
+    match ctx.services().get::<ServerInfoCenter>() {
+        Some(center) => reply(
+            actor,
+            &GetDirectoryReply {
+                known_servers: describe_servers(&center),
+            },
+        ),
+        None => actor.link.reply_error(ErrorCode::SYSTEM_ERROR),
+    }
+}
+
 /// `GetServerInfoRequest` → the server id from the control handle.
 pub(super) fn server_info(ctx: &mut StageContext<TestStage>, actor: &mut Actor) {
     let server_id = ctx.control().server_id().to_owned();
@@ -106,6 +120,8 @@ impl TestStage {
             stage_type: ctx.stage_type().to_owned(),
             callbacks: self.callbacks.clone(),
             connected_count: i32::try_from(ctx.connected_count()).unwrap_or(i32::MAX),
+            create_msg_id: self.create_msg_id.clone(),
+            created_by: self.created_by.clone(),
         };
         reply(actor, &state);
     }

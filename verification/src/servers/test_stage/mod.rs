@@ -6,6 +6,7 @@
 mod async_block;
 mod basics;
 mod game_loop;
+mod mesh;
 mod timers;
 
 use std::collections::HashMap;
@@ -15,7 +16,10 @@ use playhouse::{ActorCell, ErrorCode, Packet, Stage, StageContext, StageInit, Ti
 
 use super::services::{GreetingService, SharedCounter, StageJournal};
 use super::test_actor::TestActor;
-use crate::proto::{ConnectionChangedNotify, StageCreatedReply};
+use crate::proto::{
+    ConnectionChangedNotify, CreateStagePayload, InterStageMessage, InterStageNotify,
+    InterStageReply, StageCreatedReply,
+};
 
 /// The stage every verifier talks to.
 #[derive(Debug)]
@@ -35,6 +39,9 @@ pub struct TestStage {
     timer_ticks: HashMap<u64, i32>,
     /// The game loop's last step number.
     game_loop_ticks: u64,
+    /// The msg id of the packet `on_create` got, and the creator it named (API creations).
+    create_msg_id: String,
+    created_by: String,
 }
 
 impl TestStage {
@@ -50,6 +57,8 @@ impl TestStage {
             timers: HashMap::new(),
             timer_ticks: HashMap::new(),
             game_loop_ticks: 0,
+            create_msg_id: String::new(),
+            created_by: String::new(),
         }
     }
 
@@ -83,10 +92,16 @@ impl Stage for TestStage {
     async fn on_create(
         &mut self,
         ctx: &mut StageContext<Self>,
-        _packet: Packet,
+        packet: Packet,
     ) -> Result<Packet, ErrorCode> {
         self.stage_task = tokio::task::try_id();
         self.record("on_create");
+        self.create_msg_id = packet.msg_id.to_string();
+        if let Ok(payload) = packet.parse::<CreateStagePayload>()
+            && packet.is::<CreateStagePayload>()
+        {
+            self.created_by = payload.creator;
+        }
         Ok(Packet::from_message(&StageCreatedReply {
             stage_id: ctx.stage_id(),
             stage_type: ctx.stage_type().to_owned(),
@@ -168,7 +183,40 @@ impl Stage for TestStage {
             "StartGameLoopRequest" => game_loop::start(ctx, actor, &packet),
             "StopGameLoopRequest" => game_loop::stop(self, ctx, actor),
             "StallStageRequest" => game_loop::stall(self, actor, &packet).await,
+            "GetDirectoryRequest" => basics::directory(ctx, actor),
+            msg_id if mesh::handles(msg_id) => mesh::dispatch(ctx, actor, &packet).await,
             _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
+        }
+    }
+
+    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
+        self.record(format!("on_dispatch_server:{}", packet.msg_id));
+        match &*packet.msg_id {
+            "InterStageMessage" => {
+                let Ok(message) = packet.parse::<InterStageMessage>() else {
+                    return ctx.reply_error(ErrorCode::INVALID_MESSAGE);
+                };
+                let me = ctx.control().server_id().to_owned();
+                // Every client of this stage sees the delivery; a request also gets a reply
+                // (replying to a one-way message does nothing).
+                ctx.broadcast(Packet::from_message(&InterStageNotify {
+                    content: message.content.clone(),
+                    from_server_id: message.from_server_id,
+                    from_stage_id: message.from_stage_id,
+                    receiver_server_id: me.clone(),
+                    receiver_stage_id: ctx.stage_id(),
+                }));
+                let reply = InterStageReply {
+                    content: message.content,
+                    responder_server_id: me,
+                    responder_stage_id: ctx.stage_id(),
+                    from_stage_id: message.from_stage_id,
+                };
+                ctx.reply(Packet::from_message(&reply));
+            }
+            // Reports from other servers, for this stage's clients.
+            "ServerToStageNotify" => ctx.broadcast(packet),
+            _ => ctx.reply_error(ErrorCode::HANDLER_NOT_FOUND),
         }
     }
 }

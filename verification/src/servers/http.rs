@@ -1,0 +1,99 @@
+//! api-1's HTTP front door (axum): `POST /api/stages` and `POST /api/stages/get-or-create`
+//! with JSON `{"stage_type": .., "stage_id": ..}` create stages on play-1 through the API
+//! server's sender.
+//!
+//! Replies: `200 {"stage_id": N, "reply_msg_id": ".."}` (create) and
+//! `200 {"stage_id": N, "is_created": bool}` (get-or-create); a failure is a non-200 status
+//! with `{"error_code": N, "error": ".."}` (409 StageAlreadyExists, 400 InvalidStageType or
+//! a refused creation, 503 ServerNotFound, 504 RequestTimeout, 500 otherwise).
+
+use std::io;
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use playhouse::{ApiSender, ApiServer, ErrorCode, MeshError, Packet};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::PLAY_1;
+use crate::proto::CreateStagePayload;
+
+/// The JSON body of both endpoints.
+#[derive(Debug, Deserialize)]
+struct StageRequest {
+    stage_type: String,
+    stage_id: i64,
+}
+
+/// Serves the endpoints on `addr` until `api` stops; returns the bound address.
+pub(super) async fn serve(api: &ApiServer, addr: &str) -> io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = Router::new()
+        .route("/api/stages", post(create))
+        .route("/api/stages/get-or-create", post(get_or_create))
+        .with_state(api.sender());
+    let control = api.control();
+    tokio::spawn(async move {
+        let stop = async move { control.stop_requested().await };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!(%error, "api-1 HTTP endpoint failed");
+        }
+    });
+    tracing::info!(%local, "api-1 HTTP endpoint");
+    Ok(local)
+}
+
+fn creation_packet() -> Packet {
+    Packet::from_message(&CreateStagePayload {
+        creator: "http".into(),
+    })
+}
+
+async fn create(State(api): State<ApiSender>, Json(body): Json<StageRequest>) -> Response {
+    match api
+        .create_stage(PLAY_1, &body.stage_type, body.stage_id, creation_packet())
+        .await
+    {
+        Ok(created) => Json(json!({
+            "stage_id": created.stage_id,
+            "reply_msg_id": created.reply.msg_id.to_string(),
+        }))
+        .into_response(),
+        Err(error) => failure(&error),
+    }
+}
+
+async fn get_or_create(State(api): State<ApiSender>, Json(body): Json<StageRequest>) -> Response {
+    match api
+        .get_or_create_stage(PLAY_1, &body.stage_type, body.stage_id, creation_packet())
+        .await
+    {
+        Ok(result) => Json(json!({
+            "stage_id": result.stage_id,
+            "is_created": result.is_created,
+        }))
+        .into_response(),
+        Err(error) => failure(&error),
+    }
+}
+
+fn failure(error: &MeshError) -> Response {
+    let code = error.code();
+    let status = match code {
+        ErrorCode::STAGE_ALREADY_EXISTS => StatusCode::CONFLICT,
+        ErrorCode::INVALID_STAGE_TYPE | ErrorCode::STAGE_CREATION_FAILED => StatusCode::BAD_REQUEST,
+        ErrorCode::SERVER_NOT_FOUND => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::REQUEST_TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = json!({ "error_code": code.0, "error": error.to_string() });
+    (status, Json(body)).into_response()
+}
