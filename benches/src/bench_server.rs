@@ -57,8 +57,9 @@ impl Actor for BenchActor {
     }
 }
 
-/// A Play server with `BenchStage` as its default stage type, limits raised for load tests.
-pub fn framework_server() -> PlayServer {
+/// A Play server with `BenchStage` as its default stage type, limits raised for load tests;
+/// `actor_ttl_ms` > 0 removes actors disconnected that long.
+pub fn framework_server(actor_ttl_ms: u64) -> PlayServer {
     PlayServer::builder()
         .server_id("bench-play")
         .stage("BenchStage", |_| BenchStage, |_| BenchActor)
@@ -66,6 +67,8 @@ pub fn framework_server() -> PlayServer {
         .configure(|c| {
             c.max_connections = 100_000;
             c.session_outbound_capacity = 4096;
+            c.disconnected_actor_ttl =
+                (actor_ttl_ms > 0).then(|| std::time::Duration::from_millis(actor_ttl_ms));
         })
         .build()
         .expect("valid configuration")

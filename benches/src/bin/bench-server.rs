@@ -13,6 +13,9 @@ struct Args {
     /// Bind address of the TCP listener.
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: String,
+    /// Framework: remove actors disconnected this long (milliseconds; 0 = never).
+    #[arg(long, default_value_t = 0)]
+    actor_ttl_ms: u64,
 }
 
 #[tokio::main]
@@ -25,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tcp = raw_server(&args.bind).await?;
         serde_json::json!({"mode": "raw", "tcp": tcp.to_string(), "pid": pid})
     } else {
-        let play = server.insert(framework_server());
+        let play = server.insert(framework_server(args.actor_ttl_ms));
         let tcp = play.listen_tcp(&args.bind).await?;
         let ws = play.listen_ws("127.0.0.1:0", "/ws", None).await?;
         let certs = playhouse_transport::tls::self_signed(&["localhost", "127.0.0.1"])

@@ -155,12 +155,17 @@ impl Actor for Nobody {
 async fn join(id: &str, directory: &MemoryDirectory, kind: &str) -> MeshJoin {
     let (tx, rx) = tokio::sync::mpsc::channel(8192);
     let link: Arc<dyn playhouse_mesh::MeshLink> = if kind == "tcp" {
-        Arc::new(playhouse_mesh::TcpLink::bind(id, "127.0.0.1:0", None, tx).await.expect("bind"))
+        Arc::new(
+            playhouse_mesh::TcpLink::bind(id, "127.0.0.1:0", None, tx)
+                .await
+                .expect("bind"),
+        )
     } else {
         let link = ZmqLink::bind(id, "tcp://127.0.0.1:0", None, tx, ZmqLinkConfig::default());
         Arc::new(link.await.expect("bind"))
     };
-    MeshJoin::link(link, rx, Arc::new(directory.clone())).refresh_interval(Duration::from_millis(100))
+    MeshJoin::link(link, rx, Arc::new(directory.clone()))
+        .refresh_interval(Duration::from_millis(100))
 }
 
 async fn framework(args: &Args) -> (f64, f64) {
