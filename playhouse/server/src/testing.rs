@@ -169,6 +169,11 @@ impl HarnessClient {
         self.dispatch(0, packet).await
     }
 
+    /// Sends a request with a sequence of your choosing (1..=65535) without waiting.
+    pub async fn request_with_seq(&self, seq: u16, packet: Packet) -> Result<(), ErrorCode> {
+        self.dispatch(seq.max(1), packet).await
+    }
+
     /// Sends a request without waiting; returns its sequence.
     pub async fn request_nowait(&mut self, packet: Packet) -> Result<u16, ErrorCode> {
         let seq = self.next_seq;

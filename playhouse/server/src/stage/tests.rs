@@ -1,18 +1,12 @@
 //! The stage loop in memory: no sockets, a paused clock, so timings are exact.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
-use tokio::sync::{mpsc, oneshot};
+use playhouse_protocol::{ErrorCode, Packet, ServerFrame};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::registry::{CreateRequest, JoinOutcome, StageEnv, StageMsg, StageRegistry, TypedKind};
 use super::*;
-use crate::session_handle::{Outbound, SessionHandle};
-use crate::{ServerControl, Services};
+use crate::testing::{HarnessClient, StageHarness};
 
 struct Probe;
 struct ProbeActor;
@@ -109,77 +103,37 @@ impl Actor for ProbeActor {
     }
 }
 
+/// The public in-memory harness, plus shortcuts for these tests.
 struct Harness {
-    stage: mpsc::Sender<StageMsg>,
-    actor: u64,
-    out: mpsc::Receiver<Outbound>,
+    client: HarnessClient,
+    _stage: StageHarness,
 }
 
 impl Harness {
     async fn start() -> Harness {
-        let env = Arc::new(StageEnv {
-            services: Services::default(),
-            control: ServerControl::new(Arc::from("test")),
-            tracker: TaskTracker::new(),
-            mailbox_capacity: 64,
-            registry: StageRegistry::default(),
-            metrics: Arc::default(),
-            mesh: Arc::default(),
-            actor_ttl: None,
-        });
-        let kind = TypedKind::<Probe> {
-            name: Arc::from("Probe"),
-            make_stage: Box::new(|_| Probe),
-            make_actor: Arc::new(|_| ProbeActor),
-        };
-        let (handle, created) = env.registry.get_or_spawn(&env, 1, &kind, || CreateRequest {
-            packet: Packet::empty("Create"),
-            done: None,
-        });
-        assert!(created);
-        let (tx, out) = mpsc::channel(1024);
-        let (done, joined) = oneshot::channel();
-        handle
-            .tx
-            .send(StageMsg::Join {
-                session: SessionHandle::new(1, tx, CancellationToken::new(), Arc::default()),
-                reply_id: MsgId::from_static("AuthReply"),
-                seq: 1,
-                packet: Packet::empty("Auth"),
-                done,
-            })
-            .await
-            .unwrap();
-        let JoinOutcome::Joined { actor } = joined.await.unwrap() else {
-            panic!("join rejected");
-        };
-        let mut harness = Harness {
-            stage: handle.tx,
-            actor,
-            out,
-        };
-        assert_eq!(harness.frame().await.msg_id, "AuthReply");
-        harness
+        let stage =
+            StageHarness::start("Probe", |_| Probe, |_| ProbeActor, Packet::empty("Create"))
+                .await
+                .expect("created");
+        let client = stage.join(Packet::empty("Auth")).await.expect("joined");
+        Harness {
+            client,
+            _stage: stage,
+        }
     }
 
-    async fn send(&self, msg_id: &'static str, seq: u16, payload: &str) {
+    /// Sends `msg_id` as a request with sequence `seq` (0: one-way).
+    async fn send(&mut self, msg_id: &'static str, seq: u16, payload: &str) {
         let packet = Packet::new(msg_id, payload.to_owned());
-        let msg = StageMsg::Client {
-            actor: self.actor,
-            session: 1,
-            seq,
-            packet,
-        };
-        self.stage.send(msg).await.unwrap();
+        if seq == 0 {
+            self.client.send(packet).await.unwrap();
+        } else {
+            self.client.request_with_seq(seq, packet).await.unwrap();
+        }
     }
 
     async fn frame(&mut self) -> ServerFrame {
-        loop {
-            match self.out.recv().await.expect("stage dropped the session") {
-                Outbound::Frame(frame) => return frame,
-                Outbound::Detached(_) => continue,
-            }
-        }
+        self.client.frame().await.expect("stage dropped the client")
     }
 
     async fn text(&mut self) -> (String, Instant) {
