@@ -44,6 +44,17 @@ fn list_prints_every_category_with_its_test_count() {
         "ConnectorCallbackPerformance",
         "SharedServices",
         "Reconnection",
+        "StageToStage",
+        "StageToApi",
+        "ApiToApi",
+        "ApiToPlay",
+        "SelfConnection",
+        "ServiceRouting",
+        "SystemMessage",
+        "AutoDispose",
+        "ProtocolConnection",
+        "Compression",
+        "Limits",
     ] {
         assert!(
             stdout
@@ -62,7 +73,7 @@ fn list_prints_every_category_with_its_test_count() {
                 .ok()
         })
         .sum();
-    assert!(total >= 60, "only {total} tests listed");
+    assert!(total >= 94, "only {total} tests listed");
 }
 
 #[test]

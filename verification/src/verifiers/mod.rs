@@ -3,17 +3,28 @@
 
 mod actor_callback;
 mod actor_sender;
+mod api_to_api;
+mod api_to_play;
 mod async_block;
+mod auto_dispose;
 mod callback_performance;
+mod compression;
 mod connection;
 mod game_loop;
+mod limits;
 mod messaging;
 mod packet_auto_dispose;
+mod protocol_connection;
 mod push;
 mod reconnection;
+mod self_connection;
 mod server_lifecycle;
+mod service_routing;
 mod shared_services;
 mod stage_callback;
+mod stage_to_api;
+mod stage_to_stage;
+mod system_message;
 mod timeouts;
 mod timer;
 
@@ -30,11 +41,22 @@ pub fn all() -> Vec<Category> {
         actor_callback::category(),
         actor_sender::category(),
         stage_callback::category(),
+        stage_to_stage::category(),
+        stage_to_api::category(),
+        api_to_api::category(),
+        api_to_play::category(),
+        self_connection::category(),
+        service_routing::category(),
+        system_message::category(),
         async_block::category(),
         timer::category(),
+        auto_dispose::category(),
         game_loop::category(),
         callback_performance::category(),
         shared_services::category(),
+        protocol_connection::category(),
+        compression::category(),
+        limits::category(),
         reconnection::category(),
         timeouts::category(),
     ]

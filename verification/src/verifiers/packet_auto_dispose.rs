@@ -1,7 +1,8 @@
 //! PacketAutoDispose: the original freed packets by hand; here packets are owned values. Every
 //! test checks that a packet handed to a callback, a push handler or an async caller stays
 //! intact however long it is kept and whatever arrives after it, and that the connection stays
-//! healthy.
+//! healthy. The mesh tests do the same on the server side: mesh replies kept by a stage, a
+//! request packet kept by an API handler across its own request, a large mesh payload.
 
 use playhouse::Packet;
 use playhouse_connector::Connector;
@@ -9,8 +10,13 @@ use tokio::sync::mpsc;
 
 use crate::client::{self, WAIT, describe};
 use crate::context::TestCtx;
-use crate::proto::{BroadcastNotify, BroadcastTrigger, EchoReply, EchoRequest};
+use crate::proto::{
+    BroadcastNotify, BroadcastTrigger, EchoReply, EchoRequest, TriggerHoldRequestPacketReply,
+    TriggerHoldRequestPacketRequest, TriggerKeepMeshRepliesReply, TriggerKeepMeshRepliesRequest,
+    TriggerLargeMeshEchoReply, TriggerLargeMeshEchoRequest,
+};
 use crate::runner::{Category, TestCase};
+use crate::servers::{API_1, API_2};
 use crate::{TestResult, ensure, ensure_eq};
 
 const USER: &str = "dispose_user";
@@ -31,6 +37,13 @@ pub(super) fn category() -> Category {
             }),
             TestCase::new("RequestAsync_Multiple5", |t| Box::pin(async_many(t))),
             TestCase::new("Mixed_AsyncAndCallback", |t| Box::pin(mixed(t))),
+            TestCase::new("Mesh_StageKeepsRepliesUntilLast", |t| {
+                Box::pin(mesh_keep_replies(t))
+            }),
+            TestCase::new("Mesh_ApiHandlerKeepsRequestPacket", |t| {
+                Box::pin(mesh_hold_request(t))
+            }),
+            TestCase::new("Mesh_LargePayloadIntact", |t| Box::pin(mesh_large(t))),
         ],
     }
 }
@@ -208,5 +221,59 @@ async fn mixed(t: TestCtx) -> TestResult {
     for (sequence, reply) in &kept {
         check(reply, *sequence)?;
     }
+    healthy(&connector).await
+}
+
+async fn mesh_keep_replies(t: TestCtx) -> TestResult {
+    let connector = t.shared(1, USER).await?;
+    let reply: TriggerKeepMeshRepliesReply = client::request(
+        &connector,
+        &TriggerKeepMeshRepliesRequest {
+            api_id: API_1.into(),
+            count: 10,
+        },
+    )
+    .await?;
+    ensure_eq!(reply.kept, 10, "replies kept by the stage");
+    ensure_eq!(
+        reply.intact,
+        10,
+        "replies still intact after the last arrived"
+    );
+    healthy(&connector).await
+}
+
+async fn mesh_hold_request(t: TestCtx) -> TestResult {
+    let connector = t.shared(1, USER).await?;
+    let reply: TriggerHoldRequestPacketReply = client::request(
+        &connector,
+        &TriggerHoldRequestPacketRequest {
+            via_api_id: API_1.into(),
+            nested_api_id: API_2.into(),
+            content: "kept by the handler".into(),
+        },
+    )
+    .await?;
+    ensure_eq!(
+        reply.content.as_str(),
+        "kept by the handler",
+        "request content read after the nested request"
+    );
+    ensure_eq!(reply.nested_responder.as_str(), API_2, "nested responder");
+    healthy(&connector).await
+}
+
+async fn mesh_large(t: TestCtx) -> TestResult {
+    let connector = t.shared(1, USER).await?;
+    let reply: TriggerLargeMeshEchoReply = client::request(
+        &connector,
+        &TriggerLargeMeshEchoRequest {
+            api_id: API_2.into(),
+            size: 256 * 1024,
+        },
+    )
+    .await?;
+    ensure_eq!(reply.size, 256 * 1024, "bytes that came back over the mesh");
+    ensure!(reply.intact, "the 256 KiB mesh payload came back altered");
     healthy(&connector).await
 }

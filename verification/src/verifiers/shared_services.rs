@@ -1,14 +1,17 @@
 //! SharedServices (the original's DI): stage and actor factories get the server's shared
-//! services, the same singleton instance everywhere, and the server's control handle.
+//! services, the same singleton instance everywhere, and the server's control handle; API
+//! handlers get their server's services, control handle and server-info centre the same way,
+//! and so do stages (the directory view).
 
 use crate::client;
 use crate::context::TestCtx;
 use crate::proto::{
+    GetApiServerInfoReply, GetApiServerInfoRequest, GetDirectoryReply, GetDirectoryRequest,
     GetServerInfoReply, GetServerInfoRequest, GetServiceValueReply, GetServiceValueRequest,
     IncrementCounterReply, IncrementCounterRequest,
 };
 use crate::runner::{Category, TestCase};
-use crate::servers::GREETING;
+use crate::servers::{API_1, API_2, API_GREETING, GREETING, PLAY_1, PLAY_2};
 use crate::{TestResult, ensure_eq};
 
 const USER: &str = "di_user";
@@ -28,6 +31,13 @@ pub(super) fn category() -> Category {
                 Box::pin(across_stages(t))
             }),
             TestCase::new("ControlHandle_ServerId", |t| Box::pin(control_handle(t))),
+            TestCase::new("ApiHandler_ControlHandleAndService", |t| {
+                Box::pin(api_control_handle(t))
+            }),
+            TestCase::new("ApiHandler_ServerInfoCenter", |t| {
+                Box::pin(api_info_center(t))
+            }),
+            TestCase::new("Stage_ServerInfoCenter", |t| Box::pin(stage_info_center(t))),
         ],
     }
 }
@@ -108,5 +118,58 @@ async fn control_handle(t: TestCtx) -> TestResult {
         "play-1",
         "server id from the control handle"
     );
+    Ok(())
+}
+
+/// Every server of the run as `id:type:state`, sorted.
+fn everyone() -> Vec<String> {
+    let mut all = vec![
+        format!("{API_1}:api:running"),
+        format!("{API_2}:api:running"),
+        format!("{PLAY_1}:play:running"),
+        format!("{PLAY_2}:play:running"),
+    ];
+    all.sort();
+    all
+}
+
+async fn api_info(t: &TestCtx, api_id: &str) -> Result<GetApiServerInfoReply, String> {
+    let connector = t.shared(1, USER).await?;
+    client::request(
+        &connector,
+        &GetApiServerInfoRequest {
+            api_id: api_id.into(),
+        },
+    )
+    .await
+}
+
+async fn api_control_handle(t: TestCtx) -> TestResult {
+    for api_id in [API_1, API_2] {
+        let info = api_info(&t, api_id).await?;
+        ensure_eq!(
+            info.server_id.as_str(),
+            api_id,
+            "server id from {api_id}'s control handle"
+        );
+        ensure_eq!(
+            info.greeting.as_str(),
+            API_GREETING,
+            "greeting from {api_id}'s registered service"
+        );
+    }
+    Ok(())
+}
+
+async fn api_info_center(t: TestCtx) -> TestResult {
+    let info = api_info(&t, API_2).await?;
+    ensure_eq!(info.known_servers, everyone(), "api-2's directory view");
+    Ok(())
+}
+
+async fn stage_info_center(t: TestCtx) -> TestResult {
+    let connector = t.shared(1, USER).await?;
+    let reply: GetDirectoryReply = client::request(&connector, &GetDirectoryRequest {}).await?;
+    ensure_eq!(reply.known_servers, everyone(), "play-1's directory view");
     Ok(())
 }
