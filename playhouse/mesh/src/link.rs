@@ -507,18 +507,23 @@ async fn run_peer<D: Dialer>(
                             peer_down(&inner, &target).await;
                             break;
                         }
+                        _ = tokio::time::sleep_until(heard + config.heartbeat_timeout),
+                            if config.heartbeats() =>
+                        {
+                            up.store(false, Ordering::Release);
+                            tracing::warn!(%target, "mesh peer silent; reconnecting");
+                            peer_down(&inner, &target).await;
+                            break;
+                        }
                         _ = tokio::time::sleep_until(next_beat), if config.heartbeats() => {
-                            let now = tokio::time::Instant::now();
                             let beat = (Bytes::new(), Bytes::new());
-                            if now.duration_since(heard) >= config.heartbeat_timeout
-                                || !write_batch(&mut write, &[beat], config.send_timeout).await
-                            {
+                            if !write_batch(&mut write, &[beat], config.send_timeout).await {
                                 up.store(false, Ordering::Release);
-                                tracing::warn!(%target, "mesh peer silent; reconnecting");
+                                tracing::warn!(%target, "mesh heartbeat not sent; reconnecting");
                                 peer_down(&inner, &target).await;
                                 break;
                             }
-                            next_beat = now + config.heartbeat_interval;
+                            next_beat = tokio::time::Instant::now() + config.heartbeat_interval;
                         }
                         frame = rx.recv() => {
                             let Some(frame) = frame else { return };
