@@ -96,7 +96,14 @@ impl Default for Network {
 /// A host fault the run loop applies between two simulation steps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostFault {
-    /// Kill a host's software (its sockets close, as when a process dies).
+    /// Kill a host's software, as when its machine dies: its connections vanish without a
+    /// FIN or RST (a crashed turmoil host does not even answer with RST); peers find out by
+    /// their heartbeats.
+    ///
+    /// (Why no FIN: turmoil closes a crashed host's sockets in the order its tokio runtime
+    /// drops tasks, which follows process-global task ids; the FINs would draw latencies from
+    /// the seeded generator in that order and a seed would not replay within one process.
+    /// The host is cut off for the instant of the crash, so they are dropped unsent.)
     Crash(String),
     /// Restart a host's software (after a crash, or killing it first).
     Bounce(String),
@@ -467,8 +474,8 @@ pub struct Outcome {
     pub hash: u64,
     /// `Ok`, or why the run failed (violations, a stuck or crashed simulation).
     pub result: Result<(), String>,
-    /// The last lines of the trace (for failure reports).
-    pub tail: Vec<String>,
+    /// Every line of the trace.
+    pub lines: Vec<String>,
     /// Lines in the trace.
     pub events: usize,
     /// Simulated time the run took.
@@ -481,6 +488,8 @@ pub struct Cluster {
     pub sim: turmoil::Sim<'static>,
     /// What hosts and clients share.
     pub env: Env,
+    /// Every host and client registered, by name.
+    names: Vec<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -504,6 +513,7 @@ impl Cluster {
         Cluster {
             sim,
             env: Env::new(seed, timing),
+            names: Vec::new(),
         }
     }
 
@@ -511,12 +521,14 @@ impl Cluster {
     pub fn play(&mut self, name: &'static str) {
         let software = play_host(&self.env, name);
         self.sim.host(name, software);
+        self.names.push(name.to_owned());
     }
 
     /// Registers API server host `name`.
     pub fn api(&mut self, name: &'static str, service_id: Option<u16>, workload: Option<Workload>) {
         let software = api_host(&self.env, name, service_id, workload);
         self.sim.host(name, software);
+        self.names.push(name.to_owned());
     }
 
     /// Registers client host `name` running `script` (the run ends when every client has).
@@ -524,10 +536,28 @@ impl Cluster {
     where
         F: Future<Output = ()> + 'static,
     {
+        self.names.push(name.to_owned());
         self.sim.client(name, async move {
             script.await;
             Ok(())
         });
+    }
+
+    /// Crashes `name` with its links cut for the instant (see [`HostFault::Crash`]).
+    fn crash(&mut self, name: &str) {
+        let others: Vec<&str> = self
+            .names
+            .iter()
+            .map(String::as_str)
+            .filter(|other| *other != name)
+            .collect();
+        for other in &others {
+            self.sim.partition(name, *other);
+        }
+        self.sim.crash(name);
+        for other in &others {
+            self.sim.repair(name, *other);
+        }
     }
 
     /// Runs until every client script has finished, applying host faults as they are asked
@@ -544,7 +574,7 @@ impl Cluster {
                 let faults = std::mem::take(&mut env.state.borrow_mut().faults);
                 for fault in faults {
                     match fault {
-                        HostFault::Crash(name) => self.sim.crash(name.as_str()),
+                        HostFault::Crash(name) => self.crash(&name),
                         HostFault::Bounce(name) => self.sim.bounce(name.as_str()),
                     }
                 }
@@ -576,10 +606,17 @@ impl Cluster {
         Outcome {
             hash: env.trace.hash(),
             result,
-            tail: env.trace.tail(40),
+            lines: env.trace.lines(),
             events: env.trace.len(),
             simulated,
         }
+    }
+}
+
+impl Outcome {
+    /// The last `n` lines of the trace.
+    pub fn tail(&self, n: usize) -> &[String] {
+        &self.lines[self.lines.len().saturating_sub(n)..]
     }
 }
 

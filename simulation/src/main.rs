@@ -71,19 +71,17 @@ fn main() -> ExitCode {
             let Some(report) = scenarios::run(name, seed) else {
                 continue;
             };
-            println!("{report}");
             if args.trace {
-                for line in report.outcome.tail.iter() {
+                for line in &report.outcome.lines {
                     println!("  | {line}");
                 }
             }
-            if let Err(why) = &report.outcome.result {
-                failed += 1;
-                println!("  why: {}", why.replace('\n', "\n       "));
-                for line in &report.outcome.tail {
-                    println!("  | {line}");
+            match report.failure() {
+                Some(failure) => {
+                    failed += 1;
+                    print!("{failure}");
                 }
-                println!("  replay: {}", report.replay_command());
+                None => println!("{report}"),
             }
         }
     }

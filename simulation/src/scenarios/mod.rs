@@ -104,6 +104,18 @@ impl Report {
         self.outcome.result.is_ok()
     }
 
+    /// A failure report: the verdict line, why, the end of the trace, and the replay command
+    /// (`None` when the run passed).
+    pub fn failure(&self) -> Option<String> {
+        let why = self.outcome.result.as_ref().err()?;
+        let mut text = format!("{self}\n  why: {}\n", why.replace('\n', "\n       "));
+        for line in self.outcome.tail(40) {
+            text.push_str(&format!("  | {line}\n"));
+        }
+        text.push_str(&format!("  replay: {}\n", self.replay_command()));
+        Some(text)
+    }
+
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         format!(

@@ -1,9 +1,10 @@
 //! Play server crash and restart.
 //!
-//! The Play server's process dies (turmoil `crash`: its sockets close, its stages are gone)
-//! and comes back later (`bounce`). Meanwhile an API server keeps requesting a stage there
-//! and a player keeps playing. While the server is down, API requests must fail fast with
-//! `ServerNotFound` (the link knows the peer is down: no waiting for the timeout); after the
+//! The Play server's machine dies (turmoil `crash`: its stages are gone, its connections
+//! vanish without a FIN) and comes back later (`bounce`). Meanwhile an API server keeps
+//! requesting a stage there and a player keeps playing. Once the mesh link has noticed
+//! (heartbeats unanswered for the heartbeat timeout), API requests must fail fast with
+//! `ServerNotFound`, not wait for the request timeout; after the
 //! restart the API recreates the stage and requests succeed again; the player's connector
 //! reports the disconnect, its logins fail until the restart, then it joins a fresh stage
 //! incarnation (a new actor: one join) and its new operations are all there.
@@ -77,8 +78,8 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
         format!("stage not created: {}", created.code)
     });
     let mut recovered_at = None;
-    // A crash is seen a delivery after it happens (the closing sockets' FINs).
-    let down = plan.crash + Duration::from_millis(20);
+    // A dead machine sends nothing: the link notices when its heartbeats go unanswered.
+    let down = plan.crash + env.timing.link.heartbeat_timeout + Duration::from_millis(50);
     while now() < plan.end {
         let start = now();
         let answer = mesh.echo(PLAY, 1).await;
@@ -86,6 +87,12 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
         if end < plan.crash {
             trace.check(API, answer.is_ok(), || {
                 format!("request before the crash failed: {}", answer.code)
+            });
+        } else if start >= plan.crash && start < down && end <= plan.restart {
+            // Before the link noticed: a request may wait for its timeout.
+            let expected = [ErrorCode::SERVER_NOT_FOUND, ErrorCode::REQUEST_TIMEOUT];
+            trace.check(API, expected.contains(&answer.code), || {
+                format!("request to the crashing server ended with {}", answer.code)
             });
         } else if start >= down && end <= plan.restart {
             trace.check(
