@@ -342,7 +342,6 @@ impl Mesh {
             msg_id: packet.msg_id.to_string(),
             error_code: u32::from(code.0),
             stage_id: request.reply_stage_id,
-            account_id: request.account_id.clone(),
             sid: request.sid,
             is_reply: true,
             is_system: request.is_system,

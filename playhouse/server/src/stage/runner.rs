@@ -371,13 +371,15 @@ impl<S: Stage> StageRunner<S> {
                 self.leave_if_asked(actor).await;
             }
             StageMsg::Server { packet } => {
-                if let Some(mesh) = self.env.mesh.get() {
-                    self.ctx.server_reply =
-                        Some(ReplyTarget::mesh(mesh.clone(), packet.header.clone()));
-                }
-                self.stage
-                    .on_dispatch_server(&mut self.ctx, packet.packet())
-                    .await;
+                let playhouse_mesh::RoutePacket { header, payload } = packet;
+                let request = Packet::new(MsgId::from(header.msg_id.as_str()), payload);
+                // The header moves into the reply target: no copy per message.
+                self.ctx.server_reply = self
+                    .env
+                    .mesh
+                    .get()
+                    .map(|mesh| ReplyTarget::mesh(mesh.clone(), header));
+                self.stage.on_dispatch_server(&mut self.ctx, request).await;
                 self.ctx.server_reply = None;
             }
             StageMsg::Close => self.ctx.closing = true,
