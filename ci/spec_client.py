@@ -6,14 +6,20 @@ hand-rolled protobuf and LZ4 block decoding.
 Usage: spec_client.py '{"servers":[{"id":"play-1","tcp":"127.0.0.1:PORT",...}]}'
        spec_client.py --spawn CMD...   (runs CMD, reads its one JSON line, stops it with SIGTERM)
 
-Checks: heartbeat echo, authenticate, echo, 100 pipelined requests matched by sequence,
-malformed frames closing only their own connection. Prints TAP; exit 1 on failure.
+Checks, over TCP, TLS and WebSocket (hand-rolled RFC 6455): heartbeat echo, authenticate,
+echo, 100 pipelined requests matched by sequence, a 64 KiB echo that arrives LZ4-compressed;
+and every bad input of SPEC §9 (bad lengths and ids, garbage, a message before
+authentication, half a frame then silence, a WebSocket text message, a TLS handshake of
+garbage, a flood that never reads) closing only its own connection within the configured
+timeouts while a healthy client keeps its replies. Prints TAP; exit 1 on failure.
 """
+import base64
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -145,11 +151,92 @@ def lz4_block_decompress(src, size):
 
 # --- wire protocol (SPEC §4) --------------------------------------------------------------
 
+class WebSocket:
+    """A minimal RFC 6455 client over a socket: binary messages, masked as clients must."""
+
+    def __init__(self, sock, host, path="/ws"):
+        self.sock = sock
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n")
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(1)
+            if not chunk:
+                raise RuntimeError("closed during the WebSocket handshake")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(f"upgrade refused: {head[:40]!r}")
+        self.pending = b""
+
+    def send_message(self, data, opcode=0x2):
+        mask = os.urandom(4)
+        header = bytes([0x80 | opcode])
+        n = len(data)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(header + mask + masked)
+
+    def sendall(self, data):
+        self.send_message(data)
+
+    def _exact(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                return None
+            out += chunk
+        return out
+
+    def recv(self, _n):
+        """The payload of the next data message (b"" once closed)."""
+        while True:
+            head = self._exact(2)
+            if head is None:
+                return b""
+            opcode, n = head[0] & 0x0F, head[1] & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._exact(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._exact(8))[0]
+            payload = self._exact(n) if n else b""
+            if payload is None or opcode == 0x8:
+                return b""
+            if opcode in (0x1, 0x2, 0x0):
+                return payload
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def setsockopt(self, *args):
+        self.sock.setsockopt(*args)
+
+
+def open_transport(addr, transport):
+    host, port = addr.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if transport == "tls":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the verification servers use self-signed certificates
+        sock = context.wrap_socket(sock, server_hostname=host)
+    elif transport == "ws":
+        sock = WebSocket(sock, f"{host}:{port}")
+    return sock
+
+
 class Client:
-    def __init__(self, addr, stage_id):
-        host, port = addr.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, addr, stage_id, transport="tcp"):
+        self.sock = open_transport(addr, transport)
         self.stage_id = stage_id
         self.buf = b""
         self.seq = 0
@@ -209,10 +296,10 @@ class Client:
             while True:
                 if self.recv() is None:
                     return True
-        except (ConnectionResetError, BrokenPipeError):
-            return True
         except socket.timeout:
             return False
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+            return True
 
 
 def authenticate(client, user):
@@ -225,42 +312,47 @@ def authenticate(client, user):
 # --- checks -------------------------------------------------------------------------------
 
 def run_checks(endpoints):
-    tcp = endpoints["tcp"]
     results = []
 
     def check(name, fn):
+        started = time.monotonic()
         try:
             fn()
             results.append((True, name, ""))
         except Exception as e:  # noqa: BLE001 - a failing check must not stop the run
             results.append((False, name, repr(e)))
+        sys.stderr.write(f"  {name}: {time.monotonic() - started:.1f}s\n")
 
+    tcp = endpoints["tcp"]
     main = Client(tcp, 424242)
 
-    def heartbeat():
-        main.send(HEARTBEAT, stage_id=0)
-        msg_id, seq, stage, error, payload = main.recv()
+    def echo_on(client, content="hello", sequence=7):
+        seq = client.request("EchoRequest", encode("EchoRequest", content=content, sequence=sequence))
+        msg_id, _, _, error, payload = client.reply(seq)
+        reply = decode("EchoReply", payload)
+        assert msg_id == "EchoReply" and error == 0, (msg_id, error)
+        assert reply.get("content") == content and reply.get("sequence") == sequence, reply
+
+    def echo():
+        echo_on(main)
+
+    def heartbeat_on(client):
+        client.send(HEARTBEAT, stage_id=0)
+        msg_id, seq, stage, error, payload = client.recv()
         assert (msg_id, seq, stage, error, payload) == (HEARTBEAT, 0, 0, 0, b""), msg_id
 
-    def auth():
-        msg_id, error, reply = authenticate(main, "spec-client")
+    def auth_on(client, user):
+        msg_id, error, reply = authenticate(client, user)
         assert msg_id == "AuthenticateReply" and error == 0, (msg_id, error)
         assert reply.get("success") is True and reply.get("account_id"), reply
 
-    def echo():
-        seq = main.request("EchoRequest", encode("EchoRequest", content="hello", sequence=7))
-        msg_id, _, _, error, payload = main.reply(seq)
-        reply = decode("EchoReply", payload)
-        assert msg_id == "EchoReply" and error == 0, (msg_id, error)
-        assert reply.get("content") == "hello" and reply.get("sequence") == 7, reply
-
-    def pipeline():
+    def pipeline_on(client):
         expected = {}
         for i in range(100):
-            seq = main.request("EchoRequest", encode("EchoRequest", content=f"p{i}", sequence=i + 1))
+            seq = client.request("EchoRequest", encode("EchoRequest", content=f"p{i}", sequence=i + 1))
             expected[seq] = i + 1
         while expected:
-            msg_id, seq, _, error, payload = main.recv()
+            msg_id, seq, _, error, payload = client.recv()
             if seq == 0:
                 continue  # a push
             reply = decode("EchoReply", payload)
@@ -271,36 +363,102 @@ def run_checks(endpoints):
         _, _, _, error, _ = main.reply(seq)
         assert error == 1234, error
 
-    def malformed():
-        bad_frames = [
-            struct.pack("<i", -1),
-            struct.pack("<i", 0),
-            struct.pack("<i", 0x7FFFFFFF),
-            struct.pack("<i", 12) + bytes(12),
-            struct.pack("<i", 12) + bytes([200]) + b"x" * 11,
-            struct.pack("<i", 12) + bytes([1, 0xFF]) + bytes(10),
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        ]
-        for bad in bad_frames:
-            attacker = Client(tcp, 424243)
-            attacker.sock.settimeout(15)
-            authenticate(attacker, "spec-attacker")
-            attacker.sock.sendall(bad)
-            assert attacker.closed_by_server(), f"not closed after {bad[:8]!r}"
-            echo()
+    def compressed_echo():
+        before = main.compressed
+        content = "playhouse " * 6554  # 64 KiB, compressible
+        seq = main.request("EchoRequest", encode("EchoRequest", content=content, sequence=64))
+        msg_id, _, _, error, payload = main.reply(seq)
+        assert error == 0 and decode("EchoReply", payload).get("content") == content
+        assert main.compressed == before + 1, "the 64 KiB reply was not LZ4-compressed"
 
-    def before_auth():
-        early = Client(tcp, 424244)
-        early.sock.settimeout(15)
-        early.request("EchoRequest", encode("EchoRequest", content="early", sequence=1))
-        assert early.closed_by_server()
+    checks = [("tcp: heartbeat echo", lambda: heartbeat_on(main)),
+              ("tcp: authenticate", lambda: auth_on(main, "spec-client")),
+              ("tcp: echo", echo),
+              ("tcp: 100 pipelined requests matched by sequence", lambda: pipeline_on(main)),
+              ("tcp: error code reaches the client", fail_code),
+              ("tcp: 64 KiB echo arrives LZ4-compressed", compressed_echo)]
+
+    for transport in ("tls", "ws"):
+        if transport not in endpoints:
+            checks.append((f"{transport}: endpoint listed by --serve",
+                           lambda t=transport: (_ for _ in ()).throw(AssertionError(f"no {t} endpoint"))))
+            continue
+
+        def over(transport=transport):
+            client = Client(endpoints[transport], 424250 + len(transport), transport)
+            heartbeat_on(client)
+            auth_on(client, f"spec-{transport}")
+            echo_on(client, f"over {transport}")
+            pipeline_on(client)
+            before = client.compressed
+            content = "wire " * 13108
+            seq = client.request("EchoRequest", encode("EchoRequest", content=content, sequence=9))
+            _, _, _, error, payload = client.reply(seq)
+            assert error == 0 and decode("EchoReply", payload).get("content") == content
+            assert client.compressed == before + 1, "large reply not compressed"
+        checks.append((f"{transport}: heartbeat, authenticate, echo, pipeline, compressed echo", over))
+
+    def cut(name, attack, authenticated=True, transport="tcp", timeout=20):
+        def run():
+            attacker = Client(endpoints[transport], 424243, transport)
+            attacker.sock.settimeout(timeout)
+            if authenticated:
+                authenticate(attacker, "spec-attacker")
+            attack(attacker)
+            assert attacker.closed_by_server(), f"not closed within {timeout}s"
+            echo()  # the healthy client beside it keeps working
+        checks.append((f"bad input closes only its connection: {name}", run))
+
+    raw = lambda data: (lambda a: a.sock.sendall(data))  # noqa: E731
+    cut("negative length", raw(struct.pack("<i", -1)))
+    cut("zero length", raw(struct.pack("<i", 0)))
+    cut("huge length", raw(struct.pack("<i", 0x7FFFFFFF)))
+    cut("msg id length 0", raw(struct.pack("<i", 12) + bytes(12)))
+    cut("msg id past the body", raw(struct.pack("<i", 12) + bytes([200]) + b"x" * 11))
+    cut("invalid UTF-8 msg id", raw(struct.pack("<i", 12) + bytes([1, 0xFF]) + bytes(10)))
+    cut("garbage", raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    cut("message before authentication",
+        lambda a: a.request("EchoRequest", encode("EchoRequest", content="early", sequence=1)),
+        authenticated=False)
+    # Truncated body / half a frame, then silence: the auth timeout (10 s) cuts it.
+    cut("half a frame then silence", raw(struct.pack("<i", 40) + bytes([5]) + b"Ec"),
+        authenticated=False, timeout=25)
+    if "ws" in endpoints:
+        cut("WebSocket text message", lambda a: a.sock.send_message(b"hello", opcode=0x1), transport="ws")
+
+    def tls_garbage():
+        host, port = endpoints["tls"].rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=20)
+        sock.sendall(b"\x16\x03\x01\x00\x05garbage that is not a TLS hello" * 4)
+        try:
+            while sock.recv(4096):
+                pass
+        except OSError:
+            pass
         echo()
+    if "tls" in endpoints:
+        checks.append(("bad input closes only its connection: TLS handshake of garbage", tls_garbage))
 
-    for name, fn in [("heartbeat echo", heartbeat), ("authenticate", auth), ("echo", echo),
-                     ("100 pipelined requests matched by sequence", pipeline),
-                     ("error code reaches the client", fail_code),
-                     ("malformed frames close only their connection", malformed),
-                     ("message before authentication closes the connection", before_auth)]:
+    def flood():
+        # Requests whose replies are never read: the server stops taking them and cuts the
+        # client (write timeout 10 s); the healthy client is unaffected meanwhile.
+        attacker = Client(tcp, 424244)
+        authenticate(attacker, "spec-flood")
+        attacker.sock.settimeout(30)
+        # Incompressible content, so the replies really fill the socket buffers.
+        noise = os.urandom(30000).hex()
+        frame = attacker.frame("EchoRequest", 1, encode("EchoRequest", content=noise, sequence=1))
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 30:
+                attacker.sock.sendall(frame)
+        except OSError:
+            pass
+        echo()
+        assert time.monotonic() - started < 30, "the flooding client was never cut"
+    checks.append(("bad input closes only its connection: a flood that never reads", flood))
+
+    for name, fn in checks:
         check(name, fn)
     return results
 
