@@ -321,8 +321,44 @@ impl Env {
         done
     }
 
-    /// Stops every server gracefully and waits until each has checked for leaked tasks.
+    /// Checks every live server is idle (call it once every client has left): no client
+    /// session still open (a half-open one must have timed out), no mesh request pending.
+    pub async fn check_idle(&self) {
+        let servers: Vec<(String, Server)> = self
+            .state
+            .borrow()
+            .servers
+            .iter()
+            .map(|(name, server)| (name.clone(), server.clone()))
+            .collect();
+        let limit = self.timing.idle_timeout + Duration::from_secs(1);
+        for (name, server) in servers {
+            if let Server::Play(play) = &server {
+                let closed = wait_until(limit, || play.session_count() == 0).await;
+                self.trace.check(&name, closed, || {
+                    format!(
+                        "{} client sessions still open after every client left",
+                        play.session_count()
+                    )
+                });
+            }
+            let settled = wait_until(self.timing.mesh_request_timeout, || {
+                server.pending_requests() == 0
+            })
+            .await;
+            self.trace.check(&name, settled, || {
+                format!(
+                    "{} mesh requests still pending at the end",
+                    server.pending_requests()
+                )
+            });
+        }
+    }
+
+    /// Checks the servers are idle ([`Env::check_idle`]), stops every server gracefully and
+    /// waits until each has checked for leaked tasks.
     pub async fn stop_servers(&self) {
+        self.check_idle().await;
         let names: Vec<String> = self.state.borrow().servers.keys().cloned().collect();
         self.stop.set(true);
         let state = Rc::clone(&self.state);

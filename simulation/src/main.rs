@@ -1,7 +1,8 @@
 //! `cargo run -p simulation -- --scenario NAME --seed N` (or `--seeds A..B`, or `--list`):
 //! runs scenarios and prints one line per run,
-//! `scenario=NAME seed=N result=ok|FAIL trace=HASH`; a failure also prints why and the
-//! command that replays it.
+//! `scenario=NAME seed=N result=ok|FAIL trace=HASH`; a failure also prints why, the end of
+//! its trace and the command that replays it. `--trace` prints whole traces;
+//! `--check-replay` runs every seed twice and fails when the traces differ.
 
 use std::process::ExitCode;
 
@@ -27,6 +28,9 @@ struct Args {
     /// Prints the whole trace of each run.
     #[arg(long)]
     trace: bool,
+    /// Runs every seed twice and fails when the two traces differ (hunts nondeterminism).
+    #[arg(long)]
+    check_replay: bool,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -82,6 +86,25 @@ fn main() -> ExitCode {
                     print!("{failure}");
                 }
                 None => println!("{report}"),
+            }
+            if args.check_replay
+                && let Some(again) = scenarios::run(name, seed)
+                && again.outcome.hash != report.outcome.hash
+            {
+                failed += 1;
+                println!("  REPLAY MISMATCH: {again}");
+                if let Some(at) = report
+                    .outcome
+                    .lines
+                    .iter()
+                    .zip(&again.outcome.lines)
+                    .position(|(a, b)| a != b)
+                {
+                    println!("  first difference, line {at}:");
+                    println!("    {}", report.outcome.lines[at]);
+                    println!("    {}", again.outcome.lines[at]);
+                }
+                println!("  replay: {}", report.replay_command());
             }
         }
     }
