@@ -612,4 +612,71 @@ mod tests {
         assert_eq!(parse_address("tcp://[::1]:7"), Some(("::1".into(), 7)));
         assert_eq!(parse_address("tcp://nohost"), None);
     }
+
+    fn quick() -> TcpLinkConfig {
+        TcpLinkConfig {
+            heartbeat_interval: Duration::from_millis(50),
+            heartbeat_timeout: Duration::from_millis(300),
+            ..TcpLinkConfig::default()
+        }
+    }
+
+    async fn link(id: &str) -> (TcpLink, String, mpsc::Receiver<LinkEvent>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("tcp://{}", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel(64);
+        let link = TcpLink::start(id, listener, address.clone(), TcpDialer, tx, quick());
+        (link, address, rx)
+    }
+
+    /// A peer that accepts and reads but never answers (it vanished behind a NAT, say) is
+    /// declared down after the heartbeat timeout, not left to swallow messages.
+    #[tokio::test]
+    async fn a_peer_that_never_answers_is_dropped_after_the_heartbeat_timeout() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("tcp://{}", silent.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = silent.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            while tokio::io::AsyncReadExt::read(&mut socket, &mut buf)
+                .await
+                .is_ok_and(|n| n > 0)
+            {}
+        });
+        let (a, _, mut events) = link("a").await;
+        let start = tokio::time::Instant::now();
+        a.connect("b", &address);
+        let event = tokio::time::timeout(Duration::from_secs(3), events.recv())
+            .await
+            .expect("the silent peer is noticed");
+        assert!(
+            matches!(&event, Some(LinkEvent::PeerDown { target }) if &**target == "b"),
+            "{event:?}"
+        );
+        assert!(start.elapsed() >= quick().heartbeat_timeout);
+    }
+
+    /// Two links with no traffic stay connected: heartbeats keep the connection alive.
+    #[tokio::test]
+    async fn an_idle_connection_outlives_the_heartbeat_timeout() {
+        let (a, _, mut a_events) = link("a").await;
+        let (_b, b_address, mut b_events) = link("b").await;
+        a.connect("b", &b_address);
+        tokio::time::sleep(quick().heartbeat_timeout * 3).await;
+        assert!(a_events.try_recv().is_err(), "no peer-down on an idle link");
+        a.send(
+            "b",
+            Bytes::from_static(b"header"),
+            Bytes::from_static(b"payload"),
+        )
+        .expect("still connected");
+        let event = tokio::time::timeout(Duration::from_secs(2), b_events.recv())
+            .await
+            .unwrap();
+        assert!(
+            matches!(&event, Some(LinkEvent::Message { from, payload, .. })
+                if &**from == "a" && &payload[..] == b"payload"),
+            "{event:?}"
+        );
+    }
 }
