@@ -245,22 +245,26 @@ impl Mesh {
         Ok(())
     }
 
-    fn send_raw(
-        &self,
-        target: &str,
-        mut header: RouteHeader,
-        payload: Bytes,
-    ) -> Result<(), MeshError> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(MeshError::Closed);
-        }
+    fn send_raw(&self, target: &str, header: RouteHeader, payload: Bytes) -> Result<(), MeshError> {
+        let encoded = self.encode(header);
+        self.send_encoded(target, encoded, payload)
+    }
+
+    /// The header as sent by this server.
+    fn encode(&self, mut header: RouteHeader) -> Bytes {
         header.from.clear();
         header.from.push_str(self.server_id());
         header.service_id = u32::from(self.service_id());
-        let encoded = Bytes::from(header.encode_to_vec());
+        Bytes::from(header.encode_to_vec())
+    }
+
+    fn send_encoded(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), MeshError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(MeshError::Closed);
+        }
         self.inner
             .link
-            .send(target, encoded, payload)
+            .send(target, header, payload)
             .map_err(|error| match error {
                 LinkError::Closed => MeshError::Closed,
                 _ => MeshError::ServerNotFound(target.to_owned()),
@@ -348,7 +352,10 @@ impl Mesh {
             is_framework: request.is_framework,
             ..RouteHeader::default()
         };
-        match self.send_raw(&request.from, header.clone(), packet.payload.clone()) {
+        let header = self.encode(header);
+        // Cheap clones (reference counts): the retry needs them only if the requester is
+        // not connected yet.
+        match self.send_encoded(&request.from, header.clone(), packet.payload.clone()) {
             Err(MeshError::ServerNotFound(_)) => {
                 let mesh = self.clone();
                 let target = request.from.clone();
@@ -359,7 +366,7 @@ impl Mesh {
         }
     }
 
-    async fn retry_reply(&self, target: String, header: RouteHeader, payload: Bytes) {
+    async fn retry_reply(&self, target: String, header: Bytes, payload: Bytes) {
         let deadline = tokio::time::Instant::now() + REPLY_RETRY;
         let mut refreshed = false;
         while tokio::time::Instant::now() < deadline {
@@ -367,7 +374,7 @@ impl Mesh {
                 refreshed = self.refresh().await.is_ok();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
-            match self.send_raw(&target, header.clone(), payload.clone()) {
+            match self.send_encoded(&target, header.clone(), payload.clone()) {
                 Err(MeshError::ServerNotFound(_)) => continue,
                 _ => return,
             }
