@@ -27,6 +27,10 @@ const WRITE_BATCH: usize = 256;
 /// Most requests whose latency is tracked at once per connection (older ones are forgotten).
 const TRACKED_REQUESTS: usize = 256;
 
+/// Initial read and write buffers per session (they grow to fit larger frames and batches).
+const READ_BUFFER: usize = 2048;
+const WRITE_BUFFER: usize = 2048;
+
 /// Where a connection stands in the authentication flow.
 #[derive(Debug)]
 enum State {
@@ -80,8 +84,9 @@ pub(crate) async fn run<Io>(
             rate: shared.config.rate_limit.map(TokenBucket::new),
             in_flight: VecDeque::new(),
             shared,
-            reader: FramedRead::new(read, codec.clone()),
-            writer: FramedWrite::new(write, codec),
+            // Small to start: 10,000 mostly idle sessions must stay cheap.
+            reader: FramedRead::with_capacity(read, codec.clone(), READ_BUFFER),
+            writer: FramedWrite::with_capacity(write, codec, WRITE_BUFFER),
             rx,
             kill,
             state: State::Fresh,
