@@ -32,7 +32,9 @@ pub use directory::{
     ServerState, ServerType,
 };
 pub use error::MeshError;
-pub use link::{Dialer, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig};
+pub use link::{
+    Dialer, EventHandler, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig,
+};
 pub use node::{InboundHandler, Mesh, MeshConfig, REPLY_RETRY, RoutePacket};
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};

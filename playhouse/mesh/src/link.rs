@@ -85,7 +85,18 @@ pub trait MeshLink: Send + Sync + 'static {
     fn send(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), LinkError>;
     /// Stops every task of the link.
     fn close(&self);
+    /// Asks the link to hand its events to `deliver`, called on the link's own tasks, instead
+    /// of sending them through the events channel: one task hop less per message. `deliver`
+    /// never blocks. A link that cannot returns false and keeps using the channel (the
+    /// default). [`close`](MeshLink::close) drops `deliver`.
+    fn deliver_directly(&self, deliver: EventHandler) -> bool {
+        let _ = deliver;
+        false
+    }
 }
+
+/// Handles a link event where it happens (see [`MeshLink::deliver_directly`]).
+pub type EventHandler = Arc<dyn Fn(LinkEvent) + Send + Sync>;
 
 /// Opens byte streams to peers (real TCP, or a simulated network).
 pub trait Dialer: Send + Sync + 'static {

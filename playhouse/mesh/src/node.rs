@@ -158,6 +158,21 @@ impl Mesh {
                 shutdown: CancellationToken::new(),
             }),
         };
+        // Where the link can, it hands events to the node on its own receive task (one task
+        // hop less per message). Installed before the first refresh publishes this server, so
+        // only a peer that knew the address beforehand can still use the channel; the receive
+        // loop serves it, and links that cannot deliver directly.
+        let weak = Arc::downgrade(&mesh.inner);
+        let direct = Arc::clone(&handler);
+        mesh.inner
+            .link
+            .deliver_directly(Arc::new(move |event: LinkEvent| {
+                if let Some(inner) = weak.upgrade()
+                    && !inner.shutdown.is_cancelled()
+                {
+                    Mesh { inner }.on_event(event, direct.as_ref());
+                }
+            }));
         if let Err(error) = mesh.refresh().await {
             tracing::warn!(%error, "first directory refresh failed");
         }

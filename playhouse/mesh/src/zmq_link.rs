@@ -56,7 +56,7 @@ use zeromq::{
     SocketOptions, SocketRecv, SocketSend, ZmqError, ZmqMessage,
 };
 
-use crate::link::{LinkError, LinkEvent, MeshLink};
+use crate::link::{EventHandler, LinkError, LinkEvent, MeshLink};
 
 /// Settings of a [`ZmqLink`].
 #[derive(Clone, Copy, Debug)]
@@ -128,6 +128,8 @@ struct Shared {
     address: String,
     config: ZmqLinkConfig,
     events: mpsc::Sender<LinkEvent>,
+    /// Set by the mesh node: events go to it directly instead of through `events`.
+    direct: Mutex<Option<EventHandler>>,
     peers: Mutex<HashMap<String, Peer>>,
     next_generation: Mutex<u64>,
     shutdown: CancellationToken,
@@ -139,8 +141,19 @@ impl Shared {
         self.peers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn direct(&self) -> Option<EventHandler> {
+        self.direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Hands an event to the node, unless the link is closing.
     async fn emit(&self, event: LinkEvent) {
+        if let Some(deliver) = self.direct() {
+            deliver(event);
+            return;
+        }
         // Fast path: room in the queue (the usual case) needs no cancellable wait.
         let event = match self.events.try_send(event) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
@@ -241,6 +254,7 @@ impl ZmqLink {
             address,
             config,
             events,
+            direct: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
             next_generation: Mutex::new(0),
             shutdown: CancellationToken::new(),
@@ -345,7 +359,17 @@ impl MeshLink for ZmqLink {
     fn close(&self) {
         self.shared.shutdown.cancel();
         self.shared.peers().clear();
+        // The handler may own the node that owns this link: break the cycle.
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.shared.tasks.close();
+    }
+
+    fn deliver_directly(&self, deliver: EventHandler) -> bool {
+        if self.shared.shutdown.is_cancelled() {
+            return false;
+        }
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Some(deliver);
+        true
     }
 }
 

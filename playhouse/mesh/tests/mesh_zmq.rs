@@ -492,3 +492,33 @@ async fn interoperates_with_libzmq() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A link that delivers directly hands messages to the handler on its own task, not to the
+/// channel, and lets go of the handler when closed.
+#[tokio::test]
+async fn direct_delivery_bypasses_the_channel_and_ends_with_the_link() {
+    let (a, _a_events) = link("da").await;
+    let (b, mut b_events) = link("db").await;
+    let (tx, mut delivered) = mpsc::unbounded_channel();
+    let deliver: playhouse_mesh::EventHandler = Arc::new(move |event| {
+        let _ = tx.send(event);
+    });
+    assert!(b.deliver_directly(Arc::clone(&deliver)));
+    a.connect("db", b.address());
+    until_link_up(&a, "db", b"h", b"direct").await;
+    let event = tokio::time::timeout(Duration::from_secs(5), delivered.recv())
+        .await
+        .expect("delivered within 5 s");
+    assert!(
+        matches!(&event, Some(LinkEvent::Message { from, payload, .. })
+            if &**from == "da" && &payload[..] == b"direct"),
+        "{event:?}"
+    );
+    assert!(
+        b_events.try_recv().is_err(),
+        "nothing went through the channel"
+    );
+    b.close();
+    assert_eq!(Arc::strong_count(&deliver), 1, "close drops the handler");
+    assert!(!b.deliver_directly(deliver), "a closed link refuses");
+}
