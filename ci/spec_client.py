@@ -6,7 +6,7 @@ hand-rolled protobuf and LZ4 block decoding.
 Usage: spec_client.py '{"servers":[{"id":"play-1","tcp":"127.0.0.1:PORT",...}]}'
        spec_client.py --spawn CMD...   (runs CMD, reads its one JSON line, stops it with SIGTERM)
 
-Checks, over TCP, TLS and WebSocket (hand-rolled RFC 6455): heartbeat echo, authenticate,
+Checks, over TCP, TLS, WebSocket (hand-rolled RFC 6455) and WebSocket over TLS: heartbeat echo, authenticate,
 echo, 100 pipelined requests matched by sequence, a 64 KiB echo that arrives LZ4-compressed;
 and every bad input of SPEC §9 (bad lengths and ids, garbage, a message before
 authentication, half a frame then silence, a WebSocket text message, a TLS handshake of
@@ -224,12 +224,12 @@ def open_transport(addr, transport):
     host, port = addr.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if transport == "tls":
+    if transport in ("tls", "wss"):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the verification servers use self-signed certificates
         sock = context.wrap_socket(sock, server_hostname=host)
-    elif transport == "ws":
+    if transport in ("ws", "wss"):
         sock = WebSocket(sock, f"{host}:{port}")
     return sock
 
@@ -378,7 +378,7 @@ def run_checks(endpoints):
               ("tcp: error code reaches the client", fail_code),
               ("tcp: 64 KiB echo arrives LZ4-compressed", compressed_echo)]
 
-    for transport in ("tls", "ws"):
+    for transport in ("tls", "ws", "wss"):
         if transport not in endpoints:
             checks.append((f"{transport}: endpoint listed by --serve",
                            lambda t=transport: (_ for _ in ()).throw(AssertionError(f"no {t} endpoint"))))

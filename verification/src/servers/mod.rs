@@ -140,6 +140,8 @@ pub struct Servers {
     pub play_ws: SocketAddr,
     /// play-1's TLS endpoint.
     pub play_tls: SocketAddr,
+    /// play-1's WebSocket-over-TLS endpoint (path `/ws`).
+    pub play_wss: SocketAddr,
     /// `play-2`.
     pub play2: PlayServer,
     /// play-2's TCP endpoint.
@@ -167,7 +169,12 @@ impl Servers {
             .map_err(io::Error::other)?;
         let play_tcp = play.listen_tcp("127.0.0.1:0").await?;
         let play_ws = play.listen_ws("127.0.0.1:0", "/ws", None).await?;
-        let play_tls = play.listen_tls("127.0.0.1:0", certs.server).await?;
+        let play_tls = play
+            .listen_tls("127.0.0.1:0", Arc::clone(&certs.server))
+            .await?;
+        let play_wss = play
+            .listen_ws("127.0.0.1:0", "/ws", Some(certs.server))
+            .await?;
         play.join_mesh(mesh_join(PLAY_1, &directory).await?).await?;
 
         let (play2, play2_tcp) = start_play(play_server_builder(PLAY_2)).await?;
@@ -184,6 +191,7 @@ impl Servers {
             play_tcp,
             play_ws,
             play_tls,
+            play_wss,
             play2,
             play2_tcp,
             api1,
@@ -196,7 +204,7 @@ impl Servers {
             return Err(error);
         }
         tracing::info!(
-            %play_tcp, %play_ws, %play_tls, %play2_tcp, %api1_http,
+            %play_tcp, %play_ws, %play_tls, %play_wss, %play2_tcp, %api1_http,
             "every server is up and the mesh is connected"
         );
         Ok(servers)
@@ -239,7 +247,7 @@ impl Servers {
     }
 
     /// Every endpoint as one JSON object, one key per listener that exists:
-    /// `{"servers":[{"id":"play-1","type":"play","tcp":..,"ws":..,"tls":..,"mesh":..},
+    /// `{"servers":[{"id":"play-1","type":"play","tcp":..,"ws":..,"tls":..,"wss":..,"mesh":..},
     /// {"id":"play-2",..},{"id":"api-1","type":"api","http":..,"mesh":..},{"id":"api-2",..}]}`.
     pub fn endpoints_json(&self) -> String {
         serde_json::json!({
@@ -250,6 +258,7 @@ impl Servers {
                     "tcp": self.play_tcp.to_string(),
                     "ws": self.play_ws.to_string(),
                     "tls": self.play_tls.to_string(),
+                    "wss": self.play_wss.to_string(),
                     "mesh": self.mesh_address(PLAY_1),
                 },
                 {

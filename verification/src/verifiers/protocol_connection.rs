@@ -1,4 +1,5 @@
-//! ProtocolConnection: the connector reaches play-1 over TCP, TLS and WebSocket — connect,
+//! ProtocolConnection: the connector reaches play-1 over TCP, TLS, WebSocket and WebSocket
+//! over TLS — connect,
 //! then authenticate and a request/reply on each transport. TLS trusts the certificate the
 //! servers generated at start-up and refuses a server it cannot verify.
 
@@ -31,6 +32,12 @@ pub(super) fn category() -> Category {
             TestCase::new("WebSocket_AuthenticateAndRequest", |t| {
                 Box::pin(authenticate(t, Transport::WebSocket))
             }),
+            TestCase::new("SecureWebSocket_Connect", |t| {
+                Box::pin(connect(t, Transport::SecureWebSocket))
+            }),
+            TestCase::new("SecureWebSocket_AuthenticateAndRequest", |t| {
+                Box::pin(authenticate(t, Transport::SecureWebSocket))
+            }),
             TestCase::new("Tls_UntrustedCertificate_Refused", |t| {
                 Box::pin(untrusted(t))
             }),
@@ -43,6 +50,7 @@ enum Transport {
     Tcp,
     Tls,
     WebSocket,
+    SecureWebSocket,
 }
 
 impl Transport {
@@ -51,6 +59,7 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
             Transport::WebSocket => "ws",
+            Transport::SecureWebSocket => "wss",
         }
     }
 
@@ -59,6 +68,7 @@ impl Transport {
             Transport::Tcp => 1,
             Transport::Tls => 2,
             Transport::WebSocket => 3,
+            Transport::SecureWebSocket => 5,
         }
     }
 }
@@ -87,6 +97,17 @@ fn endpoint(t: &TestCtx, transport: Transport) -> (ConnectorConfig, &'static str
             },
             "127.0.0.1",
             servers.play_ws.port(),
+        ),
+        Transport::SecureWebSocket => (
+            ConnectorConfig {
+                use_websocket: true,
+                use_tls: true,
+                ws_path: "/ws".into(),
+                tls_config: Some(servers.tls_client.clone()),
+                ..direct
+            },
+            "localhost",
+            servers.play_wss.port(),
         ),
     }
 }
