@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""A real browser against play-1's WebSocket endpoint: headless Chromium loads a page whose
+"""A real browser against play-1's WebSocket endpoints: headless Chromium loads a page whose
 JavaScript (the browser's own `WebSocket`, binary messages, nothing from the project) builds
-SPEC §4 frames by hand, authenticates, echoes, sends a heartbeat, pipelines 20 requests and
-checks every reply. The page posts its verdict back to this script's HTTP server.
+SPEC §4 frames by hand and, over `ws://` and then `wss://`, authenticates, echoes, sends a
+heartbeat, pipelines 20 requests and checks every reply. The page posts its verdict back to
+this script's HTTP server.
 
 Usage: browser_ws.py --spawn CMD...   (runs CMD, reads its one JSON line, stops it)
        browser_ws.py '{"servers":[...]}'
@@ -123,61 +124,73 @@ def chromium():
     return None
 
 
+def run_page(browser, ws):
+    """Loads the page in headless Chromium against `ws`; returns its checks."""
+    result = {}
+    done = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            result["checks"] = json.loads(self.rfile.read(n))
+            self.send_response(204)
+            self.end_headers()
+            done.set()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/?ws={ws}"
+    profile = tempfile.mkdtemp(prefix="playhouse-chromium-")
+    # The verification servers' certificate is generated at start-up: no CA vouches for it.
+    args = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--ignore-certificate-errors", f"--user-data-dir={profile}", url]
+    with open(os.devnull, "w") as quiet:
+        chrome = subprocess.Popen(args, stdout=quiet, stderr=quiet, start_new_session=True)
+    try:
+        finished = done.wait(60)
+    finally:
+        os.killpg(chrome.pid, signal.SIGKILL)
+        chrome.wait()
+        httpd.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+    return result.get("checks") or [
+        {"name": "browser: page reported", "ok": False,
+         "detail": "no verdict within 60 s" if not finished else "empty verdict"}]
+
+
 def main():
     endpoints, server = endpoints_from(sys.argv[1:])
     try:
         play = next(s for s in endpoints["servers"] if s["id"] == "play-1")
-        ws = play["ws"]
-        if "://" not in ws:
-            ws = f"ws://{ws}/ws"
         browser = chromium()
         if browser is None:
             print("1..1\nnot ok 1 - browser: chromium not found (run ci/chromium.sh)")
             return 1
-        result = {}
-        done = threading.Event()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = PAGE.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                result["checks"] = json.loads(self.rfile.read(n))
-                self.send_response(204)
-                self.end_headers()
-                done.set()
-
-            def log_message(self, *args):
-                pass
-
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/?ws={ws}"
-        profile = tempfile.mkdtemp(prefix="playhouse-chromium-")
-        args = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                f"--user-data-dir={profile}", url]
-        with open(os.devnull, "w") as quiet:
-            chrome = subprocess.Popen(args, stdout=quiet, stderr=quiet, start_new_session=True)
-        try:
-            finished = done.wait(60)
-        finally:
-            os.killpg(chrome.pid, signal.SIGKILL)
-            chrome.wait()
-            httpd.shutdown()
-            shutil.rmtree(profile, ignore_errors=True)
-        checks = result.get("checks") or [
-            {"name": "browser: page reported", "ok": False,
-             "detail": "no verdict within 60 s" if not finished else "empty verdict"}]
+        checks = []
+        for scheme in ("ws", "wss"):
+            if scheme not in play:
+                checks.append({"name": f"browser: {scheme} endpoint listed by --serve", "ok": False,
+                               "detail": f"no {scheme} key for play-1"})
+                continue
+            url = f"{scheme}://{play[scheme]}/ws"
+            for check in run_page(browser, url):
+                check["name"] = f"{check['name']} ({scheme}, chromium)"
+                checks.append(check)
         print(f"1..{len(checks)}")
         failed = 0
         for i, c in enumerate(checks, 1):
-            print(f"{'ok' if c['ok'] else 'not ok'} {i} - {c['name']} (chromium, {ws})")
+            print(f"{'ok' if c['ok'] else 'not ok'} {i} - {c['name']}")
             if not c["ok"]:
                 failed += 1
                 print(f"  # {c.get('detail', '')}")
