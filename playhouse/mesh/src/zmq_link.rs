@@ -41,6 +41,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -131,7 +132,7 @@ struct Shared {
     /// Set by the mesh node: events go to it directly instead of through `events`.
     direct: Mutex<Option<EventHandler>>,
     peers: Mutex<HashMap<String, Peer>>,
-    next_generation: Mutex<u64>,
+    next_generation: AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -256,7 +257,7 @@ impl ZmqLink {
             events,
             direct: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
-            next_generation: Mutex::new(0),
+            next_generation: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -283,21 +284,13 @@ impl MeshLink for ZmqLink {
         if self.shared.shutdown.is_cancelled() {
             return;
         }
-        let generation = {
-            let mut next = self
-                .shared
-                .next_generation
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            *next += 1;
-            *next
-        };
         let cancel = self.shared.shutdown.child_token();
-        {
+        let generation = {
             let mut peers = self.shared.peers();
             if peers.get(server_id).is_some_and(|p| p.address == address) {
                 return;
             }
+            let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
             let peer = Peer {
                 address: address.to_owned(),
                 generation,
@@ -308,7 +301,8 @@ impl MeshLink for ZmqLink {
             if let Some(old) = peers.insert(server_id.to_owned(), peer) {
                 old.cancel.cancel();
             }
-        }
+            generation
+        };
         let task = PeerTask {
             shared: Arc::clone(&self.shared),
             id: Arc::from(server_id),
