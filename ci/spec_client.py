@@ -7,7 +7,8 @@ Usage: spec_client.py '{"servers":[{"id":"play-1","tcp":"127.0.0.1:PORT",...}]}'
        spec_client.py --spawn CMD...   (runs CMD, reads its one JSON line, stops it with SIGTERM)
 
 Checks, over TCP, TLS, WebSocket (hand-rolled RFC 6455) and WebSocket over TLS: heartbeat echo, authenticate,
-echo, 100 pipelined requests matched by sequence, a 64 KiB echo that arrives LZ4-compressed;
+echo, 100 pipelined requests matched by sequence, a 64 KiB echo that arrives plain to a client
+that never sent the capability hello (README, "Compression") and LZ4-compressed to one that did;
 and every bad input of SPEC §9 (bad lengths and ids, garbage, a message before
 authentication, half a frame then silence, a WebSocket text message, a TLS handshake of
 garbage, a flood that never reads) closing only its own connection within the configured
@@ -27,6 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEARTBEAT = "@Heart@Beat@"
+HELLO = "@Hello@"  # the capability handshake
+LZ4 = 1  # capability bit: the client decompresses LZ4 payloads
 
 
 # --- protobuf (only what we need: varint, length-delimited) -------------------------------
@@ -302,6 +305,14 @@ class Client:
             return True
 
 
+def hello(client, requested):
+    """The capability handshake (README): ask for `requested`, return what was granted."""
+    seq = client.request(HELLO, struct.pack("<I", requested))
+    msg_id, _, _, error, payload = client.reply(seq)
+    assert msg_id == HELLO and error == 0 and len(payload) >= 4, (msg_id, error, payload)
+    return struct.unpack("<I", payload[:4])[0]
+
+
 def authenticate(client, user):
     seq = client.request("AuthenticateRequest", encode("AuthenticateRequest", user_id=user, token="t"))
     msg_id, _, _, error, payload = client.reply(seq)
@@ -363,20 +374,30 @@ def run_checks(endpoints):
         _, _, _, error, _ = main.reply(seq)
         assert error == 1234, error
 
-    def compressed_echo():
-        before = main.compressed
+    def large_echo(client, expect_compressed):
+        before = client.compressed
         content = "playhouse " * 6554  # 64 KiB, compressible
-        seq = main.request("EchoRequest", encode("EchoRequest", content=content, sequence=64))
-        msg_id, _, _, error, payload = main.reply(seq)
+        seq = client.request("EchoRequest", encode("EchoRequest", content=content, sequence=64))
+        msg_id, _, _, error, payload = client.reply(seq)
         assert error == 0 and decode("EchoReply", payload).get("content") == content
-        assert main.compressed == before + 1, "the 64 KiB reply was not LZ4-compressed"
+        if expect_compressed:
+            assert client.compressed == before + 1, "the 64 KiB reply was not LZ4-compressed"
+        else:
+            assert client.compressed == before, "compressed for a client that never asked"
+
+    def compressed_echo():
+        client = Client(tcp, 424249)
+        assert hello(client, LZ4) == LZ4, "LZ4 not granted"
+        auth_on(client, "spec-lz4")
+        large_echo(client, True)
 
     checks = [("tcp: heartbeat echo", lambda: heartbeat_on(main)),
               ("tcp: authenticate", lambda: auth_on(main, "spec-client")),
               ("tcp: echo", echo),
               ("tcp: 100 pipelined requests matched by sequence", lambda: pipeline_on(main)),
               ("tcp: error code reaches the client", fail_code),
-              ("tcp: 64 KiB echo arrives LZ4-compressed", compressed_echo)]
+              ("tcp: no hello, a 64 KiB echo arrives uncompressed", lambda: large_echo(main, False)),
+              ("tcp: after a hello asking for LZ4, a 64 KiB echo arrives compressed", compressed_echo)]
 
     for transport in ("tls", "ws", "wss"):
         if transport not in endpoints:
@@ -387,6 +408,7 @@ def run_checks(endpoints):
         def over(transport=transport):
             client = Client(endpoints[transport], 424250 + len(transport), transport)
             heartbeat_on(client)
+            assert hello(client, LZ4) == LZ4, "LZ4 not granted"
             auth_on(client, f"spec-{transport}")
             echo_on(client, f"over {transport}")
             pipeline_on(client)

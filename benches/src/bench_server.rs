@@ -4,7 +4,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayServer, Stage, StageContext};
+use playhouse::{
+    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext,
+};
 use playhouse_protocol::{ServerCodec, ServerFrame};
 use tokio::net::TcpListener;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -51,7 +53,7 @@ impl Actor for BenchActor {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
         Ok(Packet::empty("Ok"))
     }

@@ -17,10 +17,14 @@
 //!
 //! Each process prints one JSON line with its endpoints on stdout once it is ready.
 
+pub mod compat;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, MeshJoin, Packet, Stage, StageContext};
+use playhouse::{
+    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, MeshJoin, Packet, Stage, StageContext,
+};
 use playhouse_mesh::{Directory, MemoryDirectory, RedisDirectory, RedisDirectoryConfig};
 
 /// A setting from the environment, or `default`.
@@ -39,7 +43,7 @@ pub fn init_logging() {
 }
 
 /// How this process joins the mesh, from the environment.
-pub async fn mesh_join(server_id: &str) -> Result<MeshJoin, Box<dyn std::error::Error>> {
+pub async fn mesh_join() -> Result<MeshJoin, Box<dyn std::error::Error>> {
     let directory: Arc<dyn Directory> = match std::env::var("PLAYHOUSE_REDIS_URL") {
         Ok(url) => {
             let prefix = env_or("PLAYHOUSE_REDIS_PREFIX", "playhouse:server:");
@@ -51,26 +55,14 @@ pub async fn mesh_join(server_id: &str) -> Result<MeshJoin, Box<dyn std::error::
     let bind = env_or("PLAYHOUSE_MESH_BIND", "127.0.0.1:0");
     let advertise = std::env::var("PLAYHOUSE_ADVERTISE_HOST").ok();
     let join = match env_or("PLAYHOUSE_MESH_LINK", "zmq").as_str() {
-        "tcp" => {
-            let (tx, rx) = tokio::sync::mpsc::channel(8192);
-            let link =
-                playhouse_mesh::TcpLink::bind(server_id, &bind, advertise.as_deref(), tx).await?;
-            MeshJoin::link(Arc::new(link), rx, directory)
-        }
-        _ => {
-            let (tx, rx) = tokio::sync::mpsc::channel(8192);
-            let endpoint = format!("tcp://{bind}");
-            let link = playhouse_mesh::ZmqLink::bind(
-                server_id,
-                &endpoint,
-                advertise.as_deref(),
-                tx,
-                playhouse_mesh::ZmqLinkConfig::default(),
-            )
-            .await?;
-            MeshJoin::link(Arc::new(link), rx, directory)
-        }
+        "tcp" => MeshJoin::tcp(bind, MemoryDirectory::new()),
+        _ => MeshJoin::zmq(bind, MemoryDirectory::new()),
     };
+    let join = match advertise {
+        Some(host) => join.advertise_host(host),
+        None => join,
+    };
+    let join = join.directory(directory);
     Ok(join
         .refresh_interval(Duration::from_secs(1))
         .request_timeout(Duration::from_secs(10)))
@@ -132,10 +124,10 @@ impl Actor for EchoPlayer {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         let account = String::from_utf8_lossy(&packet.payload).into_owned();
         if account.is_empty() {
-            return Err(ErrorCode::AUTHENTICATION_FAILED);
+            return Err(ErrorCode::AUTHENTICATION_FAILED.into());
         }
         link.set_account_id(account);
         Ok(Packet::empty("Welcome"))

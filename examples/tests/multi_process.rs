@@ -8,9 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use playhouse_connector::{Connector, ConnectorConfig, Packet};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -59,18 +60,7 @@ fn start(bin: &str, id: &str, prefix: &str) -> Node {
 
 /// `POST path` with a JSON body; returns the status code and the parsed body.
 async fn post(http: &str, path: &str, body: &Value) -> (u16, Value) {
-    let body = body.to_string();
-    let mut stream = tokio::net::TcpStream::connect(http).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let json = response.split("\r\n\r\n").nth(1).unwrap_or("null");
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+    common::http(http, "POST", path, Some(body)).await
 }
 
 /// Creates a stage over HTTP, retrying while the mesh is still connecting.

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, HandlerRegistry, Packet, Stage, StageContext, StageInit,
+    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, HandlerRegistry, Packet, Stage,
+    StageContext, StageInit,
 };
 
 /// The stage type every scenario uses.
@@ -200,10 +201,10 @@ impl Actor for SimPlayer {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         let account = text(&packet);
         if account.is_empty() {
-            return Err(ErrorCode::AUTHENTICATION_FAILED);
+            return Err(ErrorCode::AUTHENTICATION_FAILED.into());
         }
         link.set_account_id(account.clone());
         Ok(Packet::new("AuthenticateReply", account))

@@ -31,6 +31,7 @@ mod check;
 pub mod cli;
 pub mod client;
 pub mod context;
+pub mod counting_proxy;
 pub mod proto;
 pub mod raw;
 pub mod runner;

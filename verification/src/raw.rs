@@ -81,6 +81,14 @@ impl RawClient {
             .await
     }
 
+    /// The capability handshake: asks for `requested` (sequence `msg_seq`) and returns the
+    /// server's answer as it came.
+    pub async fn hello(&mut self, msg_seq: u16, requested: u32) -> Result<RawFrame, String> {
+        self.send("@Hello@", msg_seq, 0, &requested.to_le_bytes())
+            .await?;
+        self.reply(msg_seq, crate::client::WAIT).await
+    }
+
     /// Authenticates as `user_id` into `stage_id` (sequence 1) and checks the reply.
     pub async fn authenticate(&mut self, stage_id: i64, user_id: &str) -> Result<(), String> {
         let auth = auth_packet(user_id);

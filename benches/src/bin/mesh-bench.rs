@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use playhouse::{
-    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, MemoryDirectory, MeshJoin, Packet,
-    PlayServer, Stage, StageContext,
+    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshJoin,
+    Packet, PlayServer, Stage, StageContext,
 };
 use playhouse_mesh::{ZmqLink, ZmqLinkConfig};
 use zeromq::util::PeerIdentity;
@@ -147,8 +147,12 @@ impl Stage for Echo {
 }
 
 impl Actor for Nobody {
-    async fn on_authenticate(&mut self, _: &mut ActorLink, _: Packet) -> Result<Packet, ErrorCode> {
-        Err(ErrorCode::AUTHENTICATION_FAILED)
+    async fn on_authenticate(
+        &mut self,
+        _: &mut ActorLink,
+        _: Packet,
+    ) -> Result<Packet, ErrorReply> {
+        Err(ErrorCode::AUTHENTICATION_FAILED.into())
     }
 }
 

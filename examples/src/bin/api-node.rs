@@ -71,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = env_or("PLAYHOUSE_SERVER_ID", "api-1");
     let server = ApiServer::builder()
         .server_id(&id)
-        .start(mesh_join(&id).await?)
+        .start(mesh_join().await?)
         .await?;
     let app = App {
         sender: server.sender(),

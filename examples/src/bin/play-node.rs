@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tcp = server
         .listen_tcp(env_or("PLAYHOUSE_TCP_BIND", "127.0.0.1:0"))
         .await?;
-    let mesh = server.join_mesh(mesh_join(&id).await?).await?;
+    let mesh = server.join_mesh(mesh_join().await?).await?;
     let line = serde_json::json!({"id": id, "type": "play", "tcp": tcp.to_string(), "mesh": mesh.address()});
     println!("{line}");
     stop_signal().await;

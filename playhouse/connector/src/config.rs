@@ -61,6 +61,11 @@ pub struct ConnectorConfig {
     pub tls_skip_verification: bool,
     /// HTTP path of the WebSocket endpoint. Default: `"/ws"`.
     pub ws_path: String,
+    /// Ask the server for LZ4-compressed large payloads: the connector opens every connection
+    /// with the capability handshake (`@Hello@`, see `playhouse_protocol::Capabilities`), and
+    /// decodes compressed and plain payloads alike. Turn it off for a server that does not know
+    /// the handshake (the C# original). Default: `true`.
+    pub compression: bool,
 }
 
 impl Default for ConnectorConfig {
@@ -79,6 +84,7 @@ impl Default for ConnectorConfig {
             tls_config: None,
             tls_skip_verification: false,
             ws_path: "/ws".to_owned(),
+            compression: true,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use playhouse_protocol::{
-    ClientCodec, ClientFrame, CodecConfig, DecodeError, Encoder, Packet, ServerFrame,
+    Capabilities, ClientCodec, ClientFrame, CodecConfig, DecodeError, Encoder, Packet, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Handle;
@@ -126,6 +126,8 @@ pub(crate) struct Setup {
     pub(crate) heartbeat_timeout: Duration,
     /// Bounds the flush of queued messages on a client-initiated close.
     pub(crate) close_timeout: Duration,
+    /// Protocol extensions asked for in a hello sent before anything else (none: no hello).
+    pub(crate) capabilities: Capabilities,
     pub(crate) callbacks: Arc<Callbacks>,
 }
 
@@ -252,6 +254,12 @@ async fn run<S>(
         encoder: ClientCodec::new(codec),
         out: BytesMut::new(),
     };
+
+    if !setup.capabilities.is_empty() {
+        // First on the wire, before authentication; seq 0: nothing this connector does depends
+        // on the answer (it decodes compressed and plain payloads alike).
+        task.encode(ClientFrame::hello(0, setup.capabilities));
+    }
 
     let heartbeat_every = setup.heartbeat_interval;
     let heartbeats = !heartbeat_every.is_zero();
@@ -425,7 +433,9 @@ impl Task {
     }
 
     fn on_frame(&mut self, frame: ServerFrame) {
-        if frame.is_heartbeat() {
+        // Heartbeat echoes and the answer to our hello (seq 0 asked for none, but a server
+        // may send one) are the connection's business, not the application's.
+        if frame.is_heartbeat() || frame.is_hello() {
             return;
         }
         if frame.msg_seq == 0 {

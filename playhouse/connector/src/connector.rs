@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use playhouse_protocol::{CLIENT_HEADER_MIN, ErrorCode, MAX_MSG_ID_LEN, Packet};
+use playhouse_protocol::{CLIENT_HEADER_MIN, Capabilities, ErrorCode, MAX_MSG_ID_LEN, Packet};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::error::TrySendError;
@@ -235,6 +235,11 @@ impl Connector {
             heartbeat_interval: config.heartbeat_interval,
             heartbeat_timeout: config.heartbeat_timeout,
             close_timeout: config.connect_timeout,
+            capabilities: if config.compression {
+                Capabilities::LZ4
+            } else {
+                Capabilities::NONE
+            },
             callbacks: Arc::clone(&self.inner.callbacks),
         };
         *slot = Slot::Connected(Arc::new(Link::spawn(stream, setup, &runtime)));

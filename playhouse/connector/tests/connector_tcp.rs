@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
-use playhouse_protocol::{ClientFrame, CodecConfig, ServerCodec, ServerFrame};
+use playhouse_protocol::{Capabilities, ClientFrame, CodecConfig, ServerCodec, ServerFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -54,7 +54,17 @@ async fn connected(connector: &Connector) -> Server {
     server
 }
 
+/// The next client frame, skipping the capability hello the connector opens with.
 async fn next(server: &mut Server) -> ClientFrame {
+    loop {
+        let frame = next_raw(server).await;
+        if !frame.is_hello() {
+            return frame;
+        }
+    }
+}
+
+async fn next_raw(server: &mut Server) -> ClientFrame {
     within("a client frame", server.next())
         .await
         .expect("client hung up")
@@ -348,7 +358,11 @@ async fn a_silent_server_is_dropped_after_the_heartbeat_timeout() {
     // Read heartbeats, never echo; the client hangs up on its own.
     let mut heartbeats = 0;
     while let Some(frame) = within("the client to hang up", server.next()).await {
-        assert!(frame.unwrap().is_heartbeat());
+        let frame = frame.unwrap();
+        if frame.is_hello() {
+            continue;
+        }
+        assert!(frame.is_heartbeat());
         heartbeats += 1;
     }
     assert!(heartbeats >= 1, "{heartbeats}");
@@ -506,10 +520,11 @@ async fn a_large_compressed_reply_is_decompressed() {
     let connector = Connector::new(quiet());
     let mut server = authenticated(&connector).await;
     let big: Bytes = b"playhouse ".repeat(1000).into();
-    // The fake server really compresses it on the wire.
+    // The fake server really compresses it on the wire (the connector asked for LZ4).
+    server.codec_mut().set_compression(true);
     let mut wire = bytes::BytesMut::new();
     let frame = ServerFrame::new("MapReply", 1, STAGE, ErrorCode::SUCCESS, big.clone());
-    playhouse_protocol::Encoder::encode(&mut ServerCodec::default(), frame, &mut wire).unwrap();
+    playhouse_protocol::Encoder::encode(server.codec_mut(), frame, &mut wire).unwrap();
     assert!(
         wire.len() < big.len() / 4,
         "{} bytes on the wire",
@@ -523,6 +538,53 @@ async fn a_large_compressed_reply_is_decompressed() {
             .unwrap();
     });
     assert_eq!(result.unwrap().payload, big);
+}
+
+#[tokio::test]
+async fn every_connection_opens_with_a_hello_asking_for_lz4() {
+    let connector = Connector::new(quiet());
+    let mut server = connected(&connector).await;
+    let (result, ()) = tokio::join!(
+        connector.authenticate(Packet::new("AuthenticateRequest", &b"user-1"[..])),
+        async {
+            let hello = next_raw(&mut server).await;
+            assert!(hello.is_hello(), "first frame is {:?}", hello.msg_id);
+            assert_eq!(hello.msg_seq, 0, "the hello expects no reply");
+            assert_eq!(
+                Capabilities::from_payload(&hello.payload),
+                Some(Capabilities::LZ4)
+            );
+            let request = next_raw(&mut server).await;
+            assert_eq!(request.msg_id, "AuthenticateRequest");
+            server
+                .send(reply(&request, "AuthenticateReply", &b"ok"[..]))
+                .await
+                .unwrap();
+        }
+    );
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn without_compression_the_connector_speaks_the_original_protocol() {
+    let connector = Connector::new(ConnectorConfig {
+        compression: false,
+        ..quiet()
+    });
+    let mut server = connected(&connector).await;
+    let (result, ()) = tokio::join!(
+        connector.authenticate(Packet::new("AuthenticateRequest", &b"user-1"[..])),
+        async {
+            // No hello: the first frame is the authentication, as from the original's clients.
+            let request = next_raw(&mut server).await;
+            assert_eq!(request.msg_id, "AuthenticateRequest");
+            server
+                .send(reply(&request, "AuthenticateReply", &b"ok"[..]))
+                .await
+                .unwrap();
+        }
+    );
+    result.unwrap();
 }
 
 #[tokio::test]

@@ -17,6 +17,11 @@ fn spawn_echo<L: Listener>(mut listener: L) {
             tokio::spawn(async move {
                 let mut framed = Framed::new(io, ServerCodec::default());
                 while let Some(Ok(frame)) = framed.next().await {
+                    if frame.is_hello() {
+                        // The connector asks for LZ4: large echoes travel compressed.
+                        framed.codec_mut().set_compression(true);
+                        continue;
+                    }
                     let reply_id = if frame.msg_id == "AuthenticateRequest" {
                         "AuthenticateReply".to_owned()
                     } else {

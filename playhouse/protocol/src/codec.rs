@@ -10,8 +10,9 @@ pub struct CodecConfig {
     /// Largest frame body accepted or produced, in bytes; also caps a decompressed payload.
     /// Default: 2 MiB.
     pub max_packet_size: usize,
-    /// Server side: payloads of at least this many bytes are LZ4-compressed when that saves at
-    /// least 10%. `None` turns compression off. Default: `Some(512)`.
+    /// Server side, towards a client that opted in ([`ServerCodec::set_compression`]):
+    /// payloads of at least this many bytes are LZ4-compressed when that saves at least 10%.
+    /// `None` turns compression off for every client. Default: `Some(512)`.
     pub compression_threshold: Option<usize>,
 }
 
@@ -24,16 +25,39 @@ impl Default for CodecConfig {
     }
 }
 
-/// Server side: decodes [`ClientFrame`]s, encodes [`ServerFrame`]s (compressing large payloads).
+/// Server side: decodes [`ClientFrame`]s, encodes [`ServerFrame`]s.
+///
+/// It never compresses until [`ServerCodec::set_compression`] turns compression on, which a
+/// server does only for a client that asked for [`Capabilities::LZ4`](crate::Capabilities::LZ4):
+/// the original's connectors cannot decompress.
 #[derive(Clone, Debug, Default)]
 pub struct ServerCodec {
     config: CodecConfig,
+    compress: bool,
 }
 
 impl ServerCodec {
-    /// A codec with the given limits.
+    /// A codec with the given limits; compression off.
     pub fn new(config: CodecConfig) -> Self {
-        ServerCodec { config }
+        ServerCodec {
+            config,
+            compress: false,
+        }
+    }
+
+    /// Turns LZ4 compression of large payloads on or off for this connection (still subject
+    /// to [`CodecConfig::compression_threshold`]).
+    pub fn set_compression(&mut self, on: bool) {
+        self.compress = on;
+    }
+
+    /// Whether this codec would compress a payload of `len` bytes (if that saved 10%).
+    pub fn compresses(&self, len: usize) -> bool {
+        self.compress
+            && self
+                .config
+                .compression_threshold
+                .is_some_and(|threshold| len >= threshold && len > 0)
     }
 }
 
@@ -163,11 +187,7 @@ impl Encoder<ServerFrame> for ServerCodec {
         };
 
         let original = frame.payload.len();
-        if self
-            .config
-            .compression_threshold
-            .is_some_and(|threshold| original >= threshold && original > 0)
-        {
+        if self.compresses(original) {
             // Compress straight into the output buffer, then keep it only if it saves >= 10%.
             let bound = lz4_flex::block::get_maximum_output_size(original);
             let payload_at = start + LENGTH_PREFIX + header;
@@ -256,6 +276,12 @@ mod tests {
 
     fn server() -> ServerCodec {
         ServerCodec::default()
+    }
+    /// A server codec for a client that opted in to LZ4.
+    fn lz4_server() -> ServerCodec {
+        let mut codec = ServerCodec::default();
+        codec.set_compression(true);
+        codec
     }
     fn client() -> ClientCodec {
         ClientCodec::default()
@@ -417,7 +443,7 @@ mod tests {
         let payload = Bytes::from(vec![b'a'; 64 * 1024]);
         let frame = ServerFrame::new("EchoReply", 3, 9, ErrorCode::SUCCESS, payload.clone());
         let mut wire = BytesMut::new();
-        server().encode(frame.clone(), &mut wire).unwrap();
+        lz4_server().encode(frame.clone(), &mut wire).unwrap();
         assert!(wire.len() < payload.len() / 10, "{} bytes", wire.len());
         let original_size_at = 4 + 1 + 9 + 2 + 8 + 2;
         let original_size = i32::from_le_bytes(
@@ -433,7 +459,7 @@ mod tests {
     fn small_or_incompressible_payloads_stay_plain() {
         let small = ServerFrame::new("R", 1, 1, ErrorCode::SUCCESS, vec![b'a'; 511]);
         let mut wire = BytesMut::new();
-        server().encode(small, &mut wire).unwrap();
+        lz4_server().encode(small, &mut wire).unwrap();
         assert_eq!(&wire[wire.len() - 515..wire.len() - 511], &[0, 0, 0, 0]);
 
         // Pseudo-random bytes do not compress by 10%.
@@ -448,9 +474,36 @@ mod tests {
             .collect();
         let frame = ServerFrame::new("R", 1, 1, ErrorCode::SUCCESS, noise);
         let mut wire = BytesMut::new();
-        server().encode(frame.clone(), &mut wire).unwrap();
+        lz4_server().encode(frame.clone(), &mut wire).unwrap();
         assert_eq!(wire.len(), 4 + SERVER_HEADER_MIN + 4096);
         assert_eq!(client().decode(&mut wire).unwrap(), Some(frame));
+    }
+
+    #[test]
+    fn compression_is_off_until_the_client_opts_in() {
+        let frame = ServerFrame::new("R", 1, 1, ErrorCode::SUCCESS, vec![0u8; 10_000]);
+        let mut codec = ServerCodec::new(CodecConfig::default());
+        let mut wire = BytesMut::new();
+        codec.encode(frame.clone(), &mut wire).unwrap();
+        assert_eq!(
+            wire.len(),
+            4 + SERVER_HEADER_MIN + 10_000,
+            "compressed unasked"
+        );
+        assert_eq!(
+            &wire[wire.len() - 10_004..wire.len() - 10_000],
+            &[0, 0, 0, 0]
+        );
+
+        codec.set_compression(true);
+        let mut wire = BytesMut::new();
+        codec.encode(frame.clone(), &mut wire).unwrap();
+        assert!(wire.len() < 1_000, "{} bytes after opting in", wire.len());
+
+        codec.set_compression(false);
+        let mut wire = BytesMut::new();
+        codec.encode(frame, &mut wire).unwrap();
+        assert_eq!(wire.len(), 4 + SERVER_HEADER_MIN + 10_000);
     }
 
     #[test]
@@ -459,6 +512,7 @@ mod tests {
             compression_threshold: None,
             ..CodecConfig::default()
         });
+        codec.set_compression(true);
         let mut wire = BytesMut::new();
         codec
             .encode(
@@ -542,7 +596,9 @@ mod tests {
             let frame = ServerFrame::new(msg_id, msg_seq, stage_id, ErrorCode(error_code), payload);
             let config = CodecConfig { compression_threshold: threshold, ..CodecConfig::default() };
             let mut wire = BytesMut::new();
-            ServerCodec::new(config).encode(frame.clone(), &mut wire).unwrap();
+            let mut codec = ServerCodec::new(config);
+            codec.set_compression(true);
+            codec.encode(frame.clone(), &mut wire).unwrap();
             prop_assert_eq!(ClientCodec::new(config).decode(&mut wire).unwrap(), Some(frame));
             prop_assert!(wire.is_empty());
         }

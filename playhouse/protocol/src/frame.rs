@@ -1,6 +1,6 @@
 use bytes::Bytes;
 
-use crate::{ErrorCode, MsgId, Packet};
+use crate::{Capabilities, ErrorCode, HELLO_MSG_ID, MsgId, Packet};
 
 /// Bytes in the length prefix of every frame.
 pub const LENGTH_PREFIX: usize = 4;
@@ -51,6 +51,22 @@ impl ClientFrame {
     /// Whether this is a heartbeat.
     pub fn is_heartbeat(&self) -> bool {
         self.msg_id == HEARTBEAT_MSG_ID
+    }
+
+    /// The capability handshake's request (see [`Capabilities`]): asks for `requested`;
+    /// `msg_seq` 0 asks for no reply.
+    pub fn hello(msg_seq: u16, requested: Capabilities) -> Self {
+        ClientFrame::new(
+            MsgId::from_static(HELLO_MSG_ID),
+            msg_seq,
+            0,
+            requested.to_payload(),
+        )
+    }
+
+    /// Whether this is a capability handshake request.
+    pub fn is_hello(&self) -> bool {
+        self.msg_id == HELLO_MSG_ID
     }
 
     /// The frame's message, without the routing fields.
@@ -121,6 +137,22 @@ impl ServerFrame {
     /// Whether this is a heartbeat.
     pub fn is_heartbeat(&self) -> bool {
         self.msg_id == HEARTBEAT_MSG_ID
+    }
+
+    /// The capability handshake's answer: the extensions `granted` to the client.
+    pub fn hello(msg_seq: u16, granted: Capabilities) -> Self {
+        ServerFrame::new(
+            MsgId::from_static(HELLO_MSG_ID),
+            msg_seq,
+            0,
+            ErrorCode::SUCCESS,
+            granted.to_payload(),
+        )
+    }
+
+    /// Whether this is the capability handshake's answer.
+    pub fn is_hello(&self) -> bool {
+        self.msg_id == HELLO_MSG_ID
     }
 
     /// The frame's message, without the routing fields.

@@ -19,10 +19,13 @@
 //!
 //! `seq` 0 marks a one-way message; requests use 1..=65535 and the reply repeats the request's
 //! `seq`. A server payload with `original_size > 0` is an LZ4 block that decompresses to
-//! `original_size` bytes.
+//! `original_size` bytes; a server sends one only to a client that asked for it with the
+//! capability handshake ([`Capabilities`], [`HELLO_MSG_ID`]), so the original's connectors,
+//! which never ask, never receive one.
 //!
 //! Modules:
 //! * [`ErrorCode`]: the wire status codes shared by server and client.
+//! * [`Capabilities`]: the opt-in handshake for protocol extensions (LZ4 compression).
 //! * [`Packet`]: a message id and a payload, with helpers for prost messages.
 //! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction.
 //! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side.
@@ -39,12 +42,14 @@
 //! assert_eq!(decoded, Some(frame));
 //! ```
 
+mod capabilities;
 mod codec;
 mod error;
 mod error_code;
 mod frame;
 mod packet;
 
+pub use capabilities::{Capabilities, HELLO_MSG_ID};
 pub use codec::{ClientCodec, CodecConfig, ServerCodec};
 pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;

@@ -15,7 +15,10 @@ pub struct PlayConfig {
     /// A connection silent for this long is closed (clients heartbeat every 10 s).
     /// Default: 90 s.
     pub idle_timeout: Duration,
-    /// Frame limits and compression. Default: 2 MiB bodies, LZ4 from 512 bytes.
+    /// Frame limits and compression. Default: 2 MiB bodies; LZ4 from 512 bytes, but only
+    /// towards clients that ask for it in the capability handshake
+    /// (`playhouse_protocol::Capabilities`): the original's connectors never do, and never
+    /// receive a compressed payload. `compression_threshold: None` grants it to no one.
     pub codec: CodecConfig,
     /// Messages queued for one stage before senders wait. Default: 4096.
     pub stage_mailbox_capacity: usize,

@@ -15,7 +15,7 @@
 //! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
 //!
 //! ```no_run
-//! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayServer, Stage, StageContext};
+//! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext};
 //!
 //! struct Room;
 //! struct Player;
@@ -36,7 +36,7 @@
 //! }
 //!
 //! impl Actor for Player {
-//!     async fn on_authenticate(&mut self, link: &mut ActorLink, packet: Packet) -> Result<Packet, ErrorCode> {
+//!     async fn on_authenticate(&mut self, link: &mut ActorLink, packet: Packet) -> Result<Packet, ErrorReply> {
 //!         let user = String::from_utf8_lossy(&packet.payload).into_owned();
 //!         link.set_account_id(user);
 //!         Ok(Packet::empty("Welcome"))
@@ -61,7 +61,9 @@ struct ReadmeDoctests;
 mod api_sender;
 mod api_server;
 mod config;
+mod error_reply;
 mod handlers;
+mod http;
 mod limits;
 mod mesh_join;
 mod metrics;
@@ -77,7 +79,9 @@ pub mod testing;
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
 pub use config::{PlayConfig, RateLimit};
+pub use error_reply::ErrorReply;
 pub use handlers::{Controller, HandlerRegistry};
+pub use http::HttpListener;
 pub use mesh_join::MeshJoin;
 pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
 pub use playhouse_mesh::{

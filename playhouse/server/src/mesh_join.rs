@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use playhouse_mesh::{
     Directory, InboundHandler, LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshLink,
-    ServerInfoCenter, ServerType, TcpLink,
+    ServerInfoCenter, ServerType, TcpLink, ZmqLink, ZmqLinkConfig,
 };
 use tokio::sync::mpsc;
 
@@ -33,6 +33,10 @@ pub struct MeshJoin {
 
 enum LinkChoice {
     Tcp {
+        bind: String,
+        advertise_host: Option<String>,
+    },
+    Zmq {
         bind: String,
         advertise_host: Option<String>,
     },
@@ -63,8 +67,25 @@ impl MeshJoin {
         )
     }
 
-    /// Any link (e.g. the ZeroMQ link, or one over a simulated network) whose events arrive
-    /// on `events`.
+    /// The ZeroMQ ROUTER link (what the server processes ship with) bound at `bind` (e.g.
+    /// `127.0.0.1:0`, TCP transport), with `directory`.
+    ///
+    /// ```
+    /// use playhouse::MeshJoin;
+    /// use playhouse_mesh::MemoryDirectory;
+    /// let join = MeshJoin::zmq("127.0.0.1:0", MemoryDirectory::new());
+    /// ```
+    pub fn zmq(bind: impl Into<String>, directory: impl Directory) -> Self {
+        Self::with_directory(
+            LinkChoice::Zmq {
+                bind: bind.into(),
+                advertise_host: None,
+            },
+            Arc::new(directory),
+        )
+    }
+
+    /// Any link (e.g. one over a simulated network) whose events arrive on `events`.
     pub fn link(
         link: Arc<dyn MeshLink>,
         events: mpsc::Receiver<LinkEvent>,
@@ -91,9 +112,17 @@ impl MeshJoin {
 
     /// The host other servers dial (needed when binding `0.0.0.0`).
     pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
-        if let LinkChoice::Tcp { advertise_host, .. } = &mut self.link {
+        if let LinkChoice::Tcp { advertise_host, .. } | LinkChoice::Zmq { advertise_host, .. } =
+            &mut self.link
+        {
             *advertise_host = Some(host.into());
         }
+        self
+    }
+
+    /// Replaces the directory (e.g. a `RedisDirectory` shared across machines).
+    pub fn directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = directory;
         self
     }
 
@@ -136,6 +165,23 @@ pub(crate) async fn join(
         } => {
             let (tx, rx) = mpsc::channel(EVENT_QUEUE);
             let link = TcpLink::bind(server_id, &bind, advertise_host.as_deref(), tx).await?;
+            (Arc::new(link), rx)
+        }
+        LinkChoice::Zmq {
+            bind,
+            advertise_host,
+        } => {
+            let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+            let endpoint = format!("tcp://{bind}");
+            let link = ZmqLink::bind(
+                server_id,
+                &endpoint,
+                advertise_host.as_deref(),
+                tx,
+                ZmqLinkConfig::default(),
+            )
+            .await
+            .map_err(io::Error::other)?;
             (Arc::new(link), rx)
         }
         LinkChoice::Custom { link, events } => (link, events),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use playhouse_protocol::MsgId;
+use playhouse_protocol::{Capabilities, MsgId};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,12 +56,23 @@ pub(crate) struct PlayShared {
     limiter: Arc<ConnectionLimiter>,
     next_session_id: AtomicU64,
     stop_started: AtomicBool,
+    /// Set once the task that runs the shutdown on a stop request has been spawned.
+    stop_watched: AtomicBool,
     stopped: CancellationToken,
 }
 
 impl PlayShared {
     pub(crate) fn next_session_id(&self) -> u64 {
         self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The protocol extensions this server grants to a client that asks for them.
+    pub(crate) fn offered_capabilities(&self) -> Capabilities {
+        if self.config.codec.compression_threshold.is_some() {
+            Capabilities::LZ4
+        } else {
+            Capabilities::NONE
+        }
     }
 }
 
@@ -202,6 +214,7 @@ impl PlayServerBuilder {
             session_stop: CancellationToken::new(),
             next_session_id: AtomicU64::new(1),
             stop_started: AtomicBool::new(false),
+            stop_watched: AtomicBool::new(false),
             stopped: CancellationToken::new(),
         };
         Ok(PlayServer {
@@ -281,6 +294,11 @@ impl PlayServer {
     /// The control handle (also available to stage and actor code).
     pub fn control(&self) -> ServerControl {
         self.shared.control.clone()
+    }
+
+    /// The largest frame body a client may send or receive, in bytes.
+    pub(crate) fn max_packet_size(&self) -> usize {
+        self.shared.config.codec.max_packet_size
     }
 
     /// The shared services.
@@ -386,6 +404,20 @@ impl PlayServer {
         Ok(addr)
     }
 
+    /// Serves one client connection accepted elsewhere (e.g. a WebSocket upgraded by an HTTP
+    /// server, see [`PlayServer::websocket_router`]), under the same limits as a listener's
+    /// connections; `transport` names it in logs and metrics. Ignored once the server stops.
+    pub fn serve_connection<Io>(&self, io: Io, peer: SocketAddr, transport: &'static str)
+    where
+        Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if self.shared.control.is_stopping() {
+            return;
+        }
+        admit(&self.shared, io, peer, transport);
+        self.spawn_stop_watcher();
+    }
+
     /// Stops gracefully: stop accepting, close every stage (actors' and stages'
     /// `on_destroy`), flush and close client connections. Returns when done (or after
     /// `shutdown_timeout`). Calling it again waits for the first stop.
@@ -401,6 +433,9 @@ impl PlayServer {
     }
 
     fn spawn_stop_watcher(&self) {
+        if self.shared.stop_watched.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             shared.control.stop_requested().await;
@@ -417,23 +452,31 @@ async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<PlayShared>) {
             biased;
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((io, peer)) => match shared.limiter.admit(peer.ip()) {
-                    Ok(slot) => {
-                        let session = session::run(io, peer, transport, Arc::clone(&shared), slot);
-                        shared.sessions.spawn(session);
-                    }
-                    Err(why) => {
-                        // Dropping the stream closes it before any byte is read.
-                        tracing::warn!(%peer, transport, ?why, "connection refused by limit");
-                        shared.metrics.reject(why);
-                    }
-                },
+                Ok((io, peer)) => admit(&shared, io, peer, transport),
                 Err(error) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     tracing::warn!(%error, transport, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+        }
+    }
+}
+
+/// Serves `io` as a client session if the connection limits allow it; otherwise drops it,
+/// which closes it before any byte is read.
+fn admit<Io>(shared: &Arc<PlayShared>, io: Io, peer: SocketAddr, transport: &'static str)
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match shared.limiter.admit(peer.ip()) {
+        Ok(slot) => {
+            let session = session::run(io, peer, transport, Arc::clone(shared), slot);
+            shared.sessions.spawn(session);
+        }
+        Err(why) => {
+            tracing::warn!(%peer, transport, ?why, "connection refused by limit");
+            shared.metrics.reject(why);
         }
     }
 }

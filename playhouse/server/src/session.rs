@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use playhouse_protocol::{ClientFrame, ErrorCode, ServerCodec, ServerFrame};
+use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, ServerCodec, ServerFrame};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -58,6 +58,9 @@ struct Session<R, W> {
     rate: Option<TokenBucket>,
     /// Arrival times of requests awaiting a reply, oldest first, for the latency histogram.
     in_flight: VecDeque<(u16, Instant)>,
+    /// What the capability handshake granted; `None` until the client sent its hello (old
+    /// clients never do, and get the original protocol).
+    capabilities: Option<Capabilities>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -83,6 +86,7 @@ pub(crate) async fn run<Io>(
             handle: SessionHandle::new(id, tx, kill.clone(), Arc::clone(&shared.metrics)),
             rate: shared.config.rate_limit.map(TokenBucket::new),
             in_flight: VecDeque::new(),
+            capabilities: None,
             shared,
             // Small to start: 10,000 mostly idle sessions must stay cheap.
             reader: FramedRead::with_capacity(read, codec.clone(), READ_BUFFER),
@@ -250,6 +254,9 @@ where
         if frame.is_heartbeat() {
             return self.send_now(ServerFrame::heartbeat()).await;
         }
+        if frame.is_hello() {
+            return self.hello(frame).await;
+        }
         let is_auth = frame.msg_id == self.shared.auth_msg_id;
         match &self.state {
             State::Joined { .. } if is_auth => {
@@ -293,6 +300,28 @@ where
                 self.reply_error(&frame, code).await
             }
         }
+    }
+
+    /// The capability handshake (see `playhouse_protocol::Capabilities`): once, before
+    /// authentication; grants what was asked for and this server offers.
+    async fn hello(&mut self, frame: ClientFrame) -> Result<(), Reason> {
+        let requested = Capabilities::from_payload(&frame.payload);
+        let (Some(requested), State::Fresh, None) = (requested, &self.state, self.capabilities)
+        else {
+            tracing::debug!("late, repeated or malformed hello");
+            return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
+        };
+        let granted = requested & self.shared.offered_capabilities();
+        self.capabilities = Some(granted);
+        self.writer
+            .encoder_mut()
+            .set_compression(granted.contains(Capabilities::LZ4));
+        tracing::debug!(?requested, ?granted, "capabilities");
+        if frame.msg_seq == 0 {
+            return Ok(());
+        }
+        self.send_now(ServerFrame::hello(frame.msg_seq, granted))
+            .await
     }
 
     async fn reply_error(&mut self, frame: &ClientFrame, code: ErrorCode) -> Result<(), Reason> {

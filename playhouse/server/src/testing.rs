@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use playhouse::testing::StageHarness;
-//! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, Packet, Stage, StageContext};
+//! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, Stage, StageContext};
 //!
 //! struct Echo;
 //! struct Player;
@@ -17,7 +17,7 @@
 //!     }
 //! }
 //! impl Actor for Player {
-//!     async fn on_authenticate(&mut self, link: &mut ActorLink, packet: Packet) -> Result<Packet, ErrorCode> {
+//!     async fn on_authenticate(&mut self, link: &mut ActorLink, packet: Packet) -> Result<Packet, ErrorReply> {
 //!         link.set_account_id("alice");
 //!         Ok(packet)
 //!     }

@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use playhouse::{
-    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, MemoryDirectory, MeshError, MeshJoin,
-    Packet, PlayServer, RoutingPolicy, Stage, StageContext,
+    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshError,
+    MeshJoin, Packet, PlayServer, RoutingPolicy, Stage, StageContext,
 };
 use support::RawClient;
 
@@ -88,7 +88,7 @@ impl Actor for Player {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
         Ok(Packet::empty("Ok"))
     }

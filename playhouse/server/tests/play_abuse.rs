@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayConfig, PlayServer, RateLimit, Stage,
-    StageContext,
+    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayConfig, PlayServer, RateLimit,
+    Stage, StageContext,
 };
 use playhouse_transport::dial::{DialOptions, dial};
 use playhouse_transport::tls;
@@ -44,7 +44,7 @@ impl Actor for Player {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
         Ok(Packet::empty("Ok"))
     }

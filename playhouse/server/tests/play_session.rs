@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage,
-    StageContext,
+    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, PlayServerBuilder,
+    Stage, StageContext,
 };
 use playhouse_protocol::ClientFrame;
 use support::RawClient;
@@ -99,10 +99,10 @@ impl Actor for Player {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         let user = String::from_utf8_lossy(&packet.payload).into_owned();
         if user.starts_with("fail") {
-            return Err(ErrorCode::AUTHENTICATION_FAILED);
+            return Err(ErrorCode::AUTHENTICATION_FAILED.into());
         }
         let reply = Packet::new("Ignored", user.clone());
         link.set_account_id(user); // empty stays empty: InvalidAccountId

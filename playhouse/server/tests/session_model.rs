@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, Packet, PlayServer, Stage, StageContext};
+use playhouse::{
+    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext,
+};
 use playhouse_protocol::ClientFrame;
 use proptest::prelude::*;
 use support::RawClient;
@@ -48,10 +50,10 @@ impl Actor for Player {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         let user = String::from_utf8_lossy(&packet.payload).into_owned();
         if user.starts_with("fail") {
-            return Err(ErrorCode::AUTHENTICATION_FAILED);
+            return Err(ErrorCode::AUTHENTICATION_FAILED.into());
         }
         link.set_account_id(user);
         Ok(Packet::empty("Ok"))

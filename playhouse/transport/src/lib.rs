@@ -23,4 +23,4 @@ mod ws;
 
 pub use listener::{Listener, TlsListener, WsListener};
 pub use upgrade::Upgrading;
-pub use ws::WsStream;
+pub use ws::{WsStream, ws_accept_key};

@@ -15,6 +15,11 @@ const PREFIX: usize = 4;
 /// Most unsent bytes buffered before writers wait.
 const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
 
+/// The `Sec-WebSocket-Accept` value answering a client's `Sec-WebSocket-Key` (RFC 6455).
+pub fn ws_accept_key(client_key: &[u8]) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(client_key)
+}
+
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(max_message))
@@ -55,6 +60,19 @@ impl<S> WsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    /// The server side of a WebSocket whose HTTP upgrade already happened elsewhere (e.g. an
+    /// axum/hyper route answered `101 Switching Protocols`, see [`ws_accept_key`]); messages are
+    /// capped at `max_message` bytes.
+    pub async fn from_upgraded(io: S, max_message: usize) -> Self {
+        let ws = WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(ws_config(max_message)),
+        )
+        .await;
+        WsStream::new(ws)
+    }
+
     /// The length of the first whole frame in the write buffer, if there is one.
     fn next_frame_len(&self) -> io::Result<Option<usize>> {
         if self.write.len() < PREFIX {

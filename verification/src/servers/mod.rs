@@ -27,7 +27,6 @@ use futures_util::future::join_all;
 use playhouse::{
     ApiServer, MemoryDirectory, MeshJoin, Packet, PlayServer, PlayServerBuilder, Sender,
 };
-use playhouse_mesh::{ZmqLink, ZmqLinkConfig};
 use playhouse_transport::tls;
 use tokio::time::Instant;
 
@@ -93,22 +92,10 @@ pub async fn start_play(builder: PlayServerBuilder) -> io::Result<(PlayServer, S
 
 /// How a verification server joins the mesh: a ZeroMQ link on an ephemeral port of 127.0.0.1
 /// and the shared in-memory directory.
-async fn mesh_join(server_id: &str, directory: &MemoryDirectory) -> io::Result<MeshJoin> {
-    let (events_tx, events) = tokio::sync::mpsc::channel(8192);
-    let link = ZmqLink::bind(
-        server_id,
-        "tcp://127.0.0.1:0",
-        None,
-        events_tx,
-        ZmqLinkConfig::default(),
-    )
-    .await
-    .map_err(io::Error::other)?;
-    Ok(
-        MeshJoin::link(Arc::new(link), events, Arc::new(directory.clone()))
-            .refresh_interval(REFRESH)
-            .request_timeout(MESH_REQUEST_TIMEOUT),
-    )
+fn mesh_join(directory: &MemoryDirectory) -> MeshJoin {
+    MeshJoin::zmq("127.0.0.1:0", directory.clone())
+        .refresh_interval(REFRESH)
+        .request_timeout(MESH_REQUEST_TIMEOUT)
 }
 
 async fn start_api(
@@ -116,10 +103,7 @@ async fn start_api(
     weight: u32,
     directory: &MemoryDirectory,
 ) -> io::Result<ApiServer> {
-    let join = mesh_join(server_id, directory)
-        .await?
-        .service_id(API_SERVICE)
-        .weight(weight);
+    let join = mesh_join(directory).service_id(API_SERVICE).weight(weight);
     ApiServer::builder()
         .server_id(server_id)
         .controller(TestApiController)
@@ -175,12 +159,10 @@ impl Servers {
         let play_wss = play
             .listen_ws("127.0.0.1:0", "/ws", Some(certs.server))
             .await?;
-        play.join_mesh(mesh_join(PLAY_1, &directory).await?).await?;
+        play.join_mesh(mesh_join(&directory)).await?;
 
         let (play2, play2_tcp) = start_play(play_server_builder(PLAY_2)).await?;
-        play2
-            .join_mesh(mesh_join(PLAY_2, &directory).await?)
-            .await?;
+        play2.join_mesh(mesh_join(&directory)).await?;
 
         let api1 = start_api(API_1, API_1_WEIGHT, &directory).await?;
         let api2 = start_api(API_2, API_2_WEIGHT, &directory).await?;

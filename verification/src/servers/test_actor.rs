@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use playhouse::{Actor, ActorInit, ActorLink, ErrorCode, Packet};
+use playhouse::{Actor, ActorInit, ActorLink, ErrorCode, ErrorReply, Packet};
 
 use super::services::{GreetingService, SharedCounter, next_instance_id};
 use crate::proto::{ActorDestroyedNotify, AuthenticateReply, AuthenticateRequest};
@@ -55,11 +55,20 @@ impl Actor for TestActor {
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         let request: AuthenticateRequest =
             packet.parse().map_err(|_| ErrorCode::INVALID_MESSAGE)?;
         if request.user_id.starts_with("fail") {
-            return Err(ErrorCode::AUTHENTICATION_FAILED);
+            // The refusal tells the client what the server saw, with the code.
+            let refusal = AuthenticateReply {
+                account_id: String::new(),
+                success: false,
+                received_user_id: request.user_id,
+                received_token: request.token,
+                stage_id: link.stage_id(),
+            };
+            return Err(ErrorReply::new(ErrorCode::AUTHENTICATION_FAILED)
+                .with_packet(Packet::from_message(&refusal)));
         }
         self.callbacks.push("on_authenticate".to_owned());
         // The user id is the account id; an empty one is refused by the framework.

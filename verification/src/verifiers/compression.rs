@@ -1,11 +1,18 @@
-//! Compression: a 64 KiB echo round-trips through the connector intact, and on the wire its
-//! reply really is LZ4-compressed (`original_size` set, body shorter than the payload), while
-//! small or incompressible payloads go out as they are. The wire checks read raw frames.
+//! Compression is agreed, never imposed: a client that never sends the capability hello (the
+//! original's connectors, SPEC §4 clients) never receives a compressed payload, even for a
+//! 64 KiB reply that compresses well; a client that asks for LZ4 gets large replies
+//! LZ4-compressed (`original_size` set, body shorter than the payload) while small or
+//! incompressible ones go out as they are. A late, repeated or malformed hello is refused with
+//! InvalidMessage and changes nothing; unknown capability bits are ignored. The connector asks
+//! for LZ4 by default and round-trips a 64 KiB echo. The wire checks read raw frames.
 
 use prost::Message;
 
+use playhouse_connector::ConnectorConfig;
+
 use crate::client;
 use crate::context::TestCtx;
+use crate::counting_proxy::CountingProxy;
 use crate::proto::{EchoReply, EchoRequest};
 use crate::raw::{RawClient, RawFrame};
 use crate::runner::{Category, TestCase};
@@ -28,6 +35,20 @@ pub(super) fn category() -> Category {
             TestCase::new("SmallReply_NotCompressed", |t| Box::pin(small(t))),
             TestCase::new("IncompressibleReply_SentAsIs", |t| {
                 Box::pin(incompressible(t))
+            }),
+            TestCase::new("NoHello_LargeEchoNeverCompressed", |t| {
+                Box::pin(never_without_hello(t))
+            }),
+            TestCase::new("Hello_UnknownBitsIgnored", |t| Box::pin(unknown_bits(t))),
+            TestCase::new("Hello_AfterAuthentication_Refused", |t| {
+                Box::pin(late_hello(t))
+            }),
+            TestCase::new("Hello_Repeated_Refused", |t| Box::pin(repeated_hello(t))),
+            TestCase::new("Connector_OptedIn_ReceivesLz4", |t| {
+                Box::pin(connector_on_the_wire(t, true))
+            }),
+            TestCase::new("Connector_CompressionOff_ReceivesPlain", |t| {
+                Box::pin(connector_on_the_wire(t, false))
             }),
         ],
     }
@@ -60,20 +81,57 @@ fn incompressible_text() -> String {
         .collect()
 }
 
-/// Authenticates a raw client into stage `offset` and returns the raw reply to one echo.
-async fn raw_echo(t: &TestCtx, offset: i64, user: &str, content: &str) -> Result<RawFrame, String> {
-    let mut raw = RawClient::connect(t.addr()).await?;
-    raw.authenticate(t.stage_id(offset), user).await?;
+/// The LZ4 capability bit.
+const LZ4: u32 = 1;
+
+/// Asks for `requested` with a hello (sequence 7) and returns the granted bits.
+async fn hello(raw: &mut RawClient, requested: u32) -> Result<u32, String> {
+    let reply = raw.hello(7, requested).await?;
+    ensure_eq!(reply.msg_id.as_str(), "@Hello@", "hello reply msg id");
+    ensure_eq!(reply.error_code, 0, "hello reply error code");
+    let granted: [u8; 4] = reply
+        .payload
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("hello reply payload of {} bytes", reply.payload.len()))?;
+    Ok(u32::from_le_bytes(granted))
+}
+
+/// Sends one echo of `content` (sequence `seq`) and returns the raw reply.
+async fn echo(
+    raw: &mut RawClient,
+    stage_id: i64,
+    seq: u16,
+    content: &str,
+) -> Result<RawFrame, String> {
     let echo = EchoRequest {
         content: content.to_owned(),
-        sequence: 2,
+        sequence: i32::from(seq),
     };
-    raw.send("EchoRequest", 2, t.stage_id(offset), &echo.encode_to_vec())
+    raw.send("EchoRequest", seq, stage_id, &echo.encode_to_vec())
         .await?;
-    let reply = raw.reply(2, client::WAIT).await?;
+    let reply = raw.reply(seq, client::WAIT).await?;
     ensure_eq!(reply.msg_id.as_str(), "EchoReply", "reply msg id");
     ensure_eq!(reply.error_code, 0, "reply error code");
     Ok(reply)
+}
+
+/// A raw client in stage `offset` that asked for LZ4 (and was granted it) before
+/// authenticating; returns the raw reply to one echo.
+async fn raw_echo(t: &TestCtx, offset: i64, user: &str, content: &str) -> Result<RawFrame, String> {
+    let mut raw = RawClient::connect(t.addr()).await?;
+    let granted = hello(&mut raw, LZ4).await?;
+    ensure_eq!(granted, LZ4, "granted capabilities");
+    raw.authenticate(t.stage_id(offset), user).await?;
+    echo(&mut raw, t.stage_id(offset), 2, content).await
+}
+
+/// Checks that `reply` carries `content` uncompressed.
+fn plain(reply: &RawFrame, content: &str) -> TestResult {
+    ensure_eq!(reply.original_size, 0, "original_size (compressed unasked)");
+    let echo = EchoReply::decode(&reply.payload[..]).map_err(|e| format!("EchoReply: {e}"))?;
+    ensure!(echo.content == content, "the echo came back altered");
+    Ok(())
 }
 
 async fn round_trip(t: TestCtx) -> TestResult {
@@ -132,5 +190,105 @@ async fn incompressible(t: TestCtx) -> TestResult {
     );
     let echo = EchoReply::decode(&reply.payload[..]).map_err(|e| format!("EchoReply: {e}"))?;
     ensure!(echo.content == content, "the 64 KiB echo came back altered");
+    Ok(())
+}
+
+async fn never_without_hello(t: TestCtx) -> TestResult {
+    let content = compressible();
+    let mut raw = RawClient::connect(t.addr()).await?;
+    raw.authenticate(t.stage_id(5), "compress_old_client")
+        .await?;
+    let reply = echo(&mut raw, t.stage_id(5), 2, &content).await?;
+    ensure!(
+        reply.body_len > SIZE,
+        "the frame body is {} bytes, less than the 64 KiB payload",
+        reply.body_len
+    );
+    plain(&reply, &content)
+}
+
+async fn unknown_bits(t: TestCtx) -> TestResult {
+    let mut raw = RawClient::connect(t.addr()).await?;
+    let granted = hello(&mut raw, u32::MAX).await?;
+    ensure_eq!(granted, LZ4, "granted out of every bit asked for");
+    raw.authenticate(t.stage_id(6), "compress_all_bits").await?;
+    let reply = echo(&mut raw, t.stage_id(6), 2, &compressible()).await?;
+    ensure!(reply.original_size > 0, "LZ4 was granted but not used");
+    Ok(())
+}
+
+async fn late_hello(t: TestCtx) -> TestResult {
+    let content = compressible();
+    let mut raw = RawClient::connect(t.addr()).await?;
+    raw.authenticate(t.stage_id(7), "compress_late_hello")
+        .await?;
+    let reply = raw.hello(3, LZ4).await?;
+    ensure_eq!(
+        reply.error_code,
+        11,
+        "a hello after authentication (InvalidMessage)"
+    );
+    // Refused, and nothing changed: still the original protocol, still connected.
+    let reply = echo(&mut raw, t.stage_id(7), 4, &content).await?;
+    plain(&reply, &content)
+}
+
+async fn repeated_hello(t: TestCtx) -> TestResult {
+    let mut raw = RawClient::connect(t.addr()).await?;
+    ensure_eq!(
+        hello(&mut raw, 0).await?,
+        0,
+        "granted when asking for nothing"
+    );
+    let reply = raw.hello(8, LZ4).await?;
+    ensure_eq!(reply.error_code, 11, "a second hello (InvalidMessage)");
+    // The first hello's answer stands: no LZ4.
+    raw.authenticate(t.stage_id(8), "compress_second_hello")
+        .await?;
+    let content = compressible();
+    let reply = echo(&mut raw, t.stage_id(8), 2, &content).await?;
+    plain(&reply, &content)
+}
+
+/// The real connector, through a proxy that counts the server's bytes: with compression on
+/// (the default) a 64 KiB compressible echo arrives in far fewer bytes; off, in more than 64 KiB.
+async fn connector_on_the_wire(t: TestCtx, compression: bool) -> TestResult {
+    let proxy = CountingProxy::start(t.addr()).await?;
+    let (connector, _tap) = t.connector(ConnectorConfig {
+        compression,
+        ..client::direct_config()
+    });
+    let offset = if compression { 9 } else { 10 };
+    client::connect(&connector, proxy.addr, t.stage_id(offset)).await?;
+    let user = if compression {
+        "compress_on"
+    } else {
+        "compress_off"
+    };
+    client::authenticate(&connector, user).await?;
+    let before = proxy.bytes_from_server();
+    let content = compressible();
+    let echo: EchoReply = client::request(
+        &connector,
+        &EchoRequest {
+            content: content.clone(),
+            sequence: 1,
+        },
+    )
+    .await?;
+    ensure!(echo.content == content, "the 64 KiB echo came back altered");
+    let received = proxy.bytes_from_server() - before;
+    connector.disconnect().await;
+    if compression {
+        ensure!(
+            received < (SIZE / 4) as u64,
+            "{received} bytes on the wire for a 64 KiB compressible reply: not compressed"
+        );
+    } else {
+        ensure!(
+            received > SIZE as u64,
+            "{received} bytes on the wire for a 64 KiB reply: compressed unasked"
+        );
+    }
     Ok(())
 }

@@ -269,11 +269,25 @@ async fn authenticate_refused(t: TestCtx) -> TestResult {
     client::connect(&connector, t.addr(), t.stage_id(9)).await?;
     match connector.authenticate(auth_packet("fail_conn_user")).await {
         Ok(reply) => return Err(format!("a fail_ user was accepted: {:?}", reply.msg_id)),
-        Err(error) => ensure_eq!(
-            error.code(),
-            ErrorCode::AUTHENTICATION_FAILED,
-            "refusal code ({error})"
-        ),
+        Err(error) => {
+            ensure_eq!(
+                error.code(),
+                ErrorCode::AUTHENTICATION_FAILED,
+                "refusal code ({error})"
+            );
+            // The refusal carries the stage's explanation (an error reply with a payload).
+            let ConnectorError::Server { packet, .. } = &error else {
+                return Err(format!("refusal is not a server reply: {error}"));
+            };
+            ensure_eq!(&*packet.msg_id, "AuthenticateReply", "refusal msg id");
+            let refusal = client::parse::<AuthenticateReply>(packet)?;
+            ensure!(!refusal.success, "the refusal says success");
+            ensure_eq!(
+                refusal.received_user_id.as_str(),
+                "fail_conn_user",
+                "refusal's received_user_id"
+            );
+        }
     }
     ensure!(
         !connector.is_authenticated(),

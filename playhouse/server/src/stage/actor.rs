@@ -1,6 +1,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use playhouse_mesh::Mesh;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
@@ -127,6 +128,16 @@ impl ActorLink {
         }
     }
 
+    /// Replies to the client request being dispatched with an error code and a packet (its
+    /// message id and payload, e.g. details of the failure); the client's request fails with
+    /// `code` and still receives the packet.
+    pub fn reply_error_with(&mut self, code: ErrorCode, packet: Packet) {
+        if let Some(target) = self.reply_target() {
+            self.current = None;
+            target.reply_error_with(code, packet);
+        }
+    }
+
     /// A handle to answer the current request later (e.g. from an async block's `post`).
     /// `None` for one-way messages, when already answered, or when disconnected.
     pub fn reply_target(&self) -> Option<ReplyTarget> {
@@ -210,20 +221,39 @@ impl ReplyTarget {
 
     /// Sends an empty reply carrying `code`; the client's request fails with it.
     pub fn reply_error(self, code: ErrorCode) {
-        self.reply_error_with(code, bytes::Bytes::new());
-    }
-
-    /// Sends a reply carrying `code` and a payload (e.g. details for the requester).
-    pub fn reply_error_with(self, code: ErrorCode, payload: bytes::Bytes) {
         match self.to {
             ReplyTo::Client {
                 session,
                 msg_id,
                 seq,
                 stage_id,
-            } => session.send(ServerFrame::new(msg_id, seq, stage_id, code, payload)),
+            } => session.send(ServerFrame::new(msg_id, seq, stage_id, code, Bytes::new())),
             ReplyTo::Mesh { mesh, request } => {
-                let packet = Packet::new(MsgId::from(request.msg_id.as_str()), payload);
+                let packet = Packet::new(MsgId::from(request.msg_id.as_str()), Bytes::new());
+                if let Err(error) = mesh.reply(&request, code, packet) {
+                    tracing::debug!(%error, "mesh reply not delivered");
+                }
+            }
+        }
+    }
+
+    /// Sends a reply carrying `code` and `packet` (e.g. details for the requester): the
+    /// request fails with `code`, and the requester still receives the packet.
+    pub fn reply_error_with(self, code: ErrorCode, packet: Packet) {
+        match self.to {
+            ReplyTo::Client {
+                session,
+                seq,
+                stage_id,
+                ..
+            } => session.send(ServerFrame::new(
+                packet.msg_id,
+                seq,
+                stage_id,
+                code,
+                packet.payload,
+            )),
+            ReplyTo::Mesh { mesh, request } => {
                 if let Err(error) = mesh.reply(&request, code, packet) {
                     tracing::debug!(%error, "mesh reply not delivered");
                 }

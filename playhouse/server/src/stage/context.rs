@@ -321,4 +321,11 @@ impl<S: Stage> StageContext<S> {
             target.reply_error(code);
         }
     }
+
+    /// Replies to the server request being dispatched with an error code and a packet.
+    pub fn reply_error_with(&mut self, code: ErrorCode, packet: Packet) {
+        if let Some(target) = self.server_reply.take() {
+            target.reply_error_with(code, packet);
+        }
+    }
 }

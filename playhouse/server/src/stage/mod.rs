@@ -11,6 +11,8 @@ use std::future::Future;
 
 use playhouse_protocol::{ErrorCode, Packet};
 
+use crate::ErrorReply;
+
 pub use actor::{ActorCell, ActorInit, ActorLink, ReplyTarget};
 pub use context::{GameTick, StageContext, StageInit};
 pub use timer::TimerId;
@@ -113,13 +115,15 @@ pub trait Actor: Send + 'static {
     }
 
     /// Checks the client's authenticate request. On success set the account id
-    /// ([`ActorLink::set_account_id`]) and return the reply payload; `Err(code)` refuses the
-    /// client (use [`ErrorCode::AUTHENTICATION_FAILED`]).
+    /// ([`ActorLink::set_account_id`]) and return the reply packet. `Err(..)` refuses the
+    /// client with a code (use [`ErrorCode::AUTHENTICATION_FAILED`]) and, if the
+    /// [`ErrorReply`] carries one, a packet telling it why. A refused client stays connected
+    /// and may try again (until the server's `auth_timeout`).
     fn on_authenticate(
         &mut self,
         link: &mut ActorLink,
         packet: Packet,
-    ) -> impl Future<Output = Result<Packet, ErrorCode>> + Send;
+    ) -> impl Future<Output = Result<Packet, ErrorReply>> + Send;
 
     /// Runs after a successful authentication, before the stage's `on_join_stage`.
     fn on_post_authenticate(&mut self, link: &mut ActorLink) -> impl Future<Output = ()> + Send {

@@ -421,9 +421,17 @@ impl<S: Stage> StageRunner<S> {
         let reply = match cell.actor.on_authenticate(&mut cell.link, packet).await {
             Ok(reply) if !cell.link.account_id().is_empty() => reply,
             refused => {
-                let code = refused.err().unwrap_or(ErrorCode::INVALID_ACCOUNT_ID);
+                let refusal = refused
+                    .err()
+                    .unwrap_or_else(|| ErrorCode::INVALID_ACCOUNT_ID.into());
                 cell.actor.on_destroy(&mut cell.link).await;
-                session.send(error_frame(reply_id, seq, stage_id, code));
+                let frame = match refusal.packet {
+                    Some(packet) => {
+                        ServerFrame::new(packet.msg_id, seq, stage_id, refusal.code, packet.payload)
+                    }
+                    None => error_frame(reply_id, seq, stage_id, refusal.code),
+                };
+                session.send(frame);
                 return JoinOutcome::Rejected;
             }
         };

@@ -6,6 +6,7 @@ use playhouse_protocol::{ErrorCode, Packet, ServerFrame};
 use tokio::time::Instant;
 
 use super::*;
+use crate::ErrorReply;
 use crate::testing::{HarnessClient, StageHarness};
 
 struct Probe;
@@ -97,7 +98,7 @@ impl Actor for ProbeActor {
         &mut self,
         link: &mut ActorLink,
         _: Packet,
-    ) -> Result<Packet, ErrorCode> {
+    ) -> Result<Packet, ErrorReply> {
         link.set_account_id("probe");
         Ok(Packet::empty("Ok"))
     }

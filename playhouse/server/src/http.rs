@@ -1,0 +1,197 @@
+//! HTTP glue: the Play server's WebSocket endpoint as an axum route (so a game's HTTP API and
+//! its WebSocket share one port, as in the C# original), and any PlayHouse [`Listener`] (TLS
+//! included) as an axum listener.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use playhouse_transport::{Listener, WsStream, ws_accept_key};
+
+use crate::PlayServer;
+
+/// Any PlayHouse [`Listener`] served by axum: `axum::serve(HttpListener(tls_listener), app)`
+/// serves HTTPS with the handshake in each connection's own task. Accept errors are logged
+/// and retried after a short pause (axum's listeners never fail).
+///
+/// With `axum::serve::ListenerExt::tap_io` and `into_make_service_with_connect_info::<SocketAddr>`,
+/// handlers see the client's address (the WebSocket route uses it for per-IP limits).
+#[derive(Debug)]
+pub struct HttpListener<L>(pub L);
+
+impl<L: Listener> axum::serve::Listener for HttpListener<L> {
+    type Io = L::Io;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok(accepted) => return accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl PlayServer {
+    /// An axum router with this server's WebSocket endpoint at `path` (binary messages, one
+    /// frame each, exactly as [`PlayServer::listen_ws`]). Merge it into an application's
+    /// router so its HTTP API and game clients share one port; `secure` names the transport
+    /// `wss` (served over TLS) instead of `ws` in logs and metrics. Connections count against
+    /// the same limits as every listener's; the client address comes from axum's
+    /// `ConnectInfo<SocketAddr>` when the app is served with it.
+    ///
+    /// ```no_run
+    /// # async fn demo(server: playhouse::PlayServer) -> std::io::Result<()> {
+    /// use std::net::SocketAddr;
+    /// let app = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .merge(server.websocket_router("/ws", false));
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+    /// # }
+    /// ```
+    pub fn websocket_router<S>(&self, path: &str, secure: bool) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let server = self.clone();
+        let transport = if secure { "wss" } else { "ws" };
+        axum::Router::new().route(
+            path,
+            axum::routing::get(move |request: Request| {
+                let server = server.clone();
+                async move { upgrade(server, transport, request) }
+            }),
+        )
+    }
+}
+
+/// Answers a WebSocket upgrade request (RFC 6455 §4.2) and hands the upgraded connection to
+/// the Play server.
+fn upgrade(server: PlayServer, transport: &'static str, mut request: Request) -> Response {
+    let Some(key) = handshake_key(request.headers()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (version 13)",
+        )
+            .into_response();
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |info| info.0);
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this HTTP server cannot upgrade connections",
+        )
+            .into_response();
+    };
+    let max_message = server.max_packet_size() + 4;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WsStream::from_upgraded(TokioIo::new(upgraded), max_message).await;
+                server.serve_connection(ws, peer, transport);
+            }
+            Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
+        }
+    });
+    let accept = ws_accept_key(key.as_bytes());
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+/// The client's `Sec-WebSocket-Key` when the headers ask for a version-13 WebSocket upgrade.
+fn handshake_key(headers: &HeaderMap) -> Option<String> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|value| {
+                value
+                    .split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    let version_13 = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    if !(has_token(header::UPGRADE, "websocket")
+        && has_token(header::CONNECTION, "upgrade")
+        && version_13)
+    {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok()?;
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn upgrade_headers_are_checked() {
+        let good = [
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        assert_eq!(
+            handshake_key(&headers(&good)).as_deref(),
+            Some("dGhlIHNhbXBsZSBub25jZQ==")
+        );
+        for skip in 0..good.len() {
+            let partial: Vec<_> = good
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, pair)| *pair)
+                .collect();
+            assert_eq!(handshake_key(&headers(&partial)), None, "without {skip}");
+        }
+        let mut old = good;
+        old[2] = ("sec-websocket-version", "8");
+        assert_eq!(handshake_key(&headers(&old)), None);
+    }
+
+    #[test]
+    fn accept_key_matches_rfc_6455() {
+        assert_eq!(
+            ws_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+}
