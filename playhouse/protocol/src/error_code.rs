@@ -60,6 +60,9 @@ codes! {
     INVALID_ACCOUNT_ID = 16;
     /// The stage rejected the join request.
     JOIN_STAGE_REJECTED = 17;
+    /// The stage's mailbox is full: a server-to-server message was refused rather than
+    /// queued without bound. The stage is alive; the sender may retry later.
+    STAGE_BUSY = 18;
     /// An unexpected internal failure.
     INTERNAL_ERROR = 99;
     /// Connector: the connection is down (the request was not, or could not be, answered).
@@ -109,6 +112,8 @@ mod tests {
     fn names_and_numbers_match_the_spec() {
         assert_eq!(ErrorCode::AUTHENTICATION_FAILED.0, 5);
         assert_eq!(ErrorCode::INVALID_ACCOUNT_ID.0, 16);
+        assert_eq!(ErrorCode::STAGE_BUSY.0, 18);
+        assert_eq!(ErrorCode(18).name(), Some("STAGE_BUSY"));
         assert_eq!(ErrorCode::INTERNAL_ERROR.0, 99);
         assert_eq!(ErrorCode(60202).name(), Some("CONNECTOR_REQUEST_TIMEOUT"));
         assert_eq!(ErrorCode(1234).name(), None);

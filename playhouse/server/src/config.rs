@@ -20,7 +20,9 @@ pub struct PlayConfig {
     /// (`playhouse_protocol::Capabilities`): the original's connectors never do, and never
     /// receive a compressed payload. `compression_threshold: None` grants it to no one.
     pub codec: CodecConfig,
-    /// Messages queued for one stage before senders wait. Default: 4096.
+    /// Messages queued for one stage. Beyond it, client sessions wait for room; a message
+    /// from another server is refused instead (a request is answered `STAGE_BUSY`, a one-way
+    /// message dropped and counted in `playhouse_stage_busy_total`). Default: 4096.
     pub stage_mailbox_capacity: usize,
     /// Frames queued for one client before it counts as a slow consumer and is disconnected.
     /// Default: 1024.

@@ -77,6 +77,8 @@ pub(crate) struct Metrics {
     rejected: [AtomicU64; REJECTIONS.len()],
     pub(crate) auth_timeouts: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
+    /// Mesh messages a full stage mailbox refused: `[requests, one-way]`.
+    stage_busy: [AtomicU64; 2],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -110,6 +112,13 @@ impl Metrics {
 
     pub(crate) fn reject(&self, why: Rejection) {
         self.rejected[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A mesh message refused by a full stage mailbox: a request (answered with
+    /// `STAGE_BUSY`) or a one-way message (dropped).
+    pub(crate) fn stage_busy(&self, request: bool) {
+        let i = usize::from(!request);
+        self.stage_busy[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn observe_latency(&self, latency: Duration) {
@@ -218,6 +227,20 @@ impl Metrics {
         );
         label(
             &mut out,
+            "playhouse_stage_busy_total",
+            "counter",
+            "Mesh messages refused because the stage mailbox was full: requests answered \
+             STAGE_BUSY, one-way messages dropped.",
+        );
+        for (i, kind) in ["request", "send"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "playhouse_stage_busy_total{{server=\"{server_id}\",kind=\"{kind}\"}} {}",
+                load(&self.stage_busy[i])
+            );
+        }
+        label(
+            &mut out,
             "playhouse_rejected_total",
             "counter",
             "Frames or connections refused, by reason.",
@@ -272,6 +295,9 @@ mod tests {
         metrics.session_opened("quic");
         metrics.reject(Rejection::TooLarge);
         metrics.observe_latency(Duration::from_millis(3));
+        metrics.stage_busy(true);
+        metrics.stage_busy(false);
+        metrics.stage_busy(false);
         metrics.observe_latency(Duration::from_secs(30));
         let text = metrics.render("play-1", 2, 5);
         assert!(text.contains("playhouse_sessions{server=\"play-1\",transport=\"ws\"} 1"));
@@ -280,6 +306,8 @@ mod tests {
             text.contains("playhouse_rejected_total{server=\"play-1\",reason=\"too_large\"} 1")
         );
         assert!(text.contains("playhouse_stages{server=\"play-1\"} 2"));
+        assert!(text.contains("playhouse_stage_busy_total{server=\"play-1\",kind=\"request\"} 1"));
+        assert!(text.contains("playhouse_stage_busy_total{server=\"play-1\",kind=\"send\"} 2"));
         assert!(text.contains("le=\"0.0025\"} 0"));
         assert!(text.contains("le=\"0.005\"} 1"));
         assert!(text.contains("le=\"+Inf\"} 2"));

@@ -69,6 +69,12 @@ impl InboundHandler for PlayInbound {
 }
 
 /// Queues a mesh message into its stage's mailbox without blocking the mesh.
+///
+/// This runs on the link's receive task, so it never waits. A full mailbox refuses the
+/// message instead of queueing it anywhere else: a request is answered at once with
+/// [`ErrorCode::STAGE_BUSY`], a one-way message is dropped; both are counted. Memory stays
+/// bounded by the mailbox capacity, and what the stage does take keeps each sender's order
+/// (nothing waits on the side to overtake, or be overtaken by, later messages).
 fn to_stage(shared: &PlayShared, mesh: &Mesh, packet: RoutePacket) {
     let Some(stage) = shared.stage_env.registry.get(packet.header.stage_id) else {
         reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
@@ -76,16 +82,22 @@ fn to_stage(shared: &PlayShared, mesh: &Mesh, packet: RoutePacket) {
     };
     match stage.tx.try_send(StageMsg::Server { packet }) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(msg)) => {
-            // A busy stage: wait for room on a task rather than on the mesh's receive loop.
-            tokio::spawn(async move {
-                let _ = stage.tx.send(msg).await;
-            });
+        Err(mpsc::error::TrySendError::Full(StageMsg::Server { packet })) => {
+            let request = packet.header.msg_seq != 0;
+            shared.metrics.stage_busy(request);
+            tracing::debug!(
+                stage_id = packet.header.stage_id,
+                from = %packet.header.from,
+                msg_id = %packet.header.msg_id,
+                request,
+                "stage mailbox full; mesh message refused"
+            );
+            reply_code(mesh, &packet, ErrorCode::STAGE_BUSY);
         }
         Err(mpsc::error::TrySendError::Closed(StageMsg::Server { packet })) => {
             reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(_) => {}
     }
 }
 
