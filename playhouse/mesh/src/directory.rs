@@ -141,10 +141,25 @@ pub enum RoutingPolicy {
 
 /// A server's live view of the directory (the original's server-info centre), refreshed by
 /// the mesh; cheap to clone and query from any task.
+///
+/// A server missing from one listing is not taken for gone: an empty directory restart or a
+/// lost key says nothing about the server itself. It stays in the view (routable) until its
+/// entry would have expired on its own, its last sighting plus the entry TTL, unless its mesh
+/// connection is down too (see [`Mesh::refresh`](crate::Mesh::refresh)).
 #[derive(Clone, Default)]
 pub struct ServerInfoCenter {
-    servers: Arc<RwLock<Vec<ServerInfo>>>,
+    servers: Arc<RwLock<Vec<Known>>>,
     cursor: Arc<AtomicUsize>,
+}
+
+/// One server in the view.
+#[derive(Clone, Debug)]
+struct Known {
+    info: ServerInfo,
+    /// When a listing last showed it (or the directory came back after failing).
+    seen: Instant,
+    /// Whether the last listing showed it; `false` while it is kept on trust.
+    listed: bool,
 }
 
 impl fmt::Debug for ServerInfoCenter {
@@ -156,40 +171,97 @@ impl fmt::Debug for ServerInfoCenter {
 }
 
 impl ServerInfoCenter {
-    /// Replaces the view; returns (added or changed, removed) entries.
-    pub(crate) fn update(&self, mut fresh: Vec<ServerInfo>) -> (Vec<ServerInfo>, Vec<ServerInfo>) {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Known>> {
+        self.servers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Known>> {
+        self.servers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a listing taken at `now`; returns (added or changed, removed) entries.
+    ///
+    /// A known server missing from `fresh` stays while `now < seen + ttl` and `reachable`
+    /// says its connection is up; otherwise it is removed.
+    pub(crate) fn update(
+        &self,
+        mut fresh: Vec<ServerInfo>,
+        now: Instant,
+        ttl: Duration,
+        reachable: impl Fn(&str) -> bool,
+    ) -> (Vec<ServerInfo>, Vec<ServerInfo>) {
         fresh.sort_by(|a, b| a.server_id.cmp(&b.server_id));
-        let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
+        fresh.dedup_by(|a, b| a.server_id == b.server_id);
+        let mut servers = self.write();
         let changed = fresh
             .iter()
-            .filter(|f| !servers.iter().any(|s| s == *f))
+            .filter(|f| !servers.iter().any(|s| s.info == **f))
             .cloned()
             .collect();
-        let removed = servers
-            .iter()
-            .filter(|s| !fresh.iter().any(|f| f.server_id == s.server_id))
-            .cloned()
-            .collect();
-        *servers = fresh;
+        let mut removed = Vec::new();
+        let mut next: Vec<Known> = Vec::with_capacity(fresh.len().max(servers.len()));
+        for known in servers.drain(..) {
+            if fresh.iter().any(|f| f.server_id == known.info.server_id) {
+                continue;
+            }
+            if now < known.seen + ttl && reachable(&known.info.server_id) {
+                next.push(Known {
+                    listed: false,
+                    ..known
+                });
+            } else {
+                removed.push(known.info);
+            }
+        }
+        next.extend(fresh.into_iter().map(|info| Known {
+            info,
+            seen: now,
+            listed: true,
+        }));
+        next.sort_by(|a, b| a.info.server_id.cmp(&b.info.server_id));
+        *servers = next;
         (changed, removed)
+    }
+
+    /// The directory answers again after failing: nobody could publish meanwhile, so every
+    /// known server gets a whole TTL from `now` to show up again.
+    pub(crate) fn directory_back(&self, now: Instant) {
+        for known in self.write().iter_mut() {
+            known.seen = known.seen.max(now);
+        }
+    }
+
+    /// Removes `server_id` if the last listing did not show it (its connection just went
+    /// down: nothing vouches for it any more).
+    pub(crate) fn forget_unlisted(&self, server_id: &str) -> Option<ServerInfo> {
+        let mut servers = self.write();
+        let i = servers
+            .iter()
+            .position(|s| s.info.server_id == server_id && !s.listed)?;
+        Some(servers.remove(i).info)
+    }
+
+    /// Known servers that the last directory listing did not show: kept, routable, until
+    /// their entry's TTL would have run out or their connection goes down.
+    pub fn unlisted(&self) -> Vec<ServerInfo> {
+        self.read()
+            .iter()
+            .filter(|s| !s.listed)
+            .map(|s| s.info.clone())
+            .collect()
     }
 
     /// Every known server.
     pub fn all(&self) -> Vec<ServerInfo> {
-        self.servers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.read().iter().map(|s| s.info.clone()).collect()
     }
 
     /// One server by id.
     pub fn get(&self, server_id: &str) -> Option<ServerInfo> {
-        self.servers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        self.read()
             .iter()
-            .find(|s| s.server_id == server_id)
-            .cloned()
+            .find(|s| s.info.server_id == server_id)
+            .map(|s| s.info.clone())
     }
 
     /// Picks a running server of `service_id` (and `server_type`, when given).
@@ -199,9 +271,10 @@ impl ServerInfoCenter {
         service_id: u16,
         policy: RoutingPolicy,
     ) -> Option<ServerInfo> {
-        let servers = self.servers.read().unwrap_or_else(|e| e.into_inner());
+        let servers = self.read();
         let candidates: Vec<&ServerInfo> = servers
             .iter()
+            .map(|s| &s.info)
             .filter(|s| {
                 s.service_id == service_id
                     && s.state == ServerState::Running
@@ -276,12 +349,15 @@ mod tests {
     #[test]
     fn round_robin_and_weighted_skip_disabled_servers() {
         let center = ServerInfoCenter::default();
-        center.update(vec![
-            info("a", 2, 1, ServerState::Running),
-            info("b", 2, 3, ServerState::Running),
-            info("c", 2, 100, ServerState::Disabled),
-            info("d", 9, 1, ServerState::Running),
-        ]);
+        at_once(
+            &center,
+            vec![
+                info("a", 2, 1, ServerState::Running),
+                info("b", 2, 3, ServerState::Running),
+                info("c", 2, 100, ServerState::Disabled),
+                info("d", 9, 1, ServerState::Running),
+            ],
+        );
         let rr: Vec<_> = (0..4)
             .map(|_| {
                 center
@@ -310,14 +386,98 @@ mod tests {
         let center = ServerInfoCenter::default();
         let a = info("a", 1, 1, ServerState::Running);
         let b = info("b", 1, 1, ServerState::Running);
-        let (added, removed) = center.update(vec![a.clone(), b.clone()]);
+        let (added, removed) = at_once(&center, vec![a.clone(), b.clone()]);
         assert_eq!((added.len(), removed.len()), (2, 0));
         let disabled = ServerInfo {
             state: ServerState::Disabled,
             ..a.clone()
         };
-        let (changed, removed) = center.update(vec![disabled.clone()]);
+        let (changed, removed) = at_once(&center, vec![disabled.clone()]);
         assert_eq!(changed, vec![disabled]);
         assert_eq!(removed, vec![b]);
+    }
+
+    /// A listing with no grace: missing servers go at once.
+    fn at_once(
+        center: &ServerInfoCenter,
+        fresh: Vec<ServerInfo>,
+    ) -> (Vec<ServerInfo>, Vec<ServerInfo>) {
+        center.update(fresh, Instant::now(), Duration::ZERO, |_| true)
+    }
+
+    #[test]
+    fn a_missing_server_stays_until_its_ttl_unless_unreachable() {
+        const TTL: Duration = Duration::from_secs(10);
+        let center = ServerInfoCenter::default();
+        let a = info("a", 1, 1, ServerState::Running);
+        let b = info("b", 1, 2, ServerState::Running);
+        let c = info("c", 1, 3, ServerState::Running);
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        center.update(vec![a.clone(), b.clone(), c.clone()], t0, TTL, |_| true);
+
+        // b and c vanish from the listing (an empty directory restart); c's connection is
+        // down as well, so nothing vouches for it.
+        let (changed, removed) = center.update(vec![a.clone()], t0 + secs(1), TTL, |id| id != "c");
+        assert!(changed.is_empty());
+        assert_eq!(removed, vec![c.clone()]);
+        assert_eq!(center.all(), vec![a.clone(), b.clone()]);
+        assert_eq!(center.unlisted(), vec![b.clone()]);
+        assert_eq!(center.get("b"), Some(b.clone()));
+        assert_eq!(
+            center
+                .pick(None, 1, RoutingPolicy::RoundRobin)
+                .map(|s| s.server_id),
+            Some("a".to_owned())
+        );
+
+        // Still missing just before its TTL (from its last sighting) runs out: kept.
+        let (_, removed) = center.update(vec![a.clone()], t0 + secs(9), TTL, |_| true);
+        assert!(removed.is_empty());
+        // Listed again: back to normal, not reported as a change (its connection never went).
+        let (changed, removed) =
+            center.update(vec![a.clone(), b.clone()], t0 + secs(9), TTL, |_| true);
+        assert!(changed.is_empty() && removed.is_empty());
+        assert!(center.unlisted().is_empty());
+
+        // Missing again: the TTL counts from the last sighting (t0 + 9 s).
+        let (_, removed) = center.update(vec![a.clone()], t0 + secs(18), TTL, |_| true);
+        assert!(removed.is_empty());
+        let (_, removed) = center.update(vec![a.clone()], t0 + secs(19), TTL, |_| true);
+        assert_eq!(removed, vec![b.clone()]);
+        assert_eq!(center.all(), vec![a.clone()]);
+    }
+
+    #[test]
+    fn after_a_directory_outage_every_server_gets_a_fresh_ttl() {
+        const TTL: Duration = Duration::from_secs(10);
+        let center = ServerInfoCenter::default();
+        let a = info("a", 1, 1, ServerState::Running);
+        let b = info("b", 1, 2, ServerState::Running);
+        let t0 = Instant::now();
+        center.update(vec![a.clone(), b.clone()], t0, TTL, |_| true);
+        // The directory failed for 30 s, then answers without b (it has not re-published yet).
+        let back = t0 + Duration::from_secs(30);
+        center.directory_back(back);
+        let (_, removed) = center.update(vec![a.clone()], back, TTL, |_| true);
+        assert!(removed.is_empty());
+        assert_eq!(center.get("b"), Some(b.clone()));
+        let (_, removed) = center.update(vec![a.clone()], back + TTL, TTL, |_| true);
+        assert_eq!(removed, vec![b]);
+    }
+
+    #[test]
+    fn a_missing_server_whose_connection_drops_is_forgotten() {
+        let center = ServerInfoCenter::default();
+        let a = info("a", 1, 1, ServerState::Running);
+        let b = info("b", 1, 2, ServerState::Running);
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        center.update(vec![a.clone(), b.clone()], t0, ttl, |_| true);
+        // Listed servers are not forgotten on a connection loss (the link reconnects).
+        assert_eq!(center.forget_unlisted("a"), None);
+        center.update(vec![a.clone()], t0, ttl, |_| true);
+        assert_eq!(center.forget_unlisted("b"), Some(b));
+        assert_eq!(center.all(), vec![a]);
     }
 }

@@ -83,6 +83,14 @@ pub trait MeshLink: Send + Sync + 'static {
     fn disconnect(&self, server_id: &str);
     /// Queues a frame for `target`. Fails at once when the peer is unknown or down.
     fn send(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), LinkError>;
+    /// Whether the connection to `server_id` is up right now. The mesh asks before it keeps a
+    /// server that went missing from the directory: missing *and* unreachable means gone.
+    /// A link that cannot tell answers `true` (the default): such a server is then kept until
+    /// its directory entry's TTL would have run out.
+    fn is_connected(&self, server_id: &str) -> bool {
+        let _ = server_id;
+        true
+    }
     /// Stops every task of the link.
     fn close(&self);
     /// Asks the link to hand its events to `deliver`, called on the link's own tasks, instead
@@ -370,6 +378,13 @@ impl<D: Dialer> MeshLink for TcpLink<D> {
             mpsc::error::TrySendError::Full(_) => LinkError::Busy(target.to_owned()),
             mpsc::error::TrySendError::Closed(_) => LinkError::NotConnected(target.to_owned()),
         })
+    }
+
+    fn is_connected(&self, server_id: &str) -> bool {
+        self.inner
+            .peers()
+            .get(server_id)
+            .is_some_and(|peer| peer.up.load(Ordering::Acquire))
     }
 
     fn close(&self) {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,7 +63,11 @@ pub struct MeshConfig {
     pub request_timeout: Duration,
     /// How often the directory is refreshed. Default: 3 s.
     pub refresh_interval: Duration,
-    /// How long a published entry lives without refresh. Default: 10 s.
+    /// How long a published entry lives without refresh. Default: 10 s. Also how long a
+    /// server missing from the directory stays routable after it was last listed (every
+    /// server of a mesh is expected to use the same TTL), unless its connection is down: an
+    /// empty directory restart or a lost entry does not cut off a live server. Keep it a few
+    /// refresh intervals long.
     pub directory_ttl: Duration,
     /// Requests in flight at once before new ones fail. Default: 100,000.
     pub max_pending_requests: usize,
@@ -95,6 +99,9 @@ struct Inner {
     cache: RequestCache,
     center: ServerInfoCenter,
     state: AtomicU8,
+    /// The last directory call failed: the next listing that succeeds restarts every known
+    /// server's TTL (nobody could publish meanwhile).
+    directory_failed: AtomicBool,
     shutdown: CancellationToken,
 }
 
@@ -155,6 +162,7 @@ impl Mesh {
                 directory,
                 center,
                 state: AtomicU8::new(RUNNING),
+                directory_failed: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
             }),
         };
@@ -242,12 +250,35 @@ impl Mesh {
     }
 
     /// Publishes this server, reads the directory and (re)connects or drops peers.
+    ///
+    /// A peer missing from the listing is dropped only when nothing vouches for it any more:
+    /// its entry's TTL since it was last listed has run out, or its connection is down (a
+    /// graceful stop removes the entry and closes the connection, so such a peer goes at
+    /// once). Otherwise it stays routable: an empty directory restart, or a lost entry its
+    /// owner will re-publish, does not cut a live server off.
     pub async fn refresh(&self) -> Result<(), crate::DirectoryError> {
-        let ttl = self.inner.config.directory_ttl;
+        let inner = &self.inner;
+        let ttl = inner.config.directory_ttl;
         let info = self.info();
-        self.inner.directory.publish(&info, ttl).await?;
-        let list = self.inner.directory.list().await?;
-        let (changed, removed) = self.inner.center.update(list);
+        let listed = async {
+            inner.directory.publish(&info, ttl).await?;
+            inner.directory.list().await
+        };
+        let list = match listed.await {
+            Ok(list) => list,
+            Err(error) => {
+                inner.directory_failed.store(true, Ordering::Relaxed);
+                return Err(error);
+            }
+        };
+        let now = tokio::time::Instant::now();
+        if inner.directory_failed.swap(false, Ordering::Relaxed) {
+            inner.center.directory_back(now);
+        }
+        let link = &inner.link;
+        let (changed, removed) = inner
+            .center
+            .update(list, now, ttl, |id| link.is_connected(id));
         for server in removed {
             tracing::info!(peer = %server.server_id, "mesh peer left the directory");
             self.inner.link.disconnect(&server.server_id);
@@ -444,6 +475,12 @@ impl Mesh {
                 let failed = self.inner.cache.fail_target(&target);
                 if failed > 0 {
                     tracing::warn!(%target, failed, "peer connection lost; its requests failed");
+                }
+                // Kept only on trust after it went missing from the directory: with its
+                // connection gone too, it is gone (e.g. it stopped gracefully).
+                if self.inner.center.forget_unlisted(&target).is_some() {
+                    tracing::info!(peer = %target, "mesh peer left the directory");
+                    self.inner.link.disconnect(&target);
                 }
             }
             LinkEvent::SendFailed { target, header } => {

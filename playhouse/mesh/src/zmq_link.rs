@@ -358,6 +358,13 @@ impl MeshLink for ZmqLink {
         self.shared.tasks.close();
     }
 
+    fn is_connected(&self, server_id: &str) -> bool {
+        self.shared
+            .peers()
+            .get(server_id)
+            .is_some_and(|peer| peer.socket.is_some())
+    }
+
     fn deliver_directly(&self, deliver: EventHandler) -> bool {
         if self.shared.shutdown.is_cancelled() {
             return false;

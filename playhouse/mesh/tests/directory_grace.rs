@@ -1,0 +1,284 @@
+//! A mesh node's directory view on a paused clock, with a scripted link and directory: a
+//! peer missing from the directory stays routable until its entry's TTL would have run out
+//! (unless its connection is down), and a node re-publishes itself as soon as its directory
+//! answers again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use playhouse_mesh::proto::RouteHeader;
+use playhouse_mesh::{
+    Directory, DirectoryError, InboundHandler, LinkError, LinkEvent, MemoryDirectory, Mesh,
+    MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState, ServerType,
+};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until};
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn millis(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A link whose connections come up at once unless the test says they are down.
+#[derive(Default)]
+struct ScriptedLink {
+    state: Mutex<LinkState>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// Peers asked for, and whether their connection is up.
+    peers: BTreeMap<String, bool>,
+    /// Peers the test declares down (now and whenever they are connected again).
+    down: BTreeSet<String>,
+    disconnects: Vec<String>,
+}
+
+impl ScriptedLink {
+    fn state(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_down(&self, peer: &str) {
+        let mut state = self.state();
+        state.down.insert(peer.to_owned());
+        if let Some(up) = state.peers.get_mut(peer) {
+            *up = false;
+        }
+    }
+
+    fn disconnects(&self) -> Vec<String> {
+        self.state().disconnects.clone()
+    }
+}
+
+impl MeshLink for ScriptedLink {
+    fn address(&self) -> &str {
+        "tcp://10.0.0.1:5000"
+    }
+
+    fn connect(&self, server_id: &str, _address: &str) {
+        let mut state = self.state();
+        let up = !state.down.contains(server_id);
+        state.peers.insert(server_id.to_owned(), up);
+    }
+
+    fn disconnect(&self, server_id: &str) {
+        let mut state = self.state();
+        state.peers.remove(server_id);
+        state.disconnects.push(server_id.to_owned());
+    }
+
+    fn send(&self, target: &str, _header: Bytes, _payload: Bytes) -> Result<(), LinkError> {
+        match self.state().peers.get(target) {
+            Some(true) => Ok(()),
+            Some(false) => Err(LinkError::NotConnected(target.to_owned())),
+            None => Err(LinkError::Unknown(target.to_owned())),
+        }
+    }
+
+    fn is_connected(&self, server_id: &str) -> bool {
+        self.state().peers.get(server_id) == Some(&true)
+    }
+
+    fn close(&self) {}
+}
+
+/// A shared in-memory directory that can fail (down) and lose every entry (an empty
+/// restart), recording when each server published successfully.
+#[derive(Clone, Default)]
+struct FlakyDirectory {
+    entries: MemoryDirectory,
+    down: Arc<AtomicBool>,
+    published: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+impl FlakyDirectory {
+    /// Every entry gone, as after a restart of a store without persistence.
+    async fn wipe(&self) {
+        for entry in self.entries.list().await.unwrap() {
+            self.entries.remove(&entry.server_id).await.unwrap();
+        }
+    }
+
+    fn failure<T>() -> Result<T, DirectoryError> {
+        Err(DirectoryError::Backend("the directory is down".to_owned()))
+    }
+}
+
+impl Directory for FlakyDirectory {
+    fn publish<'a>(
+        &'a self,
+        info: &'a ServerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), DirectoryError>> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Self::failure();
+            }
+            self.entries.publish(info, ttl).await?;
+            self.published
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((info.server_id.clone(), Instant::now()));
+            Ok(())
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ServerInfo>, DirectoryError>> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Self::failure();
+            }
+            self.entries.list().await
+        })
+    }
+
+    fn remove<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, Result<(), DirectoryError>> {
+        Box::pin(async move { self.entries.remove(server_id).await })
+    }
+}
+
+struct Ignore;
+
+impl InboundHandler for Ignore {
+    fn handle(&self, _mesh: &Mesh, _packet: RoutePacket) {}
+}
+
+/// Node `a` over the scripted link, refreshing every `refresh`, with the events sender (to
+/// report link events as the link would).
+async fn node(
+    directory: &FlakyDirectory,
+    refresh: Duration,
+) -> (Mesh, Arc<ScriptedLink>, mpsc::Sender<LinkEvent>) {
+    let link = Arc::new(ScriptedLink::default());
+    let (events_tx, events) = mpsc::channel(16);
+    let mut config = MeshConfig::new("a", ServerType::Api);
+    config.refresh_interval = refresh;
+    config.directory_ttl = TTL;
+    let mesh = Mesh::start(
+        config,
+        Arc::clone(&link) as Arc<dyn MeshLink>,
+        events,
+        Arc::new(directory.clone()),
+        Arc::new(Ignore),
+    )
+    .await;
+    (mesh, link, events_tx)
+}
+
+/// Another server's entry, published by the test as that server would.
+fn peer(id: &str) -> ServerInfo {
+    ServerInfo {
+        server_type: ServerType::Play,
+        service_id: 1,
+        server_id: id.to_owned(),
+        address: format!("tcp://10.0.0.2:{}", 5000 + id.len()),
+        state: ServerState::Running,
+        weight: 100,
+    }
+}
+
+fn routable(mesh: &Mesh, id: &str) -> bool {
+    let sent = mesh.send(id, RouteHeader::default(), Bytes::new());
+    match sent {
+        Ok(()) => true,
+        Err(MeshError::ServerNotFound(_)) => false,
+        Err(error) => panic!("unexpected {error}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_missing_from_the_directory_stays_routable_until_its_ttl() {
+    let directory = FlakyDirectory::default();
+    directory.publish(&peer("b"), TTL).await.unwrap();
+    let (a, link, _events) = node(&directory, secs(1)).await;
+    let seen = Instant::now();
+    assert!(a.servers().get("b").is_some());
+    assert!(routable(&a, "b"));
+
+    // b's entry is lost (an empty directory restart, a deleted key) while b lives on.
+    sleep(millis(500)).await;
+    directory.entries.remove("b").await.unwrap();
+    // Refreshes that miss it keep it routable: its entry would not have expired yet.
+    sleep_until(seen + millis(1500)).await;
+    assert_eq!(a.servers().unlisted(), vec![peer("b")]);
+    assert!(
+        routable(&a, "b"),
+        "dropped by the first refresh that missed it"
+    );
+    sleep_until(seen + TTL - millis(100)).await;
+    assert!(routable(&a, "b"));
+    assert!(link.disconnects().is_empty());
+
+    // It never came back: dropped once its TTL (from its last listing) ran out, not before
+    // the refresh after that.
+    sleep_until(seen + TTL + secs(1) + millis(100)).await;
+    assert!(a.servers().get("b").is_none());
+    assert!(!routable(&a, "b"));
+    assert_eq!(link.disconnects(), ["b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_re_publishes_within_its_ttl_is_never_dropped() {
+    let directory = FlakyDirectory::default();
+    directory.publish(&peer("b"), TTL).await.unwrap();
+    let (a, link, _events) = node(&directory, secs(1)).await;
+    let started = Instant::now();
+    for round in 1..=4 {
+        // Lost for 8 s of every 10 (it re-publishes, then the entry is lost again).
+        sleep_until(started + secs(10 * round - 8)).await;
+        directory.wipe().await;
+        sleep_until(started + secs(10 * round)).await;
+        assert!(routable(&a, "b"), "round {round}");
+        directory.publish(&peer("b"), TTL).await.unwrap();
+    }
+    assert!(link.disconnects().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
+    let directory = FlakyDirectory::default();
+    directory.publish(&peer("b"), TTL).await.unwrap();
+    directory.publish(&peer("cc"), TTL).await.unwrap();
+    let (a, link, events) = node(&directory, secs(1)).await;
+    assert!(routable(&a, "b") && routable(&a, "cc"));
+
+    // b stops gracefully: its entry goes, and so does its connection. The next refresh
+    // drops it (no TTL wait: service routing must not pick a server that left).
+    directory.entries.remove("b").await.unwrap();
+    link.set_down("b");
+    sleep(millis(1100)).await;
+    assert!(a.servers().get("b").is_none());
+    assert_eq!(link.disconnects(), ["b"]);
+
+    // cc's entry goes first (kept on trust), then its connection: dropped at once, without
+    // waiting for a refresh.
+    directory.entries.remove("cc").await.unwrap();
+    sleep(millis(1000)).await;
+    assert_eq!(a.servers().unlisted(), vec![peer("cc")]);
+    link.set_down("cc");
+    let target = Arc::from("cc");
+    events.send(LinkEvent::PeerDown { target }).await.unwrap();
+    sleep(millis(10)).await;
+    assert!(a.servers().get("cc").is_none());
+    assert_eq!(link.disconnects(), ["b", "cc"]);
+
+    // A listed peer whose connection drops stays (the link reconnects).
+    directory.publish(&peer("dd"), TTL).await.unwrap();
+    sleep(millis(1000)).await;
+    link.set_down("dd");
+    let target = Arc::from("dd");
+    events.send(LinkEvent::PeerDown { target }).await.unwrap();
+    sleep(millis(10)).await;
+    assert!(a.servers().get("dd").is_some());
+}
