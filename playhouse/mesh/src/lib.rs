@@ -35,7 +35,10 @@ pub use error::MeshError;
 pub use link::{
     Dialer, EventHandler, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig,
 };
-pub use node::{InboundHandler, Mesh, MeshConfig, REPLY_RETRY, RoutePacket};
+pub use node::{
+    DIRECTORY_RETRY, DIRECTORY_RETRY_MAX, InboundHandler, Mesh, MeshConfig, REPLY_RETRY,
+    RoutePacket,
+};
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use zmq_link::{ZmqLink, ZmqLinkConfig, ZmqLinkError};

@@ -61,7 +61,9 @@ pub struct MeshConfig {
     pub weight: u32,
     /// Default request timeout. Default: 30 s.
     pub request_timeout: Duration,
-    /// How often the directory is refreshed. Default: 3 s.
+    /// How often the directory is refreshed. Default: 3 s. After a failed refresh the next
+    /// attempt comes sooner ([`DIRECTORY_RETRY`], doubling up to [`DIRECTORY_RETRY_MAX`]), so
+    /// this server re-publishes itself as soon as the directory answers again.
     pub refresh_interval: Duration,
     /// How long a published entry lives without refresh. Default: 10 s. Also how long a
     /// server missing from the directory stays routable after it was last listed (every
@@ -124,6 +126,13 @@ impl fmt::Debug for Mesh {
 /// How long a reply to a requester this server is not yet connected to keeps retrying.
 pub const REPLY_RETRY: Duration = Duration::from_secs(2);
 
+/// The first retry after a failed directory refresh.
+pub const DIRECTORY_RETRY: Duration = Duration::from_millis(100);
+
+/// Retries after failed directory refreshes double up to this (or the refresh interval, if
+/// shorter).
+pub const DIRECTORY_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// Link events handled per wake-up of the receive loop.
 const RECEIVE_BATCH: usize = 128;
 
@@ -181,11 +190,12 @@ impl Mesh {
                     Mesh { inner }.on_event(event, direct.as_ref());
                 }
             }));
-        if let Err(error) = mesh.refresh().await {
+        let first = mesh.refresh().await;
+        if let Err(error) = &first {
             tracing::warn!(%error, "first directory refresh failed");
         }
         tokio::spawn(receive_loop(mesh.clone(), events, handler));
-        tokio::spawn(refresh_loop(mesh.clone()));
+        tokio::spawn(refresh_loop(mesh.clone(), first.is_ok()));
         mesh
     }
 
@@ -534,16 +544,38 @@ async fn receive_loop(
     }
 }
 
-async fn refresh_loop(mesh: Mesh) {
+/// Refreshes every `refresh_interval`; after a failure, sooner (from [`DIRECTORY_RETRY`],
+/// doubling up to [`DIRECTORY_RETRY_MAX`]) until the directory answers, so the server is
+/// back in it within one retry step of the directory coming back (e.g. an empty Redis
+/// restart), not a whole interval later.
+async fn refresh_loop(mesh: Mesh, mut healthy: bool) {
     let period = mesh.inner.config.refresh_interval;
+    let max_retry = DIRECTORY_RETRY_MAX.min(period);
+    let mut retry = DIRECTORY_RETRY.min(max_retry);
     loop {
+        let wait = if healthy { period } else { retry };
         tokio::select! {
             biased;
             _ = mesh.inner.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        if let Err(error) = mesh.refresh().await {
-            tracing::warn!(%error, "directory refresh failed");
+        match mesh.refresh().await {
+            Ok(()) => {
+                if !healthy {
+                    tracing::info!("directory reachable again; this server is published");
+                }
+                healthy = true;
+                retry = DIRECTORY_RETRY.min(max_retry);
+            }
+            Err(error) => {
+                if healthy {
+                    tracing::warn!(%error, "directory refresh failed; retrying");
+                } else {
+                    tracing::debug!(%error, "directory refresh failed again");
+                    retry = (retry * 2).min(max_retry);
+                }
+                healthy = false;
+            }
         }
     }
 }

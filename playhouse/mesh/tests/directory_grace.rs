@@ -12,8 +12,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    Directory, DirectoryError, InboundHandler, LinkError, LinkEvent, MemoryDirectory, Mesh,
-    MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState, ServerType,
+    DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, LinkError, LinkEvent,
+    MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState,
+    ServerType,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -103,11 +104,30 @@ struct FlakyDirectory {
 }
 
 impl FlakyDirectory {
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
     /// Every entry gone, as after a restart of a store without persistence.
     async fn wipe(&self) {
         for entry in self.entries.list().await.unwrap() {
             self.entries.remove(&entry.server_id).await.unwrap();
         }
+    }
+
+    async fn ids(&self) -> Vec<String> {
+        let list = self.entries.list().await.unwrap();
+        list.into_iter().map(|entry| entry.server_id).collect()
+    }
+
+    /// The first successful publish by `server_id` at or after `since`.
+    fn published_since(&self, server_id: &str, since: Instant) -> Option<Instant> {
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(id, at)| id == server_id && *at >= since)
+            .map(|(_, at)| *at)
     }
 
     fn failure<T>() -> Result<T, DirectoryError> {
@@ -281,4 +301,43 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     events.send(LinkEvent::PeerDown { target }).await.unwrap();
     sleep(millis(10)).await;
     assert!(a.servers().get("dd").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_re_publishes_as_soon_as_the_directory_answers_again() {
+    let directory = FlakyDirectory::default();
+    directory.publish(&peer("b"), TTL).await.unwrap();
+    // A long refresh interval: waiting for the next one would take seconds.
+    let (a, link, _events) = node(&directory, secs(5)).await;
+    let started = Instant::now();
+
+    // The directory goes down for longer than the TTL, and comes back empty.
+    sleep(millis(500)).await;
+    directory.set_down(true);
+    // (Half-way between two refresh intervals, so the next one is 4.5 s away.)
+    sleep_until(started + secs(20) + millis(500)).await;
+    assert!(routable(&a, "b"), "a failing directory changes nothing");
+    directory.wipe().await;
+    directory.set_down(false);
+    let back = Instant::now();
+
+    // a is back in the directory within one retry step, not at its next interval.
+    sleep(DIRECTORY_RETRY_MAX + millis(100)).await;
+    let republished = directory
+        .published_since("a", back)
+        .expect("a did not re-publish itself");
+    assert!(
+        republished - back <= DIRECTORY_RETRY_MAX,
+        "re-published {:?} after the directory came back",
+        republished - back
+    );
+    assert_eq!(directory.ids().await, ["a"]);
+
+    // b has not re-published yet; its last listing was 20 s ago, but nobody could publish
+    // meanwhile, so it gets a whole TTL from the directory's return.
+    assert!(routable(&a, "b"));
+    directory.publish(&peer("b"), TTL).await.unwrap();
+    sleep(secs(15)).await;
+    assert!(routable(&a, "b"));
+    assert!(link.disconnects().is_empty());
 }
