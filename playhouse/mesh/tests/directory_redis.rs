@@ -327,12 +327,22 @@ impl InboundHandler for Echo {
 }
 
 async fn node(id: &str, directory: RedisDirectory) -> Mesh {
+    node_refreshing(id, directory, Duration::from_millis(100), TTL).await
+}
+
+async fn node_refreshing(
+    id: &str,
+    directory: RedisDirectory,
+    refresh_interval: Duration,
+    directory_ttl: Duration,
+) -> Mesh {
     let (events_tx, events) = mpsc::channel(1024);
     let link = TcpLink::bind(id, "127.0.0.1:0", None, events_tx)
         .await
         .unwrap();
     let mut config = MeshConfig::new(id, ServerType::Api);
-    config.refresh_interval = Duration::from_millis(100);
+    config.refresh_interval = refresh_interval;
+    config.directory_ttl = directory_ttl;
     Mesh::start(
         config,
         Arc::new(link),
@@ -529,4 +539,181 @@ async fn survives_a_redis_restart_and_killed_connections() {
         .unwrap();
     assert!(killed >= 1, "the directory's connection was not killed");
     until_working(&directory, &entry, Duration::from_secs(5)).await;
+}
+
+/// Requests `to` from `from` until the peer answers.
+async fn until_reachable(from: &Mesh, to: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = from
+            .request_with_timeout(to, header("Echo"), Bytes::new(), Duration::from_millis(500))
+            .await;
+        match reply {
+            Ok(_) => return,
+            Err(error) if Instant::now() > deadline => {
+                panic!("{} never reached {to}: {error}", from.server_id())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Requests from `from` to `to`, one after another, until stopped; every failure is kept.
+struct Traffic {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Traffic {
+    fn start(from: &Mesh, to: &str) -> Traffic {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (mesh, to, stopped) = (from.clone(), to.to_owned(), Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            let (mut sent, mut failures) = (0, Vec::new());
+            let stopped = stopped.notified();
+            tokio::pin!(stopped);
+            loop {
+                let request = mesh.request_with_timeout(
+                    &to,
+                    header("Echo"),
+                    Bytes::new(),
+                    Duration::from_secs(1),
+                );
+                tokio::select! {
+                    _ = &mut stopped => return (sent, failures),
+                    reply = request => {
+                        sent += 1;
+                        if let Err(error) = reply {
+                            failures.push(format!("{} -> {to}: {error}", mesh.server_id()));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Traffic { stop, task }
+    }
+
+    /// Stops; returns (requests made, failures).
+    async fn stop(self) -> (usize, Vec<String>) {
+        self.stop.notify_one();
+        self.task.await.unwrap()
+    }
+}
+
+/// Waits until `keys` all exist, within `limit`; returns how long it took.
+async fn until_keys(
+    redis: &mut MultiplexedConnection,
+    keys: &[String],
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut args = vec!["EXISTS"];
+        args.extend(keys.iter().map(String::as_str));
+        let exists: usize = command(redis, &args).await;
+        if exists == keys.len() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{keys:?} not all back within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn lost_entries_do_not_cut_live_servers_off() {
+    let prefix = unique_prefix("lost");
+    // a refreshes often, b seldom: a sees b's entry missing long before b re-publishes it.
+    const B_INTERVAL: Duration = Duration::from_secs(2);
+    let a = node_refreshing("a", connect(&prefix).await, Duration::from_millis(50), TTL).await;
+    let b_started = Instant::now();
+    let b = node_refreshing("b", connect(&prefix).await, B_INTERVAL, TTL).await;
+    a.refresh().await.unwrap();
+    until_reachable(&a, "b").await;
+    until_reachable(&b, "a").await;
+    let traffic = [Traffic::start(&a, "b"), Traffic::start(&b, "a")];
+
+    // Every entry under the prefix vanishes (what an empty Redis restart or FLUSHALL does to
+    // them, without disturbing other users of this Redis), right after b's refresh.
+    tokio::time::sleep_until(b_started + B_INTERVAL + Duration::from_millis(300)).await;
+    let mut redis = raw().await;
+    let keys = [format!("{prefix}a"), format!("{prefix}b")];
+    let deleted: usize = command(&mut redis, &["DEL", &keys[0], &keys[1]]).await;
+    assert_eq!(deleted, 2);
+    // a is back at its next refresh, which finds b missing: b stays routable meanwhile.
+    until_keys(&mut redis, &keys[..1], Duration::from_secs(1)).await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while a.servers().unlisted().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a never listed the directory without b"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        a.servers().get("b").map(|s| s.address),
+        Some(b.address().to_owned())
+    );
+    // b is back within its interval.
+    until_keys(&mut redis, &keys, B_INTERVAL * 2).await;
+    // Some more traffic once both are listed again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for traffic in traffic {
+        let (sent, failures) = traffic.stop().await;
+        assert!(sent > 10, "only {sent} requests made");
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    assert!(a.servers().get("b").is_some() && b.servers().get("a").is_some());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_empty_redis_restart_drops_no_live_server_and_both_re_publish_at_once() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start(port).await;
+    let prefix = unique_prefix("empty-restart");
+    let directory = || async {
+        let config = RedisDirectoryConfig::new()
+            .key_prefix(&prefix)
+            .timeout(Duration::from_millis(300));
+        RedisDirectory::connect(&redis.url(), config).await.unwrap()
+    };
+    // A long refresh interval: waiting for the next one after Redis is back would take 5 s.
+    const INTERVAL: Duration = Duration::from_secs(6);
+    let started = Instant::now();
+    let a = node_refreshing("a", directory().await, INTERVAL, INTERVAL * 3).await;
+    let b = node_refreshing("b", directory().await, INTERVAL, INTERVAL * 3).await;
+    a.refresh().await.unwrap();
+    until_reachable(&a, "b").await;
+    until_reachable(&b, "a").await;
+    let traffic = [Traffic::start(&a, "b"), Traffic::start(&b, "a")];
+
+    // Redis dies; the refreshes due at `started + INTERVAL` fail; it comes back empty in
+    // between two intervals.
+    redis.kill();
+    tokio::time::sleep_until(started + INTERVAL + Duration::from_secs(1)).await;
+    let restarted = PrivateRedis::start(port).await;
+    let mut raw = redis::Client::open(restarted.url().as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys = [format!("{prefix}a"), format!("{prefix}b")];
+    let took = until_keys(&mut raw, &keys, Duration::from_secs(6)).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "re-published {took:?} after Redis came back (the next interval was 5 s away)"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for traffic in traffic {
+        let (sent, failures) = traffic.stop().await;
+        assert!(sent > 10, "only {sent} requests made");
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
 }
