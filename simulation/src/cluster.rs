@@ -45,6 +45,8 @@ pub struct Timing {
     pub mesh_request_timeout: Duration,
     /// Directory refresh interval.
     pub refresh_interval: Duration,
+    /// Directory entry TTL, and how long a server missing from the directory stays routable.
+    pub directory_ttl: Duration,
     /// Mesh link settings.
     pub link: TcpLinkConfig,
 }
@@ -60,6 +62,7 @@ impl Default for Timing {
             auth_timeout: Duration::from_secs(2),
             mesh_request_timeout: Duration::from_secs(1),
             refresh_interval: Duration::from_millis(250),
+            directory_ttl: Duration::from_secs(10),
             link: TcpLinkConfig {
                 send_timeout: Duration::from_secs(1),
                 connect_timeout: Duration::from_millis(500),
@@ -417,6 +420,7 @@ impl Env {
     ) -> MeshJoin {
         MeshJoin::link(link, rx, Arc::new(self.directory.clone()))
             .refresh_interval(self.timing.refresh_interval)
+            .directory_ttl(self.timing.directory_ttl)
             .request_timeout(self.timing.mesh_request_timeout)
     }
 }

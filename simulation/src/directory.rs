@@ -5,7 +5,8 @@
 //! clock (turmoil models clock skew), so an expiry instant written by one host means nothing
 //! to another. Here time is turmoil's global simulated time. Scenarios can also make the
 //! directory lose a server's entry ([`SimDirectory::suppress`]), as an operator or an expired
-//! Redis key would.
+//! Redis key would, or every entry at once ([`SimDirectory::wipe`]), as an empty Redis restart
+//! would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,6 +51,12 @@ impl SimDirectory {
     /// Lets `server_id` publish again.
     pub fn restore(&self, server_id: &str) {
         self.lock().suppressed.remove(server_id);
+    }
+
+    /// Drops every entry, as an empty restart of the store would; servers publish again at
+    /// their next refresh.
+    pub fn wipe(&self) {
+        self.lock().entries.clear();
     }
 
     /// The live entries, by id.

@@ -69,6 +69,11 @@ fn directory_churn() {
 }
 
 #[test]
+fn directory_wipe() {
+    sweep("directory_wipe");
+}
+
+#[test]
 fn stage_order() {
     sweep("stage_order");
 }

@@ -29,6 +29,7 @@ pub struct MeshJoin {
     weight: u32,
     request_timeout: Duration,
     refresh_interval: Duration,
+    directory_ttl: Duration,
 }
 
 enum LinkChoice {
@@ -102,6 +103,7 @@ impl MeshJoin {
             weight: 100,
             request_timeout: Duration::from_secs(30),
             refresh_interval: Duration::from_secs(3),
+            directory_ttl: Duration::from_secs(10),
         }
     }
 
@@ -149,6 +151,24 @@ impl MeshJoin {
         self.refresh_interval = interval;
         self
     }
+
+    /// How long this server's directory entry lives without a refresh, and how long a peer
+    /// missing from the directory stays routable after it was last listed (while its
+    /// connection is up). Every server of a mesh should use the same value, a few refresh
+    /// intervals long. Default: 10 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use playhouse::MeshJoin;
+    /// use playhouse_mesh::MemoryDirectory;
+    /// let join = MeshJoin::tcp("127.0.0.1:0", MemoryDirectory::new())
+    ///     .refresh_interval(Duration::from_secs(1))
+    ///     .directory_ttl(Duration::from_secs(4));
+    /// ```
+    pub fn directory_ttl(mut self, ttl: Duration) -> Self {
+        self.directory_ttl = ttl;
+        self
+    }
 }
 
 pub(crate) async fn join(
@@ -193,6 +213,7 @@ pub(crate) async fn join(
     config.weight = setup.weight;
     config.request_timeout = setup.request_timeout;
     config.refresh_interval = setup.refresh_interval;
+    config.directory_ttl = setup.directory_ttl;
     tracing::info!(
         server = server_id,
         address = link.address(),

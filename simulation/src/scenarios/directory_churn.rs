@@ -2,10 +2,12 @@
 //!
 //! `api-1` and `api-2` serve service 7; `api-0` keeps sending service requests (round
 //! robin) and direct requests to `api-2`. When `api-2` is disabled, service routing must
-//! stop choosing it (direct requests still work); when its directory entry disappears,
-//! direct requests must fail fast with `ServerNotFound` and service requests go to `api-1`;
-//! when it is back, both kinds reach it again. Each phase is checked once the directory
-//! refresh has had time to spread the change.
+//! stop choosing it (direct requests still work). When its directory entry disappears while
+//! it lives on (what an empty directory restart does), it stays reachable for the entry's
+//! TTL: direct requests still succeed. Once its entry has been missing for longer, direct
+//! requests must fail fast with `ServerNotFound` and service requests go to `api-1`; when it
+//! is back, both kinds reach it again. Each phase is checked once the directory refresh has
+//! had time to spread the change.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -29,12 +31,20 @@ struct Plan {
     end: Duration,
     /// Time for a directory change to reach every view and connection.
     settle: Duration,
+    /// Until then after `remove`, the missing entry is tolerated: its TTL since it was last
+    /// listed (at most a refresh interval before `remove`) has not run out.
+    grace: Duration,
+    /// From then after `remove`, every view has dropped the server: its TTL ran out and a
+    /// refresh noticed.
+    gone: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     Running,
     Disabled,
+    /// Missing from the directory, still within its TTL: reachable.
+    Missing,
     Removed,
     Back,
     Moving,
@@ -42,14 +52,16 @@ enum Phase {
 
 impl Plan {
     fn phase(&self, start: Duration, end: Duration) -> Phase {
-        let within = |from: Duration, to: Duration| start >= from + self.settle && end <= to;
+        let within = |from: Duration, to: Duration| start >= from && end <= to;
         if end <= self.disable {
             Phase::Running
-        } else if within(self.disable, self.remove) {
+        } else if within(self.disable + self.settle, self.remove) {
             Phase::Disabled
-        } else if within(self.remove, self.readd) {
+        } else if within(self.remove, self.remove + self.grace) {
+            Phase::Missing
+        } else if within(self.remove + self.gone, self.readd) {
             Phase::Removed
-        } else if within(self.readd, self.end) {
+        } else if within(self.readd + self.settle, self.end) {
             Phase::Back
         } else {
             Phase::Moving
@@ -59,19 +71,29 @@ impl Plan {
 
 /// Runs the scenario for `seed`.
 pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
-    let timing = Timing::default();
+    // A short entry TTL (four refresh intervals, like 10 s against 3 s in production), so
+    // the removal takes effect within the scenario.
+    let timing = Timing {
+        directory_ttl: Duration::from_secs(1),
+        ..Timing::default()
+    };
     let mut cluster = Cluster::new(seed, Network::default(), timing);
     let rng = cluster.env.rng.fork();
     let settle = timing.refresh_interval * 2 + Duration::from_millis(100);
+    let margin = Duration::from_millis(100);
+    let grace = timing.directory_ttl - timing.refresh_interval - margin;
+    let gone = timing.directory_ttl + timing.refresh_interval + margin;
     let disable = Duration::from_millis(1500) + rng.millis(0, 1000);
     let remove = disable + settle + rng.millis(300, 1500);
-    let readd = remove + settle + rng.millis(300, 1500);
+    let readd = remove + gone + rng.millis(300, 1500);
     let plan = Plan {
         disable,
         remove,
         readd,
         end: readd + settle + Duration::from_secs(1),
         settle,
+        grace,
+        gone,
     };
     let workload: Workload = Rc::new(move |api, env| Box::pin(requests(api, env, plan)));
     cluster.api(CALLER, None, Some(workload));
@@ -157,7 +179,15 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
                     },
                 );
             }
-            (Phase::Disabled | Phase::Removed, true) => {
+            (Phase::Missing, false) => {
+                trace.check(CALLER, answer.is_ok(), || {
+                    format!(
+                        "request to a live server within its entry's TTL ended with {}",
+                        answer.code
+                    )
+                });
+            }
+            (Phase::Disabled | Phase::Missing | Phase::Removed, true) => {
                 trace.check(CALLER, answer.is_ok() && server == STEADY, || {
                     format!(
                         "{phase:?}: service request went to {server:?} ({})",

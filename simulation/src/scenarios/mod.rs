@@ -20,6 +20,7 @@ mod api_partition;
 mod chaos;
 mod client_reconnect;
 mod directory_churn;
+mod directory_wipe;
 mod idle_timeout;
 mod play_restart;
 mod request_timeout;
@@ -67,6 +68,11 @@ pub const ALL: &[Scenario] = &[
         name: "directory_churn",
         about: "an API server disabled, removed from the directory, re-added: routing and direct requests follow",
         run: directory_churn::run,
+    },
+    Scenario {
+        name: "directory_wipe",
+        about: "the directory loses every entry (an empty Redis restart): no live server drops out of routing",
+        run: directory_wipe::run,
     },
     Scenario {
         name: "stage_order",
