@@ -5,7 +5,10 @@
 //! `api-1` alone). Every request must succeed, during the wipes and after: a server missing
 //! from the directory stays routable until its entry's TTL would have run out, and every
 //! server re-publishes itself at its next refresh, long before that. Some wipes come twice
-//! within a refresh interval. At the end every server is listed again.
+//! within a refresh interval (a flapping restart). Between wipes the directory stays up for
+//! at least two refresh intervals, long enough for every server to publish and every other
+//! to list it: a server nobody has seen listed for a whole TTL is, by design, taken for gone.
+//! At the end every server is listed again.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,10 +35,11 @@ pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
     };
     let mut cluster = Cluster::new(seed, Network::default(), timing);
     let rng = cluster.env.rng.fork();
+    let calm = timing.refresh_interval * 2 + Duration::from_millis(100);
     let mut wipes = Vec::new();
     let mut at = Duration::from_millis(1500);
     for _ in 0..rng.range(3..6) {
-        at += rng.millis(300, 1500);
+        at += calm + rng.millis(0, 900);
         wipes.push(at);
         if rng.chance(30) {
             // Again before anyone has re-published.
