@@ -60,6 +60,12 @@ codes! {
     INVALID_ACCOUNT_ID = 16;
     /// The stage rejected the join request.
     JOIN_STAGE_REJECTED = 17;
+    /// The reply would exceed `max_packet_size`; it was not sent.
+    PACKET_TOO_LARGE = 20;
+    /// The server hosts as many stages as it may (`max_stages`); no new one was created.
+    STAGE_LIMIT_REACHED = 21;
+    /// This connection creates stages faster than its creation rate allows.
+    STAGE_CREATION_RATE_EXCEEDED = 22;
     /// An unexpected internal failure.
     INTERNAL_ERROR = 99;
     /// Connector: the connection is down (the request was not, or could not be, answered).

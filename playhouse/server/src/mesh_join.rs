@@ -29,6 +29,7 @@ pub struct MeshJoin {
     weight: u32,
     request_timeout: Duration,
     refresh_interval: Duration,
+    max_payload: Option<usize>,
 }
 
 enum LinkChoice {
@@ -102,6 +103,7 @@ impl MeshJoin {
             weight: 100,
             request_timeout: Duration::from_secs(30),
             refresh_interval: Duration::from_secs(3),
+            max_payload: None,
         }
     }
 
@@ -149,6 +151,13 @@ impl MeshJoin {
         self.refresh_interval = interval;
         self
     }
+
+    /// The largest payload sent to another server (see `MeshConfig::max_payload`).
+    /// Default: 8 MiB.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
 }
 
 pub(crate) async fn join(
@@ -193,6 +202,9 @@ pub(crate) async fn join(
     config.weight = setup.weight;
     config.request_timeout = setup.request_timeout;
     config.refresh_interval = setup.refresh_interval;
+    if let Some(max) = setup.max_payload {
+        config.max_payload = max;
+    }
     tracing::info!(
         server = server_id,
         address = link.address(),

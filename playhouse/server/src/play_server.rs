@@ -188,6 +188,8 @@ impl PlayServerBuilder {
             services: services.build(),
             mesh: Arc::default(),
             actor_ttl: self.config.disconnected_actor_ttl,
+            idle_timeout: self.config.stage_idle_timeout,
+            max_stages: self.config.max_stages,
             control: control.clone(),
             tracker: TaskTracker::new(),
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
@@ -481,30 +483,50 @@ where
     }
 }
 
+/// After the stop deadline, how long sessions and the mesh still get to say goodbye.
+const FINAL_GRACE: Duration = Duration::from_millis(500);
+
+/// Stops within `shutdown_timeout` (plus at most twice [`FINAL_GRACE`]) whatever user code
+/// does: every stage is asked to close at once; stages still running at the deadline are
+/// aborted; then connections are flushed and closed.
 async fn shutdown(shared: &Arc<PlayShared>) {
     if shared.stop_started.swap(true, Ordering::AcqRel) {
         shared.stopped.cancelled().await;
         return;
     }
-    let timeout = shared.config.shutdown_timeout;
+    let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
     tracing::info!(server = shared.control.server_id(), "stopping");
     let env = &shared.stage_env;
-    for stage in env.registry.all() {
-        let _ = tokio::time::timeout(timeout, stage.tx.send(StageMsg::Close)).await;
-    }
+    // In parallel: one stalled stage (a full mailbox, a callback that never returns) must not
+    // hold up the others.
+    let closes = env.registry.all().into_iter().map(|stage| async move {
+        let _ = tokio::time::timeout_at(deadline, stage.tx.send(StageMsg::Close)).await;
+    });
+    futures_util::future::join_all(closes).await;
     env.tracker.close();
-    if tokio::time::timeout(timeout, env.tracker.wait())
+    if tokio::time::timeout_at(deadline, env.tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("stages did not close within the shutdown timeout");
+        let abandoned = env.registry.abort_all();
+        tracing::warn!(
+            abandoned,
+            "stages still running at the shutdown deadline; their tasks were aborted"
+        );
     }
-    if let Some(mesh) = shared.stage_env.mesh.get() {
-        mesh.shutdown().await;
+    let grace = |from: tokio::time::Instant| from.max(tokio::time::Instant::now()) + FINAL_GRACE;
+    if let Some(mesh) = shared.stage_env.mesh.get()
+        && tokio::time::timeout_at(grace(deadline), mesh.shutdown())
+            .await
+            .is_err()
+    {
+        tracing::warn!("the mesh did not shut down in time");
     }
+    // Every session's kill switch is a child of this token: even one waiting on a full stage
+    // mailbox stops now.
     shared.session_stop.cancel();
     shared.sessions.close();
-    if tokio::time::timeout(timeout, shared.sessions.wait())
+    if tokio::time::timeout_at(grace(deadline), shared.sessions.wait())
         .await
         .is_err()
     {

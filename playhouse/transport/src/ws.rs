@@ -36,6 +36,8 @@ pub struct WsStream<S> {
     read: Bytes,
     write: BytesMut,
     closed: bool,
+    /// Our Close frame went out; what is left of a shutdown is the stream underneath.
+    close_sent: bool,
 }
 
 impl<S> fmt::Debug for WsStream<S> {
@@ -55,6 +57,7 @@ impl<S> WsStream<S> {
             read: Bytes::new(),
             write: BytesMut::new(),
             closed: false,
+            close_sent: false,
         }
     }
 }
@@ -167,11 +170,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
             .map_err(io::Error::other)
     }
 
+    /// Sends the WebSocket Close frame, then shuts the stream underneath down too (for TLS:
+    /// `close_notify`, so the client sees a clean end rather than a truncated stream).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        use tokio_tungstenite::tungstenite::Error;
         let this = self.get_mut();
-        ready!(this.poll_send_frames(cx))?;
-        Pin::new(&mut this.inner)
-            .poll_close(cx)
-            .map_err(io::Error::other)
+        if !this.close_sent {
+            ready!(this.poll_send_frames(cx))?;
+            match ready!(Pin::new(&mut this.inner).poll_close(cx)) {
+                Ok(()) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => {}
+                Err(error) => return Poll::Ready(Err(io::Error::other(error))),
+            }
+            this.close_sent = true;
+        }
+        Pin::new(this.inner.get_mut()).poll_shutdown(cx)
     }
 }
