@@ -20,8 +20,14 @@ pub fn ws_accept_key(client_key: &[u8]) -> String {
     tokio_tungstenite::tungstenite::handshake::derive_accept_key(client_key)
 }
 
+/// tungstenite's read buffer per connection. Its default (128 KiB, allocated and zero-filled
+/// up front) made an idle WebSocket client cost ~140 KB of server memory; frames are small,
+/// and a larger message still arrives whole (the buffer is refilled as it is read).
+const READ_BUFFER: usize = 4 * 1024;
+
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
