@@ -34,8 +34,18 @@ pub struct PlayConfig {
     pub disconnected_actor_ttl: Option<Duration>,
     /// How long a graceful stop waits for stages and connections. Default: 10 s.
     pub shutdown_timeout: Duration,
-    /// Open connections allowed in all; further ones are closed at once. Default: 20,000.
+    /// Open connections allowed in all; further ones are closed at once. Lowered when the
+    /// server is built, with one warning, to fit the process's file-descriptor limit (raised
+    /// to the hard limit first, see [`crate::raise_fd_limit`]) less `fd_reserve`, so the cap
+    /// can always be reached and excess clients are refused instead of waiting in the
+    /// kernel's queue. Default: 20,000.
     pub max_connections: usize,
+    /// File descriptors left to the rest of the process when `max_connections` is fitted
+    /// under the file-descriptor limit. Default: 2,304: two HTTP servers with 1,024
+    /// connections each (the metrics endpoint and an API or WebSocket front door) and 256
+    /// for mesh links, Redis, files and logs. Raise it if the process runs more HTTP servers
+    /// or larger caps.
+    pub fd_reserve: usize,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
     pub max_connections_per_ip: Option<usize>,
@@ -66,6 +76,7 @@ impl Default for PlayConfig {
             disconnected_actor_ttl: None,
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
+            fd_reserve: 2 * 1_024 + 256,
             max_connections_per_ip: None,
             rate_limit: None,
         }

@@ -13,6 +13,7 @@
 //! * [`Listener`]: where connections come from (TCP now; TLS, WebSocket or a simulated
 //!   network plug in here).
 //! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
+//! * [`raise_fd_limit`]: so that every connection cap fits under the process's descriptors.
 //!
 //! ```no_run
 //! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext};
@@ -62,6 +63,7 @@ mod api_sender;
 mod api_server;
 mod config;
 mod error_reply;
+mod fd_limit;
 mod handlers;
 mod http;
 mod limits;
@@ -80,6 +82,7 @@ pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
 pub use config::{PlayConfig, RateLimit};
 pub use error_reply::ErrorReply;
+pub use fd_limit::raise_fd_limit;
 pub use handlers::{Controller, HandlerRegistry};
 pub use http::HttpListener;
 pub use mesh_join::MeshJoin;

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PlayConfig;
+use crate::fd_limit::clamp_connections;
 use crate::handlers::{Controller, HandlerRegistry};
-use crate::limits::ConnectionLimiter;
+use crate::limits::{ConnectionLimiter, LogThrottle};
 use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
 use crate::play_mesh::PlayInbound;
@@ -54,6 +55,8 @@ pub(crate) struct PlayShared {
     pub(crate) handler_limit: Arc<Semaphore>,
     center: ServerInfoCenter,
     limiter: Arc<ConnectionLimiter>,
+    /// One WARN a second for refused connections, however many there are.
+    refusal_log: LogThrottle,
     next_session_id: AtomicU64,
     stop_started: AtomicBool,
     /// Set once the task that runs the shutdown on a stop request has been spawned.
@@ -193,13 +196,19 @@ impl PlayServerBuilder {
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
             registry: StageRegistry::default(),
         });
-        let limiter = Arc::new(ConnectionLimiter::new(
+        let max_connections = clamp_connections(
+            "Play server",
             self.config.max_connections,
+            self.config.fd_reserve,
+        );
+        let limiter = Arc::new(ConnectionLimiter::new(
+            max_connections,
             self.config.max_connections_per_ip,
         ));
         let shared = PlayShared {
             metrics,
             limiter,
+            refusal_log: LogThrottle::new(Duration::from_secs(1)),
             system: self.system,
             handler_limit: Arc::new(Semaphore::new(10_000)),
             center,
@@ -314,6 +323,12 @@ impl PlayServer {
     /// How many stages are live.
     pub fn stage_count(&self) -> usize {
         self.shared.stage_env.registry.len()
+    }
+
+    /// The connection cap in force: [`PlayConfig::max_connections`], lowered if needed to
+    /// fit the file-descriptor limit (see [`PlayConfig::fd_reserve`]).
+    pub fn max_connections(&self) -> usize {
+        self.shared.limiter.max_total()
     }
 
     /// How many client connections are open.
@@ -475,8 +490,11 @@ where
             shared.sessions.spawn(session);
         }
         Err(why) => {
-            tracing::warn!(%peer, transport, ?why, "connection refused by limit");
             shared.metrics.reject(why);
+            if let Some(suppressed) = shared.refusal_log.allow() {
+                // `suppressed`: refusals since the last line (all are counted in metrics).
+                tracing::warn!(%peer, transport, ?why, suppressed, "connection refused by limit");
+            }
         }
     }
 }
