@@ -6,8 +6,8 @@
 use std::io;
 
 /// Raises this process's soft `RLIMIT_NOFILE` (open file descriptors) to its hard limit and
-/// returns the new soft limit. The Play server ([`crate::PlayServerBuilder::build`]) calls
-/// it itself; a binary may call it first thing in `main`.
+/// returns the new soft limit. The Play server ([`crate::PlayServerBuilder::build`]) and
+/// [`crate::serve_http`] call it themselves; a binary may call it first thing in `main`.
 ///
 /// Platforms without the limit (Windows) report `u64::MAX`.
 ///

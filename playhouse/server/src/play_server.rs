@@ -344,8 +344,9 @@ impl PlayServer {
             .render(self.server_id(), registry.len(), registry.queued())
     }
 
-    /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops;
-    /// returns the bound address.
+    /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops,
+    /// under [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound
+    /// address.
     pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
@@ -363,12 +364,13 @@ impl PlayServer {
             }),
         );
         let stop = self.shared.control.token().clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "metrics endpoint failed");
-            }
-        });
+        let limits = self.shared.config.metrics_http.clone();
+        tokio::spawn(crate::serve_http(
+            listener,
+            app,
+            limits,
+            stop.cancelled_owned(),
+        ));
         tracing::info!(server = self.server_id(), %local, "metrics at GET /metrics");
         Ok(local)
     }
