@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use playhouse_protocol::CodecConfig;
 
+use crate::HttpLimits;
+
 /// Settings of a Play server. Every field has a default suited to an internet-facing server.
 #[derive(Clone, Debug)]
 pub struct PlayConfig {
@@ -56,8 +58,21 @@ pub struct PlayConfig {
     /// connections flushed; whatever is still running at the deadline is abandoned (stage
     /// tasks aborted), so `stop()` returns within this plus a small margin. Default: 10 s.
     pub shutdown_timeout: Duration,
-    /// Open connections allowed in all; further ones are closed at once. Default: 20,000.
+    /// Open connections allowed in all; further ones are closed at once. Lowered when the
+    /// server is built, with one warning, to fit the process's file-descriptor limit (raised
+    /// to the hard limit first, see [`crate::raise_fd_limit`]) less `fd_reserve`, so the cap
+    /// can always be reached and excess clients are refused instead of waiting in the
+    /// kernel's queue. Default: 20,000.
     pub max_connections: usize,
+    /// File descriptors left to the rest of the process when `max_connections` is fitted
+    /// under the file-descriptor limit. Default: 2,304: two HTTP servers at their default
+    /// cap of 1,024 (the metrics endpoint and an API or WebSocket front door, see
+    /// [`HttpLimits::max_connections`]) and 256 for mesh links, Redis, files and logs. Raise
+    /// it if the process runs more HTTP servers or larger caps.
+    pub fd_reserve: usize,
+    /// Limits of the HTTP server [`crate::PlayServer::listen_metrics`] runs.
+    /// Default: [`HttpLimits::default`].
+    pub metrics_http: HttpLimits,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
     pub max_connections_per_ip: Option<usize>,
@@ -96,6 +111,8 @@ impl Default for PlayConfig {
             }),
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
+            fd_reserve: 2 * 1_024 + 256,
+            metrics_http: HttpLimits::default(),
             max_connections_per_ip: None,
             rate_limit: None,
         }
