@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use playhouse::{ApiSender, ApiServer, Packet};
+use playhouse::{ApiSender, ApiServer, HttpLimits, Packet};
 use playhouse_examples::{env_or, init_logging, mesh_join, stop_signal};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -87,9 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let line =
         json!({"id": id, "type": "api", "http": http.to_string(), "mesh": server.mesh().address()});
     println!("{line}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop_signal())
-        .await?;
+    playhouse::serve_http(listener, router, HttpLimits::default(), stop_signal()).await;
     server.stop().await;
     Ok(())
 }

@@ -30,9 +30,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use playhouse::{
-    ApiServer, ErrorCode, HttpListener, MemoryDirectory, MeshJoin, Packet, PlayServer, TlsListener,
+    ApiServer, ErrorCode, HttpLimits, MemoryDirectory, MeshJoin, Packet, PlayServer, TlsListener,
 };
 use playhouse_transport::tls;
 use tokio::net::TcpListener;
@@ -123,12 +122,12 @@ impl CompatServer {
         };
         let plain = http::routes(app.clone()).merge(play.websocket_router("/ws", false));
         let secure = http::routes(app).merge(play.websocket_router("/ws", true));
-        let http = serve_http(
+        let http = spawn_http(
             TcpListener::bind((host, ports.http)).await?,
             plain,
             &shutdown,
         )?;
-        let https = serve_http(
+        let https = spawn_http(
             TlsListener::new(TcpListener::bind((host, ports.https)).await?, certs.server),
             secure,
             &shutdown,
@@ -213,23 +212,20 @@ async fn wait_for_mesh(api: &ApiServer) -> io::Result<()> {
     }
 }
 
-/// Serves `app` on `listener` (handlers see the client address) until `shutdown`.
-fn serve_http<L: playhouse::Listener>(
+/// Serves `app` on `listener` under the default [`HttpLimits`] (handlers see the client
+/// address; WebSocket upgrades work) until `shutdown`.
+fn spawn_http<L: playhouse::Listener>(
     listener: L,
     app: axum::Router,
     shutdown: &CancellationToken,
 ) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
-    let listener = HttpListener(listener).tap_io(|_| {});
     let stop = shutdown.clone().cancelled_owned();
-    tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(error) = axum::serve(listener, service)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(%error, "HTTP endpoint failed");
-        }
-    });
+    tokio::spawn(playhouse::serve_http(
+        listener,
+        app,
+        HttpLimits::default(),
+        stop,
+    ));
     Ok(addr)
 }

@@ -5,7 +5,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 request to `addr` with an optional JSON body (`Connection: close`); returns
 /// the status code and the parsed body (`Null` when it is not JSON).
-pub(crate) async fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+pub(crate) async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let body = body.map(Value::to_string).unwrap_or_default();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(

@@ -23,6 +23,14 @@ pub enum MeshError {
     /// The message could not be encoded or decoded.
     #[error("invalid mesh message: {0}")]
     Invalid(String),
+    /// The payload is larger than the mesh's `max_payload`; nothing was sent.
+    #[error("mesh payload of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// The payload's size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl MeshError {
@@ -34,6 +42,7 @@ impl MeshError {
             MeshError::Remote { code, .. } => *code,
             MeshError::Closed => ErrorCode::SYSTEM_ERROR,
             MeshError::Invalid(_) => ErrorCode::INVALID_MESSAGE,
+            MeshError::TooLarge { .. } => ErrorCode::PACKET_TOO_LARGE,
         }
     }
 }

@@ -73,6 +73,11 @@ pub struct MeshConfig {
     pub directory_ttl: Duration,
     /// Requests in flight at once before new ones fail. Default: 100,000.
     pub max_pending_requests: usize,
+    /// The largest payload sent to another server, in bytes: a larger request or message
+    /// fails at once with [`MeshError::TooLarge`], a larger reply is replaced by an empty one
+    /// carrying [`ErrorCode::PACKET_TOO_LARGE`] (the requester learns it at once instead of
+    /// timing out). Default: 8 MiB (the TCP link carries frames up to 16 MiB).
+    pub max_payload: usize,
 }
 
 impl MeshConfig {
@@ -90,6 +95,7 @@ impl MeshConfig {
             refresh_interval: Duration::from_secs(3),
             directory_ttl: Duration::from_secs(10),
             max_pending_requests: 100_000,
+            max_payload: 8 * 1024 * 1024,
         }
     }
 }
@@ -302,6 +308,13 @@ impl Mesh {
     }
 
     fn send_raw(&self, target: &str, header: RouteHeader, payload: Bytes) -> Result<(), MeshError> {
+        let max = self.inner.config.max_payload;
+        if payload.len() > max {
+            return Err(MeshError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
         let encoded = self.encode(header);
         self.send_encoded(target, encoded, payload)
     }
@@ -397,6 +410,21 @@ impl Mesh {
         if request.msg_seq == 0 {
             return Ok(());
         }
+        let max = self.inner.config.max_payload;
+        let (code, packet) = if packet.payload.len() > max {
+            tracing::warn!(
+                len = packet.payload.len(),
+                max,
+                msg_id = %packet.msg_id,
+                "mesh reply too large; the requester gets PACKET_TOO_LARGE"
+            );
+            (
+                ErrorCode::PACKET_TOO_LARGE,
+                Packet::empty(packet.msg_id.clone()),
+            )
+        } else {
+            (code, packet)
+        };
         let header = RouteHeader {
             msg_seq: request.msg_seq,
             msg_id: packet.msg_id.to_string(),

@@ -30,10 +30,18 @@ impl Default for CodecConfig {
 /// It never compresses until [`ServerCodec::set_compression`] turns compression on, which a
 /// server does only for a client that asked for [`Capabilities::LZ4`](crate::Capabilities::LZ4):
 /// the original's connectors cannot decompress.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ServerCodec {
     config: CodecConfig,
     compress: bool,
+    /// The largest client body decoded now (at most `config.max_packet_size`).
+    max_incoming: usize,
+}
+
+impl Default for ServerCodec {
+    fn default() -> Self {
+        ServerCodec::new(CodecConfig::default())
+    }
 }
 
 impl ServerCodec {
@@ -42,7 +50,15 @@ impl ServerCodec {
         ServerCodec {
             config,
             compress: false,
+            max_incoming: config.max_packet_size,
         }
+    }
+
+    /// Lowers (or restores) the largest client body this codec accepts, capped at
+    /// [`CodecConfig::max_packet_size`]: a server keeps it small until the client has
+    /// authenticated, so an unauthenticated connection cannot make it buffer a full frame.
+    pub fn set_max_incoming(&mut self, max: usize) {
+        self.max_incoming = max.min(self.config.max_packet_size);
     }
 
     /// Turns LZ4 compression of large payloads on or off for this connection (still subject
@@ -135,8 +151,7 @@ impl Decoder for ServerCodec {
     type Error = DecodeError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<ClientFrame>, DecodeError> {
-        let Some(mut body) = split_body(src, self.config.max_packet_size, CLIENT_HEADER_MIN)?
-        else {
+        let Some(mut body) = split_body(src, self.max_incoming, CLIENT_HEADER_MIN)? else {
             return Ok(None);
         };
         let msg_id = split_msg_id(&mut body, 2 + 8)?;
@@ -187,6 +202,8 @@ impl Encoder<ServerFrame> for ServerCodec {
         };
 
         let original = frame.payload.len();
+        // The client caps the *decompressed* payload at the same limit: never send more.
+        check_body(header + original, self.config.max_packet_size)?;
         if self.compresses(original) {
             // Compress straight into the output buffer, then keep it only if it saves >= 10%.
             let bound = lz4_flex::block::get_maximum_output_size(original);
@@ -477,6 +494,21 @@ mod tests {
         lz4_server().encode(frame.clone(), &mut wire).unwrap();
         assert_eq!(wire.len(), 4 + SERVER_HEADER_MIN + 4096);
         assert_eq!(client().decode(&mut wire).unwrap(), Some(frame));
+    }
+
+    #[test]
+    fn the_incoming_limit_can_be_lowered_and_restored() {
+        let frame = ClientFrame::new("Big", 1, 1, vec![7u8; 1000]);
+        let mut wire = BytesMut::new();
+        client().encode(frame.clone(), &mut wire).unwrap();
+        let mut codec = server();
+        codec.set_max_incoming(100);
+        assert!(matches!(
+            codec.decode(&mut wire.clone()),
+            Err(DecodeError::TooLarge { max: 100, .. })
+        ));
+        codec.set_max_incoming(usize::MAX); // capped at max_packet_size
+        assert_eq!(codec.decode(&mut wire).unwrap(), Some(frame));
     }
 
     #[test]

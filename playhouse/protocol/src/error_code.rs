@@ -63,6 +63,12 @@ codes! {
     /// The stage's mailbox is full: a server-to-server message was refused rather than
     /// queued without bound. The stage is alive; the sender may retry later.
     STAGE_BUSY = 18;
+    /// The reply would exceed `max_packet_size`; it was not sent.
+    PACKET_TOO_LARGE = 20;
+    /// The server hosts as many stages as it may (`max_stages`); no new one was created.
+    STAGE_LIMIT_REACHED = 21;
+    /// This connection creates stages faster than its creation rate allows.
+    STAGE_CREATION_RATE_EXCEEDED = 22;
     /// An unexpected internal failure.
     INTERNAL_ERROR = 99;
     /// Connector: the connection is down (the request was not, or could not be, answered).

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use playhouse_protocol::CodecConfig;
 
+use crate::HttpLimits;
+
 /// Settings of a Play server. Every field has a default suited to an internet-facing server.
 #[derive(Clone, Debug)]
 pub struct PlayConfig {
@@ -24,9 +26,17 @@ pub struct PlayConfig {
     /// from another server is refused instead (a request is answered `STAGE_BUSY`, a one-way
     /// message dropped and counted in `playhouse_stage_busy_total`). Default: 4096.
     pub stage_mailbox_capacity: usize,
+    /// The largest frame body a connection may send before it has authenticated, in bytes
+    /// (the full [`CodecConfig::max_packet_size`] applies afterwards), so an unauthenticated
+    /// connection never makes the server buffer a large frame. Default: 16 KiB.
+    pub max_unauthenticated_packet_size: usize,
     /// Frames queued for one client before it counts as a slow consumer and is disconnected.
     /// Default: 1024.
     pub session_outbound_capacity: usize,
+    /// Bytes (payloads plus headers) queued for one client before it counts as a slow consumer
+    /// and is disconnected; a single frame larger than this still goes out alone.
+    /// Default: 8 MiB.
+    pub session_outbound_bytes: usize,
     /// A write to a client that takes longer than this (it does not read) closes the
     /// connection. Default: 10 s.
     pub write_timeout: Duration,
@@ -34,10 +44,37 @@ pub struct PlayConfig {
     /// players who never come back do not hold memory forever. `None`: actors stay until they
     /// leave or the stage closes (the original's behaviour). Default: `None`.
     pub disconnected_actor_ttl: Option<Duration>,
-    /// How long a graceful stop waits for stages and connections. Default: 10 s.
+    /// A stage that has had no actors for this long closes by itself (`on_destroy` runs),
+    /// so stages created and abandoned by clients or API calls do not accumulate; a stage can
+    /// opt out with `StageContext::set_auto_dispose(false)`. `None`: stages live until closed.
+    /// Default: 60 s.
+    pub stage_idle_timeout: Option<Duration>,
+    /// Most stages live at once; creating another (by a login with a default stage type, or
+    /// over the mesh) fails with `STAGE_LIMIT_REACHED` (21). Default: 10,000.
+    pub max_stages: usize,
+    /// How fast one connection may create stages by logging into new stage ids (with a
+    /// default stage type); over it, the login fails with `STAGE_CREATION_RATE_EXCEEDED`
+    /// (22). `None`: no limit. Default: 2 per second, bursts of 10.
+    pub stage_creation_rate: Option<RateLimit>,
+    /// How long a graceful stop may take in all: stages are closed in parallel, then
+    /// connections flushed; whatever is still running at the deadline is abandoned (stage
+    /// tasks aborted), so `stop()` returns within this plus a small margin. Default: 10 s.
     pub shutdown_timeout: Duration,
-    /// Open connections allowed in all; further ones are closed at once. Default: 20,000.
+    /// Open connections allowed in all; further ones are closed at once. Lowered when the
+    /// server is built, with one warning, to fit the process's file-descriptor limit (raised
+    /// to the hard limit first, see [`crate::raise_fd_limit`]) less `fd_reserve`, so the cap
+    /// can always be reached and excess clients are refused instead of waiting in the
+    /// kernel's queue. Default: 20,000.
     pub max_connections: usize,
+    /// File descriptors left to the rest of the process when `max_connections` is fitted
+    /// under the file-descriptor limit. Default: 2,304: two HTTP servers at their default
+    /// cap of 1,024 (the metrics endpoint and an API or WebSocket front door, see
+    /// [`HttpLimits::max_connections`]) and 256 for mesh links, Redis, files and logs. Raise
+    /// it if the process runs more HTTP servers or larger caps.
+    pub fd_reserve: usize,
+    /// Limits of the HTTP server [`crate::PlayServer::listen_metrics`] runs.
+    /// Default: [`HttpLimits::default`].
+    pub metrics_http: HttpLimits,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
     pub max_connections_per_ip: Option<usize>,
@@ -63,11 +100,21 @@ impl Default for PlayConfig {
             idle_timeout: Duration::from_secs(90),
             codec: CodecConfig::default(),
             stage_mailbox_capacity: 4096,
+            max_unauthenticated_packet_size: 16 * 1024,
             session_outbound_capacity: 1024,
+            session_outbound_bytes: 8 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             disconnected_actor_ttl: None,
+            stage_idle_timeout: Some(Duration::from_secs(60)),
+            max_stages: 10_000,
+            stage_creation_rate: Some(RateLimit {
+                per_second: 2,
+                burst: 10,
+            }),
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
+            fd_reserve: 2 * 1_024 + 256,
+            metrics_http: HttpLimits::default(),
             max_connections_per_ip: None,
             rate_limit: None,
         }

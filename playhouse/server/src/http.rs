@@ -19,6 +19,9 @@ use crate::PlayServer;
 /// serves HTTPS with the handshake in each connection's own task. Accept errors are logged
 /// and retried after a short pause (axum's listeners never fail).
 ///
+/// `axum::serve` has no timeouts and no connection cap: an internet-facing server should use
+/// [`crate::serve_http`] instead, which takes any [`Listener`] too.
+///
 /// With `axum::serve::ListenerExt::tap_io` and `into_make_service_with_connect_info::<SocketAddr>`,
 /// handlers see the client's address (the WebSocket route uses it for per-IP limits).
 #[derive(Debug)]
@@ -51,17 +54,18 @@ impl PlayServer {
     /// router so its HTTP API and game clients share one port; `secure` names the transport
     /// `wss` (served over TLS) instead of `ws` in logs and metrics. Connections count against
     /// the same limits as every listener's; the client address comes from axum's
-    /// `ConnectInfo<SocketAddr>` when the app is served with it.
+    /// `ConnectInfo<SocketAddr>`, which [`crate::serve_http`] provides.
     ///
     /// ```no_run
     /// # async fn demo(server: playhouse::PlayServer) -> std::io::Result<()> {
-    /// use std::net::SocketAddr;
+    /// use playhouse::{HttpLimits, serve_http};
     /// let app = axum::Router::new()
     ///     .route("/health", axum::routing::get(|| async { "ok" }))
     ///     .merge(server.websocket_router("/ws", false));
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    /// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
-    /// # }
+    /// let control = server.control();
+    /// serve_http(listener, app, HttpLimits::default(), control.stop_requested()).await;
+    /// # Ok(()) }
     /// ```
     pub fn websocket_router<S>(&self, path: &str, secure: bool) -> axum::Router<S>
     where

@@ -13,6 +13,9 @@
 //! * [`Listener`]: where connections come from (TCP now; TLS, WebSocket or a simulated
 //!   network plug in here).
 //! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
+//! * [`serve_http`] / [`HttpLimits`]: an axum app (an API server's HTTP front door, the
+//!   metrics endpoint, a WebSocket route) served with timeouts and a connection cap;
+//!   [`raise_fd_limit`] so that every connection cap fits under the process's descriptors.
 //!
 //! ```no_run
 //! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext};
@@ -62,8 +65,10 @@ mod api_sender;
 mod api_server;
 mod config;
 mod error_reply;
+mod fd_limit;
 mod handlers;
 mod http;
+mod http_server;
 mod limits;
 mod mesh_join;
 mod metrics;
@@ -80,8 +85,10 @@ pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
 pub use config::{PlayConfig, RateLimit};
 pub use error_reply::ErrorReply;
+pub use fd_limit::raise_fd_limit;
 pub use handlers::{Controller, HandlerRegistry};
 pub use http::HttpListener;
+pub use http_server::{HttpLimits, serve_http};
 pub use mesh_join::MeshJoin;
 pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
 pub use playhouse_mesh::{

@@ -1,4 +1,5 @@
-//! Connection caps (total and per IP) and the per-connection message rate limit.
+//! Connection caps (total and per IP), the per-connection message rate limit, and the
+//! throttle that keeps a flood of refusals from flooding the log.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +33,11 @@ impl ConnectionLimiter {
             max_per_ip,
             open: Mutex::new((0, HashMap::new())),
         }
+    }
+
+    /// The cap on open connections.
+    pub(crate) fn max_total(&self) -> usize {
+        self.max_total
     }
 
     /// Admits a connection from `ip`, or says which limit refuses it.
@@ -102,6 +108,44 @@ impl TokenBucket {
     }
 }
 
+/// Lets one log line through per `interval` and counts the ones it holds back, so a flood
+/// of refused connections costs one WARN a second, not one per connection.
+#[derive(Debug)]
+pub(crate) struct LogThrottle {
+    interval: Duration,
+    state: Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    /// When the next line may be written; `None` before the first.
+    next: Option<Instant>,
+    /// Lines held back since the last one written.
+    suppressed: u64,
+}
+
+impl LogThrottle {
+    pub(crate) fn new(interval: Duration) -> Self {
+        LogThrottle {
+            interval,
+            state: Mutex::default(),
+        }
+    }
+
+    /// `Some(n)` when a line may be written now, `n` being how many were held back since the
+    /// last one; `None` (and one more held back) otherwise.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.next.is_some_and(|next| now < next) {
+            state.suppressed += 1;
+            return None;
+        }
+        state.next = Some(now + self.interval);
+        Some(std::mem::take(&mut state.suppressed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +162,20 @@ mod tests {
         assert_eq!(limiter.admit(b).unwrap_err(), Rejection::ConnectionLimit);
         drop(a1);
         assert!(limiter.admit(b).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn log_throttle_writes_one_line_per_interval_and_counts_the_rest() {
+        let throttle = LogThrottle::new(Duration::from_secs(1));
+        assert_eq!(throttle.allow(), Some(0));
+        assert!((0..99).all(|_| throttle.allow().is_none()));
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(throttle.allow(), None);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(throttle.allow(), Some(100), "held-back lines are counted");
+        assert_eq!(throttle.allow(), None);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(throttle.allow(), Some(1));
     }
 
     #[tokio::test(start_paused = true)]

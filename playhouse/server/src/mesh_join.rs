@@ -30,6 +30,7 @@ pub struct MeshJoin {
     request_timeout: Duration,
     refresh_interval: Duration,
     directory_ttl: Duration,
+    max_payload: Option<usize>,
 }
 
 enum LinkChoice {
@@ -104,6 +105,7 @@ impl MeshJoin {
             request_timeout: Duration::from_secs(30),
             refresh_interval: Duration::from_secs(3),
             directory_ttl: Duration::from_secs(10),
+            max_payload: None,
         }
     }
 
@@ -169,6 +171,13 @@ impl MeshJoin {
         self.directory_ttl = ttl;
         self
     }
+
+    /// The largest payload sent to another server (see `MeshConfig::max_payload`).
+    /// Default: 8 MiB.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
 }
 
 pub(crate) async fn join(
@@ -214,6 +223,9 @@ pub(crate) async fn join(
     config.request_timeout = setup.request_timeout;
     config.refresh_interval = setup.refresh_interval;
     config.directory_ttl = setup.directory_ttl;
+    if let Some(max) = setup.max_payload {
+        config.max_payload = max;
+    }
     tracing::info!(
         server = server_id,
         address = link.address(),

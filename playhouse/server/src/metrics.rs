@@ -23,9 +23,10 @@ pub(crate) enum Rejection {
     ConnectionLimit,
     PerIpLimit,
     SlowConsumer,
+    OversizedFrame,
 }
 
-const REJECTIONS: [(Rejection, &str); 12] = [
+const REJECTIONS: [(Rejection, &str); 13] = [
     (Rejection::InvalidLength, "invalid_length"),
     (Rejection::TooLarge, "too_large"),
     (Rejection::BodyTooShort, "body_too_short"),
@@ -38,6 +39,7 @@ const REJECTIONS: [(Rejection, &str); 12] = [
     (Rejection::ConnectionLimit, "connection_limit"),
     (Rejection::PerIpLimit, "per_ip_limit"),
     (Rejection::SlowConsumer, "slow_consumer"),
+    (Rejection::OversizedFrame, "oversized_outgoing_frame"),
 ];
 
 impl Rejection {
@@ -70,6 +72,13 @@ pub(crate) struct Metrics {
     sessions: [AtomicI64; TRANSPORTS.len()],
     sessions_total: [AtomicU64; TRANSPORTS.len()],
     pub(crate) stages_created: AtomicU64,
+    /// Stages not created because the server hosts `max_stages` already, or the connection
+    /// created stages too fast.
+    pub(crate) stages_refused: AtomicU64,
+    /// Stages closed after `stage_idle_timeout` without actors.
+    pub(crate) stages_idle_closed: AtomicU64,
+    /// Actors in every stage.
+    actors: AtomicI64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -108,6 +117,20 @@ impl Metrics {
             .iter()
             .map(|s| s.load(Ordering::Relaxed))
             .sum()
+    }
+
+    pub(crate) fn actors_joined(&self) {
+        self.actors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn actors_left(&self, count: usize) {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.actors.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    /// Actors in every stage right now.
+    pub(crate) fn actors_now(&self) -> i64 {
+        self.actors.load(Ordering::Relaxed)
     }
 
     pub(crate) fn reject(&self, why: Rejection) {
@@ -165,13 +188,31 @@ impl Metrics {
                 "playhouse_sessions_total{{server=\"{server_id}\",transport=\"{transport}\"}} {n}"
             );
         }
-        let simple: [(&str, &str, &str, u64); 8] = [
+        let simple: [(&str, &str, &str, u64); 11] = [
             ("playhouse_stages", "gauge", "Live stages.", stages as u64),
             (
                 "playhouse_stages_created_total",
                 "counter",
                 "Stages created.",
                 load(&self.stages_created),
+            ),
+            (
+                "playhouse_stages_refused_total",
+                "counter",
+                "Stages not created: max_stages reached or a connection's creation rate exceeded.",
+                load(&self.stages_refused),
+            ),
+            (
+                "playhouse_stages_idle_closed_total",
+                "counter",
+                "Stages closed after stage_idle_timeout without actors.",
+                load(&self.stages_idle_closed),
+            ),
+            (
+                "playhouse_actors",
+                "gauge",
+                "Actors in every stage.",
+                u64::try_from(self.actors_now()).unwrap_or(0),
             ),
             (
                 "playhouse_stage_queued_messages",

@@ -174,7 +174,7 @@ fn create(
     };
     let (done_tx, done_rx) = oneshot::channel();
     let create_packet = Packet::new(MsgId::from(create_msg_id.as_str()), create_payload);
-    let (_, created) = registry.get_or_spawn(
+    let spawned = registry.get_or_spawn(
         &shared.stage_env,
         stage_id,
         kind.as_ref() as &dyn StageKind,
@@ -183,6 +183,10 @@ fn create(
             done: Some(done_tx),
         },
     );
+    let created = match spawned {
+        Ok((_, created)) => created,
+        Err(code) => return reply_code(mesh, &packet, code),
+    };
     if !created {
         if or_get {
             let res = GetOrCreateStageRes {

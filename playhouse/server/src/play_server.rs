@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PlayConfig;
+use crate::fd_limit::clamp_connections;
 use crate::handlers::{Controller, HandlerRegistry};
-use crate::limits::ConnectionLimiter;
+use crate::limits::{ConnectionLimiter, LogThrottle};
 use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
 use crate::play_mesh::PlayInbound;
@@ -54,6 +55,8 @@ pub(crate) struct PlayShared {
     pub(crate) handler_limit: Arc<Semaphore>,
     center: ServerInfoCenter,
     limiter: Arc<ConnectionLimiter>,
+    /// One WARN a second for refused connections, however many there are.
+    refusal_log: LogThrottle,
     next_session_id: AtomicU64,
     stop_started: AtomicBool,
     /// Set once the task that runs the shutdown on a stop request has been spawned.
@@ -188,18 +191,26 @@ impl PlayServerBuilder {
             services: services.build(),
             mesh: Arc::default(),
             actor_ttl: self.config.disconnected_actor_ttl,
+            idle_timeout: self.config.stage_idle_timeout,
+            max_stages: self.config.max_stages,
             control: control.clone(),
             tracker: TaskTracker::new(),
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
             registry: StageRegistry::default(),
         });
-        let limiter = Arc::new(ConnectionLimiter::new(
+        let max_connections = clamp_connections(
+            "Play server",
             self.config.max_connections,
+            self.config.fd_reserve,
+        );
+        let limiter = Arc::new(ConnectionLimiter::new(
+            max_connections,
             self.config.max_connections_per_ip,
         ));
         let shared = PlayShared {
             metrics,
             limiter,
+            refusal_log: LogThrottle::new(Duration::from_secs(1)),
             system: self.system,
             handler_limit: Arc::new(Semaphore::new(10_000)),
             center,
@@ -316,6 +327,12 @@ impl PlayServer {
         self.shared.stage_env.registry.len()
     }
 
+    /// The connection cap in force: [`PlayConfig::max_connections`], lowered if needed to
+    /// fit the file-descriptor limit (see [`PlayConfig::fd_reserve`]).
+    pub fn max_connections(&self) -> usize {
+        self.shared.limiter.max_total()
+    }
+
     /// How many client connections are open.
     pub fn session_count(&self) -> usize {
         usize::try_from(self.shared.metrics.sessions_now()).unwrap_or(0)
@@ -329,8 +346,9 @@ impl PlayServer {
             .render(self.server_id(), registry.len(), registry.queued())
     }
 
-    /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops;
-    /// returns the bound address.
+    /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops,
+    /// under [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound
+    /// address.
     pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
@@ -348,12 +366,13 @@ impl PlayServer {
             }),
         );
         let stop = self.shared.control.token().clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "metrics endpoint failed");
-            }
-        });
+        let limits = self.shared.config.metrics_http.clone();
+        tokio::spawn(crate::serve_http(
+            listener,
+            app,
+            limits,
+            stop.cancelled_owned(),
+        ));
         tracing::info!(server = self.server_id(), %local, "metrics at GET /metrics");
         Ok(local)
     }
@@ -475,36 +494,59 @@ where
             shared.sessions.spawn(session);
         }
         Err(why) => {
-            tracing::warn!(%peer, transport, ?why, "connection refused by limit");
             shared.metrics.reject(why);
+            if let Some(suppressed) = shared.refusal_log.allow() {
+                // `suppressed`: refusals since the last line (all are counted in metrics).
+                tracing::warn!(%peer, transport, ?why, suppressed, "connection refused by limit");
+            }
         }
     }
 }
 
+/// After the stop deadline, how long sessions and the mesh still get to say goodbye.
+const FINAL_GRACE: Duration = Duration::from_millis(500);
+
+/// Stops within `shutdown_timeout` (plus at most twice [`FINAL_GRACE`]) whatever user code
+/// does: every stage is asked to close at once; stages still running at the deadline are
+/// aborted; then connections are flushed and closed.
 async fn shutdown(shared: &Arc<PlayShared>) {
     if shared.stop_started.swap(true, Ordering::AcqRel) {
         shared.stopped.cancelled().await;
         return;
     }
-    let timeout = shared.config.shutdown_timeout;
+    let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
     tracing::info!(server = shared.control.server_id(), "stopping");
     let env = &shared.stage_env;
-    for stage in env.registry.all() {
-        let _ = tokio::time::timeout(timeout, stage.tx.send(StageMsg::Close)).await;
-    }
+    // In parallel: one stalled stage (a full mailbox, a callback that never returns) must not
+    // hold up the others.
+    let closes = env.registry.all().into_iter().map(|stage| async move {
+        let _ = tokio::time::timeout_at(deadline, stage.tx.send(StageMsg::Close)).await;
+    });
+    futures_util::future::join_all(closes).await;
     env.tracker.close();
-    if tokio::time::timeout(timeout, env.tracker.wait())
+    if tokio::time::timeout_at(deadline, env.tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("stages did not close within the shutdown timeout");
+        let abandoned = env.registry.abort_all();
+        tracing::warn!(
+            abandoned,
+            "stages still running at the shutdown deadline; their tasks were aborted"
+        );
     }
-    if let Some(mesh) = shared.stage_env.mesh.get() {
-        mesh.shutdown().await;
+    let grace = |from: tokio::time::Instant| from.max(tokio::time::Instant::now()) + FINAL_GRACE;
+    if let Some(mesh) = shared.stage_env.mesh.get()
+        && tokio::time::timeout_at(grace(deadline), mesh.shutdown())
+            .await
+            .is_err()
+    {
+        tracing::warn!("the mesh did not shut down in time");
     }
+    // Every session's kill switch is a child of this token: even one waiting on a full stage
+    // mailbox stops now.
     shared.session_stop.cancel();
     shared.sessions.close();
-    if tokio::time::timeout(timeout, shared.sessions.wait())
+    if tokio::time::timeout_at(grace(deadline), shared.sessions.wait())
         .await
         .is_err()
     {

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::limits::{Slot, TokenBucket};
 use crate::metrics::Rejection;
 use crate::play_server::PlayShared;
-use crate::session_handle::{Outbound, SessionHandle, SessionId};
+use crate::session_handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
 use crate::stage::registry::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
 
 /// Most queued frames written before one flush.
@@ -53,9 +53,13 @@ struct Session<R, W> {
     writer: FramedWrite<W, ServerCodec>,
     rx: mpsc::Receiver<Outbound>,
     handle: SessionHandle,
+    /// Bytes queued through `handle` and not yet taken by `write_batch`.
+    queued: Arc<QueuedBytes>,
     kill: CancellationToken,
     state: State,
     rate: Option<TokenBucket>,
+    /// Stages this connection may still create by logging into new ids.
+    stage_creations: Option<TokenBucket>,
     /// Arrival times of requests awaiting a reply, oldest first, for the latency histogram.
     in_flight: VecDeque<(u16, Instant)>,
     /// What the capability handshake granted; `None` until the client sent its hello (old
@@ -77,19 +81,34 @@ pub(crate) async fn run<Io>(
     let span = tracing::info_span!("session", id, %peer, transport);
     async move {
         let codec = ServerCodec::new(shared.config.codec);
+        let mut read_codec = codec.clone();
+        // Small frames only until the client has authenticated.
+        read_codec.set_max_incoming(shared.config.max_unauthenticated_packet_size);
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(shared.config.session_outbound_capacity);
-        let kill = CancellationToken::new();
+        let queued = Arc::new(QueuedBytes::new(shared.config.session_outbound_bytes));
+        // A child of the server's stop token: a stop reaches even a session that waits on a
+        // full stage mailbox.
+        let kill = shared.session_stop.child_token();
         shared.metrics.session_opened(transport);
+        let handle = SessionHandle::new(
+            id,
+            tx,
+            kill.clone(),
+            Arc::clone(&shared.metrics),
+            Arc::clone(&queued),
+        );
         let mut session = Session {
             id,
-            handle: SessionHandle::new(id, tx, kill.clone(), Arc::clone(&shared.metrics)),
+            handle,
+            queued,
             rate: shared.config.rate_limit.map(TokenBucket::new),
+            stage_creations: shared.config.stage_creation_rate.map(TokenBucket::new),
             in_flight: VecDeque::new(),
             capabilities: None,
             shared,
             // Small to start: 10,000 mostly idle sessions must stay cheap.
-            reader: FramedRead::with_capacity(read, codec.clone(), READ_BUFFER),
+            reader: FramedRead::with_capacity(read, read_codec, READ_BUFFER),
             writer: FramedWrite::with_capacity(write, codec, WRITE_BUFFER),
             rx,
             kill,
@@ -177,7 +196,10 @@ where
         let mut written = 0;
         while let Some(outbound) = next {
             match outbound {
-                Outbound::Frame(frame) => self.feed(frame).await?,
+                Outbound::Frame(frame) => {
+                    self.queued.release(&frame);
+                    self.feed(frame).await?;
+                }
                 Outbound::Detached(code) => {
                     if matches!(self.state, State::Joined { .. }) {
                         self.state = State::Detached(code);
@@ -224,6 +246,7 @@ where
         {
             metrics.observe_latency(Instant::now() - arrived);
         }
+        let reply_to = (frame.msg_id.clone(), frame.msg_seq, frame.stage_id);
         // `feed` writes out when the buffer is full, so it can block on a non-reading client.
         let timeout = self.shared.config.write_timeout;
         let feed = until_killed(&self.kill, self.writer.feed(frame));
@@ -238,9 +261,22 @@ where
             Ok(()) => Ok(()),
             Err(playhouse_protocol::EncodeError::Io(_)) => Err("write failed"),
             Err(error) => {
-                // A frame the server cannot encode (too large) is dropped, not the connection.
-                tracing::error!(%error, "dropping an outgoing frame");
-                Ok(())
+                // A frame the server cannot encode (too large) is dropped, not the connection;
+                // a reply becomes an error reply, so the requester learns it at once.
+                tracing::error!(%error, msg_id = %reply_to.0, "dropping an outgoing frame");
+                self.shared.metrics.reject(Rejection::OversizedFrame);
+                let (msg_id, seq, stage_id) = reply_to;
+                if seq == 0 {
+                    return Ok(());
+                }
+                let refusal = ServerFrame::new(
+                    msg_id,
+                    seq,
+                    stage_id,
+                    ErrorCode::PACKET_TOO_LARGE,
+                    Bytes::new(),
+                );
+                Box::pin(self.feed(refusal)).await
             }
         }
     }
@@ -364,13 +400,32 @@ where
                         msg_id: frame.msg_id.clone(),
                         payload: frame.payload.clone(),
                     };
-                    let (stage, _) = shared.stage_env.registry.get_or_spawn(
+                    if let Some(bucket) = self.stage_creations.as_mut()
+                        && !bucket.take()
+                    {
+                        tracing::debug!("stage creation rate exceeded");
+                        shared
+                            .metrics
+                            .stages_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                        let code = ErrorCode::STAGE_CREATION_RATE_EXCEEDED;
+                        let reply = ServerFrame::new(reply_id, seq, stage_id, code, Bytes::new());
+                        return self.send_now(reply).await;
+                    }
+                    let spawned = shared.stage_env.registry.get_or_spawn(
                         &shared.stage_env,
                         stage_id,
                         kind.as_ref(),
                         || CreateRequest { packet, done: None },
                     );
-                    stage
+                    match spawned {
+                        Ok((stage, _)) => stage,
+                        Err(code) => {
+                            let reply =
+                                ServerFrame::new(reply_id, seq, stage_id, code, Bytes::new());
+                            return self.send_now(reply).await;
+                        }
+                    }
                 }
                 None => {
                     let reply = ServerFrame::new(
@@ -421,6 +476,8 @@ where
             Ok(JoinOutcome::Joined { actor }) => {
                 tracing::debug!(stage = stage.stage_id, actor, "authenticated");
                 self.state = State::Joined { stage, actor };
+                let max = self.shared.config.codec.max_packet_size;
+                self.reader.decoder_mut().set_max_incoming(max);
             }
             Ok(JoinOutcome::StageGone { packet }) if retries_left > 0 => {
                 // The stage closed under us: the login goes to a fresh stage (or gets
@@ -450,10 +507,11 @@ where
         self.rx.close();
         let flush = async {
             while let Ok(outbound) = self.rx.try_recv() {
-                if let Outbound::Frame(frame) = outbound
-                    && self.writer.feed(frame).await.is_err()
-                {
-                    return;
+                if let Outbound::Frame(frame) = outbound {
+                    self.queued.release(&frame);
+                    if self.writer.feed(frame).await.is_err() {
+                        return;
+                    }
                 }
             }
             let _ = self.writer.flush().await;

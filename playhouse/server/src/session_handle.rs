@@ -2,6 +2,7 @@
 //! stage, plus a kill switch for slow consumers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use playhouse_protocol::{ErrorCode, ServerFrame};
 use tokio::sync::mpsc;
@@ -21,6 +22,44 @@ pub(crate) enum Outbound {
     Detached(ErrorCode),
 }
 
+/// The bytes a queued frame accounts for: its payload, id and fixed header.
+pub(crate) fn frame_cost(frame: &ServerFrame) -> usize {
+    4 + 1 + frame.msg_id.len() + 16 + frame.payload.len()
+}
+
+/// Bytes queued for one connection and not yet handed to its writer, shared by the session
+/// (which subtracts what it takes) and its handles (which add what they queue).
+#[derive(Debug)]
+pub(crate) struct QueuedBytes {
+    queued: AtomicUsize,
+    limit: usize,
+}
+
+impl QueuedBytes {
+    pub(crate) fn new(limit: usize) -> Self {
+        QueuedBytes {
+            queued: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Reserves `cost` bytes; `false` when that would pass the limit (a lone frame larger
+    /// than the limit still fits into an empty queue).
+    fn reserve(&self, cost: usize) -> bool {
+        let before = self.queued.fetch_add(cost, Ordering::AcqRel);
+        if before > 0 && before + cost > self.limit {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back what a dequeued frame reserved.
+    pub(crate) fn release(&self, frame: &ServerFrame) {
+        self.queued.fetch_sub(frame_cost(frame), Ordering::AcqRel);
+    }
+}
+
 /// A cheap handle to one client connection's outbound queue.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionHandle {
@@ -28,6 +67,7 @@ pub(crate) struct SessionHandle {
     tx: mpsc::Sender<Outbound>,
     kill: CancellationToken,
     metrics: Arc<Metrics>,
+    queued: Arc<QueuedBytes>,
 }
 
 impl SessionHandle {
@@ -36,35 +76,48 @@ impl SessionHandle {
         tx: mpsc::Sender<Outbound>,
         kill: CancellationToken,
         metrics: Arc<Metrics>,
+        queued: Arc<QueuedBytes>,
     ) -> Self {
         SessionHandle {
             id,
             tx,
             kill,
             metrics,
+            queued,
         }
     }
 
-    /// Queues a frame without waiting. A full queue means the client does not read fast
-    /// enough: the connection is closed rather than letting memory or the stage suffer.
+    /// Queues a frame without waiting. A full queue (in frames or in bytes) means the client
+    /// does not read fast enough: the connection is closed rather than letting memory or the
+    /// stage suffer.
     pub(crate) fn send(&self, frame: ServerFrame) {
-        self.push(Outbound::Frame(frame));
+        let cost = frame_cost(&frame);
+        if !self.queued.reserve(cost) {
+            self.slow_consumer("outbound bytes over the limit");
+            return;
+        }
+        if let Err(error) = self.tx.try_send(Outbound::Frame(frame)) {
+            self.queued.queued.fetch_sub(cost, Ordering::AcqRel);
+            if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                self.slow_consumer("outbound queue full");
+            }
+        }
     }
 
     pub(crate) fn push(&self, outbound: Outbound) {
-        match self.tx.try_send(outbound) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.kill.is_cancelled() {
-                    tracing::warn!(
-                        session = self.id,
-                        "slow consumer: outbound queue full, closing"
-                    );
-                    self.metrics.reject(Rejection::SlowConsumer);
-                    self.kill.cancel();
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if let Outbound::Frame(frame) = outbound {
+            return self.send(frame);
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(outbound) {
+            self.slow_consumer("outbound queue full");
+        }
+    }
+
+    fn slow_consumer(&self, why: &'static str) {
+        if !self.kill.is_cancelled() {
+            tracing::warn!(session = self.id, why, "slow consumer, closing");
+            self.metrics.reject(Rejection::SlowConsumer);
+            self.kill.cancel();
         }
     }
 

@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::session_handle::{Outbound, SessionHandle};
+use crate::session_handle::{Outbound, QueuedBytes, SessionHandle};
 use crate::stage::registry::{
     CreateRequest, JoinOutcome, StageEnv, StageMsg, StageRegistry, TypedKind,
 };
@@ -84,6 +84,8 @@ impl StageHarness {
             metrics: Arc::default(),
             mesh: Arc::default(),
             actor_ttl: None,
+            idle_timeout: None,
+            max_stages: usize::MAX,
         });
         let kind = TypedKind::<S> {
             name: Arc::from(name),
@@ -91,10 +93,12 @@ impl StageHarness {
             make_actor: Arc::new(make_actor),
         };
         let (done, created) = oneshot::channel();
-        let (handle, _) = env.registry.get_or_spawn(&env, 1, &kind, || CreateRequest {
-            packet: create,
-            done: Some(done),
-        });
+        let (handle, _) = env
+            .registry
+            .get_or_spawn(&env, 1, &kind, || CreateRequest {
+                packet: create,
+                done: Some(done),
+            })?;
         created
             .await
             .map_err(|_| ErrorCode::STAGE_CREATION_FAILED)??;
@@ -110,7 +114,14 @@ impl StageHarness {
     pub async fn join(&self, auth: Packet) -> Result<HarnessClient, ErrorCode> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-        let handle = SessionHandle::new(session, tx, CancellationToken::new(), Arc::default());
+        let queued = Arc::new(QueuedBytes::new(usize::MAX));
+        let handle = SessionHandle::new(
+            session,
+            tx,
+            CancellationToken::new(),
+            Arc::default(),
+            queued,
+        );
         let (done, joined) = oneshot::channel();
         let join = StageMsg::Join {
             session: handle,

@@ -20,8 +20,14 @@ pub fn ws_accept_key(client_key: &[u8]) -> String {
     tokio_tungstenite::tungstenite::handshake::derive_accept_key(client_key)
 }
 
+/// tungstenite's read buffer per connection. Its default (128 KiB, allocated and zero-filled
+/// up front) made an idle WebSocket client cost ~140 KB of server memory; frames are small,
+/// and a larger message still arrives whole (the buffer is refilled as it is read).
+const READ_BUFFER: usize = 4 * 1024;
+
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
@@ -36,6 +42,8 @@ pub struct WsStream<S> {
     read: Bytes,
     write: BytesMut,
     closed: bool,
+    /// Our Close frame went out; what is left of a shutdown is the stream underneath.
+    close_sent: bool,
 }
 
 impl<S> fmt::Debug for WsStream<S> {
@@ -55,6 +63,7 @@ impl<S> WsStream<S> {
             read: Bytes::new(),
             write: BytesMut::new(),
             closed: false,
+            close_sent: false,
         }
     }
 }
@@ -167,11 +176,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
             .map_err(io::Error::other)
     }
 
+    /// Sends the WebSocket Close frame, then shuts the stream underneath down too (for TLS:
+    /// `close_notify`, so the client sees a clean end rather than a truncated stream).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        use tokio_tungstenite::tungstenite::Error;
         let this = self.get_mut();
-        ready!(this.poll_send_frames(cx))?;
-        Pin::new(&mut this.inner)
-            .poll_close(cx)
-            .map_err(io::Error::other)
+        if !this.close_sent {
+            ready!(this.poll_send_frames(cx))?;
+            match ready!(Pin::new(&mut this.inner).poll_close(cx)) {
+                Ok(()) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => {}
+                Err(error) => return Poll::Ready(Err(io::Error::other(error))),
+            }
+            this.close_sent = true;
+        }
+        Pin::new(this.inner.get_mut()).poll_shutdown(cx)
     }
 }

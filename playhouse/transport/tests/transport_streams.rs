@@ -210,3 +210,64 @@ async fn a_stalled_handshake_does_not_block_other_clients() {
         .unwrap_or(0);
     assert!(n == 0 || buf[0] == 0x15, "closed or a TLS alert");
 }
+
+/// A server-side shutdown of a WebSocket over TLS ends with the WebSocket Close frame *and*
+/// TLS `close_notify`: the client reads a clean end of stream, not a truncation error.
+#[tokio::test]
+async fn wss_shutdown_sends_close_notify() {
+    let certs = tls::self_signed(&["localhost"]).unwrap();
+    let mut listener = WsListener::new(TlsListener::new(tcp().await, certs.server), "/ws");
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut io, _) = listener.accept().await.unwrap();
+        // Finish the handshakes (the first read drives them), then close from the server.
+        let mut byte = [0u8; 1];
+        let _ = io.read(&mut byte).await;
+        io.shutdown().await.unwrap();
+    });
+
+    let client_tls = tls::insecure_client_config().unwrap();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(client_tls)
+        .connect(name, stream)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n, 1,
+            "the server hung up during the handshake: {response:?}"
+        );
+        response.push(byte[0]);
+    }
+    // One binary frame (masked, as from a client) so the server's first read returns.
+    stream
+        .write_all(&[0x82, 0x81, 1, 2, 3, 4, 5 ^ 1])
+        .await
+        .unwrap();
+    let mut received = response;
+    let end = tokio::time::timeout(WAIT, stream.read_to_end(&mut received))
+        .await
+        .expect("the server never closed");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text} / {end:?}");
+    assert!(
+        end.is_ok(),
+        "the stream ended without TLS close_notify: {end:?}"
+    );
+    // The WebSocket Close frame (opcode 8, unmasked from the server) came before the end.
+    assert!(received.contains(&0x88), "no WebSocket Close frame");
+}

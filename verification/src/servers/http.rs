@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use playhouse::{ApiSender, ApiServer, ErrorCode, MeshError, Packet};
+use playhouse::{ApiSender, ApiServer, ErrorCode, HttpLimits, MeshError, Packet};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,7 +29,8 @@ struct StageRequest {
     stage_id: i64,
 }
 
-/// Serves the endpoints on `addr` until `api` stops; returns the bound address.
+/// Serves the endpoints on `addr` until `api` stops, under the default [`HttpLimits`];
+/// returns the bound address.
 pub(super) async fn serve(api: &ApiServer, addr: &str) -> io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -38,15 +39,13 @@ pub(super) async fn serve(api: &ApiServer, addr: &str) -> io::Result<SocketAddr>
         .route("/api/stages/get-or-create", post(get_or_create))
         .with_state(api.sender());
     let control = api.control();
-    tokio::spawn(async move {
-        let stop = async move { control.stop_requested().await };
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(%error, "api-1 HTTP endpoint failed");
-        }
-    });
+    let stop = async move { control.stop_requested().await };
+    tokio::spawn(playhouse::serve_http(
+        listener,
+        app,
+        HttpLimits::default(),
+        stop,
+    ));
     tracing::info!(%local, "api-1 HTTP endpoint");
     Ok(local)
 }

@@ -83,6 +83,8 @@ pub struct StageContext<S: Stage> {
     /// on every run.
     pub(crate) clients: BTreeMap<u64, Client>,
     pub(crate) closing: bool,
+    /// Whether the stage closes after `stage_idle_timeout` without actors.
+    pub(crate) auto_dispose: bool,
     pub(crate) server_reply: Option<ReplyTarget>,
     mesh: MeshSlot,
 }
@@ -120,6 +122,7 @@ impl<S: Stage> StageContext<S> {
             tasks: JoinSet::new(),
             clients: BTreeMap::new(),
             closing: false,
+            auto_dispose: true,
             server_reply: None,
             mesh,
         }
@@ -210,6 +213,13 @@ impl<S: Stage> StageContext<S> {
     /// stage's `on_destroy`; connected clients are detached from the stage.
     pub fn close_stage(&mut self) {
         self.closing = true;
+    }
+
+    /// Whether this stage closes by itself once it has had no actors for the server's
+    /// `stage_idle_timeout` (default: yes). Turn it off for a stage meant to outlive its
+    /// players (a persistent world, a lobby created ahead of time).
+    pub fn set_auto_dispose(&mut self, on: bool) {
+        self.auto_dispose = on;
     }
 
     /// Runs `pre` off the stage loop (it may await I/O or other servers; use

@@ -69,6 +69,8 @@ pub(crate) struct StageHandle {
 struct Entry {
     incarnation: u64,
     handle: StageHandle,
+    /// Stops the stage's task when a stop gives up on it.
+    abort: tokio::task::AbortHandle,
 }
 
 /// What every stage loop shares with its server.
@@ -84,6 +86,10 @@ pub(crate) struct StageEnv {
     pub(crate) mesh: MeshSlot,
     /// How long a disconnected actor stays (None: until it leaves).
     pub(crate) actor_ttl: Option<std::time::Duration>,
+    /// How long a stage with no actors lives on (None: until closed).
+    pub(crate) idle_timeout: Option<std::time::Duration>,
+    /// Most live stages; creating another fails with `STAGE_LIMIT_REACHED`.
+    pub(crate) max_stages: usize,
 }
 
 /// How a stage is created: the creating packet and, for creators that wait, a channel for
@@ -102,7 +108,7 @@ pub(crate) trait StageKind: Send + Sync {
         stage_id: i64,
         incarnation: u64,
         create: CreateRequest,
-    ) -> mpsc::Sender<StageMsg>;
+    ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle);
 }
 
 type StageFactory<S> = dyn Fn(&StageInit<'_>) -> S + Send + Sync;
@@ -121,7 +127,7 @@ impl<S: Stage> StageKind for TypedKind<S> {
         stage_id: i64,
         incarnation: u64,
         create: CreateRequest,
-    ) -> mpsc::Sender<StageMsg> {
+    ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle) {
         let stage = (self.make_stage)(&StageInit {
             stage_id,
             stage_type: &self.name,
@@ -138,8 +144,8 @@ impl<S: Stage> StageKind for TypedKind<S> {
             Arc::clone(env),
             rx,
         );
-        env.tracker.spawn(runner.run(create));
-        tx
+        let task = env.tracker.spawn(runner.run(create));
+        (tx, task.abort_handle())
     }
 }
 
@@ -208,30 +214,48 @@ impl StageRegistry {
         }
     }
 
-    /// Returns the live stage `stage_id`, or spawns it from `kind` (the bool tells which).
+    /// Returns the live stage `stage_id`, or spawns it from `kind` (the bool tells which);
+    /// [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one stage more than `max_stages`.
     pub(crate) fn get_or_spawn(
         &self,
         env: &Arc<StageEnv>,
         stage_id: i64,
         kind: &dyn StageKind,
         create: impl FnOnce() -> CreateRequest,
-    ) -> (StageHandle, bool) {
+    ) -> Result<(StageHandle, bool), ErrorCode> {
         let mut stages = self.lock();
         if let Some(entry) = stages.get(&stage_id) {
-            return (entry.handle.clone(), false);
+            return Ok((entry.handle.clone(), false));
+        }
+        if stages.len() >= env.max_stages {
+            env.metrics.stages_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ErrorCode::STAGE_LIMIT_REACHED);
         }
         let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
         env.metrics.stages_created.fetch_add(1, Ordering::Relaxed);
-        let tx = kind.spawn(env, stage_id, incarnation, create());
+        let (tx, abort) = kind.spawn(env, stage_id, incarnation, create());
         let handle = StageHandle { stage_id, tx };
         stages.insert(
             stage_id,
             Entry {
                 incarnation,
                 handle: handle.clone(),
+                abort,
             },
         );
-        (handle, true)
+        Ok((handle, true))
+    }
+
+    /// Aborts the tasks of every stage still registered (a stop that gave up waiting), and
+    /// returns how many there were.
+    pub(crate) fn abort_all(&self) -> usize {
+        let mut stages = self.lock();
+        let count = stages.len();
+        for entry in stages.values() {
+            entry.abort.abort();
+        }
+        stages.clear();
+        count
     }
 
     /// Removes a stage when its loop ends, unless the id already belongs to a newer one.

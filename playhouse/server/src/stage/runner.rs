@@ -49,6 +49,8 @@ pub(crate) struct StageRunner<S: Stage> {
     disconnected: HashMap<u64, Instant>,
     /// Expiry checks, earliest first (stale ones are skipped).
     expiries: std::collections::BTreeSet<(Instant, u64)>,
+    /// Since when the stage has had no actors (for `stage_idle_timeout`).
+    empty_since: Option<Instant>,
 }
 
 impl<S: Stage> StageRunner<S> {
@@ -87,6 +89,7 @@ impl<S: Stage> StageRunner<S> {
             gone: HashMap::new(),
             disconnected: HashMap::new(),
             expiries: std::collections::BTreeSet::new(),
+            empty_since: None,
         }
     }
 
@@ -129,6 +132,7 @@ impl<S: Stage> StageRunner<S> {
             }
         }
         self.stage.on_post_create(&mut self.ctx).await;
+        self.note_occupancy();
         tracing::debug!("stage created");
 
         while !self.ctx.closing {
@@ -139,6 +143,7 @@ impl<S: Stage> StageRunner<S> {
                     if deadline.is_some() => {
                         self.fire_due();
                         self.expire_actors().await;
+                        self.dispose_if_idle();
                     }
                 Some(post) = self.post_rx.recv() => post(&mut self.stage, &mut self.ctx),
                 msg = self.rx.recv() => match msg {
@@ -160,6 +165,7 @@ impl<S: Stage> StageRunner<S> {
 
         // Graceful close: every actor is told, then the stage.
         let actors = std::mem::take(&mut self.actors);
+        self.env.metrics.actors_left(actors.len());
         for (_, mut cell) in actors {
             cell.actor.on_destroy(&mut cell.link).await;
             if let Some(session) = cell.link.session() {
@@ -175,6 +181,8 @@ impl<S: Stage> StageRunner<S> {
 
     /// Leaves the registry and answers whatever is still queued.
     fn finish(&mut self) {
+        // Actors still here when stage code panicked.
+        self.env.metrics.actors_left(self.actors.len());
         self.ctx.timers.clear();
         self.ctx.game_loop = None;
         self.ctx.tasks.abort_all();
@@ -259,8 +267,40 @@ impl<S: Stage> StageRunner<S> {
         }
     }
 
+    /// Starts or stops the idle clock as the stage becomes empty or occupied.
+    fn note_occupancy(&mut self) {
+        if !self.actors.is_empty() {
+            self.empty_since = None;
+        } else if self.empty_since.is_none() {
+            self.empty_since = Some(Instant::now());
+        }
+    }
+
+    /// When an empty stage closes by itself, if it does.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let idle = self.env.idle_timeout.filter(|_| self.ctx.auto_dispose)?;
+        Some(self.empty_since? + idle)
+    }
+
+    fn dispose_if_idle(&mut self) {
+        if self.idle_deadline().is_some_and(|at| at <= Instant::now()) {
+            tracing::debug!("no actors for the idle timeout; closing the stage");
+            self.env
+                .metrics
+                .stages_idle_closed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ctx.closing = true;
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        let expiry = self.expiries.first().map(|(at, _)| *at);
+        let expiry = [
+            self.expiries.first().map(|(at, _)| *at),
+            self.idle_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timer = match (self.ctx.timers.next_deadline(), expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -492,6 +532,8 @@ impl<S: Stage> StageRunner<S> {
             },
         );
         let cell = self.actors.entry(key).or_insert(cell);
+        self.env.metrics.actors_joined();
+        self.empty_since = None;
         self.stage.on_post_join_stage(&mut self.ctx, cell).await;
         session.send(reply);
         self.leave_if_asked(key).await;
@@ -513,6 +555,8 @@ impl<S: Stage> StageRunner<S> {
         self.accounts.remove(cell.link.account_id());
         self.ctx.clients.remove(&key);
         self.disconnected.remove(&key);
+        self.env.metrics.actors_left(1);
+        self.note_occupancy();
         cell.actor.on_destroy(&mut cell.link).await;
         if let Some(session) = cell.link.session() {
             session.push(Outbound::Detached(ErrorCode::NOT_AUTHENTICATED));
