@@ -1,52 +1,17 @@
-//! HTTP glue: the Play server's WebSocket endpoint as an axum route (so a game's HTTP API and
-//! its WebSocket share one port, as in the C# original), and any PlayHouse [`Listener`] (TLS
-//! included) as an axum listener.
+//! The Play server's WebSocket endpoint as an axum route, so a game's HTTP API and its
+//! WebSocket share one port (as in the C# original); serve the router with
+//! [`crate::serve_http`].
 
-use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use playhouse_transport::{Listener, WsStream, ws_accept_key};
+use playhouse_transport::{WsStream, ws_accept_key};
 
 use crate::PlayServer;
-
-/// Any PlayHouse [`Listener`] served by axum: `axum::serve(HttpListener(tls_listener), app)`
-/// serves HTTPS with the handshake in each connection's own task. Accept errors are logged
-/// and retried after a short pause (axum's listeners never fail).
-///
-/// `axum::serve` has no timeouts and no connection cap: an internet-facing server should use
-/// [`crate::serve_http`] instead, which takes any [`Listener`] too.
-///
-/// With `axum::serve::ListenerExt::tap_io` and `into_make_service_with_connect_info::<SocketAddr>`,
-/// handlers see the client's address (the WebSocket route uses it for per-IP limits).
-#[derive(Debug)]
-pub struct HttpListener<L>(pub L);
-
-impl<L: Listener> axum::serve::Listener for HttpListener<L> {
-    type Io = L::Io;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok(accepted) => return accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
 
 impl PlayServer {
     /// An axum router with this server's WebSocket endpoint at `path` (binary messages, one
