@@ -67,7 +67,6 @@ mod config;
 mod error_reply;
 mod fd_limit;
 mod handlers;
-mod ws_route;
 mod http_server;
 mod limits;
 mod mesh_join;
@@ -80,6 +79,7 @@ mod session;
 mod session_handle;
 mod stage;
 pub mod testing;
+mod ws_route;
 
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
