@@ -136,12 +136,14 @@ fn framework(shared: &Arc<PlayShared>, mesh: &Mesh, packet: RoutePacket) {
             return reply_code(mesh, &packet, ErrorCode::INVALID_MESSAGE);
         };
         let destroyed = match shared.stage_env.registry.get(request.stage_id) {
-            Some(stage) => {
-                tokio::spawn(async move {
-                    let _ = stage.tx.send(StageMsg::Close).await;
-                });
-                true
-            }
+            // Like any mesh message: never parked on a task; a full mailbox is refused.
+            Some(stage) => match stage.tx.try_send(StageMsg::Close) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return reply_code(mesh, &packet, ErrorCode::STAGE_BUSY);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
             None => false,
         };
         reply_message(mesh, &packet, &DestroyStageRes { destroyed });

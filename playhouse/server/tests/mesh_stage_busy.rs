@@ -321,6 +321,13 @@ async fn a_full_stage_mailbox_refuses_mesh_messages_at_once_and_in_order() {
     assert_eq!(cluster.busy_metric("send"), 50);
     cluster.healthy_answers().await;
 
+    // Destroying the full stage is refused the same way (no task parked on its mailbox).
+    let destroyed = api.sender().destroy_stage("play-1", GATED).await;
+    assert!(
+        matches!(&destroyed, Err(error) if error.code() == ErrorCode::STAGE_BUSY),
+        "{destroyed:?}"
+    );
+
     // Released, the stage handles exactly what it took, in the order it was sent.
     cluster.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     let held = held.recv().await.unwrap();
