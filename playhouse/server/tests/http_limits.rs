@@ -10,12 +10,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
-use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, HttpLimits, Packet, PlayServer, Stage,
-    StageContext, serve_http,
-};
+use playhouse::{HttpLimits, PlayServer, serve_http};
 use playhouse_transport::dial::{DialOptions, dial};
-use support::{RawClient, WAIT};
+use support::{Player, RawClient, Room, WAIT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -361,39 +358,6 @@ async fn shutdown_closes_idle_connections_and_returns() {
         TcpStream::connect(server.addr).await.is_err(),
         "still listening"
     );
-}
-
-struct Room;
-struct Player;
-
-impl Stage for Room {
-    type Actor = Player;
-    async fn on_create(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: Packet,
-    ) -> Result<Packet, ErrorCode> {
-        Ok(Packet::empty("Created"))
-    }
-    async fn on_dispatch(
-        &mut self,
-        _: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
-        packet: Packet,
-    ) {
-        actor.link.reply(packet);
-    }
-}
-
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
-    }
 }
 
 #[tokio::test]

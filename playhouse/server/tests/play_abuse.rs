@@ -6,49 +6,13 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayConfig, PlayServer, RateLimit,
-    Stage, StageContext,
-};
+use playhouse::{ErrorCode, PlayConfig, PlayServer, RateLimit};
 use playhouse_transport::dial::{DialOptions, dial};
 use playhouse_transport::tls;
-use support::{RawClient, WAIT};
+use support::{Player, RawClient, Room, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-
-struct Room;
-struct Player;
-
-impl Stage for Room {
-    type Actor = Player;
-    async fn on_create(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: Packet,
-    ) -> Result<Packet, ErrorCode> {
-        Ok(Packet::empty("Created"))
-    }
-    async fn on_dispatch(
-        &mut self,
-        _: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
-        packet: Packet,
-    ) {
-        actor.link.reply(packet);
-    }
-}
-
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
-    }
-}
 
 async fn server(change: impl FnOnce(&mut PlayConfig)) -> (PlayServer, std::net::SocketAddr) {
     let server = PlayServer::builder()

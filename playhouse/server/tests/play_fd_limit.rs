@@ -11,46 +11,11 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext,
-};
-use support::RawClient;
+use playhouse::PlayServer;
+use support::{Player, RawClient, Room};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-struct Room;
-struct Player;
-
-impl Stage for Room {
-    type Actor = Player;
-    async fn on_create(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: Packet,
-    ) -> Result<Packet, ErrorCode> {
-        Ok(Packet::empty("Created"))
-    }
-    async fn on_dispatch(
-        &mut self,
-        _: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
-        packet: Packet,
-    ) {
-        actor.link.reply(packet);
-    }
-}
-
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
-    }
-}
 
 /// Log output, captured.
 #[derive(Clone, Default)]
