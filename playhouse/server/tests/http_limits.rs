@@ -12,7 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use playhouse::{HttpLimits, PlayServer, serve_http};
 use playhouse_transport::dial::{DialOptions, dial};
-use support::{Player, RawClient, Room, WAIT};
+use support::{Player, RawClient, Room, WAIT, closed_within};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -100,23 +100,6 @@ async fn get_once(addr: SocketAddr, path: &str) -> (u16, String) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     read_response(&mut stream).await
-}
-
-/// Reads until the server closes the connection (EOF or reset); returns when, failing if
-/// that takes longer than `within`.
-async fn closed_within(stream: &mut (impl AsyncRead + Unpin), within: Duration) -> Instant {
-    let mut buf = [0u8; 1024];
-    let until_closed = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return Instant::now(),
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(within, until_closed)
-        .await
-        .expect("the server did not close the connection in time")
 }
 
 /// Asserts that `at - since` is at least `at_least` (the timeout did not fire early) and at

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use playhouse::{ErrorCode, PlayConfig, PlayServer, RateLimit};
 use playhouse_transport::dial::{DialOptions, dial};
 use playhouse_transport::tls;
-use support::{Player, RawClient, Room, WAIT};
+use support::{Player, RawClient, Room, WAIT, closed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -34,22 +34,6 @@ async fn healthy(addr: std::net::SocketAddr, user: &str) -> RawClient {
 async fn still_healthy(client: &mut RawClient) {
     let echo = client.request("Echo", b"ping").await;
     assert_eq!(&echo.payload[..], b"ping");
-}
-
-/// Reads until the server closes the socket (EOF or reset), failing after [`WAIT`].
-async fn closed(stream: &mut (impl AsyncReadExt + Unpin)) {
-    let mut buf = [0u8; 4096];
-    let until_closed = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, until_closed)
-        .await
-        .expect("connection not closed in time");
 }
 
 #[tokio::test]
@@ -108,15 +92,7 @@ async fn a_client_that_never_reads_is_cut_by_the_write_timeout() {
     let mut ok = healthy(addr, "ok").await;
     let mut flooder = healthy(addr, "reader-never").await;
     // Requests whose replies pile up: 64 KiB each of incompressible bytes, never read.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let big: Vec<u8> = (0..64 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = support::noise(64 * 1024);
     let stream = flooder.stream_mut();
     let mut sent = 0usize;
     let flood = async {

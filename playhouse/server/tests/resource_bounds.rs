@@ -14,8 +14,8 @@ use playhouse::{
     MeshJoin, Packet, PlayConfig, PlayServer, RateLimit, Stage, StageContext,
 };
 use playhouse_protocol::ClientFrame;
-use support::{RawClient, WAIT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{RawClient, WAIT, closed, noise};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -82,19 +82,6 @@ impl Actor for Player {
     }
 }
 
-/// Pseudo-random bytes (xorshift): LZ4 cannot shrink them.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 async fn server(
     change: impl FnOnce(&mut PlayConfig),
 ) -> (PlayServer, std::net::SocketAddr, Arc<Destroyed>) {
@@ -141,22 +128,6 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Reads until the server closes the socket, failing after [`WAIT`].
-async fn closed(stream: &mut TcpStream) {
-    let mut buf = [0u8; 64 * 1024];
-    let until_closed = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, until_closed)
-        .await
-        .expect("connection not closed in time");
 }
 
 #[tokio::test]

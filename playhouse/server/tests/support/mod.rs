@@ -163,3 +163,42 @@ impl Actor for Player {
         Ok(Packet::empty("Ok"))
     }
 }
+
+/// Reads until the server closes the stream (end or reset) and returns when; fails after
+/// `within`.
+pub async fn closed_within(
+    stream: &mut (impl AsyncRead + Unpin),
+    within: Duration,
+) -> tokio::time::Instant {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let until_closed = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return tokio::time::Instant::now(),
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, until_closed)
+        .await
+        .expect("the server did not close the connection in time")
+}
+
+/// Reads until the server closes the stream, failing after [`WAIT`].
+pub async fn closed(stream: &mut (impl AsyncRead + Unpin)) {
+    closed_within(stream, WAIT).await;
+}
+
+/// `len` pseudo-random bytes (xorshift, fixed seed): LZ4 cannot shrink them.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
