@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, ServerCodec, ServerFrame};
+use playhouse_protocol::{
+    Capabilities, ClientFrame, ErrorCode, SERVER_HEADER_MIN, ServerCodec, ServerFrame,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -231,8 +233,21 @@ where
         }
     }
 
-    async fn feed(&mut self, frame: ServerFrame) -> Result<(), Reason> {
+    async fn feed(&mut self, mut frame: ServerFrame) -> Result<(), Reason> {
         let metrics = &self.shared.metrics;
+        // The body as the codec would write it uncompressed (its limit applies to that).
+        let body = SERVER_HEADER_MIN - 1 + frame.msg_id.len() + frame.payload.len();
+        if body > self.shared.config.codec.max_packet_size {
+            // Dropped, not the connection; a reply becomes an error reply, so the requester
+            // learns it at once instead of waiting for its timeout.
+            tracing::error!(msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
+            metrics.reject(Rejection::OversizedFrame);
+            if frame.msg_seq == 0 {
+                return Ok(());
+            }
+            frame.error_code = ErrorCode::PACKET_TOO_LARGE;
+            frame.payload = Bytes::new();
+        }
         metrics.messages_out.fetch_add(1, Ordering::Relaxed);
         metrics
             .bytes_out
@@ -246,7 +261,6 @@ where
         {
             metrics.observe_latency(Instant::now() - arrived);
         }
-        let reply_to = (frame.msg_id.clone(), frame.msg_seq, frame.stage_id);
         // `feed` writes out when the buffer is full, so it can block on a non-reading client.
         let timeout = self.shared.config.write_timeout;
         let feed = until_killed(&self.kill, self.writer.feed(frame));
@@ -261,22 +275,9 @@ where
             Ok(()) => Ok(()),
             Err(playhouse_protocol::EncodeError::Io(_)) => Err("write failed"),
             Err(error) => {
-                // A frame the server cannot encode (too large) is dropped, not the connection;
-                // a reply becomes an error reply, so the requester learns it at once.
-                tracing::error!(%error, msg_id = %reply_to.0, "dropping an outgoing frame");
-                self.shared.metrics.reject(Rejection::OversizedFrame);
-                let (msg_id, seq, stage_id) = reply_to;
-                if seq == 0 {
-                    return Ok(());
-                }
-                let refusal = ServerFrame::new(
-                    msg_id,
-                    seq,
-                    stage_id,
-                    ErrorCode::PACKET_TOO_LARGE,
-                    Bytes::new(),
-                );
-                Box::pin(self.feed(refusal)).await
+                // Sizes are checked above; this is a frame no client could read.
+                tracing::error!(%error, "dropping an outgoing frame");
+                Ok(())
             }
         }
     }
