@@ -224,8 +224,7 @@ impl Encoder<ServerFrame> for ServerCodec {
             dst.truncate(start);
         }
 
-        let body = header + original;
-        check_body(body, self.config.max_packet_size)?;
+        let body = header + original; // checked above
         dst.reserve(LENGTH_PREFIX + body);
         write_header(dst, body, 0);
         dst.put_slice(&frame.payload);
