@@ -22,6 +22,24 @@ pub(crate) type ReplyCallback = Box<dyn FnOnce(Result<Packet, ConnectorError>) +
 
 type ConnectHandler = dyn FnMut(bool) + Send;
 type DisconnectHandler = dyn FnMut() + Send;
+type SessionHandler = dyn FnMut(SessionEvent) + Send;
+
+/// What happens to a resumable session (see [`ConnectorConfig::resume`](crate::ConnectorConfig::resume)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The connection dropped; the connector is dialing again. Requests stay pending and
+    /// pushes are not lost, unless the session is lost.
+    Reconnecting,
+    /// A new connection took the session over: what the server sent meanwhile follows, once
+    /// and in order; unanswered requests were resent if the server never received them.
+    Resumed,
+    /// The session could not be resumed (the server's resume window passed, its replay buffer
+    /// overflowed, or it forgot the session): pending requests fail with
+    /// [`ConnectorError::SessionLost`](crate::ConnectorError::SessionLost) and the connection
+    /// ends (`on_disconnect`). Authenticate again on a new connection to play on.
+    Lost,
+}
 type ReceiveHandler = dyn FnMut(i64, &str, Packet) + Send;
 type ErrorHandler = dyn FnMut(i64, &str, ErrorCode, Packet) + Send;
 
@@ -31,6 +49,8 @@ pub(crate) enum Event {
     Connect(bool),
     /// `on_disconnect()`.
     Disconnect,
+    /// `on_session(event)`: a resumable session reconnecting, resumed, or lost.
+    Session(SessionEvent),
     /// `on_receive(stage_id, stage_type, packet)` for a push.
     Receive {
         stage_id: i64,
@@ -56,6 +76,7 @@ impl fmt::Debug for Event {
         match self {
             Event::Connect(ok) => f.debug_tuple("Connect").field(ok).finish(),
             Event::Disconnect => f.write_str("Disconnect"),
+            Event::Session(event) => f.debug_tuple("Session").field(event).finish(),
             Event::Receive {
                 stage_id, packet, ..
             } => f
@@ -87,6 +108,7 @@ type Slot<H> = Mutex<Option<Arc<Mutex<Box<H>>>>>;
 pub(crate) struct Callbacks {
     connect: Slot<ConnectHandler>,
     disconnect: Slot<DisconnectHandler>,
+    session: Slot<SessionHandler>,
     receive: Slot<ReceiveHandler>,
     error: Slot<ErrorHandler>,
     queue: Mutex<VecDeque<Event>>,
@@ -130,6 +152,7 @@ impl Callbacks {
         Callbacks {
             connect: Mutex::new(None),
             disconnect: Mutex::new(None),
+            session: Mutex::new(None),
             receive: Mutex::new(None),
             error: Mutex::new(None),
             queue: Mutex::new(VecDeque::new()),
@@ -145,6 +168,10 @@ impl Callbacks {
 
     pub(crate) fn set_disconnect(&self, handler: Box<DisconnectHandler>) {
         set(&self.disconnect, handler);
+    }
+
+    pub(crate) fn set_session(&self, handler: Box<SessionHandler>) {
+        set(&self.session, handler);
     }
 
     pub(crate) fn set_receive(&self, handler: Box<ReceiveHandler>) {
@@ -241,6 +268,11 @@ impl Callbacks {
             Event::Disconnect => {
                 if let Some(handler) = get(&self.disconnect) {
                     (lock(&handler))();
+                }
+            }
+            Event::Session(event) => {
+                if let Some(handler) = get(&self.session) {
+                    (lock(&handler))(event);
                 }
             }
             Event::Receive {

@@ -66,6 +66,40 @@ pub struct ConnectorConfig {
     /// decodes compressed and plain payloads alike. Turn it off for a server that does not know
     /// the handshake (the C# original). Default: `true`.
     pub compression: bool,
+    /// Resumable sessions: ask the server (in the hello) to keep the session when the
+    /// connection drops; the connector then reconnects by itself ([`reconnect`](Self::reconnect)),
+    /// resumes, resends what the server did not receive, and delivers every reply and push once
+    /// and in order. `on_session` reports reconnecting / resumed / lost. Needs a connection
+    /// the connector can dial again ([`Connector::connect`](crate::Connector::connect) or
+    /// [`Connector::connect_with`](crate::Connector::connect_with)). Default: `false`.
+    pub resume: bool,
+    /// How a resumable session dials again after a drop. Default: [`ReconnectPolicy::default`].
+    pub reconnect: ReconnectPolicy,
+}
+
+/// Backoff between reconnect attempts of a resumable session: the first attempt at once, then
+/// `initial_delay`, doubling up to `max_delay`, each with up to half of it added at random so
+/// that many clients cut off together do not come back in lockstep. Attempts stop when the
+/// server's resume window has passed (the session is lost then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Delay after the first failed attempt. Default: 100 ms.
+    pub initial_delay: Duration,
+    /// Longest delay between attempts. Default: 2 s.
+    pub max_delay: Duration,
+    /// Seed of the jitter; `None`: taken from the session's token (different per session).
+    /// Set it for reproducible runs (the simulation does). Default: `None`.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            jitter_seed: None,
+        }
+    }
 }
 
 impl Default for ConnectorConfig {
@@ -85,6 +119,8 @@ impl Default for ConnectorConfig {
             tls_skip_verification: false,
             ws_path: "/ws".to_owned(),
             compression: true,
+            resume: false,
+            reconnect: ReconnectPolicy::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
-use crate::callbacks::{Callbacks, Event, ReplyCallback};
+use crate::callbacks::{Callbacks, Event, ReplyCallback, SessionEvent};
 use crate::connection::{self, Command, Link, Request, Responder, Setup};
 use crate::{ConnectorConfig, ConnectorError, transport};
 
@@ -338,6 +338,12 @@ impl Connector {
     /// Replaces the handler called once per connection loss, whoever closed it.
     pub fn on_disconnect(&self, handler: impl FnMut() + Send + 'static) {
         self.inner.callbacks.set_disconnect(Box::new(handler));
+    }
+
+    /// Replaces the handler for what happens to a resumable session
+    /// ([`ConnectorConfig::resume`]): reconnecting, resumed, lost.
+    pub fn on_session(&self, handler: impl FnMut(SessionEvent) + Send + 'static) {
+        self.inner.callbacks.set_session(Box::new(handler));
     }
 
     /// Replaces the handler for server pushes: `(stage_id, stage_type, packet)`.

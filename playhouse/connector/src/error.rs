@@ -42,6 +42,10 @@ pub enum ConnectorError {
     /// closed. Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The resumable session was lost (see [`SessionEvent::Lost`](crate::SessionEvent::Lost)):
+    /// the request may or may not have run. Code [`ErrorCode::SESSION_LOST`] (23).
+    #[error("session lost")]
+    SessionLost,
 }
 
 impl ConnectorError {
@@ -60,6 +64,7 @@ impl ConnectorError {
             | ConnectorError::Protocol(_) => ErrorCode::CONNECTOR_DISCONNECTED,
             ConnectorError::RequestTimeout => ErrorCode::CONNECTOR_REQUEST_TIMEOUT,
             ConnectorError::Unauthenticated => ErrorCode::CONNECTOR_UNAUTHENTICATED,
+            ConnectorError::SessionLost => ErrorCode::SESSION_LOST,
             ConnectorError::AlreadyConnected | ConnectorError::Unsupported(_) => {
                 ErrorCode::SYSTEM_ERROR
             }

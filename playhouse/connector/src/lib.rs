@@ -67,7 +67,8 @@ mod error;
 mod pending;
 mod transport;
 
-pub use config::ConnectorConfig;
+pub use callbacks::SessionEvent;
+pub use config::{ConnectorConfig, ReconnectPolicy};
 pub use connector::Connector;
 pub use error::ConnectorError;
 pub use playhouse_protocol::{ErrorCode, Packet};

@@ -49,6 +49,10 @@ impl Capabilities {
     /// Bit 0: the client decompresses LZ4 payloads (`original_size > 0`), so the server may
     /// compress large replies and pushes to it.
     pub const LZ4: Capabilities = Capabilities(1);
+    /// Bit 1: the client resumes dropped sessions (see the `resume` module docs): the server
+    /// grants a resume token at authentication, numbers the session's frames and keeps what
+    /// the client has not acknowledged.
+    pub const RESUME: Capabilities = Capabilities(2);
 
     /// Whether every bit of `other` is set in `self`.
     pub fn contains(self, other: Capabilities) -> bool {
@@ -95,7 +99,10 @@ impl fmt::Debug for Capabilities {
         if self.contains(Capabilities::LZ4) {
             set.entry(&"lz4");
         }
-        let unknown = self.0 & !Capabilities::LZ4.0;
+        if self.contains(Capabilities::RESUME) {
+            set.entry(&"resume");
+        }
+        let unknown = self.0 & !(Capabilities::LZ4.0 | Capabilities::RESUME.0);
         if unknown != 0 {
             set.entry(&format_args!("{unknown:#x}"));
         }
@@ -125,12 +132,14 @@ mod tests {
 
     #[test]
     fn set_operations() {
-        let both = Capabilities::LZ4 | Capabilities(2);
+        let both = Capabilities::LZ4 | Capabilities(4);
         assert!(both.contains(Capabilities::LZ4));
         assert!(!Capabilities::NONE.contains(Capabilities::LZ4));
         assert!(Capabilities::NONE.contains(Capabilities::NONE));
         assert_eq!(both & Capabilities::LZ4, Capabilities::LZ4);
-        assert!((Capabilities(2) & Capabilities::LZ4).is_empty());
-        assert_eq!(format!("{both:?}"), "{\"lz4\", 0x2}");
+        assert!((Capabilities(4) & Capabilities::LZ4).is_empty());
+        assert_eq!(format!("{both:?}"), "{\"lz4\", 0x4}");
+        let resume = Capabilities::LZ4 | Capabilities::RESUME;
+        assert_eq!(format!("{resume:?}"), "{\"lz4\", \"resume\"}");
     }
 }

@@ -69,6 +69,10 @@ codes! {
     STAGE_LIMIT_REACHED = 21;
     /// This connection creates stages faster than its creation rate allows.
     STAGE_CREATION_RATE_EXCEEDED = 22;
+    /// A resumable session cannot be resumed: its resume window passed, its replay buffer
+    /// overflowed, or the token is unknown. What the client missed is lost; it may
+    /// authenticate again.
+    SESSION_LOST = 23;
     /// An unexpected internal failure.
     INTERNAL_ERROR = 99;
     /// Connector: the connection is down (the request was not, or could not be, answered).

@@ -1,6 +1,9 @@
 use bytes::Bytes;
 
-use crate::{Capabilities, ErrorCode, HELLO_MSG_ID, MsgId, Packet};
+use crate::{
+    ACK_MSG_ID, Capabilities, END_MSG_ID, ErrorCode, HELLO_MSG_ID, MsgId, Packet, RESUME_MSG_ID,
+    ResumeGrant, ResumeRequest, SESSION_MSG_ID, count_payload, is_control_msg_id,
+};
 
 /// Bytes in the length prefix of every frame.
 pub const LENGTH_PREFIX: usize = 4;
@@ -67,6 +70,31 @@ impl ClientFrame {
     /// Whether this is a capability handshake request.
     pub fn is_hello(&self) -> bool {
         self.msg_id == HELLO_MSG_ID
+    }
+
+    /// Whether this is a framework control frame (never counted in a resumable session).
+    pub fn is_control(&self) -> bool {
+        is_control_msg_id(&self.msg_id)
+    }
+
+    /// A request to resume a session on this new connection.
+    pub fn resume(msg_seq: u16, request: ResumeRequest) -> Self {
+        ClientFrame::new(
+            MsgId::from_static(RESUME_MSG_ID),
+            msg_seq,
+            0,
+            request.to_payload(),
+        )
+    }
+
+    /// Acknowledges `received` server data frames.
+    pub fn ack(received: u64) -> Self {
+        ClientFrame::new(MsgId::from_static(ACK_MSG_ID), 0, 0, count_payload(received))
+    }
+
+    /// Ends the resumable session on purpose.
+    pub fn end_session() -> Self {
+        ClientFrame::new(MsgId::from_static(END_MSG_ID), 0, 0, Bytes::new())
     }
 
     /// The frame's message, without the routing fields.
@@ -153,6 +181,45 @@ impl ServerFrame {
     /// Whether this is the capability handshake's answer.
     pub fn is_hello(&self) -> bool {
         self.msg_id == HELLO_MSG_ID
+    }
+
+    /// Whether this is a framework control frame (never counted in a resumable session).
+    pub fn is_control(&self) -> bool {
+        is_control_msg_id(&self.msg_id)
+    }
+
+    /// The grant of a resumable session, sent right before the authentication reply.
+    pub fn session_grant(grant: &ResumeGrant) -> Self {
+        ServerFrame::new(
+            MsgId::from_static(SESSION_MSG_ID),
+            0,
+            0,
+            ErrorCode::SUCCESS,
+            grant.to_payload(),
+        )
+    }
+
+    /// The answer to a resume request: the session goes on; the server received `received`
+    /// client data frames.
+    pub fn resumed(msg_seq: u16, received: u64) -> Self {
+        ServerFrame::new(
+            MsgId::from_static(RESUME_MSG_ID),
+            msg_seq,
+            0,
+            ErrorCode::SUCCESS,
+            count_payload(received),
+        )
+    }
+
+    /// Acknowledges `received` client data frames.
+    pub fn ack(received: u64) -> Self {
+        ServerFrame::new(
+            MsgId::from_static(ACK_MSG_ID),
+            0,
+            0,
+            ErrorCode::SUCCESS,
+            count_payload(received),
+        )
     }
 
     /// The frame's message, without the routing fields.

@@ -25,7 +25,10 @@
 //!
 //! Modules:
 //! * [`ErrorCode`]: the wire status codes shared by server and client.
-//! * [`Capabilities`]: the opt-in handshake for protocol extensions (LZ4 compression).
+//! * [`Capabilities`]: the opt-in handshake for protocol extensions (LZ4 compression,
+//!   resumable sessions).
+//! * [`ResumeGrant`], [`ResumeRequest`]: resumable sessions, whose frames are numbered and
+//!   replayed after a reconnect (see [`RESUME_MSG_ID`] and the module docs there).
 //! * [`Packet`]: a message id and a payload, with helpers for prost messages.
 //! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction.
 //! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side.
@@ -48,6 +51,7 @@ mod error;
 mod error_code;
 mod frame;
 mod packet;
+mod resume;
 
 pub use capabilities::{Capabilities, HELLO_MSG_ID};
 pub use codec::{ClientCodec, CodecConfig, ServerCodec};
@@ -58,6 +62,10 @@ pub use frame::{
     SERVER_HEADER_MIN, ServerFrame,
 };
 pub use packet::{MsgId, Packet};
+pub use resume::{
+    ACK_MSG_ID, END_MSG_ID, RESUME_MSG_ID, ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken,
+    SESSION_MSG_ID, count_payload, is_control_msg_id, read_count,
+};
 
 /// Re-exported so users can name the codec traits without depending on tokio-util themselves.
 pub use tokio_util::codec::{Decoder, Encoder};

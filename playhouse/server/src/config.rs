@@ -81,6 +81,42 @@ pub struct PlayConfig {
     /// Messages one connection may send; a connection over the limit is closed.
     /// Default: `None` (no limit).
     pub rate_limit: Option<RateLimit>,
+    /// Resumable sessions, granted to clients that ask in the capability handshake
+    /// (`playhouse_protocol::Capabilities::RESUME`); clients that do not ask are unaffected.
+    /// `None`: not offered. Default: [`ResumeConfig::default`].
+    pub resume: Option<ResumeConfig>,
+}
+
+/// How long and how much a Play server keeps for a dropped resumable session.
+///
+/// Memory per resumable session is bounded by `max_unacked_bytes` (payloads are shared,
+/// reference-counted buffers: a broadcast kept for many sessions is stored once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumeConfig {
+    /// How long a session waits for its client to come back after the connection drops. The
+    /// stage sees nothing during it; when it passes, the session is lost and the stage gets
+    /// `on_connection_changed(false)`. Default: 30 s.
+    pub window: std::time::Duration,
+    /// Most frames sent and not yet acknowledged by the client; one more loses the session.
+    /// Default: 1024.
+    pub max_unacked_frames: u32,
+    /// Most bytes (payloads plus headers) sent and not yet acknowledged; more loses the
+    /// session. Default: 1 MiB.
+    pub max_unacked_bytes: usize,
+    /// Each side acknowledges at least every this many frames received (and with heartbeats).
+    /// Default: 32.
+    pub ack_every: u32,
+}
+
+impl Default for ResumeConfig {
+    fn default() -> Self {
+        ResumeConfig {
+            window: std::time::Duration::from_secs(30),
+            max_unacked_frames: 1024,
+            max_unacked_bytes: 1024 * 1024,
+            ack_every: 32,
+        }
+    }
 }
 
 /// A token bucket: `per_second` messages on average, bursts of up to `burst`.
@@ -117,6 +153,7 @@ impl Default for PlayConfig {
             metrics_http: HttpLimits::default(),
             max_connections_per_ip: None,
             rate_limit: None,
+            resume: Some(ResumeConfig::default()),
         }
     }
 }

@@ -77,13 +77,14 @@ mod sender;
 mod services;
 mod session;
 mod session_handle;
+mod session_resume;
 mod stage;
 pub mod testing;
 mod ws_route;
 
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
-pub use config::{PlayConfig, RateLimit};
+pub use config::{PlayConfig, RateLimit, ResumeConfig};
 pub use error_reply::ErrorReply;
 pub use fd_limit::raise_fd_limit;
 pub use handlers::{Controller, HandlerRegistry};

@@ -86,6 +86,10 @@ pub(crate) struct Metrics {
     rejected: [AtomicU64; REJECTIONS.len()],
     pub(crate) auth_timeouts: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
+    /// Resumable sessions taken over by a new connection.
+    pub(crate) sessions_resumed: AtomicU64,
+    /// Resumable sessions lost (window passed, replay buffer overflowed).
+    pub(crate) sessions_lost: AtomicU64,
     /// Mesh messages a full stage mailbox refused: `[requests, one-way]`.
     stage_busy: [AtomicU64; 2],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -188,7 +192,7 @@ impl Metrics {
                 "playhouse_sessions_total{{server=\"{server_id}\",transport=\"{transport}\"}} {n}"
             );
         }
-        let simple: [(&str, &str, &str, u64); 11] = [
+        let simple: [(&str, &str, &str, u64); 13] = [
             ("playhouse_stages", "gauge", "Live stages.", stages as u64),
             (
                 "playhouse_stages_created_total",
@@ -243,6 +247,18 @@ impl Metrics {
                 "counter",
                 "Frame payload bytes sent (before compression).",
                 load(&self.bytes_out),
+            ),
+            (
+                "playhouse_sessions_resumed_total",
+                "counter",
+                "Resumable sessions taken over by a new connection after a drop.",
+                load(&self.sessions_resumed),
+            ),
+            (
+                "playhouse_sessions_lost_total",
+                "counter",
+                "Resumable sessions lost: resume window passed or replay buffer overflowed.",
+                load(&self.sessions_lost),
             ),
             (
                 "playhouse_auth_timeouts_total",

@@ -50,6 +50,8 @@ pub(crate) struct PlayShared {
     pub(crate) stage_env: Arc<StageEnv>,
     pub(crate) sessions: TaskTracker,
     pub(crate) session_stop: CancellationToken,
+    /// Resumable sessions by token.
+    pub(crate) resumes: crate::session_resume::ResumeRegistry,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) system: HandlerRegistry,
     pub(crate) handler_limit: Arc<Semaphore>,
@@ -71,11 +73,17 @@ impl PlayShared {
 
     /// The protocol extensions this server grants to a client that asks for them.
     pub(crate) fn offered_capabilities(&self) -> Capabilities {
-        if self.config.codec.compression_threshold.is_some() {
+        let lz4 = if self.config.codec.compression_threshold.is_some() {
             Capabilities::LZ4
         } else {
             Capabilities::NONE
-        }
+        };
+        let resume = if self.config.resume.is_some() {
+            Capabilities::RESUME
+        } else {
+            Capabilities::NONE
+        };
+        lz4 | resume
     }
 }
 
@@ -223,6 +231,7 @@ impl PlayServerBuilder {
             stage_env,
             sessions: TaskTracker::new(),
             session_stop: CancellationToken::new(),
+            resumes: Default::default(),
             next_session_id: AtomicU64::new(1),
             stop_started: AtomicBool::new(false),
             stop_watched: AtomicBool::new(false),

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use playhouse_protocol::{
-    Capabilities, ClientFrame, ErrorCode, SERVER_HEADER_MIN, ServerCodec, ServerFrame,
+    ACK_MSG_ID, Capabilities, ClientFrame, END_MSG_ID, ErrorCode, RESUME_MSG_ID, ResumeRequest,
+    SERVER_HEADER_MIN, ServerCodec, ServerFrame, read_count,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +23,7 @@ use crate::limits::{Slot, TokenBucket};
 use crate::metrics::Rejection;
 use crate::play_server::PlayShared;
 use crate::session_handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
+use crate::session_resume::{Attach, AttachSender, BoxRead, BoxWrite, Resumable};
 use crate::stage::registry::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
 
 /// Most queued frames written before one flush.
@@ -48,11 +50,39 @@ enum State {
 /// Why a connection ended, for the log.
 type Reason = &'static str;
 
-struct Session<R, W> {
+const CLIENT_CLOSED: Reason = "closed by the client";
+const TRANSPORT_ERROR: Reason = "transport error";
+const IDLE_TIMEOUT: Reason = "idle timeout";
+const WRITE_FAILED: Reason = "write failed";
+const WRITE_TIMEOUT: Reason = "write timeout: the client does not read";
+const PROTOCOL_ERROR: Reason = "protocol error";
+/// This connection resumes another session: its socket goes to that session's task.
+const HANDED_OVER: Reason = "handed over to the session it resumes";
+const REPLAY_OVERFLOW: Reason = "session lost: the client does not acknowledge what it receives";
+const WINDOW_PASSED: Reason = "session lost: the client did not come back within the resume window";
+const RESUME_IMPOSSIBLE: Reason = "session lost: the client's frame count is impossible";
+
+/// Whether a connection that ended for `reason` may be resumed by the client: the network
+/// failed, not the client's conduct nor the server's decision.
+fn lost_connection(reason: Reason) -> bool {
+    matches!(
+        reason,
+        CLIENT_CLOSED | TRANSPORT_ERROR | IDLE_TIMEOUT | WRITE_FAILED | WRITE_TIMEOUT
+    )
+}
+
+/// A resume request on this connection, for the session it names.
+struct Handover {
+    target: AttachSender,
+    seq: u16,
+    received: u64,
+}
+
+struct Session {
     id: SessionId,
     shared: Arc<PlayShared>,
-    reader: FramedRead<R, ServerCodec>,
-    writer: FramedWrite<W, ServerCodec>,
+    reader: FramedRead<BoxRead, ServerCodec>,
+    writer: FramedWrite<BoxWrite, ServerCodec>,
     rx: mpsc::Receiver<Outbound>,
     handle: SessionHandle,
     /// Bytes queued through `handle` and not yet taken by `write_batch`.
@@ -67,6 +97,15 @@ struct Session<R, W> {
     /// What the capability handshake granted; `None` until the client sent its hello (old
     /// clients never do, and get the original protocol).
     capabilities: Option<Capabilities>,
+    /// The numbered streams of a resumable session (`None`: not resumable, the original
+    /// protocol; nothing is counted or kept).
+    resume: Option<Box<Resumable>>,
+    /// The transport of the current connection (a resumed session may change it).
+    transport: &'static str,
+    /// Whether a connection is attached (a resumable session outlives its connections).
+    connected: bool,
+    /// Set when this connection asks to resume another session.
+    handover: Option<Handover>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -108,30 +147,48 @@ pub(crate) async fn run<Io>(
             stage_creations: shared.config.stage_creation_rate.map(TokenBucket::new),
             in_flight: VecDeque::new(),
             capabilities: None,
+            resume: None,
+            transport,
+            connected: true,
+            handover: None,
             shared,
             // Small to start: 10,000 mostly idle sessions must stay cheap.
-            reader: FramedRead::with_capacity(read, read_codec, READ_BUFFER),
-            writer: FramedWrite::with_capacity(write, codec, WRITE_BUFFER),
+            reader: FramedRead::with_capacity(Box::new(read), read_codec, READ_BUFFER),
+            writer: FramedWrite::with_capacity(Box::new(write), codec, WRITE_BUFFER),
             rx,
             kill,
             state: State::Fresh,
         };
         tracing::debug!("connected");
-        let reason = session.serve().await;
+        let mut reason = session.serve().await;
+        loop {
+            if reason == HANDED_OVER {
+                // The socket lives on in the resumed session, which counts it.
+                session.hand_over().await;
+                drop(slot);
+                return;
+            }
+            if !session.resumable_after(reason) {
+                break;
+            }
+            reason = match session.park(reason).await {
+                Ok(()) => session.serve().await,
+                Err(reason) => reason,
+            };
+        }
         let metrics = Arc::clone(&session.shared.metrics);
+        let (connected, transport) = (session.connected, session.transport);
         session.close(reason).await;
-        metrics.session_closed(transport);
+        if connected {
+            metrics.session_closed(transport);
+        }
         drop(slot);
     }
     .instrument(span)
     .await
 }
 
-impl<R, W> Session<R, W>
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
-{
+impl Session {
     async fn serve(&mut self) -> Reason {
         let config = &self.shared.config;
         let auth_deadline = Instant::now() + config.auth_timeout;
@@ -146,21 +203,29 @@ where
                 biased;
                 _ = self.kill.cancelled() => return "closed by the server",
                 _ = stop.cancelled() => return "server stopping",
+                Some(attach) = next_attach(&mut self.resume) => {
+                    // The client came back on a new connection before this one was noticed
+                    // dead: the new one replaces it.
+                    if let Err(reason) = self.install(attach).await {
+                        return reason;
+                    }
+                    idle_deadline = Instant::now() + self.shared.config.idle_timeout;
+                }
                 Some(outbound) = self.rx.recv() => {
                     if let Err(reason) = self.write_batch(outbound).await {
                         return reason;
                     }
                 }
                 frame = self.reader.next() => match frame {
-                    None => return "closed by the client",
+                    None => return CLIENT_CLOSED,
                     Some(Err(playhouse_protocol::DecodeError::Io(error))) => {
                         tracing::debug!(%error, "connection error");
-                        return "transport error";
+                        return TRANSPORT_ERROR;
                     }
                     Some(Err(error)) => {
                         tracing::warn!(%error, "bad frame; closing the connection");
                         self.shared.metrics.reject(Rejection::of(&error));
-                        return "protocol error";
+                        return PROTOCOL_ERROR;
                     }
                     Some(Ok(frame)) => {
                         idle_deadline = Instant::now() + self.shared.config.idle_timeout;
@@ -182,7 +247,7 @@ where
                     let metrics = &self.shared.metrics;
                     return if deadline == idle_deadline {
                         metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed);
-                        "idle timeout"
+                        IDLE_TIMEOUT
                     } else {
                         metrics.auth_timeouts.fetch_add(1, Ordering::Relaxed);
                         "auth timeout"
@@ -224,30 +289,62 @@ where
         let flush = until_killed(&self.kill, self.writer.flush());
         match tokio::time::timeout(timeout, flush).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(_))) => Err("write failed"),
+            Ok(Ok(Err(_))) => Err(WRITE_FAILED),
             Ok(Err(reason)) => Err(reason),
             Err(_) => {
                 self.shared.metrics.reject(Rejection::SlowConsumer);
-                Err("write timeout: the client does not read")
+                Err(WRITE_TIMEOUT)
             }
         }
     }
 
-    async fn feed(&mut self, mut frame: ServerFrame) -> Result<(), Reason> {
-        let metrics = &self.shared.metrics;
+    /// A frame as it may go out: one over `max_packet_size` is dropped (`None`), or, for a
+    /// reply, turned into a `PACKET_TOO_LARGE` error reply, so the requester learns it at once
+    /// instead of waiting for its timeout.
+    fn checked(&self, mut frame: ServerFrame) -> Option<ServerFrame> {
         // The body as the codec would write it uncompressed (its limit applies to that).
         let body = SERVER_HEADER_MIN - 1 + frame.msg_id.len() + frame.payload.len();
         if body > self.shared.config.codec.max_packet_size {
-            // Dropped, not the connection; a reply becomes an error reply, so the requester
-            // learns it at once instead of waiting for its timeout.
             tracing::error!(msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
-            metrics.reject(Rejection::OversizedFrame);
+            self.shared.metrics.reject(Rejection::OversizedFrame);
             if frame.msg_seq == 0 {
-                return Ok(());
+                return None;
             }
             frame.error_code = ErrorCode::PACKET_TOO_LARGE;
             frame.payload = Bytes::new();
         }
+        Some(frame)
+    }
+
+    /// Numbers a data frame of a resumable session and keeps it until acknowledged.
+    fn record(&mut self, frame: &ServerFrame) -> Result<(), Reason> {
+        let Some(resume) = self.resume.as_mut() else {
+            return Ok(());
+        };
+        if frame.is_control() {
+            return Ok(());
+        }
+        resume.record(frame).map_err(|overflow| {
+            tracing::warn!(?overflow, "resume buffer full; session lost");
+            self.shared
+                .metrics
+                .sessions_lost
+                .fetch_add(1, Ordering::Relaxed);
+            REPLAY_OVERFLOW
+        })
+    }
+
+    async fn feed(&mut self, frame: ServerFrame) -> Result<(), Reason> {
+        let Some(frame) = self.checked(frame) else {
+            return Ok(());
+        };
+        self.record(&frame)?;
+        self.feed_raw(frame).await
+    }
+
+    /// Writes a frame as it is (checked and numbered already, or a replay).
+    async fn feed_raw(&mut self, frame: ServerFrame) -> Result<(), Reason> {
+        let metrics = &self.shared.metrics;
         metrics.messages_out.fetch_add(1, Ordering::Relaxed);
         metrics
             .bytes_out
@@ -268,12 +365,12 @@ where
             Ok(fed) => fed?,
             Err(_) => {
                 self.shared.metrics.reject(Rejection::SlowConsumer);
-                return Err("write timeout: the client does not read");
+                return Err(WRITE_TIMEOUT);
             }
         };
         match fed {
             Ok(()) => Ok(()),
-            Err(playhouse_protocol::EncodeError::Io(_)) => Err("write failed"),
+            Err(playhouse_protocol::EncodeError::Io(_)) => Err(WRITE_FAILED),
             Err(error) => {
                 // Sizes are checked above; this is a frame no client could read.
                 tracing::error!(%error, "dropping an outgoing frame");
@@ -289,11 +386,227 @@ where
 
     async fn on_frame(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), Reason> {
         if frame.is_heartbeat() {
+            if let Some(count) = self.resume.as_mut().and_then(|r| r.pending_ack()) {
+                self.feed(ServerFrame::ack(count)).await?;
+            }
             return self.send_now(ServerFrame::heartbeat()).await;
         }
         if frame.is_hello() {
             return self.hello(frame).await;
         }
+        if self.granted(Capabilities::RESUME) && frame.is_control() {
+            return self.resume_control(frame).await;
+        }
+        // A data frame of a resumable session (not the authentication that starts one).
+        let counted = self.resume.is_some();
+        self.on_data(frame, auth_deadline).await?;
+        if counted && let Some(count) = self.resume.as_mut().and_then(|r| r.received_one()) {
+            self.send_now(ServerFrame::ack(count)).await?;
+        }
+        Ok(())
+    }
+
+    fn granted(&self, capability: Capabilities) -> bool {
+        self.capabilities.is_some_and(|c| c.contains(capability))
+    }
+
+    /// The control frames of resumable sessions.
+    async fn resume_control(&mut self, frame: ClientFrame) -> Result<(), Reason> {
+        match &*frame.msg_id {
+            RESUME_MSG_ID => self.resume_request(frame).await,
+            ACK_MSG_ID => {
+                let count = read_count(&frame.payload);
+                let Some(resume) = self.resume.as_mut() else {
+                    return Ok(()); // an ack that raced the end of the session
+                };
+                if count.is_some_and(|count| resume.acknowledge(count)) {
+                    return Ok(());
+                }
+                tracing::warn!(?count, "impossible acknowledgement; closing the connection");
+                Err(PROTOCOL_ERROR)
+            }
+            END_MSG_ID => {
+                self.end_resume();
+                Ok(())
+            }
+            _ => self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await,
+        }
+    }
+
+    /// A new connection asks to take over a session: checked here, carried out by the
+    /// session's own task once this one hands its socket over.
+    async fn resume_request(&mut self, frame: ClientFrame) -> Result<(), Reason> {
+        let request = ResumeRequest::from_payload(&frame.payload);
+        let (Some(request), State::Fresh, true) = (request, &self.state, frame.msg_seq != 0)
+        else {
+            tracing::debug!("resume request malformed, without seq, or not first");
+            return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
+        };
+        let Some(target) = self.shared.resumes.find(&request.token) else {
+            tracing::debug!(token = ?request.token, "resume of an unknown or lost session");
+            return self.reply_error(&frame, ErrorCode::SESSION_LOST).await;
+        };
+        self.handover = Some(Handover {
+            target,
+            seq: frame.msg_seq,
+            received: request.received,
+        });
+        Err(HANDED_OVER)
+    }
+
+    /// Makes the session resumable if the client asked and the server offers it: registers
+    /// a token and sends the grant (before the authentication reply, already queued).
+    async fn start_resume(&mut self) -> Result<(), Reason> {
+        let Some(config) = self.shared.config.resume else {
+            return Ok(());
+        };
+        if !self.granted(Capabilities::RESUME) {
+            return Ok(());
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let Some(token) = self.shared.resumes.register(tx) else {
+            return Ok(());
+        };
+        let resume = Resumable::new(token, config, rx);
+        let grant = ServerFrame::session_grant(&resume.grant());
+        self.resume = Some(Box::new(resume));
+        self.send_now(grant).await
+    }
+
+    /// Forgets the resumable session (the client ended it, or authenticates anew).
+    fn end_resume(&mut self) {
+        if let Some(resume) = self.resume.take() {
+            self.shared.resumes.remove(&resume.token);
+        }
+    }
+
+    fn resumable_after(&self, reason: Reason) -> bool {
+        self.resume.is_some() && matches!(self.state, State::Joined { .. }) && lost_connection(reason)
+    }
+
+    /// The connection is gone but the session stays, for the resume window: frames for the
+    /// client are numbered and kept, the stage notices nothing. `Ok` once a new connection
+    /// has taken over.
+    async fn park(&mut self, why: Reason) -> Result<(), Reason> {
+        tracing::debug!(why, "connection lost; session kept for the resume window");
+        if self.connected {
+            self.connected = false;
+            self.shared.metrics.session_closed(self.transport);
+        }
+        let window = self.resume.as_ref().map_or_else(Default::default, |r| r.config.window);
+        let deadline = Instant::now() + window;
+        let stop = self.shared.session_stop.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.kill.cancelled() => return Err("closed by the server"),
+                _ = stop.cancelled() => return Err("server stopping"),
+                Some(attach) = next_attach(&mut self.resume) => return self.install(attach).await,
+                Some(outbound) = self.rx.recv() => match outbound {
+                    Outbound::Frame(frame) => {
+                        self.queued.release(&frame);
+                        if let Some(frame) = self.checked(frame) {
+                            self.record(&frame)?;
+                        }
+                    }
+                    Outbound::Detached(code) => self.state = State::Detached(code),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.shared.metrics.sessions_lost.fetch_add(1, Ordering::Relaxed);
+                    return Err(WINDOW_PASSED);
+                }
+            }
+        }
+    }
+
+    /// Takes a resuming connection: replies with what the server received, replays what the
+    /// client missed, and goes on with live traffic on it.
+    async fn install(&mut self, attach: Attach) -> Result<(), Reason> {
+        let Attach {
+            mut reader,
+            writer,
+            seq,
+            received,
+            capabilities,
+            transport,
+        } = attach;
+        let max = self.shared.config.codec.max_packet_size;
+        reader.decoder_mut().set_max_incoming(max);
+        // The old connection, if still open, closes here.
+        self.reader = reader;
+        self.writer = writer;
+        self.capabilities = Some(capabilities);
+        if self.connected {
+            self.shared.metrics.session_closed(self.transport);
+        }
+        self.connected = true; // the new connection counted itself when it opened
+        self.transport = transport;
+        let Some(resume) = self.resume.as_mut() else {
+            return Err(RESUME_IMPOSSIBLE);
+        };
+        let ours = resume.received();
+        let Some(replay) = resume.replay_after(received) else {
+            tracing::warn!(received, "resume with an impossible count; session lost");
+            self.shared.metrics.sessions_lost.fetch_add(1, Ordering::Relaxed);
+            let lost = ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
+            let _ = self.send_now(lost).await;
+            return Err(RESUME_IMPOSSIBLE);
+        };
+        tracing::debug!(received, replayed = replay.len(), "session resumed");
+        self.feed_raw(ServerFrame::resumed(seq, ours)).await?;
+        for frame in replay {
+            self.feed_raw(frame).await?;
+        }
+        self.flush().await?;
+        self.shared
+            .metrics
+            .sessions_resumed
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives this connection to the session it resumes (see `resume_request`).
+    async fn hand_over(self) {
+        let Session {
+            reader,
+            writer,
+            handover,
+            capabilities,
+            transport,
+            shared,
+            ..
+        } = self;
+        let Some(Handover {
+            target,
+            seq,
+            received,
+        }) = handover
+        else {
+            return;
+        };
+        let attach = Attach {
+            reader,
+            writer,
+            seq,
+            received,
+            capabilities: capabilities.unwrap_or_default(),
+            transport,
+        };
+        let sent = tokio::select! {
+            biased;
+            _ = shared.session_stop.cancelled() => return,
+            sent = target.send(attach) => sent,
+        };
+        if let Err(mpsc::error::SendError(attach)) = sent {
+            // The session ended between the lookup and now.
+            let mut writer = attach.writer;
+            let lost = ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
+            let _ = tokio::time::timeout(shared.config.write_timeout, writer.send(lost)).await;
+        }
+        shared.metrics.session_closed(transport);
+    }
+
+    async fn on_data(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), Reason> {
         let is_auth = frame.msg_id == self.shared.auth_msg_id;
         match &self.state {
             State::Joined { .. } if is_auth => {
@@ -387,6 +700,8 @@ where
         if shared.control.is_stopping() {
             return Err("server stopping");
         }
+        // A new authentication ends the resumable session of the last one.
+        self.end_resume();
         let reply_id = shared.auth_reply_id.clone();
         let seq = frame.msg_seq;
         let stage = match shared.stage_env.registry.get(frame.stage_id) {
@@ -479,6 +794,7 @@ where
                 self.state = State::Joined { stage, actor };
                 let max = self.shared.config.codec.max_packet_size;
                 self.reader.decoder_mut().set_max_incoming(max);
+                self.start_resume().await?;
             }
             Ok(JoinOutcome::StageGone { packet }) if retries_left > 0 => {
                 // The stage closed under us: the login goes to a fresh stage (or gets
@@ -505,6 +821,7 @@ where
     /// Flushes what is queued (bounded in time), then tells the stage the client is gone.
     async fn close(mut self, reason: Reason) {
         tracing::debug!(reason, "disconnected");
+        self.end_resume();
         self.rx.close();
         let flush = async {
             while let Ok(outbound) = self.rx.try_recv() {
@@ -518,7 +835,7 @@ where
             let _ = self.writer.flush().await;
             let _ = self.writer.close().await;
         };
-        if reason != "protocol error" {
+        if reason != PROTOCOL_ERROR && self.connected {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
         }
         if let State::Joined { stage, actor } = self.state {
@@ -530,6 +847,15 @@ where
                 })
                 .await;
         }
+    }
+}
+
+/// The next connection that resumes this session; never, for a session that is not
+/// resumable.
+async fn next_attach(resume: &mut Option<Box<Resumable>>) -> Option<Attach> {
+    match resume {
+        Some(resume) => resume.attach.recv().await,
+        None => std::future::pending().await,
     }
 }
 

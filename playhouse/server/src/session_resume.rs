@@ -1,0 +1,250 @@
+//! The server side of resumable sessions (`playhouse_protocol::ResumeGrant` documents the
+//! wire): the numbered streams of one session, the replay buffer of frames the client has not
+//! acknowledged, and the registry a new connection looks a token up in to take a session over.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use playhouse_protocol::{
+    Capabilities, ResumeGrant, ResumeStreams, ResumeToken, ServerCodec, ServerFrame,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::config::ResumeConfig;
+use crate::session_handle::frame_cost;
+
+/// The read half of a connection, whatever its transport.
+pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a connection, whatever its transport.
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A new connection handed to the session it resumes.
+pub(crate) struct Attach {
+    pub(crate) reader: FramedRead<BoxRead, ServerCodec>,
+    pub(crate) writer: FramedWrite<BoxWrite, ServerCodec>,
+    /// The `@Resume@` request's sequence, for the reply.
+    pub(crate) seq: u16,
+    /// Server frames the client says it received.
+    pub(crate) received: u64,
+    /// What the new connection's hello granted.
+    pub(crate) capabilities: Capabilities,
+    pub(crate) transport: &'static str,
+}
+
+/// Where a session waits for a connection that resumes it.
+pub(crate) type AttachSender = mpsc::Sender<Attach>;
+
+/// Tokens of the resumable sessions alive on this server.
+#[derive(Debug, Default)]
+pub(crate) struct ResumeRegistry {
+    sessions: Mutex<HashMap<ResumeToken, AttachSender>>,
+}
+
+impl ResumeRegistry {
+    /// A fresh token for `sender`'s session (128 bits from the OS's generator).
+    pub(crate) fn register(&self, sender: AttachSender) -> Option<ResumeToken> {
+        let mut token = [0u8; 16];
+        if let Err(error) = getrandom::fill(&mut token) {
+            tracing::error!(%error, "no randomness for a resume token; session not resumable");
+            return None;
+        }
+        let token = ResumeToken(token);
+        self.lock().insert(token, sender);
+        Some(token)
+    }
+
+    /// The session `token` names, if it is alive.
+    pub(crate) fn find(&self, token: &ResumeToken) -> Option<AttachSender> {
+        self.lock().get(token).cloned()
+    }
+
+    pub(crate) fn remove(&self, token: &ResumeToken) {
+        self.lock().remove(token);
+    }
+
+    /// Resumable sessions alive (connected or waiting for their client).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ResumeToken, AttachSender>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why a session cannot go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// More unacknowledged frames than `max_unacked_frames`.
+    Frames,
+    /// More unacknowledged bytes than `max_unacked_bytes`.
+    Bytes,
+}
+
+/// One resumable session's streams, with the bytes of its replay buffer.
+#[derive(Debug)]
+pub(crate) struct Resumable {
+    pub(crate) token: ResumeToken,
+    pub(crate) config: ResumeConfig,
+    streams: ResumeStreams<ServerFrame>,
+    unacked_bytes: usize,
+    /// Where a resuming connection is handed to this session.
+    pub(crate) attach: mpsc::Receiver<Attach>,
+}
+
+impl Resumable {
+    pub(crate) fn new(
+        token: ResumeToken,
+        config: ResumeConfig,
+        attach: mpsc::Receiver<Attach>,
+    ) -> Self {
+        Resumable {
+            token,
+            config,
+            streams: ResumeStreams::new(config.ack_every),
+            unacked_bytes: 0,
+            attach,
+        }
+    }
+
+    /// The grant to send the client.
+    pub(crate) fn grant(&self) -> ResumeGrant {
+        ResumeGrant {
+            token: self.token,
+            window: self.config.window,
+            ack_every: self.config.ack_every,
+            max_unacked: self.config.max_unacked_frames,
+        }
+    }
+
+    /// Numbers a data frame on its way out and keeps it until acknowledged.
+    pub(crate) fn record(&mut self, frame: &ServerFrame) -> Result<(), Overflow> {
+        self.unacked_bytes += frame_cost(frame);
+        self.streams.sent(frame.clone());
+        if self.streams.unacked().len() > self.config.max_unacked_frames as usize {
+            return Err(Overflow::Frames);
+        }
+        if self.unacked_bytes > self.config.max_unacked_bytes {
+            return Err(Overflow::Bytes);
+        }
+        Ok(())
+    }
+
+    /// The client has received `count` frames: forget those. `false` when the count is
+    /// impossible (more than was sent, or fewer than it acknowledged before).
+    pub(crate) fn acknowledge(&mut self, count: u64) -> bool {
+        let Some(done) = self.streams.acknowledge(count) else {
+            return false;
+        };
+        let freed: usize = done.map(|frame| frame_cost(&frame)).sum();
+        self.unacked_bytes -= freed;
+        true
+    }
+
+    /// The frames to replay to a client that received `count`; `None` when the count is
+    /// impossible.
+    pub(crate) fn replay_after(&mut self, count: u64) -> Option<Vec<ServerFrame>> {
+        self.acknowledge(count)
+            .then(|| self.streams.unacked().iter().cloned().collect())
+    }
+
+    /// Counts a client data frame; `Some(count)` when it is time to acknowledge.
+    pub(crate) fn received_one(&mut self) -> Option<u64> {
+        self.streams.received_one()
+    }
+
+    /// The count to acknowledge now, if it moved since the last acknowledgement.
+    pub(crate) fn pending_ack(&mut self) -> Option<u64> {
+        self.streams.pending_ack()
+    }
+
+    /// Client data frames received (for the resume reply).
+    pub(crate) fn received(&self) -> u64 {
+        self.streams.received()
+    }
+
+    /// Frames kept for replay, and their bytes.
+    #[cfg(test)]
+    fn kept(&self) -> (usize, usize) {
+        (self.streams.unacked().len(), self.unacked_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use playhouse_protocol::ErrorCode;
+
+    use super::*;
+
+    fn resumable(max_frames: u32, max_bytes: usize) -> Resumable {
+        let config = ResumeConfig {
+            max_unacked_frames: max_frames,
+            max_unacked_bytes: max_bytes,
+            ack_every: 4,
+            ..ResumeConfig::default()
+        };
+        let (_tx, rx) = mpsc::channel(1);
+        Resumable::new(ResumeToken([0; 16]), config, rx)
+    }
+
+    fn push(n: u8) -> ServerFrame {
+        ServerFrame::new("Push", 0, 1, ErrorCode::SUCCESS, Bytes::from(vec![n; 10]))
+    }
+
+    #[test]
+    fn replays_exactly_what_was_not_received() {
+        let mut session = resumable(16, 1 << 20);
+        for n in 1..=5 {
+            session.record(&push(n)).unwrap();
+        }
+        assert!(session.acknowledge(2));
+        let replay: Vec<u8> = session
+            .replay_after(3)
+            .unwrap()
+            .iter()
+            .map(|frame| frame.payload[0])
+            .collect();
+        assert_eq!(replay, [4, 5]);
+        assert_eq!(session.kept(), (2, 2 * frame_cost(&push(0))));
+        // Going back behind an acknowledgement, or ahead of what was sent, is impossible.
+        assert!(session.replay_after(2).is_none());
+        assert!(session.replay_after(6).is_none());
+        assert_eq!(session.replay_after(5).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn overflow_by_frames_and_by_bytes() {
+        let mut session = resumable(2, 1 << 20);
+        session.record(&push(1)).unwrap();
+        session.record(&push(2)).unwrap();
+        assert_eq!(session.record(&push(3)), Err(Overflow::Frames));
+
+        let mut session = resumable(100, 2 * frame_cost(&push(0)));
+        session.record(&push(1)).unwrap();
+        session.record(&push(2)).unwrap();
+        assert_eq!(session.record(&push(3)), Err(Overflow::Bytes));
+        // Acknowledged frames make room again.
+        let mut session = resumable(2, 1 << 20);
+        session.record(&push(1)).unwrap();
+        session.record(&push(2)).unwrap();
+        assert!(session.acknowledge(2));
+        assert_eq!(session.record(&push(3)), Ok(()));
+    }
+
+    #[test]
+    fn registry_hands_out_distinct_tokens() {
+        let registry = ResumeRegistry::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let a = registry.register(tx.clone()).unwrap();
+        let b = registry.register(tx).unwrap();
+        assert_ne!(a, b);
+        assert!(registry.find(&a).is_some());
+        registry.remove(&a);
+        assert!(registry.find(&a).is_none());
+        assert_eq!(registry.len(), 1);
+    }
+}
