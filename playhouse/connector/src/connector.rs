@@ -2,6 +2,7 @@
 //! callback forms of send and request.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::callbacks::{Callbacks, Event, ReplyCallback, SessionEvent};
 use crate::connection::{self, Command, Link, Request, Responder, Setup};
+use crate::resume::{BoxIo, Dialer, ResumeSetup};
 use crate::{ConnectorConfig, ConnectorError, transport};
 
 /// A client connection to one stage on a PlayHouse play server.
@@ -149,9 +151,43 @@ impl Connector {
                 return Err(ConnectorError::Unsupported(reason));
             }
         };
+        let host = host.to_owned();
+        let timeout = config.connect_timeout;
+        self.connect_with(
+            move || {
+                let (host, options) = (host.clone(), options.clone());
+                async move { transport::dial(&host, port, &options, timeout).await }
+            },
+            stage_id,
+            stage_type,
+        )
+        .await
+    }
+
+    /// Like [`connect`](Self::connect) through `dial`, which opens a byte stream to the server
+    /// (any transport: a simulated network, a custom tunnel, a proxy). A resumable session
+    /// ([`ConnectorConfig::resume`]) calls it again to reconnect after a drop.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Connect`] when `dial` fails; [`ConnectorError::AlreadyConnected`].
+    pub async fn connect_with<F, Fut, S>(
+        &self,
+        dial: F,
+        stage_id: i64,
+        stage_type: &str,
+    ) -> Result<(), ConnectorError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<S>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let dial: Dialer = Arc::new(move || {
+            let connecting = dial();
+            Box::pin(async move { connecting.await.map(|stream| Box::pin(stream) as BoxIo) })
+        });
         let attempt = self.begin_connect()?;
-        match transport::dial(host, port, &options, config.connect_timeout).await {
-            Ok(stream) => self.attach(stream, stage_id, stage_type, &attempt),
+        match dial().await {
+            Ok(stream) => self.attach(stream, Some(dial), stage_id, stage_type, &attempt),
             Err(error) => {
                 drop(attempt);
                 self.inner.callbacks.emit_deferred(Event::Connect(false));
@@ -161,7 +197,9 @@ impl Connector {
     }
 
     /// Like [`connect`](Self::connect) over an already open byte stream (any transport: a
-    /// simulated network, a custom tunnel, an in-memory pipe). Fires `on_connect(true)`.
+    /// simulated network, a custom tunnel, an in-memory pipe). Fires `on_connect(true)`. The
+    /// connector cannot dial such a stream again, so its sessions are not resumable; use
+    /// [`connect_with`](Self::connect_with) for that.
     ///
     /// # Errors
     /// [`ConnectorError::AlreadyConnected`].
@@ -175,7 +213,7 @@ impl Connector {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let attempt = self.begin_connect()?;
-        self.attach(stream, stage_id, stage_type, &attempt)
+        self.attach(Box::pin(stream), None, stage_id, stage_type, &attempt)
     }
 
     /// Claims the slot for a new connection.
@@ -197,16 +235,14 @@ impl Connector {
     }
 
     /// Hands a dialed stream to a new connection task.
-    fn attach<S>(
+    fn attach(
         &self,
-        stream: S,
+        stream: BoxIo,
+        dial: Option<Dialer>,
         stage_id: i64,
         stage_type: &str,
         attempt: &Attempt<'_>,
-    ) -> Result<(), ConnectorError>
-    where
-        S: AsyncRead + AsyncWrite + Send + 'static,
-    {
+    ) -> Result<(), ConnectorError> {
         let failed = |error: io::Error| {
             self.inner.callbacks.emit_deferred(Event::Connect(false));
             Err(ConnectorError::Connect(error))
@@ -228,6 +264,18 @@ impl Connector {
         let stage_type: Arc<str> = Arc::from(stage_type);
         self.inner.stage_id.store(stage_id, Ordering::SeqCst);
         *lock(&self.inner.stage_type) = Arc::clone(&stage_type);
+        let resume = dial.filter(|_| config.resume).map(|dial| ResumeSetup {
+            dial,
+            policy: config.reconnect,
+            attempt_timeout: config.connect_timeout,
+        });
+        let mut capabilities = Capabilities::NONE;
+        if config.compression {
+            capabilities = capabilities | Capabilities::LZ4;
+        }
+        if resume.is_some() {
+            capabilities = capabilities | Capabilities::RESUME;
+        }
         let setup = Setup {
             stage_id: Arc::clone(&self.inner.stage_id),
             stage_type,
@@ -235,12 +283,9 @@ impl Connector {
             heartbeat_interval: config.heartbeat_interval,
             heartbeat_timeout: config.heartbeat_timeout,
             close_timeout: config.connect_timeout,
-            capabilities: if config.compression {
-                Capabilities::LZ4
-            } else {
-                Capabilities::NONE
-            },
+            capabilities,
             callbacks: Arc::clone(&self.inner.callbacks),
+            resume,
         };
         *slot = Slot::Connected(Arc::new(Link::spawn(stream, setup, &runtime)));
         drop(slot);

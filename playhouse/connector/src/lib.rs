@@ -65,6 +65,7 @@ mod connection;
 mod connector;
 mod error;
 mod pending;
+mod resume;
 mod transport;
 
 pub use callbacks::SessionEvent;

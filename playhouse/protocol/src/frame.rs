@@ -89,7 +89,12 @@ impl ClientFrame {
 
     /// Acknowledges `received` server data frames.
     pub fn ack(received: u64) -> Self {
-        ClientFrame::new(MsgId::from_static(ACK_MSG_ID), 0, 0, count_payload(received))
+        ClientFrame::new(
+            MsgId::from_static(ACK_MSG_ID),
+            0,
+            0,
+            count_payload(received),
+        )
     }
 
     /// Ends the resumable session on purpose.

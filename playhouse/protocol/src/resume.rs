@@ -54,7 +54,12 @@ pub fn is_control_msg_id(msg_id: &str) -> bool {
     msg_id.starts_with('@')
         && matches!(
             msg_id,
-            HEARTBEAT_MSG_ID | HELLO_MSG_ID | SESSION_MSG_ID | RESUME_MSG_ID | ACK_MSG_ID | END_MSG_ID
+            HEARTBEAT_MSG_ID
+                | HELLO_MSG_ID
+                | SESSION_MSG_ID
+                | RESUME_MSG_ID
+                | ACK_MSG_ID
+                | END_MSG_ID
         )
 }
 
@@ -247,10 +252,14 @@ mod tests {
         }
         assert_eq!(streams.acknowledge(2).unwrap().collect::<Vec<_>>(), [1, 2]);
         assert_eq!(streams.acknowledge(3).unwrap().collect::<Vec<_>>(), [3]);
-        assert_eq!(streams.unacked().iter().copied().collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(
+            streams.unacked().iter().copied().collect::<Vec<_>>(),
+            [4, 5]
+        );
         // Behind an acknowledgement, or ahead of what was sent: impossible.
         assert!(streams.acknowledge(2).is_none());
         assert!(streams.acknowledge(6).is_none());
+        assert_eq!(streams.acknowledge(5).unwrap().count(), 2);
         assert_eq!(streams.acknowledge(5).unwrap().count(), 0);
         assert_eq!(streams.sent_count(), 5);
     }

@@ -437,8 +437,7 @@ impl Session {
     /// session's own task once this one hands its socket over.
     async fn resume_request(&mut self, frame: ClientFrame) -> Result<(), Reason> {
         let request = ResumeRequest::from_payload(&frame.payload);
-        let (Some(request), State::Fresh, true) = (request, &self.state, frame.msg_seq != 0)
-        else {
+        let (Some(request), State::Fresh, true) = (request, &self.state, frame.msg_seq != 0) else {
             tracing::debug!("resume request malformed, without seq, or not first");
             return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
         };
@@ -481,7 +480,9 @@ impl Session {
     }
 
     fn resumable_after(&self, reason: Reason) -> bool {
-        self.resume.is_some() && matches!(self.state, State::Joined { .. }) && lost_connection(reason)
+        self.resume.is_some()
+            && matches!(self.state, State::Joined { .. })
+            && lost_connection(reason)
     }
 
     /// The connection is gone but the session stays, for the resume window: frames for the
@@ -493,7 +494,10 @@ impl Session {
             self.connected = false;
             self.shared.metrics.session_closed(self.transport);
         }
-        let window = self.resume.as_ref().map_or_else(Default::default, |r| r.config.window);
+        let window = self
+            .resume
+            .as_ref()
+            .map_or_else(Default::default, |r| r.config.window);
         let deadline = Instant::now() + window;
         let stop = self.shared.session_stop.clone();
         loop {
@@ -547,8 +551,12 @@ impl Session {
         let ours = resume.received();
         let Some(replay) = resume.replay_after(received) else {
             tracing::warn!(received, "resume with an impossible count; session lost");
-            self.shared.metrics.sessions_lost.fetch_add(1, Ordering::Relaxed);
-            let lost = ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
+            self.shared
+                .metrics
+                .sessions_lost
+                .fetch_add(1, Ordering::Relaxed);
+            let lost =
+                ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
             let _ = self.send_now(lost).await;
             return Err(RESUME_IMPOSSIBLE);
         };
@@ -600,7 +608,8 @@ impl Session {
         if let Err(mpsc::error::SendError(attach)) = sent {
             // The session ended between the lookup and now.
             let mut writer = attach.writer;
-            let lost = ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
+            let lost =
+                ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
             let _ = tokio::time::timeout(shared.config.write_timeout, writer.send(lost)).await;
         }
         shared.metrics.session_closed(transport);

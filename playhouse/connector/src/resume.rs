@@ -1,0 +1,196 @@
+//! The client side of resumable sessions (`playhouse_protocol::ResumeGrant` documents the
+//! wire): what a session keeps, how a new connection takes it over, and the backoff between
+//! attempts.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use playhouse_protocol::{
+    Capabilities, ClientCodec, ClientFrame, CodecConfig, Encoder, ErrorCode, RESUME_MSG_ID,
+    ResumeGrant, ResumeRequest, ResumeStreams, read_count,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio_util::codec::FramedRead;
+
+use crate::ReconnectPolicy;
+
+/// A byte stream of any transport.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send {}
+impl<T: AsyncRead + AsyncWrite + Send> Io for T {}
+
+/// A connection, type-erased so a session can move from one transport's stream to another's.
+pub(crate) type BoxIo = Pin<Box<dyn Io>>;
+
+/// Opens a new connection to the same server.
+pub(crate) type Dialer =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>> + Send + Sync>;
+
+/// The reading half of a connection, framed.
+pub(crate) type Reader = FramedRead<ReadHalf<BoxIo>, ClientCodec>;
+/// The writing half of a connection.
+pub(crate) type Writer = WriteHalf<BoxIo>;
+
+/// What a connection needs to resume its session elsewhere.
+#[derive(Clone)]
+pub(crate) struct ResumeSetup {
+    pub(crate) dial: Dialer,
+    pub(crate) policy: ReconnectPolicy,
+    /// Bounds one attempt (dial plus handshake); zero: only the resume window bounds it.
+    pub(crate) attempt_timeout: Duration,
+}
+
+impl std::fmt::Debug for ResumeSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeSetup")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resumable session as the client keeps it.
+#[derive(Debug)]
+pub(crate) struct ClientSession {
+    pub(crate) grant: ResumeGrant,
+    pub(crate) streams: ResumeStreams<ClientFrame>,
+}
+
+impl ClientSession {
+    /// The session the server granted; `logged` are the frames sent since the authenticate
+    /// request (the server counts them too).
+    pub(crate) fn start(grant: ResumeGrant, logged: Vec<ClientFrame>) -> Self {
+        let mut streams = ResumeStreams::new(grant.ack_every);
+        for frame in logged {
+            streams.sent(frame);
+        }
+        ClientSession { grant, streams }
+    }
+}
+
+/// How a resume attempt on a new connection ended.
+pub(crate) enum Handshake {
+    /// The server took the connection; it had received this many of our frames.
+    Resumed {
+        reader: Reader,
+        writer: Writer,
+        server_received: u64,
+    },
+    /// The server no longer has the session.
+    Lost,
+}
+
+/// Dials and asks to resume: hello (with `capabilities`), then `@Resume@`, then waits for the
+/// answer. Frames after the answer (the replay) are left in `reader` for the connection task.
+pub(crate) async fn handshake(
+    dial: &Dialer,
+    codec: CodecConfig,
+    capabilities: Capabilities,
+    request: ResumeRequest,
+) -> io::Result<Handshake> {
+    let stream = dial().await?;
+    let (read, mut writer) = tokio::io::split(stream);
+    let mut reader = FramedRead::new(read, ClientCodec::new(codec));
+    let mut out = BytesMut::new();
+    let mut encoder = ClientCodec::new(codec);
+    for frame in [
+        ClientFrame::hello(0, capabilities),
+        ClientFrame::resume(1, request),
+    ] {
+        encoder.encode(frame, &mut out).map_err(io::Error::other)?;
+    }
+    writer.write_all_buf(&mut out).await?;
+    writer.flush().await?;
+    loop {
+        let frame = match reader.next().await {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => return Err(io::Error::other(error.to_string())),
+            None => return Err(io::ErrorKind::UnexpectedEof.into()),
+        };
+        if frame.msg_id != RESUME_MSG_ID || frame.msg_seq != 1 {
+            if frame.is_control() {
+                continue; // a heartbeat echo, say
+            }
+            return Err(io::Error::other("a data frame before the resume answer"));
+        }
+        if frame.error_code != ErrorCode::SUCCESS {
+            tracing::debug!(code = %frame.error_code, "the server cannot resume the session");
+            return Ok(Handshake::Lost);
+        }
+        let server_received = read_count(&frame.payload)
+            .ok_or_else(|| io::Error::other("a resume answer without a count"))?;
+        return Ok(Handshake::Resumed {
+            reader,
+            writer,
+            server_received,
+        });
+    }
+}
+
+/// Exponential backoff with jitter (see [`ReconnectPolicy`]).
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    policy: ReconnectPolicy,
+    next: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new(policy: ReconnectPolicy, seed: u64) -> Self {
+        Backoff {
+            policy,
+            next: policy.initial_delay,
+            // xorshift must not start at zero.
+            rng: seed | 1,
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let base = self.next.min(self.policy.max_delay);
+        self.next = base.saturating_mul(2).min(self.policy.max_delay);
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = u64::try_from(base.as_micros() / 2).unwrap_or(u64::MAX);
+        base + Duration::from_micros(self.rng % (half + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
+        let policy = ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(800),
+            jitter_seed: None,
+        };
+        let mut backoff = Backoff::new(policy, 42);
+        let delays: Vec<Duration> = (0..6).map(|_| backoff.next_delay()).collect();
+        let bases = [100, 200, 400, 800, 800, 800];
+        for (delay, base) in delays.iter().zip(bases) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *delay >= base && *delay <= base + base / 2,
+                "{delay:?} vs {base:?}"
+            );
+        }
+        // The same seed, the same delays; another seed, others.
+        let mut again = Backoff::new(policy, 42);
+        assert_eq!(
+            (0..6).map(|_| again.next_delay()).collect::<Vec<_>>(),
+            delays
+        );
+        let mut other = Backoff::new(policy, 7);
+        assert_ne!(
+            (0..6).map(|_| other.next_delay()).collect::<Vec<_>>(),
+            delays
+        );
+    }
+}
