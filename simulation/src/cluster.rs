@@ -49,6 +49,8 @@ pub struct Timing {
     pub directory_ttl: Duration,
     /// Mesh link settings.
     pub link: TcpLinkConfig,
+    /// Play server: how long a dropped resumable session waits for its client.
+    pub resume_window: Duration,
 }
 
 impl Default for Timing {
@@ -71,6 +73,7 @@ impl Default for Timing {
                 heartbeat_timeout: Duration::from_secs(1),
                 ..TcpLinkConfig::default()
             },
+            resume_window: Duration::from_secs(3),
         }
     }
 }
@@ -448,6 +451,10 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
                     c.idle_timeout = timing.idle_timeout;
                     c.auth_timeout = timing.auth_timeout;
                     c.shutdown_timeout = Duration::from_secs(2);
+                    c.resume = Some(playhouse::ResumeConfig {
+                        window: timing.resume_window,
+                        ..playhouse::ResumeConfig::default()
+                    });
                 })
                 .build()?;
             server.serve(SimListener::bind(CLIENT_PORT).await?)?;

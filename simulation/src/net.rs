@@ -1,10 +1,16 @@
 //! turmoil's simulated TCP behind PlayHouse's transport traits: [`SimListener`] is a
 //! [`playhouse_transport::Listener`] (Play server clients, mesh link), [`SimDialer`] a
-//! [`playhouse_mesh::Dialer`] (mesh link), [`dial`] the connector's side.
+//! [`playhouse_mesh::Dialer`] (mesh link), [`dial`] the connector's side, and [`Cuttable`], a
+//! client stream a scenario can cut from the client's side.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use playhouse_mesh::Dialer;
 use playhouse_transport::Listener;
@@ -65,5 +71,75 @@ pub async fn dial(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStr
     match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
         Ok(connected) => connected,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// A client connection that can be cut from the client's side, as when a phone drops its
+/// network: once its token is cancelled the stream is dropped (the server sees the connection
+/// end) and every read and write fails with `ConnectionReset`.
+pub struct Cuttable {
+    inner: Option<TcpStream>,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl std::fmt::Debug for Cuttable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cuttable")
+            .field("open", &self.inner.is_some())
+            .finish()
+    }
+}
+
+impl Cuttable {
+    /// `stream`, cut when `token` is cancelled.
+    pub fn new(stream: TcpStream, token: CancellationToken) -> Self {
+        Cuttable {
+            inner: Some(stream),
+            cut: Box::pin(token.cancelled_owned()),
+        }
+    }
+
+    /// The open stream, or the error once cut (registering for the cut either way).
+    fn open(&mut self, cx: &mut Context<'_>) -> io::Result<Pin<&mut TcpStream>> {
+        if self.cut.as_mut().poll(cx).is_ready() {
+            self.inner = None;
+        }
+        match self.inner.as_mut() {
+            Some(stream) => Ok(Pin::new(stream)),
+            None => Err(io::ErrorKind::ConnectionReset.into()),
+        }
+    }
+}
+
+impl AsyncRead for Cuttable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let stream = self.open(cx)?;
+        stream.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Cuttable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let stream = self.open(cx)?;
+        stream.poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stream = self.open(cx)?;
+        stream.poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stream = self.open(cx)?;
+        ready!(stream.poll_shutdown(cx))?;
+        Poll::Ready(Ok(()))
     }
 }

@@ -49,6 +49,11 @@ fn client_reconnect() {
 }
 
 #[test]
+fn session_resume() {
+    sweep("session_resume");
+}
+
+#[test]
 fn idle_timeout() {
     sweep("idle_timeout");
 }

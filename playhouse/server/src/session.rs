@@ -494,6 +494,10 @@ impl Session {
             self.connected = false;
             self.shared.metrics.session_closed(self.transport);
         }
+        // Let the old socket go now (its peer sees it end), not when a new one replaces it.
+        let codec = self.writer.encoder().clone();
+        self.reader = FramedRead::new(Box::new(tokio::io::empty()), codec.clone());
+        self.writer = FramedWrite::new(Box::new(tokio::io::sink()), codec);
         let window = self
             .resume
             .as_ref()

@@ -24,6 +24,7 @@ mod directory_wipe;
 mod idle_timeout;
 mod play_restart;
 mod request_timeout;
+mod session_resume;
 mod stage_order;
 
 /// A named scenario.
@@ -73,6 +74,11 @@ pub const ALL: &[Scenario] = &[
         name: "directory_wipe",
         about: "the directory loses every entry (an empty Redis restart): no live server drops out of routing",
         run: directory_wipe::run,
+    },
+    Scenario {
+        name: "session_resume",
+        about: "resumable sessions under random cuts and partitions: exactly once and in order within the window, an explicit loss past it",
+        run: session_resume::run,
     },
     Scenario {
         name: "stage_order",
