@@ -67,7 +67,9 @@ pub trait Stage: Sized + Send + 'static {
     }
 
     /// The actor's client connection dropped (`false`) or came back by re-authenticating as
-    /// the same account (`true`). The actor stays in the stage either way.
+    /// the same account (`true`). The actor stays in the stage either way. For a client with a
+    /// resumable session (`PlayConfig::resume`) a drop is reported only once the session is
+    /// lost (its resume window passed): a drop it resumes from is never seen here.
     fn on_connection_changed(
         &mut self,
         ctx: &mut StageContext<Self>,
