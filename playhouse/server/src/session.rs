@@ -529,7 +529,7 @@ impl Session {
 
     /// Takes a resuming connection: replies with what the server received, replays what the
     /// client missed, and goes on with live traffic on it.
-    async fn install(&mut self, attach: Attach) -> Result<(), Reason> {
+    async fn install(&mut self, attach: Box<Attach>) -> Result<(), Reason> {
         let Attach {
             mut reader,
             writer,
@@ -537,7 +537,7 @@ impl Session {
             received,
             capabilities,
             transport,
-        } = attach;
+        } = *attach;
         let max = self.shared.config.codec.max_packet_size;
         reader.decoder_mut().set_max_incoming(max);
         // The old connection, if still open, closes here.
@@ -596,14 +596,14 @@ impl Session {
         else {
             return;
         };
-        let attach = Attach {
+        let attach = Box::new(Attach {
             reader,
             writer,
             seq,
             received,
             capabilities: capabilities.unwrap_or_default(),
             transport,
-        };
+        });
         let sent = tokio::select! {
             biased;
             _ = shared.session_stop.cancelled() => return,
@@ -865,7 +865,7 @@ impl Session {
 
 /// The next connection that resumes this session; never, for a session that is not
 /// resumable.
-async fn next_attach(resume: &mut Option<Box<Resumable>>) -> Option<Attach> {
+async fn next_attach(resume: &mut Option<Box<Resumable>>) -> Option<Box<Attach>> {
     match resume {
         Some(resume) => resume.attach.recv().await,
         None => std::future::pending().await,

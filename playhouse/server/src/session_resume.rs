@@ -33,8 +33,9 @@ pub(crate) struct Attach {
     pub(crate) transport: &'static str,
 }
 
-/// Where a session waits for a connection that resumes it.
-pub(crate) type AttachSender = mpsc::Sender<Attach>;
+/// Where a session waits for a connection that resumes it. Boxed: a channel allocates room
+/// for a block of messages up front, and an idle resumable session should cost little.
+pub(crate) type AttachSender = mpsc::Sender<Box<Attach>>;
 
 /// Tokens of the resumable sessions alive on this server.
 #[derive(Debug, Default)]
@@ -92,14 +93,14 @@ pub(crate) struct Resumable {
     streams: ResumeStreams<ServerFrame>,
     unacked_bytes: usize,
     /// Where a resuming connection is handed to this session.
-    pub(crate) attach: mpsc::Receiver<Attach>,
+    pub(crate) attach: mpsc::Receiver<Box<Attach>>,
 }
 
 impl Resumable {
     pub(crate) fn new(
         token: ResumeToken,
         config: ResumeConfig,
-        attach: mpsc::Receiver<Attach>,
+        attach: mpsc::Receiver<Box<Attach>>,
     ) -> Self {
         Resumable {
             token,
