@@ -1,19 +1,24 @@
-//! The server under load: the framework, or the raw baseline with the same framing.
+//! The server under load: the framework, or a raw baseline with the same framing (over TCP, or
+//! over WebSocket with one frame per binary message).
 
 use std::io;
 use std::net::SocketAddr;
 
+use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use playhouse::{
     Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext,
 };
-use playhouse_protocol::{ServerCodec, ServerFrame};
-use tokio::net::TcpListener;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use playhouse_protocol::{ClientFrame, ServerCodec, ServerFrame};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 
 use crate::ids;
 
-/// A stage that answers `BenchRequest` with its payload and `BenchSend` with a push.
+/// A stage that answers `BenchRequest` with its payload, `BenchSend` with a push to the sender
+/// and `BenchBroadcast` with a push to every client in the stage.
 #[derive(Debug)]
 pub struct BenchStage;
 
@@ -34,7 +39,7 @@ impl Stage for BenchStage {
 
     async fn on_dispatch(
         &mut self,
-        _: &mut StageContext<Self>,
+        ctx: &mut StageContext<Self>,
         actor: &mut ActorCell<BenchActor>,
         packet: Packet,
     ) {
@@ -42,6 +47,8 @@ impl Stage for BenchStage {
             actor
                 .link
                 .send_to_client(Packet::new(ids::PUSH, packet.payload));
+        } else if packet.msg_id == ids::BROADCAST {
+            ctx.broadcast(Packet::new(ids::PUSH, packet.payload));
         } else {
             actor.link.reply(packet);
         }
@@ -90,7 +97,7 @@ pub async fn raw_server(bind: &str) -> io::Result<SocketAddr> {
     Ok(addr)
 }
 
-async fn raw_connection(stream: tokio::net::TcpStream) {
+async fn raw_connection(stream: TcpStream) {
     let (read, write) = stream.into_split();
     let mut reader = FramedRead::new(read, ServerCodec::default());
     let mut writer = FramedWrite::new(write, ServerCodec::default());
@@ -98,33 +105,7 @@ async fn raw_connection(stream: tokio::net::TcpStream) {
         let mut next = Some(frame);
         // Answer everything already received, then flush once.
         while let Some(frame) = next {
-            let reply = if frame.is_heartbeat() {
-                ServerFrame::heartbeat()
-            } else if frame.msg_id == ids::AUTH {
-                ServerFrame::new(
-                    ids::AUTH_REPLY,
-                    frame.msg_seq,
-                    frame.stage_id,
-                    ErrorCode::SUCCESS,
-                    bytes::Bytes::new(),
-                )
-            } else if frame.msg_id == ids::SEND {
-                ServerFrame::new(
-                    ids::PUSH,
-                    0,
-                    frame.stage_id,
-                    ErrorCode::SUCCESS,
-                    frame.payload,
-                )
-            } else {
-                ServerFrame::new(
-                    frame.msg_id,
-                    frame.msg_seq,
-                    frame.stage_id,
-                    ErrorCode::SUCCESS,
-                    frame.payload,
-                )
-            };
+            let reply = raw_reply(frame);
             if writer.feed(reply).await.is_err() {
                 return;
             }
@@ -135,6 +116,107 @@ async fn raw_connection(stream: tokio::net::TcpStream) {
             };
         }
         if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What both raw baselines answer to a client frame: heartbeats echoed, authentication
+/// accepted, `BenchSend` answered by a `BenchPush`, anything else echoed as a reply.
+fn raw_reply(frame: ClientFrame) -> ServerFrame {
+    if frame.is_heartbeat() {
+        ServerFrame::heartbeat()
+    } else if frame.msg_id == ids::AUTH {
+        ServerFrame::new(
+            ids::AUTH_REPLY,
+            frame.msg_seq,
+            frame.stage_id,
+            ErrorCode::SUCCESS,
+            bytes::Bytes::new(),
+        )
+    } else if frame.msg_id == ids::SEND {
+        ServerFrame::new(
+            ids::PUSH,
+            0,
+            frame.stage_id,
+            ErrorCode::SUCCESS,
+            frame.payload,
+        )
+    } else {
+        ServerFrame::new(
+            frame.msg_id,
+            frame.msg_seq,
+            frame.stage_id,
+            ErrorCode::SUCCESS,
+            frame.payload,
+        )
+    }
+}
+
+/// The raw WebSocket baseline: accepts WebSocket upgrades (any path) and answers the same
+/// frames as [`raw_server`], one frame per binary message each way, with no stages, no actors,
+/// no queues — one task per connection reading, answering and flushing once per batch.
+///
+/// tungstenite is configured as the framework's WebSocket listener configures it (4 KiB read
+/// buffer, 2 MiB + 4 message limit), so the two differ only in what sits above the socket.
+pub async fn raw_ws_server(bind: &str) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(raw_ws_connection(stream));
+        }
+    });
+    Ok(addr)
+}
+
+/// The largest WebSocket message accepted: the codec's 2 MiB body limit plus the 4-byte length
+/// prefix (the framework sets the same).
+const MAX_MESSAGE: usize = 2 * 1024 * 1024 + 4;
+
+async fn raw_ws_connection(stream: TcpStream) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+        return;
+    };
+    let mut codec = ServerCodec::default();
+    let mut out = BytesMut::new();
+    while let Some(Ok(message)) = ws.next().await {
+        let mut next = Some(message);
+        // Answer every message already received, then flush once.
+        while let Some(message) = next {
+            let mut src = match message {
+                Message::Binary(data) => BytesMut::from(data),
+                Message::Close(_) | Message::Text(_) => return,
+                // Pings are answered by tungstenite itself.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => BytesMut::new(),
+            };
+            loop {
+                match codec.decode(&mut src) {
+                    Ok(Some(frame)) => {
+                        if codec.encode(raw_reply(frame), &mut out).is_err() {
+                            return;
+                        }
+                        let reply = Message::Binary(out.split().freeze());
+                        if ws.feed(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            next = match ws.next().now_or_never() {
+                Some(Some(Ok(message))) => Some(message),
+                Some(_) => return,
+                None => None,
+            };
+        }
+        if ws.flush().await.is_err() {
             return;
         }
     }

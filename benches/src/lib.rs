@@ -1,13 +1,15 @@
 //! PlayHouse benchmarks.
 //!
 //! * [`bench_server`]: the server under load — the framework (`BenchStage` on a Play server)
-//!   or the raw baseline (a minimal tokio server with the same framing and no framework).
+//!   or a raw baseline (a minimal tokio server with the same framing and no framework, over TCP
+//!   or WebSocket).
 //! * [`loadgen`]: the load generator: many clients over TCP, WebSocket or TLS, request or
 //!   one-way mode, in-flight window, latency histogram, server RSS.
 //! * [`report`]: results as one JSON line and a readable table.
 //!
 //! The binaries (`bench-server`, `loadgen`, `mesh-bench`) are thin wrappers; `run.sh` runs a
-//! whole comparison and `RESULTS.md` records the numbers.
+//! whole comparison, `colyseus/run.sh` the WebSocket comparison with Colyseus (driven by a Node
+//! load generator), and `RESULTS.md` records the numbers.
 
 pub mod bench_server;
 pub mod loadgen;
@@ -23,6 +25,8 @@ pub mod ids {
     pub const REQUEST: &str = "BenchRequest";
     /// A one-way message answered by a push carrying its payload.
     pub const SEND: &str = "BenchSend";
-    /// The push answering [`SEND`].
+    /// The push answering [`SEND`] and [`BROADCAST`].
     pub const PUSH: &str = "BenchPush";
+    /// A one-way message the framework's `BenchStage` pushes to every client in the stage.
+    pub const BROADCAST: &str = "BenchBroadcast";
 }

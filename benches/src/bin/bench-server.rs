@@ -1,16 +1,17 @@
-//! The server under load: `--mode framework` (a Play server with `BenchStage`) or
-//! `--mode raw` (the baseline). Prints `{"tcp": ..., "ws": ..., "tls": ..., "pid": ...}` and
-//! serves until SIGINT/SIGTERM.
+//! The server under load: `--mode framework` (a Play server with `BenchStage`), `--mode raw`
+//! (the TCP baseline) or `--mode raw-ws` (the WebSocket baseline). Prints one JSON line with the
+//! listening addresses (`tcp`, `ws`, `tls`, whichever the mode has) and `pid`, then serves until
+//! SIGINT/SIGTERM.
 
 use clap::Parser;
-use playhouse_benches::bench_server::{framework_server, raw_server};
+use playhouse_benches::bench_server::{framework_server, raw_server, raw_ws_server};
 
 #[derive(Parser)]
 struct Args {
-    /// `framework` or `raw`.
+    /// `framework`, `raw` (TCP) or `raw-ws` (WebSocket, any path).
     #[arg(long, default_value = "framework")]
     mode: String,
-    /// Bind address of the TCP listener.
+    /// Bind address of the TCP listener (`raw-ws`: of the WebSocket listener).
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: String,
     /// Framework: remove actors disconnected this long (milliseconds; 0 = never).
@@ -27,6 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let line = if args.mode == "raw" {
         let tcp = raw_server(&args.bind).await?;
         serde_json::json!({"mode": "raw", "tcp": tcp.to_string(), "pid": pid})
+    } else if args.mode == "raw-ws" {
+        let ws = raw_ws_server(&args.bind).await?;
+        serde_json::json!({"mode": "raw-ws", "ws": ws.to_string(), "pid": pid})
     } else {
         let play = server.insert(framework_server(args.actor_ttl_ms));
         let tcp = play.listen_tcp(&args.bind).await?;
