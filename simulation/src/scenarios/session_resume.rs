@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::STAGE_TYPE;
-use crate::cluster::{CLIENT_PORT, Cluster, Env, Network, Timing, sleep, wait_until};
+use crate::cluster::{CLIENT_PORT, Cluster, Env, Network, Timing, sleep};
 use crate::net::{Cuttable, dial};
 use crate::trace::Trace;
 
@@ -347,25 +347,34 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     partition.heal().await;
     while in_flight.join_next().await.is_some() {}
 
-    // Settle: the connector is connected (resumed, or logged in again after a loss).
-    let settled = wait_until(Duration::from_secs(20), || connector.is_connected()).await;
-    if !settled && lock(&seen).events.last() == Some(&SessionEvent::Lost) {
-        lock(&shared.lost).insert(account.to_owned(), true);
-        login(&env, name, account, &connector, &cutter, &mut partition).await;
+    // Settle: ask the stage what it applied. The session may still be resuming, or turn out
+    // lost now; then the loss has been reported and the player logs in again first.
+    let mut dumped = false;
+    for _ in 0..3 {
+        if !connector.is_connected() {
+            login(&env, name, account, &connector, &cutter, &mut partition).await;
+        }
+        let dump = connector.request(Packet::empty("Dump"));
+        let outcome = tokio::time::timeout(Duration::from_secs(10), dump).await;
+        let lost = lock(&seen).events.contains(&SessionEvent::Lost);
+        if lost {
+            lock(&shared.lost).insert(account.to_owned(), true);
+        }
+        match outcome {
+            Ok(Ok(reply)) => {
+                check_dump(&trace, name, &reply, &lock(&fates), lost);
+                dumped = true;
+                break;
+            }
+            Ok(Err(ConnectorError::SessionLost)) if lost => {}
+            outcome => {
+                trace.violation(name, format_args!("Dump failed: {outcome:?}"));
+                dumped = true;
+                break;
+            }
+        }
     }
-    let lost = lock(&seen).events.contains(&SessionEvent::Lost);
-    if lost {
-        lock(&shared.lost).insert(account.to_owned(), true);
-    }
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        connector.request(Packet::empty("Dump")),
-    )
-    .await
-    {
-        Ok(Ok(reply)) => check_dump(&trace, name, &reply, &lock(&fates), lost),
-        outcome => trace.violation(name, format_args!("Dump failed: {outcome:?}")),
-    }
+    trace.check(name, dumped, || "the session was lost at every Dump".into());
     lock(&shared.leaving).insert(account.to_owned(), true);
     connector.disconnect().await;
     drop(connector);
