@@ -9,6 +9,7 @@
 //! * [`context`]: the servers and the shared connector, and each test's view of them.
 //! * [`client`]: client-side helpers (events with deadlines, typed requests, a frame loop,
 //!   a tiny HTTP client).
+//! * [`cut_proxy`]: a relay that cuts connections under a client, from either end.
 //! * [`raw`]: a hand-framed wire client for what the connector hides (compression, bad frames).
 //! * [`runner`] / [`tap`]: categories of tests, per-test tasks and timeouts, TAP output.
 //! * [`verifiers`]: one module per category.
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod client;
 pub mod context;
 pub mod counting_proxy;
+pub mod cut_proxy;
 pub mod proto;
 pub mod raw;
 pub mod runner;

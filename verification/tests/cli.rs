@@ -55,6 +55,7 @@ fn list_prints_every_category_with_its_test_count() {
         "ProtocolConnection",
         "Compression",
         "Limits",
+        "SessionResume",
     ] {
         assert!(
             stdout

@@ -20,6 +20,7 @@ mod reconnection;
 mod self_connection;
 mod server_lifecycle;
 mod service_routing;
+mod session_resume;
 mod shared_services;
 mod stage_callback;
 mod stage_to_api;
@@ -59,5 +60,6 @@ pub fn all() -> Vec<Category> {
         limits::category(),
         reconnection::category(),
         timeouts::category(),
+        session_resume::category(),
     ]
 }

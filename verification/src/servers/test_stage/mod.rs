@@ -7,6 +7,7 @@ mod async_block;
 mod basics;
 mod game_loop;
 mod mesh;
+mod resume;
 mod timers;
 
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub struct TestStage {
     /// The msg id of the packet `on_create` got, and the creator it named (API creations).
     create_msg_id: String,
     created_by: String,
+    /// Ids of the `ResumeProbeRequest`s handled, in order.
+    probes_handled: Vec<i32>,
 }
 
 impl TestStage {
@@ -59,6 +62,7 @@ impl TestStage {
             game_loop_ticks: 0,
             create_msg_id: String::new(),
             created_by: String::new(),
+            probes_handled: Vec::new(),
         }
     }
 
@@ -184,6 +188,8 @@ impl Stage for TestStage {
             "StopGameLoopRequest" => game_loop::stop(self, ctx, actor),
             "StallStageRequest" => game_loop::stall(self, actor, &packet).await,
             "GetDirectoryRequest" => basics::directory(ctx, actor),
+            "ResumeProbeRequest" => resume::probe(self, ctx, actor, &packet),
+            "ResumeProbeHistoryRequest" => resume::history(self, actor),
             msg_id if mesh::handles(msg_id) => mesh::dispatch(ctx, actor, &packet).await,
             _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
         }
