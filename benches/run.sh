@@ -4,7 +4,8 @@
 # Usage: bash benches/run.sh [quick]   (quick: shorter runs, smaller CCU)
 #        bash benches/run.sh resume [ROUNDS] [SECONDS] [IDLE_CCU]
 #          resumable sessions' cost (issue 12): off/on interleaved ROUNDS times (default 3),
-#          SECONDS per loaded run (default 10), IDLE_CCU idle clients for memory (default 2000);
+#          SECONDS per loaded run (default 10), IDLE_CCU idle clients for memory (default 2000,
+#          0: skip);
 #          prints the JSON lines, then the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,7 @@ if [ "$QUICK" = resume ]; then
         load "$mode-1000x8" framework --ccu 1000 --mode "$mode" --inflight 8 --size 64 \
           --duration "$SECS" --ramp 3 "${flag[@]}" | tee -a "$OUT"
       done
+      [ "$IDLE_CCU" = 0 ] && continue
       serve framework
       sleep 0.5; base=$(rss_mb "$PID")
       result=$("$B/loadgen" --target "$TARGET" --server-pid "$PID" --mode idle --ccu "$IDLE_CCU" \
@@ -70,7 +72,10 @@ for case in cases:
     if case.startswith("idle"):
         ccu = runs[[r["case"] for r in runs].index(case)]["result"]["ccu"]
         (off, _), (on, _) = med(case, False, "server_rss_mb"), med(case, True, "server_rss_mb")
-        print(f"| {case} | resume state per session | | | {(on - off) * 1048576 / ccu:,.0f} B |")
+        empty = statistics.median(r["empty_rss_mb"] for r in runs if r["case"] == case)
+        print(f"| {case} | server RSS per session, off / on (empty server {empty} MiB) "
+              f"| {(off - empty) * 1048576 / ccu:,.0f} B | {(on - empty) * 1048576 / ccu:,.0f} B "
+              f"| +{(on - off) * 1048576 / ccu:,.0f} B |")
 PY
   exit 0
 fi
