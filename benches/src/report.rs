@@ -37,6 +37,19 @@ pub struct Report {
     pub connect_failures: u64,
     /// Peak server RSS while measuring (MiB; 0 when unknown).
     pub server_rss_mb: f64,
+    /// Whether the clients asked for resumable sessions.
+    pub resume: bool,
+    /// Clients the server granted a resumable session.
+    pub granted: u64,
+    /// Bytes the clients read while measuring (frames, length prefixes, acks; TLS or
+    /// WebSocket framing included when used).
+    pub bytes_in: u64,
+    /// Bytes the clients wrote while measuring.
+    pub bytes_out: u64,
+    /// `@Ack@` frames the clients received while measuring.
+    pub acks_in: u64,
+    /// `@Ack@` frames the clients sent while measuring.
+    pub acks_out: u64,
 }
 
 impl Report {
@@ -51,8 +64,25 @@ impl Report {
             "max_us": self.max_us, "errors": self.errors,
             "connect_failures": self.connect_failures,
             "server_rss_mb": (self.server_rss_mb * 10.0).round() / 10.0,
+            "resume": self.resume, "granted": self.granted,
+            "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+            "bytes_in_per_msg": round2(self.per_message(self.bytes_in)),
+            "bytes_out_per_msg": round2(self.per_message(self.bytes_out)),
+            "acks_in": self.acks_in, "acks_out": self.acks_out,
         })
     }
+
+    /// `total` per completed message (0 when none completed).
+    pub fn per_message(&self, total: u64) -> f64 {
+        if self.messages == 0 {
+            return 0.0;
+        }
+        total as f64 / self.messages as f64
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 impl fmt::Display for Report {
@@ -75,10 +105,22 @@ impl fmt::Display for Report {
             self.p99_us as f64 / 1e3,
             self.max_us as f64 / 1e3
         )?;
+        writeln!(
+            f,
+            "  wire        {:.1} B in, {:.1} B out per message  (acks: {} in, {} out)",
+            self.per_message(self.bytes_in),
+            self.per_message(self.bytes_out),
+            self.acks_in,
+            self.acks_out
+        )?;
         write!(
             f,
-            "  errors      {}  connect failures {}  server RSS {:.1} MiB",
-            self.errors, self.connect_failures, self.server_rss_mb
+            "  errors      {}  connect failures {}  server RSS {:.1} MiB  resume {} ({} granted)",
+            self.errors,
+            self.connect_failures,
+            self.server_rss_mb,
+            if self.resume { "on" } else { "off" },
+            self.granted
         )
     }
 }

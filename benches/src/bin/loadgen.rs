@@ -17,7 +17,7 @@ struct Args {
     /// Clients per stage.
     #[arg(long, default_value_t = 10)]
     per_stage: usize,
-    /// `request` or `send`.
+    /// `request`, `send` or `idle` (authenticate, then only heartbeats).
     #[arg(long, value_enum, default_value = "request")]
     mode: Mode,
     /// Messages outstanding per client.
@@ -41,6 +41,13 @@ struct Args {
     /// The server's pid (RSS is read from /proc).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Resumable clients: ask for RESUME in the hello, acknowledge what arrives, keep what
+    /// was sent until acknowledged.
+    #[arg(long)]
+    resume: bool,
+    /// Seconds between heartbeats (each preceded by a pending ack when resumable); none by default.
+    #[arg(long)]
+    heartbeat: Option<f64>,
 }
 
 #[tokio::main]
@@ -74,6 +81,8 @@ async fn main() {
         ramp: Duration::from_secs_f64(args.ramp),
         transport: args.transport,
         server_pid: args.server_pid,
+        resume: args.resume,
+        heartbeat: args.heartbeat.map(Duration::from_secs_f64),
     })
     .await;
     eprintln!("{report}");
