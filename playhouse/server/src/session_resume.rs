@@ -124,7 +124,7 @@ impl Resumable {
     /// Numbers a data frame on its way out and keeps it until acknowledged.
     pub(crate) fn record(&mut self, frame: &ServerFrame) -> Result<(), Overflow> {
         self.unacked_bytes += frame_cost(frame);
-        self.streams.sent(frame.clone());
+        self.streams.sent(detached(frame));
         if self.streams.unacked().len() > self.config.max_unacked_frames as usize {
             return Err(Overflow::Frames);
         }
@@ -174,6 +174,22 @@ impl Resumable {
     }
 }
 
+/// Payloads up to this size are copied when kept for a replay (see [`detached`]).
+const COPY_BELOW: usize = 512;
+
+/// A copy of `frame` to keep. A decoded message often points into a connection's read buffer
+/// (an echo's reply reuses the request's bytes): kept until acknowledged, such a slice would
+/// pin a whole buffer chunk and make the reader allocate and copy anew. Small parts are cheaper
+/// copied; large payloads are shared as they are.
+fn detached(frame: &ServerFrame) -> ServerFrame {
+    let mut kept = frame.clone();
+    kept.msg_id = playhouse_protocol::MsgId::from(&*frame.msg_id);
+    if frame.payload.len() < COPY_BELOW {
+        kept.payload = bytes::Bytes::copy_from_slice(&frame.payload);
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -215,6 +231,20 @@ mod tests {
         assert!(session.replay_after(2).is_none());
         assert!(session.replay_after(6).is_none());
         assert_eq!(session.replay_after(5).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn small_kept_frames_do_not_pin_the_buffers_they_came_from() {
+        let mut session = resumable(16, 1 << 20);
+        let buffer = Bytes::from(vec![7u8; 4096]);
+        let small = ServerFrame::new("Push", 0, 1, ErrorCode::SUCCESS, buffer.slice(0..64));
+        let large = ServerFrame::new("Push", 0, 1, ErrorCode::SUCCESS, buffer.slice(0..1024));
+        session.record(&small).unwrap();
+        session.record(&large).unwrap();
+        let kept = session.replay_after(0).unwrap();
+        assert_eq!(kept[0], small);
+        assert!(!std::ptr::eq(kept[0].payload.as_ptr(), small.payload.as_ptr()));
+        assert!(std::ptr::eq(kept[1].payload.as_ptr(), large.payload.as_ptr()));
     }
 
     #[test]
