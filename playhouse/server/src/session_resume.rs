@@ -243,8 +243,14 @@ mod tests {
         session.record(&large).unwrap();
         let kept = session.replay_after(0).unwrap();
         assert_eq!(kept[0], small);
-        assert!(!std::ptr::eq(kept[0].payload.as_ptr(), small.payload.as_ptr()));
-        assert!(std::ptr::eq(kept[1].payload.as_ptr(), large.payload.as_ptr()));
+        assert!(!std::ptr::eq(
+            kept[0].payload.as_ptr(),
+            small.payload.as_ptr()
+        ));
+        assert!(std::ptr::eq(
+            kept[1].payload.as_ptr(),
+            large.payload.as_ptr()
+        ));
     }
 
     #[test]
