@@ -163,7 +163,6 @@ pub(crate) async fn run<Io>(
         let mut reason = session.serve().await;
         loop {
             if reason == HANDED_OVER {
-                // The socket lives on in the resumed session, which counts it.
                 session.hand_over().await;
                 drop(slot);
                 return;
@@ -606,15 +605,20 @@ impl Session {
         });
         let sent = tokio::select! {
             biased;
-            _ = shared.session_stop.cancelled() => return,
-            sent = target.send(attach) => sent,
+            _ = shared.session_stop.cancelled() => None,
+            sent = target.send(attach) => Some(sent),
         };
-        if let Err(mpsc::error::SendError(attach)) = sent {
-            // The session ended between the lookup and now.
-            let mut writer = attach.writer;
-            let lost =
-                ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
-            let _ = tokio::time::timeout(shared.config.write_timeout, writer.send(lost)).await;
+        match sent {
+            // The socket lives on in the session that took it, which counts it from now on.
+            Some(Ok(())) => return,
+            Some(Err(mpsc::error::SendError(attach))) => {
+                // The session ended between the lookup and now.
+                let mut writer = attach.writer;
+                let lost =
+                    ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
+                let _ = tokio::time::timeout(shared.config.write_timeout, writer.send(lost)).await;
+            }
+            None => {}
         }
         shared.metrics.session_closed(transport);
     }

@@ -220,20 +220,26 @@ fn req(n: u32) -> Packet {
     Packet::new("Req", n.to_le_bytes().to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cut_connections_lose_no_push_and_run_no_request_twice() {
-    let (server, addr, seen) = server(ResumeConfig::default()).await;
-    let cutter = Cutter::default();
+/// A resumable connector dialing `addr` through `cutter`, authenticated as `user`.
+async fn resumable_client(addr: SocketAddr, cutter: &Cutter, user: &str) -> Connector {
     let connector = Connector::new(resumable_config());
-    let mut observed = observe(&connector);
     connector
         .connect_with(cutter.dialer(addr), 1, "Room")
         .await
         .expect("connect");
     connector
-        .authenticate(Packet::new("AuthenticateRequest", &b"alice"[..]))
+        .authenticate(Packet::new("AuthenticateRequest", user.as_bytes().to_vec()))
         .await
         .expect("auth");
+    connector
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connections_lose_no_push_and_run_no_request_twice() {
+    let (server, addr, seen) = server(ResumeConfig::default()).await;
+    let cutter = Cutter::default();
+    let connector = resumable_client(addr, &cutter, "alice").await;
+    let mut observed = observe(&connector);
 
     const PUSHES: u32 = 300;
     const REQUESTS: u32 = 60;
@@ -288,16 +294,8 @@ async fn past_the_window_the_session_is_lost_on_both_sides() {
     };
     let (server, addr, seen) = server(resume).await;
     let cutter = Cutter::default();
-    let connector = Connector::new(resumable_config());
+    let connector = resumable_client(addr, &cutter, "bob").await;
     let mut observed = observe(&connector);
-    connector
-        .connect_with(cutter.dialer(addr), 1, "Room")
-        .await
-        .expect("connect");
-    connector
-        .authenticate(Packet::new("AuthenticateRequest", &b"bob"[..]))
-        .await
-        .expect("auth");
 
     cutter.set_down(true);
     cutter.cut();
@@ -328,15 +326,7 @@ async fn a_pending_request_fails_with_session_lost() {
     };
     let (server, addr, _seen) = server(resume).await;
     let cutter = Cutter::default();
-    let connector = Connector::new(resumable_config());
-    connector
-        .connect_with(cutter.dialer(addr), 1, "Room")
-        .await
-        .expect("connect");
-    connector
-        .authenticate(Packet::new("AuthenticateRequest", &b"carol"[..]))
-        .await
-        .expect("auth");
+    let connector = resumable_client(addr, &cutter, "carol").await;
     cutter.set_down(true);
     let pending = {
         let connector = connector.clone();
@@ -435,9 +425,10 @@ async fn a_raw_resume_replays_what_the_client_did_not_receive() {
     );
     // The old connection was replaced.
     client.expect_closed().await;
-    // And the session goes on.
+    // And the session goes on, counted once: one session, one connection.
     let reply = again.request("Echo", b"d").await;
     assert_eq!(reply.payload, Bytes::from_static(b"d"));
+    assert_eq!(server.session_count(), 1);
     server.stop().await;
 }
 
