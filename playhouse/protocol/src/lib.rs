@@ -29,7 +29,8 @@
 //!   resumable sessions).
 //! * [`ResumeGrant`], [`ResumeRequest`]: resumable sessions, whose frames are numbered and
 //!   replayed after a reconnect (see [`RESUME_MSG_ID`] and the module docs there).
-//! * [`Packet`]: a message id and a payload, with helpers for prost messages.
+//! * [`Packet`]: a message id and a payload, with helpers for prost messages
+//!   ([`Packet::from_message`], [`Packet::decode`] and its [`PayloadError`]).
 //! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction.
 //! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side.
 //!
@@ -61,7 +62,7 @@ pub use frame::{
     CLIENT_HEADER_MIN, ClientFrame, HEARTBEAT_MSG_ID, LENGTH_PREFIX, MAX_MSG_ID_LEN,
     SERVER_HEADER_MIN, ServerFrame,
 };
-pub use packet::{MsgId, Packet};
+pub use packet::{MsgId, Packet, PayloadError};
 pub use resume::{
     ACK_MSG_ID, END_MSG_ID, RESUME_MSG_ID, ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken,
     SESSION_MSG_ID, count_payload, is_control_msg_id, read_count,
