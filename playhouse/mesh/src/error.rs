@@ -46,3 +46,11 @@ impl MeshError {
         }
     }
 }
+
+/// `?` in a handler or stage returning `Result<_, ErrorCode>`: the failure's wire code
+/// ([`MeshError::code`]); a remote error keeps the remote side's code.
+impl From<MeshError> for ErrorCode {
+    fn from(error: MeshError) -> Self {
+        error.code()
+    }
+}
