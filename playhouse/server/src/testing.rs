@@ -1,5 +1,6 @@
-//! Drive a stage in memory: no sockets, works under a paused tokio clock. For unit tests of
-//! your own stages, and for benchmarks of stage dispatch.
+//! Test helpers: drive a stage in memory ([`StageHarness`]: no sockets, works under a paused
+//! tokio clock), and the echo stage tests and benchmarks share ([`EchoStage`], [`EchoActor`]).
+//! For unit tests of your own stages, and for benchmarks of stage dispatch.
 //!
 //! ```
 //! use playhouse::testing::StageHarness;
@@ -40,11 +41,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::ErrorReply;
 use crate::session_handle::{Outbound, QueuedBytes, SessionHandle};
 use crate::stage::registry::{
     CreateRequest, JoinOutcome, StageEnv, StageMsg, StageRegistry, TypedKind,
 };
-use crate::stage::{ActorInit, Stage, StageInit};
+use crate::stage::{Actor, ActorCell, ActorInit, ActorLink, Stage, StageContext, StageInit};
 use crate::{ServerControl, Services};
 
 /// Frames queued for one harness client before the stage treats it as a slow consumer.
@@ -229,5 +231,68 @@ impl HarnessClient {
             .send(msg)
             .await
             .map_err(|_| ErrorCode::STAGE_NOT_FOUND)
+    }
+}
+
+/// The echo stage: every request is answered with the request itself (same id, same payload),
+/// from a client ([`Stage::on_dispatch`]) or from another server
+/// ([`Stage::on_dispatch_server`]); one-way messages are dropped. `on_create` answers
+/// `Created`. For tests and benchmarks that need a stage, not a particular one.
+///
+/// ```
+/// use playhouse::testing::{EchoActor, EchoStage, StageHarness};
+/// use playhouse::Packet;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let stage = StageHarness::start("Echo", |_| EchoStage, |_| EchoActor, Packet::empty("Create"))
+///     .await
+///     .unwrap();
+/// let mut alice = stage.join(Packet::new("Auth", "alice")).await.unwrap();
+/// let reply = alice.request(Packet::new("Hello", "hi")).await.unwrap();
+/// assert_eq!((&*reply.msg_id, &reply.payload[..]), ("Hello", &b"hi"[..]));
+/// # });
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EchoStage;
+
+/// The player of [`EchoStage`] (usable with any stage): the authenticate payload, as UTF-8,
+/// is its account id (an empty one is refused with `INVALID_ACCOUNT_ID`); the authenticate
+/// reply is an empty `Ok`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EchoActor;
+
+impl Stage for EchoStage {
+    type Actor = EchoActor;
+
+    async fn on_create(
+        &mut self,
+        _: &mut StageContext<Self>,
+        _: Packet,
+    ) -> Result<Packet, ErrorCode> {
+        Ok(Packet::empty("Created"))
+    }
+
+    async fn on_dispatch(
+        &mut self,
+        _: &mut StageContext<Self>,
+        actor: &mut ActorCell<EchoActor>,
+        packet: Packet,
+    ) {
+        actor.link.reply(packet);
+    }
+
+    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
+        ctx.reply(packet);
+    }
+}
+
+impl Actor for EchoActor {
+    async fn on_authenticate(
+        &mut self,
+        link: &mut ActorLink,
+        packet: Packet,
+    ) -> Result<Packet, ErrorReply> {
+        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
+        Ok(Packet::empty("Ok"))
     }
 }
