@@ -1,12 +1,14 @@
 //! An error code with an optional packet: what a refusal sends back.
 
-use playhouse_protocol::{ErrorCode, Packet};
+use playhouse_mesh::MeshError;
+use playhouse_protocol::{ErrorCode, Packet, PayloadError};
 
 /// An error code and, optionally, a packet that travels with it to the requester: e.g. a
 /// refused authentication that still tells the client why (the C# original's
 /// `OnAuthenticate` returning `(false, reply)`).
 ///
-/// `?` and `.into()` turn a bare [`ErrorCode`] into one without a packet.
+/// `?` and `.into()` turn a bare [`ErrorCode`] or a [`PayloadError`] into one without a
+/// packet, and a [`MeshError`] into its code with, for a remote error, the remote reply.
 ///
 /// ```
 /// use playhouse::{ErrorCode, ErrorReply, Packet};
@@ -44,5 +46,20 @@ impl ErrorReply {
 impl From<ErrorCode> for ErrorReply {
     fn from(code: ErrorCode) -> Self {
         ErrorReply::new(code)
+    }
+}
+
+impl From<PayloadError> for ErrorReply {
+    fn from(error: PayloadError) -> Self {
+        ErrorReply::new(error.into())
+    }
+}
+
+impl From<MeshError> for ErrorReply {
+    fn from(error: MeshError) -> Self {
+        match error {
+            MeshError::Remote { code, packet } => ErrorReply::new(code).with_packet(packet),
+            other => ErrorReply::new(other.code()),
+        }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! Modules:
 //! * [`Stage`], [`Actor`] and their contexts ([`StageContext`], [`ActorLink`]): the
-//!   programming model.
+//!   programming model; [`StageRoutes`]: typed stage handlers by prost message.
 //! * [`PlayServer`] / [`PlayServerBuilder`]: registration, listeners, graceful stop.
 //! * [`PlayConfig`]: limits and timeouts, each with a documented default.
 //! * [`Listener`]: where connections come from (TCP now; TLS, WebSocket or a simulated
@@ -95,11 +95,11 @@ pub use playhouse_mesh::{
     MemoryDirectory, Mesh, MeshError, RoutingPolicy, ServerInfo, ServerInfoCenter, ServerState,
     ServerType,
 };
-pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet};
+pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet, PayloadError};
 pub use playhouse_transport::{Listener, TlsListener, WsListener};
 pub use sender::Sender;
 pub use services::{ServerControl, Services, ServicesBuilder};
 pub use stage::{
-    Actor, ActorCell, ActorInit, ActorLink, GameTick, ReplyTarget, Stage, StageContext, StageInit,
-    TimerId,
+    Actor, ActorCell, ActorInit, ActorLink, AsyncClientHandler, AsyncServerHandler, GameTick,
+    IntoReply, ReplyTarget, Stage, StageContext, StageInit, StageRoutes, TimerId,
 };

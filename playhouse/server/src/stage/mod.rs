@@ -6,6 +6,7 @@ mod context;
 pub(crate) mod registry;
 mod runner;
 mod timer;
+mod typed;
 
 use std::future::Future;
 
@@ -16,6 +17,7 @@ use crate::ErrorReply;
 pub use actor::{ActorCell, ActorInit, ActorLink, ReplyTarget};
 pub use context::{GameTick, StageContext, StageInit};
 pub use timer::TimerId;
+pub use typed::{AsyncClientHandler, AsyncServerHandler, IntoReply, StageRoutes};
 
 /// A stage (room, match, lobby): one instance per stage id, driven by its own event loop so
 /// its state needs no locks. Every method has a default except [`Stage::on_dispatch`] and
