@@ -2,34 +2,31 @@
 
 use std::time::Duration;
 
-use playhouse::{ActorCell, Packet, StageContext};
+use playhouse::{ErrorCode, Packet};
 
-use super::{TestStage, parse, reply};
+use super::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{AsyncBlockAccepted, AsyncBlockReply, AsyncBlockRequest};
-use crate::servers::test_actor::TestActor;
+
+/// This module's handlers.
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes.client(start)
+}
 
 /// Replies `AsyncBlockAccepted` at once; the block's result arrives as an `AsyncBlockReply`
 /// push telling which task ran `pre` and `post`.
-pub(super) fn start(
+fn start(
     stage: &mut TestStage,
-    ctx: &mut StageContext<TestStage>,
-    actor: &mut ActorCell<TestActor>,
-    packet: &Packet,
-) {
-    let Some(request) = parse::<AsyncBlockRequest>(actor, packet) else {
-        return;
-    };
-    reply(
-        actor,
-        &AsyncBlockAccepted {
-            tag: request.tag.clone(),
-        },
-    );
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: AsyncBlockRequest,
+) -> Result<AsyncBlockAccepted, ErrorCode> {
     let account_id = actor.link.account_id().to_owned();
     let stage_task = stage.stage_task;
     let delay = Duration::from_millis(u64::try_from(request.delay_ms).unwrap_or(0));
     let tag = request.tag;
     let pre_tag = tag.clone();
+    let accepted = AsyncBlockAccepted { tag: tag.clone() };
+    // `post` runs on the stage loop after this callback, so after the reply.
     ctx.async_block(
         async move {
             tokio::time::sleep(delay).await;
@@ -37,7 +34,7 @@ pub(super) fn start(
             let off_stage = pre_task.is_some() && pre_task != stage_task;
             (off_stage, format!("pre finished {pre_tag}"))
         },
-        move |stage: &mut TestStage, ctx: &mut StageContext<TestStage>, (off_stage, result)| {
+        move |stage: &mut TestStage, ctx: &mut Ctx, (off_stage, result)| {
             stage.async_completed += 1;
             let post_task = tokio::task::try_id();
             ctx.send_to_account(
@@ -52,4 +49,5 @@ pub(super) fn start(
             );
         },
     );
+    Ok(accepted)
 }

@@ -3,34 +3,41 @@
 
 use std::time::Duration;
 
-use playhouse::{ActorCell, GameTick, Packet, StageContext};
+use playhouse::{ErrorCode, GameTick, Packet};
 use tokio::time::Instant;
 
-use super::{TestStage, parse, reply};
+use super::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{
     GameLoopStoppedNotify, GameLoopTickNotify, StallStageReply, StallStageRequest,
-    StartGameLoopReply, StartGameLoopRequest, StopGameLoopReply,
+    StartGameLoopReply, StartGameLoopRequest, StopGameLoopReply, StopGameLoopRequest,
 };
-use crate::servers::test_actor::TestActor;
 
-type Actor = ActorCell<TestActor>;
+/// This module's handlers.
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes
+        .client(start)
+        .client(stop)
+        .client_async(TestStage::stall)
+}
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// `StartGameLoopRequest` → `StartGameLoopReply`; every step pushes `GameLoopTickNotify`.
-pub(super) fn start(ctx: &mut StageContext<TestStage>, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<StartGameLoopRequest>(actor, packet) else {
-        return;
-    };
+fn start(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: StartGameLoopRequest,
+) -> Result<StartGameLoopReply, ErrorCode> {
     let account_id = actor.link.account_id().to_owned();
     let max_ticks = u64::try_from(request.max_ticks).unwrap_or(0);
     let timestep = Duration::from_millis(u64::try_from(request.timestep_ms).unwrap_or(0));
     let started = Instant::now();
     ctx.start_game_loop(
         timestep,
-        move |stage: &mut TestStage, ctx: &mut StageContext<TestStage>, tick: GameTick| {
+        move |stage: &mut TestStage, ctx: &mut Ctx, tick: GameTick| {
             stage.game_loop_ticks = tick.tick;
             ctx.send_to_account(
                 &account_id,
@@ -50,35 +57,38 @@ pub(super) fn start(ctx: &mut StageContext<TestStage>, actor: &mut Actor, packet
             }
         },
     );
-    reply(actor, &StartGameLoopReply { started: true });
+    Ok(StartGameLoopReply { started: true })
 }
 
 /// `StopGameLoopRequest` → whether it ran and its last step number.
-pub(super) fn stop(stage: &mut TestStage, ctx: &mut StageContext<TestStage>, actor: &mut Actor) {
+fn stop(
+    stage: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    _: StopGameLoopRequest,
+) -> Result<StopGameLoopReply, ErrorCode> {
     let was_running = ctx.is_game_loop_running();
     ctx.stop_game_loop();
-    reply(
-        actor,
-        &StopGameLoopReply {
-            was_running,
-            ticks: stage.game_loop_ticks,
-        },
-    );
+    Ok(StopGameLoopReply {
+        was_running,
+        ticks: stage.game_loop_ticks,
+    })
 }
 
-/// `StallStageRequest`: keeps the stage loop busy (nothing else of this stage runs meanwhile),
-/// then replies.
-pub(super) async fn stall(stage: &mut TestStage, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<StallStageRequest>(actor, packet) else {
-        return;
-    };
-    let stall = Duration::from_millis(u64::try_from(request.stall_ms).unwrap_or(0));
-    tokio::time::sleep(stall).await;
-    reply(
-        actor,
-        &StallStageReply {
+impl TestStage {
+    /// `StallStageRequest`: keeps the stage loop busy (nothing else of this stage runs
+    /// meanwhile), then replies.
+    async fn stall(
+        &mut self,
+        _: &mut Ctx,
+        _: &mut Actor,
+        request: StallStageRequest,
+    ) -> Result<StallStageReply, ErrorCode> {
+        let stall = Duration::from_millis(u64::try_from(request.stall_ms).unwrap_or(0));
+        tokio::time::sleep(stall).await;
+        Ok(StallStageReply {
             stalled_ms: request.stall_ms,
-            ticks: stage.game_loop_ticks,
-        },
-    );
+            ticks: self.game_loop_ticks,
+        })
+    }
 }

@@ -1,21 +1,19 @@
 //! The stage's half of the server mesh: on a client's `Trigger*` request the stage messages
-//! other stages, API servers and system handlers through `ctx.sender()` (awaiting in
-//! `on_dispatch`, in an async block, or with a request callback) and answers with what came
-//! back. A remote error code becomes the reply's error code.
+//! other stages, API servers and system handlers through `ctx.sender()` (awaiting in its
+//! handler, in an async block, or with a request callback) and answers with what came back. A
+//! remote error code becomes the reply's error code (`?` on a `MeshError`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use playhouse::{
-    ActorCell, ErrorCode, MeshError, Packet, ReplyTarget, RoutingPolicy, StageContext,
-};
+use playhouse::{ErrorCode, MeshError, Packet, ReplyTarget, RoutingPolicy, Sender};
 
-use super::{TestStage, parse, reply};
+use super::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{
-    ApiEchoReply, ApiEchoRequest, InterApiMessage, InterStageMessage, InterStageReply,
-    StartTimerWithRequestReply, StartTimerWithRequestRequest, SystemNotifyMessage, SystemPingReply,
-    SystemPingRequest, TimerApiReply, TimerApiRequest, TimerRequestResultNotify,
+    ApiEchoReply, ApiEchoRequest, InterApiMessage, InterStageMessage, InterStageNotify,
+    InterStageReply, StartTimerWithRequestReply, StartTimerWithRequestRequest, SystemNotifyMessage,
+    SystemPingReply, SystemPingRequest, TimerApiReply, TimerApiRequest, TimerRequestResultNotify,
     TriggerAsyncBlockRequestToApiAccepted, TriggerAsyncBlockRequestToApiReply,
     TriggerAsyncBlockRequestToApiRequest, TriggerAsyncBlockSendToApiAccepted,
     TriggerAsyncBlockSendToApiRequest, TriggerAutoDisposeApiReply, TriggerAutoDisposeApiRequest,
@@ -30,14 +28,10 @@ use crate::proto::{
     TriggerSendToSystemRequest, TriggerServiceReply, TriggerServiceRequest,
     TriggerServiceSendReply, TriggerServiceSendRequest,
 };
-use crate::servers::test_actor::TestActor;
-
-type Actor = ActorCell<TestActor>;
-type Ctx = StageContext<TestStage>;
 
 /// Messages relayed unchanged to the API server named in their first field (`via_api_id` or
 /// `api_id`); the API handler does the work and its reply goes back to the client as is.
-const RELAYED: &[&str] = &[
+pub(super) const RELAYED: &[&str] = &[
     "TriggerRequestToApiServerRequest",
     "TriggerSendToApiServerRequest",
     "TriggerCreateStageRequest",
@@ -45,48 +39,37 @@ const RELAYED: &[&str] = &[
     "TriggerHoldRequestPacketRequest",
 ];
 
-/// Whether `msg_id` is one of this module's messages.
-pub(super) fn handles(msg_id: &str) -> bool {
-    msg_id.starts_with("Trigger")
-        || msg_id == "StartTimerWithRequestRequest"
-        || RELAYED.contains(&msg_id)
+/// This module's handlers: the clients' `Trigger*` requests, and `InterStageMessage` from
+/// other stages.
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes
+        .client(send_to_stage)
+        .client_async(request_to_stage)
+        .client(request_to_stage_callback)
+        .client(send_to_api)
+        .client_async(request_to_api)
+        .client(async_block_send_to_api)
+        .client(async_block_request_to_api)
+        .client_async(get_or_create_stage)
+        .client_async(service_request)
+        .client(service_send)
+        .client_async(request_to_system)
+        .client(send_to_system)
+        .client_async(auto_dispose_api)
+        .client_async(auto_dispose_stage)
+        .client(timer_with_request)
+        .client_async(keep_mesh_replies)
+        .client_async(large_mesh_echo)
+        .server(inter_stage_message)
 }
 
-/// Runs the handler of `packet`'s message.
-pub(super) async fn dispatch(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    match &*packet.msg_id {
-        "TriggerSendToStageRequest" => send_to_stage(ctx, actor, packet),
-        "TriggerRequestToStageRequest" => request_to_stage(ctx, actor, packet).await,
-        "TriggerRequestToStageCallbackRequest" => request_to_stage_callback(ctx, actor, packet),
-        "TriggerSendToApiRequest" => send_to_api(ctx, actor, packet),
-        "TriggerRequestToApiRequest" => request_to_api(ctx, actor, packet).await,
-        "TriggerAsyncBlockSendToApiRequest" => async_block_send_to_api(ctx, actor, packet),
-        "TriggerAsyncBlockRequestToApiRequest" => async_block_request_to_api(ctx, actor, packet),
-        "TriggerGetOrCreateStageRequest" => get_or_create_stage(ctx, actor, packet).await,
-        "TriggerServiceRequest" => service_request(ctx, actor, packet).await,
-        "TriggerServiceSendRequest" => service_send(ctx, actor, packet),
-        "TriggerRequestToSystemRequest" => request_to_system(ctx, actor, packet).await,
-        "TriggerSendToSystemRequest" => send_to_system(ctx, actor, packet),
-        "TriggerAutoDisposeApiRequest" => auto_dispose_api(ctx, actor, packet).await,
-        "TriggerAutoDisposeStageRequest" => auto_dispose_stage(ctx, actor, packet).await,
-        "StartTimerWithRequestRequest" => timer_with_request(ctx, actor, packet),
-        "TriggerKeepMeshRepliesRequest" => keep_mesh_replies(ctx, actor, packet).await,
-        "TriggerLargeMeshEchoRequest" => large_mesh_echo(ctx, actor, packet).await,
-        msg_id if RELAYED.contains(&msg_id) => relay(ctx, actor, packet).await,
-        _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
-    }
-}
-
-/// Answers the client with a mesh failure's error code.
-fn fail(actor: &mut Actor, error: &MeshError) {
-    actor.link.reply_error(error.code());
-}
-
-/// A mesh reply parsed as `M`.
-fn parse_reply<M: prost::Message + Default>(packet: &Packet) -> Result<M, MeshError> {
-    packet
-        .parse::<M>()
-        .map_err(|e| MeshError::Invalid(e.to_string()))
+/// A mesh request's outcome as the message `M`: the remote (or local) failure's code, or
+/// `INVALID_MESSAGE` for a reply that is not an `M`.
+fn answer<M>(result: Result<Packet, MeshError>) -> Result<M, ErrorCode>
+where
+    M: prost::Message + prost::Name + Default,
+{
+    Ok(result?.decode()?)
 }
 
 fn on_stage_loop(stage: &TestStage) -> bool {
@@ -121,69 +104,86 @@ fn relay_target(packet: &Packet) -> Option<String> {
 }
 
 /// Relays `packet` to the API server its first field names and answers with the API's reply.
-async fn relay(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(api_id) = relay_target(packet) else {
+pub(super) async fn relay(ctx: &mut Ctx, actor: &mut Actor, packet: Packet) {
+    let Some(api_id) = relay_target(&packet) else {
         return actor.link.reply_error(ErrorCode::INVALID_MESSAGE);
     };
-    match ctx.sender().request_to_api(&api_id, packet.clone()).await {
+    match ctx.sender().request_to_api(&api_id, packet).await {
         Ok(answer) => actor.link.reply(answer),
-        Err(error) => fail(actor, &error),
+        Err(error) => actor.link.reply_error(error.code()),
     }
+}
+
+/// `InterStageMessage` from another stage: every client of this stage sees the delivery; a
+/// request also gets an `InterStageReply` (for a one-way message it is dropped).
+fn inter_stage_message(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    message: InterStageMessage,
+) -> Result<InterStageReply, ErrorCode> {
+    let me = me(ctx);
+    ctx.broadcast(Packet::from_message(&InterStageNotify {
+        content: message.content.clone(),
+        from_server_id: message.from_server_id,
+        from_stage_id: message.from_stage_id,
+        receiver_server_id: me.clone(),
+        receiver_stage_id: ctx.stage_id(),
+    }));
+    Ok(InterStageReply {
+        content: message.content,
+        responder_server_id: me,
+        responder_stage_id: ctx.stage_id(),
+        from_stage_id: message.from_stage_id,
+    })
 }
 
 // ---- stage to stage --------------------------------------------------------------------------
 
-fn send_to_stage(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerSendToStageRequest>(actor, packet) else {
-        return;
-    };
+fn send_to_stage(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerSendToStageRequest,
+) -> Result<TriggerSendToStageReply, ErrorCode> {
     let message = inter_stage(ctx, request.content);
-    match ctx
-        .sender()
-        .send_to_stage(&request.play_id, request.stage_id, message)
-    {
-        Ok(()) => reply(actor, &TriggerSendToStageReply { success: true }),
-        Err(error) => fail(actor, &error),
-    }
+    ctx.sender()
+        .send_to_stage(&request.play_id, request.stage_id, message)?;
+    Ok(TriggerSendToStageReply { success: true })
 }
 
-async fn request_to_stage(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerRequestToStageRequest>(actor, packet) else {
-        return;
-    };
+async fn request_to_stage(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerRequestToStageRequest,
+) -> Result<TriggerRequestToStageReply, ErrorCode> {
     let message = inter_stage(ctx, request.content);
-    let answer = ctx
+    let answer: InterStageReply = ctx
         .sender()
         .request_to_stage(&request.play_id, request.stage_id, message)
-        .await
-        .and_then(|answer| parse_reply::<InterStageReply>(&answer));
-    match answer {
-        Ok(answer) => reply(
-            actor,
-            &TriggerRequestToStageReply {
-                response: answer.content,
-                responder_server_id: answer.responder_server_id,
-                responder_stage_id: answer.responder_stage_id,
-            },
-        ),
-        Err(error) => fail(actor, &error),
-    }
+        .await?
+        .decode()?;
+    Ok(TriggerRequestToStageReply {
+        response: answer.content,
+        responder_server_id: answer.responder_server_id,
+        responder_stage_id: answer.responder_stage_id,
+    })
 }
 
-fn request_to_stage_callback(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerRequestToStageCallbackRequest>(actor, packet) else {
-        return;
-    };
+fn request_to_stage_callback(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: TriggerRequestToStageCallbackRequest,
+) -> Result<TriggerRequestToStageCallbackAccepted, ErrorCode> {
     let account_id = actor.link.account_id().to_owned();
     let tag = request.tag;
-    reply(
-        actor,
-        &TriggerRequestToStageCallbackAccepted { tag: tag.clone() },
-    );
+    let accepted = TriggerRequestToStageCallbackAccepted { tag: tag.clone() };
     let message = inter_stage(ctx, request.content);
     let pending = ctx
         .sender()
         .request_to_stage(&request.play_id, request.stage_id, message);
+    // The callback runs on the stage loop after this callback, so after the reply.
     ctx.request_with_callback(
         pending,
         move |stage: &mut TestStage, ctx: &mut Ctx, result| {
@@ -192,79 +192,73 @@ fn request_to_stage_callback(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) 
                 on_stage_loop: on_stage_loop(stage),
                 ..TriggerRequestToStageCallbackReply::default()
             };
-            match result.and_then(|answer| parse_reply::<InterStageReply>(&answer)) {
+            match answer::<InterStageReply>(result) {
                 Ok(answer) => {
                     notify.response = answer.content;
                     notify.responder_server_id = answer.responder_server_id;
                     notify.responder_stage_id = answer.responder_stage_id;
                 }
-                Err(error) => notify.error_code = u32::from(error.code().0),
+                Err(code) => notify.error_code = u32::from(code.0),
             }
             ctx.send_to_account(&account_id, Packet::from_message(&notify));
         },
     );
+    Ok(accepted)
 }
 
 // ---- stage to API ----------------------------------------------------------------------------
 
-fn send_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerSendToApiRequest>(actor, packet) else {
-        return;
-    };
+fn send_to_api(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerSendToApiRequest,
+) -> Result<TriggerSendToApiReply, ErrorCode> {
     let message = InterApiMessage {
         content: request.content,
         tag: request.tag,
         ..InterApiMessage::default()
     };
-    match ctx
-        .sender()
-        .send_to_api(&request.api_id, Packet::from_message(&message))
-    {
-        Ok(()) => reply(actor, &TriggerSendToApiReply { success: true }),
-        Err(error) => fail(actor, &error),
-    }
+    ctx.sender()
+        .send_to_api(&request.api_id, Packet::from_message(&message))?;
+    Ok(TriggerSendToApiReply { success: true })
 }
 
-async fn request_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerRequestToApiRequest>(actor, packet) else {
-        return;
-    };
+async fn request_to_api(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerRequestToApiRequest,
+) -> Result<TriggerRequestToApiReply, ErrorCode> {
     let echo = ApiEchoRequest {
         content: request.content,
         fail_code: request.fail_code,
         ..ApiEchoRequest::default()
     };
-    let answer = ctx
+    let answer: ApiEchoReply = ctx
         .sender()
         .request_to_api(&request.api_id, Packet::from_message(&echo))
-        .await
-        .and_then(|answer| parse_reply::<ApiEchoReply>(&answer));
-    match answer {
-        Ok(answer) => reply(
-            actor,
-            &TriggerRequestToApiReply {
-                content: answer.content,
-                api_server_id: answer.server_id,
-                seen_from: answer.from,
-                seen_stage_id: answer.stage_id,
-            },
-        ),
-        Err(error) => fail(actor, &error),
-    }
+        .await?
+        .decode()?;
+    Ok(TriggerRequestToApiReply {
+        content: answer.content,
+        api_server_id: answer.server_id,
+        seen_from: answer.from,
+        seen_stage_id: answer.stage_id,
+    })
 }
 
 /// The send runs in the async block's `pre` (off the stage loop); the API server's report of
 /// the delivery reaches the client as a push.
-fn async_block_send_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerAsyncBlockSendToApiRequest>(actor, packet) else {
-        return;
+fn async_block_send_to_api(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerAsyncBlockSendToApiRequest,
+) -> Result<TriggerAsyncBlockSendToApiAccepted, ErrorCode> {
+    let accepted = TriggerAsyncBlockSendToApiAccepted {
+        tag: request.tag.clone(),
     };
-    reply(
-        actor,
-        &TriggerAsyncBlockSendToApiAccepted {
-            tag: request.tag.clone(),
-        },
-    );
     let sender = ctx.sender();
     let message = InterApiMessage {
         content: request.content,
@@ -280,18 +274,18 @@ fn async_block_send_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
             }
         },
     );
+    Ok(accepted)
 }
 
 /// The request runs in the async block's `pre`; `post` pushes the result from the stage loop.
-fn async_block_request_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerAsyncBlockRequestToApiRequest>(actor, packet) else {
-        return;
-    };
+fn async_block_request_to_api(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: TriggerAsyncBlockRequestToApiRequest,
+) -> Result<TriggerAsyncBlockRequestToApiAccepted, ErrorCode> {
     let tag = request.tag;
-    reply(
-        actor,
-        &TriggerAsyncBlockRequestToApiAccepted { tag: tag.clone() },
-    );
+    let accepted = TriggerAsyncBlockRequestToApiAccepted { tag: tag.clone() };
     let account_id = actor.link.account_id().to_owned();
     let echo = ApiEchoRequest {
         content: request.content,
@@ -301,12 +295,8 @@ fn async_block_request_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet)
         .sender()
         .request_to_api(&request.api_id, Packet::from_message(&echo));
     ctx.async_block(
-        async move {
-            pending
-                .await
-                .and_then(|answer| parse_reply::<ApiEchoReply>(&answer))
-        },
-        move |stage: &mut TestStage, ctx: &mut Ctx, answer: Result<ApiEchoReply, MeshError>| {
+        async move { answer::<ApiEchoReply>(pending.await) },
+        move |stage: &mut TestStage, ctx: &mut Ctx, answer: Result<ApiEchoReply, ErrorCode>| {
             let mut notify = TriggerAsyncBlockRequestToApiReply {
                 tag,
                 post_on_stage_task: on_stage_loop(stage),
@@ -317,40 +307,43 @@ fn async_block_request_to_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet)
                     notify.content = answer.content;
                     notify.api_server_id = answer.server_id;
                 }
-                Err(error) => notify.error_code = u32::from(error.code().0),
+                Err(code) => notify.error_code = u32::from(code.0),
             }
             ctx.send_to_account(&account_id, Packet::from_message(&notify));
         },
     );
+    Ok(accepted)
 }
 
 // ---- API to Play -----------------------------------------------------------------------------
 
 /// Relays to the API server; with `use_callback` through `request_with_callback`, answering
 /// the client later from the callback (a deferred reply) instead of awaiting here.
-async fn get_or_create_stage(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerGetOrCreateStageRequest>(actor, packet) else {
-        return;
-    };
+async fn get_or_create_stage(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: TriggerGetOrCreateStageRequest,
+) {
+    let packet = Packet::from_message(&request);
     if !request.use_callback {
         return relay(ctx, actor, packet).await;
     }
     let Some(target) = actor.link.reply_target() else {
         return;
     };
-    let pending = ctx
-        .sender()
-        .request_to_api(&request.via_api_id, packet.clone());
+    let pending = ctx.sender().request_to_api(&request.via_api_id, packet);
     ctx.request_with_callback(
         pending,
-        move |stage: &mut TestStage, _ctx: &mut Ctx, result| match result
-            .and_then(|answer| parse_reply::<TriggerGetOrCreateStageReply>(&answer))
+        move |stage: &mut TestStage, _ctx: &mut Ctx, result| match answer::<
+            TriggerGetOrCreateStageReply,
+        >(result)
         {
             Ok(mut answer) => {
                 answer.answered_from_callback = on_stage_loop(stage);
-                target.reply(Packet::from_message(&answer));
+                target.reply_message(&answer);
             }
-            Err(error) => target.reply_error(error.code()),
+            Err(code) => target.reply_error(code),
         },
     );
 }
@@ -365,6 +358,13 @@ fn policy(name: &str) -> Option<RoutingPolicy> {
     }
 }
 
+fn service_echo(i: usize) -> Packet {
+    Packet::from_message(&ApiEchoRequest {
+        content: format!("service {i}"),
+        ..ApiEchoRequest::default()
+    })
+}
+
 /// The callback form's shared state: each request's responder by index, and the deferred reply.
 struct Collected {
     responders: Vec<Option<String>>,
@@ -372,10 +372,14 @@ struct Collected {
     target: Option<ReplyTarget>,
 }
 
-async fn service_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerServiceRequest>(actor, packet) else {
-        return;
-    };
+/// `count` requests to the service, one after the other (awaited here) or all at once with a
+/// callback each (the last one answers).
+async fn service_request(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: TriggerServiceRequest,
+) {
     let (Some(policy), Ok(service_id), Ok(count)) = (
         policy(&request.policy),
         u16::try_from(request.service_id),
@@ -383,39 +387,47 @@ async fn service_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
     ) else {
         return actor.link.reply_error(ErrorCode::INVALID_MESSAGE);
     };
-    let echo = |i: usize| {
-        Packet::from_message(&ApiEchoRequest {
-            content: format!("service {i}"),
-            ..ApiEchoRequest::default()
-        })
-    };
-    if !request.use_callback {
-        let mut responders = Vec::with_capacity(count);
-        for i in 0..count {
-            let answer = ctx
-                .sender()
-                .request_to_api_service(service_id, echo(i), policy)
-                .await
-                .and_then(|answer| parse_reply::<ApiEchoReply>(&answer));
-            match answer {
-                Ok(answer) => responders.push(answer.server_id),
-                Err(error) => return fail(actor, &error),
-            }
-        }
-        return reply(
-            actor,
-            &TriggerServiceReply {
-                responders,
-                answered_from_callback: false,
-            },
-        );
+    if request.use_callback {
+        return service_request_with_callbacks(ctx, actor, service_id, policy, count);
     }
-    // Callback form: every request goes out now; the last callback answers.
+    match service_responders(ctx.sender(), service_id, policy, count).await {
+        Ok(responders) => actor.link.reply_message(&TriggerServiceReply {
+            responders,
+            answered_from_callback: false,
+        }),
+        Err(code) => actor.link.reply_error(code),
+    }
+}
+
+/// Who answered each of `count` requests, asked one after the other.
+async fn service_responders(
+    sender: Sender,
+    service_id: u16,
+    policy: RoutingPolicy,
+    count: usize,
+) -> Result<Vec<String>, ErrorCode> {
+    let mut responders = Vec::with_capacity(count);
+    for i in 0..count {
+        let result = sender
+            .request_to_api_service(service_id, service_echo(i), policy)
+            .await;
+        responders.push(answer::<ApiEchoReply>(result)?.server_id);
+    }
+    Ok(responders)
+}
+
+fn service_request_with_callbacks(
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    service_id: u16,
+    policy: RoutingPolicy,
+    count: usize,
+) {
     let Some(target) = actor.link.reply_target() else {
         return;
     };
     if count == 0 {
-        return target.reply(Packet::from_message(&TriggerServiceReply::default()));
+        return target.reply_message(&TriggerServiceReply::default());
     }
     let collected = Arc::new(Mutex::new(Collected {
         responders: vec![None; count],
@@ -425,18 +437,18 @@ async fn service_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
     for i in 0..count {
         let pending = ctx
             .sender()
-            .request_to_api_service(service_id, echo(i), policy);
+            .request_to_api_service(service_id, service_echo(i), policy);
         let collected = Arc::clone(&collected);
         ctx.request_with_callback(
             pending,
             move |stage: &mut TestStage, _ctx: &mut Ctx, result| {
                 let mut collected = collected.lock().unwrap_or_else(|e| e.into_inner());
                 collected.remaining -= 1;
-                match result.and_then(|answer| parse_reply::<ApiEchoReply>(&answer)) {
+                match answer::<ApiEchoReply>(result) {
                     Ok(answer) => collected.responders[i] = Some(answer.server_id),
-                    Err(error) => {
+                    Err(code) => {
                         if let Some(target) = collected.target.take() {
-                            target.reply_error(error.code());
+                            target.reply_error(code);
                         }
                     }
                 }
@@ -444,24 +456,26 @@ async fn service_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
                     && let Some(target) = collected.target.take()
                 {
                     let responders = collected.responders.iter().flatten().cloned().collect();
-                    target.reply(Packet::from_message(&TriggerServiceReply {
+                    target.reply_message(&TriggerServiceReply {
                         responders,
                         answered_from_callback: on_stage_loop(stage),
-                    }));
+                    });
                 }
             },
         );
     }
 }
 
-fn service_send(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerServiceSendRequest>(actor, packet) else {
-        return;
-    };
+fn service_send(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerServiceSendRequest,
+) -> Result<TriggerServiceSendReply, ErrorCode> {
     let (Some(policy), Ok(service_id)) =
         (policy(&request.policy), u16::try_from(request.service_id))
     else {
-        return actor.link.reply_error(ErrorCode::INVALID_MESSAGE);
+        return Err(ErrorCode::INVALID_MESSAGE);
     };
     let mut sent = 0;
     for i in 0..request.count {
@@ -470,23 +484,21 @@ fn service_send(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
             tag: request.tag.clone(),
             ..InterApiMessage::default()
         };
-        match ctx
-            .sender()
-            .send_to_api_service(service_id, Packet::from_message(&message), policy)
-        {
-            Ok(()) => sent += 1,
-            Err(error) => return fail(actor, &error),
-        }
+        ctx.sender()
+            .send_to_api_service(service_id, Packet::from_message(&message), policy)?;
+        sent += 1;
     }
-    reply(actor, &TriggerServiceSendReply { sent });
+    Ok(TriggerServiceSendReply { sent })
 }
 
 // ---- system messages -------------------------------------------------------------------------
 
-async fn request_to_system(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerRequestToSystemRequest>(actor, packet) else {
-        return;
-    };
+async fn request_to_system(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerRequestToSystemRequest,
+) -> Result<TriggerRequestToSystemReply, ErrorCode> {
     let message = if request.as_regular_message {
         Packet::from_message(&ApiEchoRequest {
             content: request.content,
@@ -498,47 +510,41 @@ async fn request_to_system(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
             fail_code: request.fail_code,
         })
     };
-    let answer = ctx
+    let answer: SystemPingReply = ctx
         .sender()
         .request_to_system(&request.server_id, message)
-        .await
-        .and_then(|answer| parse_reply::<SystemPingReply>(&answer));
-    match answer {
-        Ok(answer) => reply(
-            actor,
-            &TriggerRequestToSystemReply {
-                content: answer.content,
-                server_id: answer.server_id,
-                server_type: answer.server_type,
-            },
-        ),
-        Err(error) => fail(actor, &error),
-    }
+        .await?
+        .decode()?;
+    Ok(TriggerRequestToSystemReply {
+        content: answer.content,
+        server_id: answer.server_id,
+        server_type: answer.server_type,
+    })
 }
 
-fn send_to_system(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerSendToSystemRequest>(actor, packet) else {
-        return;
-    };
+fn send_to_system(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerSendToSystemRequest,
+) -> Result<TriggerSendToSystemReply, ErrorCode> {
     let message = SystemNotifyMessage {
         content: request.content,
         tag: request.tag,
     };
-    match ctx
-        .sender()
-        .send_to_system(&request.server_id, Packet::from_message(&message))
-    {
-        Ok(()) => reply(actor, &TriggerSendToSystemReply { success: true }),
-        Err(error) => fail(actor, &error),
-    }
+    ctx.sender()
+        .send_to_system(&request.server_id, Packet::from_message(&message))?;
+    Ok(TriggerSendToSystemReply { success: true })
 }
 
 // ---- owned mesh packets (AutoDispose) --------------------------------------------------------
 
-async fn auto_dispose_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerAutoDisposeApiRequest>(actor, packet) else {
-        return;
-    };
+async fn auto_dispose_api(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerAutoDisposeApiRequest,
+) -> Result<TriggerAutoDisposeApiReply, ErrorCode> {
     let (mut completed, mut intact) = (0, 0);
     for i in 0..request.count {
         let content = format!("auto dispose {i}");
@@ -549,25 +555,25 @@ async fn auto_dispose_api(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
         let answer = ctx
             .sender()
             .request_to_api(&request.api_id, Packet::from_message(&echo))
-            .await;
-        match answer {
-            Ok(answer) => {
-                completed += 1;
-                if parse_reply::<ApiEchoReply>(&answer).is_ok_and(|a| a.content == content) {
-                    intact += 1;
-                }
-                // The reply is dropped here: nothing to free by hand.
-            }
-            Err(error) => return fail(actor, &error),
+            .await?;
+        completed += 1;
+        if answer
+            .decode::<ApiEchoReply>()
+            .is_ok_and(|a| a.content == content)
+        {
+            intact += 1;
         }
+        // The reply is dropped here: nothing to free by hand.
     }
-    reply(actor, &TriggerAutoDisposeApiReply { completed, intact });
+    Ok(TriggerAutoDisposeApiReply { completed, intact })
 }
 
-async fn auto_dispose_stage(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerAutoDisposeStageRequest>(actor, packet) else {
-        return;
-    };
+async fn auto_dispose_stage(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerAutoDisposeStageRequest,
+) -> Result<TriggerAutoDisposeStageReply, ErrorCode> {
     let (mut completed, mut intact) = (0, 0);
     for i in 0..request.count {
         let content = format!("auto dispose {i}");
@@ -575,31 +581,31 @@ async fn auto_dispose_stage(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
         let answer = ctx
             .sender()
             .request_to_stage(&request.play_id, request.stage_id, message)
-            .await;
-        match answer {
-            Ok(answer) => {
-                completed += 1;
-                if parse_reply::<InterStageReply>(&answer).is_ok_and(|a| a.content == content) {
-                    intact += 1;
-                }
-            }
-            Err(error) => return fail(actor, &error),
+            .await?;
+        completed += 1;
+        if answer
+            .decode::<InterStageReply>()
+            .is_ok_and(|a| a.content == content)
+        {
+            intact += 1;
         }
     }
-    reply(actor, &TriggerAutoDisposeStageReply { completed, intact });
+    Ok(TriggerAutoDisposeStageReply { completed, intact })
 }
 
 /// A count timer whose every tick requests an API server with a callback; the callback pushes
 /// the result.
-fn timer_with_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<StartTimerWithRequestRequest>(actor, packet) else {
-        return;
-    };
+fn timer_with_request(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    actor: &mut Actor,
+    request: StartTimerWithRequestRequest,
+) -> Result<StartTimerWithRequestReply, ErrorCode> {
     let (Ok(count), Ok(period)) = (
         u32::try_from(request.count),
         u64::try_from(request.period_ms),
     ) else {
-        return actor.link.reply_error(ErrorCode::INVALID_MESSAGE);
+        return Err(ErrorCode::INVALID_MESSAGE);
     };
     let period = Duration::from_millis(period);
     let account_id = actor.link.account_id().to_owned();
@@ -619,8 +625,7 @@ fn timer_with_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
             ctx.request_with_callback(
                 pending,
                 move |_stage: &mut TestStage, ctx: &mut Ctx, result| {
-                    let answer = result.and_then(|answer| parse_reply::<TimerApiReply>(&answer));
-                    let notify = match answer {
+                    let notify = match answer::<TimerApiReply>(result) {
                         Ok(answer) => TimerRequestResultNotify {
                             tick: this_tick,
                             success: answer.tick == this_tick,
@@ -637,14 +642,16 @@ fn timer_with_request(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
             );
         },
     );
-    reply(actor, &StartTimerWithRequestReply { timer_id: id.get() });
+    Ok(StartTimerWithRequestReply { timer_id: id.get() })
 }
 
 /// Every request goes out at once; the replies are checked only after the last one arrived.
-async fn keep_mesh_replies(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerKeepMeshRepliesRequest>(actor, packet) else {
-        return;
-    };
+async fn keep_mesh_replies(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerKeepMeshRepliesRequest,
+) -> Result<TriggerKeepMeshRepliesReply, ErrorCode> {
     let sender = ctx.sender();
     let pending = (0..request.count).map(|i| {
         let echo = ApiEchoRequest {
@@ -653,27 +660,23 @@ async fn keep_mesh_replies(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
         };
         sender.request_to_api(&request.api_id, Packet::from_message(&echo))
     });
-    let mut kept = Vec::new();
-    for answer in join_all(pending).await {
-        match answer {
-            Ok(answer) => kept.push(answer),
-            Err(error) => return fail(actor, &error),
-        }
-    }
+    let kept = join_all(pending)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<Packet>, MeshError>>()?;
     let intact = kept
         .iter()
         .enumerate()
         .filter(|(i, answer)| {
-            parse_reply::<ApiEchoReply>(answer).is_ok_and(|a| a.content == format!("kept {i}"))
+            answer
+                .decode::<ApiEchoReply>()
+                .is_ok_and(|a| a.content == format!("kept {i}"))
         })
         .count();
-    reply(
-        actor,
-        &TriggerKeepMeshRepliesReply {
-            kept: i32::try_from(kept.len()).unwrap_or(i32::MAX),
-            intact: i32::try_from(intact).unwrap_or(i32::MAX),
-        },
-    );
+    Ok(TriggerKeepMeshRepliesReply {
+        kept: i32::try_from(kept.len()).unwrap_or(i32::MAX),
+        intact: i32::try_from(intact).unwrap_or(i32::MAX),
+    })
 }
 
 /// A fixed pattern of `size` bytes.
@@ -683,32 +686,26 @@ fn pattern(size: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn large_mesh_echo(ctx: &mut Ctx, actor: &mut Actor, packet: &Packet) {
-    let Some(request) = parse::<TriggerLargeMeshEchoRequest>(actor, packet) else {
-        return;
-    };
-    let Ok(size) = usize::try_from(request.size) else {
-        return actor.link.reply_error(ErrorCode::INVALID_MESSAGE);
-    };
+async fn large_mesh_echo(
+    _: &mut TestStage,
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: TriggerLargeMeshEchoRequest,
+) -> Result<TriggerLargeMeshEchoReply, ErrorCode> {
+    let size = usize::try_from(request.size).map_err(|_| ErrorCode::INVALID_MESSAGE)?;
     let data = pattern(size);
     let echo = ApiEchoRequest {
         content: "large".into(),
         data: data.clone(),
         ..ApiEchoRequest::default()
     };
-    let answer = ctx
+    let answer: ApiEchoReply = ctx
         .sender()
         .request_to_api(&request.api_id, Packet::from_message(&echo))
-        .await
-        .and_then(|answer| parse_reply::<ApiEchoReply>(&answer));
-    match answer {
-        Ok(answer) => reply(
-            actor,
-            &TriggerLargeMeshEchoReply {
-                size: i32::try_from(answer.data.len()).unwrap_or(i32::MAX),
-                intact: answer.data == data,
-            },
-        ),
-        Err(error) => fail(actor, &error),
-    }
+        .await?
+        .decode()?;
+    Ok(TriggerLargeMeshEchoReply {
+        size: i32::try_from(answer.data.len()).unwrap_or(i32::MAX),
+        intact: answer.data == data,
+    })
 }

@@ -1,7 +1,9 @@
-//! `TestStage`: the default stage type of `play-1`. Every verifier feature is one message kind;
-//! [`TestStage::on_dispatch`](playhouse::Stage::on_dispatch) dispatches on the message id to
-//! the handlers of the submodules. The stage records its callbacks in order and answers with
-//! packets only.
+//! `TestStage`: the default stage type of `play-1`. Every verifier feature is one message kind:
+//! each submodule registers typed handlers for its messages ([`StageRoutes`]), and
+//! [`TestStage::on_dispatch`](playhouse::Stage::on_dispatch) hands every packet to them; the
+//! few messages that stay packets (relayed to an API server unchanged, never answered, pushed on
+//! as they are) fall through to a `match` on the message id. The stage records its callbacks in
+//! order.
 
 mod async_block;
 mod basics;
@@ -11,16 +13,37 @@ mod resume;
 mod timers;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use playhouse::{ActorCell, ErrorCode, Packet, Stage, StageContext, StageInit, TimerId};
+use playhouse::{
+    ActorCell, ErrorCode, Packet, Stage, StageContext, StageInit, StageRoutes, TimerId,
+};
 
 use super::services::{GreetingService, SharedCounter, StageJournal};
 use super::test_actor::TestActor;
-use crate::proto::{
-    ConnectionChangedNotify, CreateStagePayload, InterStageMessage, InterStageNotify,
-    InterStageReply, StageCreatedReply,
-};
+use crate::proto::{ConnectionChangedNotify, CreateStagePayload, StageCreatedReply};
+
+/// A client of the stage, as its handlers see it.
+type Actor = ActorCell<TestActor>;
+/// The stage's context, as its handlers see it.
+type Ctx = StageContext<TestStage>;
+/// The stage's typed handlers.
+type Routes = StageRoutes<TestStage>;
+
+/// Every submodule's handlers, registered once for the stage type.
+static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
+    let modules: [fn(Routes) -> Routes; 6] = [
+        basics::routes,
+        async_block::routes,
+        timers::routes,
+        game_loop::routes,
+        resume::routes,
+        mesh::routes,
+    ];
+    modules
+        .into_iter()
+        .fold(StageRoutes::new(), |routes, add| add(routes))
+});
 
 /// The stage every verifier talks to.
 #[derive(Debug)]
@@ -69,25 +92,6 @@ impl TestStage {
     fn record(&mut self, callback: impl Into<String>) {
         self.callbacks.push(callback.into());
     }
-}
-
-/// Parses a request payload, answering [`ErrorCode::INVALID_MESSAGE`] when it is not `M`.
-fn parse<M: prost::Message + Default>(
-    actor: &mut ActorCell<TestActor>,
-    packet: &Packet,
-) -> Option<M> {
-    match packet.parse::<M>() {
-        Ok(message) => Some(message),
-        Err(_) => {
-            actor.link.reply_error(ErrorCode::INVALID_MESSAGE);
-            None
-        }
-    }
-}
-
-/// Replies with a prost message.
-fn reply<M: prost::Message + prost::Name>(actor: &mut ActorCell<TestActor>, message: &M) {
-    actor.link.reply(Packet::from_message(message));
 }
 
 impl Stage for TestStage {
@@ -165,61 +169,24 @@ impl Stage for TestStage {
         packet: Packet,
     ) {
         self.record(format!("on_dispatch:{}", packet.msg_id));
+        let Some(packet) = ROUTES.dispatch(self, ctx, actor, packet).await else {
+            return;
+        };
         match &*packet.msg_id {
-            "EchoRequest" => basics::echo(actor, &packet),
-            "FailRequest" => basics::fail(actor, &packet),
+            // Never answered: what request timeouts are tested with.
             "NoResponseRequest" => {}
-            "BroadcastTrigger" => basics::broadcast(ctx, actor, &packet),
-            "GetAccountIdRequest" => basics::account_id(actor),
-            "LeaveStageRequest" => basics::leave_stage(actor),
-            "ActorStateRequest" => basics::actor_state(actor),
-            "StageStateRequest" => self.stage_state(ctx, actor),
-            "CloseStageRequest" => basics::close_stage(ctx, actor),
-            "StageHistoryRequest" => self.stage_history(actor, &packet),
-            "GetServiceValueRequest" => self.service_value(actor, &packet),
-            "IncrementCounterRequest" => self.increment_counter(actor, &packet),
-            "GetServerInfoRequest" => basics::server_info(ctx, actor),
-            "AsyncBlockRequest" => async_block::start(self, ctx, actor, &packet),
-            "StartRepeatTimerRequest" => timers::start_repeat(self, ctx, actor, &packet),
-            "StartCountTimerRequest" => timers::start_count(self, ctx, actor, &packet),
-            "CancelTimerRequest" => timers::cancel(self, ctx, actor, &packet),
-            "HasTimerRequest" => timers::has(self, ctx, actor, &packet),
-            "StartGameLoopRequest" => game_loop::start(ctx, actor, &packet),
-            "StopGameLoopRequest" => game_loop::stop(self, ctx, actor),
-            "StallStageRequest" => game_loop::stall(self, actor, &packet).await,
-            "GetDirectoryRequest" => basics::directory(ctx, actor),
-            "ResumeProbeRequest" => resume::probe(self, ctx, actor, &packet),
-            "ResumeProbeHistoryRequest" => resume::history(self, actor),
-            msg_id if mesh::handles(msg_id) => mesh::dispatch(ctx, actor, &packet).await,
+            // Relayed to an API server as they are.
+            msg_id if mesh::RELAYED.contains(&msg_id) => mesh::relay(ctx, actor, packet).await,
             _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
         }
     }
 
     async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
         self.record(format!("on_dispatch_server:{}", packet.msg_id));
+        let Some(packet) = ROUTES.dispatch_server(self, ctx, packet).await else {
+            return;
+        };
         match &*packet.msg_id {
-            "InterStageMessage" => {
-                let Ok(message) = packet.parse::<InterStageMessage>() else {
-                    return ctx.reply_error(ErrorCode::INVALID_MESSAGE);
-                };
-                let me = ctx.control().server_id().to_owned();
-                // Every client of this stage sees the delivery; a request also gets a reply
-                // (replying to a one-way message does nothing).
-                ctx.broadcast(Packet::from_message(&InterStageNotify {
-                    content: message.content.clone(),
-                    from_server_id: message.from_server_id,
-                    from_stage_id: message.from_stage_id,
-                    receiver_server_id: me.clone(),
-                    receiver_stage_id: ctx.stage_id(),
-                }));
-                let reply = InterStageReply {
-                    content: message.content,
-                    responder_server_id: me,
-                    responder_stage_id: ctx.stage_id(),
-                    from_stage_id: message.from_stage_id,
-                };
-                ctx.reply(Packet::from_message(&reply));
-            }
             // Reports from other servers, for this stage's clients.
             "ServerToStageNotify" => ctx.broadcast(packet),
             _ => ctx.reply_error(ErrorCode::HANDLER_NOT_FOUND),

@@ -3,24 +3,20 @@
 
 use std::time::Duration;
 
-use playhouse::{ActorCell, Packet, StageContext};
+use playhouse::{ErrorCode, Packet};
 
-use super::{TestStage, parse, reply};
-use crate::proto::{ResumeProbeHistoryReply, ResumeProbeReply, ResumeProbeRequest};
-use crate::servers::test_actor::TestActor;
+use super::{Actor, Ctx, Routes, TestStage};
+use crate::proto::{
+    ResumeProbeHistoryReply, ResumeProbeHistoryRequest, ResumeProbeReply, ResumeProbeRequest,
+};
 
-type Actor = ActorCell<TestActor>;
+/// This module's handlers.
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes.client(probe).client(history)
+}
 
 /// `ResumeProbeRequest` → recorded now, `ResumeProbeReply` after `delay_ms`.
-pub(super) fn probe(
-    stage: &mut TestStage,
-    ctx: &mut StageContext<TestStage>,
-    actor: &mut Actor,
-    packet: &Packet,
-) {
-    let Some(request) = parse::<ResumeProbeRequest>(actor, packet) else {
-        return;
-    };
+fn probe(stage: &mut TestStage, ctx: &mut Ctx, actor: &mut Actor, request: ResumeProbeRequest) {
     stage.probes_handled.push(request.id);
     let Some(target) = actor.link.reply_target() else {
         // Sent one-way: nothing to answer.
@@ -37,11 +33,13 @@ pub(super) fn probe(
 }
 
 /// `ResumeProbeHistoryRequest` → every probe id handled so far, in order.
-pub(super) fn history(stage: &TestStage, actor: &mut Actor) {
-    reply(
-        actor,
-        &ResumeProbeHistoryReply {
-            handled_ids: stage.probes_handled.clone(),
-        },
-    );
+fn history(
+    stage: &mut TestStage,
+    _: &mut Ctx,
+    _: &mut Actor,
+    _: ResumeProbeHistoryRequest,
+) -> Result<ResumeProbeHistoryReply, ErrorCode> {
+    Ok(ResumeProbeHistoryReply {
+        handled_ids: stage.probes_handled.clone(),
+    })
 }

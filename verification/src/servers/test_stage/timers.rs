@@ -3,16 +3,22 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use playhouse::{ActorCell, Packet, StageContext};
+use playhouse::{ErrorCode, Packet};
 
-use super::{TestStage, parse, reply};
+use super::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{
     CancelTimerReply, CancelTimerRequest, HasTimerReply, HasTimerRequest, StartCountTimerRequest,
     StartRepeatTimerRequest, StartTimerReply, TimerTickNotify,
 };
-use crate::servers::test_actor::TestActor;
 
-type Actor = ActorCell<TestActor>;
+/// This module's handlers.
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes
+        .client(start_repeat)
+        .client(start_count)
+        .client(cancel)
+        .client(has)
+}
 
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -23,7 +29,7 @@ fn millis(ms: i32) -> Duration {
 fn tick_pusher(
     account_id: String,
     timer_id: Arc<OnceLock<u64>>,
-) -> impl FnMut(&mut TestStage, &mut StageContext<TestStage>) + Send + 'static {
+) -> impl FnMut(&mut TestStage, &mut Ctx) + Send + 'static {
     move |stage, ctx| {
         let timer_id = timer_id.get().copied().unwrap_or_default();
         let tick = stage.timer_ticks.entry(timer_id).or_default();
@@ -39,15 +45,12 @@ fn tick_pusher(
 }
 
 /// `StartRepeatTimerRequest` → `StartTimerReply`; ticks until cancelled.
-pub(super) fn start_repeat(
+fn start_repeat(
     stage: &mut TestStage,
-    ctx: &mut StageContext<TestStage>,
+    ctx: &mut Ctx,
     actor: &mut Actor,
-    packet: &Packet,
-) {
-    let Some(request) = parse::<StartRepeatTimerRequest>(actor, packet) else {
-        return;
-    };
+    request: StartRepeatTimerRequest,
+) -> Result<StartTimerReply, ErrorCode> {
     let cell = Arc::new(OnceLock::new());
     let callback = tick_pusher(actor.link.account_id().to_owned(), Arc::clone(&cell));
     let id = ctx.add_repeat_timer(
@@ -57,19 +60,16 @@ pub(super) fn start_repeat(
     );
     let _ = cell.set(id.get());
     stage.timers.insert(id.get(), id);
-    reply(actor, &StartTimerReply { timer_id: id.get() });
+    Ok(StartTimerReply { timer_id: id.get() })
 }
 
 /// `StartCountTimerRequest` → `StartTimerReply`; ticks exactly `count` times.
-pub(super) fn start_count(
+fn start_count(
     stage: &mut TestStage,
-    ctx: &mut StageContext<TestStage>,
+    ctx: &mut Ctx,
     actor: &mut Actor,
-    packet: &Packet,
-) {
-    let Some(request) = parse::<StartCountTimerRequest>(actor, packet) else {
-        return;
-    };
+    request: StartCountTimerRequest,
+) -> Result<StartTimerReply, ErrorCode> {
     let cell = Arc::new(OnceLock::new());
     let callback = tick_pusher(actor.link.account_id().to_owned(), Arc::clone(&cell));
     let id = ctx.add_count_timer(
@@ -80,19 +80,16 @@ pub(super) fn start_count(
     );
     let _ = cell.set(id.get());
     stage.timers.insert(id.get(), id);
-    reply(actor, &StartTimerReply { timer_id: id.get() });
+    Ok(StartTimerReply { timer_id: id.get() })
 }
 
 /// `CancelTimerRequest` → whether the timer was still scheduled.
-pub(super) fn cancel(
+fn cancel(
     stage: &mut TestStage,
-    ctx: &mut StageContext<TestStage>,
-    actor: &mut Actor,
-    packet: &Packet,
-) {
-    let Some(request) = parse::<CancelTimerRequest>(actor, packet) else {
-        return;
-    };
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: CancelTimerRequest,
+) -> Result<CancelTimerReply, ErrorCode> {
     let cancelled = stage
         .timers
         .remove(&request.timer_id)
@@ -102,22 +99,19 @@ pub(super) fn cancel(
         .get(&request.timer_id)
         .copied()
         .unwrap_or(0);
-    reply(actor, &CancelTimerReply { cancelled, ticks });
+    Ok(CancelTimerReply { cancelled, ticks })
 }
 
 /// `HasTimerRequest` → whether the timer is still scheduled.
-pub(super) fn has(
+fn has(
     stage: &mut TestStage,
-    ctx: &mut StageContext<TestStage>,
-    actor: &mut Actor,
-    packet: &Packet,
-) {
-    let Some(request) = parse::<HasTimerRequest>(actor, packet) else {
-        return;
-    };
+    ctx: &mut Ctx,
+    _: &mut Actor,
+    request: HasTimerRequest,
+) -> Result<HasTimerReply, ErrorCode> {
     let has_timer = stage
         .timers
         .get(&request.timer_id)
         .is_some_and(|id| ctx.has_timer(*id));
-    reply(actor, &HasTimerReply { has_timer });
+    Ok(HasTimerReply { has_timer })
 }
