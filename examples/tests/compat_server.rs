@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
+use playhouse_connector::{
+    Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet, TlsTrust, Transport,
+};
 use playhouse_examples::compat::proto::{
     AuthenticateReply, AuthenticateRequest, EchoReply, EchoRequest, FailReply, FailRequest,
 };
@@ -25,17 +27,15 @@ async fn http(
 }
 
 /// A connector configured like the original's: no capability hello, self-signed TLS accepted.
-fn original_like(use_websocket: bool, use_tls: bool) -> Connector {
-    Connector::new(ConnectorConfig {
-        use_websocket,
-        use_tls,
-        tls_skip_verification: true,
-        compression: false,
-        use_main_thread_callbacks: false,
-        heartbeat_interval: Duration::ZERO,
-        request_timeout: Duration::from_secs(10),
-        ..ConnectorConfig::default()
-    })
+fn original_like(transport: Transport) -> Connector {
+    Connector::new(
+        ConnectorConfig::default()
+            .transport(transport.with_trust(TlsTrust::SkipVerification))
+            .compression(false)
+            .use_main_thread_callbacks(false)
+            .heartbeat_interval(Duration::ZERO)
+            .request_timeout(Duration::from_secs(10)),
+    )
 }
 
 fn auth(user_id: &str, token: &str) -> Packet {
@@ -91,14 +91,14 @@ async fn the_http_api_speaks_the_originals_json() {
 async fn the_original_client_flow_works_on_every_endpoint() {
     let server = CompatServer::start(&Ports::default()).await.unwrap();
     let endpoints = [
-        ("ws", server.http, true, false),
-        ("wss", server.https, true, true),
-        ("tcp", server.tcp, false, false),
-        ("tls", server.tls, false, true),
+        ("ws", server.http, Transport::websocket()),
+        ("wss", server.https, Transport::websocket_tls()),
+        ("tcp", server.tcp, Transport::Tcp),
+        ("tls", server.tls, Transport::tls()),
     ];
-    for (index, (name, addr, websocket, tls)) in endpoints.into_iter().enumerate() {
+    for (index, (name, addr, transport)) in endpoints.into_iter().enumerate() {
         let stage_id = 2000 + index as i64;
-        let connector = original_like(websocket, tls);
+        let connector = original_like(transport);
         connector
             .connect("127.0.0.1", addr.port(), stage_id, "TestStage")
             .await

@@ -66,14 +66,12 @@ impl SimClient {
     /// cluster's connector timing (`heartbeats: false` turns heartbeats off).
     pub fn new(env: &Env, name: &str, account: &str, server: &str, stage_id: i64) -> SimClient {
         let timing = env.timing;
-        let config = ConnectorConfig {
-            request_timeout: timing.client_request_timeout,
-            heartbeat_interval: timing.heartbeat_interval,
-            heartbeat_timeout: timing.heartbeat_timeout,
-            connect_timeout: timing.connect_timeout,
-            use_main_thread_callbacks: false,
-            ..ConnectorConfig::default()
-        };
+        let config = ConnectorConfig::default()
+            .request_timeout(timing.client_request_timeout)
+            .heartbeat_interval(timing.heartbeat_interval)
+            .heartbeat_timeout(timing.heartbeat_timeout)
+            .connect_timeout(timing.connect_timeout)
+            .use_main_thread_callbacks(false);
         let connector = Connector::new(config);
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let trace = env.trace.clone();

@@ -345,10 +345,7 @@ pub async fn join(
 /// A connector configuration whose callbacks run directly on the connector's task (events
 /// are then awaited through an [`EventTap`] instead of a game loop).
 pub fn direct_config() -> ConnectorConfig {
-    ConnectorConfig {
-        use_main_thread_callbacks: false,
-        ..ConnectorConfig::default()
-    }
+    ConnectorConfig::default().use_main_thread_callbacks(false)
 }
 
 /// A game-loop stand-in: calls `main_thread_action` once per `frame` until `done` resolves

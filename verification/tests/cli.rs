@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use playhouse::Packet;
-use playhouse_connector::{Connector, ConnectorConfig};
+use playhouse_connector::{Connector, ConnectorConfig, TlsTrust, Transport};
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -238,11 +238,8 @@ async fn serve_prints_one_json_line_serves_and_stops_on_sigterm() {
     // certificate, so it skips verification), and the WebSocket endpoint likewise.
     let tls: std::net::SocketAddr = play["tls"].as_str().expect("tls").parse().expect("addr");
     connector_echo(
-        ConnectorConfig {
-            use_tls: true,
-            tls_skip_verification: true,
-            ..ConnectorConfig::default()
-        },
+        ConnectorConfig::default()
+            .transport(Transport::tls().with_trust(TlsTrust::SkipVerification)),
         tls,
         77_003,
         "cli_tls",
@@ -250,10 +247,7 @@ async fn serve_prints_one_json_line_serves_and_stops_on_sigterm() {
     .await;
     let ws: std::net::SocketAddr = play["ws"].as_str().expect("ws").parse().expect("addr");
     connector_echo(
-        ConnectorConfig {
-            use_websocket: true,
-            ..ConnectorConfig::default()
-        },
+        ConnectorConfig::default().transport(Transport::websocket()),
         ws,
         77_004,
         "cli_ws",
@@ -323,11 +317,11 @@ async fn connector_echo(
     stage_id: i64,
     user: &str,
 ) {
-    let connector = Connector::new(ConnectorConfig {
-        use_main_thread_callbacks: false,
-        request_timeout: Duration::from_secs(10),
-        ..config
-    });
+    let connector = Connector::new(
+        config
+            .use_main_thread_callbacks(false)
+            .request_timeout(Duration::from_secs(10)),
+    );
     connector
         .connect(&addr.ip().to_string(), addr.port(), stage_id, "TestStage")
         .await

@@ -124,7 +124,8 @@ impl Connector {
         lock(&self.inner.config).request_timeout = timeout;
     }
 
-    /// Connects over TCP to `host:port` and binds the connection to `stage_id` / `stage_type`
+    /// Connects to `host:port` over the configured [`Transport`](crate::Transport) (TCP by
+    /// default) and binds the connection to `stage_id` / `stage_type`
     /// (every frame carries that stage id). Also fires `on_connect(true)` or
     /// `on_connect(false)` — except for [`ConnectorError::AlreadyConnected`], which leaves the
     /// existing connection alone.

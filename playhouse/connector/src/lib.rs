@@ -51,7 +51,8 @@
 //! ```
 //!
 //! Modules:
-//! * `config`: [`ConnectorConfig`] and its defaults.
+//! * `config`: [`ConnectorConfig`] and its defaults; [`Transport`]: TCP, TLS, WebSocket or
+//!   WebSocket over TLS.
 //! * `error`: [`ConnectorError`] and its wire codes.
 //! * `connector`: the [`Connector`] handle (lifecycle, authentication gate, send/request).
 //! * `connection`: the per-connection task (batching, replies, timeouts, heartbeats).
@@ -69,7 +70,7 @@ mod resume;
 mod transport;
 
 pub use callbacks::SessionEvent;
-pub use config::{ConnectorConfig, ReconnectPolicy};
+pub use config::{ConnectorConfig, ReconnectPolicy, TlsTrust, Transport};
 pub use connector::Connector;
 pub use error::ConnectorError;
 pub use playhouse_protocol::{ErrorCode, Packet};

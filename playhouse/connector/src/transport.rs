@@ -7,23 +7,28 @@ use std::time::Duration;
 use playhouse_transport::dial::{ClientIo, DialOptions};
 use playhouse_transport::tls;
 
-use crate::ConnectorConfig;
+use crate::{ConnectorConfig, TlsTrust, Transport};
 
 /// The transport `config` asks for; an error names what cannot be built.
 pub(crate) fn dial_options(config: &ConnectorConfig) -> Result<DialOptions, &'static str> {
-    let tls = if config.use_tls {
-        let tls = match (&config.tls_config, config.tls_skip_verification) {
-            (_, true) => tls::insecure_client_config(),
-            (Some(tls), false) => Ok(tls.clone()),
-            (None, false) => tls::client_config_public_roots(),
-        };
-        Some(tls.map_err(|_| "the TLS client configuration could not be built")?)
-    } else {
-        None
+    let trust = match &config.transport {
+        Transport::Tls { trust } | Transport::WebSocketTls { trust, .. } => Some(trust),
+        Transport::Tcp | Transport::WebSocket { .. } => None,
+    };
+    let tls = match trust {
+        None => None,
+        Some(trust) => {
+            let tls = match trust {
+                TlsTrust::PublicRoots => tls::client_config_public_roots(),
+                TlsTrust::Config(tls) => Ok(tls.clone()),
+                TlsTrust::SkipVerification => tls::insecure_client_config(),
+            };
+            Some(tls.map_err(|_| "the TLS client configuration could not be built")?)
+        }
     };
     Ok(DialOptions {
         tls,
-        websocket_path: config.use_websocket.then(|| config.ws_path.clone()),
+        websocket_path: config.transport.websocket_path().map(str::to_owned),
         max_message: config.max_packet_size + 4,
     })
 }
@@ -45,4 +50,45 @@ pub(crate) async fn dial(
             format!("connecting to {host}:{port} timed out after {timeout:?}"),
         )
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn options(transport: Transport) -> DialOptions {
+        dial_options(&ConnectorConfig::default().transport(transport)).unwrap()
+    }
+
+    #[test]
+    fn each_transport_dials_what_it_names() {
+        let tcp = options(Transport::Tcp);
+        assert!(tcp.tls.is_none() && tcp.websocket_path.is_none());
+        assert_eq!(tcp.max_message, 2 * 1024 * 1024 + 4);
+
+        let tls = options(Transport::tls());
+        assert!(tls.tls.is_some() && tls.websocket_path.is_none());
+
+        let ws = options(Transport::websocket());
+        assert!(ws.tls.is_none());
+        assert_eq!(ws.websocket_path.as_deref(), Some("/ws"));
+
+        let own = tls::insecure_client_config().unwrap();
+        let wss = options(Transport::WebSocketTls {
+            path: "/game".into(),
+            trust: TlsTrust::Config(own.clone()),
+        });
+        assert!(
+            Arc::ptr_eq(wss.tls.as_ref().unwrap(), &own),
+            "the given config is used"
+        );
+        assert_eq!(wss.websocket_path.as_deref(), Some("/game"));
+
+        // `with_trust` leaves a transport without TLS alone.
+        let plain = Transport::websocket().with_trust(TlsTrust::SkipVerification);
+        assert!(!plain.is_tls());
+        assert_eq!(plain.websocket_path(), Some("/ws"));
+    }
 }

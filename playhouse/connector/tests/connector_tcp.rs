@@ -26,10 +26,7 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 }
 
 fn quiet() -> ConnectorConfig {
-    ConnectorConfig {
-        heartbeat_interval: Duration::ZERO,
-        ..ConnectorConfig::default()
-    }
+    ConnectorConfig::default().heartbeat_interval(Duration::ZERO)
 }
 
 async fn listen() -> (TcpListener, u16) {
@@ -328,11 +325,11 @@ async fn the_server_closing_fires_on_disconnect_and_fails_pending_requests() {
 
 #[tokio::test]
 async fn heartbeats_flow_without_main_thread_action() {
-    let connector = Connector::new(ConnectorConfig {
-        heartbeat_interval: Duration::from_millis(30),
-        heartbeat_timeout: Duration::from_secs(5),
-        ..ConnectorConfig::default()
-    });
+    let connector = Connector::new(
+        ConnectorConfig::default()
+            .heartbeat_interval(Duration::from_millis(30))
+            .heartbeat_timeout(Duration::from_secs(5)),
+    );
     let mut server = connected(&connector).await;
     for _ in 0..3 {
         let frame = next(&mut server).await;
@@ -344,12 +341,12 @@ async fn heartbeats_flow_without_main_thread_action() {
 
 #[tokio::test]
 async fn a_silent_server_is_dropped_after_the_heartbeat_timeout() {
-    let connector = Connector::new(ConnectorConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        heartbeat_timeout: Duration::from_millis(150),
-        use_main_thread_callbacks: false,
-        ..ConnectorConfig::default()
-    });
+    let connector = Connector::new(
+        ConnectorConfig::default()
+            .heartbeat_interval(Duration::from_millis(20))
+            .heartbeat_timeout(Duration::from_millis(150))
+            .use_main_thread_callbacks(false),
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     connector.on_disconnect(move || {
         let _ = tx.send(());
@@ -401,10 +398,7 @@ async fn callback_requests_run_only_in_main_thread_action() {
 
 #[tokio::test]
 async fn callbacks_run_directly_without_the_main_thread_queue() {
-    let connector = Connector::new(ConnectorConfig {
-        use_main_thread_callbacks: false,
-        ..quiet()
-    });
+    let connector = Connector::new(quiet().use_main_thread_callbacks(false));
     let errors = recorder();
     let log = Arc::clone(&errors);
     connector.on_error(move |_, _: &str, code, request: Packet| {
@@ -495,10 +489,7 @@ async fn connecting_to_a_closed_port_fails_and_reports_on_connect_false() {
 #[tokio::test]
 async fn connect_with_callback_reports_through_on_connect() {
     let (listener, port) = listen().await;
-    let connector = Connector::new(ConnectorConfig {
-        use_main_thread_callbacks: false,
-        ..quiet()
-    });
+    let connector = Connector::new(quiet().use_main_thread_callbacks(false));
     let (tx, mut rx) = mpsc::unbounded_channel();
     connector.on_connect(move |ok| {
         let _ = tx.send(ok);
@@ -567,10 +558,7 @@ async fn every_connection_opens_with_a_hello_asking_for_lz4() {
 
 #[tokio::test]
 async fn without_compression_the_connector_speaks_the_original_protocol() {
-    let connector = Connector::new(ConnectorConfig {
-        compression: false,
-        ..quiet()
-    });
+    let connector = Connector::new(quiet().compression(false));
     let mut server = connected(&connector).await;
     let (result, ()) = tokio::join!(
         connector.authenticate(Packet::new("AuthenticateRequest", &b"user-1"[..])),

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
+use playhouse_connector::{
+    Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet, TlsTrust, Transport,
+};
 use playhouse_protocol::{ServerCodec, ServerFrame};
 use playhouse_transport::{Listener, TlsListener, WsListener, tls};
 use tokio::net::TcpListener;
@@ -43,14 +45,11 @@ fn spawn_echo<L: Listener>(mut listener: L) {
     });
 }
 
-fn config(use_tls: bool, use_websocket: bool) -> ConnectorConfig {
-    ConnectorConfig {
-        use_tls,
-        use_websocket,
-        heartbeat_interval: Duration::ZERO,
-        request_timeout: Duration::from_secs(5),
-        ..ConnectorConfig::default()
-    }
+fn config(transport: Transport) -> ConnectorConfig {
+    ConnectorConfig::default()
+        .transport(transport)
+        .heartbeat_interval(Duration::ZERO)
+        .request_timeout(Duration::from_secs(5))
 }
 
 async fn round_trip(connector: &Connector, port: u16) {
@@ -84,19 +83,14 @@ async fn tls_with_a_trusted_certificate_and_with_verification_skipped() {
     let port = listener.local_addr().unwrap().port();
     spawn_echo(listener);
 
-    let trusted = ConnectorConfig {
-        tls_config: Some(tls::client_config_trusting(certs.cert).unwrap()),
-        ..config(true, false)
-    };
+    let trust = TlsTrust::Config(tls::client_config_trusting(certs.cert).unwrap());
+    let trusted = config(Transport::Tls { trust });
     round_trip(&Connector::new(trusted), port).await;
-    let skipping = ConnectorConfig {
-        tls_skip_verification: true,
-        ..config(true, false)
-    };
+    let skipping = config(Transport::tls().with_trust(TlsTrust::SkipVerification));
     round_trip(&Connector::new(skipping), port).await;
 
     // The public roots do not trust a self-signed certificate.
-    let strict = Connector::new(config(true, false));
+    let strict = Connector::new(config(Transport::tls()));
     assert!(matches!(
         strict.connect("localhost", port, 9, "Room").await,
         Err(ConnectorError::Connect(_))
@@ -108,23 +102,20 @@ async fn websocket_and_websocket_over_tls() {
     let ws = WsListener::new(TcpListener::bind("127.0.0.1:0").await.unwrap(), "/ws");
     let ws_port = ws.local_addr().unwrap().port();
     spawn_echo(ws);
-    round_trip(&Connector::new(config(false, true)), ws_port).await;
+    round_trip(&Connector::new(config(Transport::websocket())), ws_port).await;
 
     let certs = tls::self_signed(&["localhost"]).unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let wss = WsListener::new(TlsListener::new(tcp, certs.server), "/ws");
     let wss_port = wss.local_addr().unwrap().port();
     spawn_echo(wss);
-    let secure = ConnectorConfig {
-        tls_config: Some(tls::client_config_trusting(certs.cert).unwrap()),
-        ..config(true, true)
-    };
+    let trust = TlsTrust::Config(tls::client_config_trusting(certs.cert).unwrap());
+    let secure = config(Transport::websocket_tls().with_trust(trust));
     round_trip(&Connector::new(secure), wss_port).await;
 
-    let wrong_path = ConnectorConfig {
-        ws_path: "/nope".to_owned(),
-        ..config(false, true)
-    };
+    let wrong_path = config(Transport::WebSocket {
+        path: "/nope".to_owned(),
+    });
     assert!(
         Connector::new(wrong_path)
             .connect("localhost", ws_port, 9, "Room")

@@ -175,17 +175,15 @@ impl Cutter {
 }
 
 fn resumable_config() -> ConnectorConfig {
-    ConnectorConfig {
-        resume: true,
-        use_main_thread_callbacks: false,
-        request_timeout: Duration::from_secs(20),
-        reconnect: playhouse_connector::ReconnectPolicy {
+    ConnectorConfig::default()
+        .resume(true)
+        .use_main_thread_callbacks(false)
+        .request_timeout(Duration::from_secs(20))
+        .reconnect(playhouse_connector::ReconnectPolicy {
             initial_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(100),
             jitter_seed: Some(1),
-        },
-        ..ConnectorConfig::default()
-    }
+        })
 }
 
 /// What the application saw: pushes in order, and session events.

@@ -131,21 +131,21 @@ impl Cutter {
 
 fn connector(env: &Env, name: &str, shared: &Shared, seen: &Arc<Mutex<Seen>>) -> Connector {
     let timing = env.timing;
-    let connector = Connector::new(ConnectorConfig {
-        // Long enough that no request times out within an outage the session survives.
-        request_timeout: Duration::from_secs(30),
-        heartbeat_interval: timing.heartbeat_interval,
-        heartbeat_timeout: timing.heartbeat_timeout,
-        connect_timeout: timing.connect_timeout,
-        use_main_thread_callbacks: false,
-        resume: true,
-        reconnect: ReconnectPolicy {
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            jitter_seed: Some(env.rng.next_u64()),
-        },
-        ..ConnectorConfig::default()
-    });
+    let connector = Connector::new(
+        ConnectorConfig::default()
+            // Long enough that no request times out within an outage the session survives.
+            .request_timeout(Duration::from_secs(30))
+            .heartbeat_interval(timing.heartbeat_interval)
+            .heartbeat_timeout(timing.heartbeat_timeout)
+            .connect_timeout(timing.connect_timeout)
+            .use_main_thread_callbacks(false)
+            .resume(true)
+            .reconnect(ReconnectPolicy {
+                initial_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(1),
+                jitter_seed: Some(env.rng.next_u64()),
+            }),
+    );
     let trace = env.trace.clone();
     {
         let (trace, seen, who) = (trace.clone(), Arc::clone(seen), name.to_owned());

@@ -8,8 +8,6 @@
 
 use prost::Message;
 
-use playhouse_connector::ConnectorConfig;
-
 use crate::client;
 use crate::context::TestCtx;
 use crate::counting_proxy::CountingProxy;
@@ -260,10 +258,7 @@ async fn repeated_hello(t: TestCtx) -> TestResult {
 /// (the default) a 64 KiB compressible echo arrives in far fewer bytes; off, in more than 64 KiB.
 async fn connector_on_the_wire(t: TestCtx, compression: bool) -> TestResult {
     let proxy = CountingProxy::start(t.addr()).await?;
-    let (connector, _tap) = t.connector(ConnectorConfig {
-        compression,
-        ..client::direct_config()
-    });
+    let (connector, _tap) = t.connector(client::direct_config().compression(compression));
     let offset = if compression { 9 } else { 10 };
     client::connect(&connector, proxy.addr, t.stage_id(offset)).await?;
     let user = if compression {

@@ -84,10 +84,7 @@ async fn connect_success(t: TestCtx) -> TestResult {
 }
 
 async fn connect_invalid_host(t: TestCtx) -> TestResult {
-    let config = ConnectorConfig {
-        connect_timeout: Duration::from_secs(3),
-        ..client::direct_config()
-    };
+    let config = client::direct_config().connect_timeout(Duration::from_secs(3));
     let (connector, tap) = t.connector(config);
     let mut events = tap.subscribe();
     let result = connector

@@ -3,7 +3,7 @@
 //! then authenticate and a request/reply on each transport. TLS trusts the certificate the
 //! servers generated at start-up and refuses a server it cannot verify.
 
-use playhouse_connector::{Connector, ConnectorConfig};
+use playhouse_connector::{Connector, ConnectorConfig, TlsTrust};
 
 use crate::client::{self, WAIT, describe};
 use crate::context::TestCtx;
@@ -80,32 +80,23 @@ fn endpoint(t: &TestCtx, transport: Transport) -> (ConnectorConfig, &'static str
     match transport {
         Transport::Tcp => (direct, "127.0.0.1", servers.play_tcp.port()),
         Transport::Tls => (
-            ConnectorConfig {
-                use_tls: true,
-                tls_config: Some(servers.tls_client.clone()),
-                ..direct
-            },
+            direct.transport(playhouse_connector::Transport::Tls {
+                trust: TlsTrust::Config(servers.tls_client.clone()),
+            }),
             // The generated certificate names `localhost`.
             "localhost",
             servers.play_tls.port(),
         ),
         Transport::WebSocket => (
-            ConnectorConfig {
-                use_websocket: true,
-                ws_path: "/ws".into(),
-                ..direct
-            },
+            direct.transport(playhouse_connector::Transport::websocket()),
             "127.0.0.1",
             servers.play_ws.port(),
         ),
         Transport::SecureWebSocket => (
-            ConnectorConfig {
-                use_websocket: true,
-                use_tls: true,
-                ws_path: "/ws".into(),
-                tls_config: Some(servers.tls_client.clone()),
-                ..direct
-            },
+            direct.transport(playhouse_connector::Transport::WebSocketTls {
+                path: "/ws".into(),
+                trust: TlsTrust::Config(servers.tls_client.clone()),
+            }),
             "localhost",
             servers.play_wss.port(),
         ),
@@ -170,10 +161,8 @@ async fn authenticate(t: TestCtx, transport: Transport) -> TestResult {
 
 async fn untrusted(t: TestCtx) -> TestResult {
     // Default TLS settings trust only public roots: the generated certificate must not pass.
-    let config = ConnectorConfig {
-        use_tls: true,
-        ..client::direct_config()
-    };
+    // The public roots: the servers' generated certificate is not among them.
+    let config = client::direct_config().transport(playhouse_connector::Transport::tls());
     let (connector, _tap) = t.connector(config);
     let port = t.servers().play_tls.port();
     let outcome = connector

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use playhouse::{ErrorCode, Packet, PlayConfig, ResumeConfig};
-use playhouse_connector::{Connector, ConnectorConfig, ReconnectPolicy, SessionEvent};
+use playhouse_connector::{Connector, ConnectorConfig, ReconnectPolicy, SessionEvent, TlsTrust};
 use playhouse_protocol::{
     ACK_MSG_ID, END_MSG_ID, RESUME_MSG_ID, ResumeGrant, ResumeRequest, SESSION_MSG_ID,
 };
@@ -166,16 +166,13 @@ impl Run {
 
 /// A connector config that asks for resumable sessions and reconnects quickly.
 fn resumable(base: ConnectorConfig) -> ConnectorConfig {
-    ConnectorConfig {
-        resume: true,
-        request_timeout: Duration::from_secs(10),
-        reconnect: ReconnectPolicy {
+    base.resume(true)
+        .request_timeout(Duration::from_secs(10))
+        .reconnect(ReconnectPolicy {
             initial_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
             jitter_seed: Some(27),
-        },
-        ..base
-    }
+        })
 }
 
 /// The connector settings, host name and play-1 endpoint for `transport`.
@@ -185,21 +182,15 @@ fn endpoint(t: &TestCtx, transport: Transport) -> (ConnectorConfig, &'static str
     match transport {
         Transport::Tcp => (direct, "127.0.0.1", servers.play_tcp),
         Transport::Tls => (
-            ConnectorConfig {
-                use_tls: true,
-                tls_config: Some(servers.tls_client.clone()),
-                ..direct
-            },
+            direct.transport(playhouse_connector::Transport::Tls {
+                trust: TlsTrust::Config(servers.tls_client.clone()),
+            }),
             // The generated certificate names `localhost`.
             "localhost",
             servers.play_tls,
         ),
         Transport::WebSocket => (
-            ConnectorConfig {
-                use_websocket: true,
-                ws_path: "/ws".into(),
-                ..direct
-            },
+            direct.transport(playhouse_connector::Transport::websocket()),
             "127.0.0.1",
             servers.play_ws,
         ),
@@ -602,10 +593,7 @@ async fn forged_token(t: TestCtx) -> TestResult {
 async fn wire(t: TestCtx, resume: bool) -> TestResult {
     let offset = if resume { 31 } else { 30 };
     let proxy = CutProxy::start(t.addr()).await?;
-    let config = ConnectorConfig {
-        resume,
-        ..client::direct_config()
-    };
+    let config = client::direct_config().resume(resume);
     let (connector, tap) = t.connector(config);
     let mut events = tap.subscribe();
     client::connect(&connector, proxy.addr, t.stage_id(offset)).await?;

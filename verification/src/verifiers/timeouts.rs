@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use playhouse::{PlayConfig, PlayServer};
-use playhouse_connector::ConnectorConfig;
 
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
@@ -61,10 +60,7 @@ where
 
 async fn heartbeat_keeps_alive(t: TestCtx) -> TestResult {
     with_strict_server("play-heartbeat", |addr| async move {
-        let config = ConnectorConfig {
-            heartbeat_interval: Duration::from_millis(200),
-            ..client::direct_config()
-        };
+        let config = client::direct_config().heartbeat_interval(Duration::from_millis(200));
         let (connector, tap) = t.connector(config);
         let mut events = tap.subscribe();
         client::join(&connector, addr, t.stage_id(1), "timeout_heartbeat").await?;
@@ -91,10 +87,7 @@ async fn heartbeat_keeps_alive(t: TestCtx) -> TestResult {
 
 async fn idle_timeout(t: TestCtx) -> TestResult {
     with_strict_server("play-idle", |addr| async move {
-        let config = ConnectorConfig {
-            heartbeat_interval: Duration::ZERO,
-            ..client::direct_config()
-        };
+        let config = client::direct_config().heartbeat_interval(Duration::ZERO);
         let (connector, tap) = t.connector(config);
         let mut events = tap.subscribe();
         client::join(&connector, addr, t.stage_id(2), "timeout_idle").await?;
@@ -142,11 +135,9 @@ async fn heartbeat_timeout(t: TestCtx) -> TestResult {
         std::future::pending::<()>().await;
         drop(accepted);
     });
-    let config = ConnectorConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(500),
-        ..client::direct_config()
-    };
+    let config = client::direct_config()
+        .heartbeat_interval(Duration::from_millis(100))
+        .heartbeat_timeout(Duration::from_millis(500));
     let (connector, tap) = t.connector(config);
     let mut events = tap.subscribe();
     let result = async {
