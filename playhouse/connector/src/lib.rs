@@ -55,9 +55,12 @@
 //!   WebSocket over TLS.
 //! * `error`: [`ConnectorError`] and its wire codes.
 //! * `connector`: the [`Connector`] handle (lifecycle, authentication gate, send/request).
-//! * `connection`: the per-connection task (batching, replies, timeouts, heartbeats).
+//! * `connection`: the per-connection task (batching, replies, timeouts, heartbeats), one
+//!   module per concern.
 //! * `pending`: in-flight requests by sequence number and deadline (no I/O).
 //! * `callbacks`: event handlers and the callback queue.
+//! * `resume`: the client side of resumable sessions (what a session keeps, the resume
+//!   handshake, reconnect backoff).
 //! * `transport`: dialing.
 
 mod callbacks;

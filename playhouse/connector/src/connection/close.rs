@@ -1,0 +1,126 @@
+//! Why a connection ended, and winding it up: the link marked dead, every request settled,
+//! the disconnect reported, and (when the client asked to close) what was queued flushed.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use playhouse_protocol::{ClientFrame, DecodeError};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::Task;
+use super::command::{Command, Responder};
+use crate::ConnectorError;
+use crate::callbacks::{Event, SessionEvent};
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(super) enum End {
+    /// `disconnect()`.
+    Client,
+    /// Every connector handle was dropped.
+    Dropped,
+    /// The server closed the stream at a frame boundary.
+    ServerClosed,
+    /// The transport failed (including a stream cut inside a frame).
+    Io(io::Error),
+    /// The server sent an undecodable frame.
+    Protocol(DecodeError),
+    /// Nothing arrived for the heartbeat timeout.
+    Silent(Duration),
+    /// The resumable session could not be resumed.
+    SessionLost,
+}
+
+impl End {
+    /// Whether the network (or the server's end of it) failed, so a session may resume.
+    pub(super) fn lost_connection(&self) -> bool {
+        matches!(self, End::ServerClosed | End::Io(_) | End::Silent(_))
+    }
+}
+
+impl Task {
+    /// Marks the link dead, settles every request, reports the disconnect and, for a
+    /// client-initiated close, flushes what was queued before it.
+    pub(super) async fn finish<W>(
+        mut self,
+        end: End,
+        commands: &mut mpsc::Receiver<Command>,
+        write: &mut W,
+        close_timeout: Duration,
+    ) where
+        W: AsyncWrite + Unpin,
+    {
+        match &end {
+            End::Protocol(error) => {
+                tracing::warn!(%error, "protocol error from the server; connection closed");
+            }
+            End::Silent(limit) => {
+                tracing::warn!(
+                    ?limit,
+                    "nothing received from the server; connection dropped"
+                );
+            }
+            End::Io(error) => tracing::info!(%error, "connection lost"),
+            End::SessionLost => tracing::info!("resumable session lost"),
+            End::ServerClosed => tracing::debug!("server closed the connection"),
+            End::Client | End::Dropped => tracing::debug!("connection closed by the client"),
+        }
+        self.state.alive.store(false, Ordering::SeqCst);
+        self.state.authenticated.store(false, Ordering::SeqCst);
+
+        // Nothing new gets in; what is already queued is settled here.
+        commands.close();
+        let graceful = matches!(end, End::Client);
+        let mut unsent = Vec::new();
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Send(packet) if graceful => {
+                    let frame = ClientFrame::new(packet.msg_id, 0, self.stage_id, packet.payload);
+                    self.encode(frame);
+                }
+                Command::Send(_) => {}
+                Command::Request(request) => unsent.push(request.responder),
+            }
+        }
+        if graceful && self.session.take().is_some() {
+            // Leaving on purpose: the server need not keep the session.
+            self.encode(ClientFrame::end_session());
+        }
+        if matches!(end, End::SessionLost) {
+            self.callbacks.emit(Event::Session(SessionEvent::Lost));
+        }
+
+        // on_disconnect first: by the time a failed request is observed, it is queued.
+        self.callbacks.emit(Event::Disconnect);
+
+        let error = || match &end {
+            End::Protocol(error) => ConnectorError::Protocol(error.to_string()),
+            End::SessionLost => ConnectorError::SessionLost,
+            _ => ConnectorError::Disconnected,
+        };
+        let in_flight: Vec<Responder> = self.pending.drain().map(|p| p.responder).collect();
+        self.publish_pending();
+        for responder in in_flight.into_iter().chain(unsent) {
+            self.complete(responder, Err(error()));
+        }
+
+        if graceful {
+            let flush = async {
+                write.write_all_buf(&mut self.out).await?;
+                write.shutdown().await
+            };
+            let flushed = if close_timeout.is_zero() {
+                flush.await
+            } else {
+                tokio::time::timeout(close_timeout, flush)
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            };
+            if let Err(error) = flushed {
+                tracing::debug!(%error, "could not flush before closing");
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! A resumable session outliving its connection: after a drop the task dials again (with
+//! backoff, within the resume window), resumes, and queues what the server never received.
+
+use std::io;
+
+use playhouse_protocol::{ClientFrame, ResumeRequest};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, sleep_until};
+
+use super::Task;
+use super::close::End;
+use crate::callbacks::{Event, SessionEvent};
+use crate::resume::{Backoff, Handshake, Reader, Writer, handshake};
+
+impl Task {
+    /// Dials again until the session resumes, the server says it is lost, the resume window
+    /// passes, or `disconnect()` is called. On success the frames the server did not receive
+    /// are queued again, in order.
+    pub(super) async fn resume_session(
+        &mut self,
+        close: &mut oneshot::Receiver<()>,
+    ) -> Result<(Reader, Writer), End> {
+        let (Some(setup), Some(session)) = (self.resume.clone(), self.session.as_ref()) else {
+            return Err(End::SessionLost);
+        };
+        self.callbacks
+            .emit(Event::Session(SessionEvent::Reconnecting));
+        // What was encoded for the dead connection is either in the session's unacknowledged
+        // frames (data) or not worth resending (heartbeats, acknowledgements).
+        self.out.clear();
+        let grant = session.grant;
+        let seed = setup.policy.jitter_seed.unwrap_or_else(|| {
+            u64::from_le_bytes(grant.token.0[..8].try_into().unwrap_or_default())
+        });
+        let mut backoff = Backoff::new(setup.policy, seed);
+        let give_up = Instant::now() + grant.window;
+        let capabilities = self.capabilities;
+        loop {
+            if Instant::now() >= give_up {
+                tracing::info!("resume window passed; session lost");
+                return Err(End::SessionLost);
+            }
+            let request = ResumeRequest {
+                token: grant.token,
+                received: self.session.as_ref().map_or(0, |s| s.streams.received()),
+            };
+            let attempt = handshake(&setup.dial, self.codec, capabilities, request);
+            let attempt = async {
+                if setup.attempt_timeout.is_zero() {
+                    return attempt.await;
+                }
+                tokio::time::timeout(setup.attempt_timeout, attempt)
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            };
+            let outcome = tokio::select! {
+                biased;
+                _ = &mut *close => return Err(End::Client),
+                outcome = tokio::time::timeout_at(give_up, attempt) => outcome,
+            };
+            match outcome {
+                Err(_) => {
+                    tracing::info!("resume window passed; session lost");
+                    return Err(End::SessionLost);
+                }
+                Ok(Ok(Handshake::Lost)) => return Err(End::SessionLost),
+                Ok(Ok(Handshake::Resumed {
+                    reader,
+                    writer,
+                    server_received,
+                })) => {
+                    let Some(session) = self.session.as_mut() else {
+                        return Err(End::SessionLost);
+                    };
+                    if session.streams.acknowledge(server_received).is_none() {
+                        tracing::warn!(server_received, "the server's count is impossible");
+                        return Err(End::SessionLost);
+                    }
+                    let resend: Vec<ClientFrame> =
+                        session.streams.unacked().iter().cloned().collect();
+                    tracing::info!(resent = resend.len(), "session resumed");
+                    for frame in resend {
+                        self.encode(frame);
+                    }
+                    self.callbacks.emit(Event::Session(SessionEvent::Resumed));
+                    return Ok((reader, writer));
+                }
+                Ok(Err(error)) => {
+                    let delay = backoff.next_delay();
+                    tracing::debug!(%error, ?delay, "resume attempt failed");
+                    let wake = (Instant::now() + delay).min(give_up);
+                    tokio::select! {
+                        biased;
+                        _ = &mut *close => return Err(End::Client),
+                        _ = sleep_until(wake) => {}
+                    }
+                }
+            }
+        }
+    }
+}
