@@ -3,8 +3,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use playhouse::Packet;
+use playhouse::testing::EchoActor;
 use playhouse::testing::StageHarness;
-use playhouse_benches::bench_server::{BenchActor, BenchStage};
+use playhouse_benches::bench_server::BenchStage;
 
 const BATCH: usize = 1000;
 
@@ -23,7 +24,7 @@ fn one_stage(c: &mut Criterion) {
     group.bench_function("one_stage_pipelined_1000", |b| {
         let (_stage, mut client) = rt.block_on(async {
             let stage =
-                StageHarness::start("Bench", |_| BenchStage, |_| BenchActor, Packet::empty("C"))
+                StageHarness::start("Bench", |_| BenchStage, |_| EchoActor, Packet::empty("C"))
                     .await
                     .unwrap();
             let client = stage.join(Packet::new("Auth", "a")).await.unwrap();
@@ -52,7 +53,7 @@ fn one_stage(c: &mut Criterion) {
                         let stage = StageHarness::start(
                             "Bench",
                             |_| BenchStage,
-                            |_| BenchActor,
+                            |_| EchoActor,
                             Packet::empty("C"),
                         )
                         .await

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext,
-};
+use playhouse::testing::EchoActor;
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, Stage, StageContext};
 use playhouse_protocol::{ClientFrame, ServerCodec, ServerFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -18,16 +17,13 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use crate::ids;
 
 /// A stage that answers `BenchRequest` with its payload, `BenchSend` with a push to the sender
-/// and `BenchBroadcast` with a push to every client in the stage.
+/// and `BenchBroadcast` with a push to every client in the stage. Its players are the shared
+/// [`EchoActor`] (the authenticate payload is the account id).
 #[derive(Debug)]
 pub struct BenchStage;
 
-/// A player of [`BenchStage`].
-#[derive(Debug)]
-pub struct BenchActor;
-
 impl Stage for BenchStage {
-    type Actor = BenchActor;
+    type Actor = EchoActor;
 
     async fn on_create(
         &mut self,
@@ -40,7 +36,7 @@ impl Stage for BenchStage {
     async fn on_dispatch(
         &mut self,
         ctx: &mut StageContext<Self>,
-        actor: &mut ActorCell<BenchActor>,
+        actor: &mut ActorCell<EchoActor>,
         packet: Packet,
     ) {
         if packet.msg_id == ids::SEND {
@@ -55,23 +51,12 @@ impl Stage for BenchStage {
     }
 }
 
-impl Actor for BenchActor {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
-    }
-}
-
 /// A Play server with `BenchStage` as its default stage type, limits raised for load tests;
 /// `actor_ttl_ms` > 0 removes actors disconnected that long.
 pub fn framework_server(actor_ttl_ms: u64) -> PlayServer {
     PlayServer::builder()
         .server_id("bench-play")
-        .stage("BenchStage", |_| BenchStage, |_| BenchActor)
+        .stage("BenchStage", |_| BenchStage, |_| EchoActor)
         .default_stage_type("BenchStage")
         .configure(|c| {
             c.max_connections = 100_000;

@@ -10,9 +10,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
+use playhouse::testing::{EchoActor, EchoStage};
 use playhouse::{HttpLimits, PlayServer, serve_http};
 use playhouse_transport::dial::{DialOptions, dial};
-use support::{Player, RawClient, Room, WAIT, closed_within};
+use support::{RawClient, WAIT, closed_within};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -346,7 +347,7 @@ async fn shutdown_closes_idle_connections_and_returns() {
 #[tokio::test]
 async fn a_websocket_upgraded_through_serve_http_outlives_the_http_timeouts() {
     let play = PlayServer::builder()
-        .stage("Room", |_| Room, |_| Player)
+        .stage("Room", |_| EchoStage, |_| EchoActor)
         .default_stage_type("Room")
         .build()
         .unwrap();

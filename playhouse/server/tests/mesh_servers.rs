@@ -5,17 +5,17 @@ mod support;
 
 use std::time::Duration;
 
+use playhouse::testing::EchoActor;
 use playhouse::{
-    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshError,
-    MeshJoin, Packet, PlayServer, RoutingPolicy, Stage, StageContext,
+    ActorCell, ApiServer, ErrorCode, MemoryDirectory, MeshError, MeshJoin, Packet, PlayServer,
+    RoutingPolicy, Stage, StageContext,
 };
 use support::RawClient;
 
 struct Room;
-struct Player;
 
 impl Stage for Room {
-    type Actor = Player;
+    type Actor = EchoActor;
 
     async fn on_create(
         &mut self,
@@ -38,7 +38,7 @@ impl Stage for Room {
     async fn on_dispatch(
         &mut self,
         ctx: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
+        actor: &mut ActorCell<EchoActor>,
         packet: Packet,
     ) {
         let sender = ctx.sender();
@@ -83,17 +83,6 @@ impl Stage for Room {
     }
 }
 
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
-    }
-}
-
 fn fast(directory: &MemoryDirectory) -> MeshJoin {
     MeshJoin::memory("127.0.0.1:0", directory).refresh_interval(Duration::from_millis(50))
 }
@@ -101,7 +90,7 @@ fn fast(directory: &MemoryDirectory) -> MeshJoin {
 async fn play(id: &str, directory: &MemoryDirectory) -> (PlayServer, std::net::SocketAddr) {
     let server = PlayServer::builder()
         .server_id(id)
-        .stage("Room", |_| Room, |_| Player)
+        .stage("Room", |_| Room, |_| EchoActor)
         .build()
         .unwrap();
     let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();

@@ -6,17 +6,18 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use playhouse::testing::{EchoActor, EchoStage};
 use playhouse::{ErrorCode, PlayConfig, PlayServer, RateLimit};
 use playhouse_transport::dial::{DialOptions, dial};
 use playhouse_transport::tls;
-use support::{Player, RawClient, Room, WAIT, closed};
+use support::{RawClient, WAIT, closed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn server(change: impl FnOnce(&mut PlayConfig)) -> (PlayServer, std::net::SocketAddr) {
     let server = PlayServer::builder()
-        .stage("Room", |_| Room, |_| Player)
+        .stage("Room", |_| EchoStage, |_| EchoActor)
         .default_stage_type("Room")
         .configure(change)
         .build()
@@ -160,7 +161,7 @@ async fn half_a_frame_then_silence_is_cut_by_the_timeouts() {
 async fn garbage_instead_of_a_tls_handshake_closes_only_that_connection() {
     let certs = tls::self_signed(&["localhost"]).unwrap();
     let server = PlayServer::builder()
-        .stage("Room", |_| Room, |_| Player)
+        .stage("Room", |_| EchoStage, |_| EchoActor)
         .default_stage_type("Room")
         .build()
         .unwrap();
@@ -188,7 +189,7 @@ async fn garbage_instead_of_a_tls_handshake_closes_only_that_connection() {
 #[tokio::test]
 async fn a_websocket_text_message_closes_only_that_connection() {
     let server = PlayServer::builder()
-        .stage("Room", |_| Room, |_| Player)
+        .stage("Room", |_| EchoStage, |_| EchoActor)
         .default_stage_type("Room")
         .build()
         .unwrap();

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use playhouse::PlayServer;
-use support::{Player, RawClient, Room};
+use playhouse::testing::{EchoActor, EchoStage};
+use support::RawClient;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -56,7 +57,7 @@ async fn the_cap_fits_under_the_descriptor_limit_and_a_refusal_flood_logs_once_a
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let server = PlayServer::builder()
-        .stage("Room", |_| Room, |_| Player)
+        .stage("Room", |_| EchoStage, |_| EchoActor)
         .default_stage_type("Room")
         .configure(|c| {
             c.fd_reserve = 700;

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use playhouse::testing::EchoActor;
 use playhouse::{
-    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshError,
-    MeshJoin, Packet, PlayConfig, PlayServer, RateLimit, Stage, StageContext,
+    ActorCell, ApiServer, ErrorCode, MemoryDirectory, MeshError, MeshJoin, Packet, PlayConfig,
+    PlayServer, RateLimit, Stage, StageContext,
 };
 use playhouse_protocol::ClientFrame;
 use support::{RawClient, WAIT, closed, noise};
@@ -26,10 +27,9 @@ struct Destroyed(AtomicUsize);
 struct Room {
     destroyed: Arc<Destroyed>,
 }
-struct Player;
 
 impl Stage for Room {
-    type Actor = Player;
+    type Actor = EchoActor;
     async fn on_create(
         &mut self,
         _: &mut StageContext<Self>,
@@ -41,7 +41,7 @@ impl Stage for Room {
     async fn on_dispatch(
         &mut self,
         _: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
+        actor: &mut ActorCell<EchoActor>,
         packet: Packet,
     ) {
         match &*packet.msg_id {
@@ -71,17 +71,6 @@ impl Stage for Room {
     }
 }
 
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
-    }
-}
-
 async fn server(
     change: impl FnOnce(&mut PlayConfig),
 ) -> (PlayServer, std::net::SocketAddr, Arc<Destroyed>) {
@@ -93,7 +82,7 @@ async fn server(
             move |_| Room {
                 destroyed: Arc::clone(&counter),
             },
-            |_| Player,
+            |_| EchoActor,
         )
         .default_stage_type("Room")
         .configure(change)

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use playhouse::{
-    Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, ResumeConfig, Stage,
-    StageContext,
-};
+use playhouse::testing::EchoActor;
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, ResumeConfig, Stage, StageContext};
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, SessionEvent};
 use playhouse_protocol::{
     Capabilities, ClientCodec, ClientFrame, ResumeGrant, ResumeRequest, SESSION_MSG_ID,
@@ -34,10 +32,9 @@ struct Room {
     seen: Arc<Mutex<Seen>>,
     next_push: u32,
 }
-struct Player;
 
 impl Stage for Room {
-    type Actor = Player;
+    type Actor = EchoActor;
     async fn on_create(
         &mut self,
         _: &mut StageContext<Self>,
@@ -48,7 +45,7 @@ impl Stage for Room {
     async fn on_dispatch(
         &mut self,
         ctx: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
+        actor: &mut ActorCell<EchoActor>,
         packet: Packet,
     ) {
         match &*packet.msg_id {
@@ -91,21 +88,10 @@ impl Stage for Room {
     async fn on_connection_changed(
         &mut self,
         _: &mut StageContext<Self>,
-        _: &mut ActorCell<Player>,
+        _: &mut ActorCell<EchoActor>,
         connected: bool,
     ) {
         self.seen.lock().unwrap().connection_changes.push(connected);
-    }
-}
-
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
     }
 }
 
@@ -119,7 +105,7 @@ async fn server(resume: ResumeConfig) -> (PlayServer, SocketAddr, Arc<Mutex<Seen
                 seen: Arc::clone(&for_stage),
                 next_push: 0,
             },
-            |_| Player,
+            |_| EchoActor,
         )
         .default_stage_type("Room")
         .configure(|config| config.resume = Some(resume))

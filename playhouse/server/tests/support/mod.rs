@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, Stage, StageContext};
+use playhouse::{ErrorCode, Packet};
 use playhouse_protocol::{ClientCodec, ClientFrame, Decoder, Encoder, ServerFrame};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -126,41 +126,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
     /// Asserts the server closes the connection (within [`WAIT`]); other frames are skipped.
     pub async fn expect_closed(&mut self) {
         while self.recv().await.is_some() {}
-    }
-}
-
-/// The echo room most tests need: every message is echoed back as the reply.
-pub struct Room;
-/// A player of [`Room`]; the authenticate payload is its account id.
-pub struct Player;
-
-impl Stage for Room {
-    type Actor = Player;
-    async fn on_create(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: Packet,
-    ) -> Result<Packet, ErrorCode> {
-        Ok(Packet::empty("Created"))
-    }
-    async fn on_dispatch(
-        &mut self,
-        _: &mut StageContext<Self>,
-        actor: &mut ActorCell<Player>,
-        packet: Packet,
-    ) {
-        actor.link.reply(packet);
-    }
-}
-
-impl Actor for Player {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        link.set_account_id(String::from_utf8_lossy(&packet.payload).into_owned());
-        Ok(Packet::empty("Ok"))
     }
 }
 
