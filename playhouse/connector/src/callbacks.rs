@@ -104,7 +104,7 @@ impl fmt::Debug for Event {
 /// mutex while the handler runs, so a handler may replace itself without deadlocking.
 type Slot<H> = Mutex<Option<Arc<Mutex<Box<H>>>>>;
 
-/// The four event handlers, the queue, and the delivery mode.
+/// The five event handlers, the queue, and the delivery mode.
 pub(crate) struct Callbacks {
     connect: Slot<ConnectHandler>,
     disconnect: Slot<DisconnectHandler>,

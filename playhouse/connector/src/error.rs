@@ -26,16 +26,17 @@ pub enum ConnectorError {
         /// The reply as the server sent it (often an empty payload).
         packet: Packet,
     },
-    /// Dialing failed: refused, unknown host, or timed out ([`std::io::ErrorKind::TimedOut`]).
+    /// Dialing failed: refused, unknown host, a failed TLS or WebSocket handshake, or timed out
+    /// ([`std::io::ErrorKind::TimedOut`]).
     /// Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
     #[error("connect failed: {0}")]
     Connect(#[source] std::io::Error),
     /// `connect` was called while connected or connecting. Code [`ErrorCode::SYSTEM_ERROR`].
     #[error("already connected")]
     AlreadyConnected,
-    /// The operation or packet is not supported: WebSocket/TLS transports (not implemented yet),
-    /// a message id outside 1..=255 bytes, a packet over `max_packet_size`, a full command
-    /// queue, or all 65 535 request sequence numbers in use. Code [`ErrorCode::SYSTEM_ERROR`].
+    /// The operation or packet is not supported: TLS settings that cannot be built, a message id
+    /// outside 1..=255 bytes, a packet over `max_packet_size`, a full command queue, or all
+    /// 65 535 request sequence numbers in use. Code [`ErrorCode::SYSTEM_ERROR`].
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
     /// The server sent a frame that could not be decoded (e.g. bad LZ4 data); the connection was

@@ -32,7 +32,8 @@
 //! * [`Packet`]: a message id and a payload, with helpers for prost messages
 //!   ([`Packet::from_message`], [`Packet::decode`] and its [`PayloadError`]).
 //! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction.
-//! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side.
+//! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side;
+//!   [`DecodeError`] / [`EncodeError`]: why a frame could not be read or written.
 //!
 //! ```
 //! use bytes::BytesMut;
