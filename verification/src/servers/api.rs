@@ -3,8 +3,8 @@
 //! stage that sent them (`ServerToStageNotify`), so a client sees every delivery.
 
 use playhouse::{
-    ApiSender, Controller, ErrorCode, HandlerRegistry, MeshError, Packet, ServerControl,
-    ServerInfoCenter, ServerState, ServerType,
+    ApiSender, Controller, ErrorCode, HandlerRegistry, Packet, ServerControl, ServerInfoCenter,
+    ServerState, ServerType,
 };
 
 use super::services::GreetingService;
@@ -42,14 +42,6 @@ impl Controller for TestApiController {
         h.add_typed(api_server_info);
         h.add("TriggerHoldRequestPacketRequest", hold_request_packet);
     }
-}
-
-fn remote(error: MeshError) -> ErrorCode {
-    error.code()
-}
-
-fn parse<M: prost::Message + Default>(packet: &Packet) -> Result<M, ErrorCode> {
-    packet.parse::<M>().map_err(|_| ErrorCode::INVALID_MESSAGE)
 }
 
 /// `ApiEchoRequest` → `ApiEchoReply` with what the handler saw; `fail_code` fails it.
@@ -94,9 +86,8 @@ async fn inter_api(
         };
         let reply = sender
             .request_to_api(&message.bounce_to, Packet::from_message(&ping))
-            .await
-            .map_err(remote)?;
-        path.push(parse::<ApiEchoReply>(&reply)?.server_id);
+            .await?;
+        path.push(reply.decode::<ApiEchoReply>()?.server_id);
     }
     Ok(InterApiReply {
         content: message.content,
@@ -119,9 +110,8 @@ async fn request_to_api_server(
         };
         let reply = sender
             .request_to_api(target, Packet::from_message(&message))
-            .await
-            .map_err(remote)?;
-        let reply: InterApiReply = parse(&reply)?;
+            .await?;
+        let reply: InterApiReply = reply.decode()?;
         let mut path = vec![me];
         path.extend(reply.path.iter().cloned());
         Ok(TriggerRequestToApiServerReply {
@@ -137,9 +127,8 @@ async fn request_to_api_server(
         };
         let reply = sender
             .request_to_api(target, Packet::from_message(&echo))
-            .await
-            .map_err(remote)?;
-        let reply: ApiEchoReply = parse(&reply)?;
+            .await?;
+        let reply: ApiEchoReply = reply.decode()?;
         Ok(TriggerRequestToApiServerReply {
             content: reply.content,
             path: vec![me, reply.server_id.clone()],
@@ -163,9 +152,7 @@ async fn send_to_api_server(
         via_server_id: me.clone(),
         bounce_to: String::new(),
     };
-    sender
-        .send_to_api(&request.target_api_id, Packet::from_message(&message))
-        .map_err(remote)?;
+    sender.send_to_api(&request.target_api_id, Packet::from_message(&message))?;
     Ok(TriggerSendToApiServerReply {
         success: true,
         via_server_id: me,
@@ -190,8 +177,7 @@ async fn create_stage(
             request.stage_id,
             creation_packet(&sender),
         )
-        .await
-        .map_err(remote)?;
+        .await?;
     Ok(TriggerCreateStageReply {
         success: true,
         stage_id: created.stage_id,
@@ -211,8 +197,7 @@ async fn get_or_create_stage(
             request.stage_id,
             creation_packet(&sender),
         )
-        .await
-        .map_err(remote)?;
+        .await?;
     Ok(TriggerGetOrCreateStageReply {
         stage_id: result.stage_id,
         is_created: result.is_created,
@@ -266,19 +251,20 @@ pub(crate) fn describe_servers(center: &ServerInfoCenter) -> Vec<String> {
 /// `TriggerHoldRequestPacketRequest` (raw handler): keeps the request packet across a nested
 /// request, then answers from it.
 async fn hold_request_packet(packet: Packet, sender: ApiSender) -> Result<Packet, ErrorCode> {
-    let nested_api_id = parse::<TriggerHoldRequestPacketRequest>(&packet)?.nested_api_id;
+    let nested_api_id = packet
+        .decode::<TriggerHoldRequestPacketRequest>()?
+        .nested_api_id;
     let nested = ApiEchoRequest {
         content: "nested".into(),
         ..ApiEchoRequest::default()
     };
     let reply = sender
         .request_to_api(&nested_api_id, Packet::from_message(&nested))
-        .await
-        .map_err(remote)?;
-    let nested_responder = parse::<ApiEchoReply>(&reply)?.server_id;
+        .await?;
+    let nested_responder = reply.decode::<ApiEchoReply>()?.server_id;
     drop(reply);
     // The request packet, kept all along, still holds what the stage sent.
-    let kept: TriggerHoldRequestPacketRequest = parse(&packet)?;
+    let kept: TriggerHoldRequestPacketRequest = packet.decode()?;
     Ok(Packet::from_message(&TriggerHoldRequestPacketReply {
         content: kept.content,
         nested_responder,

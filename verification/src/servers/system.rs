@@ -43,8 +43,7 @@ impl Controller for SystemController {
         handlers.add_system(
             "SystemNotifyMessage",
             |packet: Packet, sender: ApiSender| async move {
-                let message: SystemNotifyMessage =
-                    packet.parse().map_err(|_| ErrorCode::INVALID_MESSAGE)?;
+                let message: SystemNotifyMessage = packet.decode()?;
                 let notify = ServerToStageNotify {
                     kind: "SystemNotifyMessage".into(),
                     sender_server_id: sender.server_id().to_owned(),

@@ -56,8 +56,7 @@ impl Actor for TestActor {
         link: &mut ActorLink,
         packet: Packet,
     ) -> Result<Packet, ErrorReply> {
-        let request: AuthenticateRequest =
-            packet.parse().map_err(|_| ErrorCode::INVALID_MESSAGE)?;
+        let request: AuthenticateRequest = packet.decode()?;
         if request.user_id.starts_with("fail") {
             // The refusal tells the client what the server saw, with the code.
             let refusal = AuthenticateReply {
