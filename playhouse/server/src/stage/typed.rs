@@ -27,7 +27,8 @@ use crate::ErrorReply;
 ///   [`MeshError`](crate::MeshError) or a [`PayloadError`] into it.
 ///
 /// The answer goes only to a request that is still unanswered; for a one-way message the
-/// value is dropped without being encoded.
+/// value is dropped without being encoded. A handler that keeps a [`ReplyTarget`] to answer
+/// later returns `()`: a returned message would answer the request at once.
 pub trait IntoReply {
     /// The reply to send: `None` to send nothing.
     fn into_reply(self) -> Option<Result<Packet, ErrorReply>>;
@@ -449,6 +450,7 @@ impl<S: Stage> StageRoutes<S> {
     /// Routes a client's packet (call it from [`Stage::on_dispatch`]): `None` once a handler
     /// took it (or refused its payload with `INVALID_MESSAGE`), `Some(packet)` when its id has
     /// no handler, for the string path.
+    #[must_use = "a packet with no typed handler comes back: answer it (e.g. HANDLER_NOT_FOUND)"]
     pub async fn dispatch(
         &self,
         stage: &mut S,
@@ -467,6 +469,7 @@ impl<S: Stage> StageRoutes<S> {
 
     /// Routes another server's packet (call it from [`Stage::on_dispatch_server`]); as
     /// [`dispatch`](Self::dispatch).
+    #[must_use = "a packet with no typed handler comes back: answer it (e.g. HANDLER_NOT_FOUND)"]
     pub async fn dispatch_server(
         &self,
         stage: &mut S,
