@@ -12,7 +12,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use playhouse::{ApiServer, MeshJoin, PlayServer};
 use playhouse_mesh::{MeshLink, TcpLink, TcpLinkConfig};
-use tokio::sync::mpsc;
 
 use crate::app::{Boot, STAGE_TYPE, SimPlayer, SimRoom, api_handlers};
 use crate::directory::SimDirectory;
@@ -49,6 +48,10 @@ pub struct Timing {
     pub directory_ttl: Duration,
     /// Mesh link settings.
     pub link: TcpLinkConfig,
+    /// Mesh node liveness: how often each peer is pinged.
+    pub mesh_heartbeat_interval: Duration,
+    /// Mesh node liveness: a peer answering no ping sent within this is declared down.
+    pub mesh_heartbeat_timeout: Duration,
     /// Play server: how long a dropped resumable session waits for its client.
     pub resume_window: Duration,
 }
@@ -65,14 +68,15 @@ impl Default for Timing {
             mesh_request_timeout: Duration::from_secs(1),
             refresh_interval: Duration::from_millis(250),
             directory_ttl: Duration::from_secs(10),
-            link: TcpLinkConfig {
-                send_timeout: Duration::from_secs(1),
-                connect_timeout: Duration::from_millis(500),
-                reconnect_backoff: Duration::from_millis(100),
-                heartbeat_interval: Duration::from_millis(250),
-                heartbeat_timeout: Duration::from_secs(1),
-                ..TcpLinkConfig::default()
+            link: {
+                let mut link = TcpLinkConfig::default();
+                link.send_timeout = Duration::from_secs(1);
+                link.connect_timeout = Duration::from_millis(500);
+                link.reconnect_backoff = Duration::from_millis(100);
+                link
             },
+            mesh_heartbeat_interval: Duration::from_millis(250),
+            mesh_heartbeat_timeout: Duration::from_secs(1),
             resume_window: Duration::from_secs(3),
         }
     }
@@ -405,26 +409,23 @@ impl Env {
     }
 
     /// A mesh link on this host, advertised under the host's name.
-    async fn link(
-        &self,
-        name: &str,
-    ) -> std::io::Result<(Arc<dyn MeshLink>, mpsc::Receiver<playhouse_mesh::LinkEvent>)> {
-        let (tx, rx) = mpsc::channel(8192);
+    async fn link(&self, name: &str) -> std::io::Result<Arc<dyn MeshLink>> {
         let listener = SimListener::bind(MESH_PORT).await?;
         let address = format!("tcp://{name}:{MESH_PORT}");
-        let link = TcpLink::start(name, listener, address, SimDialer, tx, self.timing.link);
-        Ok((Arc::new(link), rx))
+        let link = TcpLink::new(name, listener, address, SimDialer, self.timing.link);
+        Ok(Arc::new(link))
     }
 
-    fn join(
-        &self,
-        link: Arc<dyn MeshLink>,
-        rx: mpsc::Receiver<playhouse_mesh::LinkEvent>,
-    ) -> MeshJoin {
-        MeshJoin::link(link, rx, Arc::new(self.directory.clone()))
-            .refresh_interval(self.timing.refresh_interval)
-            .directory_ttl(self.timing.directory_ttl)
-            .request_timeout(self.timing.mesh_request_timeout)
+    fn join(&self, link: Arc<dyn MeshLink>) -> MeshJoin {
+        let timing = &self.timing;
+        MeshJoin::link(link, Arc::new(self.directory.clone()))
+            .refresh_interval(timing.refresh_interval)
+            .directory_ttl(timing.directory_ttl)
+            .request_timeout(timing.mesh_request_timeout)
+            .heartbeat(
+                timing.mesh_heartbeat_interval,
+                timing.mesh_heartbeat_timeout,
+            )
     }
 }
 
@@ -458,8 +459,8 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
                 })
                 .build()?;
             server.serve(SimListener::bind(CLIENT_PORT).await?)?;
-            let (link, rx) = env.link(name).await?;
-            server.join_mesh(env.join(link, rx)).await?;
+            let link = env.link(name).await?;
+            server.join_mesh(env.join(link)).await?;
             env.trace.record(name, "up");
             env.register(name, Server::Play(server.clone()));
             env.wait_stop().await;
@@ -487,8 +488,8 @@ pub fn api_host(
         let env = env.clone();
         let workload = workload.clone();
         Box::pin(async move {
-            let (link, rx) = env.link(name).await?;
-            let mut join = env.join(link, rx);
+            let link = env.link(name).await?;
+            let mut join = env.join(link);
             if let Some(service_id) = service_id {
                 join = join.service_id(service_id);
             }

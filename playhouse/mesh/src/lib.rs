@@ -20,11 +20,11 @@ mod cache;
 mod directory;
 mod error;
 mod link;
+mod liveness;
 mod node;
 pub mod proto;
 #[cfg(feature = "redis")]
 mod redis_directory;
-mod zmq_link;
 
 pub use cache::RequestCache;
 pub use directory::{
@@ -33,7 +33,8 @@ pub use directory::{
 };
 pub use error::MeshError;
 pub use link::{
-    Dialer, EventHandler, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig,
+    Dialer, EventSink, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig, ZmqLink,
+    ZmqLinkConfig, ZmqLinkError,
 };
 pub use node::{
     DIRECTORY_RETRY, DIRECTORY_RETRY_MAX, InboundHandler, Mesh, MeshConfig, REPLY_RETRY,
@@ -41,4 +42,3 @@ pub use node::{
 };
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
-pub use zmq_link::{ZmqLink, ZmqLinkConfig, ZmqLinkError};

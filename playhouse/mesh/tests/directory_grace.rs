@@ -12,11 +12,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, LinkError, LinkEvent,
-    MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState,
-    ServerType,
+    DIRECTORY_RETRY_MAX, Directory, DirectoryError, EventSink, InboundHandler, LinkError,
+    LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo,
+    ServerState, ServerType,
 };
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
 const TTL: Duration = Duration::from_secs(10);
@@ -33,6 +32,7 @@ fn millis(n: u64) -> Duration {
 #[derive(Default)]
 struct ScriptedLink {
     state: Mutex<LinkState>,
+    sink: Mutex<Option<EventSink>>,
 }
 
 #[derive(Default)]
@@ -60,12 +60,31 @@ impl ScriptedLink {
     fn disconnects(&self) -> Vec<String> {
         self.state().disconnects.clone()
     }
+
+    /// Reports that the connection to `target` broke, as a real link would.
+    fn report_down(&self, target: &str) {
+        let sink = self
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .expect("started");
+        sink(LinkEvent::PeerDown {
+            target: Arc::from(target),
+        });
+    }
 }
 
 impl MeshLink for ScriptedLink {
     fn address(&self) -> &str {
         "tcp://10.0.0.1:5000"
     }
+
+    fn start(&self, sink: EventSink) {
+        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    fn reset(&self, _server_id: &str) {}
 
     fn connect(&self, server_id: &str, _address: &str) {
         let mut state = self.state();
@@ -174,26 +193,22 @@ impl InboundHandler for Ignore {
     fn handle(&self, _mesh: &Mesh, _packet: RoutePacket) {}
 }
 
-/// Node `a` over the scripted link, refreshing every `refresh`, with the events sender (to
-/// report link events as the link would).
-async fn node(
-    directory: &FlakyDirectory,
-    refresh: Duration,
-) -> (Mesh, Arc<ScriptedLink>, mpsc::Sender<LinkEvent>) {
+/// Node `a` over the scripted link, refreshing every `refresh`. The scripted peers never
+/// answer pings, so liveness is off: these tests are about the directory.
+async fn node(directory: &FlakyDirectory, refresh: Duration) -> (Mesh, Arc<ScriptedLink>) {
     let link = Arc::new(ScriptedLink::default());
-    let (events_tx, events) = mpsc::channel(16);
     let mut config = MeshConfig::new("a", ServerType::Api);
     config.refresh_interval = refresh;
     config.directory_ttl = TTL;
+    config.heartbeat_interval = Duration::ZERO;
     let mesh = Mesh::start(
         config,
         Arc::clone(&link) as Arc<dyn MeshLink>,
-        events,
         Arc::new(directory.clone()),
         Arc::new(Ignore),
     )
     .await;
-    (mesh, link, events_tx)
+    (mesh, link)
 }
 
 /// Another server's entry, published by the test as that server would.
@@ -221,7 +236,7 @@ fn routable(mesh: &Mesh, id: &str) -> bool {
 async fn a_peer_missing_from_the_directory_stays_routable_until_its_ttl() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
-    let (a, link, _events) = node(&directory, secs(1)).await;
+    let (a, link) = node(&directory, secs(1)).await;
     let seen = Instant::now();
     assert!(a.servers().get("b").is_some());
     assert!(routable(&a, "b"));
@@ -252,7 +267,7 @@ async fn a_peer_missing_from_the_directory_stays_routable_until_its_ttl() {
 async fn a_peer_that_re_publishes_within_its_ttl_is_never_dropped() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
-    let (a, link, _events) = node(&directory, secs(1)).await;
+    let (a, link) = node(&directory, secs(1)).await;
     let started = Instant::now();
     for round in 1..=4 {
         // Lost for 8 s of every 10 (it re-publishes, then the entry is lost again).
@@ -270,7 +285,7 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
     directory.publish(&peer("cc"), TTL).await.unwrap();
-    let (a, link, events) = node(&directory, secs(1)).await;
+    let (a, link) = node(&directory, secs(1)).await;
     assert!(routable(&a, "b") && routable(&a, "cc"));
 
     // b stops gracefully: its entry goes, and so does its connection. The next refresh
@@ -287,8 +302,7 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     sleep(millis(1000)).await;
     assert_eq!(a.servers().unlisted(), vec![peer("cc")]);
     link.set_down("cc");
-    let target = Arc::from("cc");
-    events.send(LinkEvent::PeerDown { target }).await.unwrap();
+    link.report_down("cc");
     sleep(millis(10)).await;
     assert!(a.servers().get("cc").is_none());
     assert_eq!(link.disconnects(), ["b", "cc"]);
@@ -297,8 +311,7 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     directory.publish(&peer("dd"), TTL).await.unwrap();
     sleep(millis(1000)).await;
     link.set_down("dd");
-    let target = Arc::from("dd");
-    events.send(LinkEvent::PeerDown { target }).await.unwrap();
+    link.report_down("dd");
     sleep(millis(10)).await;
     assert!(a.servers().get("dd").is_some());
 }
@@ -308,7 +321,7 @@ async fn a_node_re_publishes_as_soon_as_the_directory_answers_again() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
     // A long refresh interval: waiting for the next one would take seconds.
-    let (a, link, _events) = node(&directory, secs(5)).await;
+    let (a, link) = node(&directory, secs(5)).await;
     let started = Instant::now();
 
     // The directory goes down for longer than the TTL, and comes back empty.

@@ -6,17 +6,15 @@ mod common;
 use std::sync::Arc;
 
 use common::Bind;
-use playhouse_mesh::{MeshLink, TcpLink};
-use tokio::sync::mpsc;
+use playhouse_mesh::{MeshLink, TcpLink, TcpLinkConfig};
 
 const TCP: Bind = |id| {
     let id = id.to_owned();
     Box::pin(async move {
-        let (events_tx, events) = mpsc::channel(1024);
-        let link = TcpLink::bind(&id, "127.0.0.1:0", None, events_tx)
+        let link = TcpLink::bind(&id, "127.0.0.1:0", None, TcpLinkConfig::default())
             .await
             .unwrap();
-        (Arc::new(link) as Arc<dyn MeshLink>, events)
+        Arc::new(link) as Arc<dyn MeshLink>
     })
 };
 

@@ -9,15 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    InboundHandler, LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket,
-    ServerType,
+    InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket, ServerType,
 };
 use playhouse_protocol::{ErrorCode, Packet};
 use tokio::sync::mpsc;
 
-/// Binds a link for server `id` on loopback, with the channel its events arrive on.
-pub(crate) type Bind =
-    fn(&str) -> Pin<Box<dyn Future<Output = (Arc<dyn MeshLink>, mpsc::Receiver<LinkEvent>)>>>;
+/// Binds a link for server `id` on loopback.
+pub(crate) type Bind = fn(&str) -> Pin<Box<dyn Future<Output = Arc<dyn MeshLink>>>>;
 
 /// Echo replies; `Fail` replies 1234; `Slow` replies after 300 ms; `Note` is forwarded to a
 /// channel; anything else is ignored.
@@ -59,14 +57,13 @@ pub(crate) struct Node {
 
 /// Starts node `id` over a link from `bind`, refreshing the directory every 50 ms.
 pub(crate) async fn node(bind: Bind, id: &str, directory: &MemoryDirectory) -> Node {
-    let (link, events) = bind(id).await;
+    let link = bind(id).await;
     let (notes_tx, notes) = mpsc::unbounded_channel();
     let mut config = MeshConfig::new(id, ServerType::Api);
     config.refresh_interval = Duration::from_millis(50);
     let mesh = Mesh::start(
         config,
         Arc::clone(&link),
-        events,
         Arc::new(directory.clone()),
         Arc::new(Handler { notes: notes_tx }),
     )
