@@ -186,7 +186,7 @@ mod tests {
     use super::*;
 
     const INTERVAL: Duration = Duration::from_millis(100);
-    const TIMEOUT: Duration = Duration::from_millis(500);
+    const TIMEOUT: Duration = Duration::from_millis(450);
 
     fn answer(liveness: &Liveness, peer: &str, sent: Instant) {
         liveness.pong(peer, &liveness.ping_payload(sent));

@@ -3,20 +3,22 @@
 //! (unless its connection is down), and a node re-publishes itself as soon as its directory
 //! answers again.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    DIRECTORY_RETRY_MAX, Directory, DirectoryError, EventSink, InboundHandler, LinkError,
-    LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo,
-    ServerState, ServerType,
+    DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, MemoryDirectory, Mesh,
+    MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState, ServerType,
 };
 use tokio::time::{Instant, sleep, sleep_until};
+
+mod scripted;
+
+use scripted::ScriptedLink;
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -26,91 +28,6 @@ fn secs(n: u64) -> Duration {
 
 fn millis(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// A link whose connections come up at once unless the test says they are down.
-#[derive(Default)]
-struct ScriptedLink {
-    state: Mutex<LinkState>,
-    sink: Mutex<Option<EventSink>>,
-}
-
-#[derive(Default)]
-struct LinkState {
-    /// Peers asked for, and whether their connection is up.
-    peers: BTreeMap<String, bool>,
-    /// Peers the test declares down (now and whenever they are connected again).
-    down: BTreeSet<String>,
-    disconnects: Vec<String>,
-}
-
-impl ScriptedLink {
-    fn state(&self) -> MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_down(&self, peer: &str) {
-        let mut state = self.state();
-        state.down.insert(peer.to_owned());
-        if let Some(up) = state.peers.get_mut(peer) {
-            *up = false;
-        }
-    }
-
-    fn disconnects(&self) -> Vec<String> {
-        self.state().disconnects.clone()
-    }
-
-    /// Reports that the connection to `target` broke, as a real link would.
-    fn report_down(&self, target: &str) {
-        let sink = self
-            .sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .expect("started");
-        sink(LinkEvent::PeerDown {
-            target: Arc::from(target),
-        });
-    }
-}
-
-impl MeshLink for ScriptedLink {
-    fn address(&self) -> &str {
-        "tcp://10.0.0.1:5000"
-    }
-
-    fn start(&self, sink: EventSink) {
-        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
-    }
-
-    fn reset(&self, _server_id: &str) {}
-
-    fn connect(&self, server_id: &str, _address: &str) {
-        let mut state = self.state();
-        let up = !state.down.contains(server_id);
-        state.peers.insert(server_id.to_owned(), up);
-    }
-
-    fn disconnect(&self, server_id: &str) {
-        let mut state = self.state();
-        state.peers.remove(server_id);
-        state.disconnects.push(server_id.to_owned());
-    }
-
-    fn send(&self, target: &str, _header: Bytes, _payload: Bytes) -> Result<(), LinkError> {
-        match self.state().peers.get(target) {
-            Some(true) => Ok(()),
-            Some(false) => Err(LinkError::NotConnected(target.to_owned())),
-            None => Err(LinkError::Unknown(target.to_owned())),
-        }
-    }
-
-    fn is_connected(&self, server_id: &str) -> bool {
-        self.state().peers.get(server_id) == Some(&true)
-    }
-
-    fn close(&self) {}
 }
 
 /// A shared in-memory directory that can fail (down) and lose every entry (an empty

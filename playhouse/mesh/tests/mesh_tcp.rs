@@ -37,3 +37,28 @@ async fn timeouts_leave_the_cache_empty_and_late_replies_are_discarded() {
 async fn unknown_or_dead_servers_fail_fast_and_recover() {
     common::unknown_or_dead_servers_fail_fast_and_recover(TCP).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_partition_is_detected_within_the_heartbeat_timeout() {
+    common::faults::silent_partition_is_detected_within_the_heartbeat_timeout(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_loss_is_detected_within_the_heartbeat_timeout() {
+    common::faults::one_way_loss_is_detected_within_the_heartbeat_timeout(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_peer_is_detected_within_the_heartbeat_timeout() {
+    common::faults::a_frozen_peer_is_detected_within_the_heartbeat_timeout(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_fails_requests_at_once_and_reconnects() {
+    common::faults::a_reset_fails_requests_at_once_and_reconnects(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_delay_is_not_mistaken_for_a_dead_peer() {
+    common::faults::added_delay_is_not_mistaken_for_a_dead_peer(TCP).await;
+}

@@ -300,3 +300,28 @@ async fn the_sink_gets_messages_and_is_dropped_on_close() {
     }
     assert_eq!(Arc::strong_count(&sink), 1, "close drops the sink");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_partition_is_detected_within_the_heartbeat_timeout() {
+    common::faults::silent_partition_is_detected_within_the_heartbeat_timeout(ZMQ).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_loss_is_detected_within_the_heartbeat_timeout() {
+    common::faults::one_way_loss_is_detected_within_the_heartbeat_timeout(ZMQ).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_peer_is_detected_within_the_heartbeat_timeout() {
+    common::faults::a_frozen_peer_is_detected_within_the_heartbeat_timeout(ZMQ).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_fails_requests_at_once_and_reconnects() {
+    common::faults::a_reset_fails_requests_at_once_and_reconnects(ZMQ).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_delay_is_not_mistaken_for_a_dead_peer() {
+    common::faults::added_delay_is_not_mistaken_for_a_dead_peer(ZMQ).await;
+}
