@@ -30,7 +30,7 @@ pub struct RequestCache {
 impl fmt::Debug for RequestCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestCache")
-            .field("pending", &self.len())
+            .field("pending", &self.in_flight())
             .field("late_replies", &self.late_replies())
             .finish()
     }
@@ -133,7 +133,7 @@ impl RequestCache {
     }
 
     /// Requests in flight.
-    pub fn len(&self) -> usize {
+    pub fn in_flight(&self) -> usize {
         self.lock().len()
     }
 
@@ -178,6 +178,6 @@ mod tests {
         let (_c, mut rc) = cache.register("z").unwrap();
         cache.fail_all(MeshError::Closed);
         assert!(matches!(rc.try_recv(), Ok(Err(MeshError::Closed))));
-        assert_eq!(cache.len(), 0);
+        assert_eq!(cache.in_flight(), 0);
     }
 }

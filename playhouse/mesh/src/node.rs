@@ -140,7 +140,7 @@ impl fmt::Debug for Mesh {
         f.debug_struct("Mesh")
             .field("server_id", &self.inner.config.server_id)
             .field("address", &self.inner.link.address())
-            .field("pending", &self.inner.cache.len())
+            .field("pending", &self.inner.cache.in_flight())
             .finish()
     }
 }
@@ -249,7 +249,7 @@ impl Mesh {
 
     /// Requests awaiting replies.
     pub fn pending_requests(&self) -> usize {
-        self.inner.cache.len()
+        self.inner.cache.in_flight()
     }
 
     /// Replies that arrived after their request ended (discarded).
