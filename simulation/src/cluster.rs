@@ -452,10 +452,9 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
                     c.idle_timeout = timing.idle_timeout;
                     c.auth_timeout = timing.auth_timeout;
                     c.shutdown_timeout = Duration::from_secs(2);
-                    c.resume = Some(playhouse::ResumeConfig {
-                        window: timing.resume_window,
-                        ..playhouse::ResumeConfig::default()
-                    });
+                    let mut resume = playhouse::ResumeConfig::default();
+                    resume.window = timing.resume_window;
+                    c.resume = Some(resume);
                 })
                 .build()?;
             server.serve(SimListener::bind(CLIENT_PORT).await?)?;

@@ -72,10 +72,7 @@ async fn connections_over_the_per_ip_cap_are_closed() {
 
 #[tokio::test]
 async fn a_client_over_its_message_rate_is_cut() {
-    let limit = RateLimit {
-        per_second: 1,
-        burst: 20,
-    };
+    let limit = RateLimit::new(1, 20);
     let (_server, addr) = server(|c| c.rate_limit = Some(limit)).await;
     let mut ok = healthy(addr, "ok").await;
     let mut flooder = healthy(addr, "flooder").await;
