@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api_sender::ApiSender;
 use crate::play_server::PlayShared;
-use crate::stage::registry::{CreateRequest, StageKind, StageMsg};
+use crate::stage::kind::StageKind;
+use crate::stage::mailbox::{CreateRequest, StageMsg};
 
 /// The Play server's mesh inbound handler (holds the server weakly: no cycle through the
 /// mesh node the server owns).

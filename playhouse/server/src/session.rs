@@ -24,7 +24,7 @@ use crate::metrics::Rejection;
 use crate::play_server::PlayShared;
 use crate::session_handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
 use crate::session_resume::{Attach, AttachSender, BoxRead, BoxWrite, Resumable};
-use crate::stage::registry::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
+use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
 
 /// Most queued frames written before one flush.
 const WRITE_BATCH: usize = 256;

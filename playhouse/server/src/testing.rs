@@ -41,9 +41,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::session_handle::{Outbound, QueuedBytes, SessionHandle};
-use crate::stage::registry::{
-    CreateRequest, JoinOutcome, StageEnv, StageMsg, StageRegistry, TypedKind,
-};
+use crate::stage::env::StageEnv;
+use crate::stage::kind::TypedKind;
+use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageMsg};
+use crate::stage::registry::StageRegistry;
 use crate::stage::{ActorInit, Stage, StageInit};
 use crate::{ServerControl, Services};
 

@@ -1,152 +1,21 @@
-//! Live stages by id, and the registered stage types that can spawn them.
+//! Live stages by id.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use playhouse_protocol::{ErrorCode, MsgId, Packet};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::TaskTracker;
+use playhouse_protocol::ErrorCode;
 
-use super::context::StageInit;
-use super::runner::StageRunner;
-use super::{ActorInit, Stage};
-use crate::metrics::Metrics;
-use crate::sender::MeshSlot;
-use crate::session_handle::{SessionHandle, SessionId};
-use crate::{ServerControl, Services};
-use playhouse_mesh::RoutePacket;
-
-/// A message to a stage's mailbox.
-#[derive(Debug)]
-pub(crate) enum StageMsg {
-    /// A client authenticates into the stage.
-    Join {
-        session: SessionHandle,
-        /// The authenticate reply id, e.g. `AuthenticateReply`.
-        reply_id: MsgId,
-        seq: u16,
-        packet: Packet,
-        done: oneshot::Sender<JoinOutcome>,
-    },
-    /// A message from a joined client.
-    Client {
-        actor: u64,
-        session: SessionId,
-        seq: u16,
-        packet: Packet,
-    },
-    /// A joined client's connection ended.
-    Disconnected { actor: u64, session: SessionId },
-    /// A message from another server (`Stage::on_dispatch_server`).
-    Server { packet: RoutePacket },
-    /// The server is stopping.
-    Close,
-}
-
-/// The result of a join, for the session's state machine.
-#[derive(Debug)]
-pub(crate) enum JoinOutcome {
-    Joined {
-        actor: u64,
-    },
-    Rejected,
-    /// The stage closed before it handled the join: the session may try again (a default
-    /// stage type then creates a fresh stage under the same id).
-    StageGone {
-        packet: Packet,
-    },
-}
-
-/// A live stage's mailbox.
-#[derive(Clone, Debug)]
-pub(crate) struct StageHandle {
-    pub(crate) stage_id: i64,
-    pub(crate) tx: mpsc::Sender<StageMsg>,
-}
+use super::env::StageEnv;
+use super::kind::StageKind;
+use super::mailbox::{CreateRequest, StageHandle};
 
 struct Entry {
     incarnation: u64,
     handle: StageHandle,
     /// Stops the stage's task when a stop gives up on it.
     abort: tokio::task::AbortHandle,
-}
-
-/// What every stage loop shares with its server.
-#[derive(Debug)]
-pub(crate) struct StageEnv {
-    pub(crate) services: Services,
-    pub(crate) control: ServerControl,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) mailbox_capacity: usize,
-    pub(crate) registry: StageRegistry,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The server's mesh node, once it joins one.
-    pub(crate) mesh: MeshSlot,
-    /// How long a disconnected actor stays (None: until it leaves).
-    pub(crate) actor_ttl: Option<std::time::Duration>,
-    /// How long a stage with no actors lives on (None: until closed).
-    pub(crate) idle_timeout: Option<std::time::Duration>,
-    /// Most live stages; creating another fails with `STAGE_LIMIT_REACHED`.
-    pub(crate) max_stages: usize,
-}
-
-/// How a stage is created: the creating packet and, for creators that wait, a channel for
-/// `on_create`'s answer.
-#[derive(Debug)]
-pub(crate) struct CreateRequest {
-    pub(crate) packet: Packet,
-    pub(crate) done: Option<oneshot::Sender<Result<Packet, ErrorCode>>>,
-}
-
-/// A registered stage type, with its concrete types erased.
-pub(crate) trait StageKind: Send + Sync {
-    fn spawn(
-        &self,
-        env: &Arc<StageEnv>,
-        stage_id: i64,
-        incarnation: u64,
-        create: CreateRequest,
-    ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle);
-}
-
-type StageFactory<S> = dyn Fn(&StageInit<'_>) -> S + Send + Sync;
-type ActorFactory<A> = dyn Fn(&ActorInit<'_>) -> A + Send + Sync;
-
-pub(crate) struct TypedKind<S: Stage> {
-    pub(crate) name: Arc<str>,
-    pub(crate) make_stage: Box<StageFactory<S>>,
-    pub(crate) make_actor: Arc<ActorFactory<S::Actor>>,
-}
-
-impl<S: Stage> StageKind for TypedKind<S> {
-    fn spawn(
-        &self,
-        env: &Arc<StageEnv>,
-        stage_id: i64,
-        incarnation: u64,
-        create: CreateRequest,
-    ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle) {
-        let stage = (self.make_stage)(&StageInit {
-            stage_id,
-            stage_type: &self.name,
-            services: &env.services,
-            control: &env.control,
-        });
-        let (tx, rx) = mpsc::channel(env.mailbox_capacity);
-        let runner = StageRunner::new(
-            stage,
-            stage_id,
-            incarnation,
-            Arc::clone(&self.name),
-            Arc::clone(&self.make_actor),
-            Arc::clone(env),
-            rx,
-        );
-        let task = env.tracker.spawn(runner.run(create));
-        (tx, task.abort_handle())
-    }
 }
 
 /// Live stages by id.

@@ -15,11 +15,11 @@ use tracing::Instrument;
 
 use super::actor::{ActorCell, ActorInit, ActorLink, ReplyTarget};
 use super::context::{Client, GameTick, MAX_STEPS_PER_WAKE, Post, StageContext};
-use super::registry::{CreateRequest, JoinOutcome, StageEnv, StageMsg};
+use super::env::StageEnv;
+use super::kind::ActorFactory;
+use super::mailbox::{CreateRequest, JoinOutcome, StageMsg};
 use super::{Actor, Stage};
 use crate::session_handle::{Outbound, SessionHandle, SessionId};
-
-type ActorFactory<A> = dyn Fn(&ActorInit<'_>) -> A + Send + Sync;
 
 /// Mailbox messages handled per wake-up of the stage loop.
 const MAILBOX_BATCH: usize = 64;
