@@ -145,11 +145,7 @@ impl PlayServerBuilder {
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
     ) -> Self {
         let name = name.into();
-        let kind = TypedKind::<S> {
-            name: Arc::from(name.as_str()),
-            make_stage: Box::new(make_stage),
-            make_actor: Arc::new(make_actor),
-        };
+        let kind = TypedKind::<S>::new(&name, make_stage, make_actor);
         self.kinds.insert(name, Arc::new(kind));
         self
     }

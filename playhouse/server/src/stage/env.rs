@@ -28,3 +28,22 @@ pub(crate) struct StageEnv {
     /// Most live stages; creating another fails with `STAGE_LIMIT_REACHED`.
     pub(crate) max_stages: usize,
 }
+
+impl StageEnv {
+    /// An environment outside any server, for the stage harness and tests: no mesh, no
+    /// limits, actors and stages stay until they leave or close.
+    pub(crate) fn standalone(server_id: &str) -> StageEnv {
+        StageEnv {
+            services: Services::default(),
+            control: ServerControl::new(Arc::from(server_id)),
+            tracker: TaskTracker::new(),
+            mailbox_capacity: 65_536,
+            registry: StageRegistry::default(),
+            metrics: Arc::default(),
+            mesh: Arc::default(),
+            actor_ttl: None,
+            idle_timeout: None,
+            max_stages: usize::MAX,
+        }
+    }
+}

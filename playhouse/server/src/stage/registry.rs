@@ -83,8 +83,15 @@ impl StageRegistry {
         }
     }
 
-    /// Returns the live stage `stage_id`, or spawns it from `kind` (the bool tells which);
-    /// [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one stage more than `max_stages`.
+    /// Returns the live stage `stage_id`, or reserves the id for a new stage of `kind` (the
+    /// bool tells which); [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one stage more
+    /// than `max_stages`.
+    ///
+    /// The reservation is the new stage's mailbox, registered before the lock is released: a
+    /// concurrent call for the same id gets that mailbox (its messages queue behind the
+    /// creation) and never creates a second stage. The user's factory runs afterwards on the
+    /// stage's own task, outside the lock, so a slow factory holds up no other stage; a stage
+    /// whose factory or `on_create` fails frees its id ([`StageRegistry::remove`]).
     pub(crate) fn get_or_spawn(
         &self,
         env: &Arc<StageEnv>,
@@ -136,5 +143,192 @@ impl StageRegistry {
         {
             stages.remove(&stage_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Barrier, mpsc as std_mpsc};
+    use std::time::Duration;
+
+    use playhouse_protocol::Packet;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::stage::kind::TypedKind;
+    use crate::stage::{ActorCell, ActorLink, Stage, StageContext, StageInit};
+    use crate::{Actor, ErrorReply};
+
+    struct Room;
+    struct Player;
+
+    impl Stage for Room {
+        type Actor = Player;
+        async fn on_create(
+            &mut self,
+            _: &mut StageContext<Self>,
+            _: Packet,
+        ) -> Result<Packet, ErrorCode> {
+            Ok(Packet::empty("Created"))
+        }
+        async fn on_dispatch(
+            &mut self,
+            _: &mut StageContext<Self>,
+            _: &mut ActorCell<Player>,
+            _: Packet,
+        ) {
+        }
+    }
+
+    impl Actor for Player {
+        async fn on_authenticate(
+            &mut self,
+            _: &mut ActorLink,
+            _: Packet,
+        ) -> Result<Packet, ErrorReply> {
+            Err(ErrorCode::AUTHENTICATION_FAILED.into())
+        }
+    }
+
+    fn kind(factory: impl Fn(&StageInit<'_>) -> Room + Send + Sync + 'static) -> TypedKind<Room> {
+        TypedKind::new("Room", factory, |_| Player)
+    }
+
+    type Created = oneshot::Receiver<Result<Packet, ErrorCode>>;
+
+    /// Gets or creates `stage_id`; the handle, whether it was created, and where `on_create`
+    /// answers.
+    fn get_or_create(
+        env: &Arc<StageEnv>,
+        kind: &dyn StageKind,
+        stage_id: i64,
+    ) -> (StageHandle, bool, Created) {
+        let (done, created) = oneshot::channel();
+        let (handle, new) = env
+            .registry
+            .get_or_spawn(env, stage_id, kind, || CreateRequest {
+                packet: Packet::empty("Create"),
+                done: Some(done),
+            })
+            .unwrap();
+        (handle, new, created)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_get_or_create_runs_the_factory_once() {
+        const CALLERS: usize = 8;
+        let env = Arc::new(StageEnv::standalone("test"));
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&built);
+        let kind: Arc<dyn StageKind> = Arc::new(kind(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            // A slow factory: the window for a second creation of the same id is wide open.
+            std::thread::sleep(Duration::from_millis(50));
+            Room
+        }));
+        // Real threads, released at once: as concurrent as the machine allows.
+        let start = Arc::new(Barrier::new(CALLERS));
+        let runtime = tokio::runtime::Handle::current();
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (env, kind, start) = (Arc::clone(&env), Arc::clone(&kind), Arc::clone(&start));
+                let runtime = runtime.clone();
+                std::thread::spawn(move || {
+                    let _runtime = runtime.enter();
+                    start.wait();
+                    get_or_create(&env, kind.as_ref(), 7)
+                })
+            })
+            .collect();
+        let results: Vec<_> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+
+        let creators: Vec<_> = results.iter().filter(|(_, new, _)| *new).collect();
+        assert_eq!(creators.len(), 1, "exactly one caller creates the stage");
+        let first = &results[0].0;
+        assert!(
+            results
+                .iter()
+                .all(|(handle, _, _)| handle.tx.same_channel(&first.tx))
+        );
+        for (_, new, created) in results {
+            if new {
+                assert!(created.await.unwrap().is_ok());
+            }
+        }
+        assert_eq!(built.load(Ordering::SeqCst), 1, "the factory ran once");
+        assert_eq!(env.registry.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn a_slow_factory_does_not_hold_up_creating_another_stage() {
+        let env = Arc::new(StageEnv::standalone("test"));
+        let (entered_tx, entered) = std_mpsc::channel::<()>();
+        let (release, released) = std_mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new((entered_tx, released));
+        let kind: Arc<dyn StageKind> = Arc::new(kind(move |init| {
+            if init.stage_id == 1 {
+                let gate = gate.lock().unwrap();
+                let _ = gate.0.send(());
+                // Blocks until the test lets it go (or gives up and drops `release`).
+                let _ = gate.1.recv();
+            }
+            Room
+        }));
+
+        // On a blocking thread: were the factory run by the caller, it would block there.
+        let (first_env, first_kind) = (Arc::clone(&env), Arc::clone(&kind));
+        let first =
+            tokio::task::spawn_blocking(move || get_or_create(&first_env, first_kind.as_ref(), 1));
+        tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .expect("the first stage's factory started");
+
+        // Stage 1's factory is stuck; stage 2 is created and answers all the same.
+        let (second_env, second_kind) = (Arc::clone(&env), Arc::clone(&kind));
+        let second = async move {
+            let (_, new, created) = tokio::task::spawn_blocking(move || {
+                get_or_create(&second_env, second_kind.as_ref(), 2)
+            })
+            .await
+            .unwrap();
+            (new, created.await)
+        };
+        let second = tokio::time::timeout(Duration::from_secs(2), second).await;
+        drop(release);
+        let (new, created) = second.expect("stage 2 was created while stage 1's factory ran");
+        assert!(new);
+        assert!(created.unwrap().is_ok());
+
+        let (_, new, created) = first.await.unwrap();
+        assert!(new);
+        assert!(created.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_factory_leaves_the_id_free() {
+        let env = Arc::new(StageEnv::standalone("test"));
+        let attempts = AtomicUsize::new(0);
+        let kind = kind(move |_| {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first stage factory call fails");
+            }
+            Room
+        });
+
+        let (_, new, created) = get_or_create(&env, &kind, 5);
+        assert!(new);
+        assert_eq!(
+            created.await.unwrap().unwrap_err(),
+            ErrorCode::STAGE_CREATION_FAILED
+        );
+        assert!(env.registry.get(5).is_none(), "the reservation is released");
+        assert_eq!(env.registry.len(), 0);
+
+        let (_, new, created) = get_or_create(&env, &kind, 5);
+        assert!(new, "the id is free for a new stage");
+        assert!(created.await.unwrap().is_ok());
+        assert!(env.registry.get(5).is_some());
     }
 }

@@ -32,6 +32,8 @@ use super::kind::ActorFactory;
 use super::mailbox::{CreateRequest, StageMsg};
 use crate::session_handle::{SessionHandle, SessionId};
 
+pub(crate) use close::refuse_stillborn;
+
 /// Mailbox messages handled per wake-up of the stage loop.
 const MAILBOX_BATCH: usize = 64;
 
