@@ -638,22 +638,32 @@ impl Session {
                     }
                     self.in_flight.push_back((frame.msg_seq, Instant::now()));
                 }
+                let stage_id = frame.stage_id;
                 let msg = StageMsg::Client {
                     actor: *actor,
                     session: self.id,
                     seq: frame.msg_seq,
-                    packet: playhouse_protocol::Packet {
-                        msg_id: frame.msg_id.clone(),
-                        payload: frame.payload.clone(),
-                    },
+                    packet: frame.into_packet(),
                 };
-                let tx = stage.tx.clone();
-                match until_killed(&self.kill, tx.send(msg)).await? {
+                match until_killed(&self.kill, stage.tx.send(msg)).await? {
                     Ok(()) => Ok(()),
-                    Err(_) => {
+                    Err(mpsc::error::SendError(msg)) => {
                         // The stage is gone (closed or panicked).
-                        self.state = State::Detached(ErrorCode::STAGE_NOT_FOUND);
-                        self.reply_error(&frame, ErrorCode::STAGE_NOT_FOUND).await
+                        let code = ErrorCode::STAGE_NOT_FOUND;
+                        self.state = State::Detached(code);
+                        match msg {
+                            StageMsg::Client { seq, packet, .. } if seq != 0 => {
+                                let reply = ServerFrame::new(
+                                    packet.msg_id,
+                                    seq,
+                                    stage_id,
+                                    code,
+                                    Bytes::new(),
+                                );
+                                self.send_now(reply).await
+                            }
+                            _ => Ok(()),
+                        }
                     }
                 }
             }

@@ -270,3 +270,159 @@ impl StageHost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use playhouse_protocol::ServerFrame;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::session_handle::{Outbound, QueuedBytes};
+    use crate::stage::kind::TypedKind;
+    use crate::stage::{ActorCell, ActorLink, Stage, StageContext, StageInit};
+    use crate::{Actor, ErrorReply};
+
+    struct Room;
+    struct Player;
+
+    impl Stage for Room {
+        type Actor = Player;
+        async fn on_create(
+            &mut self,
+            _: &mut StageContext<Self>,
+            _: Packet,
+        ) -> Result<Packet, ErrorCode> {
+            Ok(Packet::empty("Created"))
+        }
+        async fn on_dispatch(
+            &mut self,
+            _: &mut StageContext<Self>,
+            _: &mut ActorCell<Player>,
+            _: Packet,
+        ) {
+        }
+    }
+
+    impl Actor for Player {
+        async fn on_authenticate(
+            &mut self,
+            link: &mut ActorLink,
+            _: Packet,
+        ) -> Result<Packet, ErrorReply> {
+            link.set_account_id("alice");
+            Ok(Packet::empty("Welcome"))
+        }
+    }
+
+    fn host(
+        default: Option<&str>,
+        factory: impl Fn(&StageInit<'_>) -> Room + Send + Sync + 'static,
+    ) -> StageHost {
+        let kind: Arc<dyn StageKind> = Arc::new(TypedKind::new("Room", factory, |_| Player));
+        let kinds = HashMap::from([("Room".to_owned(), kind)]);
+        StageHost::new(kinds, default, StageEnv::standalone("test")).unwrap()
+    }
+
+    fn create() -> CreateRequest {
+        CreateRequest {
+            packet: Packet::empty("Create"),
+            done: None,
+        }
+    }
+
+    fn refusal(opened: Result<Opened, Refused>) -> Refused {
+        opened.map(|_| ()).unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn open_applies_one_policy_in_order() {
+        let host = host(None, |_| Room);
+        let generated = 1 << 32;
+
+        let unknown = refusal(host.open(StageType::Named("Nope"), 3, || true, create));
+        assert_eq!(unknown.code, ErrorCode::INVALID_STAGE_TYPE);
+        // Without a default stage type a login only joins stages that exist.
+        let missing = refusal(host.open(StageType::Default, 3, || true, create));
+        assert_eq!(
+            missing,
+            Refused {
+                stage_id: 3,
+                code: ErrorCode::STAGE_NOT_FOUND
+            }
+        );
+        // The caller's creation rate is asked only when a stage would be created, after the
+        // fresh id is chosen.
+        let limited = refusal(host.open(StageType::Named("Room"), 0, || false, create));
+        assert_eq!(limited.code, ErrorCode::STAGE_CREATION_RATE_EXCEEDED);
+        assert!(limited.stage_id >= generated);
+        assert_eq!(host.len(), 0);
+
+        let opened = host
+            .open(StageType::Named("Room"), 0, || true, create)
+            .unwrap();
+        assert!(opened.created);
+        let stage_id = opened.stage.stage_id;
+        assert!(stage_id > limited.stage_id);
+        let again = host
+            .open(StageType::Default, stage_id, || unreachable!(), create)
+            .unwrap();
+        assert!(!again.created);
+        assert!(again.stage.tx.same_channel(&opened.stage.tx));
+
+        host.control().stop();
+        let stopping = refusal(host.open(StageType::Named("Room"), stage_id, || true, create));
+        assert_eq!(stopping.code, ErrorCode::SYSTEM_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_login_into_a_stage_whose_factory_panics_is_refused_and_frees_the_id() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&attempts);
+        let host = host(Some("Room"), move |_| {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first stage factory call fails");
+            }
+            Room
+        });
+        let (tx, mut rx) = mpsc::channel(16);
+        let session = SessionHandle::new(
+            1,
+            tx,
+            CancellationToken::new(),
+            Arc::default(),
+            Arc::new(QueuedBytes::new(usize::MAX)),
+        );
+        let login = |seq| Login {
+            stage_id: 9,
+            session: session.clone(),
+            reply_id: MsgId::from_static("AuthenticateReply"),
+            seq,
+            packet: Packet::empty("Authenticate"),
+        };
+
+        let pending = host.login(login(1), || true).await.unwrap();
+        assert!(matches!(pending.outcome.await, Ok(JoinOutcome::Rejected)));
+        let Some(Outbound::Frame(reply)) = rx.recv().await else {
+            panic!("the client is answered");
+        };
+        let refused = ServerFrame::new(
+            "AuthenticateReply",
+            1,
+            9,
+            ErrorCode::STAGE_CREATION_FAILED,
+            bytes::Bytes::new(),
+        );
+        assert_eq!(reply, refused);
+        assert!(host.get(9).is_none());
+
+        // The id is free: the next login creates the stage and joins it.
+        let pending = host.login(login(2), || true).await.unwrap();
+        assert!(matches!(
+            pending.outcome.await,
+            Ok(JoinOutcome::Joined { .. })
+        ));
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+}
