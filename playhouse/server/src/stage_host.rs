@@ -152,8 +152,10 @@ impl StageHost {
         };
         if !admit() {
             tracing::debug!("stage creation rate exceeded");
-            let metrics = &self.env.metrics;
-            metrics.stages_refused.fetch_add(1, Ordering::Relaxed);
+            self.env
+                .metrics
+                .stages_refused
+                .fetch_add(1, Ordering::Relaxed);
             return Err(refused(stage_id, ErrorCode::STAGE_CREATION_RATE_EXCEEDED));
         }
         registry
@@ -244,6 +246,7 @@ impl StageHost {
         &self.env.mesh
     }
 
+    /// The server's control handle (whether it is stopping).
     pub(crate) fn control(&self) -> &ServerControl {
         &self.env.control
     }
