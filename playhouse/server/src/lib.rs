@@ -76,9 +76,11 @@ mod play_server;
 mod sender;
 mod services;
 mod session;
+mod session_context;
 mod session_handle;
 mod session_resume;
 mod stage;
+mod stage_host;
 pub mod testing;
 mod ws_route;
 
