@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use playhouse_protocol::CodecConfig;
 
+#[cfg(feature = "http")]
 use crate::HttpLimits;
 
 /// Settings of a Play server. Every field has a default suited to an internet-facing server.
@@ -75,6 +76,7 @@ pub struct PlayConfig {
     pub fd_reserve: usize,
     /// Limits of the HTTP server [`crate::PlayServer::listen_metrics`] runs.
     /// Default: [`HttpLimits::default`].
+    #[cfg(feature = "http")]
     pub metrics_http: HttpLimits,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
@@ -165,6 +167,7 @@ impl Default for PlayConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             fd_reserve: 2 * 1_024 + 256,
+            #[cfg(feature = "http")]
             metrics_http: HttpLimits::default(),
             max_connections_per_ip: None,
             rate_limit: None,

@@ -271,6 +271,7 @@ impl PlayServer {
     }
 
     /// The largest frame body a client may send or receive, in bytes.
+    #[cfg(feature = "http")]
     pub(crate) fn max_packet_size(&self) -> usize {
         self.inner.config.codec.max_packet_size
     }
@@ -311,7 +312,8 @@ impl PlayServer {
 
     /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops,
     /// under [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound
-    /// address.
+    /// address. Feature `http` (on by default).
+    #[cfg(feature = "http")]
     pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;

@@ -10,7 +10,7 @@ use playhouse::{ErrorCode, PlayConfig, PlayServer, RateLimit};
 use playhouse_transport::dial::{DialOptions, dial};
 use playhouse_transport::tls;
 use support::{Player, RawClient, Room, WAIT, closed};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -222,8 +222,10 @@ async fn a_websocket_text_message_closes_only_that_connection() {
     );
 }
 
+#[cfg(feature = "http")]
 #[tokio::test]
 async fn metrics_are_served_over_http() {
+    use tokio::io::AsyncReadExt;
     let (server, addr) = server(|_| {}).await;
     let mut client = healthy(addr, "m").await;
     still_healthy(&mut client).await;
