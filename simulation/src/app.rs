@@ -170,6 +170,8 @@ impl Stage for SimRoom {
                 let payload = format!("{body} {}", self.incarnation);
                 ctx.reply(Packet::new("EchoReply", payload));
             }
+            // Never answered: only a failure of the mesh can end the request.
+            "Hold" => {}
             "MOp" => {
                 let mut words = body.split(' ');
                 let (Some(who), Some(Ok(n))) = (words.next(), words.next().map(str::parse)) else {

@@ -64,6 +64,11 @@ fn api_partition() {
 }
 
 #[test]
+fn silent_peer() {
+    sweep("silent_peer");
+}
+
+#[test]
 fn play_restart() {
     sweep("play_restart");
 }

@@ -12,7 +12,6 @@ use playhouse::{
     Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshJoin,
     Packet, PlayServer, Stage, StageContext,
 };
-use playhouse_mesh::{ZmqLink, ZmqLinkConfig};
 use zeromq::util::PeerIdentity;
 use zeromq::{RouterSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
 
@@ -156,20 +155,13 @@ impl Actor for Nobody {
     }
 }
 
-async fn join(id: &str, directory: &MemoryDirectory, kind: &str) -> MeshJoin {
-    let (tx, rx) = tokio::sync::mpsc::channel(8192);
-    let link: Arc<dyn playhouse_mesh::MeshLink> = if kind == "tcp" {
-        Arc::new(
-            playhouse_mesh::TcpLink::bind(id, "127.0.0.1:0", None, tx)
-                .await
-                .expect("bind"),
-        )
+async fn join(directory: &MemoryDirectory, kind: &str) -> MeshJoin {
+    let join = if kind == "tcp" {
+        MeshJoin::tcp("127.0.0.1:0", directory.clone())
     } else {
-        let link = ZmqLink::bind(id, "tcp://127.0.0.1:0", None, tx, ZmqLinkConfig::default());
-        Arc::new(link.await.expect("bind"))
+        MeshJoin::zmq("127.0.0.1:0", directory.clone())
     };
-    MeshJoin::link(link, rx, Arc::new(directory.clone()))
-        .refresh_interval(Duration::from_millis(100))
+    join.refresh_interval(Duration::from_millis(100))
 }
 
 async fn framework(args: &Args) -> (f64, f64) {
@@ -181,14 +173,14 @@ async fn framework(args: &Args) -> (f64, f64) {
             .stage("Echo", |_| Echo, |_| Nobody)
             .build()
             .expect("build");
-        play.join_mesh(join(id, &directory, &args.link).await)
+        play.join_mesh(join(&directory, &args.link).await)
             .await
             .expect("join");
         plays.push(play);
     }
     let api = ApiServer::builder()
         .server_id("api-1")
-        .start(join("api-1", &directory, &args.link).await)
+        .start(join(&directory, &args.link).await)
         .await
         .expect("api");
     let sender = api.sender();

@@ -30,7 +30,7 @@ pub struct RequestCache {
 impl fmt::Debug for RequestCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestCache")
-            .field("pending", &self.len())
+            .field("pending", &self.in_flight())
             .field("late_replies", &self.late_replies())
             .finish()
     }
@@ -133,13 +133,8 @@ impl RequestCache {
     }
 
     /// Requests in flight.
-    pub fn len(&self) -> usize {
+    pub fn in_flight(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether no request is in flight.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Replies that arrived after their request ended.
@@ -183,6 +178,6 @@ mod tests {
         let (_c, mut rc) = cache.register("z").unwrap();
         cache.fail_all(MeshError::Closed);
         assert!(matches!(rc.try_recv(), Ok(Err(MeshError::Closed))));
-        assert!(cache.is_empty());
+        assert_eq!(cache.in_flight(), 0);
     }
 }

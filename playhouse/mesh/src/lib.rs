@@ -5,27 +5,33 @@
 //!
 //! * [`proto`]: the [`RouteHeader`](proto::RouteHeader) and the framework commands
 //!   (create / get-or-create / destroy stage), generated from `proto/route_header.proto`.
-//! * [`MeshLink`]: moves frames between servers. [`TcpLink`] speaks length-delimited frames
-//!   over any byte stream (production, or a simulated network); a ZeroMQ ROUTER link
-//!   implements the same trait.
+//! * [`MeshLink`]: moves frames between servers, nothing more. [`ZmqLink`] over ZeroMQ
+//!   ROUTER sockets (what the processes ship with); [`TcpLink`] speaks length-delimited frames
+//!   over any byte stream (production, or a simulated network).
 //! * [`Directory`]: who is up and where. [`MemoryDirectory`] for one process;
 //!   `RedisDirectory` (feature `redis`, on by default) across machines, one key per server
 //!   `playhouse:server:{server_id}` holding the [`ServerInfo`] JSON with a TTL.
 //!   [`ServerInfoCenter`] is a server's live view, refreshed every few seconds, with service
 //!   routing (round robin, weighted).
 //! * [`Mesh`]: one server's node: send, request/reply with u32 sequences and timeouts,
-//!   remote error codes propagated, late replies discarded and counted.
+//!   remote error codes propagated, late replies discarded and counted, and liveness: every
+//!   connected peer is pinged, and one that answers no ping within the heartbeat timeout is
+//!   declared down (its requests fail at once, its connections are reset).
 
+// Public only to the benchmarks (feature `bench-internals`).
+#[cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
 mod cache;
 mod directory;
 mod error;
 mod link;
+mod liveness;
 mod node;
 pub mod proto;
 #[cfg(feature = "redis")]
 mod redis_directory;
-mod zmq_link;
 
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub use cache::RequestCache;
 pub use directory::{
     Directory, DirectoryError, MemoryDirectory, RoutingPolicy, ServerInfo, ServerInfoCenter,
@@ -33,7 +39,8 @@ pub use directory::{
 };
 pub use error::MeshError;
 pub use link::{
-    Dialer, EventHandler, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig,
+    Dialer, EventSink, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig, ZmqLink,
+    ZmqLinkConfig, ZmqLinkError,
 };
 pub use node::{
     DIRECTORY_RETRY, DIRECTORY_RETRY_MAX, InboundHandler, Mesh, MeshConfig, REPLY_RETRY,
@@ -41,4 +48,3 @@ pub use node::{
 };
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
-pub use zmq_link::{ZmqLink, ZmqLinkConfig, ZmqLinkError};

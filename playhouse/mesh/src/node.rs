@@ -8,13 +8,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use playhouse_protocol::{ErrorCode, MsgId, Packet};
 use prost::Message;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::RequestCache;
 use crate::directory::{Directory, ServerInfo, ServerInfoCenter, ServerState, ServerType};
 use crate::error::MeshError;
 use crate::link::{LinkError, LinkEvent, MeshLink};
+use crate::liveness::{self, Liveness};
 use crate::proto::RouteHeader;
 
 /// A mesh message: its routing header and payload.
@@ -50,6 +50,7 @@ pub trait InboundHandler: Send + Sync + 'static {
 
 /// Settings of a mesh node.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MeshConfig {
     /// This server's id, e.g. `api-1`.
     pub server_id: String,
@@ -78,6 +79,13 @@ pub struct MeshConfig {
     /// carrying [`ErrorCode::PACKET_TOO_LARGE`] (the requester learns it at once instead of
     /// timing out). Default: 8 MiB (the TCP link carries frames up to 16 MiB).
     pub max_payload: usize,
+    /// How often every connected peer is pinged. [`Duration::ZERO`] turns liveness off
+    /// (peers are then known down only when their connection closes). Default: 1 s.
+    pub heartbeat_interval: Duration,
+    /// A peer that answers no ping sent within this long is down: its requests in flight
+    /// fail at once, its connections are reset, and sends to it fail until it answers again.
+    /// Default: 5 s.
+    pub heartbeat_timeout: Duration,
 }
 
 impl MeshConfig {
@@ -96,6 +104,8 @@ impl MeshConfig {
             directory_ttl: Duration::from_secs(10),
             max_pending_requests: 100_000,
             max_payload: 8 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -110,6 +120,12 @@ struct Inner {
     /// The last directory call failed: the next listing that succeeds restarts every known
     /// server's TTL (nobody could publish meanwhile).
     directory_failed: AtomicBool,
+    liveness: Liveness,
+    /// Encoded headers of this node's pings and pongs.
+    ping_header: Bytes,
+    pong_header: Bytes,
+    /// A refresh asked for by a ping from an unknown peer is under way.
+    refresh_pending: AtomicBool,
     shutdown: CancellationToken,
 }
 
@@ -124,7 +140,7 @@ impl fmt::Debug for Mesh {
         f.debug_struct("Mesh")
             .field("server_id", &self.inner.config.server_id)
             .field("address", &self.inner.link.address())
-            .field("pending", &self.inner.cache.len())
+            .field("pending", &self.inner.cache.in_flight())
             .finish()
     }
 }
@@ -139,24 +155,21 @@ pub const DIRECTORY_RETRY: Duration = Duration::from_millis(100);
 /// shorter).
 pub const DIRECTORY_RETRY_MAX: Duration = Duration::from_secs(1);
 
-/// Link events handled per wake-up of the receive loop.
-const RECEIVE_BATCH: usize = 128;
-
 const RUNNING: u8 = 0;
 const DISABLED: u8 = 1;
 
 impl Mesh {
-    /// Starts the node: the receive loop over `events` and the directory refresh loop.
-    /// The first refresh runs before this returns, so known peers start connecting at once.
+    /// Starts the node: starts `link` with the node's event sink, and the directory refresh
+    /// and liveness loops. The first refresh runs before this returns, so known peers start
+    /// connecting at once.
     pub async fn start(
         config: MeshConfig,
         link: Arc<dyn MeshLink>,
-        events: mpsc::Receiver<LinkEvent>,
         directory: Arc<dyn Directory>,
         handler: Arc<dyn InboundHandler>,
     ) -> Mesh {
         let center = ServerInfoCenter::default();
-        Mesh::start_with_center(config, link, events, directory, handler, center).await
+        Mesh::start_with_center(config, link, directory, handler, center).await
     }
 
     /// [`Mesh::start`], keeping the directory view in `center` (e.g. one already handed to
@@ -164,14 +177,26 @@ impl Mesh {
     pub async fn start_with_center(
         config: MeshConfig,
         link: Arc<dyn MeshLink>,
-        events: mpsc::Receiver<LinkEvent>,
         directory: Arc<dyn Directory>,
         handler: Arc<dyn InboundHandler>,
         center: ServerInfoCenter,
     ) -> Mesh {
+        let liveness_header = |liveness| {
+            let header = RouteHeader {
+                from: config.server_id.clone(),
+                service_id: u32::from(config.service_id),
+                liveness,
+                ..RouteHeader::default()
+            };
+            Bytes::from(header.encode_to_vec())
+        };
         let mesh = Mesh {
             inner: Arc::new(Inner {
                 cache: RequestCache::new(config.max_pending_requests),
+                liveness: Liveness::new(config.heartbeat_interval, config.heartbeat_timeout),
+                ping_header: liveness_header(liveness::PING),
+                pong_header: liveness_header(liveness::PONG),
+                refresh_pending: AtomicBool::new(false),
                 config,
                 link,
                 directory,
@@ -181,27 +206,24 @@ impl Mesh {
                 shutdown: CancellationToken::new(),
             }),
         };
-        // Where the link can, it hands events to the node on its own receive task (one task
-        // hop less per message). Installed before the first refresh publishes this server, so
-        // only a peer that knew the address beforehand can still use the channel; the receive
-        // loop serves it, and links that cannot deliver directly.
+        // The link hands events to the node on its own tasks (no task hop per message).
+        // Started before the first refresh publishes this server, so nothing is missed.
         let weak = Arc::downgrade(&mesh.inner);
-        let direct = Arc::clone(&handler);
-        mesh.inner
-            .link
-            .deliver_directly(Arc::new(move |event: LinkEvent| {
-                if let Some(inner) = weak.upgrade()
-                    && !inner.shutdown.is_cancelled()
-                {
-                    Mesh { inner }.on_event(event, direct.as_ref());
-                }
-            }));
+        mesh.inner.link.start(Arc::new(move |event: LinkEvent| {
+            if let Some(inner) = weak.upgrade()
+                && !inner.shutdown.is_cancelled()
+            {
+                Mesh { inner }.on_event(event, handler.as_ref());
+            }
+        }));
         let first = mesh.refresh().await;
         if let Err(error) = &first {
             tracing::warn!(%error, "first directory refresh failed");
         }
-        tokio::spawn(receive_loop(mesh.clone(), events, handler));
         tokio::spawn(refresh_loop(mesh.clone(), first.is_ok()));
+        if mesh.inner.liveness.enabled() {
+            tokio::spawn(liveness_loop(mesh.clone()));
+        }
         mesh
     }
 
@@ -227,12 +249,18 @@ impl Mesh {
 
     /// Requests awaiting replies.
     pub fn pending_requests(&self) -> usize {
-        self.inner.cache.len()
+        self.inner.cache.in_flight()
     }
 
     /// Replies that arrived after their request ended (discarded).
     pub fn late_replies(&self) -> u64 {
         self.inner.cache.late_replies()
+    }
+
+    /// How many times a peer was declared down for answering no ping within
+    /// [`MeshConfig::heartbeat_timeout`].
+    pub fn peers_declared_down(&self) -> u64 {
+        self.inner.liveness.declared()
     }
 
     /// The default request timeout.
@@ -330,6 +358,9 @@ impl Mesh {
     fn send_encoded(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), MeshError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(MeshError::Closed);
+        }
+        if self.inner.liveness.is_down(target) {
+            return Err(MeshError::ServerNotFound(target.to_owned()));
         }
         self.inner
             .link
@@ -477,6 +508,36 @@ impl Mesh {
         self.inner.link.close();
     }
 
+    /// A ping is answered at once (whatever else is queued for the peer); a pong restarts
+    /// the peer's silence clock.
+    fn on_liveness(&self, from: &str, kind: u32, payload: Bytes) {
+        let inner = &self.inner;
+        match kind {
+            liveness::PING => {
+                let pong = inner.link.send(from, inner.pong_header.clone(), payload);
+                if let Err(LinkError::Unknown(_)) = pong {
+                    // A peer that joined since the last refresh: learn it now rather than
+                    // let it declare this server down for a directory interval.
+                    self.refresh_soon();
+                }
+            }
+            liveness::PONG => inner.liveness.pong(from, &payload),
+            _ => tracing::debug!(%from, kind, "unknown liveness message; dropped"),
+        }
+    }
+
+    /// Refreshes the directory on a task, unless such a refresh is already under way.
+    fn refresh_soon(&self) {
+        if self.inner.refresh_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mesh = self.clone();
+        tokio::spawn(async move {
+            let _ = mesh.refresh().await;
+            mesh.inner.refresh_pending.store(false, Ordering::Release);
+        });
+    }
+
     fn on_event(&self, event: LinkEvent, handler: &dyn InboundHandler) {
         match event {
             LinkEvent::Message {
@@ -488,6 +549,10 @@ impl Mesh {
                     tracing::warn!(%from, "undecodable route header; dropped");
                     return;
                 };
+                if header.liveness != 0 {
+                    self.on_liveness(&from, header.liveness, payload);
+                    return;
+                }
                 header.from.clear();
                 header.from.push_str(&from);
                 let packet = RoutePacket { header, payload };
@@ -549,26 +614,42 @@ impl Drop for Forget<'_> {
     }
 }
 
-async fn receive_loop(
-    mesh: Mesh,
-    mut events: mpsc::Receiver<LinkEvent>,
-    handler: Arc<dyn InboundHandler>,
-) {
+/// Pings every connected peer and declares down those silent for the heartbeat timeout
+/// (see [`liveness`](crate::liveness)). Wakes at the next ping or the next deadline, so a
+/// silent peer is declared down at its deadline, not at the next ping after it.
+async fn liveness_loop(mesh: Mesh) {
+    let inner = &mesh.inner;
+    let mut wake = tokio::time::Instant::now();
     loop {
-        let event = tokio::select! {
+        tokio::select! {
             biased;
-            _ = mesh.inner.shutdown.cancelled() => return,
-            event = events.recv() => event,
-        };
-        let Some(event) = event else { return };
-        mesh.on_event(event, handler.as_ref());
-        // Under load, handle what is already queued before going back to the scheduler.
-        for _ in 0..RECEIVE_BATCH {
-            match events.try_recv() {
-                Ok(event) => mesh.on_event(event, handler.as_ref()),
-                Err(_) => break,
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        let now = tokio::time::Instant::now();
+        let servers = inner.center.all();
+        let peers = servers
+            .iter()
+            .map(|server| server.server_id.as_str())
+            .filter(|id| *id != mesh.server_id())
+            .map(|id| (id, inner.link.is_connected(id)));
+        let tick = inner.liveness.tick(now, peers);
+        for peer in &tick.declare_down {
+            let failed = inner.cache.fail_target(peer);
+            tracing::warn!(%peer, failed, "mesh peer answers no pings; declared down, connections reset");
+            inner.link.reset(peer);
+        }
+        if !tick.ping.is_empty() {
+            let payload = inner.liveness.ping_payload(now);
+            for peer in &tick.ping {
+                // A full queue or a connection going down: the next ping, or the deadline,
+                // tells.
+                let _ = inner
+                    .link
+                    .send(peer, inner.ping_header.clone(), payload.clone());
             }
         }
+        wake = tick.next.unwrap_or(now + inner.config.heartbeat_interval);
     }
 }
 

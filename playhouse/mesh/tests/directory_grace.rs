@@ -3,21 +3,22 @@
 //! (unless its connection is down), and a node re-publishes itself as soon as its directory
 //! answers again.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, LinkError, LinkEvent,
-    MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState,
-    ServerType,
+    DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, MemoryDirectory, Mesh,
+    MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState, ServerType,
 };
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
+
+mod scripted;
+
+use scripted::ScriptedLink;
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -27,71 +28,6 @@ fn secs(n: u64) -> Duration {
 
 fn millis(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// A link whose connections come up at once unless the test says they are down.
-#[derive(Default)]
-struct ScriptedLink {
-    state: Mutex<LinkState>,
-}
-
-#[derive(Default)]
-struct LinkState {
-    /// Peers asked for, and whether their connection is up.
-    peers: BTreeMap<String, bool>,
-    /// Peers the test declares down (now and whenever they are connected again).
-    down: BTreeSet<String>,
-    disconnects: Vec<String>,
-}
-
-impl ScriptedLink {
-    fn state(&self) -> MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_down(&self, peer: &str) {
-        let mut state = self.state();
-        state.down.insert(peer.to_owned());
-        if let Some(up) = state.peers.get_mut(peer) {
-            *up = false;
-        }
-    }
-
-    fn disconnects(&self) -> Vec<String> {
-        self.state().disconnects.clone()
-    }
-}
-
-impl MeshLink for ScriptedLink {
-    fn address(&self) -> &str {
-        "tcp://10.0.0.1:5000"
-    }
-
-    fn connect(&self, server_id: &str, _address: &str) {
-        let mut state = self.state();
-        let up = !state.down.contains(server_id);
-        state.peers.insert(server_id.to_owned(), up);
-    }
-
-    fn disconnect(&self, server_id: &str) {
-        let mut state = self.state();
-        state.peers.remove(server_id);
-        state.disconnects.push(server_id.to_owned());
-    }
-
-    fn send(&self, target: &str, _header: Bytes, _payload: Bytes) -> Result<(), LinkError> {
-        match self.state().peers.get(target) {
-            Some(true) => Ok(()),
-            Some(false) => Err(LinkError::NotConnected(target.to_owned())),
-            None => Err(LinkError::Unknown(target.to_owned())),
-        }
-    }
-
-    fn is_connected(&self, server_id: &str) -> bool {
-        self.state().peers.get(server_id) == Some(&true)
-    }
-
-    fn close(&self) {}
 }
 
 /// A shared in-memory directory that can fail (down) and lose every entry (an empty
@@ -174,26 +110,22 @@ impl InboundHandler for Ignore {
     fn handle(&self, _mesh: &Mesh, _packet: RoutePacket) {}
 }
 
-/// Node `a` over the scripted link, refreshing every `refresh`, with the events sender (to
-/// report link events as the link would).
-async fn node(
-    directory: &FlakyDirectory,
-    refresh: Duration,
-) -> (Mesh, Arc<ScriptedLink>, mpsc::Sender<LinkEvent>) {
+/// Node `a` over the scripted link, refreshing every `refresh`. The scripted peers never
+/// answer pings, so liveness is off: these tests are about the directory.
+async fn node(directory: &FlakyDirectory, refresh: Duration) -> (Mesh, Arc<ScriptedLink>) {
     let link = Arc::new(ScriptedLink::default());
-    let (events_tx, events) = mpsc::channel(16);
     let mut config = MeshConfig::new("a", ServerType::Api);
     config.refresh_interval = refresh;
     config.directory_ttl = TTL;
+    config.heartbeat_interval = Duration::ZERO;
     let mesh = Mesh::start(
         config,
         Arc::clone(&link) as Arc<dyn MeshLink>,
-        events,
         Arc::new(directory.clone()),
         Arc::new(Ignore),
     )
     .await;
-    (mesh, link, events_tx)
+    (mesh, link)
 }
 
 /// Another server's entry, published by the test as that server would.
@@ -221,7 +153,7 @@ fn routable(mesh: &Mesh, id: &str) -> bool {
 async fn a_peer_missing_from_the_directory_stays_routable_until_its_ttl() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
-    let (a, link, _events) = node(&directory, secs(1)).await;
+    let (a, link) = node(&directory, secs(1)).await;
     let seen = Instant::now();
     assert!(a.servers().get("b").is_some());
     assert!(routable(&a, "b"));
@@ -252,7 +184,7 @@ async fn a_peer_missing_from_the_directory_stays_routable_until_its_ttl() {
 async fn a_peer_that_re_publishes_within_its_ttl_is_never_dropped() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
-    let (a, link, _events) = node(&directory, secs(1)).await;
+    let (a, link) = node(&directory, secs(1)).await;
     let started = Instant::now();
     for round in 1..=4 {
         // Lost for 8 s of every 10 (it re-publishes, then the entry is lost again).
@@ -270,7 +202,7 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
     directory.publish(&peer("cc"), TTL).await.unwrap();
-    let (a, link, events) = node(&directory, secs(1)).await;
+    let (a, link) = node(&directory, secs(1)).await;
     assert!(routable(&a, "b") && routable(&a, "cc"));
 
     // b stops gracefully: its entry goes, and so does its connection. The next refresh
@@ -287,8 +219,7 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     sleep(millis(1000)).await;
     assert_eq!(a.servers().unlisted(), vec![peer("cc")]);
     link.set_down("cc");
-    let target = Arc::from("cc");
-    events.send(LinkEvent::PeerDown { target }).await.unwrap();
+    link.report_down("cc");
     sleep(millis(10)).await;
     assert!(a.servers().get("cc").is_none());
     assert_eq!(link.disconnects(), ["b", "cc"]);
@@ -297,8 +228,7 @@ async fn a_missing_peer_whose_connection_is_down_goes_at_once() {
     directory.publish(&peer("dd"), TTL).await.unwrap();
     sleep(millis(1000)).await;
     link.set_down("dd");
-    let target = Arc::from("dd");
-    events.send(LinkEvent::PeerDown { target }).await.unwrap();
+    link.report_down("dd");
     sleep(millis(10)).await;
     assert!(a.servers().get("dd").is_some());
 }
@@ -308,7 +238,7 @@ async fn a_node_re_publishes_as_soon_as_the_directory_answers_again() {
     let directory = FlakyDirectory::default();
     directory.publish(&peer("b"), TTL).await.unwrap();
     // A long refresh interval: waiting for the next one would take seconds.
-    let (a, link, _events) = node(&directory, secs(5)).await;
+    let (a, link) = node(&directory, secs(5)).await;
     let started = Instant::now();
 
     // The directory goes down for longer than the TTL, and comes back empty.

@@ -14,11 +14,10 @@ use bytes::Bytes;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
     Directory, DirectoryError, InboundHandler, Mesh, MeshConfig, RedisDirectory,
-    RedisDirectoryConfig, RoutePacket, ServerInfo, ServerState, ServerType, TcpLink,
+    RedisDirectoryConfig, RoutePacket, ServerInfo, ServerState, ServerType, TcpLink, TcpLinkConfig,
 };
 use playhouse_protocol::ErrorCode;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const HOW_TO_START: &str = "run `bash ci/redis.sh` (installs and starts redis-server on 127.0.0.1:6379) \
@@ -336,21 +335,13 @@ async fn node_refreshing(
     refresh_interval: Duration,
     directory_ttl: Duration,
 ) -> Mesh {
-    let (events_tx, events) = mpsc::channel(1024);
-    let link = TcpLink::bind(id, "127.0.0.1:0", None, events_tx)
+    let link = TcpLink::bind(id, "127.0.0.1:0", None, TcpLinkConfig::default())
         .await
         .unwrap();
     let mut config = MeshConfig::new(id, ServerType::Api);
     config.refresh_interval = refresh_interval;
     config.directory_ttl = directory_ttl;
-    Mesh::start(
-        config,
-        Arc::new(link),
-        events,
-        Arc::new(directory),
-        Arc::new(Echo),
-    )
-    .await
+    Mesh::start(config, Arc::new(link), Arc::new(directory), Arc::new(Echo)).await
 }
 
 fn header(msg_id: &str) -> RouteHeader {

@@ -6,17 +6,15 @@ mod common;
 use std::sync::Arc;
 
 use common::Bind;
-use playhouse_mesh::{MeshLink, TcpLink};
-use tokio::sync::mpsc;
+use playhouse_mesh::{MeshLink, TcpLink, TcpLinkConfig};
 
 const TCP: Bind = |id| {
     let id = id.to_owned();
     Box::pin(async move {
-        let (events_tx, events) = mpsc::channel(1024);
-        let link = TcpLink::bind(&id, "127.0.0.1:0", None, events_tx)
+        let link = TcpLink::bind(&id, "127.0.0.1:0", None, TcpLinkConfig::default())
             .await
             .unwrap();
-        (Arc::new(link) as Arc<dyn MeshLink>, events)
+        Arc::new(link) as Arc<dyn MeshLink>
     })
 };
 
@@ -38,4 +36,29 @@ async fn timeouts_leave_the_cache_empty_and_late_replies_are_discarded() {
 #[tokio::test]
 async fn unknown_or_dead_servers_fail_fast_and_recover() {
     common::unknown_or_dead_servers_fail_fast_and_recover(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_partition_is_detected_within_the_heartbeat_timeout() {
+    common::faults::silent_partition_is_detected_within_the_heartbeat_timeout(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_loss_is_detected_within_the_heartbeat_timeout() {
+    common::faults::one_way_loss_is_detected_within_the_heartbeat_timeout(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_peer_is_detected_within_the_heartbeat_timeout() {
+    common::faults::a_frozen_peer_is_detected_within_the_heartbeat_timeout(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_fails_requests_at_once_and_reconnects() {
+    common::faults::a_reset_fails_requests_at_once_and_reconnects(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_delay_is_not_mistaken_for_a_dead_peer() {
+    common::faults::added_delay_is_not_mistaken_for_a_dead_peer(TCP).await;
 }

@@ -4,10 +4,12 @@ use std::time::Duration;
 
 use playhouse_protocol::CodecConfig;
 
+#[cfg(feature = "http")]
 use crate::HttpLimits;
 
 /// Settings of a Play server. Every field has a default suited to an internet-facing server.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PlayConfig {
     /// Message id that authenticates a connection. Default: `AuthenticateRequest`; the reply id
     /// replaces `Request` with `Reply` (`AuthenticateReply`).
@@ -74,6 +76,7 @@ pub struct PlayConfig {
     pub fd_reserve: usize,
     /// Limits of the HTTP server [`crate::PlayServer::listen_metrics`] runs.
     /// Default: [`HttpLimits::default`].
+    #[cfg(feature = "http")]
     pub metrics_http: HttpLimits,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
@@ -92,6 +95,7 @@ pub struct PlayConfig {
 /// Memory per resumable session is bounded by `max_unacked_bytes` (payloads are shared,
 /// reference-counted buffers: a broadcast kept for many sessions is stored once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResumeConfig {
     /// How long a session waits for its client to come back after the connection drops. The
     /// stage sees nothing during it; when it passes, the session is lost and the stage gets
@@ -121,11 +125,24 @@ impl Default for ResumeConfig {
 
 /// A token bucket: `per_second` messages on average, bursts of up to `burst`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimit {
     /// Sustained messages per second.
     pub per_second: u32,
     /// Messages allowed at once.
     pub burst: u32,
+}
+
+impl RateLimit {
+    /// `per_second` on average, bursts of up to `burst`.
+    ///
+    /// ```
+    /// let limit = playhouse::RateLimit::new(100, 200);
+    /// assert_eq!((limit.per_second, limit.burst), (100, 200));
+    /// ```
+    pub const fn new(per_second: u32, burst: u32) -> Self {
+        RateLimit { per_second, burst }
+    }
 }
 
 impl Default for PlayConfig {
@@ -150,6 +167,7 @@ impl Default for PlayConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             fd_reserve: 2 * 1_024 + 256,
+            #[cfg(feature = "http")]
             metrics_http: HttpLimits::default(),
             max_connections_per_ip: None,
             rate_limit: None,

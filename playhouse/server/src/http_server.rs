@@ -57,13 +57,12 @@ const HTTP_FD_RESERVE: usize = 256;
 ///
 /// ```
 /// # use std::time::Duration;
-/// let limits = playhouse::HttpLimits {
-///     max_connections: 256,
-///     request_timeout: Duration::from_secs(5),
-///     ..Default::default()
-/// };
+/// let mut limits = playhouse::HttpLimits::default();
+/// limits.max_connections = 256;
+/// limits.request_timeout = Duration::from_secs(5);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpLimits {
     /// A request head (request line and headers) must arrive complete within this, counted
     /// from its first byte, or from the connection's opening for its first request (a TLS

@@ -67,6 +67,7 @@ mod config;
 mod error_reply;
 mod fd_limit;
 mod handlers;
+#[cfg(feature = "http")]
 mod http_server;
 mod limits;
 mod mesh_join;
@@ -76,10 +77,13 @@ mod play_server;
 mod sender;
 mod services;
 mod session;
+mod session_context;
 mod session_handle;
 mod session_resume;
 mod stage;
+mod stage_host;
 pub mod testing;
+#[cfg(feature = "http")]
 mod ws_route;
 
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
@@ -88,6 +92,7 @@ pub use config::{PlayConfig, RateLimit, ResumeConfig};
 pub use error_reply::ErrorReply;
 pub use fd_limit::raise_fd_limit;
 pub use handlers::{Controller, HandlerRegistry};
+#[cfg(feature = "http")]
 pub use http_server::{HttpLimits, serve_http};
 pub use mesh_join::MeshJoin;
 pub use play_server::{BuildError, PlayServer, PlayServerBuilder};

@@ -5,13 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use playhouse_mesh::{
-    Directory, InboundHandler, LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshLink,
-    ServerInfoCenter, ServerType, TcpLink, ZmqLink, ZmqLinkConfig,
+    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshLink, ServerInfoCenter,
+    ServerType, TcpLink, TcpLinkConfig, ZmqLink, ZmqLinkConfig,
 };
-use tokio::sync::mpsc;
-
-/// Queued link events before the link waits (backpressure towards peers).
-const EVENT_QUEUE: usize = 8192;
 
 /// How a server joins the mesh.
 ///
@@ -31,6 +27,7 @@ pub struct MeshJoin {
     refresh_interval: Duration,
     directory_ttl: Duration,
     max_payload: Option<usize>,
+    heartbeat: Option<(Duration, Duration)>,
 }
 
 enum LinkChoice {
@@ -42,10 +39,7 @@ enum LinkChoice {
         bind: String,
         advertise_host: Option<String>,
     },
-    Custom {
-        link: Arc<dyn MeshLink>,
-        events: mpsc::Receiver<LinkEvent>,
-    },
+    Custom(Arc<dyn MeshLink>),
 }
 
 impl std::fmt::Debug for MeshJoin {
@@ -87,13 +81,9 @@ impl MeshJoin {
         )
     }
 
-    /// Any link (e.g. one over a simulated network) whose events arrive on `events`.
-    pub fn link(
-        link: Arc<dyn MeshLink>,
-        events: mpsc::Receiver<LinkEvent>,
-        directory: Arc<dyn Directory>,
-    ) -> Self {
-        Self::with_directory(LinkChoice::Custom { link, events }, directory)
+    /// Any link (e.g. a `TcpLink` over a simulated network); the mesh node starts it.
+    pub fn link(link: Arc<dyn MeshLink>, directory: Arc<dyn Directory>) -> Self {
+        Self::with_directory(LinkChoice::Custom(link), directory)
     }
 
     fn with_directory(link: LinkChoice, directory: Arc<dyn Directory>) -> Self {
@@ -106,6 +96,7 @@ impl MeshJoin {
             refresh_interval: Duration::from_secs(3),
             directory_ttl: Duration::from_secs(10),
             max_payload: None,
+            heartbeat: None,
         }
     }
 
@@ -178,6 +169,23 @@ impl MeshJoin {
         self.max_payload = Some(bytes);
         self
     }
+
+    /// Node liveness: every connected peer is pinged every `interval`; one that answers
+    /// no ping sent within `timeout` is declared down (its requests fail at once, its
+    /// connections are reset). Every server of a mesh should use the same values.
+    /// Default: 1 s and 5 s (see `MeshConfig::heartbeat_timeout`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use playhouse::MeshJoin;
+    /// use playhouse_mesh::MemoryDirectory;
+    /// let join = MeshJoin::zmq("127.0.0.1:0", MemoryDirectory::new())
+    ///     .heartbeat(Duration::from_millis(250), Duration::from_secs(1));
+    /// ```
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat = Some((interval, timeout));
+        self
+    }
 }
 
 pub(crate) async fn join(
@@ -187,33 +195,26 @@ pub(crate) async fn join(
     inbound: Arc<dyn InboundHandler>,
     center: ServerInfoCenter,
 ) -> io::Result<Mesh> {
-    let (link, events): (Arc<dyn MeshLink>, _) = match setup.link {
+    let link: Arc<dyn MeshLink> = match setup.link {
         LinkChoice::Tcp {
             bind,
             advertise_host,
         } => {
-            let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-            let link = TcpLink::bind(server_id, &bind, advertise_host.as_deref(), tx).await?;
-            (Arc::new(link), rx)
+            let host = advertise_host.as_deref();
+            Arc::new(TcpLink::bind(server_id, &bind, host, TcpLinkConfig::default()).await?)
         }
         LinkChoice::Zmq {
             bind,
             advertise_host,
         } => {
-            let (tx, rx) = mpsc::channel(EVENT_QUEUE);
             let endpoint = format!("tcp://{bind}");
-            let link = ZmqLink::bind(
-                server_id,
-                &endpoint,
-                advertise_host.as_deref(),
-                tx,
-                ZmqLinkConfig::default(),
-            )
-            .await
-            .map_err(io::Error::other)?;
-            (Arc::new(link), rx)
+            let host = advertise_host.as_deref();
+            let link = ZmqLink::bind(server_id, &endpoint, host, ZmqLinkConfig::default())
+                .await
+                .map_err(io::Error::other)?;
+            Arc::new(link)
         }
-        LinkChoice::Custom { link, events } => (link, events),
+        LinkChoice::Custom(link) => link,
     };
     let mut config = MeshConfig::new(server_id, server_type);
     if let Some(service_id) = setup.service_id {
@@ -226,10 +227,14 @@ pub(crate) async fn join(
     if let Some(max) = setup.max_payload {
         config.max_payload = max;
     }
+    if let Some((interval, timeout)) = setup.heartbeat {
+        config.heartbeat_interval = interval;
+        config.heartbeat_timeout = timeout;
+    }
     tracing::info!(
         server = server_id,
         address = link.address(),
         "joining the mesh"
     );
-    Ok(Mesh::start_with_center(config, link, events, setup.directory, inbound, center).await)
+    Ok(Mesh::start_with_center(config, link, setup.directory, inbound, center).await)
 }

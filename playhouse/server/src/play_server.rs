@@ -5,10 +5,9 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use playhouse_protocol::{Capabilities, MsgId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tokio_util::sync::CancellationToken;
@@ -21,12 +20,15 @@ use crate::limits::{ConnectionLimiter, LogThrottle};
 use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
 use crate::play_mesh::PlayInbound;
-use crate::stage::registry::{StageEnv, StageKind, StageMsg, StageRegistry, TypedKind};
+use crate::session_context::SessionContext;
+use crate::stage::env::StageEnv;
+use crate::stage::kind::{StageKind, TypedKind};
+use crate::stage::registry::StageRegistry;
 use crate::stage::{ActorInit, Stage, StageInit};
+use crate::stage_host::{StageHost, UnknownStageType};
 use crate::{ServerControl, Services, ServicesBuilder, session};
 use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
 use playhouse_transport::{Listener, TlsListener, WsListener};
-use tokio::sync::Semaphore;
 
 /// Why a server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -39,52 +41,26 @@ pub enum BuildError {
     InvalidAuthenticateMsgId,
 }
 
-/// State shared by the accept loops, sessions and stages of one server.
-pub(crate) struct PlayShared {
-    pub(crate) config: PlayConfig,
-    pub(crate) control: ServerControl,
-    pub(crate) auth_msg_id: MsgId,
-    pub(crate) auth_reply_id: MsgId,
-    pub(crate) kinds: HashMap<String, Arc<dyn StageKind>>,
-    pub(crate) default_kind: Option<Arc<dyn StageKind>>,
-    pub(crate) stage_env: Arc<StageEnv>,
-    pub(crate) sessions: TaskTracker,
-    pub(crate) session_stop: CancellationToken,
-    /// Resumable sessions by token.
-    pub(crate) resumes: crate::session_resume::ResumeRegistry,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) system: HandlerRegistry,
-    pub(crate) handler_limit: Arc<Semaphore>,
+/// One running server, shared by its handles, accept loops and stop task: its parts, who may
+/// connect, and how far its stop has got.
+struct Inner {
+    config: PlayConfig,
+    control: ServerControl,
+    metrics: Arc<Metrics>,
+    host: Arc<StageHost>,
+    sessions: Arc<SessionContext>,
+    /// The tasks of the sessions, to wait for on a stop.
+    session_tasks: TaskTracker,
+    /// How the mesh reaches the stages and system handlers, once the server joins one.
+    inbound: Arc<PlayInbound>,
     center: ServerInfoCenter,
     limiter: Arc<ConnectionLimiter>,
     /// One WARN a second for refused connections, however many there are.
     refusal_log: LogThrottle,
-    next_session_id: AtomicU64,
     stop_started: AtomicBool,
     /// Set once the task that runs the shutdown on a stop request has been spawned.
     stop_watched: AtomicBool,
     stopped: CancellationToken,
-}
-
-impl PlayShared {
-    pub(crate) fn next_session_id(&self) -> u64 {
-        self.next_session_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// The protocol extensions this server grants to a client that asks for them.
-    pub(crate) fn offered_capabilities(&self) -> Capabilities {
-        let lz4 = if self.config.codec.compression_threshold.is_some() {
-            Capabilities::LZ4
-        } else {
-            Capabilities::NONE
-        };
-        let resume = if self.config.resume.is_some() {
-            Capabilities::RESUME
-        } else {
-            Capabilities::NONE
-        };
-        lz4 | resume
-    }
 }
 
 /// Configures a [`PlayServer`]: stage types, the default stage type, shared services and
@@ -142,11 +118,7 @@ impl PlayServerBuilder {
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
     ) -> Self {
         let name = name.into();
-        let kind = TypedKind::<S> {
-            name: Arc::from(name.as_str()),
-            make_stage: Box::new(make_stage),
-            make_actor: Arc::new(make_actor),
-        };
+        let kind = TypedKind::<S>::new(&name, make_stage, make_actor);
         self.kinds.insert(name, Arc::new(kind));
         self
     }
@@ -179,22 +151,13 @@ impl PlayServerBuilder {
         if auth_len == 0 || auth_len > playhouse_protocol::MAX_MSG_ID_LEN {
             return Err(BuildError::InvalidAuthenticateMsgId);
         }
-        let default_kind = match &self.default_stage_type {
-            Some(name) => Some(
-                self.kinds
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| BuildError::UnknownDefaultStageType(name.clone()))?,
-            ),
-            None => None,
-        };
         let control = ServerControl::new(Arc::from(self.server_id.as_str()));
         let metrics = Arc::new(Metrics::default());
         let center = ServerInfoCenter::default();
         let mut services = self.services;
         services.insert(Arc::new(control.clone()));
         services.insert(Arc::new(center.clone()));
-        let stage_env = Arc::new(StageEnv {
+        let stage_env = StageEnv {
             metrics: Arc::clone(&metrics),
             services: services.build(),
             mesh: Arc::default(),
@@ -205,7 +168,10 @@ impl PlayServerBuilder {
             tracker: TaskTracker::new(),
             mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
             registry: StageRegistry::default(),
-        });
+        };
+        let host = StageHost::new(self.kinds, self.default_stage_type.as_deref(), stage_env)
+            .map_err(|UnknownStageType(name)| BuildError::UnknownDefaultStageType(name))?;
+        let host = Arc::new(host);
         let max_connections = clamp_connections(
             "Play server",
             self.config.max_connections,
@@ -215,30 +181,26 @@ impl PlayServerBuilder {
             max_connections,
             self.config.max_connections_per_ip,
         ));
-        let shared = PlayShared {
-            metrics,
-            limiter,
-            refusal_log: LogThrottle::new(Duration::from_secs(1)),
-            system: self.system,
-            handler_limit: Arc::new(Semaphore::new(10_000)),
-            center,
-            auth_msg_id: MsgId::from(self.config.authenticate_msg_id.as_str()),
-            auth_reply_id: MsgId::from(self.config.authenticate_reply_id()),
+        let sessions =
+            SessionContext::new(self.config.clone(), Arc::clone(&host), Arc::clone(&metrics));
+        let inbound = PlayInbound::new(&host, self.system, Arc::clone(&metrics));
+        let inner = Inner {
             config: self.config,
             control,
-            kinds: self.kinds,
-            default_kind,
-            stage_env,
-            sessions: TaskTracker::new(),
-            session_stop: CancellationToken::new(),
-            resumes: Default::default(),
-            next_session_id: AtomicU64::new(1),
+            metrics,
+            host,
+            sessions: Arc::new(sessions),
+            session_tasks: TaskTracker::new(),
+            inbound: Arc::new(inbound),
+            center,
+            limiter,
+            refusal_log: LogThrottle::new(Duration::from_secs(1)),
             stop_started: AtomicBool::new(false),
             stop_watched: AtomicBool::new(false),
             stopped: CancellationToken::new(),
         };
         Ok(PlayServer {
-            shared: Arc::new(shared),
+            inner: Arc::new(inner),
         })
     }
 }
@@ -248,7 +210,7 @@ impl PlayServerBuilder {
 /// Cloning gives another handle to the same server.
 #[derive(Clone)]
 pub struct PlayServer {
-    shared: Arc<PlayShared>,
+    inner: Arc<Inner>,
 }
 
 impl fmt::Debug for PlayServer {
@@ -277,20 +239,12 @@ impl PlayServer {
     /// message them, and stage code can reach other servers through `ctx.sender()`.
     /// Returns the mesh node; joining twice is an error.
     pub async fn join_mesh(&self, setup: MeshJoin) -> io::Result<Mesh> {
-        let inbound = Arc::new(PlayInbound {
-            shared: Arc::downgrade(&self.shared),
-        });
-        let mesh = join(
-            self.server_id(),
-            ServerType::Play,
-            setup,
-            inbound,
-            self.shared.center.clone(),
-        )
-        .await?;
-        self.shared
-            .stage_env
-            .mesh
+        let inbound = Arc::clone(&self.inner.inbound);
+        let center = self.inner.center.clone();
+        let mesh = join(self.server_id(), ServerType::Play, setup, inbound, center).await?;
+        self.inner
+            .host
+            .mesh()
             .set(mesh.clone())
             .map_err(|_| io::Error::new(io::ErrorKind::AlreadyExists, "already in a mesh"))?;
         Ok(mesh)
@@ -298,66 +252,68 @@ impl PlayServer {
 
     /// The mesh node, once joined.
     pub fn mesh(&self) -> Option<&Mesh> {
-        self.shared.stage_env.mesh.get()
+        self.inner.host.mesh().get()
     }
 
     /// A sender for code outside stages (e.g. an admin endpoint).
     pub fn sender(&self) -> crate::Sender {
-        crate::Sender::new(Arc::clone(&self.shared.stage_env.mesh), 0, Arc::from(""))
+        crate::Sender::new(Arc::clone(self.inner.host.mesh()), 0, Arc::from(""))
     }
 
     /// The server's id.
     pub fn server_id(&self) -> &str {
-        self.shared.control.server_id()
+        self.inner.control.server_id()
     }
 
     /// The control handle (also available to stage and actor code).
     pub fn control(&self) -> ServerControl {
-        self.shared.control.clone()
+        self.inner.control.clone()
     }
 
     /// The largest frame body a client may send or receive, in bytes.
+    #[cfg(feature = "http")]
     pub(crate) fn max_packet_size(&self) -> usize {
-        self.shared.config.codec.max_packet_size
+        self.inner.config.codec.max_packet_size
     }
 
     /// The shared services.
     pub fn services(&self) -> &Services {
-        &self.shared.stage_env.services
+        self.inner.host.services()
     }
 
     /// The registered stage type names.
     pub fn stage_types(&self) -> impl Iterator<Item = &str> {
-        self.shared.kinds.keys().map(String::as_str)
+        self.inner.host.stage_types()
     }
 
     /// How many stages are live.
     pub fn stage_count(&self) -> usize {
-        self.shared.stage_env.registry.len()
+        self.inner.host.len()
     }
 
     /// The connection cap in force: [`PlayConfig::max_connections`], lowered if needed to
     /// fit the file-descriptor limit (see [`PlayConfig::fd_reserve`]).
     pub fn max_connections(&self) -> usize {
-        self.shared.limiter.max_total()
+        self.inner.limiter.max_total()
     }
 
     /// How many client connections are open.
     pub fn session_count(&self) -> usize {
-        usize::try_from(self.shared.metrics.sessions_now()).unwrap_or(0)
+        usize::try_from(self.inner.metrics.sessions_now()).unwrap_or(0)
     }
 
     /// The server's metrics in the Prometheus text format.
     pub fn metrics(&self) -> String {
-        let registry = &self.shared.stage_env.registry;
-        self.shared
+        let host = &self.inner.host;
+        self.inner
             .metrics
-            .render(self.server_id(), registry.len(), registry.queued())
+            .render(self.server_id(), host.len(), host.queued())
     }
 
     /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops,
     /// under [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound
-    /// address.
+    /// address. Feature `http` (on by default).
+    #[cfg(feature = "http")]
     pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
@@ -374,8 +330,8 @@ impl PlayServer {
                 }
             }),
         );
-        let stop = self.shared.control.token().clone();
-        let limits = self.shared.config.metrics_http.clone();
+        let stop = self.inner.control.token().clone();
+        let limits = self.inner.config.metrics_http.clone();
         tokio::spawn(crate::serve_http(
             listener,
             app,
@@ -412,7 +368,7 @@ impl PlayServer {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let max_message = self.shared.config.codec.max_packet_size + 4;
+        let max_message = self.inner.config.codec.max_packet_size + 4;
         match tls {
             Some(tls) => self.serve(
                 WsListener::new(TlsListener::new(listener, tls), path).max_message(max_message),
@@ -426,8 +382,8 @@ impl PlayServer {
         let addr = listener.local_addr()?;
         let transport = listener.transport_name();
         tracing::info!(server = self.server_id(), transport, %addr, "listening");
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(accept_loop(listener, shared));
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(accept_loop(listener, inner));
         self.spawn_stop_watcher();
         Ok(addr)
     }
@@ -439,10 +395,10 @@ impl PlayServer {
     where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        if self.shared.control.is_stopping() {
+        if self.inner.control.is_stopping() {
             return;
         }
-        admit(&self.shared, io, peer, transport);
+        admit(&self.inner, io, peer, transport);
         self.spawn_stop_watcher();
     }
 
@@ -450,37 +406,37 @@ impl PlayServer {
     /// `on_destroy`), flush and close client connections. Returns when done (or after
     /// `shutdown_timeout`). Calling it again waits for the first stop.
     pub async fn stop(&self) {
-        self.shared.control.stop();
-        shutdown(&self.shared).await;
+        self.inner.control.stop();
+        shutdown(&self.inner).await;
     }
 
     /// Resolves when the server has stopped (after [`PlayServer::stop`] or
     /// [`ServerControl::stop`]).
     pub async fn stopped(&self) {
-        self.shared.stopped.cancelled().await;
+        self.inner.stopped.cancelled().await;
     }
 
     fn spawn_stop_watcher(&self) {
-        if self.shared.stop_watched.swap(true, Ordering::AcqRel) {
+        if self.inner.stop_watched.swap(true, Ordering::AcqRel) {
             return;
         }
-        let shared = Arc::clone(&self.shared);
+        let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
-            shared.control.stop_requested().await;
-            shutdown(&shared).await;
+            inner.control.stop_requested().await;
+            shutdown(&inner).await;
         });
     }
 }
 
-async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<PlayShared>) {
+async fn accept_loop<L: Listener>(mut listener: L, inner: Arc<Inner>) {
     let transport = listener.transport_name();
-    let stop = shared.control.token().clone();
+    let stop = inner.control.token().clone();
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((io, peer)) => admit(&shared, io, peer, transport),
+                Ok((io, peer)) => admit(&inner, io, peer, transport),
                 Err(error) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     tracing::warn!(%error, transport, "accept failed");
@@ -493,18 +449,19 @@ async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<PlayShared>) {
 
 /// Serves `io` as a client session if the connection limits allow it; otherwise drops it,
 /// which closes it before any byte is read.
-fn admit<Io>(shared: &Arc<PlayShared>, io: Io, peer: SocketAddr, transport: &'static str)
+fn admit<Io>(inner: &Inner, io: Io, peer: SocketAddr, transport: &'static str)
 where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match shared.limiter.admit(peer.ip()) {
+    match inner.limiter.admit(peer.ip()) {
         Ok(slot) => {
-            let session = session::run(io, peer, transport, Arc::clone(shared), slot);
-            shared.sessions.spawn(session);
+            let sessions = Arc::clone(&inner.sessions);
+            let session = session::run(io, peer, transport, sessions, slot);
+            inner.session_tasks.spawn(session);
         }
         Err(why) => {
-            shared.metrics.reject(why);
-            if let Some(suppressed) = shared.refusal_log.allow() {
+            inner.metrics.reject(why);
+            if let Some(suppressed) = inner.refusal_log.allow() {
                 // `suppressed`: refusals since the last line (all are counted in metrics).
                 tracing::warn!(%peer, transport, ?why, suppressed, "connection refused by limit");
             }
@@ -518,33 +475,16 @@ const FINAL_GRACE: Duration = Duration::from_millis(500);
 /// Stops within `shutdown_timeout` (plus at most twice [`FINAL_GRACE`]) whatever user code
 /// does: every stage is asked to close at once; stages still running at the deadline are
 /// aborted; then connections are flushed and closed.
-async fn shutdown(shared: &Arc<PlayShared>) {
-    if shared.stop_started.swap(true, Ordering::AcqRel) {
-        shared.stopped.cancelled().await;
+async fn shutdown(inner: &Inner) {
+    if inner.stop_started.swap(true, Ordering::AcqRel) {
+        inner.stopped.cancelled().await;
         return;
     }
-    let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
-    tracing::info!(server = shared.control.server_id(), "stopping");
-    let env = &shared.stage_env;
-    // In parallel: one stalled stage (a full mailbox, a callback that never returns) must not
-    // hold up the others.
-    let closes = env.registry.all().into_iter().map(|stage| async move {
-        let _ = tokio::time::timeout_at(deadline, stage.tx.send(StageMsg::Close)).await;
-    });
-    futures_util::future::join_all(closes).await;
-    env.tracker.close();
-    if tokio::time::timeout_at(deadline, env.tracker.wait())
-        .await
-        .is_err()
-    {
-        let abandoned = env.registry.abort_all();
-        tracing::warn!(
-            abandoned,
-            "stages still running at the shutdown deadline; their tasks were aborted"
-        );
-    }
+    let deadline = tokio::time::Instant::now() + inner.config.shutdown_timeout;
+    tracing::info!(server = inner.control.server_id(), "stopping");
+    inner.host.close_all(deadline).await;
     let grace = |from: tokio::time::Instant| from.max(tokio::time::Instant::now()) + FINAL_GRACE;
-    if let Some(mesh) = shared.stage_env.mesh.get()
+    if let Some(mesh) = inner.host.mesh().get()
         && tokio::time::timeout_at(grace(deadline), mesh.shutdown())
             .await
             .is_err()
@@ -553,14 +493,14 @@ async fn shutdown(shared: &Arc<PlayShared>) {
     }
     // Every session's kill switch is a child of this token: even one waiting on a full stage
     // mailbox stops now.
-    shared.session_stop.cancel();
-    shared.sessions.close();
-    if tokio::time::timeout_at(grace(deadline), shared.sessions.wait())
+    inner.sessions.stop_token().cancel();
+    inner.session_tasks.close();
+    if tokio::time::timeout_at(grace(deadline), inner.session_tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!("connections did not close within the shutdown timeout");
     }
-    tracing::info!(server = shared.control.server_id(), "stopped");
-    shared.stopped.cancel();
+    tracing::info!(server = inner.control.server_id(), "stopped");
+    inner.stopped.cancel();
 }

@@ -13,7 +13,7 @@ use playhouse_protocol::{
     SERVER_HEADER_MIN, ServerCodec, ServerFrame, read_count,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
@@ -21,10 +21,11 @@ use tracing::Instrument;
 
 use crate::limits::{Slot, TokenBucket};
 use crate::metrics::Rejection;
-use crate::play_server::PlayShared;
+use crate::session_context::SessionContext;
 use crate::session_handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
 use crate::session_resume::{Attach, AttachSender, BoxRead, BoxWrite, Resumable};
-use crate::stage::registry::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
+use crate::stage::mailbox::{JoinOutcome, StageHandle, StageMsg};
+use crate::stage_host::{Login, PendingJoin, Refused};
 
 /// Most queued frames written before one flush.
 const WRITE_BATCH: usize = 256;
@@ -80,7 +81,7 @@ struct Handover {
 
 struct Session {
     id: SessionId,
-    shared: Arc<PlayShared>,
+    ctx: Arc<SessionContext>,
     reader: FramedRead<BoxRead, ServerCodec>,
     writer: FramedWrite<BoxWrite, ServerCodec>,
     rx: mpsc::Receiver<Outbound>,
@@ -113,45 +114,45 @@ pub(crate) async fn run<Io>(
     io: Io,
     peer: std::net::SocketAddr,
     transport: &'static str,
-    shared: Arc<PlayShared>,
+    ctx: Arc<SessionContext>,
     slot: Slot,
 ) where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let id = shared.next_session_id();
+    let id = ctx.next_session_id();
     let span = tracing::info_span!("session", id, %peer, transport);
     async move {
-        let codec = ServerCodec::new(shared.config.codec);
+        let codec = ServerCodec::new(ctx.config().codec);
         let mut read_codec = codec.clone();
         // Small frames only until the client has authenticated.
-        read_codec.set_max_incoming(shared.config.max_unauthenticated_packet_size);
+        read_codec.set_max_incoming(ctx.config().max_unauthenticated_packet_size);
         let (read, write) = tokio::io::split(io);
-        let (tx, rx) = mpsc::channel(shared.config.session_outbound_capacity);
-        let queued = Arc::new(QueuedBytes::new(shared.config.session_outbound_bytes));
+        let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
+        let queued = Arc::new(QueuedBytes::new(ctx.config().session_outbound_bytes));
         // A child of the server's stop token: a stop reaches even a session that waits on a
         // full stage mailbox.
-        let kill = shared.session_stop.child_token();
-        shared.metrics.session_opened(transport);
+        let kill = ctx.stop_token().child_token();
+        ctx.metrics().session_opened(transport);
         let handle = SessionHandle::new(
             id,
             tx,
             kill.clone(),
-            Arc::clone(&shared.metrics),
+            Arc::clone(ctx.metrics()),
             Arc::clone(&queued),
         );
         let mut session = Session {
             id,
             handle,
             queued,
-            rate: shared.config.rate_limit.map(TokenBucket::new),
-            stage_creations: shared.config.stage_creation_rate.map(TokenBucket::new),
+            rate: ctx.config().rate_limit.map(TokenBucket::new),
+            stage_creations: ctx.config().stage_creation_rate.map(TokenBucket::new),
             in_flight: VecDeque::new(),
             capabilities: None,
             resume: None,
             transport,
             connected: true,
             handover: None,
-            shared,
+            ctx,
             // Small to start: 10,000 mostly idle sessions must stay cheap.
             reader: FramedRead::with_capacity(Box::new(read), read_codec, READ_BUFFER),
             writer: FramedWrite::with_capacity(Box::new(write), codec, WRITE_BUFFER),
@@ -175,7 +176,7 @@ pub(crate) async fn run<Io>(
                 Err(reason) => reason,
             };
         }
-        let metrics = Arc::clone(&session.shared.metrics);
+        let metrics = Arc::clone(session.ctx.metrics());
         let (connected, transport) = (session.connected, session.transport);
         session.close(reason).await;
         if connected {
@@ -189,10 +190,10 @@ pub(crate) async fn run<Io>(
 
 impl Session {
     async fn serve(&mut self) -> Reason {
-        let config = &self.shared.config;
+        let config = self.ctx.config();
         let auth_deadline = Instant::now() + config.auth_timeout;
         let mut idle_deadline = Instant::now() + config.idle_timeout;
-        let stop = self.shared.session_stop.clone();
+        let stop = self.ctx.stop_token().clone();
         loop {
             let deadline = match self.state {
                 State::Joined { .. } => idle_deadline,
@@ -208,7 +209,7 @@ impl Session {
                     if let Err(reason) = self.install(attach).await {
                         return reason;
                     }
-                    idle_deadline = Instant::now() + self.shared.config.idle_timeout;
+                    idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
                 }
                 Some(outbound) = self.rx.recv() => {
                     if let Err(reason) = self.write_batch(outbound).await {
@@ -223,12 +224,12 @@ impl Session {
                     }
                     Some(Err(error)) => {
                         tracing::warn!(%error, "bad frame; closing the connection");
-                        self.shared.metrics.reject(Rejection::of(&error));
+                        self.ctx.metrics().reject(Rejection::of(&error));
                         return PROTOCOL_ERROR;
                     }
                     Some(Ok(frame)) => {
-                        idle_deadline = Instant::now() + self.shared.config.idle_timeout;
-                        let metrics = &self.shared.metrics;
+                        idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
+                        let metrics = &self.ctx.metrics();
                         metrics.messages_in.fetch_add(1, Ordering::Relaxed);
                         let size = 4 + 1 + frame.msg_id.len() + 10 + frame.payload.len();
                         metrics.bytes_in.fetch_add(size as u64, Ordering::Relaxed);
@@ -243,7 +244,7 @@ impl Session {
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    let metrics = &self.shared.metrics;
+                    let metrics = &self.ctx.metrics();
                     return if deadline == idle_deadline {
                         metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed);
                         IDLE_TIMEOUT
@@ -284,14 +285,14 @@ impl Session {
 
     /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.
     async fn flush(&mut self) -> Result<(), Reason> {
-        let timeout = self.shared.config.write_timeout;
+        let timeout = self.ctx.config().write_timeout;
         let flush = until_killed(&self.kill, self.writer.flush());
         match tokio::time::timeout(timeout, flush).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(_))) => Err(WRITE_FAILED),
             Ok(Err(reason)) => Err(reason),
             Err(_) => {
-                self.shared.metrics.reject(Rejection::SlowConsumer);
+                self.ctx.metrics().reject(Rejection::SlowConsumer);
                 Err(WRITE_TIMEOUT)
             }
         }
@@ -303,9 +304,9 @@ impl Session {
     fn checked(&self, mut frame: ServerFrame) -> Option<ServerFrame> {
         // The body as the codec would write it uncompressed (its limit applies to that).
         let body = SERVER_HEADER_MIN - 1 + frame.msg_id.len() + frame.payload.len();
-        if body > self.shared.config.codec.max_packet_size {
+        if body > self.ctx.config().codec.max_packet_size {
             tracing::error!(msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
-            self.shared.metrics.reject(Rejection::OversizedFrame);
+            self.ctx.metrics().reject(Rejection::OversizedFrame);
             if frame.msg_seq == 0 {
                 return None;
             }
@@ -325,8 +326,8 @@ impl Session {
         }
         resume.record(frame).map_err(|overflow| {
             tracing::warn!(?overflow, "resume buffer full; session lost");
-            self.shared
-                .metrics
+            self.ctx
+                .metrics()
                 .sessions_lost
                 .fetch_add(1, Ordering::Relaxed);
             REPLAY_OVERFLOW
@@ -343,7 +344,7 @@ impl Session {
 
     /// Writes a frame as it is (checked and numbered already, or a replay).
     async fn feed_raw(&mut self, frame: ServerFrame) -> Result<(), Reason> {
-        let metrics = &self.shared.metrics;
+        let metrics = &self.ctx.metrics();
         metrics.messages_out.fetch_add(1, Ordering::Relaxed);
         metrics
             .bytes_out
@@ -358,12 +359,12 @@ impl Session {
             metrics.observe_latency(Instant::now() - arrived);
         }
         // `feed` writes out when the buffer is full, so it can block on a non-reading client.
-        let timeout = self.shared.config.write_timeout;
+        let timeout = self.ctx.config().write_timeout;
         let feed = until_killed(&self.kill, self.writer.feed(frame));
         let fed = match tokio::time::timeout(timeout, feed).await {
             Ok(fed) => fed?,
             Err(_) => {
-                self.shared.metrics.reject(Rejection::SlowConsumer);
+                self.ctx.metrics().reject(Rejection::SlowConsumer);
                 return Err(WRITE_TIMEOUT);
             }
         };
@@ -440,7 +441,7 @@ impl Session {
             tracing::debug!("resume request malformed, without seq, or not first");
             return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
         };
-        let Some(target) = self.shared.resumes.find(&request.token) else {
+        let Some(target) = self.ctx.resumes().find(&request.token) else {
             tracing::debug!(token = ?request.token, "resume of an unknown or lost session");
             return self.reply_error(&frame, ErrorCode::SESSION_LOST).await;
         };
@@ -455,14 +456,14 @@ impl Session {
     /// Makes the session resumable if the client asked and the server offers it: registers
     /// a token and sends the grant (before the authentication reply, already queued).
     async fn start_resume(&mut self) -> Result<(), Reason> {
-        let Some(config) = self.shared.config.resume else {
+        let Some(config) = self.ctx.config().resume else {
             return Ok(());
         };
         if !self.granted(Capabilities::RESUME) {
             return Ok(());
         }
         let (tx, rx) = mpsc::channel(1);
-        let Some(token) = self.shared.resumes.register(tx) else {
+        let Some(token) = self.ctx.resumes().register(tx) else {
             return Ok(());
         };
         let resume = Resumable::new(token, config, rx);
@@ -474,7 +475,7 @@ impl Session {
     /// Forgets the resumable session (the client ended it, or authenticates anew).
     fn end_resume(&mut self) {
         if let Some(resume) = self.resume.take() {
-            self.shared.resumes.remove(&resume.token);
+            self.ctx.resumes().remove(&resume.token);
         }
     }
 
@@ -491,7 +492,7 @@ impl Session {
         tracing::debug!(why, "connection lost; session kept for the resume window");
         if self.connected {
             self.connected = false;
-            self.shared.metrics.session_closed(self.transport);
+            self.ctx.metrics().session_closed(self.transport);
         }
         // Let the old socket go now (its peer sees it end), not when a new one replaces it.
         let codec = self.writer.encoder().clone();
@@ -502,7 +503,7 @@ impl Session {
             .as_ref()
             .map_or_else(Default::default, |r| r.config.window);
         let deadline = Instant::now() + window;
-        let stop = self.shared.session_stop.clone();
+        let stop = self.ctx.stop_token().clone();
         loop {
             tokio::select! {
                 biased;
@@ -519,7 +520,7 @@ impl Session {
                     Outbound::Detached(code) => self.state = State::Detached(code),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.shared.metrics.sessions_lost.fetch_add(1, Ordering::Relaxed);
+                    self.ctx.metrics().sessions_lost.fetch_add(1, Ordering::Relaxed);
                     return Err(WINDOW_PASSED);
                 }
             }
@@ -537,14 +538,14 @@ impl Session {
             capabilities,
             transport,
         } = *attach;
-        let max = self.shared.config.codec.max_packet_size;
+        let max = self.ctx.config().codec.max_packet_size;
         reader.decoder_mut().set_max_incoming(max);
         // The old connection, if still open, closes here.
         self.reader = reader;
         self.writer = writer;
         self.capabilities = Some(capabilities);
         if self.connected {
-            self.shared.metrics.session_closed(self.transport);
+            self.ctx.metrics().session_closed(self.transport);
         }
         self.connected = true; // the new connection counted itself when it opened
         self.transport = transport;
@@ -554,8 +555,8 @@ impl Session {
         let ours = resume.received();
         let Some(replay) = resume.replay_after(received) else {
             tracing::warn!(received, "resume with an impossible count; session lost");
-            self.shared
-                .metrics
+            self.ctx
+                .metrics()
                 .sessions_lost
                 .fetch_add(1, Ordering::Relaxed);
             let lost =
@@ -569,8 +570,8 @@ impl Session {
             self.feed_raw(frame).await?;
         }
         self.flush().await?;
-        self.shared
-            .metrics
+        self.ctx
+            .metrics()
             .sessions_resumed
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -584,7 +585,7 @@ impl Session {
             handover,
             capabilities,
             transport,
-            shared,
+            ctx,
             ..
         } = self;
         let Some(Handover {
@@ -605,7 +606,7 @@ impl Session {
         });
         let sent = tokio::select! {
             biased;
-            _ = shared.session_stop.cancelled() => None,
+            _ = ctx.stop_token().cancelled() => None,
             sent = target.send(attach) => Some(sent),
         };
         match sent {
@@ -616,15 +617,15 @@ impl Session {
                 let mut writer = attach.writer;
                 let lost =
                     ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
-                let _ = tokio::time::timeout(shared.config.write_timeout, writer.send(lost)).await;
+                let _ = tokio::time::timeout(ctx.config().write_timeout, writer.send(lost)).await;
             }
             None => {}
         }
-        shared.metrics.session_closed(transport);
+        ctx.metrics().session_closed(transport);
     }
 
     async fn on_data(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), Reason> {
-        let is_auth = frame.msg_id == self.shared.auth_msg_id;
+        let is_auth = frame.msg_id == *self.ctx.auth_msg_id();
         match &self.state {
             State::Joined { .. } if is_auth => {
                 let reply = error_frame(&frame, ErrorCode::ALREADY_AUTHENTICATED);
@@ -637,29 +638,39 @@ impl Session {
                     }
                     self.in_flight.push_back((frame.msg_seq, Instant::now()));
                 }
+                let stage_id = frame.stage_id;
                 let msg = StageMsg::Client {
                     actor: *actor,
                     session: self.id,
                     seq: frame.msg_seq,
-                    packet: playhouse_protocol::Packet {
-                        msg_id: frame.msg_id.clone(),
-                        payload: frame.payload.clone(),
-                    },
+                    packet: frame.into_packet(),
                 };
-                let tx = stage.tx.clone();
-                match until_killed(&self.kill, tx.send(msg)).await? {
+                match until_killed(&self.kill, stage.tx.send(msg)).await? {
                     Ok(()) => Ok(()),
-                    Err(_) => {
+                    Err(mpsc::error::SendError(msg)) => {
                         // The stage is gone (closed or panicked).
-                        self.state = State::Detached(ErrorCode::STAGE_NOT_FOUND);
-                        self.reply_error(&frame, ErrorCode::STAGE_NOT_FOUND).await
+                        let code = ErrorCode::STAGE_NOT_FOUND;
+                        self.state = State::Detached(code);
+                        match msg {
+                            StageMsg::Client { seq, packet, .. } if seq != 0 => {
+                                let reply = ServerFrame::new(
+                                    packet.msg_id,
+                                    seq,
+                                    stage_id,
+                                    code,
+                                    Bytes::new(),
+                                );
+                                self.send_now(reply).await
+                            }
+                            _ => Ok(()),
+                        }
                     }
                 }
             }
             _ if is_auth => self.authenticate(frame, auth_deadline).await,
             State::Fresh => {
                 tracing::warn!(msg_id = %frame.msg_id, "message before authentication");
-                self.shared.metrics.reject(Rejection::BeforeAuth);
+                self.ctx.metrics().reject(Rejection::BeforeAuth);
                 Err("message before authentication")
             }
             State::Detached(code) => {
@@ -678,7 +689,7 @@ impl Session {
             tracing::debug!("late, repeated or malformed hello");
             return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
         };
-        let granted = requested & self.shared.offered_capabilities();
+        let granted = requested & self.ctx.offered_capabilities();
         self.capabilities = Some(granted);
         self.writer
             .encoder_mut()
@@ -713,103 +724,47 @@ impl Session {
         retries_left: u8,
     ) -> Result<(), Reason> {
         let requested_stage = frame.stage_id;
-        let shared = Arc::clone(&self.shared);
-        if shared.control.is_stopping() {
+        if self.ctx.is_stopping() {
             return Err("server stopping");
         }
         // A new authentication ends the resumable session of the last one.
         self.end_resume();
-        let reply_id = shared.auth_reply_id.clone();
+        let reply_id = self.ctx.auth_reply_id().clone();
         let seq = frame.msg_seq;
-        let stage = match shared.stage_env.registry.get(frame.stage_id) {
-            Some(stage) => stage,
-            None => match &shared.default_kind {
-                Some(kind) => {
-                    let stage_id = match frame.stage_id {
-                        0 => shared.stage_env.registry.generate_id(),
-                        id => id,
-                    };
-                    let packet = playhouse_protocol::Packet {
-                        msg_id: frame.msg_id.clone(),
-                        payload: frame.payload.clone(),
-                    };
-                    if let Some(bucket) = self.stage_creations.as_mut()
-                        && !bucket.take()
-                    {
-                        tracing::debug!("stage creation rate exceeded");
-                        shared
-                            .metrics
-                            .stages_refused
-                            .fetch_add(1, Ordering::Relaxed);
-                        let code = ErrorCode::STAGE_CREATION_RATE_EXCEEDED;
-                        let reply = ServerFrame::new(reply_id, seq, stage_id, code, Bytes::new());
-                        return self.send_now(reply).await;
-                    }
-                    let spawned = shared.stage_env.registry.get_or_spawn(
-                        &shared.stage_env,
-                        stage_id,
-                        kind.as_ref(),
-                        || CreateRequest { packet, done: None },
-                    );
-                    match spawned {
-                        Ok((stage, _)) => stage,
-                        Err(code) => {
-                            let reply =
-                                ServerFrame::new(reply_id, seq, stage_id, code, Bytes::new());
-                            return self.send_now(reply).await;
-                        }
-                    }
-                }
-                None => {
-                    let reply = ServerFrame::new(
-                        reply_id,
-                        seq,
-                        frame.stage_id,
-                        ErrorCode::STAGE_NOT_FOUND,
-                        Bytes::new(),
-                    );
-                    return self.send_now(reply).await;
-                }
-            },
-        };
-
-        let (done_tx, done_rx) = oneshot::channel();
-        let join = StageMsg::Join {
+        let login = Login {
+            stage_id: frame.stage_id,
             session: self.handle.clone(),
             reply_id: reply_id.clone(),
             seq,
             packet: frame.into_packet(),
-            done: done_tx,
         };
-        if until_killed(&self.kill, stage.tx.send(join))
-            .await?
-            .is_err()
-        {
-            let reply = ServerFrame::new(
-                reply_id,
-                seq,
-                stage.stage_id,
-                ErrorCode::STAGE_NOT_FOUND,
-                Bytes::new(),
-            );
-            return self.send_now(reply).await;
-        }
+        // A login that would create a stage spends this connection's creation allowance.
+        let creations = &mut self.stage_creations;
+        let admit = || creations.as_mut().is_none_or(TokenBucket::take);
+        let login = self.ctx.host().login(login, admit);
+        let PendingJoin { stage, outcome } = match until_killed(&self.kill, login).await? {
+            Ok(pending) => pending,
+            Err(Refused { stage_id, code }) => {
+                let reply = ServerFrame::new(reply_id, seq, stage_id, code, Bytes::new());
+                return self.send_now(reply).await;
+            }
+        };
         // Fresh connections must finish authenticating in time, however slow the stage is.
         let deadline = match self.state {
             State::Fresh => auth_deadline,
-            _ => Instant::now() + self.shared.config.auth_timeout,
+            _ => Instant::now() + self.ctx.config().auth_timeout,
         };
         let outcome = tokio::select! {
             biased;
             _ = self.kill.cancelled() => return Err("closed by the server"),
-            outcome = done_rx => outcome,
+            outcome = outcome => outcome,
             _ = tokio::time::sleep_until(deadline) => return Err("auth timeout"),
         };
         match outcome {
             Ok(JoinOutcome::Joined { actor }) => {
                 tracing::debug!(stage = stage.stage_id, actor, "authenticated");
                 self.state = State::Joined { stage, actor };
-                let max = self.shared.config.codec.max_packet_size;
+                let max = self.ctx.config().codec.max_packet_size;
                 self.reader.decoder_mut().set_max_incoming(max);
                 self.start_resume().await?;
             }

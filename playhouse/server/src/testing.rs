@@ -39,15 +39,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::ErrorReply;
 use crate::session_handle::{Outbound, QueuedBytes, SessionHandle};
-use crate::stage::registry::{
-    CreateRequest, JoinOutcome, StageEnv, StageMsg, StageRegistry, TypedKind,
-};
+use crate::stage::env::StageEnv;
+use crate::stage::kind::TypedKind;
+use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageMsg};
 use crate::stage::{Actor, ActorCell, ActorInit, ActorLink, Stage, StageContext, StageInit};
-use crate::{ServerControl, Services};
 
 /// Frames queued for one harness client before the stage treats it as a slow consumer.
 const CLIENT_QUEUE: usize = 65_536;
@@ -77,23 +75,8 @@ impl StageHarness {
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
         create: Packet,
     ) -> Result<StageHarness, ErrorCode> {
-        let env = Arc::new(StageEnv {
-            services: Services::default(),
-            control: ServerControl::new(Arc::from("harness")),
-            tracker: TaskTracker::new(),
-            mailbox_capacity: 65_536,
-            registry: StageRegistry::default(),
-            metrics: Arc::default(),
-            mesh: Arc::default(),
-            actor_ttl: None,
-            idle_timeout: None,
-            max_stages: usize::MAX,
-        });
-        let kind = TypedKind::<S> {
-            name: Arc::from(name),
-            make_stage: Box::new(make_stage),
-            make_actor: Arc::new(make_actor),
-        };
+        let env = Arc::new(StageEnv::standalone("harness"));
+        let kind = TypedKind::<S>::new(name, make_stage, make_actor);
         let (done, created) = oneshot::channel();
         let (handle, _) = env
             .registry

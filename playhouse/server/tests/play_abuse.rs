@@ -11,7 +11,7 @@ use playhouse::{ErrorCode, PlayConfig, PlayServer, RateLimit};
 use playhouse_transport::dial::{DialOptions, dial};
 use playhouse_transport::tls;
 use support::{RawClient, WAIT, closed};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -73,10 +73,7 @@ async fn connections_over_the_per_ip_cap_are_closed() {
 
 #[tokio::test]
 async fn a_client_over_its_message_rate_is_cut() {
-    let limit = RateLimit {
-        per_second: 1,
-        burst: 20,
-    };
+    let limit = RateLimit::new(1, 20);
     let (_server, addr) = server(|c| c.rate_limit = Some(limit)).await;
     let mut ok = healthy(addr, "ok").await;
     let mut flooder = healthy(addr, "flooder").await;
@@ -226,8 +223,10 @@ async fn a_websocket_text_message_closes_only_that_connection() {
     );
 }
 
+#[cfg(feature = "http")]
 #[tokio::test]
 async fn metrics_are_served_over_http() {
+    use tokio::io::AsyncReadExt;
     let (server, addr) = server(|_| {}).await;
     let mut client = healthy(addr, "m").await;
     still_healthy(&mut client).await;

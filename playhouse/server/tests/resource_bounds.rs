@@ -170,10 +170,7 @@ async fn stages_over_the_server_limit_are_refused_with_a_code() {
 
 #[tokio::test]
 async fn a_connection_creating_stages_too_fast_is_refused_with_a_code() {
-    let limit = RateLimit {
-        per_second: 1,
-        burst: 3,
-    };
+    let limit = RateLimit::new(1, 3);
     let (server, addr, _) = server(|c| c.stage_creation_rate = Some(limit)).await;
     let mut healthy = joined(addr, 1, "healthy").await;
     let mut hopper = RawClient::connect(addr, 100).await;

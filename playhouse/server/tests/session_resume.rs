@@ -272,10 +272,8 @@ async fn cut_connections_lose_no_push_and_run_no_request_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_window_the_session_is_lost_on_both_sides() {
-    let resume = ResumeConfig {
-        window: Duration::from_millis(300),
-        ..ResumeConfig::default()
-    };
+    let mut resume = ResumeConfig::default();
+    resume.window = Duration::from_millis(300);
     let (server, addr, seen) = server(resume).await;
     let cutter = Cutter::default();
     let connector = resumable_client(addr, &cutter, "bob").await;
@@ -304,10 +302,8 @@ async fn past_the_window_the_session_is_lost_on_both_sides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_request_fails_with_session_lost() {
-    let resume = ResumeConfig {
-        window: Duration::from_millis(300),
-        ..ResumeConfig::default()
-    };
+    let mut resume = ResumeConfig::default();
+    resume.window = Duration::from_millis(300);
     let (server, addr, _seen) = server(resume).await;
     let cutter = Cutter::default();
     let connector = resumable_client(addr, &cutter, "carol").await;
@@ -344,10 +340,8 @@ async fn raw_resumable(addr: SocketAddr, user: &str) -> (RawClient, ResumeGrant)
 
 #[tokio::test]
 async fn a_client_that_never_acknowledges_loses_its_session() {
-    let resume = ResumeConfig {
-        max_unacked_frames: 8,
-        ..ResumeConfig::default()
-    };
+    let mut resume = ResumeConfig::default();
+    resume.max_unacked_frames = 8;
     let (server, addr, seen) = server(resume).await;
     let (mut client, grant) = raw_resumable(addr, "dave").await;
     assert_eq!(grant.max_unacked, 8);

@@ -25,6 +25,7 @@ mod idle_timeout;
 mod play_restart;
 mod request_timeout;
 mod session_resume;
+mod silent_peer;
 mod stage_order;
 
 /// A named scenario.
@@ -59,6 +60,11 @@ pub const ALL: &[Scenario] = &[
         name: "api_partition",
         about: "API <-> Play partition: timeouts with the right codes, repair, recovery, no stale reply",
         run: api_partition::run,
+    },
+    Scenario {
+        name: "silent_peer",
+        about: "the network to a Play server goes silent (both ways or one): held requests fail within the heartbeat timeout, not the 30 s request timeout",
+        run: silent_peer::run,
     },
     Scenario {
         name: "play_restart",

@@ -79,7 +79,7 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
     });
     let mut recovered_at = None;
     // A dead machine sends nothing: the link notices when its heartbeats go unanswered.
-    let down = plan.crash + env.timing.link.heartbeat_timeout + Duration::from_millis(50);
+    let down = plan.crash + env.timing.mesh_heartbeat_timeout + Duration::from_millis(50);
     while now() < plan.end {
         let start = now();
         let answer = mesh.echo(PLAY, 1).await;

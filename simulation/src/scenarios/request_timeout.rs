@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use playhouse::{ApiServer, ErrorCode};
-use playhouse_mesh::TcpLinkConfig;
 
 use crate::client::SimClient;
 use crate::cluster::{Cluster, Env, Network, Timing, Workload, expect_no_tasks, sleep, wait_until};
@@ -28,10 +27,7 @@ pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
     // connection is slow, not dead (past the heartbeat timeout see `api_partition`).
     let defaults = Timing::default();
     let timing = Timing {
-        link: TcpLinkConfig {
-            heartbeat_timeout: Duration::from_secs(5),
-            ..defaults.link
-        },
+        mesh_heartbeat_timeout: Duration::from_secs(5),
         ..defaults
     };
     let mut cluster = Cluster::new(seed, Network::default(), timing);

@@ -663,10 +663,9 @@ async fn wire(t: TestCtx, resume: bool) -> TestResult {
 async fn past_the_window(t: TestCtx) -> TestResult {
     let window = Duration::from_millis(400);
     let builder = play_server_builder("play-resume-window").configure(|config: &mut PlayConfig| {
-        config.resume = Some(ResumeConfig {
-            window,
-            ..ResumeConfig::default()
-        });
+        let mut resume = ResumeConfig::default();
+        resume.window = window;
+        config.resume = Some(resume);
     });
     let (server, addr) = start_play(builder)
         .await

@@ -1,33 +1,54 @@
 //! What the mesh tests over each link share: a test handler, nodes, and the scenarios every
-//! link must pass (request/reply, sending to oneself, timeouts, dead peers).
+//! link must pass (request/reply, sending to oneself, timeouts, dead peers; and in `faults`,
+//! real network faults through a proxy).
 
+pub(crate) mod fault_proxy;
+pub(crate) mod faults;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    InboundHandler, LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket,
+    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket,
     ServerType,
 };
 use playhouse_protocol::{ErrorCode, Packet};
 use tokio::sync::mpsc;
 
-/// Binds a link for server `id` on loopback, with the channel its events arrive on.
-pub(crate) type Bind =
-    fn(&str) -> Pin<Box<dyn Future<Output = (Arc<dyn MeshLink>, mpsc::Receiver<LinkEvent>)>>>;
+/// Binds a link for server `id` on loopback.
+pub(crate) type Bind = fn(&str) -> Pin<Box<dyn Future<Output = Arc<dyn MeshLink>>>>;
+
+/// How many times each request payload was handled (`Count` and `Hold`).
+pub(crate) type Executed = Arc<Mutex<HashMap<Bytes, u32>>>;
 
 /// Echo replies; `Fail` replies 1234; `Slow` replies after 300 ms; `Note` is forwarded to a
-/// channel; anything else is ignored.
+/// channel; `Count` is counted by payload and echoed; `Hold` is counted and never answered;
+/// anything else is ignored.
 struct Handler {
     notes: mpsc::UnboundedSender<RoutePacket>,
+    executed: Executed,
 }
 
 impl InboundHandler for Handler {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
-        match packet.header.msg_id.as_str() {
+        let id = packet.header.msg_id.as_str();
+        if id == "Count" || id == "Hold" {
+            *self
+                .executed
+                .lock()
+                .unwrap()
+                .entry(packet.payload.clone())
+                .or_default() += 1;
+        }
+        match id {
+            "Count" => {
+                let _ = mesh.reply(&packet.header, ErrorCode::SUCCESS, packet.packet());
+            }
             "Echo" => {
                 let _ = mesh.reply(&packet.header, ErrorCode::SUCCESS, packet.packet());
             }
@@ -55,23 +76,38 @@ pub(crate) struct Node {
     /// The node's link, to simulate a crash (connections gone, directory entry still there).
     pub(crate) link: Arc<dyn MeshLink>,
     pub(crate) notes: mpsc::UnboundedReceiver<RoutePacket>,
+    pub(crate) executed: Executed,
 }
 
 /// Starts node `id` over a link from `bind`, refreshing the directory every 50 ms.
 pub(crate) async fn node(bind: Bind, id: &str, directory: &MemoryDirectory) -> Node {
-    let (link, events) = bind(id).await;
+    node_with(bind, id, Arc::new(directory.clone()), |_| {}).await
+}
+
+/// [`node`] with any directory and settings changed by `tune`.
+pub(crate) async fn node_with(
+    bind: Bind,
+    id: &str,
+    directory: Arc<dyn Directory>,
+    tune: impl FnOnce(&mut MeshConfig),
+) -> Node {
+    let link = bind(id).await;
     let (notes_tx, notes) = mpsc::unbounded_channel();
     let mut config = MeshConfig::new(id, ServerType::Api);
     config.refresh_interval = Duration::from_millis(50);
-    let mesh = Mesh::start(
-        config,
-        Arc::clone(&link),
-        events,
-        Arc::new(directory.clone()),
-        Arc::new(Handler { notes: notes_tx }),
-    )
-    .await;
-    Node { mesh, link, notes }
+    tune(&mut config);
+    let executed = Executed::default();
+    let handler = Handler {
+        notes: notes_tx,
+        executed: Arc::clone(&executed),
+    };
+    let mesh = Mesh::start(config, Arc::clone(&link), directory, Arc::new(handler)).await;
+    Node {
+        mesh,
+        link,
+        notes,
+        executed,
+    }
 }
 
 pub(crate) fn header(msg_id: &str) -> RouteHeader {

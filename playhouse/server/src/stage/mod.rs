@@ -3,6 +3,9 @@
 
 mod actor;
 mod context;
+pub(crate) mod env;
+pub(crate) mod kind;
+pub(crate) mod mailbox;
 pub(crate) mod registry;
 mod runner;
 mod timer;

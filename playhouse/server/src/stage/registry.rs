@@ -1,152 +1,21 @@
-//! Live stages by id, and the registered stage types that can spawn them.
+//! Live stages by id.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use playhouse_protocol::{ErrorCode, MsgId, Packet};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::TaskTracker;
+use playhouse_protocol::ErrorCode;
 
-use super::context::StageInit;
-use super::runner::StageRunner;
-use super::{ActorInit, Stage};
-use crate::metrics::Metrics;
-use crate::sender::MeshSlot;
-use crate::session_handle::{SessionHandle, SessionId};
-use crate::{ServerControl, Services};
-use playhouse_mesh::RoutePacket;
-
-/// A message to a stage's mailbox.
-#[derive(Debug)]
-pub(crate) enum StageMsg {
-    /// A client authenticates into the stage.
-    Join {
-        session: SessionHandle,
-        /// The authenticate reply id, e.g. `AuthenticateReply`.
-        reply_id: MsgId,
-        seq: u16,
-        packet: Packet,
-        done: oneshot::Sender<JoinOutcome>,
-    },
-    /// A message from a joined client.
-    Client {
-        actor: u64,
-        session: SessionId,
-        seq: u16,
-        packet: Packet,
-    },
-    /// A joined client's connection ended.
-    Disconnected { actor: u64, session: SessionId },
-    /// A message from another server (`Stage::on_dispatch_server`).
-    Server { packet: RoutePacket },
-    /// The server is stopping.
-    Close,
-}
-
-/// The result of a join, for the session's state machine.
-#[derive(Debug)]
-pub(crate) enum JoinOutcome {
-    Joined {
-        actor: u64,
-    },
-    Rejected,
-    /// The stage closed before it handled the join: the session may try again (a default
-    /// stage type then creates a fresh stage under the same id).
-    StageGone {
-        packet: Packet,
-    },
-}
-
-/// A live stage's mailbox.
-#[derive(Clone, Debug)]
-pub(crate) struct StageHandle {
-    pub(crate) stage_id: i64,
-    pub(crate) tx: mpsc::Sender<StageMsg>,
-}
+use super::env::StageEnv;
+use super::kind::StageKind;
+use super::mailbox::{CreateRequest, StageHandle};
 
 struct Entry {
     incarnation: u64,
     handle: StageHandle,
     /// Stops the stage's task when a stop gives up on it.
     abort: tokio::task::AbortHandle,
-}
-
-/// What every stage loop shares with its server.
-#[derive(Debug)]
-pub(crate) struct StageEnv {
-    pub(crate) services: Services,
-    pub(crate) control: ServerControl,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) mailbox_capacity: usize,
-    pub(crate) registry: StageRegistry,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The server's mesh node, once it joins one.
-    pub(crate) mesh: MeshSlot,
-    /// How long a disconnected actor stays (None: until it leaves).
-    pub(crate) actor_ttl: Option<std::time::Duration>,
-    /// How long a stage with no actors lives on (None: until closed).
-    pub(crate) idle_timeout: Option<std::time::Duration>,
-    /// Most live stages; creating another fails with `STAGE_LIMIT_REACHED`.
-    pub(crate) max_stages: usize,
-}
-
-/// How a stage is created: the creating packet and, for creators that wait, a channel for
-/// `on_create`'s answer.
-#[derive(Debug)]
-pub(crate) struct CreateRequest {
-    pub(crate) packet: Packet,
-    pub(crate) done: Option<oneshot::Sender<Result<Packet, ErrorCode>>>,
-}
-
-/// A registered stage type, with its concrete types erased.
-pub(crate) trait StageKind: Send + Sync {
-    fn spawn(
-        &self,
-        env: &Arc<StageEnv>,
-        stage_id: i64,
-        incarnation: u64,
-        create: CreateRequest,
-    ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle);
-}
-
-type StageFactory<S> = dyn Fn(&StageInit<'_>) -> S + Send + Sync;
-type ActorFactory<A> = dyn Fn(&ActorInit<'_>) -> A + Send + Sync;
-
-pub(crate) struct TypedKind<S: Stage> {
-    pub(crate) name: Arc<str>,
-    pub(crate) make_stage: Box<StageFactory<S>>,
-    pub(crate) make_actor: Arc<ActorFactory<S::Actor>>,
-}
-
-impl<S: Stage> StageKind for TypedKind<S> {
-    fn spawn(
-        &self,
-        env: &Arc<StageEnv>,
-        stage_id: i64,
-        incarnation: u64,
-        create: CreateRequest,
-    ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle) {
-        let stage = (self.make_stage)(&StageInit {
-            stage_id,
-            stage_type: &self.name,
-            services: &env.services,
-            control: &env.control,
-        });
-        let (tx, rx) = mpsc::channel(env.mailbox_capacity);
-        let runner = StageRunner::new(
-            stage,
-            stage_id,
-            incarnation,
-            Arc::clone(&self.name),
-            Arc::clone(&self.make_actor),
-            Arc::clone(env),
-            rx,
-        );
-        let task = env.tracker.spawn(runner.run(create));
-        (tx, task.abort_handle())
-    }
 }
 
 /// Live stages by id.
@@ -214,8 +83,15 @@ impl StageRegistry {
         }
     }
 
-    /// Returns the live stage `stage_id`, or spawns it from `kind` (the bool tells which);
-    /// [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one stage more than `max_stages`.
+    /// Returns the live stage `stage_id`, or reserves the id for a new stage of `kind` (the
+    /// bool tells which); [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one stage more
+    /// than `max_stages`.
+    ///
+    /// The reservation is the new stage's mailbox, registered before the lock is released: a
+    /// concurrent call for the same id gets that mailbox (its messages queue behind the
+    /// creation) and never creates a second stage. The user's factory runs afterwards on the
+    /// stage's own task, outside the lock, so a slow factory holds up no other stage; a stage
+    /// whose factory or `on_create` fails frees its id ([`StageRegistry::remove`]).
     pub(crate) fn get_or_spawn(
         &self,
         env: &Arc<StageEnv>,
@@ -267,5 +143,192 @@ impl StageRegistry {
         {
             stages.remove(&stage_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Barrier, mpsc as std_mpsc};
+    use std::time::Duration;
+
+    use playhouse_protocol::Packet;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::stage::kind::TypedKind;
+    use crate::stage::{ActorCell, ActorLink, Stage, StageContext, StageInit};
+    use crate::{Actor, ErrorReply};
+
+    struct Room;
+    struct Player;
+
+    impl Stage for Room {
+        type Actor = Player;
+        async fn on_create(
+            &mut self,
+            _: &mut StageContext<Self>,
+            _: Packet,
+        ) -> Result<Packet, ErrorCode> {
+            Ok(Packet::empty("Created"))
+        }
+        async fn on_dispatch(
+            &mut self,
+            _: &mut StageContext<Self>,
+            _: &mut ActorCell<Player>,
+            _: Packet,
+        ) {
+        }
+    }
+
+    impl Actor for Player {
+        async fn on_authenticate(
+            &mut self,
+            _: &mut ActorLink,
+            _: Packet,
+        ) -> Result<Packet, ErrorReply> {
+            Err(ErrorCode::AUTHENTICATION_FAILED.into())
+        }
+    }
+
+    fn kind(factory: impl Fn(&StageInit<'_>) -> Room + Send + Sync + 'static) -> TypedKind<Room> {
+        TypedKind::new("Room", factory, |_| Player)
+    }
+
+    type Created = oneshot::Receiver<Result<Packet, ErrorCode>>;
+
+    /// Gets or creates `stage_id`; the handle, whether it was created, and where `on_create`
+    /// answers.
+    fn get_or_create(
+        env: &Arc<StageEnv>,
+        kind: &dyn StageKind,
+        stage_id: i64,
+    ) -> (StageHandle, bool, Created) {
+        let (done, created) = oneshot::channel();
+        let (handle, new) = env
+            .registry
+            .get_or_spawn(env, stage_id, kind, || CreateRequest {
+                packet: Packet::empty("Create"),
+                done: Some(done),
+            })
+            .unwrap();
+        (handle, new, created)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_get_or_create_runs_the_factory_once() {
+        const CALLERS: usize = 8;
+        let env = Arc::new(StageEnv::standalone("test"));
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&built);
+        let kind: Arc<dyn StageKind> = Arc::new(kind(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            // A slow factory: the window for a second creation of the same id is wide open.
+            std::thread::sleep(Duration::from_millis(50));
+            Room
+        }));
+        // Real threads, released at once: as concurrent as the machine allows.
+        let start = Arc::new(Barrier::new(CALLERS));
+        let runtime = tokio::runtime::Handle::current();
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (env, kind, start) = (Arc::clone(&env), Arc::clone(&kind), Arc::clone(&start));
+                let runtime = runtime.clone();
+                std::thread::spawn(move || {
+                    let _runtime = runtime.enter();
+                    start.wait();
+                    get_or_create(&env, kind.as_ref(), 7)
+                })
+            })
+            .collect();
+        let results: Vec<_> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+
+        let creators: Vec<_> = results.iter().filter(|(_, new, _)| *new).collect();
+        assert_eq!(creators.len(), 1, "exactly one caller creates the stage");
+        let first = &results[0].0;
+        assert!(
+            results
+                .iter()
+                .all(|(handle, _, _)| handle.tx.same_channel(&first.tx))
+        );
+        for (_, new, created) in results {
+            if new {
+                assert!(created.await.unwrap().is_ok());
+            }
+        }
+        assert_eq!(built.load(Ordering::SeqCst), 1, "the factory ran once");
+        assert_eq!(env.registry.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn a_slow_factory_does_not_hold_up_creating_another_stage() {
+        let env = Arc::new(StageEnv::standalone("test"));
+        let (entered_tx, entered) = std_mpsc::channel::<()>();
+        let (release, released) = std_mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new((entered_tx, released));
+        let kind: Arc<dyn StageKind> = Arc::new(kind(move |init| {
+            if init.stage_id == 1 {
+                let gate = gate.lock().unwrap();
+                let _ = gate.0.send(());
+                // Blocks until the test lets it go (or gives up and drops `release`).
+                let _ = gate.1.recv();
+            }
+            Room
+        }));
+
+        // On a blocking thread: were the factory run by the caller, it would block there.
+        let (first_env, first_kind) = (Arc::clone(&env), Arc::clone(&kind));
+        let first =
+            tokio::task::spawn_blocking(move || get_or_create(&first_env, first_kind.as_ref(), 1));
+        tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .expect("the first stage's factory started");
+
+        // Stage 1's factory is stuck; stage 2 is created and answers all the same.
+        let (second_env, second_kind) = (Arc::clone(&env), Arc::clone(&kind));
+        let second = async move {
+            let (_, new, created) = tokio::task::spawn_blocking(move || {
+                get_or_create(&second_env, second_kind.as_ref(), 2)
+            })
+            .await
+            .unwrap();
+            (new, created.await)
+        };
+        let second = tokio::time::timeout(Duration::from_secs(2), second).await;
+        drop(release);
+        let (new, created) = second.expect("stage 2 was created while stage 1's factory ran");
+        assert!(new);
+        assert!(created.unwrap().is_ok());
+
+        let (_, new, created) = first.await.unwrap();
+        assert!(new);
+        assert!(created.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_factory_leaves_the_id_free() {
+        let env = Arc::new(StageEnv::standalone("test"));
+        let attempts = AtomicUsize::new(0);
+        let kind = kind(move |_| {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first stage factory call fails");
+            }
+            Room
+        });
+
+        let (_, new, created) = get_or_create(&env, &kind, 5);
+        assert!(new);
+        assert_eq!(
+            created.await.unwrap().unwrap_err(),
+            ErrorCode::STAGE_CREATION_FAILED
+        );
+        assert!(env.registry.get(5).is_none(), "the reservation is released");
+        assert_eq!(env.registry.len(), 0);
+
+        let (_, new, created) = get_or_create(&env, &kind, 5);
+        assert!(new, "the id is free for a new stage");
+        assert!(created.await.unwrap().is_ok());
+        assert!(env.registry.get(5).is_some());
     }
 }

@@ -26,8 +26,12 @@
 //!   exponential backoff. A loss is seen through the socket monitor's `Disconnected` event,
 //!   which the crate raises when the connection's read side ends (the peer task keeps polling
 //!   the receive half for exactly that) or its writer fails. A peer that vanishes without
-//!   closing its TCP connection (power loss, partition) is not noticed until TCP gives up:
-//!   without ZMTP heartbeats, requests to it end by their own timeout.
+//!   closing its TCP connection (power loss, partition) is noticed by the mesh node's own
+//!   heartbeats, which then [`reset`](MeshLink::reset) it: the dialing socket is dropped and
+//!   re-dialed, and the peer's incoming connection is dropped from the bound ROUTER.
+//! * **A peer that connects again replaces its old connection** in the bound ROUTER (the
+//!   crate keys connections by identity and the newest wins), so a peer that was cut off
+//!   silently and comes back is not refused.
 //! * **`connect` blocks its socket until the handshake ends**, bounded by
 //!   [`ZmqLinkConfig::handshake_timeout`]; with one socket per peer a dead peer in the
 //!   directory stalls only its own task.
@@ -48,19 +52,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeromq::util::PeerIdentity;
 use zeromq::{
-    Endpoint, Host, RouterRecvHalf, RouterSendHalf, RouterSocket, Socket, SocketEvent,
-    SocketOptions, SocketRecv, SocketSend, ZmqError, ZmqMessage,
+    Endpoint, Host, MultiPeerBackend, RouterRecvHalf, RouterSendHalf, RouterSocket, Socket,
+    SocketEvent, SocketOptions, SocketRecv, SocketSend, ZmqError, ZmqMessage,
 };
 
-use crate::link::{EventHandler, LinkError, LinkEvent, MeshLink};
+use super::{EventSink, LinkError, LinkEvent, MeshLink};
 
 /// Settings of a [`ZmqLink`].
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct ZmqLinkConfig {
     /// Longest ZMTP connect (TCP connect, greeting, READY) to one peer. Default: 2 s.
     pub handshake_timeout: Duration,
@@ -128,9 +132,13 @@ struct Shared {
     identity: PeerIdentity,
     address: String,
     config: ZmqLinkConfig,
-    events: mpsc::Sender<LinkEvent>,
-    /// Set by the mesh node: events go to it directly instead of through `events`.
-    direct: Mutex<Option<EventHandler>>,
+    /// Set by [`MeshLink::start`]; taken by [`MeshLink::close`] (the sink may own the node
+    /// that owns this link).
+    sink: Mutex<Option<EventSink>>,
+    /// The bound ROUTER until [`MeshLink::start`] hands it to its receive task.
+    receiver: Mutex<Option<RouterSocket>>,
+    /// The bound ROUTER's connections, to drop a peer's incoming one on a reset.
+    backend: Arc<dyn MultiPeerBackend>,
     peers: Mutex<HashMap<String, Peer>>,
     next_generation: AtomicU64,
     shutdown: CancellationToken,
@@ -142,28 +150,36 @@ impl Shared {
         self.peers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn direct(&self) -> Option<EventHandler> {
-        self.direct
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Reports a rare event (a peer down) to the node, unless the link is closed.
+    fn emit(&self, event: LinkEvent) {
+        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sink) = sink {
+            sink(event);
+        }
     }
 
-    /// Hands an event to the node, unless the link is closing.
-    async fn emit(&self, event: LinkEvent) {
-        if let Some(deliver) = self.direct() {
-            deliver(event);
-            return;
-        }
-        // Fast path: room in the queue (the usual case) needs no cancellable wait.
-        let event = match self.events.try_send(event) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
-            Err(mpsc::error::TrySendError::Full(event)) => event,
+    /// Starts (or restarts, with a new generation) the peer task for `server_id`.
+    fn spawn_peer(self: &Arc<Self>, server_id: &str, address: &str) {
+        let cancel = self.shutdown.child_token();
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let peer = Peer {
+            address: address.to_owned(),
+            generation,
+            identity: Bytes::copy_from_slice(server_id.as_bytes()),
+            socket: None,
+            cancel: cancel.clone(),
         };
-        tokio::select! {
-            _ = self.shutdown.cancelled() => {}
-            _ = self.events.send(event) => {}
+        if let Some(old) = self.peers().insert(server_id.to_owned(), peer) {
+            old.cancel.cancel();
         }
+        let task = PeerTask {
+            shared: Arc::clone(self),
+            id: Arc::from(server_id),
+            address: address.to_owned(),
+            generation,
+            cancel,
+        };
+        self.tasks.spawn(task.run());
     }
 
     /// Publishes (or withdraws) the connected socket of peer `id`, if `generation` is still
@@ -187,9 +203,12 @@ impl Shared {
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use playhouse_mesh::{MeshLink, ZmqLink, ZmqLinkConfig};
 ///
-/// let (events_tx, mut events) = tokio::sync::mpsc::channel(1024);
-/// let link = ZmqLink::bind("play-1", "tcp://127.0.0.1:0", None, events_tx, ZmqLinkConfig::default())
-///     .await?;
+/// let link = ZmqLink::bind("play-1", "tcp://127.0.0.1:0", None, ZmqLinkConfig::default()).await?;
+/// // The mesh node starts a link with its sink; here, a channel.
+/// let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+/// link.start(std::sync::Arc::new(move |event| {
+///     let _ = events_tx.send(event);
+/// }));
 /// link.connect("api-1", "tcp://10.0.0.7:5000");
 /// // ... once `api-1` is up:
 /// link.send("api-1", bytes::Bytes::new(), bytes::Bytes::from_static(b"hello"))?;
@@ -210,14 +229,13 @@ impl fmt::Debug for ZmqLink {
 
 impl ZmqLink {
     /// Binds the receiving ROUTER at `endpoint` (`tcp://127.0.0.1:0`; the `tcp://` prefix is
-    /// optional, port 0 picks a free port) and starts its task; everything received goes to
-    /// `events`. The advertised [`address`](MeshLink::address) is
+    /// optional, port 0 picks a free port); what it receives is delivered once the link is
+    /// [`start`](MeshLink::start)ed. The advertised [`address`](MeshLink::address) is
     /// `tcp://{advertise_host or the bound IP}:{bound port}`.
     pub async fn bind(
         server_id: &str,
         endpoint: &str,
         advertise_host: Option<&str>,
-        events: mpsc::Sender<LinkEvent>,
         config: ZmqLinkConfig,
     ) -> Result<ZmqLink, ZmqLinkError> {
         let identity = identity(server_id)?;
@@ -254,14 +272,14 @@ impl ZmqLink {
             identity,
             address,
             config,
-            events,
-            direct: Mutex::new(None),
+            sink: Mutex::new(None),
+            backend: receiver.backend(),
+            receiver: Mutex::new(Some(receiver)),
             peers: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        shared.tasks.spawn(receive(Arc::clone(&shared), receiver));
         Ok(ZmqLink { shared })
     }
 }
@@ -280,37 +298,51 @@ impl MeshLink for ZmqLink {
         &self.shared.address
     }
 
-    fn connect(&self, server_id: &str, address: &str) {
+    fn start(&self, sink: EventSink) {
+        let receiver = self
+            .shared
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(receiver) = receiver else { return };
         if self.shared.shutdown.is_cancelled() {
             return;
         }
-        let cancel = self.shared.shutdown.child_token();
-        let generation = {
-            let mut peers = self.shared.peers();
-            if peers.get(server_id).is_some_and(|p| p.address == address) {
-                return;
-            }
-            let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
-            let peer = Peer {
-                address: address.to_owned(),
-                generation,
-                identity: Bytes::copy_from_slice(server_id.as_bytes()),
-                socket: None,
-                cancel: cancel.clone(),
-            };
-            if let Some(old) = peers.insert(server_id.to_owned(), peer) {
-                old.cancel.cancel();
-            }
-            generation
-        };
-        let task = PeerTask {
-            shared: Arc::clone(&self.shared),
-            id: Arc::from(server_id),
-            address: address.to_owned(),
-            generation,
-            cancel,
-        };
-        self.shared.tasks.spawn(task.run());
+        *self.shared.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&sink));
+        self.shared
+            .tasks
+            .spawn(receive(Arc::clone(&self.shared), receiver, sink));
+    }
+
+    fn connect(&self, server_id: &str, address: &str) {
+        if self.shared.shutdown.is_cancelled()
+            || self
+                .shared
+                .peers()
+                .get(server_id)
+                .is_some_and(|p| p.address == address)
+        {
+            return;
+        }
+        self.shared.spawn_peer(server_id, address);
+    }
+
+    fn reset(&self, server_id: &str) {
+        if self.shared.shutdown.is_cancelled() {
+            return;
+        }
+        if let Ok(identity) = PeerIdentity::try_from(server_id.as_bytes()) {
+            self.shared.backend.peer_disconnected(&identity);
+        }
+        let address = self
+            .shared
+            .peers()
+            .get(server_id)
+            .map(|peer| peer.address.clone());
+        if let Some(address) = address {
+            self.shared.spawn_peer(server_id, &address);
+        }
     }
 
     fn disconnect(&self, server_id: &str) {
@@ -353,8 +385,13 @@ impl MeshLink for ZmqLink {
     fn close(&self) {
         self.shared.shutdown.cancel();
         self.shared.peers().clear();
-        // The handler may own the node that owns this link: break the cycle.
-        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // The sink may own the node that owns this link: break the cycle.
+        *self.shared.sink.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.shared
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.shared.tasks.close();
     }
 
@@ -363,14 +400,6 @@ impl MeshLink for ZmqLink {
             .peers()
             .get(server_id)
             .is_some_and(|peer| peer.socket.is_some())
-    }
-
-    fn deliver_directly(&self, deliver: EventHandler) -> bool {
-        if self.shared.shutdown.is_cancelled() {
-            return false;
-        }
-        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Some(deliver);
-        true
     }
 }
 
@@ -382,7 +411,7 @@ impl Drop for ZmqLink {
 
 /// Owns the bound ROUTER: every `[sender id][header][payload]` becomes a
 /// [`LinkEvent::Message`].
-async fn receive(shared: Arc<Shared>, mut socket: RouterSocket) {
+async fn receive(shared: Arc<Shared>, mut socket: RouterSocket, sink: EventSink) {
     let backend = socket.backend();
     // Interned sender ids: one allocation per peer, not per message.
     let mut names: HashMap<Bytes, Arc<str>> = HashMap::new();
@@ -434,13 +463,11 @@ async fn receive(shared: Arc<Shared>, mut socket: RouterSocket) {
                 name
             }
         };
-        shared
-            .emit(LinkEvent::Message {
-                from,
-                header,
-                payload,
-            })
-            .await;
+        sink(LinkEvent::Message {
+            from,
+            header,
+            payload,
+        });
     }
 }
 
@@ -523,7 +550,7 @@ impl PeerTask {
             }
             // Whatever was written to the connection may be lost.
             let target = Arc::clone(&self.id);
-            self.shared.emit(LinkEvent::PeerDown { target }).await;
+            self.shared.emit(LinkEvent::PeerDown { target });
             if cancelled {
                 return;
             }
@@ -567,7 +594,7 @@ async fn until_lost(monitor: &mut BoxStream<'static, SocketEvent>, receive: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::parse_address;
+    use crate::link::frame::parse_address;
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
@@ -590,35 +617,21 @@ mod tests {
 
     #[tokio::test]
     async fn binding_reports_a_connectable_address() {
-        let (tx, _rx) = mpsc::channel(8);
-        let link = ZmqLink::bind(
-            "z",
-            "127.0.0.1:0",
-            None,
-            tx.clone(),
-            ZmqLinkConfig::default(),
-        )
-        .await
-        .unwrap();
+        let link = ZmqLink::bind("z", "127.0.0.1:0", None, ZmqLinkConfig::default())
+            .await
+            .unwrap();
         let (host, port) = parse_address(link.address()).unwrap();
         assert_eq!(host, "127.0.0.1");
         assert_ne!(port, 0);
         assert!(link.address().starts_with("tcp://127.0.0.1:"));
 
-        let unspecified = ZmqLink::bind(
-            "z",
-            "tcp://0.0.0.0:0",
-            None,
-            tx.clone(),
-            ZmqLinkConfig::default(),
-        )
-        .await;
+        let unspecified =
+            ZmqLink::bind("z", "tcp://0.0.0.0:0", None, ZmqLinkConfig::default()).await;
         assert!(matches!(unspecified, Err(ZmqLinkError::UnspecifiedHost)));
         let advertised = ZmqLink::bind(
             "z",
             "tcp://0.0.0.0:0",
             Some("10.1.2.3"),
-            tx,
             ZmqLinkConfig::default(),
         )
         .await

@@ -1,0 +1,86 @@
+//! The TCP link's framing: `[len: u32 LE][header_len: u32 LE][header][payload]`, and mesh
+//! addresses.
+
+use std::io;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Encoder, LengthDelimitedCodec};
+
+/// A frame: `(header, payload)`.
+pub(super) type Frame = (Bytes, Bytes);
+
+/// Writes a frame straight into the socket buffer; frames are read back with [`codec`].
+#[derive(Debug)]
+pub(super) struct FrameEncoder;
+
+impl Encoder<Frame> for FrameEncoder {
+    type Error = io::Error;
+
+    fn encode(&mut self, (header, payload): Frame, dst: &mut BytesMut) -> io::Result<()> {
+        let len = 4 + header.len() + payload.len();
+        let len = u32::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mesh frame too large"))?;
+        dst.reserve(4 + len as usize);
+        dst.put_u32_le(len);
+        dst.put_u32_le(header.len() as u32);
+        dst.put_slice(&header);
+        dst.put_slice(&payload);
+        Ok(())
+    }
+}
+
+/// Splits a received frame into `(header, payload)`.
+pub(super) fn split_frame(mut frame: Bytes) -> Option<Frame> {
+    if frame.len() < 4 {
+        return None;
+    }
+    let header_len = frame.get_u32_le() as usize;
+    if header_len > frame.len() {
+        return None;
+    }
+    let header = frame.split_to(header_len);
+    Some((header, frame))
+}
+
+/// Reads frames of at most `max_frame` bytes.
+pub(super) fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .little_endian()
+        .length_field_type::<u32>()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// `tcp://host:port` → (host, port).
+pub(crate) fn parse_address(address: &str) -> Option<(String, u16)> {
+    let rest = address.strip_prefix("tcp://").unwrap_or(address);
+    let (host, port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_owned(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse() {
+        assert_eq!(
+            parse_address("tcp://127.0.0.1:5000"),
+            Some(("127.0.0.1".into(), 5000))
+        );
+        assert_eq!(parse_address("tcp://[::1]:7"), Some(("::1".into(), 7)));
+        assert_eq!(parse_address("tcp://nohost"), None);
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = BytesMut::new();
+        let frame = (Bytes::from_static(b"head"), Bytes::from_static(b"body"));
+        FrameEncoder.encode(frame.clone(), &mut buf).unwrap();
+        let len = buf.get_u32_le() as usize;
+        assert_eq!(len, buf.len());
+        assert_eq!(split_frame(buf.freeze()), Some(frame));
+        assert_eq!(split_frame(Bytes::from_static(&[9, 0, 0, 0, 1])), None);
+    }
+}

@@ -1,0 +1,187 @@
+//! The mesh node's liveness on a paused clock, over a scripted link: exact deadlines, what
+//! counts as hearing from a peer (only pongs), what a verdict does (requests fail, the link
+//! is reset, sends fail at once) and what undoes it (a pong to a ping sent after it).
+
+mod scripted;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use playhouse_mesh::proto::RouteHeader;
+use playhouse_mesh::{
+    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket,
+    ServerInfo, ServerState, ServerType,
+};
+use scripted::ScriptedLink;
+use tokio::time::{Instant, sleep};
+
+const INTERVAL: Duration = Duration::from_millis(100);
+const TIMEOUT: Duration = Duration::from_millis(450);
+const PING: u32 = 1;
+const PONG: u32 = 2;
+
+struct Ignore;
+
+impl InboundHandler for Ignore {
+    fn handle(&self, _mesh: &Mesh, _packet: RoutePacket) {}
+}
+
+/// Node `a` with peer `b` listed and connected.
+async fn node() -> (Mesh, Arc<ScriptedLink>) {
+    let directory = MemoryDirectory::new();
+    let b = ServerInfo {
+        server_type: ServerType::Play,
+        service_id: 1,
+        server_id: "b".to_owned(),
+        address: "tcp://10.0.0.2:5000".to_owned(),
+        state: ServerState::Running,
+        weight: 100,
+    };
+    directory
+        .publish(&b, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let link = Arc::new(ScriptedLink::default());
+    let mut config = MeshConfig::new("a", ServerType::Api);
+    config.heartbeat_interval = INTERVAL;
+    config.heartbeat_timeout = TIMEOUT;
+    config.refresh_interval = Duration::from_secs(60);
+    config.directory_ttl = Duration::from_secs(3600);
+    let mesh = Mesh::start(
+        config,
+        Arc::clone(&link) as Arc<dyn MeshLink>,
+        Arc::new(directory),
+        Arc::new(Ignore),
+    )
+    .await;
+    (mesh, link)
+}
+
+/// `b` answers every ping sent so far; returns when the last answered one was sent.
+fn answer_pings(link: &ScriptedLink) -> Option<Instant> {
+    let mut last = None;
+    for sent in link.take_sent() {
+        if sent.target == "b" && sent.header.liveness == PING {
+            let pong = RouteHeader {
+                liveness: PONG,
+                ..RouteHeader::default()
+            };
+            link.receive("b", pong, sent.payload);
+            last = Some(sent.at);
+        }
+    }
+    last
+}
+
+fn header(msg_id: &str) -> RouteHeader {
+    RouteHeader {
+        msg_id: msg_id.to_owned(),
+        ..RouteHeader::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_answers_pings_stays_up() {
+    let (a, link) = node().await;
+    for _ in 0..100 {
+        sleep(INTERVAL / 2).await;
+        answer_pings(&link);
+    }
+    assert_eq!(a.peers_declared_down(), 0);
+    assert!(link.resets().is_empty());
+    a.send("b", header("Note"), Bytes::new()).expect("b is up");
+}
+
+/// Messages from `b` other than pongs do not keep it alive (its messages still arriving
+/// says nothing about ours reaching it): declared down exactly a timeout after the last
+/// answered ping was sent; its request in flight fails at that instant with
+/// SERVER_NOT_FOUND, the link is reset, and sends fail at once.
+#[tokio::test(start_paused = true)]
+async fn only_pongs_count_and_a_verdict_fails_requests_and_resets_the_link() {
+    let (a, link) = node().await;
+    let mut last_answered = None;
+    for _ in 0..10 {
+        sleep(INTERVAL / 2).await;
+        last_answered = answer_pings(&link).or(last_answered);
+    }
+    let last_answered = last_answered.expect("pings were sent");
+    let in_flight = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let result = a.request("b", header("Work"), Bytes::new()).await;
+            (result, Instant::now())
+        })
+    };
+    // b keeps talking, but answers no ping.
+    for _ in 0..20 {
+        sleep(INTERVAL / 2).await;
+        link.receive("b", header("Note"), Bytes::from_static(b"still here"));
+        link.take_sent();
+    }
+    let (result, failed_at) = in_flight.await.unwrap();
+    assert!(
+        matches!(result, Err(MeshError::ServerNotFound(ref peer)) if peer == "b"),
+        "{result:?}"
+    );
+    assert_eq!(failed_at, last_answered + TIMEOUT, "failed at the deadline");
+    assert!(a.peers_declared_down() >= 1);
+    let resets = link.resets();
+    assert_eq!(
+        resets.first(),
+        Some(&("b".to_owned(), last_answered + TIMEOUT))
+    );
+    assert!(matches!(
+        a.send("b", header("Note"), Bytes::new()),
+        Err(MeshError::ServerNotFound(_))
+    ));
+}
+
+/// After a verdict, a pong to a ping sent before it proves nothing; a pong to a ping sent
+/// after it brings the peer back. While silent, it is reset again every timeout.
+#[tokio::test(start_paused = true)]
+async fn a_down_peer_is_back_once_it_answers_a_later_ping() {
+    let (a, link) = node().await;
+    sleep(INTERVAL / 2).await;
+    let early = link.take_sent();
+    let early_ping = early
+        .iter()
+        .find(|sent| sent.header.liveness == PING)
+        .expect("a ping at once")
+        .clone();
+    sleep(TIMEOUT * 2 + INTERVAL / 2).await;
+    assert_eq!(a.peers_declared_down(), 2, "reset again while silent");
+    assert_eq!(link.resets().len(), 2);
+    let pong = RouteHeader {
+        liveness: PONG,
+        ..RouteHeader::default()
+    };
+    link.receive("b", pong, early_ping.payload);
+    assert!(
+        a.send("b", header("Note"), Bytes::new()).is_err(),
+        "a stale pong"
+    );
+    sleep(INTERVAL).await;
+    assert!(answer_pings(&link).is_some());
+    a.send("b", header("Note"), Bytes::new()).expect("back");
+}
+
+/// A ping is answered with a pong carrying the same payload, and never reaches the handler.
+#[tokio::test(start_paused = true)]
+async fn pings_are_answered_with_their_payload() {
+    let (_a, link) = node().await;
+    link.take_sent();
+    let ping = RouteHeader {
+        liveness: PING,
+        ..RouteHeader::default()
+    };
+    link.receive("b", ping, Bytes::from_static(b"12345678"));
+    let pongs: Vec<_> = link
+        .take_sent()
+        .into_iter()
+        .filter(|sent| sent.header.liveness == PONG)
+        .collect();
+    assert_eq!(pongs.len(), 1);
+    assert_eq!(pongs[0].target, "b");
+    assert_eq!(&pongs[0].payload[..], b"12345678");
+}

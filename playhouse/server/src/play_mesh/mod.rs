@@ -1,0 +1,132 @@
+//! How a Play server answers the mesh: framework commands (see [`command`]), messages to its
+//! stages (`on_dispatch_server`) and system handlers.
+
+mod command;
+
+use std::sync::{Arc, Weak};
+
+use playhouse_mesh::{InboundHandler, Mesh, RoutePacket};
+use playhouse_protocol::{ErrorCode, MsgId, Packet};
+use prost::{Message, Name};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::api_sender::ApiSender;
+use crate::handlers::HandlerRegistry;
+use crate::metrics::Metrics;
+use crate::stage::mailbox::StageMsg;
+use crate::stage_host::StageHost;
+
+use self::command::Command;
+
+/// Most system handlers running at once; further requests get `SystemError`.
+const SYSTEM_HANDLER_LIMIT: usize = 10_000;
+
+/// The Play server's mesh inbound handler. Holds the stage host weakly: the host owns the
+/// mesh node, which owns this handler.
+pub(crate) struct PlayInbound {
+    host: Weak<StageHost>,
+    system: HandlerRegistry,
+    handler_limit: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl PlayInbound {
+    pub(crate) fn new(
+        host: &Arc<StageHost>,
+        system: HandlerRegistry,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        PlayInbound {
+            host: Arc::downgrade(host),
+            system,
+            handler_limit: Arc::new(Semaphore::new(SYSTEM_HANDLER_LIMIT)),
+            metrics,
+        }
+    }
+
+    /// Runs a system handler (`send_to_system` / `request_to_system`).
+    fn system(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
+        let sender = ApiSender::new(
+            Arc::clone(host.mesh()),
+            Some(packet.header.clone()),
+            host.services().clone(),
+        );
+        if !self
+            .system
+            .dispatch(mesh, packet.clone(), sender, &self.handler_limit)
+        {
+            reply_code(mesh, &packet, ErrorCode::HANDLER_NOT_FOUND);
+        }
+    }
+
+    /// Queues a mesh message into its stage's mailbox without blocking the mesh.
+    ///
+    /// This runs on the link's receive task, so it never waits. A full mailbox refuses the
+    /// message instead of queueing it anywhere else: a request is answered at once with
+    /// [`ErrorCode::STAGE_BUSY`], a one-way message is dropped; both are counted. Memory stays
+    /// bounded by the mailbox capacity, and what the stage does take keeps each sender's order
+    /// (nothing waits on the side to overtake, or be overtaken by, later messages).
+    fn to_stage(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
+        let Some(stage) = host.get(packet.header.stage_id) else {
+            reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
+            return;
+        };
+        match stage.tx.try_send(StageMsg::Server { packet }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(StageMsg::Server { packet })) => {
+                let request = packet.header.msg_seq != 0;
+                self.metrics.stage_busy(request);
+                tracing::debug!(
+                    stage_id = packet.header.stage_id,
+                    from = %packet.header.from,
+                    msg_id = %packet.header.msg_id,
+                    request,
+                    "stage mailbox full; mesh message refused"
+                );
+                reply_code(mesh, &packet, ErrorCode::STAGE_BUSY);
+            }
+            Err(mpsc::error::TrySendError::Closed(StageMsg::Server { packet })) => {
+                reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl InboundHandler for PlayInbound {
+    fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let header = &packet.header;
+        if header.is_framework {
+            match Command::parse(&packet) {
+                Ok(command) => command.apply(&host, mesh, packet),
+                Err(code) => reply_code(mesh, &packet, code),
+            }
+        } else if header.is_system {
+            self.system(&host, mesh, packet);
+        } else if header.stage_id != 0 {
+            self.to_stage(&host, mesh, packet);
+        } else {
+            reply_code(mesh, &packet, ErrorCode::HANDLER_NOT_FOUND);
+        }
+    }
+}
+
+fn reply_code(mesh: &Mesh, packet: &RoutePacket, code: ErrorCode) {
+    let empty = Packet::empty(MsgId::from(packet.header.msg_id.as_str()));
+    if let Err(error) = mesh.reply(&packet.header, code, empty) {
+        tracing::debug!(%error, "mesh reply not delivered");
+    }
+}
+
+fn reply_message<M: Message + Name>(mesh: &Mesh, packet: &RoutePacket, message: &M) {
+    if let Err(error) = mesh.reply(
+        &packet.header,
+        ErrorCode::SUCCESS,
+        Packet::from_message(message),
+    ) {
+        tracing::debug!(%error, "mesh reply not delivered");
+    }
+}

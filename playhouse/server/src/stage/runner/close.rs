@@ -1,0 +1,135 @@
+//! How a stage ends: the graceful close (every actor, then the stage, is told), and the
+//! last word to whatever is still queued once the loop is over.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use playhouse_protocol::{ErrorCode, MsgId, ServerFrame};
+use tokio::sync::mpsc;
+
+use super::StageRunner;
+use crate::sender::MeshSlot;
+use crate::session_handle::{Outbound, SessionHandle, SessionId};
+use crate::stage::actor::ReplyTarget;
+use crate::stage::env::StageEnv;
+use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageMsg};
+use crate::stage::{Actor, Stage};
+
+impl<S: Stage> StageRunner<S> {
+    /// Graceful close: every actor is told, then the stage.
+    pub(super) async fn close(&mut self) {
+        let actors = std::mem::take(&mut self.actors);
+        self.env.metrics.actors_left(actors.len());
+        for (_, mut cell) in actors {
+            cell.actor.on_destroy(&mut cell.link).await;
+            if let Some(session) = cell.link.session() {
+                session.push(Outbound::Detached(ErrorCode::STAGE_NOT_FOUND));
+                self.gone.insert(session.id, session.clone());
+            }
+        }
+        self.accounts.clear();
+        self.ctx.clients.clear();
+        self.stage.on_destroy(&mut self.ctx).await;
+        tracing::debug!("stage closed");
+    }
+
+    /// After stage code panicked: it is not trusted again, so clients are only told the
+    /// stage is gone.
+    pub(super) fn detach_after_panic(&mut self) {
+        for cell in self.actors.values() {
+            if let Some(session) = cell.link.session() {
+                session.push(Outbound::Detached(ErrorCode::STAGE_NOT_FOUND));
+                self.gone.insert(session.id, session.clone());
+            }
+        }
+    }
+
+    /// Leaves the registry and answers whatever is still queued.
+    pub(super) fn finish(&mut self) {
+        // Actors still here when stage code panicked.
+        self.env.metrics.actors_left(self.actors.len());
+        self.ctx.timers.clear();
+        self.ctx.game_loop = None;
+        self.ctx.tasks.abort_all();
+        self.env.registry.remove(self.stage_id, self.incarnation);
+        refuse_queued(
+            &mut self.rx,
+            self.stage_id,
+            self.created,
+            &self.gone,
+            &self.env.mesh,
+        );
+    }
+}
+
+/// A stage whose factory failed: it frees its id, then refuses its creator and whatever was
+/// queued for it, as a stage whose `on_create` failed would.
+pub(crate) fn refuse_stillborn(
+    env: &StageEnv,
+    stage_id: i64,
+    incarnation: u64,
+    mut rx: mpsc::Receiver<StageMsg>,
+    create: CreateRequest,
+) {
+    env.registry.remove(stage_id, incarnation);
+    if let Some(done) = create.done {
+        let _ = done.send(Err(ErrorCode::STAGE_CREATION_FAILED));
+    }
+    refuse_queued(&mut rx, stage_id, false, &HashMap::new(), &env.mesh);
+}
+
+/// Closes a finished stage's mailbox and answers what is still in it. Nothing queued goes
+/// unanswered: every request gets an error, every login another chance (or, for a stage
+/// that was never `created`, a refusal). `gone` are the connections of the actors the stage
+/// had, whose requests are answered.
+fn refuse_queued(
+    rx: &mut mpsc::Receiver<StageMsg>,
+    stage_id: i64,
+    created: bool,
+    gone: &HashMap<SessionId, SessionHandle>,
+    mesh: &MeshSlot,
+) {
+    rx.close();
+    let code = if created {
+        ErrorCode::STAGE_NOT_FOUND
+    } else {
+        ErrorCode::STAGE_CREATION_FAILED
+    };
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            StageMsg::Join { packet, done, .. } if created => {
+                let _ = done.send(JoinOutcome::StageGone { packet });
+            }
+            StageMsg::Join {
+                session,
+                reply_id,
+                seq,
+                done,
+                ..
+            } => {
+                session.send(error_frame(reply_id, seq, stage_id, code));
+                let _ = done.send(JoinOutcome::Rejected);
+            }
+            StageMsg::Client {
+                session,
+                seq,
+                packet,
+                ..
+            } if seq != 0 => {
+                if let Some(handle) = gone.get(&session) {
+                    handle.send(error_frame(packet.msg_id, seq, stage_id, code));
+                }
+            }
+            StageMsg::Server { packet } => {
+                if let Some(mesh) = mesh.get() {
+                    ReplyTarget::mesh(mesh.clone(), packet.header).reply_error(code);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn error_frame(msg_id: MsgId, seq: u16, stage_id: i64, code: ErrorCode) -> ServerFrame {
+    ServerFrame::new(msg_id, seq, stage_id, code, Bytes::new())
+}

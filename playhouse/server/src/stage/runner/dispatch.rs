@@ -1,0 +1,60 @@
+//! Mailbox messages handed to stage code: a client's message to its actor, a message from
+//! another server, a join, a dropped connection.
+
+use playhouse_protocol::{MsgId, Packet};
+
+use super::StageRunner;
+use crate::session_handle::SessionId;
+use crate::stage::Stage;
+use crate::stage::actor::ReplyTarget;
+use crate::stage::mailbox::StageMsg;
+
+impl<S: Stage> StageRunner<S> {
+    pub(super) async fn handle(&mut self, msg: StageMsg) {
+        match msg {
+            StageMsg::Join {
+                session,
+                reply_id,
+                seq,
+                packet,
+                done,
+            } => {
+                let outcome = self.join(session, reply_id, seq, packet).await;
+                let _ = done.send(outcome);
+            }
+            StageMsg::Client {
+                actor,
+                session,
+                seq,
+                packet,
+            } => self.dispatch(actor, session, seq, packet).await,
+            StageMsg::Disconnected { actor, session } => self.disconnected(actor, session).await,
+            StageMsg::Server { packet } => {
+                let playhouse_mesh::RoutePacket { header, payload } = packet;
+                let request = Packet::new(MsgId::from(header.msg_id.as_str()), payload);
+                // The header moves into the reply target: no copy per message.
+                self.ctx.server_reply = self
+                    .env
+                    .mesh
+                    .get()
+                    .map(|mesh| ReplyTarget::mesh(mesh.clone(), header));
+                self.stage.on_dispatch_server(&mut self.ctx, request).await;
+                self.ctx.server_reply = None;
+            }
+            StageMsg::Close => self.ctx.closing = true,
+        }
+    }
+
+    async fn dispatch(&mut self, actor: u64, session: SessionId, seq: u16, packet: Packet) {
+        let Some(cell) = self.actors.get_mut(&actor) else {
+            return;
+        };
+        if cell.link.session().map(|s| s.id) != Some(session) {
+            return; // from a connection the actor has since replaced
+        }
+        cell.link.begin(packet.msg_id.clone(), seq);
+        self.stage.on_dispatch(&mut self.ctx, cell, packet).await;
+        cell.link.end();
+        self.leave_if_asked(actor).await;
+    }
+}

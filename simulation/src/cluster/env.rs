@@ -1,0 +1,351 @@
+//! What every host, client and the run loop of one simulation share: the trace, the seeded
+//! random numbers, the directory, live servers, host faults, and helpers to wait in
+//! simulated time.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use playhouse::{ApiServer, MeshJoin, PlayServer};
+use playhouse_mesh::{MeshLink, TcpLink};
+
+use super::{MESH_PORT, Timing};
+use crate::directory::SimDirectory;
+use crate::net::{SimDialer, SimListener};
+use crate::rng::SimRng;
+use crate::trace::Trace;
+
+/// A host fault the run loop applies between two simulation steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostFault {
+    /// Kill a host's software, as when its machine dies: its connections vanish without a
+    /// FIN or RST (a crashed turmoil host does not even answer with RST); peers find out by
+    /// their heartbeats.
+    ///
+    /// (Why no FIN: turmoil closes a crashed host's sockets in the order its tokio runtime
+    /// drops tasks, which follows process-global task ids; the FINs would draw latencies from
+    /// the seeded generator in that order and a seed would not replay within one process.
+    /// The host is cut off for the instant of the crash, so they are dropped unsent.)
+    Crash(String),
+    /// Restart a host's software (after a crash, or killing it first).
+    Bounce(String),
+}
+
+/// A live server handle, for checks from the scenario script.
+#[derive(Clone, Debug)]
+pub enum Server {
+    /// A Play server.
+    Play(PlayServer),
+    /// An API server.
+    Api(ApiServer),
+}
+
+impl Server {
+    /// Requests in flight in the server's mesh node.
+    pub fn pending_requests(&self) -> usize {
+        let mesh = match self {
+            Server::Play(server) => server.mesh(),
+            Server::Api(server) => Some(server.mesh()),
+        };
+        mesh.map_or(0, |mesh| mesh.pending_requests())
+    }
+
+    /// Late replies the server's mesh node discarded.
+    pub fn late_replies(&self) -> u64 {
+        let mesh = match self {
+            Server::Play(server) => server.mesh(),
+            Server::Api(server) => Some(server.mesh()),
+        };
+        mesh.map_or(0, |mesh| mesh.late_replies())
+    }
+}
+
+/// An API workload: runs on the API server's host with its server.
+pub type Workload = Rc<dyn Fn(ApiServer, Env) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+#[derive(Default)]
+struct State {
+    faults: Vec<HostFault>,
+    servers: BTreeMap<String, Server>,
+    boots: BTreeMap<String, u64>,
+    stopped: BTreeSet<String>,
+    finished: BTreeSet<String>,
+}
+
+/// What every host, client and the run loop of one simulation share. Cheap to clone; lives
+/// on the simulation's one thread.
+#[derive(Clone)]
+pub struct Env {
+    /// The event trace.
+    pub trace: Trace,
+    /// The run's random numbers.
+    pub rng: SimRng,
+    /// The server directory.
+    pub directory: SimDirectory,
+    /// Timeouts.
+    pub timing: Timing,
+    stop: Rc<Cell<bool>>,
+    state: Rc<RefCell<State>>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").finish_non_exhaustive()
+    }
+}
+
+/// Sleeps `duration` of simulated time.
+pub async fn sleep(duration: Duration) {
+    tokio::time::sleep(duration).await;
+}
+
+/// Waits (in simulated time, checking every 5 ms) until `done()` or `limit` passes; returns
+/// whether `done()` became true.
+pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Tasks alive on the current host's runtime (connection tasks, server loops, ...).
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Waits until the current host runs no task, recording a violation when some outlive
+/// `limit` (a leak).
+pub async fn expect_no_tasks(env: &Env, who: &str, limit: Duration) {
+    if !wait_until(limit, || alive_tasks() == 0).await {
+        let alive = alive_tasks();
+        env.trace.violation(
+            who,
+            format!("task leak: {alive} tasks alive {limit:?} after shutdown"),
+        );
+    }
+}
+
+impl Env {
+    pub(super) fn new(seed: u64, timing: Timing) -> Env {
+        Env {
+            trace: Trace::new(),
+            rng: SimRng::new(seed),
+            directory: SimDirectory::new(),
+            timing,
+            stop: Rc::default(),
+            state: Rc::default(),
+        }
+    }
+
+    /// Asks the run loop to apply `fault` after the current step, and waits until it has.
+    pub async fn fault(&self, fault: HostFault) {
+        let name = match &fault {
+            HostFault::Crash(name) | HostFault::Bounce(name) => name.clone(),
+        };
+        self.trace.record("director", format_args!("{fault:?}"));
+        if matches!(fault, HostFault::Crash(_)) {
+            self.state.borrow_mut().servers.remove(&name);
+        }
+        self.state.borrow_mut().faults.push(fault);
+        let state = Rc::clone(&self.state);
+        wait_until(Duration::from_secs(1), || state.borrow().faults.is_empty()).await;
+    }
+
+    /// The live server `name`, if it is up.
+    pub fn server(&self, name: &str) -> Option<Server> {
+        self.state.borrow().servers.get(name).cloned()
+    }
+
+    /// The live Play server `name`.
+    pub fn play(&self, name: &str) -> Option<PlayServer> {
+        match self.server(name) {
+            Some(Server::Play(server)) => Some(server),
+            _ => None,
+        }
+    }
+
+    /// The live API server `name`.
+    pub fn api(&self, name: &str) -> Option<ApiServer> {
+        match self.server(name) {
+            Some(Server::Api(server)) => Some(server),
+            _ => None,
+        }
+    }
+
+    /// Waits until every server in `names` is up (registered in the mesh).
+    pub async fn wait_up(&self, names: &[&str], limit: Duration) -> bool {
+        let state = Rc::clone(&self.state);
+        let up = wait_until(limit, || {
+            let state = state.borrow();
+            names.iter().all(|n| state.servers.contains_key(*n))
+        })
+        .await;
+        self.trace.check("director", up, || {
+            format!("servers {names:?} not up in {limit:?}")
+        });
+        up
+    }
+
+    /// Waits until every server's directory view lists every server in `names`.
+    pub async fn wait_mesh(&self, names: &[&str], limit: Duration) -> bool {
+        let state = Rc::clone(&self.state);
+        let meshed = wait_until(limit, || {
+            let state = state.borrow();
+            names.iter().all(|name| {
+                let view = match state.servers.get(*name) {
+                    Some(Server::Play(s)) => s.mesh().map(|m| m.servers().all()),
+                    Some(Server::Api(s)) => Some(s.mesh().servers().all()),
+                    None => None,
+                };
+                view.is_some_and(|view| {
+                    names
+                        .iter()
+                        .all(|n| view.iter().any(|info| info.server_id == *n))
+                })
+            })
+        })
+        .await;
+        self.trace.check("director", meshed, || {
+            format!("mesh {names:?} not formed in {limit:?}")
+        });
+        meshed
+    }
+
+    /// Marks `name`'s workload or script finished.
+    pub fn finish(&self, name: &str) {
+        self.state.borrow_mut().finished.insert(name.to_owned());
+    }
+
+    /// Whether `name` has finished.
+    pub fn is_finished(&self, name: &str) -> bool {
+        self.state.borrow().finished.contains(name)
+    }
+
+    /// Waits until every name in `names` has finished.
+    pub async fn wait_finished(&self, names: &[String], limit: Duration) -> bool {
+        let state = Rc::clone(&self.state);
+        let done = wait_until(limit, || {
+            let state = state.borrow();
+            names.iter().all(|n| state.finished.contains(n))
+        })
+        .await;
+        self.trace.check("director", done, || {
+            format!("{names:?} did not finish in {limit:?}")
+        });
+        done
+    }
+
+    /// Checks every live server is idle (call it once every client has left): no client
+    /// session still open (a half-open one must have timed out), no mesh request pending.
+    pub async fn check_idle(&self) {
+        let servers: Vec<(String, Server)> = self
+            .state
+            .borrow()
+            .servers
+            .iter()
+            .map(|(name, server)| (name.clone(), server.clone()))
+            .collect();
+        let limit = self.timing.idle_timeout + Duration::from_secs(1);
+        for (name, server) in servers {
+            if let Server::Play(play) = &server {
+                let closed = wait_until(limit, || play.session_count() == 0).await;
+                self.trace.check(&name, closed, || {
+                    format!(
+                        "{} client sessions still open after every client left",
+                        play.session_count()
+                    )
+                });
+            }
+            let settled = wait_until(self.timing.mesh_request_timeout, || {
+                server.pending_requests() == 0
+            })
+            .await;
+            self.trace.check(&name, settled, || {
+                format!(
+                    "{} mesh requests still pending at the end",
+                    server.pending_requests()
+                )
+            });
+        }
+    }
+
+    /// Checks the servers are idle ([`Env::check_idle`]), stops every server gracefully and
+    /// waits until each has checked for leaked tasks.
+    pub async fn stop_servers(&self) {
+        self.check_idle().await;
+        let names: Vec<String> = self.state.borrow().servers.keys().cloned().collect();
+        self.stop.set(true);
+        let state = Rc::clone(&self.state);
+        let stopped = wait_until(Duration::from_secs(20), || {
+            let state = state.borrow();
+            names.iter().all(|n| state.stopped.contains(n))
+        })
+        .await;
+        self.trace.check("director", stopped, || {
+            format!("servers {names:?} did not stop")
+        });
+    }
+
+    /// Host faults asked for since the last call (the run loop applies them).
+    pub(super) fn take_faults(&self) -> Vec<HostFault> {
+        std::mem::take(&mut self.state.borrow_mut().faults)
+    }
+
+    pub(super) fn next_boot(&self, name: &str) -> u64 {
+        let mut state = self.state.borrow_mut();
+        let boot = state.boots.entry(name.to_owned()).or_default();
+        *boot += 1;
+        *boot
+    }
+
+    pub(super) fn register(&self, name: &str, server: Server) {
+        self.state
+            .borrow_mut()
+            .servers
+            .insert(name.to_owned(), server);
+    }
+
+    pub(super) async fn wait_stop(&self) {
+        while !self.stop.get() {
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub(super) fn stopped(&self, name: &str) {
+        let mut state = self.state.borrow_mut();
+        state.servers.remove(name);
+        state.stopped.insert(name.to_owned());
+    }
+
+    /// A mesh link on this host, advertised under the host's name.
+    pub(super) async fn link(&self, name: &str) -> std::io::Result<Arc<dyn MeshLink>> {
+        let listener = SimListener::bind(MESH_PORT).await?;
+        let address = format!("tcp://{name}:{MESH_PORT}");
+        let link = TcpLink::new(name, listener, address, SimDialer, self.timing.link);
+        Ok(Arc::new(link))
+    }
+
+    pub(super) fn join(&self, link: Arc<dyn MeshLink>) -> MeshJoin {
+        let timing = &self.timing;
+        MeshJoin::link(link, Arc::new(self.directory.clone()))
+            .refresh_interval(timing.refresh_interval)
+            .directory_ttl(timing.directory_ttl)
+            .request_timeout(timing.mesh_request_timeout)
+            .heartbeat(
+                timing.mesh_heartbeat_interval,
+                timing.mesh_heartbeat_timeout,
+            )
+    }
+}
