@@ -1,10 +1,13 @@
 //! The PlayHouse server mesh: how servers find and talk to each other.
 //!
 //! Every server has a string id (`play-1`, `api-2`). A mesh message is
-//! `[target id][RouteHeader][payload]`; the receiver sees the sender's id instead.
+//! `[target id][route header][payload]`; the receiver sees the sender's id instead.
 //!
-//! * [`proto`]: the [`RouteHeader`](proto::RouteHeader) and the framework commands
-//!   (create / get-or-create / destroy stage), generated from `proto/route_header.proto`.
+//! * [`Route`]: what a message says about itself (id, target stage, account, flags; on
+//!   receipt also its sender and whether it is a request). The node owns the rest of the
+//!   wire header (sequences, reply and liveness flags).
+//! * [`proto`]: the framework commands (create / get-or-create / destroy stage), generated
+//!   from `proto/route_header.proto`.
 //! * [`MeshLink`]: moves frames between servers, nothing more. [`ZmqLink`] over ZeroMQ
 //!   ROUTER sockets (what the processes ship with); [`TcpLink`] speaks length-delimited frames
 //!   over any byte stream (production, or a simulated network).
@@ -29,6 +32,8 @@ mod node;
 pub mod proto;
 #[cfg(feature = "redis")]
 mod redis_directory;
+mod route;
+mod wire;
 
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
@@ -48,3 +53,4 @@ pub use node::{
 };
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
+pub use route::Route;

@@ -15,13 +15,14 @@ use crate::directory::{Directory, ServerInfo, ServerInfoCenter, ServerState, Ser
 use crate::error::MeshError;
 use crate::link::{LinkError, LinkEvent, MeshLink};
 use crate::liveness::{self, Liveness};
-use crate::proto::RouteHeader;
+use crate::route::Route;
+use crate::wire::RouteHeader;
 
-/// A mesh message: its routing header and payload.
+/// A mesh message: its route and payload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RoutePacket {
     /// Routing information.
-    pub header: RouteHeader,
+    pub route: Route,
     /// Message body.
     pub payload: Bytes,
 }
@@ -29,22 +30,19 @@ pub struct RoutePacket {
 impl RoutePacket {
     /// The message as a [`Packet`] (id from the header).
     pub fn packet(&self) -> Packet {
-        Packet::new(
-            MsgId::from(self.header.msg_id.as_str()),
-            self.payload.clone(),
-        )
+        Packet::new(MsgId::from(self.route.msg_id()), self.payload.clone())
     }
 
     /// The error code of a reply.
     pub fn error_code(&self) -> ErrorCode {
-        ErrorCode(u16::try_from(self.header.error_code).unwrap_or(u16::MAX))
+        self.route.error_code()
     }
 }
 
 /// Receives every mesh message that is not a reply. Called on the mesh's receive task: it
 /// must hand work off (e.g. to a stage mailbox, or a spawned task) rather than await it.
 pub trait InboundHandler: Send + Sync + 'static {
-    /// One incoming message (`packet.header.from` is the sender).
+    /// One incoming message (`packet.route.from()` is the sender).
     fn handle(&self, mesh: &Mesh, packet: RoutePacket);
 }
 
@@ -372,12 +370,8 @@ impl Mesh {
     }
 
     /// Sends a one-way message to `target`.
-    pub fn send(
-        &self,
-        target: &str,
-        mut header: RouteHeader,
-        payload: Bytes,
-    ) -> Result<(), MeshError> {
+    pub fn send(&self, target: &str, route: Route, payload: Bytes) -> Result<(), MeshError> {
+        let mut header = route.header;
         header.msg_seq = 0;
         header.is_reply = false;
         self.send_raw(target, header, payload)
@@ -388,10 +382,10 @@ impl Mesh {
     pub async fn request(
         &self,
         target: &str,
-        header: RouteHeader,
+        route: Route,
         payload: Bytes,
     ) -> Result<RoutePacket, MeshError> {
-        self.request_with_timeout(target, header, payload, self.inner.config.request_timeout)
+        self.request_with_timeout(target, route, payload, self.inner.config.request_timeout)
             .await
     }
 
@@ -399,7 +393,7 @@ impl Mesh {
     pub async fn request_with_timeout(
         &self,
         target: &str,
-        mut header: RouteHeader,
+        route: Route,
         payload: Bytes,
         timeout: Duration,
     ) -> Result<RoutePacket, MeshError> {
@@ -413,6 +407,7 @@ impl Mesh {
             seq,
             armed: true,
         };
+        let mut header = route.header;
         header.msg_seq = seq;
         header.is_reply = false;
         self.send_raw(target, header, payload)?;
@@ -427,17 +422,14 @@ impl Mesh {
         }
     }
 
-    /// Answers `request` (a header received by this server) with `code` and a packet.
+    /// Answers `request` (the route of a message this server received) with `code` and a
+    /// packet. A message that is not a request needs no answer: nothing is sent.
     ///
     /// A requester this server has not connected to yet (it joined since the last directory
     /// refresh) is not an error: the directory is refreshed and delivery retried on a task
     /// for up to [`REPLY_RETRY`], so the reply is not lost to a race.
-    pub fn reply(
-        &self,
-        request: &RouteHeader,
-        code: ErrorCode,
-        packet: Packet,
-    ) -> Result<(), MeshError> {
+    pub fn reply(&self, request: &Route, code: ErrorCode, packet: Packet) -> Result<(), MeshError> {
+        let request = &request.header;
         if request.msg_seq == 0 {
             return Ok(());
         }
@@ -555,9 +547,13 @@ impl Mesh {
                 }
                 header.from.clear();
                 header.from.push_str(&from);
-                let packet = RoutePacket { header, payload };
-                if packet.header.is_reply {
-                    let seq = packet.header.msg_seq;
+                let is_reply = header.is_reply;
+                let seq = header.msg_seq;
+                let packet = RoutePacket {
+                    route: Route::from_header(header),
+                    payload,
+                };
+                if is_reply {
                     let code = packet.error_code();
                     let result = if code.is_success() {
                         Ok(packet)

@@ -1,4 +1,8 @@
-//! Generated protobuf types of `proto/route_header.proto`.
-#![allow(missing_docs, unreachable_pub, clippy::all)]
+//! The framework commands a Play server answers (create / get-or-create / destroy stage),
+//! generated from `proto/route_header.proto`. The route header itself is the node's business:
+//! senders and receivers see it as a [`Route`](crate::Route).
 
-include!(concat!(env!("OUT_DIR"), "/playhouse.mesh.rs"));
+pub use crate::wire::{
+    CreateStageReq, CreateStageRes, DestroyStageReq, DestroyStageRes, GetOrCreateStageReq,
+    GetOrCreateStageRes,
+};

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
     DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, MemoryDirectory, Mesh,
-    MeshConfig, MeshError, MeshLink, RoutePacket, ServerInfo, ServerState, ServerType,
+    MeshConfig, MeshError, MeshLink, Route, RoutePacket, ServerInfo, ServerState, ServerType,
 };
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -141,7 +140,7 @@ fn peer(id: &str) -> ServerInfo {
 }
 
 fn routable(mesh: &Mesh, id: &str) -> bool {
-    let sent = mesh.send(id, RouteHeader::default(), Bytes::new());
+    let sent = mesh.send(id, Route::default(), Bytes::new());
     match sent {
         Ok(()) => true,
         Err(MeshError::ServerNotFound(_)) => false,

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
     Directory, DirectoryError, InboundHandler, Mesh, MeshConfig, RedisDirectory,
-    RedisDirectoryConfig, RoutePacket, ServerInfo, ServerState, ServerType, TcpLink, TcpLinkConfig,
+    RedisDirectoryConfig, Route, RoutePacket, ServerInfo, ServerState, ServerType, TcpLink,
+    TcpLinkConfig,
 };
 use playhouse_protocol::ErrorCode;
 use redis::aio::MultiplexedConnection;
@@ -321,7 +321,7 @@ struct Echo;
 
 impl InboundHandler for Echo {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
-        let _ = mesh.reply(&packet.header, ErrorCode::SUCCESS, packet.packet());
+        let _ = mesh.reply(&packet.route, ErrorCode::SUCCESS, packet.packet());
     }
 }
 
@@ -344,11 +344,8 @@ async fn node_refreshing(
     Mesh::start(config, Arc::new(link), Arc::new(directory), Arc::new(Echo)).await
 }
 
-fn header(msg_id: &str) -> RouteHeader {
-    RouteHeader {
-        msg_id: msg_id.to_owned(),
-        ..RouteHeader::default()
-    }
+fn header(msg_id: &str) -> Route {
+    Route::new(msg_id)
 }
 
 #[tokio::test]
@@ -375,7 +372,7 @@ async fn two_meshes_find_each_other_through_redis_only() {
         }
     };
     assert_eq!(&reply.payload[..], b"over redis");
-    assert_eq!(reply.header.from, "b");
+    assert_eq!(reply.route.from(), "b");
     assert_eq!(
         a.servers().get("b").map(|s| s.address),
         Some(b.address().to_owned())

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket,
-    ServerInfo, ServerState, ServerType,
+    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, Route,
+    RoutePacket, ServerInfo, ServerState, ServerType,
 };
-use scripted::ScriptedLink;
+use scripted::{ScriptedLink, WireHeader};
 use tokio::time::{Instant, sleep};
 
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -63,9 +62,9 @@ fn answer_pings(link: &ScriptedLink) -> Option<Instant> {
     let mut last = None;
     for sent in link.take_sent() {
         if sent.target == "b" && sent.header.liveness == PING {
-            let pong = RouteHeader {
+            let pong = WireHeader {
                 liveness: PONG,
-                ..RouteHeader::default()
+                ..WireHeader::default()
             };
             link.receive("b", pong, sent.payload);
             last = Some(sent.at);
@@ -74,10 +73,14 @@ fn answer_pings(link: &ScriptedLink) -> Option<Instant> {
     last
 }
 
-fn header(msg_id: &str) -> RouteHeader {
-    RouteHeader {
-        msg_id: msg_id.to_owned(),
-        ..RouteHeader::default()
+fn header(msg_id: &str) -> Route {
+    Route::new(msg_id)
+}
+
+fn note() -> WireHeader {
+    WireHeader {
+        msg_id: "Note".to_owned(),
+        ..WireHeader::default()
     }
 }
 
@@ -116,7 +119,7 @@ async fn only_pongs_count_and_a_verdict_fails_requests_and_resets_the_link() {
     // b keeps talking, but answers no ping.
     for _ in 0..20 {
         sleep(INTERVAL / 2).await;
-        link.receive("b", header("Note"), Bytes::from_static(b"still here"));
+        link.receive("b", note(), Bytes::from_static(b"still here"));
         link.take_sent();
     }
     let (result, failed_at) = in_flight.await.unwrap();
@@ -152,9 +155,9 @@ async fn a_down_peer_is_back_once_it_answers_a_later_ping() {
     sleep(TIMEOUT * 2 + INTERVAL / 2).await;
     assert_eq!(a.peers_declared_down(), 2, "reset again while silent");
     assert_eq!(link.resets().len(), 2);
-    let pong = RouteHeader {
+    let pong = WireHeader {
         liveness: PONG,
-        ..RouteHeader::default()
+        ..WireHeader::default()
     };
     link.receive("b", pong, early_ping.payload);
     assert!(
@@ -171,9 +174,9 @@ async fn a_down_peer_is_back_once_it_answers_a_later_ping() {
 async fn pings_are_answered_with_their_payload() {
     let (_a, link) = node().await;
     link.take_sent();
-    let ping = RouteHeader {
+    let ping = WireHeader {
         liveness: PING,
-        ..RouteHeader::default()
+        ..WireHeader::default()
     };
     link.receive("b", ping, Bytes::from_static(b"12345678"));
     let pongs: Vec<_> = link

@@ -7,11 +7,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use playhouse_mesh::MeshError;
 use playhouse_mesh::proto::{
     CreateStageReq, CreateStageRes, DestroyStageReq, DestroyStageRes, GetOrCreateStageReq,
-    GetOrCreateStageRes, RouteHeader,
+    GetOrCreateStageRes,
 };
+use playhouse_mesh::{MeshError, Route};
 use playhouse_protocol::{MsgId, Packet};
 use prost::Message;
 
@@ -44,7 +44,7 @@ pub struct GetOrCreateStageResult {
 #[derive(Clone)]
 pub struct ApiSender {
     sender: Sender,
-    request: Option<Arc<RouteHeader>>,
+    request: Option<Arc<Route>>,
     services: Services,
 }
 
@@ -65,8 +65,8 @@ impl Deref for ApiSender {
 }
 
 impl ApiSender {
-    pub(crate) fn new(mesh: MeshSlot, request: Option<RouteHeader>, services: Services) -> Self {
-        let account: Arc<str> = Arc::from(request.as_ref().map_or("", |h| h.account_id.as_str()));
+    pub(crate) fn new(mesh: MeshSlot, request: Option<Route>, services: Services) -> Self {
+        let account: Arc<str> = Arc::from(request.as_ref().map_or("", |h| h.account_id()));
         ApiSender {
             sender: Sender::new(mesh, 0, account),
             request: request.map(Arc::new),
@@ -83,19 +83,17 @@ impl ApiSender {
 
     /// The server that sent the request being handled (empty outside a request).
     pub fn from(&self) -> &str {
-        self.request.as_deref().map_or("", |h| h.from.as_str())
+        self.request.as_deref().map_or("", |h| h.from())
     }
 
     /// The account id the request carries.
     pub fn account_id(&self) -> &str {
-        self.request
-            .as_deref()
-            .map_or("", |h| h.account_id.as_str())
+        self.request.as_deref().map_or("", |h| h.account_id())
     }
 
     /// The stage the request came from (for requests sent by stages), else 0.
     pub fn stage_id(&self) -> i64 {
-        self.request.as_deref().map_or(0, |h| h.reply_stage_id)
+        self.request.as_deref().map_or(0, |h| h.reply_stage_id())
     }
 
     fn framework<Req: Message + prost::Name, Res: Message + Default>(
@@ -103,11 +101,7 @@ impl ApiSender {
         play_id: &str,
         request: Req,
     ) -> impl Future<Output = Result<Res, MeshError>> + Send + 'static {
-        let header = RouteHeader {
-            msg_id: Req::NAME.to_owned(),
-            is_framework: true,
-            ..RouteHeader::default()
-        };
+        let header = Route::new(Req::NAME).with_framework(true);
         let mesh = self.sender.mesh().cloned();
         let play_id = play_id.to_owned();
         let payload = Bytes::from(request.encode_to_vec());

@@ -121,16 +121,16 @@ impl InboundHandler for ApiInbound {
         };
         let sender = ApiSender::new(
             Arc::clone(&shared.mesh),
-            Some(packet.header.clone()),
+            Some(packet.route.clone()),
             shared.services.clone(),
         );
-        let header = packet.header.clone();
+        let header = packet.route.clone();
         if !shared
             .handlers
             .dispatch(mesh, packet, sender, &shared.limit)
         {
-            tracing::debug!(msg_id = %header.msg_id, from = %header.from, "no handler");
-            let empty = Packet::empty(MsgId::from(header.msg_id.as_str()));
+            tracing::debug!(msg_id = %header.msg_id(), from = %header.from(), "no handler");
+            let empty = Packet::empty(MsgId::from(header.msg_id()));
             let _ = mesh.reply(&header, ErrorCode::HANDLER_NOT_FOUND, empty);
         }
     }

@@ -135,34 +135,34 @@ impl HandlerRegistry {
         sender: ApiSender,
         limit: &Arc<Semaphore>,
     ) -> bool {
-        let header = packet.header;
-        let Some(handler) = self.get(header.is_system, &header.msg_id) else {
+        let header = packet.route;
+        let Some(handler) = self.get(header.is_system(), header.msg_id()) else {
             return false;
         };
         let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
-            tracing::warn!(msg_id = %header.msg_id, "too many handlers running; refused");
+            tracing::warn!(msg_id = %header.msg_id(), "too many handlers running; refused");
             let _ = mesh.reply(
                 &header,
                 ErrorCode::SYSTEM_ERROR,
-                Packet::empty(header.msg_id.clone()),
+                Packet::empty(header.msg_id()),
             );
             return true;
         };
-        let request = Packet::new(header.msg_id.as_str(), packet.payload);
+        let request = Packet::new(header.msg_id(), packet.payload);
         let run = handler(request, sender);
         let mesh = mesh.clone();
         tokio::spawn(async move {
             let result = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(result) => result,
                 Err(_) => {
-                    tracing::error!(msg_id = %header.msg_id, "handler panicked");
+                    tracing::error!(msg_id = %header.msg_id(), "handler panicked");
                     Err(ErrorCode::INTERNAL_ERROR)
                 }
             };
             drop(permit);
             let reply = match result {
                 Ok(reply) => mesh.reply(&header, ErrorCode::SUCCESS, reply),
-                Err(code) => mesh.reply(&header, code, Packet::empty(header.msg_id.clone())),
+                Err(code) => mesh.reply(&header, code, Packet::empty(header.msg_id())),
             };
             if let Err(error) = reply {
                 tracing::debug!(%error, "reply not delivered");

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use playhouse_mesh::proto::RouteHeader;
+use playhouse_mesh::Route;
 use playhouse_mesh::{Mesh, MeshError, RoutingPolicy, ServerType};
 use playhouse_protocol::Packet;
 
@@ -56,15 +56,12 @@ impl Sender {
             .ok_or_else(|| MeshError::ServerNotFound(target.to_owned()))
     }
 
-    fn header(&self, packet: &Packet, stage_id: i64, is_system: bool) -> RouteHeader {
-        RouteHeader {
-            msg_id: packet.msg_id.to_string(),
-            stage_id,
-            account_id: self.account_id.to_string(),
-            reply_stage_id: self.stage_id,
-            is_system,
-            ..RouteHeader::default()
-        }
+    fn header(&self, packet: &Packet, stage_id: i64, is_system: bool) -> Route {
+        Route::new(packet.msg_id.to_string())
+            .with_stage(stage_id)
+            .with_account(self.account_id.to_string())
+            .with_reply_stage(self.stage_id)
+            .with_system(is_system)
     }
 
     fn send(

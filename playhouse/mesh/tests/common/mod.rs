@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{
-    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, RoutePacket,
-    ServerType,
+    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, Route,
+    RoutePacket, ServerType,
 };
 use playhouse_protocol::{ErrorCode, Packet};
 use tokio::sync::mpsc;
@@ -36,7 +35,7 @@ struct Handler {
 
 impl InboundHandler for Handler {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
-        let id = packet.header.msg_id.as_str();
+        let id = packet.route.msg_id();
         if id == "Count" || id == "Hold" {
             *self
                 .executed
@@ -47,19 +46,19 @@ impl InboundHandler for Handler {
         }
         match id {
             "Count" => {
-                let _ = mesh.reply(&packet.header, ErrorCode::SUCCESS, packet.packet());
+                let _ = mesh.reply(&packet.route, ErrorCode::SUCCESS, packet.packet());
             }
             "Echo" => {
-                let _ = mesh.reply(&packet.header, ErrorCode::SUCCESS, packet.packet());
+                let _ = mesh.reply(&packet.route, ErrorCode::SUCCESS, packet.packet());
             }
             "Fail" => {
-                let _ = mesh.reply(&packet.header, ErrorCode(1234), Packet::empty("Failed"));
+                let _ = mesh.reply(&packet.route, ErrorCode(1234), Packet::empty("Failed"));
             }
             "Slow" => {
                 let mesh = mesh.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    let _ = mesh.reply(&packet.header, ErrorCode::SUCCESS, packet.packet());
+                    let _ = mesh.reply(&packet.route, ErrorCode::SUCCESS, packet.packet());
                 });
             }
             "Note" => {
@@ -110,11 +109,8 @@ pub(crate) async fn node_with(
     }
 }
 
-pub(crate) fn header(msg_id: &str) -> RouteHeader {
-    RouteHeader {
-        msg_id: msg_id.to_owned(),
-        ..RouteHeader::default()
-    }
+pub(crate) fn header(msg_id: &str) -> Route {
+    Route::new(msg_id)
 }
 
 /// Requests until the peer answers (connections come up asynchronously after a refresh).
@@ -145,10 +141,10 @@ pub(crate) async fn request_reply_send_and_remote_errors(bind: Bind) {
         .await
         .unwrap();
     assert_eq!(
-        (reply.header.msg_id.as_str(), &reply.payload[..]),
+        (reply.route.msg_id(), &reply.payload[..]),
         ("Echo", &b"hi"[..])
     );
-    assert_eq!(reply.header.from, "b");
+    assert_eq!(reply.route.from(), "b");
 
     match a.mesh.request("b", header("Fail"), Bytes::new()).await {
         Err(MeshError::Remote { code, packet }) => {
@@ -166,10 +162,10 @@ pub(crate) async fn request_reply_send_and_remote_errors(bind: Bind) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (note.header.from.as_str(), &note.payload[..]),
+        (note.route.from(), &note.payload[..]),
         ("a", &b"one-way"[..])
     );
-    assert_eq!(note.header.msg_seq, 0);
+    assert!(!note.route.is_request());
 
     // Many requests in flight at once, all answered, in any order.
     let requests = (0..200u32).map(|i| {
@@ -197,7 +193,7 @@ pub(crate) async fn a_server_can_send_to_itself(bind: Bind) {
         .await
         .unwrap();
     assert_eq!(&reply.payload[..], b"me");
-    assert_eq!(reply.header.from, "solo");
+    assert_eq!(reply.route.from(), "solo");
     a.mesh
         .send("solo", header("Note"), Bytes::from_static(b"note to self"))
         .unwrap();

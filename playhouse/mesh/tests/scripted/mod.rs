@@ -9,16 +9,31 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use playhouse_mesh::proto::RouteHeader;
 use playhouse_mesh::{EventSink, LinkError, LinkEvent, MeshLink};
 use prost::Message;
 use tokio::time::Instant;
+
+/// The route header as the wire carries it (`proto/route_header.proto`), decoded here
+/// independently of the mesh crate's generated type: the fields these tests look at.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct WireHeader {
+    #[prost(uint32, tag = "1")]
+    pub(crate) msg_seq: u32,
+    #[prost(string, tag = "3")]
+    pub(crate) msg_id: String,
+    #[prost(string, tag = "5")]
+    pub(crate) from: String,
+    #[prost(bool, tag = "9")]
+    pub(crate) is_reply: bool,
+    #[prost(uint32, tag = "13")]
+    pub(crate) liveness: u32,
+}
 
 /// A frame the node sent.
 #[derive(Clone, Debug)]
 pub(crate) struct Sent {
     pub(crate) target: String,
-    pub(crate) header: RouteHeader,
+    pub(crate) header: WireHeader,
     pub(crate) payload: Bytes,
     pub(crate) at: Instant,
 }
@@ -89,7 +104,7 @@ impl ScriptedLink {
     }
 
     /// A message from `from`.
-    pub(crate) fn receive(&self, from: &str, header: RouteHeader, payload: Bytes) {
+    pub(crate) fn receive(&self, from: &str, header: WireHeader, payload: Bytes) {
         self.deliver(LinkEvent::Message {
             from: Arc::from(from),
             header: Bytes::from(header.encode_to_vec()),
@@ -128,7 +143,7 @@ impl MeshLink for ScriptedLink {
         let mut state = self.state();
         match state.peers.get(target) {
             Some(true) => {
-                let header = RouteHeader::decode(header).expect("the node encodes headers");
+                let header = WireHeader::decode(header).expect("the node encodes headers");
                 state.sent.push(Sent {
                     target: target.to_owned(),
                     header,

@@ -32,7 +32,7 @@ impl Command {
     /// no command, [`ErrorCode::INVALID_MESSAGE`] for a payload that does not decode.
     pub(super) fn parse(packet: &RoutePacket) -> Result<Command, ErrorCode> {
         let payload = packet.payload.clone();
-        let command = match packet.header.msg_id.as_str() {
+        let command = match packet.route.msg_id() {
             CreateStageReq::NAME => CreateStageReq::decode(payload).map(Command::Create),
             GetOrCreateStageReq::NAME => {
                 GetOrCreateStageReq::decode(payload).map(Command::GetOrCreate)

@@ -48,7 +48,7 @@ impl PlayInbound {
     fn system(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
         let sender = ApiSender::new(
             Arc::clone(host.mesh()),
-            Some(packet.header.clone()),
+            Some(packet.route.clone()),
             host.services().clone(),
         );
         if !self
@@ -67,19 +67,19 @@ impl PlayInbound {
     /// bounded by the mailbox capacity, and what the stage does take keeps each sender's order
     /// (nothing waits on the side to overtake, or be overtaken by, later messages).
     fn to_stage(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
-        let Some(stage) = host.get(packet.header.stage_id) else {
+        let Some(stage) = host.get(packet.route.stage_id()) else {
             reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
             return;
         };
         match stage.tx.try_send(StageMsg::Server { packet }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(StageMsg::Server { packet })) => {
-                let request = packet.header.msg_seq != 0;
+                let request = packet.route.is_request();
                 self.metrics.stage_busy(request);
                 tracing::debug!(
-                    stage_id = packet.header.stage_id,
-                    from = %packet.header.from,
-                    msg_id = %packet.header.msg_id,
+                    stage_id = packet.route.stage_id(),
+                    from = %packet.route.from(),
+                    msg_id = %packet.route.msg_id(),
                     request,
                     "stage mailbox full; mesh message refused"
                 );
@@ -98,15 +98,15 @@ impl InboundHandler for PlayInbound {
         let Some(host) = self.host.upgrade() else {
             return;
         };
-        let header = &packet.header;
-        if header.is_framework {
+        let header = &packet.route;
+        if header.is_framework() {
             match Command::parse(&packet) {
                 Ok(command) => command.apply(&host, mesh, packet),
                 Err(code) => reply_code(mesh, &packet, code),
             }
-        } else if header.is_system {
+        } else if header.is_system() {
             self.system(&host, mesh, packet);
-        } else if header.stage_id != 0 {
+        } else if header.stage_id() != 0 {
             self.to_stage(&host, mesh, packet);
         } else {
             reply_code(mesh, &packet, ErrorCode::HANDLER_NOT_FOUND);
@@ -115,15 +115,15 @@ impl InboundHandler for PlayInbound {
 }
 
 fn reply_code(mesh: &Mesh, packet: &RoutePacket, code: ErrorCode) {
-    let empty = Packet::empty(MsgId::from(packet.header.msg_id.as_str()));
-    if let Err(error) = mesh.reply(&packet.header, code, empty) {
+    let empty = Packet::empty(MsgId::from(packet.route.msg_id()));
+    if let Err(error) = mesh.reply(&packet.route, code, empty) {
         tracing::debug!(%error, "mesh reply not delivered");
     }
 }
 
 fn reply_message<M: Message + Name>(mesh: &Mesh, packet: &RoutePacket, message: &M) {
     if let Err(error) = mesh.reply(
-        &packet.header,
+        &packet.route,
         ErrorCode::SUCCESS,
         Packet::from_message(message),
     ) {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use playhouse_mesh::Mesh;
-use playhouse_mesh::proto::RouteHeader;
+use playhouse_mesh::Route;
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 
 use crate::Services;
@@ -190,13 +190,13 @@ enum ReplyTo {
     },
     Mesh {
         mesh: Mesh,
-        request: RouteHeader,
+        request: Route,
     },
 }
 
 impl ReplyTarget {
     /// The reply to a mesh request.
-    pub(crate) fn mesh(mesh: Mesh, request: RouteHeader) -> Self {
+    pub(crate) fn mesh(mesh: Mesh, request: Route) -> Self {
         ReplyTarget {
             to: ReplyTo::Mesh { mesh, request },
         }
@@ -229,7 +229,7 @@ impl ReplyTarget {
                 stage_id,
             } => session.send(ServerFrame::new(msg_id, seq, stage_id, code, Bytes::new())),
             ReplyTo::Mesh { mesh, request } => {
-                let packet = Packet::new(MsgId::from(request.msg_id.as_str()), Bytes::new());
+                let packet = Packet::new(MsgId::from(request.msg_id()), Bytes::new());
                 if let Err(error) = mesh.reply(&request, code, packet) {
                     tracing::debug!(%error, "mesh reply not delivered");
                 }

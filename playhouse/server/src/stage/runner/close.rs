@@ -122,7 +122,7 @@ fn refuse_queued(
             }
             StageMsg::Server { packet } => {
                 if let Some(mesh) = mesh.get() {
-                    ReplyTarget::mesh(mesh.clone(), packet.header).reply_error(code);
+                    ReplyTarget::mesh(mesh.clone(), packet.route).reply_error(code);
                 }
             }
             _ => {}

@@ -30,8 +30,11 @@ impl<S: Stage> StageRunner<S> {
             } => self.dispatch(actor, session, seq, packet).await,
             StageMsg::Disconnected { actor, session } => self.disconnected(actor, session).await,
             StageMsg::Server { packet } => {
-                let playhouse_mesh::RoutePacket { header, payload } = packet;
-                let request = Packet::new(MsgId::from(header.msg_id.as_str()), payload);
+                let playhouse_mesh::RoutePacket {
+                    route: header,
+                    payload,
+                } = packet;
+                let request = Packet::new(MsgId::from(header.msg_id()), payload);
                 // The header moves into the reply target: no copy per message.
                 self.ctx.server_reply = self
                     .env
