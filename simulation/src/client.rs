@@ -287,7 +287,9 @@ impl SimClient {
     }
 
     /// Asks the stage which operations of this account it holds and checks them against the
-    /// ledger: every acknowledged one exactly once, nothing never sent, no duplicate.
+    /// ledger: every acknowledged one exactly once, nothing never sent, no duplicate. A dump
+    /// that fails or never answers is a violation as well (callers ask when the stage must
+    /// answer). Returns whether everything held.
     pub async fn verify_ops(&mut self) -> bool {
         let dump = self.connector.request(Packet::empty("Dump"));
         match self.bounded(dump).await {
@@ -308,12 +310,18 @@ impl SimClient {
                 }
                 problems.is_empty()
             }
+            // Every caller asks when the stage must answer: a dump that fails hides the
+            // comparison, so it is a violation too.
             Some(Err(error)) => {
+                let code = error.code();
                 self.trace
-                    .record(&self.name, format_args!("dump failed: {}", error.code()));
+                    .violation(&self.name, format_args!("dump failed: {code}"));
                 false
             }
-            None => false,
+            None => {
+                self.trace.violation(&self.name, "dump never answered");
+                false
+            }
         }
     }
 
@@ -327,13 +335,14 @@ impl SimClient {
             .collect()
     }
 
-    /// Disconnects and checks the connector ends with no request pending.
+    /// Checks that every request of the script has ended (none hangs), then disconnects.
+    /// (Checked before `disconnect`, which fails whatever is still pending.)
     pub async fn close(&self) {
-        self.connector.disconnect().await;
         let pending = self.connector.pending_requests();
         self.trace.check(&self.name, pending == 0, || {
-            format!("{pending} requests still pending after disconnect")
+            format!("{pending} requests still pending when the client closed")
         });
+        self.connector.disconnect().await;
     }
 }
 
