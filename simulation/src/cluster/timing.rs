@@ -45,7 +45,9 @@ impl Default for Timing {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(4),
             auth_timeout: Duration::from_secs(2),
-            mesh_request_timeout: Duration::from_secs(1),
+            // Three heartbeat timeouts: a request to a dead peer fails when the heartbeats
+            // notice (SERVER_NOT_FOUND), well before it could time out, so the two differ.
+            mesh_request_timeout: Duration::from_secs(3),
             refresh_interval: Duration::from_millis(250),
             directory_ttl: Duration::from_secs(10),
             link: {

@@ -84,14 +84,26 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
         let start = now();
         let answer = mesh.echo(PLAY, 1).await;
         let end = now();
+        if start >= plan.crash && start < plan.restart {
+            // However it ends, a request to the dead server must not outlast the heartbeats'
+            // verdict (nor hang on until the restart resets the connection).
+            let limit = down.max(start) + FAST;
+            trace.check(API, end <= limit, || {
+                format!(
+                    "request to the dead server started at {}ms ended at {}ms, after the verdict",
+                    start.as_millis(),
+                    end.as_millis()
+                )
+            });
+        }
         if end < plan.crash {
             trace.check(API, answer.is_ok(), || {
                 format!("request before the crash failed: {}", answer.code)
             });
         } else if start >= plan.crash && start < down && end <= plan.restart {
-            // Before the link noticed: a request may wait for its timeout.
-            let expected = [ErrorCode::SERVER_NOT_FOUND, ErrorCode::REQUEST_TIMEOUT];
-            trace.check(API, expected.contains(&answer.code), || {
+            // Before the heartbeats noticed: the request waits for the verdict, which comes
+            // before its timeout (three heartbeat timeouts).
+            trace.check(API, answer.code == ErrorCode::SERVER_NOT_FOUND, || {
                 format!("request to the crashing server ended with {}", answer.code)
             });
         } else if start >= down && end <= plan.restart {

@@ -27,6 +27,7 @@ pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
     // connection is slow, not dead (past the heartbeat timeout see `api_partition`).
     let defaults = Timing::default();
     let timing = Timing {
+        mesh_request_timeout: Duration::from_secs(1),
         mesh_heartbeat_timeout: Duration::from_secs(5),
         ..defaults
     };
