@@ -283,47 +283,15 @@ mod tests {
 
     use super::*;
     use crate::session_handle::{Outbound, QueuedBytes};
+    use crate::stage::StageInit;
     use crate::stage::kind::TypedKind;
-    use crate::stage::{ActorCell, ActorLink, Stage, StageContext, StageInit};
-    use crate::{Actor, ErrorReply};
-
-    struct Room;
-    struct Player;
-
-    impl Stage for Room {
-        type Actor = Player;
-        async fn on_create(
-            &mut self,
-            _: &mut StageContext<Self>,
-            _: Packet,
-        ) -> Result<Packet, ErrorCode> {
-            Ok(Packet::empty("Created"))
-        }
-        async fn on_dispatch(
-            &mut self,
-            _: &mut StageContext<Self>,
-            _: &mut ActorCell<Player>,
-            _: Packet,
-        ) {
-        }
-    }
-
-    impl Actor for Player {
-        async fn on_authenticate(
-            &mut self,
-            link: &mut ActorLink,
-            _: Packet,
-        ) -> Result<Packet, ErrorReply> {
-            link.set_account_id("alice");
-            Ok(Packet::empty("Welcome"))
-        }
-    }
+    use crate::testing::{EchoActor, EchoStage};
 
     fn host(
         default: Option<&str>,
-        factory: impl Fn(&StageInit<'_>) -> Room + Send + Sync + 'static,
+        factory: impl Fn(&StageInit<'_>) -> EchoStage + Send + Sync + 'static,
     ) -> StageHost {
-        let kind: Arc<dyn StageKind> = Arc::new(TypedKind::new("Room", factory, |_| Player));
+        let kind: Arc<dyn StageKind> = Arc::new(TypedKind::new("Room", factory, |_| EchoActor));
         let kinds = HashMap::from([("Room".to_owned(), kind)]);
         StageHost::new(kinds, default, StageEnv::standalone("test")).unwrap()
     }
@@ -341,7 +309,7 @@ mod tests {
 
     #[tokio::test]
     async fn open_applies_one_policy_in_order() {
-        let host = host(None, |_| Room);
+        let host = host(None, |_| EchoStage);
         let generated = 1 << 32;
 
         let unknown = refusal(host.open(StageType::Named("Nope"), 3, || true, create));
@@ -387,7 +355,7 @@ mod tests {
             if counter.fetch_add(1, Ordering::SeqCst) == 0 {
                 panic!("the first stage factory call fails");
             }
-            Room
+            EchoStage
         });
         let (tx, mut rx) = mpsc::channel(16);
         let session = SessionHandle::new(
@@ -402,7 +370,7 @@ mod tests {
             session: session.clone(),
             reply_id: MsgId::from_static("AuthenticateReply"),
             seq,
-            packet: Packet::empty("Authenticate"),
+            packet: Packet::new("Authenticate", "alice"),
         };
 
         let pending = host.login(login(1), || true).await.unwrap();

@@ -156,43 +156,14 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::stage::StageInit;
     use crate::stage::kind::TypedKind;
-    use crate::stage::{ActorCell, ActorLink, Stage, StageContext, StageInit};
-    use crate::{Actor, ErrorReply};
+    use crate::testing::{EchoActor, EchoStage};
 
-    struct Room;
-    struct Player;
-
-    impl Stage for Room {
-        type Actor = Player;
-        async fn on_create(
-            &mut self,
-            _: &mut StageContext<Self>,
-            _: Packet,
-        ) -> Result<Packet, ErrorCode> {
-            Ok(Packet::empty("Created"))
-        }
-        async fn on_dispatch(
-            &mut self,
-            _: &mut StageContext<Self>,
-            _: &mut ActorCell<Player>,
-            _: Packet,
-        ) {
-        }
-    }
-
-    impl Actor for Player {
-        async fn on_authenticate(
-            &mut self,
-            _: &mut ActorLink,
-            _: Packet,
-        ) -> Result<Packet, ErrorReply> {
-            Err(ErrorCode::AUTHENTICATION_FAILED.into())
-        }
-    }
-
-    fn kind(factory: impl Fn(&StageInit<'_>) -> Room + Send + Sync + 'static) -> TypedKind<Room> {
-        TypedKind::new("Room", factory, |_| Player)
+    fn kind(
+        factory: impl Fn(&StageInit<'_>) -> EchoStage + Send + Sync + 'static,
+    ) -> TypedKind<EchoStage> {
+        TypedKind::new("Room", factory, |_| EchoActor)
     }
 
     type Created = oneshot::Receiver<Result<Packet, ErrorCode>>;
@@ -225,7 +196,7 @@ mod tests {
             counter.fetch_add(1, Ordering::SeqCst);
             // A slow factory: the window for a second creation of the same id is wide open.
             std::thread::sleep(Duration::from_millis(50));
-            Room
+            EchoStage
         }));
         // Real threads, released at once: as concurrent as the machine allows.
         let start = Arc::new(Barrier::new(CALLERS));
@@ -273,7 +244,7 @@ mod tests {
                 // Blocks until the test lets it go (or gives up and drops `release`).
                 let _ = gate.1.recv();
             }
-            Room
+            EchoStage
         }));
 
         // On a blocking thread: were the factory run by the caller, it would block there.
@@ -314,7 +285,7 @@ mod tests {
             if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
                 panic!("the first stage factory call fails");
             }
-            Room
+            EchoStage
         });
 
         let (_, new, created) = get_or_create(&env, &kind, 5);
