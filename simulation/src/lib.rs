@@ -19,12 +19,14 @@
 //! ```
 
 pub mod app;
+pub mod census;
 pub mod client;
 pub mod cluster;
 pub mod directory;
 pub mod invariants;
 pub mod mesh_client;
 pub mod net;
+pub mod network;
 pub mod rng;
 pub mod scenarios;
 pub mod trace;

@@ -71,6 +71,8 @@ pub type Workload = Rc<dyn Fn(ApiServer, Env) -> Pin<Box<dyn Future<Output = ()>
 struct State {
     faults: Vec<HostFault>,
     servers: BTreeMap<String, Server>,
+    /// The runtime each live server runs on (its host's), for task counts mid-run.
+    runtimes: BTreeMap<String, tokio::runtime::Handle>,
     boots: BTreeMap<String, u64>,
     stopped: BTreeSet<String>,
     finished: BTreeSet<String>,
@@ -156,7 +158,9 @@ impl Env {
         };
         self.trace.record("director", format_args!("{fault:?}"));
         if matches!(fault, HostFault::Crash(_)) {
-            self.state.borrow_mut().servers.remove(&name);
+            let mut state = self.state.borrow_mut();
+            state.servers.remove(&name);
+            state.runtimes.remove(&name);
         }
         self.state.borrow_mut().faults.push(fault);
         let state = Rc::clone(&self.state);
@@ -166,6 +170,13 @@ impl Env {
     /// The live server `name`, if it is up.
     pub fn server(&self, name: &str) -> Option<Server> {
         self.state.borrow().servers.get(name).cloned()
+    }
+
+    /// Tasks alive on live server `name`'s host runtime (`None` while it is down).
+    pub fn tasks_on(&self, name: &str) -> Option<usize> {
+        let state = self.state.borrow();
+        let runtime = state.runtimes.get(name)?;
+        Some(runtime.metrics().num_alive_tasks())
     }
 
     /// The live Play server `name`.
@@ -310,11 +321,12 @@ impl Env {
         *boot
     }
 
+    /// Registers live server `name`; called on its host, whose runtime it remembers.
     pub(super) fn register(&self, name: &str, server: Server) {
-        self.state
-            .borrow_mut()
-            .servers
-            .insert(name.to_owned(), server);
+        let mut state = self.state.borrow_mut();
+        state.servers.insert(name.to_owned(), server);
+        let runtime = tokio::runtime::Handle::current();
+        state.runtimes.insert(name.to_owned(), runtime);
     }
 
     pub(super) async fn wait_stop(&self) {
@@ -326,6 +338,7 @@ impl Env {
     pub(super) fn stopped(&self, name: &str) {
         let mut state = self.state.borrow_mut();
         state.servers.remove(name);
+        state.runtimes.remove(name);
         state.stopped.insert(name.to_owned());
     }
 

@@ -1,11 +1,12 @@
 //! API↔Play partition → timeouts → repair → recovery.
 //!
 //! An API server keeps requesting a stage on a Play server while the link between them is
-//! partitioned for a while. Requests started during the partition must fail with the mesh's
-//! codes for it (`RequestTimeout`, or `ServerNotFound` once the link gives up on the
-//! connection) and nothing else; after the repair requests succeed again within a bounded
-//! time; no reply ever completes a request it does not answer (each echo carries its own
-//! number), and the request cache ends empty with late replies at most the failures.
+//! cut for a while (segments held, as a real network's retransmissions would deliver them
+//! after the heal). Requests started during the cut must fail with `ServerNotFound` (the mesh
+//! heartbeats declare the peer down long before the request timeout) and nothing else; after
+//! the repair requests succeed again within a bounded time, and every request after the first
+//! success succeeds; no reply ever completes a request it does not answer (each echo carries
+//! its own number), and the request cache ends empty with late replies at most the failures.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -46,10 +47,10 @@ pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
     let env = cluster.env.clone();
     cluster.client("director", async move {
         sleep(plan.cut.saturating_sub(now())).await;
-        turmoil::partition(API, PLAY);
+        crate::network::cut(API, PLAY);
         env.trace.record("director", "partition api-1 <-> play-1");
         sleep(plan.heal.saturating_sub(now())).await;
-        turmoil::repair(API, PLAY);
+        crate::network::heal(API, PLAY);
         env.trace.record("director", "repair api-1 <-> play-1");
         env.wait_finished(&[API.to_owned()], Duration::from_secs(60))
             .await;
@@ -87,6 +88,15 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
                 // The request timeout is three heartbeat timeouts: the heartbeats end it.
                 trace.check(API, answer.code == ErrorCode::SERVER_NOT_FOUND, || {
                     format!("request during the partition ended with {}", answer.code)
+                });
+            } else if let Some(at) = recovered_at.filter(|at| start >= *at) {
+                // Recovered means recovered: no request after the first success may fail.
+                trace.check(API, answer.is_ok(), || {
+                    format!(
+                        "request after the recovery ({}ms) failed: {}",
+                        at.as_millis(),
+                        answer.code
+                    )
                 });
             } else if start >= plan.heal && answer.is_ok() && recovered_at.is_none() {
                 recovered_at = Some(end);

@@ -8,9 +8,12 @@
 //! player leave then return, and every operation acknowledged before the partition is still
 //! there exactly once. Depending on the seed the server notices the dead connection first
 //! (idle timeout) or the new login replaces it; both must look the same to the stage.
+//! Once back, the server holds what it held before the partition: two sessions and no more
+//! tasks (a census taken mid-run, not only at shutdown).
 
 use std::time::Duration;
 
+use crate::census;
 use crate::client::{SimClient, presence_of, retire};
 use crate::cluster::{Cluster, Env, Network, Timing, sleep, wait_until};
 use crate::trace::now;
@@ -49,6 +52,9 @@ async fn player(env: Env) {
         trace.violation(PLAYER, "could not log in");
         return env.finish(PLAYER);
     }
+    let both_in = || env.play(PLAY).is_some_and(|play| play.session_count() == 2);
+    wait_until(Duration::from_secs(5), both_in).await;
+    let before = census::baseline(&env, &[PLAY]);
     for _ in 0..rng.range(1..6) {
         if rng.chance(30) {
             client.note();
@@ -61,7 +67,7 @@ async fn player(env: Env) {
         sleep(rng.millis(0, 300)).await;
     }
 
-    turmoil::partition(PLAYER, PLAY);
+    crate::network::cut(PLAYER, PLAY);
     let cut = now();
     trace.record(PLAYER, "partition client-1 <-> play-1");
     // Keep playing into the void: these may or may not have been applied.
@@ -91,7 +97,7 @@ async fn player(env: Env) {
     let mut logged_in = false;
     while now() < deadline {
         if !healed && now() >= heal_at {
-            turmoil::repair(PLAYER, PLAY);
+            crate::network::heal(PLAYER, PLAY);
             healed = true;
             trace.record(PLAYER, "repair client-1 <-> play-1");
         }
@@ -124,6 +130,8 @@ async fn player(env: Env) {
                 format!("op after re-attach failed: {op:?}")
             });
         }
+        let limit = timing.idle_timeout + Duration::from_secs(2);
+        census::expect_back(&env, &[PLAY], &before, limit).await;
         client.verify_ops().await;
     }
     retire(&env, client).await;

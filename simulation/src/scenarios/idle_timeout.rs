@@ -54,7 +54,7 @@ async fn player(env: Env, cut_at: std::rc::Rc<std::cell::Cell<Duration>>) {
         trace.check(PLAYER, op.is_ok(), || format!("op failed: {op:?}"));
     }
     sleep(rng.millis(0, 1000)).await;
-    turmoil::partition(PLAYER, PLAY);
+    crate::network::cut(PLAYER, PLAY);
     cut_at.set(now());
     env.finish(CUT);
     trace.record(PLAYER, "partition client-1 <-> play-1");
@@ -62,7 +62,7 @@ async fn player(env: Env, cut_at: std::rc::Rc<std::cell::Cell<Duration>>) {
     // Stay cut off until the server has surely given up on us.
     let idle = env.timing.idle_timeout;
     sleep(idle + rng.millis(500, 1500)).await;
-    turmoil::repair(PLAYER, PLAY);
+    crate::network::heal(PLAYER, PLAY);
     trace.record(PLAYER, "repair client-1 <-> play-1");
     if client
         .login_retrying(Duration::from_millis(100), Duration::from_secs(3))

@@ -203,14 +203,14 @@ impl Partition {
             self.name,
             format_args!("partition {} <-> {PLAY} for {length:?}", self.name),
         );
-        turmoil::partition(self.name, PLAY);
+        crate::network::cut(self.name, PLAY);
         self.heal_at = Some(crate::trace::now() + length);
     }
 
     /// Heals the partition if its time has come.
     fn tick(&mut self) {
         if self.heal_at.is_some_and(|at| crate::trace::now() >= at) {
-            turmoil::repair(self.name, PLAY);
+            crate::network::heal(self.name, PLAY);
             self.trace.record(self.name, "repair");
             self.heal_at = None;
         }
