@@ -16,6 +16,7 @@ use crate::app::STAGE_TYPE;
 use crate::cluster::{CLIENT_PORT, Env, sleep};
 use crate::invariants::Ledger;
 use crate::net::dial;
+use crate::tap::ClientTap;
 use crate::trace::{Trace, now};
 
 /// What the connector's callbacks saw (shared with them: they run on its task).
@@ -45,6 +46,8 @@ pub struct SimClient {
     pub server: String,
     connector: Connector,
     trace: Trace,
+    /// The wire tap on its connections.
+    tap: ClientTap,
     inbox: Arc<Mutex<Inbox>>,
     /// What happened to each operation it sent.
     pub ledger: Ledger,
@@ -99,6 +102,7 @@ impl SimClient {
             stage_id,
             server: server.to_owned(),
             connector,
+            tap: ClientTap::new(&trace, name),
             trace,
             inbox,
             ledger: Ledger::default(),
@@ -144,9 +148,9 @@ impl SimClient {
             }
         };
         lock(&self.inbox).last_applied = None;
-        if let Err(error) = self
-            .connector
-            .connect_stream(stream, self.stage_id, STAGE_TYPE)
+        if let Err(error) =
+            self.connector
+                .connect_stream(self.tap.wrap(stream), self.stage_id, STAGE_TYPE)
         {
             self.trace
                 .record(&self.name, format_args!("connect failed: {error}"));
@@ -375,6 +379,10 @@ impl SimClient {
         self.trace.check(&self.name, pending == 0, || {
             format!("{pending} requests still pending when the client closed")
         });
+        self.trace.record(
+            &self.name,
+            format_args!("wire: {} replies checked", self.tap.replies()),
+        );
         self.connector.disconnect().await;
     }
 }

@@ -156,7 +156,7 @@ async fn api_traffic(api: ApiServer, env: Env) {
     {
         return;
     }
-    let mut mesh = MeshClient::new(&api, trace);
+    let mut mesh = MeshClient::for_env(&api, &env);
     let allowed = [
         ErrorCode::SUCCESS,
         ErrorCode::REQUEST_TIMEOUT,

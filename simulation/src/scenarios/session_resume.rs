@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::STAGE_TYPE;
 use crate::cluster::{CLIENT_PORT, Cluster, Env, Network, Timing, sleep};
 use crate::net::{Cuttable, dial};
+use crate::tap::{ClientTap, Tapped};
 use crate::trace::Trace;
 
 const PLAY: &str = "play-1";
@@ -99,9 +100,11 @@ struct Seen {
 }
 
 /// Cuts for the live connection of one player.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Cutter {
     current: Arc<Mutex<CancellationToken>>,
+    /// The wire tap on the player's connections.
+    tap: ClientTap,
 }
 
 impl Cutter {
@@ -112,18 +115,21 @@ impl Cutter {
     fn dialer(
         &self,
         timeout: Duration,
-    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Cuttable>> + Send>>
+    ) -> impl Fn()
+        -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Tapped<Cuttable>>> + Send>>
     + Send
     + Sync
     + 'static {
         let current = Arc::clone(&self.current);
+        let tap = self.tap.clone();
         move || {
             let current = Arc::clone(&current);
+            let tap = tap.clone();
             Box::pin(async move {
                 let stream = dial(PLAY, CLIENT_PORT, timeout).await?;
                 let token = CancellationToken::new();
                 *lock(&current) = token.clone();
-                Ok(Cuttable::new(stream, token))
+                Ok(tap.wrap(Cuttable::new(stream, token)))
             })
         }
     }
@@ -273,7 +279,10 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     let rng = env.rng.fork();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let connector = connector(&env, name, &shared, &seen);
-    let cutter = Cutter::default();
+    let cutter = Cutter {
+        current: Arc::default(),
+        tap: ClientTap::new(&trace, name),
+    };
     let mut partition = Partition {
         name,
         trace: trace.clone(),
