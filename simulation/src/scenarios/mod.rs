@@ -22,6 +22,7 @@ mod client_reconnect;
 mod directory_churn;
 mod directory_wipe;
 mod idle_timeout;
+mod oneway_delivery;
 mod play_restart;
 mod request_timeout;
 mod session_resume;
@@ -95,6 +96,11 @@ pub const ALL: &[Scenario] = &[
         name: "chaos",
         about: "random partitions, holds and restarts over many clients and stages; every invariant at the end",
         run: chaos::run,
+    },
+    Scenario {
+        name: "oneway_delivery",
+        about: "client and mesh one-way messages under latency jitter and a dropped connection: exactly once unless their connection dropped",
+        run: oneway_delivery::run,
     },
 ];
 
