@@ -33,6 +33,8 @@ pub struct MeshClient {
     trace: Trace,
     /// Outcomes so far.
     pub tally: MeshTally,
+    /// Requests completed by a reply (success or an error code from the peer).
+    by_reply: u64,
     next: u64,
     /// Longest a request may take before it counts as never completing.
     limit: Duration,
@@ -69,6 +71,7 @@ impl MeshClient {
             api: api.clone(),
             trace: trace.clone(),
             tally: MeshTally::default(),
+            by_reply: 0,
             next: 0,
             tap: None,
             mops: BTreeMap::new(),
@@ -107,6 +110,7 @@ impl MeshClient {
             }
         };
         let took = now() - start;
+        self.by_reply += u64::from(matches!(result, Ok(_) | Err(MeshError::Remote { .. })));
         let answer = match result {
             Ok(reply) => Answer {
                 code: ErrorCode::SUCCESS,
@@ -205,6 +209,7 @@ impl MeshClient {
         let took = now() - start;
         let mut answers = Vec::new();
         for (n, result) in numbers.into_iter().zip(results) {
+            self.by_reply += u64::from(matches!(result, Ok(_) | Err(MeshError::Remote { .. })));
             let answer = match result {
                 Ok(reply) => Answer {
                     code: ErrorCode::SUCCESS,
@@ -340,7 +345,10 @@ impl MeshClient {
     }
 
     /// Checks the node's request cache is empty and late replies are at most the failed
-    /// requests (each failed request can be answered late once, never more).
+    /// requests (each failed request can be answered late once, never more); with the tap,
+    /// exactly: the replies the node took (completing a request or discarded late) are at
+    /// most the replies its peers put on the wire to it, each of which answered one request
+    /// once (a reply delivered twice counts late without a second reply on the wire).
     pub fn check_queues(&self) {
         let mesh = self.api.mesh();
         let pending = mesh.pending_requests();
@@ -352,7 +360,17 @@ impl MeshClient {
         self.trace.check(&self.who, late <= failed, || {
             format!("{late} late replies for {failed} failed requests")
         });
-        let replies = self.tap.as_ref().map_or(0, MeshTap::replies);
+        if let Some(tap) = &self.tap {
+            let wire = tap.replies_to(&self.who);
+            let taken = late + self.by_reply;
+            self.trace.check(&self.who, taken <= wire, || {
+                format!(
+                    "{taken} replies taken ({} completing requests, {late} late) for {wire} on the wire",
+                    self.by_reply
+                )
+            });
+        }
+        let replies = self.tap.as_ref().map_or(0, |t| t.replies_to(&self.who));
         self.trace.record(
             &self.who,
             format_args!(

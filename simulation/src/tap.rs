@@ -344,8 +344,8 @@ struct MeshState {
     stale: BTreeMap<(String, String), BTreeSet<u32>>,
     /// Connections opened or closed, by unordered node pair.
     changes: BTreeMap<(String, String), u64>,
-    /// Replies checked.
-    replies: u64,
+    /// Replies checked, by requester.
+    replies: BTreeMap<String, u64>,
 }
 
 /// The tap of every mesh link connection of one run.
@@ -426,9 +426,13 @@ impl MeshTap {
             .map_or(0, BTreeSet::len)
     }
 
-    /// Replies checked so far.
-    pub fn replies(&self) -> u64 {
-        lock(&self.state).replies
+    /// Replies written to `requester` so far (each answering a request of it, once).
+    pub fn replies_to(&self, requester: &str) -> u64 {
+        lock(&self.state)
+            .replies
+            .get(requester)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -464,7 +468,7 @@ impl MeshConnection {
             let mut state = lock(&self.tap.state);
             let state = &mut *state;
             if header.is_reply {
-                state.replies += 1;
+                *state.replies.entry(self.remote.clone()).or_default() += 1;
                 let key = (self.remote.clone(), self.local.clone());
                 if state
                     .outstanding
