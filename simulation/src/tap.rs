@@ -557,3 +557,134 @@ impl Observer for MeshConnection {
         self.tap.changed(&self.local, &self.remote);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use playhouse_protocol::{ClientFrame, Encoder, ErrorCode, ServerFrame};
+
+    use super::*;
+
+    fn client(frame: ClientFrame) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        ClientCodec::new(CodecConfig::default())
+            .encode(frame, &mut out)
+            .unwrap();
+        out.to_vec()
+    }
+
+    fn server(frame: ServerFrame) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        ServerCodec::new(CodecConfig::default())
+            .encode(frame, &mut out)
+            .unwrap();
+        out.to_vec()
+    }
+
+    fn reply(seq: u16) -> Vec<u8> {
+        server(ServerFrame::new(
+            "R",
+            seq,
+            1,
+            ErrorCode::SUCCESS,
+            Bytes::new(),
+        ))
+    }
+
+    #[test]
+    fn client_replies_answer_one_request_once() {
+        let trace = Trace::new();
+        let tap = ClientTap::new(&trace, "c");
+        let mut conn = tap.wrap(());
+        conn.observer
+            .written(&client(ClientFrame::new("Op", 1, 1, &b"1"[..])));
+        conn.observer
+            .written(&client(ClientFrame::new("Op", 2, 1, &b"2"[..])));
+        conn.observer.read(&reply(2));
+        conn.observer.read(&reply(1));
+        assert!(trace.violations().is_empty(), "{:?}", trace.violations());
+        conn.observer.read(&reply(1));
+        conn.observer.read(&reply(9));
+        let violations = trace.violations();
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations[0].contains("seq 1 seen twice"));
+        assert!(violations[1].contains("seq 9 answers no request"));
+    }
+
+    #[test]
+    fn a_resume_replay_is_not_a_duplicate() {
+        let trace = Trace::new();
+        let tap = ClientTap::new(&trace, "c");
+        let mut first = tap.wrap(());
+        first.observer.written(&client(ClientFrame::new(
+            "AuthenticateRequest",
+            1,
+            1,
+            &b"a"[..],
+        )));
+        first.observer.read(&server(ServerFrame::new(
+            SESSION_MSG_ID,
+            0,
+            0,
+            ErrorCode::SUCCESS,
+            Bytes::new(),
+        )));
+        first.observer.read(&reply(1)); // server frame #1
+        first
+            .observer
+            .written(&client(ClientFrame::new("Op", 2, 1, &b"1"[..])));
+        first.observer.read(&reply(2)); // #2, seen here but not counted by the client
+        drop(first);
+        let mut second = tap.wrap(());
+        let resume = ResumeRequest {
+            token: playhouse_protocol::ResumeToken([0; 16]),
+            received: 1,
+        };
+        second
+            .observer
+            .written(&client(ClientFrame::resume(3, resume)));
+        second.observer.read(&server(ServerFrame::resumed(3, 2)));
+        second.observer.read(&reply(2)); // #2 again: a replay
+        assert!(trace.violations().is_empty(), "{:?}", trace.violations());
+        second.observer.read(&reply(2)); // #3: a second answer
+        assert_eq!(trace.violations().len(), 1, "{:?}", trace.violations());
+    }
+
+    fn mesh_frame(seq: u32, is_reply: bool) -> Vec<u8> {
+        let header = WireHeader {
+            msg_seq: seq,
+            msg_id: "M".into(),
+            is_reply,
+            liveness: 0,
+        }
+        .encode_to_vec();
+        let mut out = Vec::new();
+        out.extend_from_slice(&(4 + header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out
+    }
+
+    #[test]
+    fn mesh_replies_are_matched_by_node_pair_across_connections() {
+        let trace = Trace::new();
+        let tap = MeshTap::new(&trace);
+        let hello = [4u8, 0, 0, 0, 0, 0, 0, 0];
+        let mut a_to_b = tap.wrap("a", "b", ());
+        let mut b_to_a = tap.wrap("b", "a", ());
+        a_to_b.observer.written(&hello);
+        b_to_a.observer.written(&hello);
+        a_to_b.observer.written(&mesh_frame(1, false));
+        b_to_a.observer.written(&mesh_frame(1, true));
+        assert!(trace.violations().is_empty(), "{:?}", trace.violations());
+        b_to_a.observer.written(&mesh_frame(1, true));
+        a_to_b.observer.written(&mesh_frame(1, false));
+        b_to_a.observer.written(&mesh_frame(2, true));
+        let violations = trace.violations();
+        assert_eq!(violations.len(), 3, "{violations:?}");
+        assert_eq!(tap.replies_to("a"), 3);
+        assert_eq!(tap.changes("b", "a"), 2);
+        drop(a_to_b);
+        assert_eq!(tap.changes("a", "b"), 3);
+    }
+}
