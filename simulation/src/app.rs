@@ -13,6 +13,7 @@
 //!                   Presence "<account> <0|1>"                 broadcast on connection change
 //! server -> stage   Echo "<n>"          request: EchoReply "<n> <incarnation>"
 //!                   MOp "<who> <n>"     one-way or request: like Op, for server `who`
+//!                   MDump "<who>"       request: "<incarnation> <n,n,...>" server `who`'s ops
 //! server -> api     ApiEcho "<n>"       request: "<server id> <n>"
 //! ```
 
@@ -185,6 +186,12 @@ impl Stage for SimRoom {
                 } else {
                     ctx.reply_error(OUT_OF_ORDER);
                 }
+            }
+            "MDump" => {
+                let ops = self.ops.get(&body).map(Vec::as_slice).unwrap_or(&[]);
+                let list: Vec<String> = ops.iter().map(u64::to_string).collect();
+                let payload = format!("{} {}", self.incarnation, list.join(","));
+                ctx.reply(Packet::new("MDumpReply", payload));
             }
             _ => ctx.reply_error(ErrorCode::HANDLER_NOT_FOUND),
         }

@@ -16,6 +16,7 @@ use crate::app::STAGE_TYPE;
 use crate::cluster::{CLIENT_PORT, Env, sleep};
 use crate::invariants::Ledger;
 use crate::net::dial;
+use crate::tap::ClientTap;
 use crate::trace::{Trace, now};
 
 /// What the connector's callbacks saw (shared with them: they run on its task).
@@ -27,6 +28,9 @@ pub struct Inbox {
     pub disconnects: u32,
     /// Every push, as `msg_id payload`, with the simulated time it arrived.
     pub pushes: Vec<(Duration, String)>,
+    /// The stage incarnation the current connection is attached to (from its `Joined` or
+    /// `Attached` push).
+    attached_to: Option<String>,
 }
 
 /// One simulated player.
@@ -42,10 +46,16 @@ pub struct SimClient {
     pub server: String,
     connector: Connector,
     trace: Trace,
+    /// The wire tap on its connections.
+    tap: ClientTap,
     inbox: Arc<Mutex<Inbox>>,
     /// What happened to each operation it sent.
     pub ledger: Ledger,
     next_op: u64,
+    /// Connection epochs so far (one per login attempt).
+    epoch: u64,
+    /// `Inbox::disconnects` when the current epoch began: another disconnect ends it.
+    epoch_disconnects: u32,
     request_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -92,10 +102,13 @@ impl SimClient {
             stage_id,
             server: server.to_owned(),
             connector,
+            tap: ClientTap::new(&trace, name),
             trace,
             inbox,
             ledger: Ledger::default(),
             next_op: 0,
+            epoch: 0,
+            epoch_disconnects: 0,
             request_timeout: timing.client_request_timeout,
             connect_timeout: timing.connect_timeout,
         }
@@ -116,6 +129,16 @@ impl SimClient {
         if self.connector.is_connected() {
             self.connector.disconnect().await;
         }
+        // A new epoch: what the last connection left unanswered may be missing.
+        self.ledger.epoch_ended();
+        self.epoch += 1;
+        {
+            let mut inbox = lock(&self.inbox);
+            inbox.attached_to = None;
+            self.epoch_disconnects = inbox.disconnects;
+        }
+        self.trace
+            .record(&self.name, format_args!("epoch {}", self.epoch));
         let stream = match dial(&self.server, CLIENT_PORT, self.connect_timeout).await {
             Ok(stream) => stream,
             Err(error) => {
@@ -125,9 +148,9 @@ impl SimClient {
             }
         };
         lock(&self.inbox).last_applied = None;
-        if let Err(error) = self
-            .connector
-            .connect_stream(stream, self.stage_id, STAGE_TYPE)
+        if let Err(error) =
+            self.connector
+                .connect_stream(self.tap.wrap(stream), self.stage_id, STAGE_TYPE)
         {
             self.trace
                 .record(&self.name, format_args!("connect failed: {error}"));
@@ -236,11 +259,12 @@ impl SimClient {
         }
     }
 
-    /// Sends the next operation one-way (its outcome stays unknown until a dump).
+    /// Sends the next operation one-way: it must be applied exactly once unless this
+    /// connection drops (checked by the next [`SimClient::verify_ops`]).
     pub fn note(&mut self) {
         let (n, packet) = self.op_packet();
         match self.connector.send(packet) {
-            Ok(()) => self.ledger.unknown(n),
+            Ok(()) => self.ledger.unanswered(n),
             Err(error) => self.ledger.failed(n, error.code().0),
         }
     }
@@ -275,10 +299,10 @@ impl SimClient {
                         format!("stage saw op {n} out of order")
                     });
                 match &error {
-                    // Applied or not: the reply was lost or came too late.
-                    ConnectorError::RequestTimeout | ConnectorError::Disconnected => {
-                        self.ledger.unknown(n)
-                    }
+                    // Sent on this connection, the reply late: applied unless it drops.
+                    ConnectorError::RequestTimeout => self.ledger.unanswered(n),
+                    // Applied or not: the connection was lost.
+                    ConnectorError::Disconnected => self.ledger.unknown(n),
                     _ => self.ledger.failed(n, code.0),
                 }
                 Err(error)
@@ -287,7 +311,10 @@ impl SimClient {
     }
 
     /// Asks the stage which operations of this account it holds and checks them against the
-    /// ledger: every acknowledged one exactly once, nothing never sent, no duplicate. A dump
+    /// ledger: every acknowledged one exactly once, nothing never sent, no duplicate; and,
+    /// when this connection never dropped, every one-way or timed-out operation sent on it
+    /// exactly once, in the incarnation it is attached to (the dump is answered on the same
+    /// connection, after everything sent before it). A dump
     /// that fails or never answers is a violation as well (callers ask when the stage must
     /// answer). Returns whether everything held.
     pub async fn verify_ops(&mut self) -> bool {
@@ -304,7 +331,17 @@ impl SimClient {
                     &self.name,
                     format_args!("dump inc={incarnation} ops={}", held.len()),
                 );
-                let problems = self.ledger.compare(&incarnation, &held);
+                let (attached, intact) = {
+                    let inbox = lock(&self.inbox);
+                    let intact = inbox.disconnects == self.epoch_disconnects;
+                    (inbox.attached_to.clone(), intact)
+                };
+                let attached_here = attached.as_deref() == Some(&*incarnation);
+                self.trace.check(&self.name, attached_here, || {
+                    format!("dump answered by {incarnation}, connection attached to {attached:?}")
+                });
+                let intact = intact && attached_here && self.connector.is_connected();
+                let problems = self.ledger.compare(&incarnation, &held, intact);
                 for problem in &problems {
                     self.trace.violation(&self.name, problem);
                 }
@@ -342,6 +379,10 @@ impl SimClient {
         self.trace.check(&self.name, pending == 0, || {
             format!("{pending} requests still pending when the client closed")
         });
+        self.trace.record(
+            &self.name,
+            format_args!("wire: {} replies checked", self.tap.replies()),
+        );
         self.connector.disconnect().await;
     }
 }
@@ -354,8 +395,13 @@ fn on_push(trace: &Trace, who: &str, inbox: &Mutex<Inbox>, packet: &Packet) {
     inbox
         .pushes
         .push((now(), format!("{} {payload}", packet.msg_id)));
-    if &*packet.msg_id != "Applied" {
-        return;
+    match &*packet.msg_id {
+        "Joined" | "Attached" => {
+            inbox.attached_to = payload.rsplit(' ').next().map(str::to_owned);
+            return;
+        }
+        "Applied" => {}
+        _ => return,
     }
     let w: Vec<&str> = payload.split(' ').collect();
     let seq: u64 = w.first().and_then(|s| s.parse().ok()).unwrap_or(0);

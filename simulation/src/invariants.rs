@@ -10,13 +10,22 @@ use std::fmt::Write;
 
 use playhouse::ErrorCode;
 
-/// The fate of every operation one client sent.
+/// The fate of every operation one client (or server) sent.
+///
+/// Operations whose outcome the sender cannot know (one-way, or a request that timed out)
+/// are attributed to the *epoch* they were sent in: one connection (a login of a game
+/// client, an unbroken mesh connection of a server). While the epoch lasts they are
+/// *required*: the stage must hold each exactly once when a dump sent later on the same
+/// epoch answers (the dump travels behind them, in order). When the epoch ends with a
+/// disconnect they become *maybe*: held at most once, or missing.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Acknowledged operations by the stage incarnation that acknowledged them.
+    /// Acknowledged (or verified) operations by the stage incarnation that holds them.
     acked: BTreeMap<String, BTreeSet<u64>>,
-    /// Sent, outcome unknown (one-way, timed out, connection lost).
-    unknown: BTreeSet<u64>,
+    /// Outcome unknown, sent in the current epoch: must arrive unless the epoch ends.
+    required: BTreeSet<u64>,
+    /// Outcome unknown, sent in an epoch that ended: may or may not have been applied.
+    maybe: BTreeSet<u64>,
     /// Refused with an error code (never applied).
     failed: BTreeMap<u64, u16>,
 }
@@ -30,9 +39,20 @@ impl Ledger {
             .insert(n);
     }
 
-    /// Operation `n` may or may not have been applied.
+    /// Operation `n` was sent on the current epoch with no answer (one-way, or a request
+    /// that timed out): it must be applied exactly once unless the epoch ends.
+    pub fn unanswered(&mut self, n: u64) {
+        self.required.insert(n);
+    }
+
+    /// Operation `n` may or may not have been applied (its connection was lost).
     pub fn unknown(&mut self, n: u64) {
-        self.unknown.insert(n);
+        self.maybe.insert(n);
+    }
+
+    /// The current epoch ended with a disconnect: its unanswered operations may be missing.
+    pub fn epoch_ended(&mut self) {
+        self.maybe.append(&mut self.required);
     }
 
     /// Operation `n` was refused with `code`.
@@ -45,9 +65,17 @@ impl Ledger {
         self.acked.values().map(BTreeSet::len).sum()
     }
 
+    /// Operations still required of the current epoch.
+    pub fn required_count(&self) -> usize {
+        self.required.len()
+    }
+
     /// Compares what stage incarnation `incarnation` holds with the ledger; returns every
-    /// discrepancy.
-    pub fn compare(&self, incarnation: &str, held: &[u64]) -> Vec<String> {
+    /// discrepancy. `epoch_intact`: the dump was answered on the epoch every required
+    /// operation was sent on, by the incarnation that epoch is attached to, so each must be
+    /// held; they then count as acknowledged by `incarnation` (later dumps must still hold
+    /// them). Otherwise the required operations are not judged.
+    pub fn compare(&mut self, incarnation: &str, held: &[u64], epoch_intact: bool) -> Vec<String> {
         let mut problems = Vec::new();
         let mut seen = BTreeSet::new();
         for n in held {
@@ -55,7 +83,7 @@ impl Ledger {
                 problems.push(format!("op {n} applied twice in {incarnation}"));
             }
             let acked_here = self.acked.get(incarnation).is_some_and(|a| a.contains(n));
-            if !acked_here && !self.unknown.contains(n) {
+            if !acked_here && !self.maybe.contains(n) && !self.required.contains(n) {
                 let why = match self.failed.get(n) {
                     Some(code) => format!("refused with {code}"),
                     None => "never sent or acknowledged elsewhere".to_owned(),
@@ -68,6 +96,23 @@ impl Ledger {
             if !lost.is_empty() {
                 problems.push(format!("acknowledged ops lost by {incarnation}: {lost:?}"));
             }
+        }
+        if epoch_intact {
+            let missing: Vec<u64> = self.required.difference(&seen).copied().collect();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "ops sent on a connection that never dropped missing from {incarnation}: {missing:?}"
+                ));
+            }
+            let required = std::mem::take(&mut self.required);
+            let (arrived, missing): (BTreeSet<u64>, BTreeSet<u64>) =
+                required.into_iter().partition(|n| seen.contains(n));
+            self.acked
+                .entry(incarnation.to_owned())
+                .or_default()
+                .extend(arrived);
+            // Reported once; judged no further.
+            self.maybe.extend(missing);
         }
         if !held.windows(2).all(|w| w[0] < w[1]) {
             problems.push(format!("{incarnation} applied ops out of order: {held:?}"));
@@ -128,17 +173,34 @@ mod tests {
         ledger.acked("a", 2);
         ledger.unknown(3);
         ledger.failed(4, 3);
-        assert!(ledger.compare("a", &[1, 2, 3]).is_empty());
+        assert!(ledger.compare("a", &[1, 2, 3], true).is_empty());
         assert!(
-            ledger.compare("a", &[1, 2]).is_empty(),
+            ledger.compare("a", &[1, 2], true).is_empty(),
             "unknown may be missing"
         );
-        let problems = ledger.compare("a", &[1, 1, 4, 9]);
+        let problems = ledger.compare("a", &[1, 1, 4, 9], true);
         assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(
-            ledger.compare("b", &[]).is_empty(),
+            ledger.compare("b", &[], true).is_empty(),
             "acked in another incarnation"
         );
         assert_eq!(ledger.acked_count(), 2);
+    }
+
+    #[test]
+    fn unanswered_ops_are_required_until_their_epoch_ends() {
+        let mut ledger = Ledger::default();
+        ledger.unanswered(1);
+        ledger.unanswered(2);
+        assert!(ledger.compare("a", &[1], false).is_empty(), "not judged");
+        let problems = ledger.compare("a", &[1], true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("[2]"), "{problems:?}");
+        // 1 now counts as held by `a`; 2 was reported once.
+        assert_eq!(ledger.compare("a", &[], true).len(), 1);
+        ledger.unanswered(3);
+        ledger.epoch_ended();
+        assert!(ledger.compare("b", &[], true).is_empty(), "may be missing");
+        assert!(ledger.compare("b", &[3], true).is_empty(), "or there");
     }
 }

@@ -10,6 +10,8 @@
 //! * [`client`] / [`mesh_client`]: a game client (connector) and an API workload (mesh
 //!   requests) that record what they see and check it as it arrives.
 //! * [`invariants`]: the operation ledger and mesh outcome tallies.
+//! * [`tap`]: wire-level taps on client and mesh connections (every reply answers exactly
+//!   one request).
 //! * [`trace`]: the event trace and its hash; [`rng`]: the one seeded generator.
 //! * [`scenarios`]: the fault scenarios, each a function of the seed.
 //!
@@ -29,4 +31,5 @@ pub mod net;
 pub mod network;
 pub mod rng;
 pub mod scenarios;
+pub mod tap;
 pub mod trace;

@@ -1,14 +1,29 @@
 //! Mesh requests from an API server's workload, each recorded with its outcome and latency
 //! and checked: a reply must answer its own request (never a stale one), and every request
-//! must end by itself within its timeout.
+//! must end by itself within its timeout. One-way operations (`MOp`) are kept in a ledger
+//! per stage and checked against the stage's record (`MDump`) by
+//! [`MeshClient::verify_mops`]: each exactly once, unless a mesh connection between the two
+//! servers opened or closed since it was sent (seen by the run's [`MeshTap`]).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use playhouse::{ApiServer, ErrorCode, MeshError, Packet, RoutingPolicy};
 
 use crate::app::STAGE_TYPE;
-use crate::invariants::MeshTally;
+use crate::cluster::Env;
+use crate::invariants::{Ledger, MeshTally};
+use crate::tap::MeshTap;
 use crate::trace::{Trace, now};
+
+/// One-way operations sent to one stage.
+#[derive(Debug, Default)]
+struct MopLedger {
+    ledger: Ledger,
+    /// [`MeshTap::changes`] between this server and the stage's when the current epoch
+    /// began: any change since ends it.
+    epoch: u64,
+}
 
 /// One API server's view of its requests.
 #[derive(Debug)]
@@ -18,9 +33,15 @@ pub struct MeshClient {
     trace: Trace,
     /// Outcomes so far.
     pub tally: MeshTally,
+    /// Requests completed by a reply (success or an error code from the peer).
+    by_reply: u64,
     next: u64,
     /// Longest a request may take before it counts as never completing.
     limit: Duration,
+    /// The run's mesh tap (without it, no one-way operation can be required).
+    tap: Option<MeshTap>,
+    /// One-way operations by target stage (Play server, stage id).
+    mops: BTreeMap<(String, i64), MopLedger>,
 }
 
 /// One finished request.
@@ -50,8 +71,23 @@ impl MeshClient {
             api: api.clone(),
             trace: trace.clone(),
             tally: MeshTally::default(),
+            by_reply: 0,
             next: 0,
+            tap: None,
+            mops: BTreeMap::new(),
         }
+    }
+
+    /// Requests from `api`, recorded in `env`'s trace, with its mesh tap: one-way
+    /// operations are required to arrive while no mesh connection changes.
+    pub fn for_env(api: &ApiServer, env: &Env) -> MeshClient {
+        let mut client = MeshClient::new(api, &env.trace);
+        client.tap = Some(env.mesh_tap.clone());
+        client
+    }
+
+    fn connection_changes(&self, play: &str) -> Option<u64> {
+        self.tap.as_ref().map(|tap| tap.changes(&self.who, play))
     }
 
     /// The API server.
@@ -74,6 +110,7 @@ impl MeshClient {
             }
         };
         let took = now() - start;
+        self.by_reply += u64::from(matches!(result, Ok(_) | Err(MeshError::Remote { .. })));
         let answer = match result {
             Ok(reply) => Answer {
                 code: ErrorCode::SUCCESS,
@@ -172,6 +209,7 @@ impl MeshClient {
         let took = now() - start;
         let mut answers = Vec::new();
         for (n, result) in numbers.into_iter().zip(results) {
+            self.by_reply += u64::from(matches!(result, Ok(_) | Err(MeshError::Remote { .. })));
             let answer = match result {
                 Ok(reply) => Answer {
                     code: ErrorCode::SUCCESS,
@@ -208,11 +246,65 @@ impl MeshClient {
             .as_ref()
             .err()
             .map_or(ErrorCode::SUCCESS, MeshError::code);
+        let changes = self.connection_changes(play);
+        let mops = self.mops.entry((play.to_owned(), stage_id)).or_default();
+        if code.is_success() {
+            if changes != Some(mops.epoch) {
+                // A connection opened or closed: what was sent before may be missing.
+                mops.ledger.epoch_ended();
+                mops.epoch = changes.unwrap_or(0);
+            }
+            mops.ledger.unanswered(n);
+        } else {
+            mops.ledger.failed(n, code.0);
+        }
         self.trace.record(
             &self.who,
             format_args!("mop {n} {play}/{stage_id} -> {code}"),
         );
         sent.map_err(|e| e.code())
+    }
+
+    /// Asks stage `stage_id` on `play` which one-way operations of this server it holds and
+    /// checks them against the ledger: none twice, none never sent, in order; every one sent
+    /// while no mesh connection between the two servers opened or closed, and every one
+    /// verified before in the same incarnation, held. A dump that fails is a violation
+    /// (callers ask when the stage must answer). Returns whether everything held.
+    pub async fn verify_mops(&mut self, play: &str, stage_id: i64) -> bool {
+        let request = self.api.sender().request_to_stage(
+            play,
+            stage_id,
+            Packet::new("MDump", self.who.clone()),
+        );
+        let what = format!("mdump {play}/{stage_id}");
+        let answer = self.finish(what.clone(), request).await;
+        if !answer.is_ok() {
+            self.trace
+                .violation(&self.who, format!("{what} failed: {}", answer.code));
+            return false;
+        }
+        let incarnation = answer.words.first().cloned().unwrap_or_default();
+        let held: Vec<u64> = answer
+            .words
+            .get(1)
+            .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default();
+        let changes = self.connection_changes(play);
+        let mops = self.mops.entry((play.to_owned(), stage_id)).or_default();
+        let intact = changes.is_some_and(|c| c == mops.epoch);
+        let required = mops.ledger.required_count();
+        let problems = mops.ledger.compare(&incarnation, &held, intact);
+        self.trace.record(
+            &self.who,
+            format_args!(
+                "{what} inc={incarnation} held={} required={required} intact={intact}",
+                held.len()
+            ),
+        );
+        for problem in &problems {
+            self.trace.violation(&self.who, format!("mop: {problem}"));
+        }
+        problems.is_empty()
     }
 
     /// `ApiEcho` request to API server `target`.
@@ -253,7 +345,10 @@ impl MeshClient {
     }
 
     /// Checks the node's request cache is empty and late replies are at most the failed
-    /// requests (each failed request can be answered late once, never more).
+    /// requests (each failed request can be answered late once, never more); with the tap,
+    /// exactly: the replies the node took (completing a request or discarded late) are at
+    /// most the replies its peers put on the wire to it, each of which answered one request
+    /// once (a reply delivered twice counts late without a second reply on the wire).
     pub fn check_queues(&self) {
         let mesh = self.api.mesh();
         let pending = mesh.pending_requests();
@@ -265,9 +360,23 @@ impl MeshClient {
         self.trace.check(&self.who, late <= failed, || {
             format!("{late} late replies for {failed} failed requests")
         });
+        if let Some(tap) = &self.tap {
+            let wire = tap.replies_to(&self.who);
+            let taken = late + self.by_reply;
+            self.trace.check(&self.who, taken <= wire, || {
+                format!(
+                    "{taken} replies taken ({} completing requests, {late} late) for {wire} on the wire",
+                    self.by_reply
+                )
+            });
+        }
+        let replies = self.tap.as_ref().map_or(0, |t| t.replies_to(&self.who));
         self.trace.record(
             &self.who,
-            format_args!("tally {} late={late}", self.tally.summary()),
+            format_args!(
+                "tally {} late={late} wire replies={replies}",
+                self.tally.summary()
+            ),
         );
     }
 }

@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use playhouse_mesh::Dialer;
+
+use crate::tap::{MeshTap, Tapped};
 use playhouse_transport::Listener;
 use turmoil::net::{TcpListener, TcpStream};
 
@@ -53,15 +55,32 @@ impl Listener for SimListener {
     }
 }
 
-/// Dials simulated TCP by host name (turmoil's DNS).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SimDialer;
+/// Dials simulated TCP by host name (turmoil's DNS); the mesh link's dialer, whose
+/// connections the run's [`MeshTap`] watches when it has one.
+#[derive(Clone, Debug, Default)]
+pub struct SimDialer {
+    /// The tap, and the name of the node dialing.
+    tap: Option<(MeshTap, String)>,
+}
+
+impl SimDialer {
+    /// A dialer for node `local` whose connections `tap` watches.
+    pub fn tapped(tap: &MeshTap, local: &str) -> SimDialer {
+        SimDialer {
+            tap: Some((tap.clone(), local.to_owned())),
+        }
+    }
+}
 
 impl Dialer for SimDialer {
-    type Io = TcpStream;
+    type Io = Tapped<TcpStream>;
 
-    async fn dial(&self, host: &str, port: u16) -> io::Result<TcpStream> {
-        TcpStream::connect((host, port)).await
+    async fn dial(&self, host: &str, port: u16) -> io::Result<Tapped<TcpStream>> {
+        let stream = TcpStream::connect((host, port)).await?;
+        Ok(match &self.tap {
+            Some((tap, local)) => tap.wrap(local, host, stream),
+            None => Tapped::untapped(stream),
+        })
     }
 }
 

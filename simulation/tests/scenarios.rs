@@ -88,6 +88,11 @@ fn stage_order() {
     sweep("stage_order");
 }
 
+#[test]
+fn oneway_delivery() {
+    sweep("oneway_delivery");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

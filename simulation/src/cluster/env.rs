@@ -17,6 +17,7 @@ use super::{MESH_PORT, Timing};
 use crate::directory::SimDirectory;
 use crate::net::{SimDialer, SimListener};
 use crate::rng::SimRng;
+use crate::tap::MeshTap;
 use crate::trace::Trace;
 
 /// A host fault the run loop applies between two simulation steps.
@@ -90,6 +91,8 @@ pub struct Env {
     pub directory: SimDirectory,
     /// Timeouts.
     pub timing: Timing,
+    /// The tap on every mesh link connection.
+    pub mesh_tap: MeshTap,
     stop: Rc<Cell<bool>>,
     state: Rc<RefCell<State>>,
 }
@@ -141,11 +144,13 @@ pub async fn expect_no_tasks(env: &Env, who: &str, limit: Duration) {
 
 impl Env {
     pub(super) fn new(seed: u64, timing: Timing) -> Env {
+        let trace = Trace::new();
         Env {
-            trace: Trace::new(),
             rng: SimRng::new(seed),
             directory: SimDirectory::new(),
             timing,
+            mesh_tap: MeshTap::new(&trace),
+            trace,
             stop: Rc::default(),
             state: Rc::default(),
         }
@@ -346,7 +351,9 @@ impl Env {
     pub(super) async fn link(&self, name: &str) -> std::io::Result<Arc<dyn MeshLink>> {
         let listener = SimListener::bind(MESH_PORT).await?;
         let address = format!("tcp://{name}:{MESH_PORT}");
-        let link = TcpLink::new(name, listener, address, SimDialer, self.timing.link);
+        self.mesh_tap.booted(name);
+        let dialer = SimDialer::tapped(&self.mesh_tap, name);
+        let link = TcpLink::new(name, listener, address, dialer, self.timing.link);
         Ok(Arc::new(link))
     }
 

@@ -201,7 +201,7 @@ async fn api_traffic(api: ApiServer, env: Env) {
         return;
     }
     wait_until(Duration::from_secs(15), || env.is_finished(BASELINE)).await;
-    let mut mesh = MeshClient::new(&api, trace);
+    let mut mesh = MeshClient::for_env(&api, &env);
     // A cut or a crash is detected by the mesh heartbeats (1 s) long before a request times
     // out (3 s): the only failure is SERVER_NOT_FOUND. Only play-2 ever crashes, so only its
     // stages can be missing (a new incarnation before anyone recreated them).

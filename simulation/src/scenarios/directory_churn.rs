@@ -132,7 +132,7 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
     {
         return;
     }
-    let mut mesh = MeshClient::new(&api, trace);
+    let mut mesh = MeshClient::for_env(&api, &env);
     // Listed in the directory is not yet connected: wait until both peers answer.
     for target in [STEADY, CHURNING] {
         let mut up = false;

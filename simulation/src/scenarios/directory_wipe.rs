@@ -75,7 +75,7 @@ async fn requests(api: ApiServer, env: Env, end: Duration) {
     {
         return;
     }
-    let mut mesh = MeshClient::new(&api, trace);
+    let mut mesh = MeshClient::for_env(&api, &env);
     // Listed in the directory is not yet connected: wait until both answer.
     let mut up = false;
     for _ in 0..50 {

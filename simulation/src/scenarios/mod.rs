@@ -2,12 +2,17 @@
 //! workload against it, and checks the invariants as it goes:
 //!
 //! * every request ends in exactly one reply or one error (none hangs, none is completed by
-//!   another request's reply);
+//!   another request's reply); on the wire (the taps), every reply answers one request sent,
+//!   once;
 //! * nothing acknowledged is lost or duplicated (client ledgers against the stage's record);
+//!   one-way operations (client `Op` sends, mesh `MOp` sends) and timed-out requests are
+//!   applied exactly once unless their connection dropped, in the stage incarnation the
+//!   connection is attached to;
 //! * per-stage order holds (stage pushes consecutive per connection, operations applied in
 //!   the order sent);
 //! * queues stay bounded (request caches empty at the end, late replies at most the failed
-//!   requests, connectors with nothing pending);
+//!   requests and, with the replies that completed requests, at most the replies on the
+//!   wire; connectors with nothing pending);
 //! * no task outlives a graceful shutdown (every host's runtime is empty after it stops).
 
 use std::fmt;
@@ -22,6 +27,7 @@ mod client_reconnect;
 mod directory_churn;
 mod directory_wipe;
 mod idle_timeout;
+mod oneway_delivery;
 mod play_restart;
 mod request_timeout;
 mod session_resume;
@@ -95,6 +101,11 @@ pub const ALL: &[Scenario] = &[
         name: "chaos",
         about: "random partitions, holds and restarts over many clients and stages; every invariant at the end",
         run: chaos::run,
+    },
+    Scenario {
+        name: "oneway_delivery",
+        about: "client and mesh one-way messages under latency jitter and a dropped connection: exactly once unless their connection dropped",
+        run: oneway_delivery::run,
     },
 ];
 

@@ -54,7 +54,7 @@ async fn mesh_side(api: ApiServer, env: Env) {
     if !env.wait_mesh(&[PLAY, API], Duration::from_secs(5)).await {
         return;
     }
-    let mut mesh = MeshClient::new(&api, trace);
+    let mut mesh = MeshClient::for_env(&api, &env);
     let created = mesh.ensure_stage(PLAY, 1).await;
     trace.check(API, created.is_ok(), || {
         format!("stage not created: {}", created.code)

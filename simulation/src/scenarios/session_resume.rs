@@ -14,8 +14,11 @@
 //!   player whose session was never lost;
 //! * past the window the loss is reported (`SessionEvent::Lost`, pending requests fail with
 //!   `SessionLost`), and nothing after it is out of order: operations the player knows were
-//!   applied are there exactly once, none is there twice, all in order, and pushes after the
-//!   new login are consecutive again.
+//!   applied are there exactly once, none is there twice, all in order, every operation sent
+//!   in the session the final `Dump` is answered in (one-way or failed) is there, nothing the
+//!   connector refused is, and pushes after the new login are consecutive again;
+//! * on the wire (the client tap), every reply answers one request, once: a reply replayed
+//!   after a resume is the same session frame again, never a second answer.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::STAGE_TYPE;
 use crate::cluster::{CLIENT_PORT, Cluster, Env, Network, Timing, sleep};
 use crate::net::{Cuttable, dial};
+use crate::tap::{ClientTap, Tapped};
 use crate::trace::Trace;
 
 const PLAY: &str = "play-1";
@@ -99,9 +103,11 @@ struct Seen {
 }
 
 /// Cuts for the live connection of one player.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Cutter {
     current: Arc<Mutex<CancellationToken>>,
+    /// The wire tap on the player's connections.
+    tap: ClientTap,
 }
 
 impl Cutter {
@@ -112,18 +118,21 @@ impl Cutter {
     fn dialer(
         &self,
         timeout: Duration,
-    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Cuttable>> + Send>>
+    ) -> impl Fn()
+        -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Tapped<Cuttable>>> + Send>>
     + Send
     + Sync
     + 'static {
         let current = Arc::clone(&self.current);
+        let tap = self.tap.clone();
         move || {
             let current = Arc::clone(&current);
+            let tap = tap.clone();
             Box::pin(async move {
                 let stream = dial(PLAY, CLIENT_PORT, timeout).await?;
                 let token = CancellationToken::new();
                 *lock(&current) = token.clone();
-                Ok(Cuttable::new(stream, token))
+                Ok(tap.wrap(Cuttable::new(stream, token)))
             })
         }
     }
@@ -264,8 +273,20 @@ async fn login(
 enum Fate {
     /// Replied: the stage applied it.
     Applied,
-    /// One-way, or its request failed with the session: maybe applied, at most once.
-    Unknown,
+    /// One-way, or its request failed with the session: applied exactly once if the session
+    /// it was sent in (counted in losses before it) is never lost, else at most once.
+    Unknown(usize),
+    /// Refused by the connector: never sent, never applied.
+    Refused,
+}
+
+/// Sessions lost so far: the current session's number.
+fn session(seen: &Mutex<Seen>) -> usize {
+    lock(seen)
+        .events
+        .iter()
+        .filter(|e| **e == SessionEvent::Lost)
+        .count()
 }
 
 async fn player(env: Env, name: &'static str, account: &'static str, shared: Shared) {
@@ -273,7 +294,10 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     let rng = env.rng.fork();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let connector = connector(&env, name, &shared, &seen);
-    let cutter = Cutter::default();
+    let cutter = Cutter {
+        current: Arc::default(),
+        tap: ClientTap::new(&trace, name),
+    };
     let mut partition = Partition {
         name,
         trace: trace.clone(),
@@ -306,10 +330,12 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
             }
         }
         let packet = Packet::new("Op", n.to_string());
+        let sent_in = session(&seen);
         if rng.chance(30) {
-            lock(&fates).insert(n, Fate::Unknown);
+            lock(&fates).insert(n, Fate::Unknown(sent_in));
             if let Err(error) = connector.send(packet) {
                 trace.record(name, format_args!("send {n} refused: {error}"));
+                lock(&fates).insert(n, Fate::Refused);
             }
         } else {
             let (connector, fates, trace) = (connector.clone(), Arc::clone(&fates), trace.clone());
@@ -325,11 +351,11 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
                         Fate::Applied
                     }
                     Err(ConnectorError::SessionLost | ConnectorError::Disconnected) => {
-                        Fate::Unknown
+                        Fate::Unknown(sent_in)
                     }
                     Err(error) => {
                         trace.violation(name, format_args!("request {n} failed: {error:?}"));
-                        Fate::Unknown
+                        Fate::Unknown(sent_in)
                     }
                 };
                 lock(&fates).insert(n, fate);
@@ -362,7 +388,7 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
         }
         match outcome {
             Ok(Ok(reply)) => {
-                check_dump(&trace, name, &reply, &lock(&fates), lost);
+                check_dump(&trace, name, &reply, &lock(&fates), session(&seen));
                 dumped = true;
                 break;
             }
@@ -382,8 +408,16 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     env.finish(name);
 }
 
-/// The stage's record of this account's operations against what the player knows.
-fn check_dump(trace: &Trace, name: &str, reply: &Packet, fates: &BTreeMap<u64, Fate>, lost: bool) {
+/// The stage's record of this account's operations against what the player knows; `current`
+/// is the session the dump was answered in (sessions lost before it): what was sent in it
+/// must all be there.
+fn check_dump(
+    trace: &Trace,
+    name: &str,
+    reply: &Packet,
+    fates: &BTreeMap<u64, Fate>,
+    current: usize,
+) {
     let text = String::from_utf8_lossy(&reply.payload).into_owned();
     let applied: Vec<u64> = text
         .split(' ')
@@ -395,7 +429,7 @@ fn check_dump(trace: &Trace, name: &str, reply: &Packet, fates: &BTreeMap<u64, F
     trace.record(
         name,
         format_args!(
-            "stage applied {} of {OPS} ops (lost: {lost})",
+            "stage applied {} of {OPS} ops (sessions lost: {current})",
             applied.len()
         ),
     );
@@ -404,9 +438,18 @@ fn check_dump(trace: &Trace, name: &str, reply: &Packet, fates: &BTreeMap<u64, F
     });
     for (n, fate) in fates {
         let present = applied.contains(n);
-        let expected = *fate == Fate::Applied || !lost;
+        let expected = match fate {
+            Fate::Applied => true,
+            Fate::Unknown(session) => *session == current,
+            Fate::Refused => {
+                trace.check(name, !present, || {
+                    format!("operation {n} applied though the connector refused it")
+                });
+                false
+            }
+        };
         trace.check(name, present || !expected, || {
-            format!("operation {n} ({fate:?}) missing from the stage (session lost: {lost})")
+            format!("operation {n} ({fate:?}) missing from the stage (sessions lost: {current})")
         });
     }
 }

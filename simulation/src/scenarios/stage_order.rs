@@ -82,7 +82,7 @@ async fn server_traffic(api: ApiServer, env: Env) {
     if !env.wait_mesh(&[PLAY, API], Duration::from_secs(5)).await {
         return;
     }
-    let mut mesh = MeshClient::new(&api, trace);
+    let mut mesh = MeshClient::for_env(&api, &env);
     let created = mesh.ensure_stage(PLAY, 1).await;
     trace.check(API, created.is_ok(), || {
         format!("stage not created: {}", created.code)
@@ -100,5 +100,7 @@ async fn server_traffic(api: ApiServer, env: Env) {
         });
         sleep(rng.millis(0, 40)).await;
     }
+    // The last one-way operations arrive before this request's reply.
+    mesh.verify_mops(PLAY, 1).await;
     mesh.check_queues();
 }
