@@ -179,10 +179,10 @@ impl Mesh {
         handler: Arc<dyn InboundHandler>,
         center: ServerInfoCenter,
     ) -> Mesh {
+        // Pings and pongs carry only their kind: the link names the sender of everything it
+        // delivers (the header's `from` is overwritten on receipt).
         let liveness_header = |liveness| {
             let header = RouteHeader {
-                from: config.server_id.clone(),
-                service_id: u32::from(config.service_id),
                 liveness,
                 ..RouteHeader::default()
             };

@@ -28,21 +28,30 @@ impl InboundHandler for Ignore {
 
 /// Node `a` with peer `b` listed and connected.
 async fn node() -> (Mesh, Arc<ScriptedLink>) {
+    node_with(&["b"]).await
+}
+
+/// Node `a` (service 7) with `peers` listed and connected.
+async fn node_with(peers: &[&str]) -> (Mesh, Arc<ScriptedLink>) {
     let directory = MemoryDirectory::new();
-    let b = ServerInfo {
-        server_type: ServerType::Play,
-        service_id: 1,
-        server_id: "b".to_owned(),
-        address: "tcp://10.0.0.2:5000".to_owned(),
-        state: ServerState::Running,
-        weight: 100,
-    };
-    directory
-        .publish(&b, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    for (n, peer) in peers.iter().enumerate() {
+        let info = ServerInfo {
+            server_type: ServerType::Play,
+            service_id: 1,
+            server_id: (*peer).to_owned(),
+            address: format!("tcp://10.0.0.{}:5000", n + 2),
+            state: ServerState::Running,
+            weight: 100,
+        };
+        directory
+            .publish(&info, Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
     let link = Arc::new(ScriptedLink::default());
     let mut config = MeshConfig::new("a", ServerType::Api);
+    config.service_id = 7;
+    config.request_timeout = Duration::from_secs(30);
     config.heartbeat_interval = INTERVAL;
     config.heartbeat_timeout = TIMEOUT;
     config.refresh_interval = Duration::from_secs(60);
@@ -59,14 +68,20 @@ async fn node() -> (Mesh, Arc<ScriptedLink>) {
 
 /// `b` answers every ping sent so far; returns when the last answered one was sent.
 fn answer_pings(link: &ScriptedLink) -> Option<Instant> {
+    answer_pings_of(link, "b")
+}
+
+/// `peer` answers every ping sent to it so far (others are dropped); returns when the last
+/// answered one was sent.
+fn answer_pings_of(link: &ScriptedLink, peer: &str) -> Option<Instant> {
     let mut last = None;
     for sent in link.take_sent() {
-        if sent.target == "b" && sent.header.liveness == PING {
+        if sent.target == peer && sent.header.liveness == PING {
             let pong = WireHeader {
                 liveness: PONG,
                 ..WireHeader::default()
             };
-            link.receive("b", pong, sent.payload);
+            link.receive(peer, pong, sent.payload);
             last = Some(sent.at);
         }
     }
@@ -187,4 +202,35 @@ async fn pings_are_answered_with_their_payload() {
     assert_eq!(pongs.len(), 1);
     assert_eq!(pongs[0].target, "b");
     assert_eq!(&pongs[0].payload[..], b"12345678");
+}
+
+/// A verdict is about one peer: while `c` is down, `b` (answering) keeps working, and its
+/// request in flight is counted until it ends. The node's identity reads back as configured.
+#[tokio::test(start_paused = true)]
+async fn one_peer_down_leaves_the_others_up() {
+    let (a, link) = node_with(&["b", "c"]).await;
+    assert_eq!(a.service_id(), 7);
+    assert_eq!(a.request_timeout(), Duration::from_secs(30));
+    let held = {
+        let a = a.clone();
+        tokio::spawn(async move { a.request("b", header("Work"), Bytes::new()).await })
+    };
+    for _ in 0..20 {
+        sleep(INTERVAL / 2).await;
+        answer_pings_of(&link, "b");
+    }
+    assert!(a.peers_declared_down() >= 1, "c, silent, is down");
+    assert!(matches!(
+        a.send("c", header("Note"), Bytes::new()),
+        Err(MeshError::ServerNotFound(_))
+    ));
+    a.send("b", header("Note"), Bytes::new())
+        .expect("b answers its pings: up");
+    assert_eq!(
+        a.pending_requests(),
+        1,
+        "the request to b is still in flight"
+    );
+    assert!(!held.is_finished());
+    held.abort();
 }
