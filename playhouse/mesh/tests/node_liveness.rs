@@ -1,6 +1,8 @@
 //! The mesh node's liveness on a paused clock, over a scripted link: exact deadlines, what
 //! counts as hearing from a peer (only pongs), what a verdict does (requests fail, the link
-//! is reset, sends fail at once) and what undoes it (a pong to a ping sent after it).
+//! is reset, sends fail at once) and what undoes it (a pong to a ping sent after it). Also
+//! what the node refuses before a message reaches the link: a payload over its limit, and
+//! anything once the link is closed.
 
 mod scripted;
 
@@ -233,4 +235,47 @@ async fn one_peer_down_leaves_the_others_up() {
     );
     assert!(!held.is_finished());
     held.abort();
+}
+
+/// A payload over `max_payload` is refused with `TooLarge` and never reaches the link; one of
+/// exactly `max_payload` bytes is sent.
+#[tokio::test(start_paused = true)]
+async fn a_payload_over_the_limit_is_refused_before_the_link() {
+    let (a, link) = node().await;
+    let max = MeshConfig::new("a", ServerType::Api).max_payload;
+    link.take_sent();
+    let over = a.send("b", header("Big"), Bytes::from(vec![0; max + 1]));
+    assert!(
+        matches!(over, Err(MeshError::TooLarge { len, max: m }) if len == max + 1 && m == max),
+        "{over:?}"
+    );
+    let request = a
+        .request("b", header("Big"), Bytes::from(vec![0; max + 1]))
+        .await;
+    assert!(
+        matches!(request, Err(MeshError::TooLarge { .. })),
+        "{request:?}"
+    );
+    assert!(
+        link.take_sent()
+            .iter()
+            .all(|sent| sent.header.msg_id != "Big")
+    );
+    a.send("b", header("Full"), Bytes::from(vec![0; max]))
+        .expect("exactly the limit is allowed");
+    assert!(
+        link.take_sent()
+            .iter()
+            .any(|sent| sent.header.msg_id == "Full")
+    );
+}
+
+/// A link that reports itself closed makes sends fail with `Closed`, not `ServerNotFound`:
+/// the caller learns the node is going away, not that its peer is.
+#[tokio::test(start_paused = true)]
+async fn a_closed_link_fails_sends_as_closed() {
+    let (a, link) = node().await;
+    link.close();
+    let sent = a.send("b", header("Note"), Bytes::new());
+    assert!(matches!(sent, Err(MeshError::Closed)), "{sent:?}");
 }

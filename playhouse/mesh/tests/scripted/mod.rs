@@ -54,6 +54,8 @@ struct LinkState {
     disconnects: Vec<String>,
     resets: Vec<(String, Instant)>,
     sent: Vec<Sent>,
+    /// Closed: every send fails with `LinkError::Closed`.
+    closed: bool,
 }
 
 impl ScriptedLink {
@@ -141,6 +143,9 @@ impl MeshLink for ScriptedLink {
 
     fn send(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), LinkError> {
         let mut state = self.state();
+        if state.closed {
+            return Err(LinkError::Closed);
+        }
         match state.peers.get(target) {
             Some(true) => {
                 let header = WireHeader::decode(header).expect("the node encodes headers");
@@ -161,5 +166,7 @@ impl MeshLink for ScriptedLink {
         self.state().peers.get(server_id) == Some(&true)
     }
 
-    fn close(&self) {}
+    fn close(&self) {
+        self.state().closed = true;
+    }
 }
