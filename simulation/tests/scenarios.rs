@@ -88,6 +88,11 @@ fn stage_order() {
     sweep("stage_order");
 }
 
+#[test]
+fn late_reply() {
+    sweep("late_reply");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

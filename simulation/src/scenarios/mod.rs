@@ -22,6 +22,7 @@ mod client_reconnect;
 mod directory_churn;
 mod directory_wipe;
 mod idle_timeout;
+mod late_reply;
 mod play_restart;
 mod request_timeout;
 mod session_resume;
@@ -95,6 +96,11 @@ pub const ALL: &[Scenario] = &[
         name: "chaos",
         about: "random partitions, holds and restarts over many clients and stages; every invariant at the end",
         run: chaos::run,
+    },
+    Scenario {
+        name: "late_reply",
+        about: "a late reply (mesh and client) arrives while a newer request is pending: discarded and counted, the newer request gets its own",
+        run: late_reply::run,
     },
 ];
 
