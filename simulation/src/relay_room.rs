@@ -5,13 +5,14 @@
 //! ```text
 //! client -> Relay  Slow "<n> <ms>"   request: after <ms> (a stage timer) SlowReply "<n> <incarnation>"
 //!                  Ping "<n>"        request: at once, Pong "<n> <incarnation>"
-//!                  Ask "<n> <server> <stage|-> <msg_id>"
+//!                  Ask "<n> <server> <stage|-> <msg_id> [<arg>]"
 //!                                    request: the stage requests <server> (an API server when
-//!                                    the stage is `-`, else that stage) with <msg_id> "<n>"
+//!                                    the stage is `-`, else that stage) with <msg_id> "<n> [<arg>]"
 //!                                    from an async block, and answers when it ends:
 //!                                    Asked "<n> <code> <ms it took> <reply words...>"
 //! server -> Relay  Slow "<n> <ms>"   request: after <ms>, SlowReply "<n> <incarnation>"
 //!                  Echo "<n>"        request: EchoReply "<n> <incarnation>"
+//! server -> api    ApiSlow "<n> <ms>" request: after <ms>, ApiSlowReply "<server id> <n>"
 //! ```
 
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use playhouse::{
-    ErrorCode, Packet, PlayServerBuilder, ReplyTarget, Stage, StageContext, StageInit,
+    ErrorCode, HandlerRegistry, Packet, PlayServerBuilder, ReplyTarget, Stage, StageContext,
+    StageInit,
 };
 
 use crate::app::SimPlayer;
@@ -47,6 +49,24 @@ pub fn register(builder: PlayServerBuilder, server_id: &str, boot: u64) -> PlayS
         move |init| RelayRoom::new(init, &boot),
         |_| SimPlayer::default(),
     )
+}
+
+/// The API handlers of API server `server_id` that relay scenarios use.
+pub fn api_handlers(server_id: &str) -> impl FnOnce(&mut HandlerRegistry) + use<> {
+    let me = server_id.to_owned();
+    move |handlers| {
+        handlers.add("ApiSlow", move |packet: Packet, _| {
+            let body = text(&packet);
+            let mut words = body.split(' ');
+            let n = words.next().unwrap_or_default().to_owned();
+            let ms = words.next().and_then(|ms| ms.parse().ok()).unwrap_or(0);
+            let payload = format!("{me} {n}");
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(Packet::new("ApiSlowReply", payload))
+            }
+        });
+    }
 }
 
 fn text(packet: &Packet) -> String {
@@ -86,11 +106,17 @@ impl RelayRoom {
     /// Requests another server from an async block; answers `target` with the outcome.
     fn ask(ctx: &mut StageContext<Self>, target: ReplyTarget, body: &str) {
         let words: Vec<&str> = body.split(' ').collect();
-        let [n, server, stage, msg_id] = words[..] else {
-            return target.reply_error(ErrorCode::INVALID_MESSAGE);
+        let (n, server, stage, msg_id, arg) = match words[..] {
+            [n, server, stage, msg_id] => (n, server, stage, msg_id, None),
+            [n, server, stage, msg_id, arg] => (n, server, stage, msg_id, Some(arg)),
+            _ => return target.reply_error(ErrorCode::INVALID_MESSAGE),
         };
         let sender = ctx.sender();
-        let packet = Packet::new(msg_id.to_owned(), n.to_owned());
+        let payload = match arg {
+            Some(arg) => format!("{n} {arg}"),
+            None => n.to_owned(),
+        };
+        let packet = Packet::new(msg_id.to_owned(), payload);
         let request = match stage {
             "-" => futures_util::future::Either::Left(sender.request_to_api(server, packet)),
             stage => {

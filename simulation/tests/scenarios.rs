@@ -93,6 +93,11 @@ fn late_reply() {
     sweep("late_reply");
 }
 
+#[test]
+fn play_requester() {
+    sweep("play_requester");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

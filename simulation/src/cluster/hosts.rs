@@ -78,6 +78,7 @@ pub fn api_host(
             let server = ApiServer::builder()
                 .server_id(name)
                 .handlers(api_handlers(name))
+                .handlers(crate::relay_room::api_handlers(name))
                 .start(join)
                 .await?;
             env.trace.record(name, "up");

@@ -23,6 +23,7 @@ mod directory_churn;
 mod directory_wipe;
 mod idle_timeout;
 mod late_reply;
+mod play_requester;
 mod play_restart;
 mod request_timeout;
 mod session_resume;
@@ -101,6 +102,11 @@ pub const ALL: &[Scenario] = &[
         name: "late_reply",
         about: "a late reply (mesh and client) arrives while a newer request is pending: discarded and counted, the newer request gets its own",
         run: late_reply::run,
+    },
+    Scenario {
+        name: "play_requester",
+        about: "a stage requests an API server and another Play server's stage under a silent link: fail fast with SERVER_NOT_FOUND, its loop never blocked, recovery",
+        run: play_requester::run,
     },
 ];
 
