@@ -98,6 +98,11 @@ fn play_requester() {
     sweep("play_requester");
 }
 
+#[test]
+fn crash_inflight() {
+    sweep("crash_inflight");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

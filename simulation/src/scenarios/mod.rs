@@ -19,6 +19,7 @@ use crate::trace::TraceHash;
 mod api_partition;
 mod chaos;
 mod client_reconnect;
+mod crash_inflight;
 mod directory_churn;
 mod directory_wipe;
 mod idle_timeout;
@@ -107,6 +108,11 @@ pub const ALL: &[Scenario] = &[
         name: "play_requester",
         about: "a stage requests an API server and another Play server's stage under a silent link: fail fast with SERVER_NOT_FOUND, its loop never blocked, recovery",
         run: play_requester::run,
+    },
+    Scenario {
+        name: "crash_inflight",
+        about: "requests in flight (API and client) when their Play server crashes: SERVER_NOT_FOUND within the heartbeat timeout, not the 30 s request timeout; a new stage incarnation after the restart",
+        run: crash_inflight::run,
     },
 ];
 
