@@ -294,7 +294,7 @@ async fn client_side(env: Env, plan: Plan) {
                     )
                 });
             }
-            sleep(rng.millis(10, 100)).await;
+            sleep(rng.millis(50, 150)).await;
         }
         let recovery = recovered_at.map(|at| at - plan.heal);
         trace.check(CLIENT, recovery.is_some_and(|r| r <= RECOVERY), || {
@@ -319,7 +319,7 @@ async fn client_side(env: Env, plan: Plan) {
                     took.as_millis()
                 )
             });
-            sleep(rng.millis(20, 80)).await;
+            sleep(rng.millis(40, 120)).await;
         }
     };
     tokio::join!(held, asks, pings);
