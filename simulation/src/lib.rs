@@ -7,6 +7,8 @@
 //!   (crash, bounce), the run loop.
 //! * [`app`]: the stage and API handlers under test; every promise they make is checked
 //!   from the client side.
+//! * [`relay_room`]: a stage that answers late and asks other servers (mesh requests
+//!   from a stage).
 //! * [`client`] / [`mesh_client`]: a game client (connector) and an API workload (mesh
 //!   requests) that record what they see and check it as it arrives.
 //! * [`invariants`]: the operation ledger and mesh outcome tallies.
@@ -29,6 +31,7 @@ pub mod invariants;
 pub mod mesh_client;
 pub mod net;
 pub mod network;
+pub mod relay_room;
 pub mod rng;
 pub mod scenarios;
 pub mod tap;

@@ -93,6 +93,21 @@ fn oneway_delivery() {
     sweep("oneway_delivery");
 }
 
+#[test]
+fn late_reply() {
+    sweep("late_reply");
+}
+
+#[test]
+fn play_requester() {
+    sweep("play_requester");
+}
+
+#[test]
+fn crash_inflight() {
+    sweep("crash_inflight");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

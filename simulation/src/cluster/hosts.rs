@@ -19,10 +19,12 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
     move || {
         let env = env.clone();
         Box::pin(async move {
-            let boot = Boot::new(name, env.next_boot(name));
+            let boot_number = env.next_boot(name);
+            let boot = Boot::new(name, boot_number);
             let timing = env.timing;
-            let server = PlayServer::builder()
-                .server_id(name)
+            let builder = PlayServer::builder().server_id(name);
+            let builder = crate::relay_room::register(builder, name, boot_number);
+            let server = builder
                 .stage(
                     STAGE_TYPE,
                     move |init| SimRoom::new(init, &boot),
@@ -76,6 +78,7 @@ pub fn api_host(
             let server = ApiServer::builder()
                 .server_id(name)
                 .handlers(api_handlers(name))
+                .handlers(crate::relay_room::api_handlers(name))
                 .start(join)
                 .await?;
             env.trace.record(name, "up");

@@ -7,7 +7,8 @@
 //! TTL: direct requests still succeed. Once its entry has been missing for longer, direct
 //! requests must fail fast with `ServerNotFound` and service requests go to `api-1`; when it
 //! is back, both kinds reach it again. Each phase is checked once the directory refresh has
-//! had time to spread the change.
+//! had time to spread the change. Requests alternate between the two kinds, and every phase
+//! must have held at least one of each (a phase with none would pass unchecked).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -39,7 +40,7 @@ struct Plan {
     gone: Duration,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
     Disabled,
@@ -146,9 +147,14 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
         trace.check(CALLER, up, || format!("{target} never answered"));
     }
     let mut back_via_service = false;
+    // Requests that fell wholly inside each phase, by kind (direct, service): every phase
+    // must have seen both, or it passed unchecked.
+    let mut seen: Vec<(Phase, bool)> = Vec::new();
+    let mut service = rng.chance(50);
     while now() < plan.end {
         let start = now();
-        let service = rng.chance(60);
+        // Alternating: each phase window holds several requests of each kind.
+        service = !service;
         let answer = if service {
             mesh.service_echo(SERVICE).await
         } else {
@@ -156,6 +162,9 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
         };
         let phase = plan.phase(start, now());
         let server = answer.words.first().cloned().unwrap_or_default();
+        if phase != Phase::Moving && !seen.contains(&(phase, service)) {
+            seen.push((phase, service));
+        }
         match (&phase, service) {
             (Phase::Moving, _) => {
                 let allowed = [ErrorCode::SUCCESS, ErrorCode::SERVER_NOT_FOUND];
@@ -205,6 +214,20 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
             }
         }
         sleep(rng.millis(20, 80)).await;
+    }
+    for phase in [
+        Phase::Running,
+        Phase::Disabled,
+        Phase::Missing,
+        Phase::Removed,
+        Phase::Back,
+    ] {
+        for service in [false, true] {
+            trace.check(CALLER, seen.contains(&(phase, service)), || {
+                let kind = if service { "service" } else { "direct" };
+                format!("no {kind} request fell inside the {phase:?} phase: it went unchecked")
+            });
+        }
     }
     trace.check(CALLER, back_via_service, || {
         "service routing never chose api-2 again".into()

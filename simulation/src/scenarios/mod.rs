@@ -24,10 +24,13 @@ use crate::trace::TraceHash;
 mod api_partition;
 mod chaos;
 mod client_reconnect;
+mod crash_inflight;
 mod directory_churn;
 mod directory_wipe;
 mod idle_timeout;
+mod late_reply;
 mod oneway_delivery;
+mod play_requester;
 mod play_restart;
 mod request_timeout;
 mod session_resume;
@@ -106,6 +109,21 @@ pub const ALL: &[Scenario] = &[
         name: "oneway_delivery",
         about: "client and mesh one-way messages under latency jitter and a dropped connection: exactly once unless their connection dropped",
         run: oneway_delivery::run,
+    },
+    Scenario {
+        name: "late_reply",
+        about: "a late reply (mesh and client) arrives while a newer request is pending: discarded and counted, the newer request gets its own",
+        run: late_reply::run,
+    },
+    Scenario {
+        name: "play_requester",
+        about: "a stage requests an API server and another Play server's stage under a silent link: fail fast with SERVER_NOT_FOUND, its loop never blocked, recovery",
+        run: play_requester::run,
+    },
+    Scenario {
+        name: "crash_inflight",
+        about: "requests in flight (API and client) when their Play server crashes: SERVER_NOT_FOUND within the heartbeat timeout, not the 30 s request timeout; a new stage incarnation after the restart",
+        run: crash_inflight::run,
     },
 ];
 
