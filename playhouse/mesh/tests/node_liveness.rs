@@ -35,6 +35,14 @@ async fn node() -> (Mesh, Arc<ScriptedLink>) {
 
 /// Node `a` (service 7) with `peers` listed and connected.
 async fn node_with(peers: &[&str]) -> (Mesh, Arc<ScriptedLink>) {
+    node_handling(peers, Arc::new(Ignore)).await
+}
+
+/// Node `a` (service 7) with `peers` listed and connected, its messages to `handler`.
+async fn node_handling(
+    peers: &[&str],
+    handler: Arc<dyn InboundHandler>,
+) -> (Mesh, Arc<ScriptedLink>) {
     let directory = MemoryDirectory::new();
     for (n, peer) in peers.iter().enumerate() {
         let info = ServerInfo {
@@ -62,7 +70,7 @@ async fn node_with(peers: &[&str]) -> (Mesh, Arc<ScriptedLink>) {
         config,
         Arc::clone(&link) as Arc<dyn MeshLink>,
         Arc::new(directory),
-        Arc::new(Ignore),
+        handler,
     )
     .await;
     (mesh, link)
@@ -278,4 +286,44 @@ async fn a_closed_link_fails_sends_as_closed() {
     link.close();
     let sent = a.send("b", header("Note"), Bytes::new());
     assert!(matches!(sent, Err(MeshError::Closed)), "{sent:?}");
+}
+
+/// Answers every request with a payload of `len` bytes.
+struct ReplyOf {
+    len: usize,
+}
+
+impl InboundHandler for ReplyOf {
+    fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
+        let reply = playhouse_protocol::Packet::new("Reply", vec![0; self.len]);
+        let _ = mesh.reply(&packet.route, playhouse_protocol::ErrorCode::SUCCESS, reply);
+    }
+}
+
+/// The code and payload length of the reply `a` sends to a request from `b`.
+async fn reply_of(len: usize) -> (u32, usize) {
+    let (_a, link) = node_handling(&["b"], Arc::new(ReplyOf { len })).await;
+    link.take_sent();
+    let request = WireHeader {
+        msg_seq: 9,
+        msg_id: "Ask".to_owned(),
+        ..WireHeader::default()
+    };
+    link.receive("b", request, Bytes::new());
+    let sent = link.take_sent();
+    let reply = sent
+        .iter()
+        .find(|sent| sent.header.is_reply && sent.header.msg_seq == 9)
+        .expect("a reply to the request");
+    (reply.header.error_code, reply.payload.len())
+}
+
+/// A reply over `max_payload` reaches the requester as PACKET_TOO_LARGE with no payload (the
+/// request still ends); one of exactly `max_payload` bytes goes as it is.
+#[tokio::test(start_paused = true)]
+async fn a_reply_over_the_limit_becomes_packet_too_large() {
+    let max = MeshConfig::new("a", ServerType::Api).max_payload;
+    let too_large = u32::from(playhouse_protocol::ErrorCode::PACKET_TOO_LARGE.0);
+    assert_eq!(reply_of(max + 1).await, (too_large, 0));
+    assert_eq!(reply_of(max).await, (0, max));
 }

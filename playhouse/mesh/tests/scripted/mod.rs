@@ -21,6 +21,8 @@ pub(crate) struct WireHeader {
     pub(crate) msg_seq: u32,
     #[prost(string, tag = "3")]
     pub(crate) msg_id: String,
+    #[prost(uint32, tag = "4")]
+    pub(crate) error_code: u32,
     #[prost(string, tag = "5")]
     pub(crate) from: String,
     #[prost(bool, tag = "9")]
