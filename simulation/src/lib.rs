@@ -9,6 +9,8 @@
 //!   from the client side.
 //! * [`relay_room`]: a stage that answers late and asks other servers (mesh requests
 //!   from a stage).
+//! * [`clock_room`]: a stage that reports its timers, game loop and async blocks with its
+//!   own clock.
 //! * [`client`] / [`mesh_client`]: a game client (connector) and an API workload (mesh
 //!   requests) that record what they see and check it as it arrives.
 //! * [`invariants`]: the operation ledger and mesh outcome tallies.
@@ -25,6 +27,7 @@
 pub mod app;
 pub mod census;
 pub mod client;
+pub mod clock_room;
 pub mod cluster;
 pub mod directory;
 pub mod invariants;

@@ -108,6 +108,11 @@ fn crash_inflight() {
     sweep("crash_inflight");
 }
 
+#[test]
+fn push_idle() {
+    sweep("push_idle");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

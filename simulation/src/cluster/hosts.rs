@@ -24,6 +24,7 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
             let timing = env.timing;
             let builder = PlayServer::builder().server_id(name);
             let builder = crate::relay_room::register(builder, name, boot_number);
+            let builder = crate::clock_room::register(builder);
             let server = builder
                 .stage(
                     STAGE_TYPE,

@@ -32,6 +32,7 @@ mod late_reply;
 mod oneway_delivery;
 mod play_requester;
 mod play_restart;
+mod push_idle;
 mod request_timeout;
 mod session_resume;
 mod silent_peer;
@@ -124,6 +125,11 @@ pub const ALL: &[Scenario] = &[
         name: "crash_inflight",
         about: "requests in flight (API and client) when their Play server crashes: SERVER_NOT_FOUND within the heartbeat timeout, not the 30 s request timeout; a new stage incarnation after the restart",
         run: crash_inflight::run,
+    },
+    Scenario {
+        name: "push_idle",
+        about: "a stage keeps pushing to a client whose network died: the server still closes it on its idle timeout, the stage sees it gone, the other client's pushes never stall",
+        run: push_idle::run,
     },
 ];
 

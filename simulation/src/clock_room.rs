@@ -1,0 +1,152 @@
+//! A stage that keeps time: the application of `push_idle` and `stage_clock`. It pushes
+//! what its timers, game loop and async blocks did, each with the stage's own clock (ms since
+//! the stage was created), so clients can check the cadence whatever the network did to the
+//! pushes on the way.
+//!
+//! ```text
+//! api -> Clock   create "push"   a repeat timer only
+//!                create "clock"  the repeat timer, the game loop, a count timer, async blocks
+//! stage -> client Tick "<n> <ms>"          repeat timer run n (every TICK), broadcast
+//!                 Step "<tick> <total ms> <ms>" every STEP_EVERY-th game-loop step, broadcast
+//!                 Count "<k> <ms>"         count timer run k of COUNT (every COUNT_PERIOD)
+//!                 Posted "<k>"             async block k of ASYNC_BLOCKS has ended (in start order)
+//!                 Presence "<account> <0|1>" broadcast on connection change
+//! client -> Clock Close ""                 request: ClosedSoon "", then the stage closes
+//! ```
+
+use std::time::Duration;
+
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServerBuilder, Stage, StageContext};
+use tokio::time::Instant;
+
+use crate::app::SimPlayer;
+
+/// The stage type name.
+pub const CLOCK: &str = "Clock";
+/// The repeat timer's period.
+pub const TICK: Duration = Duration::from_millis(100);
+/// The game loop's timestep.
+pub const STEP: Duration = Duration::from_millis(50);
+/// Every how many game-loop steps a `Step` is pushed.
+pub const STEP_EVERY: u64 = 4;
+/// Runs of the count timer.
+pub const COUNT: u32 = 5;
+/// The count timer's period.
+pub const COUNT_PERIOD: Duration = Duration::from_millis(300);
+/// Async blocks started (one per run of a count timer every `ASYNC_PERIOD`).
+pub const ASYNC_BLOCKS: u32 = 8;
+/// How often an async block is started.
+pub const ASYNC_PERIOD: Duration = Duration::from_millis(120);
+/// How long each async block takes (all the same: they end in the order they started).
+pub const ASYNC_TAKES: Duration = Duration::from_millis(70);
+
+/// Registers the clock stage type on a Play server being built.
+pub fn register(builder: PlayServerBuilder) -> PlayServerBuilder {
+    builder.stage(CLOCK, |_| ClockRoom::new(), |_| SimPlayer::default())
+}
+
+/// The clock stage.
+#[derive(Debug)]
+pub struct ClockRoom {
+    born: Instant,
+    ticks: u64,
+    counts: u32,
+    started: u32,
+}
+
+impl ClockRoom {
+    fn new() -> ClockRoom {
+        ClockRoom {
+            born: Instant::now(),
+            ticks: 0,
+            counts: 0,
+            started: 0,
+        }
+    }
+
+    fn ms(&self) -> u128 {
+        self.born.elapsed().as_millis()
+    }
+}
+
+impl Stage for ClockRoom {
+    type Actor = SimPlayer;
+
+    async fn on_create(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        packet: Packet,
+    ) -> Result<Packet, ErrorCode> {
+        self.born = Instant::now();
+        ctx.add_repeat_timer(TICK, TICK, |room: &mut ClockRoom, ctx| {
+            room.ticks += 1;
+            let payload = format!("{} {}", room.ticks, room.ms());
+            ctx.broadcast(Packet::new("Tick", payload));
+        });
+        if &packet.payload[..] == b"clock" {
+            ctx.start_game_loop(STEP, |room: &mut ClockRoom, ctx, tick| {
+                if tick.tick % STEP_EVERY == 0 {
+                    let payload = format!("{} {} {}", tick.tick, tick.total.as_millis(), room.ms());
+                    ctx.broadcast(Packet::new("Step", payload));
+                }
+            });
+            ctx.add_count_timer(
+                COUNT_PERIOD,
+                COUNT_PERIOD,
+                COUNT,
+                |room: &mut ClockRoom, ctx| {
+                    room.counts += 1;
+                    let payload = format!("{} {}", room.counts, room.ms());
+                    ctx.broadcast(Packet::new("Count", payload));
+                },
+            );
+            ctx.add_count_timer(
+                ASYNC_PERIOD,
+                ASYNC_PERIOD,
+                ASYNC_BLOCKS,
+                |room: &mut ClockRoom, ctx| {
+                    room.started += 1;
+                    let k = room.started;
+                    ctx.async_block(
+                        async move {
+                            tokio::time::sleep(ASYNC_TAKES).await;
+                            k
+                        },
+                        |_, ctx, k| ctx.broadcast(Packet::new("Posted", k.to_string())),
+                    );
+                },
+            );
+            // Never ends by itself: closing the stage must cancel it.
+            ctx.async_block(
+                tokio::time::sleep(Duration::from_secs(3600)),
+                |_, ctx, ()| ctx.broadcast(Packet::empty("Overslept")),
+            );
+        }
+        Ok(Packet::empty("Created"))
+    }
+
+    async fn on_connection_changed(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        actor: &mut ActorCell<SimPlayer>,
+        connected: bool,
+    ) {
+        let presence = format!("{} {}", actor.link.account_id(), u8::from(connected));
+        ctx.broadcast(Packet::new("Presence", presence));
+    }
+
+    async fn on_dispatch(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        actor: &mut ActorCell<SimPlayer>,
+        packet: Packet,
+    ) {
+        match &*packet.msg_id {
+            "Close" => {
+                actor.link.reply(Packet::empty("ClosedSoon"));
+                ctx.close_stage();
+            }
+            _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
+        }
+    }
+}
