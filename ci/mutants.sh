@@ -12,6 +12,10 @@
 # (SIM_SEEDS seeds per scenario, 5 unless set; CI's sweep runs 100 on the unmutated tree).
 # Not part of .ci/run: it takes far longer than CI's budget. Results land in
 # target/mutants/<set>/mutants.out (caught.txt, missed.txt, timeout.txt, unviable.txt).
+#
+# Mutants are built in place (--in-place) so each build reuses this tree's target directory:
+# run it on a clean checkout and leave the sources alone while it runs (cargo-mutants puts
+# every file back, also when interrupted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +40,8 @@ connector_files=(-f 'playhouse/connector/src/**/*.rs')
 run() {
     local name="$1"
     shift
-    cargo mutants --baseline skip --no-shuffle --timeout 240 --build-timeout 600 \
+    mkdir -p "target/mutants/$name"
+    cargo mutants --in-place --baseline skip --no-shuffle --timeout 240 --build-timeout 600 \
         --cargo-test-arg=--tests --output "target/mutants/$name" "$@"
 }
 
