@@ -5,9 +5,12 @@
 //!
 //! ```text
 //! api -> Clock   create "push"   a repeat timer only
-//!                create "clock"  the repeat timer, the game loop, a count timer, async blocks
-//! stage -> client Tick "<n> <ms>"          repeat timer run n (every TICK), broadcast
-//!                 Step "<tick> <total ms> <ms>" every STEP_EVERY-th game-loop step, broadcast
+//!                create "clock <players>"  the repeat timer; once <players> have joined,
+//!                                the game loop, a count timer and async blocks
+//! stage -> client Tick "<n> <ms>"          repeat timer run n (every TICK; ms since creation)
+//!                 Started "<ms>"           the clock started (ms since creation)
+//!                 Step "<tick> <total ms> <ms>" every STEP_EVERY-th game-loop step (ms
+//!                                          since the start)
 //!                 Count "<k> <ms>"         count timer run k of COUNT (every COUNT_PERIOD)
 //!                 Posted "<k>"             async block k of ASYNC_BLOCKS has ended (in start order)
 //!                 Presence "<account> <0|1>" broadcast on connection change
@@ -50,6 +53,11 @@ pub fn register(builder: PlayServerBuilder) -> PlayServerBuilder {
 pub struct ClockRoom {
     born: Instant,
     ticks: u64,
+    /// Players to wait for before starting the clock (`None`: ticks only).
+    players: Option<usize>,
+    joined: usize,
+    /// When the game loop, count timer and async blocks started.
+    start: Instant,
     counts: u32,
     started: u32,
 }
@@ -59,6 +67,9 @@ impl ClockRoom {
         ClockRoom {
             born: Instant::now(),
             ticks: 0,
+            players: None,
+            joined: 0,
+            start: Instant::now(),
             counts: 0,
             started: 0,
         }
@@ -66,6 +77,59 @@ impl ClockRoom {
 
     fn ms(&self) -> u128 {
         self.born.elapsed().as_millis()
+    }
+
+    fn since_start(&self) -> u128 {
+        self.start.elapsed().as_millis()
+    }
+
+    /// Starts the game loop, the count timer and the async blocks; the stage's `Start`
+    /// push carries the time since creation.
+    fn start(&mut self, ctx: &mut StageContext<Self>) {
+        self.start = Instant::now();
+        ctx.broadcast(Packet::new("Started", self.ms().to_string()));
+        ctx.start_game_loop(STEP, |room: &mut ClockRoom, ctx, tick| {
+            if tick.tick % STEP_EVERY == 0 {
+                let payload = format!(
+                    "{} {} {}",
+                    tick.tick,
+                    tick.total.as_millis(),
+                    room.since_start()
+                );
+                ctx.broadcast(Packet::new("Step", payload));
+            }
+        });
+        ctx.add_count_timer(
+            COUNT_PERIOD,
+            COUNT_PERIOD,
+            COUNT,
+            |room: &mut ClockRoom, ctx| {
+                room.counts += 1;
+                let payload = format!("{} {}", room.counts, room.since_start());
+                ctx.broadcast(Packet::new("Count", payload));
+            },
+        );
+        ctx.add_count_timer(
+            ASYNC_PERIOD,
+            ASYNC_PERIOD,
+            ASYNC_BLOCKS,
+            |room: &mut ClockRoom, ctx| {
+                room.started += 1;
+                let k = room.started;
+                ctx.async_block(
+                    async move {
+                        tokio::time::sleep(ASYNC_TAKES).await;
+                        k
+                    },
+                    |_, ctx, k| ctx.broadcast(Packet::new("Posted", k.to_string())),
+                );
+            },
+        );
+        // Never ends by itself: closing the stage must cancel it.
+        ctx.async_block(
+            tokio::time::sleep(Duration::from_secs(3600)),
+            |_, ctx, ()| ctx.broadcast(Packet::empty("Overslept")),
+        );
     }
 }
 
@@ -83,46 +147,22 @@ impl Stage for ClockRoom {
             let payload = format!("{} {}", room.ticks, room.ms());
             ctx.broadcast(Packet::new("Tick", payload));
         });
-        if &packet.payload[..] == b"clock" {
-            ctx.start_game_loop(STEP, |room: &mut ClockRoom, ctx, tick| {
-                if tick.tick % STEP_EVERY == 0 {
-                    let payload = format!("{} {} {}", tick.tick, tick.total.as_millis(), room.ms());
-                    ctx.broadcast(Packet::new("Step", payload));
-                }
-            });
-            ctx.add_count_timer(
-                COUNT_PERIOD,
-                COUNT_PERIOD,
-                COUNT,
-                |room: &mut ClockRoom, ctx| {
-                    room.counts += 1;
-                    let payload = format!("{} {}", room.counts, room.ms());
-                    ctx.broadcast(Packet::new("Count", payload));
-                },
-            );
-            ctx.add_count_timer(
-                ASYNC_PERIOD,
-                ASYNC_PERIOD,
-                ASYNC_BLOCKS,
-                |room: &mut ClockRoom, ctx| {
-                    room.started += 1;
-                    let k = room.started;
-                    ctx.async_block(
-                        async move {
-                            tokio::time::sleep(ASYNC_TAKES).await;
-                            k
-                        },
-                        |_, ctx, k| ctx.broadcast(Packet::new("Posted", k.to_string())),
-                    );
-                },
-            );
-            // Never ends by itself: closing the stage must cancel it.
-            ctx.async_block(
-                tokio::time::sleep(Duration::from_secs(3600)),
-                |_, ctx, ()| ctx.broadcast(Packet::empty("Overslept")),
-            );
-        }
+        // "clock <players>": the rest starts once that many players have joined.
+        self.players = String::from_utf8_lossy(&packet.payload)
+            .strip_prefix("clock ")
+            .and_then(|n| n.parse().ok());
         Ok(Packet::empty("Created"))
+    }
+
+    async fn on_post_join_stage(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        _: &mut ActorCell<SimPlayer>,
+    ) {
+        self.joined += 1;
+        if self.players == Some(self.joined) {
+            self.start(ctx);
+        }
     }
 
     async fn on_connection_changed(

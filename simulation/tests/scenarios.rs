@@ -113,6 +113,11 @@ fn push_idle() {
     sweep("push_idle");
 }
 
+#[test]
+fn stage_clock() {
+    sweep("stage_clock");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

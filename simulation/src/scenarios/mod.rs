@@ -36,6 +36,7 @@ mod push_idle;
 mod request_timeout;
 mod session_resume;
 mod silent_peer;
+mod stage_clock;
 mod stage_order;
 
 /// A named scenario.
@@ -130,6 +131,11 @@ pub const ALL: &[Scenario] = &[
         name: "push_idle",
         about: "a stage keeps pushing to a client whose network died: the server still closes it on its idle timeout, the stage sees it gone, the other client's pushes never stall",
         run: push_idle::run,
+    },
+    Scenario {
+        name: "stage_clock",
+        about: "stage timers, the fixed-step game loop and async blocks under client cuts and latency jitter: on time, exact counts, results in order, nothing left after the stage closes",
+        run: stage_clock::run,
     },
 ];
 
