@@ -70,7 +70,7 @@ async fn requests(api: ApiServer, env: Env, plan: Plan) {
     trace.check(API, created.is_ok(), || {
         format!("stage not created: {}", created.code)
     });
-    let mut recovered_at = None;
+    let mut recovered_at: Option<Duration> = None;
     while now() < plan.end {
         let start = now();
         let answers = if rng.chance(25) {
