@@ -193,16 +193,33 @@ impl Session {
         let config = self.ctx.config();
         let auth_deadline = Instant::now() + config.auth_timeout;
         let mut idle_deadline = Instant::now() + config.idle_timeout;
-        let stop = self.ctx.stop_token().clone();
+        // One cancellation waiter and one timer for the whole connection, not one per
+        // message: registering and dropping them took locks shared by every session. `kill`
+        // is a child of the server's stop token, so it fires on a stop too.
+        let kill = self.kill.clone();
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
+        // Moved lazily: a frame pushes `idle_deadline` back, and the timer, when it fires
+        // early, is set to the deadline then due.
+        let timer = tokio::time::sleep_until(idle_deadline.min(auth_deadline));
+        tokio::pin!(timer);
         loop {
             let deadline = match self.state {
                 State::Joined { .. } => idle_deadline,
                 _ => idle_deadline.min(auth_deadline),
             };
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 biased;
-                _ = self.kill.cancelled() => return "closed by the server",
-                _ = stop.cancelled() => return "server stopping",
+                () = &mut killed => {
+                    return if self.ctx.stop_token().is_cancelled() {
+                        "server stopping"
+                    } else {
+                        "closed by the server"
+                    };
+                }
                 Some(attach) = next_attach(&mut self.resume) => {
                     // The client came back on a new connection before this one was noticed
                     // dead: the new one replaces it.
@@ -243,7 +260,12 @@ impl Session {
                         }
                     }
                 },
-                _ = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
+                    if Instant::now() < deadline {
+                        // Pushed back by traffic since the timer was set.
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     let metrics = &self.ctx.metrics();
                     return if deadline == idle_deadline {
                         metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -286,8 +308,7 @@ impl Session {
     /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.
     async fn flush(&mut self) -> Result<(), Reason> {
         let timeout = self.ctx.config().write_timeout;
-        let flush = until_killed(&self.kill, self.writer.flush());
-        match tokio::time::timeout(timeout, flush).await {
+        match bounded(&self.kill, timeout, self.writer.flush()).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(_))) => Err(WRITE_FAILED),
             Ok(Err(reason)) => Err(reason),
@@ -360,8 +381,7 @@ impl Session {
         }
         // `feed` writes out when the buffer is full, so it can block on a non-reading client.
         let timeout = self.ctx.config().write_timeout;
-        let feed = until_killed(&self.kill, self.writer.feed(frame));
-        let fed = match tokio::time::timeout(timeout, feed).await {
+        let fed = match bounded(&self.kill, timeout, self.writer.feed(frame)).await {
             Ok(fed) => fed?,
             Err(_) => {
                 self.ctx.metrics().reject(Rejection::SlowConsumer);
@@ -832,15 +852,45 @@ async fn next_attach(resume: &mut Option<Box<Resumable>>) -> Option<Box<Attach>>
 }
 
 /// Awaits `fut` unless the connection is killed meanwhile.
+///
+/// Most writes and mailbox sends complete at once: those return without registering a
+/// cancellation waiter (a kill is then noticed by the serving loop).
 async fn until_killed<T>(
     kill: &CancellationToken,
     fut: impl Future<Output = T>,
 ) -> Result<T, Reason> {
+    let mut fut = std::pin::pin!(fut);
+    if let Some(value) = poll_once(fut.as_mut()).await {
+        return Ok(value);
+    }
     tokio::select! {
         biased;
         _ = kill.cancelled() => Err("closed by the server"),
         value = fut => Ok(value),
     }
+}
+
+/// Polls `fut` once with the caller's context: its value if it is ready.
+async fn poll_once<F: Future>(mut fut: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(value) => std::task::Poll::Ready(Some(value)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// Awaits `fut` for at most `timeout` unless the connection is killed meanwhile; the timer
+/// and the cancellation waiter are set up only when `fut` is not ready at once.
+async fn bounded<T>(
+    kill: &CancellationToken,
+    timeout: std::time::Duration,
+    fut: impl Future<Output = T>,
+) -> Result<Result<T, Reason>, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    if let Some(value) = poll_once(fut.as_mut()).await {
+        return Ok(Ok(value));
+    }
+    tokio::time::timeout(timeout, until_killed(kill, fut)).await
 }
 
 fn error_frame(frame: &ClientFrame, code: ErrorCode) -> ServerFrame {
