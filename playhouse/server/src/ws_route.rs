@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use playhouse_transport::{WsStream, ws_accept_key};
+use playhouse_transport::{WsServerStream, ws_accept_key, ws_server};
 
 use crate::PlayServer;
 
@@ -76,7 +76,7 @@ fn upgrade(server: PlayServer, transport: &'static str, mut request: Request) ->
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WsStream::from_upgraded(TokioIo::new(upgraded), max_message).await;
+                let ws = WsServerStream::new(TokioIo::new(upgraded), max_message);
                 server.serve_connection(ws, peer, transport);
             }
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
@@ -96,26 +96,11 @@ fn upgrade(server: PlayServer, transport: &'static str, mut request: Request) ->
 
 /// The client's `Sec-WebSocket-Key` when the headers ask for a version-13 WebSocket upgrade.
 fn handshake_key(headers: &HeaderMap) -> Option<String> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|value| {
-            value.to_str().is_ok_and(|value| {
-                value
-                    .split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
-        })
-    };
-    let version_13 = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes() == b"13");
-    if !(has_token(header::UPGRADE, "websocket")
-        && has_token(header::CONNECTION, "upgrade")
-        && version_13)
-    {
-        return None;
-    }
-    let key = headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok()?;
-    (!key.is_empty()).then(|| key.to_owned())
+    let pairs = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    let key = ws_server::upgrade_key(pairs)?;
+    std::str::from_utf8(key).ok().map(str::to_owned)
 }
 
 #[cfg(test)]

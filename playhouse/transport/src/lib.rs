@@ -9,8 +9,9 @@
 //!   network implements it too.
 //! * [`Upgrading`]: a stream whose handshake (TLS, WebSocket) runs lazily inside the
 //!   connection's own task, so a client that stalls its handshake never blocks `accept`.
-//! * [`WsStream`]: a WebSocket as a byte stream; each outgoing frame (with its 4-byte length)
-//!   becomes one binary message, as the C# original and browsers expect.
+//! * [`WsServerStream`]: the server side of a WebSocket as a byte stream, framed by hand
+//!   (see [`ws_server`]); each outgoing frame (with its 4-byte length) becomes one binary
+//!   message, as the C# original and browsers expect. [`WsStream`] is the client side.
 //! * [`dial`]: the client side (TCP, TLS, WebSocket, WebSocket over TLS).
 //! * [`tls`]: rustls configurations (ring backend), and with the `dev-certs` feature a
 //!   self-signed certificate generated at start-up.
@@ -20,7 +21,9 @@ mod listener;
 pub mod tls;
 mod upgrade;
 mod ws;
+pub mod ws_server;
 
 pub use listener::{Listener, TlsListener, WsListener};
 pub use upgrade::Upgrading;
 pub use ws::{WsStream, ws_accept_key};
+pub use ws_server::WsServerStream;

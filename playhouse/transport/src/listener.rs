@@ -3,12 +3,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
-
 use crate::upgrade::Upgrading;
-use crate::ws::{WsStream, ws_config};
+use crate::ws_server::{self, WsServerStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A source of client byte streams (in the style of axum's `serve::Listener`).
 pub trait Listener: Send + 'static {
@@ -119,29 +116,13 @@ impl<L: Listener> WsListener<L> {
 }
 
 impl<L: Listener> Listener for WsListener<L> {
-    type Io = Upgrading<WsStream<L::Io>>;
+    type Io = Upgrading<WsServerStream<L::Io>>;
 
     async fn accept(&mut self) -> io::Result<(Self::Io, SocketAddr)> {
         let (io, addr) = self.inner.accept().await?;
         let path = Arc::clone(&self.path);
-        let config = ws_config(self.max_message);
-        let handshake = async move {
-            // The error type is tungstenite's HTTP response; its size is not ours to choose.
-            #[allow(clippy::result_large_err)]
-            let check_path = |request: &Request, response: Response| {
-                if request.uri().path() == &*path {
-                    Ok(response)
-                } else {
-                    let mut refusal = ErrorResponse::new(Some("not found".to_owned()));
-                    *refusal.status_mut() = StatusCode::NOT_FOUND;
-                    Err(refusal)
-                }
-            };
-            let ws = tokio_tungstenite::accept_hdr_async_with_config(io, check_path, Some(config))
-                .await
-                .map_err(io::Error::other)?;
-            Ok(WsStream::new(ws))
-        };
+        let max_message = self.max_message;
+        let handshake = async move { ws_server::accept(io, &path, max_message).await };
         Ok((Upgrading::new(handshake), addr))
     }
 

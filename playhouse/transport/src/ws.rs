@@ -32,7 +32,8 @@ pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message))
 }
 
-/// A WebSocket seen as a byte stream of PlayHouse frames.
+/// The client side of a WebSocket (tungstenite) seen as a byte stream of PlayHouse frames;
+/// the server side is [`crate::WsServerStream`].
 ///
 /// Reading concatenates binary messages (each holds whole frames, so the result is exactly
 /// the TCP byte stream); a text message is an error. Writing cuts the byte stream at frame
@@ -69,19 +70,6 @@ impl<S> WsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
-    /// The server side of a WebSocket whose HTTP upgrade already happened elsewhere (e.g. an
-    /// axum/hyper route answered `101 Switching Protocols`, see [`ws_accept_key`]); messages are
-    /// capped at `max_message` bytes.
-    pub async fn from_upgraded(io: S, max_message: usize) -> Self {
-        let ws = WebSocketStream::from_raw_socket(
-            io,
-            tokio_tungstenite::tungstenite::protocol::Role::Server,
-            Some(ws_config(max_message)),
-        )
-        .await;
-        WsStream::new(ws)
-    }
-
     /// The length of the first whole frame in the write buffer, if there is one.
     fn next_frame_len(&self) -> io::Result<Option<usize>> {
         if self.write.len() < PREFIX {
