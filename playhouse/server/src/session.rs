@@ -33,8 +33,8 @@ const WRITE_BATCH: usize = 256;
 const TRACKED_REQUESTS: usize = 256;
 
 /// Initial read and write buffers per session (they grow to fit larger frames and batches).
-const READ_BUFFER: usize = 2048;
-const WRITE_BUFFER: usize = 2048;
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 1024;
 
 /// Where a connection stands in the authentication flow.
 #[derive(Debug)]
