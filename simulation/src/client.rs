@@ -13,7 +13,7 @@ use std::time::Duration;
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, Packet};
 
 use crate::app::STAGE_TYPE;
-use crate::cluster::{CLIENT_PORT, Env, sleep};
+use crate::cluster::{CLIENT_PORT, Env, sleep, wait_until};
 use crate::invariants::Ledger;
 use crate::net::dial;
 use crate::tap::ClientTap;
@@ -191,6 +191,29 @@ impl SimClient {
             }
             sleep(every).await;
         }
+    }
+
+    /// Waits up to `within` for `env` to mark `ready` (a server or stage the scenario needs),
+    /// then logs in, retrying every 200 ms for 5 s. On failure records `why` as a violation,
+    /// marks this client finished and returns `false`.
+    pub async fn join_when_ready(
+        &mut self,
+        env: &Env,
+        ready: &str,
+        within: Duration,
+        why: &str,
+    ) -> bool {
+        let ready = wait_until(within, || env.is_finished(ready)).await;
+        if ready
+            && self
+                .login_retrying(Duration::from_millis(200), Duration::from_secs(5))
+                .await
+        {
+            return true;
+        }
+        self.trace.violation(&self.name, why);
+        env.finish(&self.name);
+        false
     }
 
     /// Awaits a connector call, recording a violation when it outlives its timeout (every

@@ -16,7 +16,7 @@ use playhouse::{ApiServer, ErrorCode, MeshError, Packet};
 use playhouse_connector::ConnectorError;
 
 use crate::client::{SimClient, retire};
-use crate::cluster::{Cluster, Env, HostFault, Network, Timing, Workload, sleep, wait_until};
+use crate::cluster::{Cluster, Env, HostFault, Network, Timing, Workload, sleep};
 use crate::relay_room::RELAY;
 use crate::trace::now;
 
@@ -218,14 +218,15 @@ async fn client_side(env: Env, plan: Plan) {
     let trace = env.trace.clone();
     let rng = env.rng.fork();
     let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, CLIENT_STAGE);
-    let ready = wait_until(Duration::from_secs(10), || env.is_finished(READY)).await;
-    if !ready
-        || !client
-            .login_retrying(Duration::from_millis(200), Duration::from_secs(5))
-            .await
+    if !client
+        .join_when_ready(
+            &env,
+            READY,
+            Duration::from_secs(10),
+            "could not log in to the relay stage",
+        )
+        .await
     {
-        trace.violation(CLIENT, "could not log in to the relay stage");
-        env.finish(CLIENT);
         return;
     }
     let connector = client.connector().clone();
@@ -256,14 +257,15 @@ async fn client_side(env: Env, plan: Plan) {
         )
     });
     // After the restart, in the new incarnation.
-    let recreated = wait_until(plan.restart + RECOVERY * 2, || env.is_finished(RECREATED)).await;
-    if !recreated
-        || !client
-            .login_retrying(Duration::from_millis(200), Duration::from_secs(5))
-            .await
+    if !client
+        .join_when_ready(
+            &env,
+            RECREATED,
+            plan.restart + RECOVERY * 2,
+            "could not log in after the restart",
+        )
+        .await
     {
-        trace.violation(CLIENT, "could not log in after the restart");
-        env.finish(CLIENT);
         return;
     }
     let pong = connector.request(Packet::new("Ping", "3")).await;

@@ -22,7 +22,7 @@ use playhouse_connector::Connector;
 
 use crate::app::STAGE_TYPE;
 use crate::client::{SimClient, retire};
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep, wait_until};
+use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep};
 use crate::relay_room::RELAY;
 use crate::trace::{Trace, now};
 
@@ -202,14 +202,15 @@ async fn client_side(env: Env, plan: Plan) {
     let trace = env.trace.clone();
     let rng = env.rng.fork();
     let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, RELAY_STAGE);
-    let ready = wait_until(Duration::from_secs(10), || env.is_finished(READY)).await;
-    if !ready
-        || !client
-            .login_retrying(Duration::from_millis(200), Duration::from_secs(5))
-            .await
+    if !client
+        .join_when_ready(
+            &env,
+            READY,
+            Duration::from_secs(10),
+            "could not log in to the relay stage",
+        )
+        .await
     {
-        trace.violation(CLIENT, "could not log in to the relay stage");
-        env.finish(CLIENT);
         return;
     }
     let connector = client.connector().clone();
