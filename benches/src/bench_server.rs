@@ -142,8 +142,9 @@ fn raw_reply(frame: ClientFrame) -> ServerFrame {
 /// frames as [`raw_server`], one frame per binary message each way, with no stages, no actors,
 /// no queues — one task per connection reading, answering and flushing once per batch.
 ///
-/// tungstenite is configured as the framework's WebSocket listener configures it (4 KiB read
-/// buffer, 2 MiB + 4 message limit), so the two differ only in what sits above the socket.
+/// tungstenite is configured as the framework's WebSocket listener configured it before its
+/// server side was framed by hand (`playhouse_transport::ws_server`): 4 KiB read buffer,
+/// 2 MiB + 4 message limit.
 pub async fn raw_ws_server(bind: &str) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
