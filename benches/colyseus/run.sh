@@ -6,6 +6,8 @@
 #   quick: 1 repetition, 5 s windows (about 3 minutes)
 #   full (default): 5 repetitions, 15 s windows (about 30 minutes)
 #
+# Ends each repetition with 10,000 idle WebSocket clients from the Rust loadgen (server RSS).
+#
 # Builds the release bench-server and loadgen, installs the Node side (Colyseus, ws, and a
 # Node 22 binary from the npm `node` package) into benches/colyseus/node_modules, then for each
 # repetition runs every case against each server in turn (Colyseus, PlayHouse, raw WebSocket),
@@ -106,6 +108,18 @@ rust_case() {
     echo "rep $rep  $label  $server  $line" | cut -c1-220
 }
 
+# rust_idle REP: 10,000 idle WebSocket clients (one request every 20 s each) against PlayHouse,
+# server RSS at the end (issue 15: at most 150 MB).
+rust_idle() {
+    start playhouse ws
+    local line
+    line=$(timeout 120 "$B/loadgen" --target "$ADDR" --transport ws --server-pid "$SERVER_PID" \
+        --ccu 10000 --rate 0.05 --ramp 15 --duration "$IDLE_DUR" 2>/dev/null) || line='{"failed":true}'
+    stop
+    record "$1" rust-idle-10000-ws playhouse "$line"
+    echo "rep $1  rust-idle-10000-ws  playhouse  $line" | cut -c1-220
+}
+
 {
     echo "# $(date -u +%FT%TZ) mode=$MODE reps=$REPS window=${DUR}s"
     echo "# node $("$NODE" --version), colyseus core $("$NODE" -p "require('./$HERE/node_modules/@colyseus/core/package.json').version"), ws $("$NODE" -p "require('./$HERE/node_modules/ws/package.json').version"), $(rustc --version)"
@@ -129,6 +143,7 @@ for rep in $(seq "$REPS"); do
     rust_case "$rep" rust-request-1000x8-tcp playhouse tcp
     rust_case "$rep" rust-request-1000x8-ws raw-ws ws
     rust_case "$rep" rust-request-1000x8-ws playhouse ws
+    rust_idle "$rep"
 done
 
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT.txt"

@@ -121,6 +121,12 @@ for (const [name, raw] of [
     `| ${name.endsWith("ws") ? "WebSocket" : "TCP"} | ${spread(name, raw, rustRate, 0)} | ${spread(name, "playhouse", rustRate, 0)} | ${ratio(name, "playhouse", raw, rustRate, 0, "%")} |`,
   );
 }
+out.push("");
+out.push("10,000 idle WebSocket clients (Rust loadgen, one request each every 20 s), server RSS (MiB):");
+out.push("");
+out.push("| server | RSS | target |");
+out.push("|---|---:|---:|");
+out.push(`| playhouse | ${spread("rust-idle-10000-ws", "playhouse", (r) => r.server_rss_mb, 1)} | ≤ 150 MB (143 MiB) |`);
 const errors = rows.filter((r) => r.result.failed || r.result.errors > 0 || r.result.join_failures > 0 || r.result.connect_failures > 0);
 out.push("");
 out.push(errors.length === 0 ? "No errors, join failures or failed runs." : `Runs with errors or failures: ${errors.map((r) => `rep ${r.rep} ${r.case} ${r.server}`).join(", ")}`);
