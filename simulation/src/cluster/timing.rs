@@ -64,6 +64,18 @@ impl Default for Timing {
     }
 }
 
+impl Timing {
+    /// The defaults with a 30 s mesh request timeout: a request held by a crashed or silent
+    /// peer can then only end by the heartbeats declaring it down (`SERVER_NOT_FOUND` within
+    /// `mesh_heartbeat_timeout`), never by timing out, so a fail-fast bug cannot hide.
+    pub fn long_mesh_requests() -> Self {
+        Timing {
+            mesh_request_timeout: Duration::from_secs(30),
+            ..Timing::default()
+        }
+    }
+}
+
 /// The simulated network.
 #[derive(Clone, Copy, Debug)]
 pub struct Network {

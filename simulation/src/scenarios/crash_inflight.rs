@@ -48,10 +48,7 @@ struct Plan {
 /// Runs the scenario for `seed`.
 pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
     let network = Network::default();
-    let timing = Timing {
-        mesh_request_timeout: Duration::from_secs(30),
-        ..Timing::default()
-    };
+    let timing = Timing::long_mesh_requests();
     let mut cluster = Cluster::new(seed, network, timing);
     let rng = cluster.env.rng.fork();
     let crash = Duration::from_millis(1500) + rng.millis(0, 1000);
