@@ -194,6 +194,44 @@ fn put_header(out: &mut BytesMut, opcode: u8, len: usize) {
     }
 }
 
+/// Unmasks `len` bytes at `from` into `to` (`to <= from`: moved towards the front, as the
+/// headers between payloads are cut out), the first byte with mask byte `at`; returns the
+/// mask position after them. Eight bytes at a time: a 2 MiB message is 256 Ki steps.
+fn unmask_forward(
+    data: &mut [u8],
+    from: usize,
+    to: usize,
+    len: usize,
+    mask: [u8; 4],
+    at: usize,
+) -> usize {
+    debug_assert!(to <= from);
+    let rotated = [
+        mask[at & 3],
+        mask[(at + 1) & 3],
+        mask[(at + 2) & 3],
+        mask[(at + 3) & 3],
+    ];
+    let wide = u64::from_ne_bytes([
+        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2],
+        rotated[3],
+    ]);
+    let mut i = 0;
+    while i + 8 <= len {
+        let mut chunk = [0; 8];
+        chunk.copy_from_slice(&data[from + i..from + i + 8]);
+        let chunk = u64::from_ne_bytes(chunk) ^ wide;
+        // Read before written: with `to <= from` nothing unread is overwritten.
+        data[to + i..to + i + 8].copy_from_slice(&chunk.to_ne_bytes());
+        i += 8;
+    }
+    while i < len {
+        data[to + i] = data[from + i] ^ rotated[i & 3];
+        i += 1;
+    }
+    (at + len) & 3
+}
+
 impl<S> WsServerStream<S> {
     /// A WebSocket whose opening handshake already happened (e.g. an axum/hyper route answered
     /// `101 Switching Protocols`, see [`crate::ws_accept_key`]); messages are capped at
@@ -368,10 +406,7 @@ impl<S> WsServerStream<S> {
             let mask = frame.mask;
             let mut at = frame.mask_at;
             if frame.opcode < OP_CLOSE {
-                for i in 0..take {
-                    data[written + i] = data[read + i] ^ mask[at & 3];
-                    at += 1;
-                }
+                at = unmask_forward(data, read, written, take, mask, at);
                 written += take;
             } else {
                 for &byte in &data[read..read + take] {

@@ -360,3 +360,121 @@ async fn tungstenite_client_round_trip_ping_and_close() {
     }
     tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
 }
+
+/// A small deterministic generator for the randomized test.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A client frame masked with `mask`.
+fn masked_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = client_frame(first, &[], false);
+    out.truncate(1);
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        out.push(0x80 | 126);
+        out.extend((len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend((len as u64).to_be_bytes());
+    }
+    out.extend(mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Random messages cut into random fragments with random masks and pings between them, read
+/// through pipes of random widths: the stream that comes out is the one that went in, and
+/// every ping is answered in order.
+#[tokio::test]
+async fn random_fragments_masks_and_read_sizes_give_back_the_stream() {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for case in 0..150 {
+        let mut stream = Vec::new();
+        let mut wire = Vec::new();
+        let mut pings = Vec::new();
+        for _ in 0..1 + rng.below(6) {
+            let len = match rng.below(4) {
+                0 => rng.below(8),
+                1 => rng.below(300),
+                2 => 126 + rng.below(2000),
+                _ => 65_536 + rng.below(500),
+            };
+            let body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let message = frame(&body);
+            // Cut into 1-4 fragments, a ping maybe between them.
+            let cuts = rng.below(4);
+            let mut at = 0;
+            for i in 0..=cuts {
+                let end = if i == cuts {
+                    message.len()
+                } else {
+                    (at + rng.below(message.len() - at + 1)).min(message.len())
+                };
+                let opcode = if i == 0 { 0x2 } else { 0x0 };
+                let fin = if i == cuts { 0x80 } else { 0 };
+                let mask = (rng.next() as u32).to_be_bytes();
+                wire.extend(masked_frame(fin | opcode, &message[at..end], mask));
+                at = end;
+                if rng.below(3) == 0 {
+                    let ping: Vec<u8> = (0..rng.below(10)).map(|_| rng.next() as u8).collect();
+                    wire.extend(masked_frame(0x89, &ping, (rng.next() as u32).to_be_bytes()));
+                    pings.push(ping);
+                }
+            }
+            stream.extend(message);
+        }
+        let width = 1 + rng.below(100);
+        let (server, client) = duplex(width);
+        let mut server = WsServerStream::new(server, MAX);
+        let (mut from_server, mut to_server) = tokio::io::split(client);
+        let expected_pongs: Vec<u8> = pings
+            .iter()
+            .flat_map(|ping| [vec![0x8A, ping.len() as u8], ping.clone()].concat())
+            .collect();
+        let pong_len = expected_pongs.len();
+        let pongs = tokio::spawn(async move {
+            let mut got = vec![0; pong_len];
+            from_server.read_exact(&mut got).await.map(|_| got)
+        });
+        let writer = tokio::spawn(async move { to_server.write_all(&wire).await });
+        let got = tokio::time::timeout(WAIT, async {
+            let mut got = vec![0; stream.len()];
+            server.read_exact(&mut got).await.map(|_| got)
+        })
+        .await
+        .unwrap_or_else(|_| panic!("case {case}: stream in time"))
+        .unwrap_or_else(|e| panic!("case {case}: {e}"));
+        assert!(got == stream, "case {case} (width {width}): stream differs");
+        // Keep reading (pings may follow the last fragment) so the last pongs can go out.
+        let reader = tokio::spawn(async move {
+            let mut rest = [0; 16];
+            let _ = server.read(&mut rest).await;
+        });
+        tokio::time::timeout(WAIT, writer)
+            .await
+            .unwrap_or_else(|_| panic!("case {case}: all written in time"))
+            .unwrap()
+            .unwrap();
+        let pongs = tokio::time::timeout(WAIT, pongs)
+            .await
+            .unwrap_or_else(|_| panic!("case {case}: pongs in time"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pongs, expected_pongs, "case {case}");
+        reader.abort();
+    }
+}
