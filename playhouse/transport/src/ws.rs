@@ -15,6 +15,24 @@ const PREFIX: usize = 4;
 /// Most unsent bytes buffered before writers wait.
 const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
 
+/// The length (prefix included) of the whole PlayHouse frame at the front of `bytes`, if it
+/// is all there; an error for a length that is not positive. Outgoing byte streams are cut
+/// at these boundaries, one WebSocket message per frame.
+pub(crate) fn whole_frame_len(bytes: &[u8]) -> io::Result<Option<usize>> {
+    let Some(prefix) = bytes.first_chunk::<PREFIX>() else {
+        return Ok(None);
+    };
+    let len = i32::from_le_bytes(*prefix);
+    if len <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame length must be positive",
+        ));
+    }
+    let total = PREFIX + len as usize;
+    Ok((bytes.len() >= total).then_some(total))
+}
+
 /// The `Sec-WebSocket-Accept` value answering a client's `Sec-WebSocket-Key` (RFC 6455).
 pub fn ws_accept_key(client_key: &[u8]) -> String {
     tokio_tungstenite::tungstenite::handshake::derive_accept_key(client_key)
@@ -70,25 +88,9 @@ impl<S> WsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
-    /// The length of the first whole frame in the write buffer, if there is one.
-    fn next_frame_len(&self) -> io::Result<Option<usize>> {
-        if self.write.len() < PREFIX {
-            return Ok(None);
-        }
-        let len = i32::from_le_bytes([self.write[0], self.write[1], self.write[2], self.write[3]]);
-        if len <= 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "frame length must be positive",
-            ));
-        }
-        let total = PREFIX + len as usize;
-        Ok((self.write.len() >= total).then_some(total))
-    }
-
     /// Sends every whole buffered frame as its own message.
     fn poll_send_frames(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some(total) = self.next_frame_len()? {
+        while let Some(total) = whole_frame_len(&self.write)? {
             ready!(Pin::new(&mut self.inner).poll_ready(cx)).map_err(io::Error::other)?;
             let frame = self.write.split_to(total).freeze();
             Pin::new(&mut self.inner)

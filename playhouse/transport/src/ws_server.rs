@@ -17,8 +17,6 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// Bytes of the PlayHouse frame length prefix.
-const PREFIX: usize = 4;
 /// Most unsent bytes buffered before writers wait.
 const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
 /// Longest opening handshake request accepted.
@@ -253,19 +251,7 @@ impl<S> WsServerStream<S> {
     /// many bytes that took.
     fn frame_out(out: &mut BytesMut, bytes: &[u8]) -> io::Result<usize> {
         let mut at = 0;
-        while bytes.len() - at >= PREFIX {
-            let prefix = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
-            let len = i32::from_le_bytes(prefix);
-            if len <= 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "frame length must be positive",
-                ));
-            }
-            let total = PREFIX + len as usize;
-            if bytes.len() - at < total {
-                break;
-            }
+        while let Some(total) = crate::ws::whole_frame_len(&bytes[at..])? {
             put_header(out, OP_BINARY, total);
             out.extend_from_slice(&bytes[at..at + total]);
             at += total;
