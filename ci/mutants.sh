@@ -30,6 +30,14 @@ bash ci/redis.sh
 export PLAYHOUSE_REDIS_URL=redis://127.0.0.1:6379
 export SIM_SEEDS="${SIM_SEEDS:-5}"
 
+# Each mutant relinks a dozen test binaries: link with mold and without debug info, which
+# makes the per-mutant build several times faster. Both only change how the tree is built.
+if ! command -v mold >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq mold >/dev/null; else sudo apt-get install -y -qq mold >/dev/null; fi
+fi
+export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
+export CARGO_PROFILE_DEV_DEBUG=false
+
 mesh_files=(-f playhouse/mesh/src/cache.rs -f playhouse/mesh/src/node.rs
     -f playhouse/mesh/src/liveness.rs -f 'playhouse/mesh/src/link/*.rs')
 server_files=(-f 'playhouse/server/src/stage/runner/*.rs' -f playhouse/server/src/session.rs)
@@ -41,7 +49,7 @@ run() {
     local name="$1"
     shift
     mkdir -p "target/mutants/$name"
-    cargo mutants --in-place --baseline skip --no-shuffle --timeout 240 --build-timeout 600 \
+    cargo mutants --in-place --baseline skip --no-shuffle --timeout 90 --build-timeout 600 \
         --cargo-test-arg=--tests --output "target/mutants/$name" "$@"
 }
 
