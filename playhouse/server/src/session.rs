@@ -43,9 +43,9 @@ enum State {
     Fresh,
     /// Authenticated into a stage as an actor.
     Joined { stage: StageHandle, actor: u64 },
-    /// Was in a stage that it left or that closed: requests get `code`, authenticate again
-    /// to join a stage.
-    Detached(ErrorCode),
+    /// Was in a stage that it left or that closed: requests get `code`; authenticate again
+    /// by `reauth_by` (the auth timeout after detaching) to join a stage, or be closed.
+    Detached { code: ErrorCode, reauth_by: Instant },
 }
 
 /// Why a connection ended, for the log.
@@ -206,7 +206,8 @@ impl Session {
         loop {
             let deadline = match self.state {
                 State::Joined { .. } => idle_deadline,
-                _ => idle_deadline.min(auth_deadline),
+                State::Fresh => idle_deadline.min(auth_deadline),
+                State::Detached { reauth_by, .. } => idle_deadline.min(reauth_by),
             };
             if deadline < timer.deadline() {
                 timer.as_mut().reset(deadline);
@@ -279,6 +280,13 @@ impl Session {
         }
     }
 
+    /// The actor left its stage or the stage closed: requests get `code` from now on, and
+    /// the connection has the auth timeout, counted from now, to join a stage again.
+    fn detach(&mut self, code: ErrorCode) {
+        let reauth_by = Instant::now() + self.ctx.config().auth_timeout;
+        self.state = State::Detached { code, reauth_by };
+    }
+
     /// Writes `first` and whatever else is queued, then flushes once.
     async fn write_batch(&mut self, first: Outbound) -> Result<(), Reason> {
         let mut next = Some(first);
@@ -291,7 +299,7 @@ impl Session {
                 }
                 Outbound::Detached(code) => {
                     if matches!(self.state, State::Joined { .. }) {
-                        self.state = State::Detached(code);
+                        self.detach(code);
                     }
                 }
             }
@@ -537,7 +545,7 @@ impl Session {
                             self.record(&frame)?;
                         }
                     }
-                    Outbound::Detached(code) => self.state = State::Detached(code),
+                    Outbound::Detached(code) => self.detach(code),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.ctx.metrics().sessions_lost.fetch_add(1, Ordering::Relaxed);
@@ -670,7 +678,7 @@ impl Session {
                     Err(mpsc::error::SendError(msg)) => {
                         // The stage is gone (closed or panicked).
                         let code = ErrorCode::STAGE_NOT_FOUND;
-                        self.state = State::Detached(code);
+                        self.detach(code);
                         match msg {
                             StageMsg::Client { seq, packet, .. } if seq != 0 => {
                                 let reply = ServerFrame::new(
@@ -693,7 +701,7 @@ impl Session {
                 self.ctx.metrics().reject(Rejection::BeforeAuth);
                 Err("message before authentication")
             }
-            State::Detached(code) => {
+            State::Detached { code, .. } => {
                 let code = *code;
                 self.reply_error(&frame, code).await
             }

@@ -345,6 +345,37 @@ async fn leaving_the_stage_detaches_the_connection() {
 }
 
 #[tokio::test]
+async fn a_detached_connection_has_the_auth_timeout_from_detaching_to_join_again() {
+    const AUTH_TIMEOUT: Duration = Duration::from_millis(300);
+    let builder = builder(&Arc::default()).configure(|c| {
+        c.auth_timeout = AUTH_TIMEOUT;
+        // Longer than the support's wait: an idle close would fail the test.
+        c.idle_timeout = Duration::from_secs(60);
+    });
+    let (_server, addr) = start(builder).await;
+    let mut client = RawClient::connect(addr, 21).await;
+    assert!(client.authenticate("grace").await.is_success());
+    // The connection is now older than the auth timeout: what counts is when it detaches.
+    tokio::time::sleep(AUTH_TIMEOUT * 2).await;
+    assert_eq!(client.request("Leave", b"").await.msg_id, "Left");
+    let after = client.request("Echo", b"x").await;
+    assert_eq!(after.error_code, ErrorCode::NOT_AUTHENTICATED);
+    assert!(
+        client.authenticate("grace").await.is_success(),
+        "may join again"
+    );
+
+    assert_eq!(client.request("Leave", b"").await.msg_id, "Left");
+    let detached = tokio::time::Instant::now();
+    client.expect_closed().await;
+    assert!(
+        detached.elapsed() >= AUTH_TIMEOUT - Duration::from_millis(50),
+        "closed {:?} after detaching, before the auth timeout",
+        detached.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_panicking_stage_closes_alone() {
     let (_server, addr) = default_server().await;
     let mut other = RawClient::connect(addr, 19).await;
