@@ -205,15 +205,19 @@ async fn a_connection_creating_stages_too_fast_is_refused_with_a_code() {
 
 #[tokio::test]
 async fn an_oversized_reply_becomes_an_error_code_at_once() {
-    let (server, addr, _) = server(|c| c.codec.max_packet_size = 64 * 1024).await;
+    const MAX: u32 = 64 * 1024;
+    let (server, addr, _) = server(|c| c.codec.max_packet_size = MAX as usize).await;
     let mut client = joined(addr, 1, "big").await;
-    let fits = client.request("Big", &32_000u32.to_le_bytes()).await;
+    // A reply's body: 17 fixed header bytes, the msg id and the payload. One exactly at the
+    // limit goes out; one byte more does not.
+    let at_limit = MAX - 17 - "BigReply".len() as u32;
+    let fits = client.request("Big", &at_limit.to_le_bytes()).await;
     assert_eq!(
         (fits.error_code, fits.payload.len()),
-        (ErrorCode::SUCCESS, 32_000)
+        (ErrorCode::SUCCESS, at_limit as usize)
     );
     let started = Instant::now();
-    let too_big = client.request("Big", &100_000u32.to_le_bytes()).await;
+    let too_big = client.request("Big", &(at_limit + 1).to_le_bytes()).await;
     assert_eq!(too_big.error_code, ErrorCode::PACKET_TOO_LARGE);
     assert_eq!(too_big.msg_id, "BigReply");
     assert!(too_big.payload.is_empty());
