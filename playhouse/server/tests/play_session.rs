@@ -84,6 +84,13 @@ impl Stage for Room {
                 actor.link.leave_stage();
             }
             "Broadcast" => ctx.broadcast(packet),
+            // As many one-byte-id pushes as the payload's first byte says, then the reply.
+            "Burst" => {
+                for _ in 0..packet.payload[0] {
+                    actor.link.send_to_client(Packet::empty("T"));
+                }
+                actor.link.reply(Packet::empty("Burst"));
+            }
             _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
         }
     }
@@ -373,6 +380,77 @@ async fn a_detached_connection_has_the_auth_timeout_from_detaching_to_join_again
         "closed {:?} after detaching, before the auth timeout",
         detached.elapsed()
     );
+}
+
+/// A byte stream that counts the writes the server makes to it.
+struct CountingWrites {
+    inner: tokio::io::DuplexStream,
+    writes: Arc<AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+// One thread: the stage queues the whole burst before the session runs.
+#[tokio::test(flavor = "current_thread")]
+async fn frames_queued_together_go_out_in_one_write() {
+    const PUSHES: u8 = 30;
+    let server = builder(&Arc::default()).build().expect("build");
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let io = CountingWrites {
+        inner: server_end,
+        writes: Arc::clone(&writes),
+    };
+    server.serve_connection(io, "127.0.0.1:9".parse().unwrap(), "test");
+    let mut client = RawClient::over(client_end, 22);
+    assert!(client.authenticate("bursty").await.is_success());
+
+    let before = writes.load(Ordering::SeqCst);
+    let seq = client.request_nowait("Burst", &[PUSHES]).await;
+    for n in 0..PUSHES {
+        let push = client.recv().await.expect("a push");
+        assert_eq!((push.msg_id.as_ref(), push.msg_seq), ("T", 0), "push {n}");
+    }
+    let reply = client.recv().await.expect("the reply");
+    assert_eq!((reply.msg_id.as_ref(), reply.msg_seq), ("Burst", seq));
+    // 31 frames of 22–26 bytes: under the 1 KiB write buffer, so one write.
+    assert_eq!(writes.load(Ordering::SeqCst) - before, 1);
 }
 
 #[tokio::test]
