@@ -373,6 +373,57 @@ async fn a_client_that_never_acknowledges_loses_its_session() {
 }
 
 #[tokio::test]
+async fn acknowledged_frames_leave_the_buffer_and_an_impossible_ack_closes() {
+    let mut resume = ResumeConfig::default();
+    resume.max_unacked_frames = 8;
+    let (server, addr, _seen) = server(resume).await;
+    let (mut client, _grant) = raw_resumable(addr, "gwen").await;
+    // Twice the buffer's worth of echoes, each acknowledged (the auth reply is frame 1):
+    // nothing overflows.
+    for echoed in 1..=16u64 {
+        let reply = client.request("Echo", b"x").await;
+        assert_eq!(reply.error_code, ErrorCode::SUCCESS, "echo {echoed}");
+        client.send_frame(ClientFrame::ack(1 + echoed)).await;
+    }
+    // Acknowledging frames never sent is a protocol error.
+    client.send_frame(ClientFrame::ack(1000)).await;
+    client.expect_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_ended_session_is_not_kept_when_its_connection_drops() {
+    let (server, addr, seen) = server(ResumeConfig::default()).await;
+    let (mut client, grant) = raw_resumable(addr, "hank").await;
+    client.send_frame(ClientFrame::end_session()).await;
+    // The connection goes on as an ordinary one.
+    let reply = client.request("Echo", b"y").await;
+    assert_eq!(reply.payload, Bytes::from_static(b"y"));
+    drop(client);
+    // Not kept for the 30 s window: the stage hears of the drop at once ...
+    tokio::time::timeout(WAIT, async {
+        while seen.lock().unwrap().connection_changes != [false] {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the stage hears of the drop at once");
+    // ... and the token is gone.
+    let mut again = RawClient::connect(addr, 1).await;
+    again
+        .send_frame(ClientFrame::hello(0, Capabilities::RESUME))
+        .await;
+    let request = ResumeRequest {
+        token: grant.token,
+        received: 2,
+    };
+    again.send_frame(ClientFrame::resume(1, request)).await;
+    let answer = again.recv().await.expect("an answer");
+    assert_eq!(answer.error_code, ErrorCode::SESSION_LOST);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_raw_resume_replays_what_the_client_did_not_receive() {
     let (server, addr, _seen) = server(ResumeConfig::default()).await;
     let (mut client, grant) = raw_resumable(addr, "erin").await;
