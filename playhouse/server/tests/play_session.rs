@@ -16,13 +16,15 @@ use playhouse_protocol::ClientFrame;
 use support::RawClient;
 use tokio::io::AsyncWriteExt;
 
-/// Counts destroys so graceful stop can be observed.
+/// Counts destroys so graceful stop can be observed (and releases stalled stages).
 #[derive(Default)]
 struct Destroyed {
     stages: AtomicUsize,
     actors: AtomicUsize,
     /// Woken on every actor destroy.
     actor_gone: tokio::sync::Notify,
+    /// A stage handling "Stall" waits for this, then closes.
+    release: tokio::sync::Notify,
 }
 
 struct Room {
@@ -84,6 +86,11 @@ impl Stage for Room {
                 actor.link.leave_stage();
             }
             "Broadcast" => ctx.broadcast(packet),
+            // Blocks the stage's loop until the test releases it, then closes the stage.
+            "Stall" => {
+                self.destroyed.release.notified().await;
+                ctx.close_stage();
+            }
             // As many one-byte-id pushes as the payload's first byte says, then the reply.
             "Burst" => {
                 for _ in 0..packet.payload[0] {
@@ -451,6 +458,70 @@ async fn frames_queued_together_go_out_in_one_write() {
     assert_eq!((reply.msg_id.as_ref(), reply.msg_seq), ("Burst", seq));
     // 31 frames of 22–26 bytes: under the 1 KiB write buffer, so one write.
     assert_eq!(writes.load(Ordering::SeqCst) - before, 1);
+}
+
+/// Frames a stalled stage never takes: `fill` fills its mailbox (capacity 2), `blocked`
+/// waits for room when the stage closes, `after` follows. Returns what the client received,
+/// up to the reply to `after`, as (seq, code); one-way frames have seq 0.
+async fn close_under_a_full_mailbox(
+    server: &PlayServer,
+    destroyed: &Destroyed,
+    user: &str,
+    blocked_is_request: bool,
+) -> (Vec<u16>, u16, Vec<(u16, ErrorCode)>) {
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    server.serve_connection(server_end, "127.0.0.1:9".parse().unwrap(), "test");
+    let mut client = RawClient::over(client_end, 23);
+    assert!(client.authenticate(user).await.is_success());
+    client.send("Stall", b"").await;
+    let mut requests = vec![client.request_nowait("Echo", b"a").await];
+    client.send("Echo", b"one-way").await;
+    if blocked_is_request {
+        requests.push(client.request_nowait("Echo", b"blocked").await);
+    } else {
+        client.send("Echo", b"blocked").await;
+    }
+    let after = client.request_nowait("Echo", b"after").await;
+    // The clock is paused: this returns once every task waits (the stage on its release,
+    // the session for room in the mailbox).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    destroyed.release.notify_one();
+    let mut received = Vec::new();
+    loop {
+        let frame = client.recv().await.expect("the connection stays open");
+        received.push((frame.msg_seq, frame.error_code));
+        if frame.msg_seq == after {
+            return (requests, after, received);
+        }
+    }
+}
+
+// Paused clock, in-memory connections: the mailbox fills before the stage is released.
+#[tokio::test(start_paused = true)]
+async fn every_request_queued_for_a_closing_stage_is_answered_once() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed)
+        .configure(|c| c.stage_mailbox_capacity = 2)
+        .build()
+        .expect("build");
+    for blocked_is_request in [true, false] {
+        let user = format!("stalled-{blocked_is_request}");
+        let (requests, after, mut received) =
+            close_under_a_full_mailbox(&server, &destroyed, &user, blocked_is_request).await;
+        // Queued requests are refused by the closing stage, the one waiting for room by the
+        // session; one-way messages get nothing.
+        received.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut expected: Vec<(u16, ErrorCode)> = requests
+            .iter()
+            .chain([&after])
+            .map(|seq| (*seq, ErrorCode::STAGE_NOT_FOUND))
+            .collect();
+        expected.sort_unstable_by_key(|(seq, _)| *seq);
+        assert_eq!(
+            received, expected,
+            "blocked frame a request: {blocked_is_request}"
+        );
+    }
 }
 
 #[tokio::test]
