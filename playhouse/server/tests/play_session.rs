@@ -469,9 +469,7 @@ async fn close_under_a_full_mailbox(
     user: &str,
     blocked_is_request: bool,
 ) -> (Vec<u16>, u16, Vec<(u16, ErrorCode)>) {
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    server.serve_connection(server_end, "127.0.0.1:9".parse().unwrap(), "test");
-    let mut client = RawClient::over(client_end, 23);
+    let mut client = in_memory(server, 23);
     assert!(client.authenticate(user).await.is_success());
     client.send("Stall", b"").await;
     let mut requests = vec![client.request_nowait("Echo", b"a").await];
@@ -522,6 +520,90 @@ async fn every_request_queued_for_a_closing_stage_is_answered_once() {
             "blocked frame a request: {blocked_is_request}"
         );
     }
+}
+
+/// A connection to `server` over an in-memory stream.
+fn in_memory(server: &PlayServer, stage_id: i64) -> RawClient<tokio::io::DuplexStream> {
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    server.serve_connection(server_end, "127.0.0.1:9".parse().unwrap(), "test");
+    RawClient::over(client_end, stage_id)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_queued_at_a_stage_that_closes_goes_to_a_fresh_stage() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed).build().expect("build");
+    let mut staller = in_memory(&server, 24);
+    assert!(staller.authenticate("staller").await.is_success());
+    staller.send("Stall", b"").await;
+    let mut late = in_memory(&server, 24);
+    let seq = late.request_nowait("AuthenticateRequest", b"late").await;
+    // Paused clock: returns once the login waits in the stalled stage's mailbox.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    destroyed.release.notify_one();
+    let reply = late.recv().await.expect("an answer");
+    assert_eq!(
+        (reply.msg_seq, reply.msg_id.as_ref(), reply.error_code),
+        (seq, "AuthenticateReply", ErrorCode::SUCCESS)
+    );
+    let echo = late.request("Echo", b"fresh").await;
+    assert_eq!(echo.payload, Bytes::from_static(b"fresh"));
+    assert_eq!(
+        destroyed.stages.load(Ordering::SeqCst),
+        1,
+        "the stalled stage closed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_login_still_ends_at_the_auth_deadline_counted_from_the_connect() {
+    const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed)
+        .configure(|c| c.auth_timeout = AUTH_TIMEOUT)
+        .build()
+        .expect("build");
+    let mut staller = in_memory(&server, 25);
+    assert!(staller.authenticate("staller").await.is_success());
+    staller.send("Stall", b"").await;
+    let connected = tokio::time::Instant::now();
+    let mut slow = in_memory(&server, 25);
+    tokio::time::sleep(AUTH_TIMEOUT * 6 / 10).await;
+    // The login waits in the stalled stage's mailbox past the connection's deadline.
+    slow.request_nowait("AuthenticateRequest", b"slow").await;
+    slow.expect_closed().await;
+    assert_eq!(connected.elapsed(), AUTH_TIMEOUT);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pipelined_requests_each_count_in_the_latency_histogram() {
+    fn latency_count(server: &PlayServer) -> u64 {
+        let metrics = server.metrics();
+        let line = metrics
+            .lines()
+            .find(|line| line.starts_with("playhouse_request_latency_seconds_count"))
+            .expect("a latency count");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+    let server = builder(&Arc::default()).build().expect("build");
+    let mut client = in_memory(&server, 26);
+    assert!(client.authenticate("piper").await.is_success());
+    let before = latency_count(&server);
+    // All five are read before the first reply goes out (one thread, in-memory stream).
+    for _ in 0..5 {
+        client.request_nowait("Echo", b"p").await;
+    }
+    for _ in 0..5 {
+        assert!(
+            client
+                .recv()
+                .await
+                .expect("a reply")
+                .error_code
+                .is_success()
+        );
+    }
+    assert_eq!(latency_count(&server) - before, 5);
 }
 
 #[tokio::test]
