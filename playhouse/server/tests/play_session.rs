@@ -58,6 +58,17 @@ impl Stage for Room {
         actor.link.account_id() != "nojoin"
     }
 
+    /// A "closer" account closes the stage as soon as it has joined.
+    async fn on_post_join_stage(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        actor: &mut ActorCell<Player>,
+    ) {
+        if actor.link.account_id().starts_with("closer") {
+            ctx.close_stage();
+        }
+    }
+
     async fn on_connection_changed(
         &mut self,
         ctx: &mut StageContext<Self>,
@@ -553,6 +564,35 @@ async fn a_login_queued_at_a_stage_that_closes_goes_to_a_fresh_stage() {
         1,
         "the stalled stage closed"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_whose_stage_closes_under_it_twice_gets_stage_not_found() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed).build().expect("build");
+    let mut staller = in_memory(&server, 27);
+    assert!(staller.authenticate("staller").await.is_success());
+    staller.send("Stall", b"").await;
+    // Two logins wait at the stalled stage. When it closes, both retry at a fresh stage;
+    // the first to join it closes it too, so the other's login finds its stage gone twice.
+    let mut logins = [in_memory(&server, 27), in_memory(&server, 27)];
+    for (n, login) in logins.iter_mut().enumerate() {
+        let user = format!("closer-{n}");
+        login
+            .request_nowait("AuthenticateRequest", user.as_bytes())
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    destroyed.release.notify_one();
+    let mut codes = Vec::new();
+    for login in &mut logins {
+        let reply = login.recv().await.expect("an answer");
+        assert_eq!(reply.msg_id, "AuthenticateReply");
+        codes.push(reply.error_code);
+    }
+    codes.sort_unstable();
+    // One retry, not more: the second closing is answered.
+    assert_eq!(codes, [ErrorCode::SUCCESS, ErrorCode::STAGE_NOT_FOUND]);
 }
 
 #[tokio::test(start_paused = true)]
