@@ -102,6 +102,8 @@ impl Stage for Room {
                 self.destroyed.release.notified().await;
                 ctx.close_stage();
             }
+            // Blocks the stage's loop until the test releases it.
+            "Hold" => self.destroyed.release.notified().await,
             // As many one-byte-id pushes as the payload's first byte says, then the reply.
             "Burst" => {
                 for _ in 0..packet.payload[0] {
@@ -593,6 +595,34 @@ async fn a_login_whose_stage_closes_under_it_twice_gets_stage_not_found() {
     codes.sort_unstable();
     // One retry, not more: the second closing is answered.
     assert_eq!(codes, [ErrorCode::SUCCESS, ErrorCode::STAGE_NOT_FOUND]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_replaced_by_a_second_login_gets_what_was_queued_for_it() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed).build().expect("build");
+    let mut holder = in_memory(&server, 28);
+    assert!(holder.authenticate("holder").await.is_success());
+    let mut first = in_memory(&server, 28);
+    assert!(first.authenticate("twice").await.is_success());
+    holder.send("Hold", b"").await;
+    // Paused clock: each sleep returns once the frame waits in the held stage's mailbox.
+    let seq = first.request_nowait("Echo", b"last words").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut second = in_memory(&server, 28);
+    second.request_nowait("AuthenticateRequest", b"twice").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Released, the stage answers the echo, then takes the second login, which closes the
+    // first connection before its session has written the answer.
+    destroyed.release.notify_one();
+    let reply = first.recv().await.expect("the answer before the close");
+    assert_eq!(
+        (reply.msg_seq, &reply.payload[..]),
+        (seq, &b"last words"[..])
+    );
+    first.expect_closed().await;
+    let reply = second.recv().await.expect("the second login's answer");
+    assert_eq!(reply.error_code, ErrorCode::SUCCESS);
 }
 
 #[tokio::test(start_paused = true)]
