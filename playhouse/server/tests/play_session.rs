@@ -29,6 +29,8 @@ struct Destroyed {
 
 struct Room {
     destroyed: Arc<Destroyed>,
+    /// Timer firings ("Timer" starts one, "Fired" reports the count).
+    fired: u32,
 }
 
 struct Player {
@@ -104,6 +106,18 @@ impl Stage for Room {
             }
             // Blocks the stage's loop until the test releases it.
             "Hold" => self.destroyed.release.notified().await,
+            // A one-shot timer 100 ms out that counts its firing.
+            "Timer" => {
+                ctx.add_count_timer(
+                    Duration::from_millis(100),
+                    Duration::from_millis(100),
+                    1,
+                    |room: &mut Room, _| room.fired += 1,
+                );
+            }
+            "Fired" => actor
+                .link
+                .reply(Packet::new("Fired", self.fired.to_string())),
             // As many one-byte-id pushes as the payload's first byte says, then the reply.
             "Burst" => {
                 for _ in 0..packet.payload[0] {
@@ -145,6 +159,7 @@ fn builder(destroyed: &Arc<Destroyed>) -> PlayServerBuilder {
             "Room",
             move |_| Room {
                 destroyed: Arc::clone(&for_stage),
+                fired: 0,
             },
             move |_| Player {
                 destroyed: Arc::clone(&for_actor),
@@ -221,6 +236,7 @@ async fn missing_stage_without_default_type_is_stage_not_found() {
         "Room",
         move |_| Room {
             destroyed: Arc::clone(&for_stage),
+            fired: 0,
         },
         move |_| Player {
             destroyed: Arc::clone(&for_actor),
@@ -623,6 +639,44 @@ async fn a_connection_replaced_by_a_second_login_gets_what_was_queued_for_it() {
     first.expect_closed().await;
     let reply = second.recv().await.expect("the second login's answer");
     assert_eq!(reply.error_code, ErrorCode::SUCCESS);
+}
+
+// One thread, in-memory stream: both frames are queued before the stage runs.
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_queued_behind_a_panic_is_answered_stage_not_found() {
+    let server = builder(&Arc::default()).build().expect("build");
+    let mut victim = in_memory(&server, 29);
+    assert!(victim.authenticate("victim").await.is_success());
+    victim.send("Panic", b"").await;
+    let seq = victim.request_nowait("Echo", b"queued").await;
+    let reply = victim.recv().await.expect("an answer");
+    assert_eq!(
+        (reply.msg_seq, reply.error_code),
+        (seq, ErrorCode::STAGE_NOT_FOUND)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_timers_run_before_the_rest_of_a_mailbox_batch() {
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed).build().expect("build");
+    let mut client = in_memory(&server, 30);
+    assert!(client.authenticate("timed").await.is_success());
+    // A one-shot timer 100 ms out, then the stage held past it with requests queued behind.
+    client.send("Timer", b"").await;
+    client.send("Hold", b"").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        seqs.push(client.request_nowait("Fired", b"").await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    destroyed.release.notify_one();
+    for seq in seqs {
+        let reply = client.recv().await.expect("an answer");
+        assert_eq!(reply.msg_seq, seq);
+        assert_eq!(&reply.payload[..], b"1", "the due timer ran first");
+    }
 }
 
 #[tokio::test(start_paused = true)]
