@@ -29,7 +29,8 @@ const SLOW: i64 = 3;
 type Log = Arc<Mutex<Vec<(i64, String)>>>;
 
 /// `Seq` reports its arrival, waits for a permit of the shared gate, then logs its payload and
-/// echoes it; `Slow` takes a millisecond, logs and echoes; `Ping` answers at once.
+/// echoes it (`SeqClose` also closes the stage then); `Slow` takes a millisecond, logs and
+/// echoes; `Ping` answers at once.
 struct Gated {
     gate: Arc<Semaphore>,
     arrived: mpsc::UnboundedSender<String>,
@@ -59,7 +60,7 @@ impl Stage for Gated {
 
     async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
         match &*packet.msg_id {
-            "Seq" => {
+            "Seq" | "SeqClose" => {
                 let text = String::from_utf8_lossy(&packet.payload).into_owned();
                 let _ = self.arrived.send(text);
                 if let Ok(permit) = self.gate.acquire().await {
@@ -75,6 +76,9 @@ impl Stage for Gated {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((ctx.stage_id(), text));
+        if packet.msg_id == "SeqClose" {
+            ctx.close_stage();
+        }
         ctx.reply(Packet::new("Done", packet.payload));
     }
 }
@@ -346,6 +350,36 @@ async fn a_full_stage_mailbox_refuses_mesh_messages_at_once_and_in_order() {
     let mut expected = vec!["hold:0".to_owned()];
     expected.extend((0..CAPACITY).map(|i| format!("api-1:{i}")));
     assert_eq!(cluster.logged(GATED), expected);
+    cluster.healthy_answers().await;
+}
+
+#[tokio::test]
+async fn mesh_requests_queued_at_a_stage_that_closes_are_refused_at_once() {
+    let mut cluster = Cluster::start().await;
+    let api = &cluster.apis[0];
+    let mut closer = flood(api, GATED, "SeqClose", "closer", 1, BURST);
+    assert_eq!(cluster.arrived.recv().await.as_deref(), Some("closer:0"));
+    // The mailbox takes CAPACITY; the one beyond is refused at once, so the others wait in it.
+    let mut queued = flood(api, GATED, "Seq", "queued", CAPACITY + 1, BURST);
+    let (i, result, _) = tokio::time::timeout(Duration::from_secs(5), queued.recv())
+        .await
+        .expect("the refusal comes at once")
+        .unwrap();
+    assert!(i == CAPACITY && is_busy(&result), "request {i}: {result:?}");
+    // Released, the stage answers the closer and closes with the others still queued.
+    cluster.gate.add_permits(1);
+    let (_, closed, _) = closer.recv().await.unwrap();
+    assert_eq!(closed.unwrap().payload, "closer:0");
+    for _ in 0..CAPACITY {
+        let (i, result, _) = tokio::time::timeout(Duration::from_secs(5), queued.recv())
+            .await
+            .expect("queued requests are refused at once, not at the 30 s request timeout")
+            .unwrap();
+        assert!(
+            matches!(&result, Err(error) if error.code() == ErrorCode::STAGE_NOT_FOUND),
+            "request {i}: {result:?}"
+        );
+    }
     cluster.healthy_answers().await;
 }
 
