@@ -17,7 +17,6 @@ mod schedule;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
@@ -36,9 +35,6 @@ pub(crate) use close::refuse_stillborn;
 
 /// Mailbox messages handled per wake-up of the stage loop.
 const MAILBOX_BATCH: usize = 64;
-
-/// Far enough to mean "never" for a disabled sleep.
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
 pub(crate) struct StageRunner<S: Stage> {
     stage: S,
@@ -146,7 +142,8 @@ impl<S: Stage> StageRunner<S> {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + FAR_FUTURE)),
+                // Without a deadline the branch is disabled: its sleep is built, never polled.
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => {
                         self.fire_due();
                         self.expire_actors().await;
