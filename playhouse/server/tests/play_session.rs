@@ -806,6 +806,51 @@ async fn broadcast_reaches_every_connected_client_in_order() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_reconnected_actor_gets_a_fresh_ttl_and_earlier_timers_keep_it() {
+    const TTL: Duration = Duration::from_secs(1);
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed)
+        .configure(|c| c.disconnected_actor_ttl = Some(TTL))
+        .build()
+        .expect("build");
+    let mut watcher = in_memory(&server, 51);
+    assert!(watcher.authenticate("watcher").await.is_success());
+    let mut ghost = in_memory(&server, 51);
+    assert!(ghost.authenticate("ghost").await.is_success());
+    drop(ghost);
+    assert_eq!(
+        watcher.push("ConnectionChanged").await.payload,
+        "ghost:false"
+    );
+    // A stage timer due 100 ms later, long before the TTL.
+    watcher.send("Timer", b"").await;
+    tokio::time::sleep(TTL * 6 / 10).await;
+    // Back, and gone again: the first disconnect's TTL no longer counts.
+    let mut ghost = in_memory(&server, 51);
+    assert!(ghost.authenticate("ghost").await.is_success());
+    assert_eq!(
+        watcher.push("ConnectionChanged").await.payload,
+        "ghost:true"
+    );
+    drop(ghost);
+    assert_eq!(
+        watcher.push("ConnectionChanged").await.payload,
+        "ghost:false"
+    );
+    let second_drop = tokio::time::Instant::now();
+    // The actor built to check the second login was destroyed at once; ghost's is next.
+    let ghost_gone = async {
+        while destroyed.actors.load(Ordering::SeqCst) < 2 {
+            destroyed.actor_gone.notified().await;
+        }
+    };
+    tokio::time::timeout(TTL * 2, ghost_gone)
+        .await
+        .expect("the disconnected actor was never removed");
+    assert_eq!(second_drop.elapsed(), TTL, "removed at its second TTL");
+}
+
 #[tokio::test]
 async fn actors_disconnected_longer_than_the_ttl_leave_the_stage() {
     let destroyed: Arc<Destroyed> = Arc::default();
