@@ -558,13 +558,20 @@ fn in_memory(server: &PlayServer, stage_id: i64) -> RawClient<tokio::io::DuplexS
     RawClient::over(client_end, stage_id)
 }
 
+/// Joins stage `stage_id` and stalls it ("Stall": it closes once released); returns the
+/// staller's connection, to keep open.
+async fn stall(server: &PlayServer, stage_id: i64) -> RawClient<tokio::io::DuplexStream> {
+    let mut staller = in_memory(server, stage_id);
+    assert!(staller.authenticate("staller").await.is_success());
+    staller.send("Stall", b"").await;
+    staller
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_login_queued_at_a_stage_that_closes_goes_to_a_fresh_stage() {
     let destroyed: Arc<Destroyed> = Arc::default();
     let server = builder(&destroyed).build().expect("build");
-    let mut staller = in_memory(&server, 24);
-    assert!(staller.authenticate("staller").await.is_success());
-    staller.send("Stall", b"").await;
+    let _staller = stall(&server, 24).await;
     let mut late = in_memory(&server, 24);
     let seq = late.request_nowait("AuthenticateRequest", b"late").await;
     // Paused clock: returns once the login waits in the stalled stage's mailbox.
@@ -588,9 +595,7 @@ async fn a_login_queued_at_a_stage_that_closes_goes_to_a_fresh_stage() {
 async fn a_login_whose_stage_closes_under_it_twice_gets_stage_not_found() {
     let destroyed: Arc<Destroyed> = Arc::default();
     let server = builder(&destroyed).build().expect("build");
-    let mut staller = in_memory(&server, 27);
-    assert!(staller.authenticate("staller").await.is_success());
-    staller.send("Stall", b"").await;
+    let _staller = stall(&server, 27).await;
     // Two logins wait at the stalled stage. When it closes, both retry at a fresh stage;
     // the first to join it closes it too, so the other's login finds its stage gone twice.
     let mut logins = [in_memory(&server, 27), in_memory(&server, 27)];
@@ -687,9 +692,7 @@ async fn a_slow_login_still_ends_at_the_auth_deadline_counted_from_the_connect()
         .configure(|c| c.auth_timeout = AUTH_TIMEOUT)
         .build()
         .expect("build");
-    let mut staller = in_memory(&server, 25);
-    assert!(staller.authenticate("staller").await.is_success());
-    staller.send("Stall", b"").await;
+    let _staller = stall(&server, 25).await;
     let connected = tokio::time::Instant::now();
     let mut slow = in_memory(&server, 25);
     tokio::time::sleep(AUTH_TIMEOUT * 6 / 10).await;

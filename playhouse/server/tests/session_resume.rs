@@ -290,13 +290,7 @@ async fn past_the_window_the_session_is_lost_on_both_sides() {
     assert!(matches!(error, ConnectorError::Disconnected), "{error:?}");
 
     // The stage hears of it once the window has passed, not before.
-    tokio::time::timeout(WAIT, async {
-        while seen.lock().unwrap().connection_changes != [false] {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("on_connection_changed(false) after the window");
+    stage_hears_the_drop(&seen, "on_connection_changed(false) after the window").await;
     server.stop().await;
 }
 
@@ -338,6 +332,38 @@ async fn raw_resumable(addr: SocketAddr, user: &str) -> (RawClient, ResumeGrant)
     (client, grant)
 }
 
+/// A new connection asks to resume `grant`'s session, having received `received` frames;
+/// returns it and the server's answer to the request (sequence `seq`).
+async fn ask_to_resume(
+    addr: SocketAddr,
+    grant: &ResumeGrant,
+    received: u64,
+    seq: u16,
+) -> (RawClient, playhouse_protocol::ServerFrame) {
+    let mut again = RawClient::connect(addr, 1).await;
+    again
+        .send_frame(ClientFrame::hello(0, Capabilities::RESUME))
+        .await;
+    let request = ResumeRequest {
+        token: grant.token,
+        received,
+    };
+    again.send_frame(ClientFrame::resume(seq, request)).await;
+    let answer = again.recv().await.expect("an answer");
+    (again, answer)
+}
+
+/// Waits until the stage has heard of exactly one disconnect (`why` if it never does).
+async fn stage_hears_the_drop(seen: &Mutex<Seen>, why: &str) {
+    tokio::time::timeout(WAIT, async {
+        while seen.lock().unwrap().connection_changes != [false] {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect(why);
+}
+
 #[tokio::test]
 async fn a_client_that_never_acknowledges_loses_its_session() {
     let mut resume = ResumeConfig::default();
@@ -351,24 +377,9 @@ async fn a_client_that_never_acknowledges_loses_its_session() {
     }
     client.expect_closed().await;
     // The token is gone: a resume is refused with SESSION_LOST.
-    let mut again = RawClient::connect(addr, 1).await;
-    again
-        .send_frame(ClientFrame::hello(0, Capabilities::RESUME))
-        .await;
-    let request = ResumeRequest {
-        token: grant.token,
-        received: 9,
-    };
-    again.send_frame(ClientFrame::resume(1, request)).await;
-    let answer = again.recv().await.expect("an answer");
+    let (_, answer) = ask_to_resume(addr, &grant, 9, 1).await;
     assert_eq!(answer.error_code, ErrorCode::SESSION_LOST);
-    tokio::time::timeout(WAIT, async {
-        while seen.lock().unwrap().connection_changes != [false] {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the stage hears of the loss");
+    stage_hears_the_drop(&seen, "the stage hears of the loss").await;
     server.stop().await;
 }
 
@@ -401,24 +412,9 @@ async fn an_ended_session_is_not_kept_when_its_connection_drops() {
     assert_eq!(reply.payload, Bytes::from_static(b"y"));
     drop(client);
     // Not kept for the 30 s window: the stage hears of the drop at once ...
-    tokio::time::timeout(WAIT, async {
-        while seen.lock().unwrap().connection_changes != [false] {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the stage hears of the drop at once");
+    stage_hears_the_drop(&seen, "the stage hears of the drop at once").await;
     // ... and the token is gone.
-    let mut again = RawClient::connect(addr, 1).await;
-    again
-        .send_frame(ClientFrame::hello(0, Capabilities::RESUME))
-        .await;
-    let request = ResumeRequest {
-        token: grant.token,
-        received: 2,
-    };
-    again.send_frame(ClientFrame::resume(1, request)).await;
-    let answer = again.recv().await.expect("an answer");
+    let (_, answer) = ask_to_resume(addr, &grant, 2, 1).await;
     assert_eq!(answer.error_code, ErrorCode::SESSION_LOST);
     server.stop().await;
 }
@@ -431,16 +427,7 @@ async fn a_raw_resume_replays_what_the_client_did_not_receive() {
     for payload in [b"a", b"b", b"c"] {
         client.request("Echo", payload).await;
     }
-    let mut again = RawClient::connect(addr, 1).await;
-    again
-        .send_frame(ClientFrame::hello(0, Capabilities::RESUME))
-        .await;
-    let request = ResumeRequest {
-        token: grant.token,
-        received: 2,
-    };
-    again.send_frame(ClientFrame::resume(9, request)).await;
-    let answer = again.recv().await.expect("an answer");
+    let (mut again, answer) = ask_to_resume(addr, &grant, 2, 9).await;
     assert_eq!((answer.msg_seq, answer.error_code), (9, ErrorCode::SUCCESS));
     // The server received 3 data frames from us (the authentication is not counted).
     assert_eq!(playhouse_protocol::read_count(&answer.payload), Some(3));
