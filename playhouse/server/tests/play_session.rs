@@ -15,6 +15,10 @@ use playhouse::{
 use playhouse_protocol::ClientFrame;
 use support::RawClient;
 use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+/// The game loop's step ("Loop").
+const STEP: Duration = Duration::from_millis(100);
 
 /// Counts destroys so graceful stop can be observed (and releases stalled stages).
 #[derive(Default)]
@@ -115,6 +119,10 @@ impl Stage for Room {
                     |room: &mut Room, _| room.fired += 1,
                 );
             }
+            // A game loop of 100 ms steps that broadcasts each tick's number.
+            "Loop" => ctx.start_game_loop(STEP, |_, ctx, tick| {
+                ctx.broadcast(Packet::new("Tick", tick.tick.to_string()));
+            }),
             "Fired" => actor
                 .link
                 .reply(Packet::new("Fired", self.fired.to_string())),
@@ -409,7 +417,7 @@ async fn a_detached_connection_has_the_auth_timeout_from_detaching_to_join_again
     );
 
     assert_eq!(client.request("Leave", b"").await.msg_id, "Left");
-    let detached = tokio::time::Instant::now();
+    let detached = Instant::now();
     client.expect_closed().await;
     assert!(
         detached.elapsed() >= AUTH_TIMEOUT - Duration::from_millis(50),
@@ -685,6 +693,36 @@ async fn due_timers_run_before_the_rest_of_a_mailbox_batch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn after_a_late_wake_the_game_loop_keeps_to_its_step_grid() {
+    /// The next frame, a game-loop tick: its number and when it arrived.
+    async fn tick(client: &mut RawClient<tokio::io::DuplexStream>) -> (String, Instant) {
+        let frame = client.recv().await.expect("a tick");
+        assert_eq!(frame.msg_id, "Tick");
+        let number = String::from_utf8(frame.payload.to_vec()).unwrap();
+        (number, Instant::now())
+    }
+    let destroyed: Arc<Destroyed> = Arc::default();
+    let server = builder(&destroyed).build().expect("build");
+    let mut client = in_memory(&server, 31);
+    assert!(client.authenticate("looper").await.is_success());
+    let started = Instant::now();
+    client.send("Loop", b"").await;
+    let (first, first_at) = tick(&mut client).await;
+    assert_eq!((first.as_str(), first_at - started), ("1", STEP));
+    // The stage is held past its next step: that wake comes half a step late.
+    client.send("Hold", b"").await;
+    tokio::time::sleep(STEP * 3 / 2).await;
+    destroyed.release.notify_one();
+    let (second, second_at) = tick(&mut client).await;
+    assert_eq!((second.as_str(), second_at - first_at), ("2", STEP * 3 / 2));
+    // The step after a late one comes on time, not a step after the late wake.
+    let (third, third_at) = tick(&mut client).await;
+    assert_eq!((third.as_str(), third_at - first_at), ("3", STEP * 2));
+    let (fourth, fourth_at) = tick(&mut client).await;
+    assert_eq!((fourth.as_str(), fourth_at - first_at), ("4", STEP * 3));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_slow_login_still_ends_at_the_auth_deadline_counted_from_the_connect() {
     const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
     let destroyed: Arc<Destroyed> = Arc::default();
@@ -693,7 +731,7 @@ async fn a_slow_login_still_ends_at_the_auth_deadline_counted_from_the_connect()
         .build()
         .expect("build");
     let _staller = stall(&server, 25).await;
-    let connected = tokio::time::Instant::now();
+    let connected = Instant::now();
     let mut slow = in_memory(&server, 25);
     tokio::time::sleep(AUTH_TIMEOUT * 6 / 10).await;
     // The login waits in the stalled stage's mailbox past the connection's deadline.
@@ -841,7 +879,7 @@ async fn a_reconnected_actor_gets_a_fresh_ttl_and_earlier_timers_keep_it() {
         watcher.push("ConnectionChanged").await.payload,
         "ghost:false"
     );
-    let second_drop = tokio::time::Instant::now();
+    let second_drop = Instant::now();
     // The actor built to check the second login was destroyed at once; ghost's is next.
     let ghost_gone = async {
         while destroyed.actors.load(Ordering::SeqCst) < 2 {
@@ -870,7 +908,7 @@ async fn actors_disconnected_longer_than_the_ttl_leave_the_stage() {
         "ghost:false"
     );
 
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     tokio::time::timeout(support::WAIT, destroyed.actor_gone.notified())
         .await
         .expect("the disconnected actor was never removed");
