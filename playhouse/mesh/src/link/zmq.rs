@@ -638,4 +638,22 @@ mod tests {
         .unwrap();
         assert!(advertised.address().starts_with("tcp://10.1.2.3:"));
     }
+
+    #[tokio::test]
+    async fn binding_over_ipv6_reports_a_bracketed_address() {
+        if std::net::TcpListener::bind("[::1]:0").is_err() {
+            eprintln!("no IPv6 loopback on this machine: skipped");
+            return;
+        }
+        let link = ZmqLink::bind("z", "tcp://[::1]:0", None, ZmqLinkConfig::default())
+            .await
+            .unwrap();
+        assert!(
+            link.address().starts_with("tcp://[::1]:"),
+            "{}",
+            link.address()
+        );
+        let unspecified = ZmqLink::bind("z", "tcp://[::]:0", None, ZmqLinkConfig::default()).await;
+        assert!(matches!(unspecified, Err(ZmqLinkError::UnspecifiedHost)));
+    }
 }
