@@ -90,9 +90,14 @@ async fn link_reports_unknown_down_and_lost_peers() {
         a.send("lb", Bytes::new(), Bytes::new()),
         Err(LinkError::NotConnected("lb".into()))
     );
+    assert!(!a.is_connected("lb"));
     // The right address replaces the dead one.
     a.connect("lb", b.address());
     until_link_up(&a, "lb", b"h", b"p").await;
+    assert!(a.is_connected("lb"));
+    // The directory repeats the address on every refresh: the connection stays as it is.
+    a.connect("lb", b.address());
+    assert!(a.is_connected("lb"), "connecting again kept the connection");
     let Some(LinkEvent::Message {
         from,
         header,
@@ -268,37 +273,49 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The sink gets messages on the link's own task, and the link lets go of it when closed
-/// (the sink may own the node that owns the link).
+/// The sink gets messages on the link's own task, and the link lets go of it when closed or
+/// dropped (the sink may own the node that owns the link).
 #[tokio::test]
 async fn the_sink_gets_messages_and_is_dropped_on_close() {
-    let (a, _a_events) = link("da").await;
-    let b = ZmqLink::bind("db", "tcp://127.0.0.1:0", None, ZmqLinkConfig::default())
-        .await
-        .unwrap();
-    let (tx, mut delivered) = mpsc::unbounded_channel();
-    let sink: playhouse_mesh::EventSink = Arc::new(move |event| {
-        let _ = tx.send(event);
-    });
-    b.start(Arc::clone(&sink));
-    a.connect("db", b.address());
-    until_link_up(&a, "db", b"h", b"direct").await;
-    let event = tokio::time::timeout(Duration::from_secs(5), delivered.recv())
-        .await
-        .expect("delivered within 5 s");
-    assert!(
-        matches!(&event, Some(LinkEvent::Message { from, payload, .. })
-            if &**from == "da" && &payload[..] == b"direct"),
-        "{event:?}"
-    );
-    b.close();
-    for _ in 0..100 {
-        if Arc::strong_count(&sink) == 1 {
-            break;
+    for dropped in [false, true] {
+        let a_id = format!("da-{dropped}");
+        let (a, _a_events) = link(&a_id).await;
+        let b_id = format!("db-{dropped}");
+        let b = ZmqLink::bind(&b_id, "tcp://127.0.0.1:0", None, ZmqLinkConfig::default())
+            .await
+            .unwrap();
+        let (tx, mut delivered) = mpsc::unbounded_channel();
+        let sink: playhouse_mesh::EventSink = Arc::new(move |event| {
+            let _ = tx.send(event);
+        });
+        b.start(Arc::clone(&sink));
+        a.connect(&b_id, b.address());
+        until_link_up(&a, &b_id, b"h", b"direct").await;
+        let event = tokio::time::timeout(Duration::from_secs(5), delivered.recv())
+            .await
+            .expect("delivered within 5 s");
+        assert!(
+            matches!(&event, Some(LinkEvent::Message { from, payload, .. })
+                if **from == *a_id && &payload[..] == b"direct"),
+            "{event:?}"
+        );
+        if dropped {
+            drop(b);
+        } else {
+            b.close();
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        for _ in 0..100 {
+            if Arc::strong_count(&sink) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            Arc::strong_count(&sink),
+            1,
+            "the sink is let go (dropped: {dropped})"
+        );
     }
-    assert_eq!(Arc::strong_count(&sink), 1, "close drops the sink");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
