@@ -413,8 +413,7 @@ impl Drop for ZmqLink {
 /// [`LinkEvent::Message`].
 async fn receive(shared: Arc<Shared>, mut socket: RouterSocket, sink: EventSink) {
     let backend = socket.backend();
-    // Interned sender ids: one allocation per peer, not per message.
-    let mut names: HashMap<Bytes, Arc<str>> = HashMap::new();
+    let mut names = SenderNames::default();
     loop {
         let received = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -445,22 +444,14 @@ async fn receive(shared: Arc<Shared>, mut socket: RouterSocket, sink: EventSink)
                 continue;
             }
         };
-        let from = match names.get(&id) {
-            Some(from) => Arc::clone(from),
-            None => {
-                let Ok(name) = std::str::from_utf8(&id) else {
-                    tracing::warn!(peer = ?id, "mesh peer without a server id; dropping the connection");
-                    if let Ok(peer) = PeerIdentity::try_from(id) {
-                        backend.peer_disconnected(&peer);
-                    }
-                    continue;
-                };
-                if names.len() >= 4096 {
-                    names.clear();
+        let from = match names.name(id) {
+            Ok(from) => from,
+            Err(id) => {
+                tracing::warn!(peer = ?id, "mesh peer without a server id; dropping the connection");
+                if let Ok(peer) = PeerIdentity::try_from(id) {
+                    backend.peer_disconnected(&peer);
                 }
-                let name: Arc<str> = Arc::from(name);
-                names.insert(id, Arc::clone(&name));
-                name
+                continue;
             }
         };
         sink(LinkEvent::Message {
@@ -468,6 +459,34 @@ async fn receive(shared: Arc<Shared>, mut socket: RouterSocket, sink: EventSink)
             header,
             payload,
         });
+    }
+}
+
+/// The most sender ids [`SenderNames`] keeps; past it, it starts afresh.
+const MAX_SENDER_NAMES: usize = 4096;
+
+/// Interned sender ids: one allocation per peer, not per message, and a bounded number of
+/// them however many identities connect.
+#[derive(Default)]
+struct SenderNames {
+    names: HashMap<Bytes, Arc<str>>,
+}
+
+impl SenderNames {
+    /// The server id a ZMTP identity names; the identity back when it is not UTF-8.
+    fn name(&mut self, id: Bytes) -> Result<Arc<str>, Bytes> {
+        if let Some(name) = self.names.get(&id) {
+            return Ok(Arc::clone(name));
+        }
+        let Ok(name) = std::str::from_utf8(&id) else {
+            return Err(id);
+        };
+        let name: Arc<str> = Arc::from(name);
+        if self.names.len() >= MAX_SENDER_NAMES {
+            self.names.clear();
+        }
+        self.names.insert(id, Arc::clone(&name));
+        Ok(name)
     }
 }
 
@@ -637,6 +656,22 @@ mod tests {
         .await
         .unwrap();
         assert!(advertised.address().starts_with("tcp://10.1.2.3:"));
+    }
+
+    #[test]
+    fn sender_names_are_interned_and_bounded() {
+        let mut names = SenderNames::default();
+        let first = names.name(Bytes::from_static(b"play-1")).unwrap();
+        assert_eq!(&*first, "play-1");
+        names.name(Bytes::from_static(b"play-2")).unwrap();
+        let again = names.name(Bytes::from_static(b"play-1")).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "one allocation per sender");
+        let not_utf8 = Bytes::from_static(&[0xff, 0xfe]);
+        assert_eq!(names.name(not_utf8.clone()), Err(not_utf8));
+        for n in 0..MAX_SENDER_NAMES * 2 {
+            names.name(Bytes::from(format!("s-{n}"))).unwrap();
+            assert!(names.names.len() <= MAX_SENDER_NAMES);
+        }
     }
 
     #[tokio::test]
