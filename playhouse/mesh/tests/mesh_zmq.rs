@@ -154,6 +154,25 @@ async fn link_reports_unknown_down_and_lost_peers() {
     );
 }
 
+/// A peer that takes connections but never speaks ZMTP is dialed again with a doubling
+/// backoff (200 ms, 400 ms, ...), not in a hot loop.
+#[tokio::test]
+async fn an_unreachable_peer_is_redialed_with_backoff() {
+    let (a, _events) = link("ra").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    a.connect("rb", &format!("tcp://{}", listener.local_addr().unwrap()));
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    let mut dials = 0;
+    while let Ok(Ok((stream, _))) = tokio::time::timeout_at(until, listener.accept()).await {
+        dials += 1;
+        // Not a ZMTP peer: the handshake fails.
+        drop(stream);
+    }
+    // At about 0, 200, 600 and 1,400 ms.
+    assert!((2..=5).contains(&dials), "{dials} dials in 1.5 s");
+    assert!(!a.is_connected("rb"));
+}
+
 /// A libzmq peer with the same socket discipline: a bound ROUTER receives, a second ROUTER
 /// with the same identity dials and sends. It answers one message and prints what it saw.
 const PY_PEER: &str = r#"
