@@ -175,6 +175,22 @@ async fn an_unreachable_peer_is_redialed_with_backoff() {
     assert!(!a.is_connected("rb"));
 }
 
+/// An address now held by another server (a restart elsewhere took it over): the server
+/// there answers with its own identity, and the link does not take it for the one dialed.
+#[tokio::test]
+async fn a_peer_answering_with_another_identity_is_not_taken_for_the_one_dialed() {
+    let (a, _a_events) = link("ia").await;
+    let (b, _b_events) = link("ib").await;
+    a.connect("gone", b.address());
+    for _ in 0..50 {
+        assert!(!a.is_connected("gone"), "took {} for gone", b.address());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The same address under its own server id connects.
+    a.connect("ib", b.address());
+    until_link_up(&a, "ib", b"h", b"p").await;
+}
+
 /// A libzmq peer with the same socket discipline: a bound ROUTER receives, a second ROUTER
 /// with the same identity dials and sends. It answers one message and prints what it saw.
 const PY_PEER: &str = r#"
