@@ -465,3 +465,47 @@ pub fn presence_of(client: &SimClient, account: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Checks that the Play server `play` closed `account`'s session on its idle timeout after
+/// the account's network was cut at `cut_at`, as `observer` (another player in the stage)
+/// sees it: `Presence <account> 0` neither before the idle timeout (the server last heard
+/// the account at most one heartbeat interval, plus a delivery, before the cut) nor much
+/// after it, and the server down from two sessions to one. Records a violation for `who`
+/// otherwise.
+pub async fn expect_idle_close(
+    env: &Env,
+    who: &str,
+    observer: &SimClient,
+    play: &str,
+    account: &str,
+    cut_at: Duration,
+) {
+    let timing = env.timing;
+    let sessions_before = env.play(play).map_or(0, |p| p.session_count());
+    let gone = wait_until(timing.idle_timeout * 2, || {
+        presence_of(observer, account)
+            .first()
+            .is_some_and(|p| p == "0")
+    })
+    .await;
+    let since_cut = now() - cut_at;
+    let earliest = timing
+        .idle_timeout
+        .saturating_sub(timing.heartbeat_interval + Duration::from_millis(20));
+    let latest = timing.idle_timeout + Duration::from_millis(50);
+    env.trace.check(
+        who,
+        gone && since_cut >= earliest && since_cut <= latest,
+        || {
+            format!(
+                "{account} reported gone: {gone}, {since_cut:?} after the cut (idle timeout {:?})",
+                timing.idle_timeout
+            )
+        },
+    );
+    let sessions_after = env.play(play).map_or(0, |p| p.session_count());
+    env.trace
+        .check(who, sessions_before == 2 && sessions_after == 1, || {
+            format!("server sessions {sessions_before} -> {sessions_after}, expected 2 -> 1")
+        });
+}

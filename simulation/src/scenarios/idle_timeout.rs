@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::client::{SimClient, presence_of, retire};
+use crate::client::{SimClient, expect_idle_close, presence_of, retire};
 use crate::cluster::{Cluster, Env, Network, Timing, sleep, wait_until};
 use crate::trace::now;
 
@@ -82,7 +82,6 @@ async fn player(env: Env, cut_at: std::rc::Rc<std::cell::Cell<Duration>>) {
 
 async fn observer(env: Env, cut_at: std::rc::Rc<std::cell::Cell<Duration>>) {
     let trace = env.trace.clone();
-    let timing = env.timing;
     let mut client = SimClient::new(&env, OBSERVER, "dave", PLAY, 1);
     if !client
         .login_retrying(Duration::from_millis(100), Duration::from_secs(5))
@@ -95,36 +94,7 @@ async fn observer(env: Env, cut_at: std::rc::Rc<std::cell::Cell<Duration>>) {
     if !wait_until(limit, || env.is_finished(CUT)).await {
         return retire(&env, client).await;
     }
-    let sessions_before = env.play(PLAY).map_or(0, |p| p.session_count());
-    let gone = wait_until(timing.idle_timeout * 2, || {
-        presence_of(&client, "carol")
-            .first()
-            .is_some_and(|p| p == "0")
-    })
-    .await;
-    let since_cut = now() - cut_at.get();
-    // The server last heard the player at most one heartbeat interval (plus a delivery)
-    // before the cut; it must close exactly one idle timeout after that.
-    let earliest = timing
-        .idle_timeout
-        .saturating_sub(timing.heartbeat_interval + Duration::from_millis(20));
-    let latest = timing.idle_timeout + Duration::from_millis(50);
-    trace.check(
-        OBSERVER,
-        gone && since_cut >= earliest && since_cut <= latest,
-        || {
-            format!(
-                "half-open player reported gone {since_cut:?} after the cut (idle timeout {:?})",
-                timing.idle_timeout
-            )
-        },
-    );
-    let sessions_after = env.play(PLAY).map_or(0, |p| p.session_count());
-    trace.check(
-        OBSERVER,
-        sessions_before == 2 && sessions_after == 1,
-        || format!("server sessions {sessions_before} -> {sessions_after}, expected 2 -> 1"),
-    );
+    expect_idle_close(&env, OBSERVER, &client, PLAY, "carol", cut_at.get()).await;
     while !env.is_finished(PLAYER) {
         sleep(Duration::from_millis(50)).await;
     }

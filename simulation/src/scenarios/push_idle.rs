@@ -16,7 +16,7 @@ use std::time::Duration;
 use playhouse::{ApiServer, Packet};
 
 use crate::census::{Census, baseline, expect_back};
-use crate::client::{SimClient, presence_of, retire};
+use crate::client::{SimClient, expect_idle_close, retire};
 use crate::clock_room::{CLOCK, TICK};
 use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep, wait_until};
 use crate::trace::now;
@@ -97,7 +97,6 @@ async fn dead(env: Env, cut_at: Rc<Cell<Duration>>) {
 
 async fn live(env: Env, cut_at: Rc<Cell<Duration>>) {
     let trace = env.trace.clone();
-    let timing = env.timing;
     if !wait_until(Duration::from_secs(10), || env.is_finished(READY)).await {
         trace.violation(LIVE, "the clock stage was never created");
         env.finish(BASELINE);
@@ -120,34 +119,8 @@ async fn live(env: Env, cut_at: Rc<Cell<Duration>>) {
         trace.violation(LIVE, "the other player was never cut off");
         return retire(&env, client).await;
     }
-    let sessions_before = env.play(PLAY).map_or(0, |p| p.session_count());
-    let gone = wait_until(timing.idle_timeout * 2, || {
-        presence_of(&client, "bob")
-            .first()
-            .is_some_and(|p| p == "0")
-    })
-    .await;
-    let since_cut = now() - cut_at.get();
-    // The server last heard bob at most one heartbeat interval (plus a delivery) before the
-    // cut; its ticks to bob since then must not have kept the session open.
-    let earliest = timing
-        .idle_timeout
-        .saturating_sub(timing.heartbeat_interval + Duration::from_millis(20));
-    let latest = timing.idle_timeout + Duration::from_millis(50);
-    trace.check(
-        LIVE,
-        gone && since_cut >= earliest && since_cut <= latest,
-        || {
-            format!(
-                "dead player reported gone: {gone}, {since_cut:?} after the cut (idle timeout {:?})",
-                timing.idle_timeout
-            )
-        },
-    );
-    let sessions_after = env.play(PLAY).map_or(0, |p| p.session_count());
-    trace.check(LIVE, sessions_before == 2 && sessions_after == 1, || {
-        format!("server sessions {sessions_before} -> {sessions_after}, expected 2 -> 1")
-    });
+    // The server's ticks to bob since the cut must not keep the session open.
+    expect_idle_close(&env, LIVE, &client, PLAY, "bob", cut_at.get()).await;
     expect_back(&env, &[PLAY], &base, Duration::from_secs(1)).await;
     if let Some(census) = Census::take(&env, PLAY) {
         trace.record(LIVE, format_args!("census after the idle close: {census}"));
