@@ -516,9 +516,12 @@ mod tests {
     }
 
     async fn until_up(link: &TcpLink, to: &str) {
-        while !link.is_connected(to) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let up = tokio::time::timeout(Duration::from_secs(5), async {
+            while !link.is_connected(to) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        up.await.expect("the connection comes up within 5 s");
     }
 
     /// A reset drops both connections with the peer at once: the incoming one stops
@@ -547,7 +550,8 @@ mod tests {
         // connection to b replaced by a new one, which carries frames.
         let down = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                if let Some(LinkEvent::PeerDown { target }) = b_events.recv().await {
+                let event = b_events.recv().await.expect("the link is open");
+                if let LinkEvent::PeerDown { target } = event {
                     return target;
                 }
             }
