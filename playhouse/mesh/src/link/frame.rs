@@ -83,4 +83,21 @@ mod tests {
         assert_eq!(split_frame(buf.freeze()), Some(frame));
         assert_eq!(split_frame(Bytes::from_static(&[9, 0, 0, 0, 1])), None);
     }
+
+    #[test]
+    fn empty_frames_round_trip_and_short_ones_are_malformed() {
+        let mut buf = BytesMut::new();
+        FrameEncoder
+            .encode((Bytes::new(), Bytes::new()), &mut buf)
+            .unwrap();
+        assert_eq!(&buf[..], &[4, 0, 0, 0, 0, 0, 0, 0]);
+        buf.advance(4);
+        assert_eq!(
+            split_frame(buf.freeze()),
+            Some((Bytes::new(), Bytes::new()))
+        );
+        for short in [&b""[..], b"\0", b"\0\0\0"] {
+            assert_eq!(split_frame(Bytes::from_static(short)), None);
+        }
+    }
 }
