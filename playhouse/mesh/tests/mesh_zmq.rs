@@ -313,7 +313,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The sink gets messages on the link's own task, and the link lets go of it when closed or
 /// dropped (the sink may own the node that owns the link).
 #[tokio::test]
-async fn the_sink_gets_messages_and_is_dropped_on_close() {
+async fn the_sink_gets_messages_and_is_let_go_on_close_or_drop() {
     for dropped in [false, true] {
         let a_id = format!("da-{dropped}");
         let (a, _a_events) = link(&a_id).await;
