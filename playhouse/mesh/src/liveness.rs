@@ -36,14 +36,14 @@ struct Clock {
 }
 
 /// What [`Liveness::tick`] asks the node to do.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tick {
     /// Peers to ping now.
     pub(crate) ping: Vec<String>,
     /// Peers silent for the timeout: fail their requests and reset their connections.
     pub(crate) declare_down: Vec<String>,
-    /// When to tick next.
-    pub(crate) next: Option<Instant>,
+    /// When to tick next: the next ping round or the earliest silence deadline.
+    pub(crate) next: Instant,
 }
 
 /// Every peer's silence clock.
@@ -129,7 +129,8 @@ impl Liveness {
         now: Instant,
         peers: impl IntoIterator<Item = (&'a str, bool)>,
     ) -> Tick {
-        let mut tick = Tick::default();
+        let mut ping = Vec::new();
+        let mut declare_down = Vec::new();
         let mut clocks = self.clocks();
         let mut next_ping = self.next_ping.lock().unwrap_or_else(|e| e.into_inner());
         let ping_all = now >= *next_ping;
@@ -147,7 +148,7 @@ impl Liveness {
             }
             if !clocks.contains_key(peer) {
                 // A connection just came up: ping it now, start its clock.
-                tick.ping.push(peer.to_owned());
+                ping.push(peer.to_owned());
                 clocks.insert(peer.to_owned(), Clock { heard: now });
                 continue;
             }
@@ -155,29 +156,32 @@ impl Liveness {
                 continue;
             };
             if now >= clock.heard + self.timeout {
-                tick.declare_down.push(peer.to_owned());
+                declare_down.push(peer.to_owned());
                 clock.heard = now;
                 continue;
             }
             if ping_all {
-                tick.ping.push(peer.to_owned());
+                ping.push(peer.to_owned());
             }
         }
         clocks.retain(|peer, _| seen.contains(&peer.as_str()));
         let mut down = self.down();
         down.retain(|peer, _| seen.contains(&peer.as_str()));
-        for peer in &tick.declare_down {
+        for peer in &declare_down {
             down.entry(peer.clone()).or_insert(now);
         }
         self.down_count.store(down.len(), Ordering::Release);
         self.declared
-            .fetch_add(tick.declare_down.len() as u64, Ordering::Relaxed);
+            .fetch_add(declare_down.len() as u64, Ordering::Relaxed);
         let deadline = clocks
             .values()
             .map(|clock| clock.heard + self.timeout)
             .min();
-        tick.next = Some(deadline.map_or(*next_ping, |d| d.min(*next_ping)));
-        tick
+        Tick {
+            ping,
+            declare_down,
+            next: deadline.map_or(*next_ping, |d| d.min(*next_ping)),
+        }
     }
 }
 
@@ -198,7 +202,7 @@ mod tests {
         let start = Instant::now();
         let tick = liveness.tick(start, [("b", true)]);
         assert_eq!(tick.ping, ["b"], "a new connection is pinged at once");
-        assert_eq!(tick.next, Some(start + INTERVAL));
+        assert_eq!(tick.next, start + INTERVAL);
         // b answers the first two pings, then falls silent.
         answer(&liveness, "b", start);
         let t1 = start + INTERVAL;
@@ -212,7 +216,7 @@ mod tests {
                 break;
             }
             assert!(now < t1 + TIMEOUT, "not declared down in time");
-            now = tick.next.unwrap();
+            now = tick.next;
         }
         assert_eq!(
             now,

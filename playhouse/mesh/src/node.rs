@@ -448,15 +448,13 @@ impl Mesh {
         } else {
             (code, packet)
         };
+        // The requester matches a reply by its sequence alone (its request cache), so the
+        // reply carries nothing of the request's routing (stage, session, system flags).
         let header = RouteHeader {
             msg_seq: request.msg_seq,
             msg_id: packet.msg_id.to_string(),
             error_code: u32::from(code.0),
-            stage_id: request.reply_stage_id,
-            sid: request.sid,
             is_reply: true,
-            is_system: request.is_system,
-            is_framework: request.is_framework,
             ..RouteHeader::default()
         };
         let header = self.encode(header);
@@ -645,7 +643,7 @@ async fn liveness_loop(mesh: Mesh) {
                     .send(peer, inner.ping_header.clone(), payload.clone());
             }
         }
-        wake = tick.next.unwrap_or(now + inner.config.heartbeat_interval);
+        wake = tick.next;
     }
 }
 

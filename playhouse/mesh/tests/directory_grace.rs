@@ -1,9 +1,10 @@
 //! A mesh node's directory view on a paused clock, with a scripted link and directory: a
 //! peer missing from the directory stays routable until its entry's TTL would have run out
-//! (unless its connection is down), and a node re-publishes itself as soon as its directory
-//! answers again.
+//! (unless its connection is down), a node re-publishes itself as soon as its directory
+//! answers again, and a peer that joined since the last refresh is learned when the node must
+//! answer it (a reply, a pong), with one directory read, not one per retry.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,13 +12,15 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use playhouse_mesh::{
     DIRECTORY_RETRY_MAX, Directory, DirectoryError, InboundHandler, MemoryDirectory, Mesh,
-    MeshConfig, MeshError, MeshLink, Route, RoutePacket, ServerInfo, ServerState, ServerType,
+    MeshConfig, MeshError, MeshLink, REPLY_RETRY, Route, RoutePacket, ServerInfo, ServerState,
+    ServerType,
 };
+use playhouse_protocol::{ErrorCode, Packet};
 use tokio::time::{Instant, sleep, sleep_until};
 
 mod scripted;
 
-use scripted::ScriptedLink;
+use scripted::{ScriptedLink, WireHeader};
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -30,12 +33,13 @@ fn millis(n: u64) -> Duration {
 }
 
 /// A shared in-memory directory that can fail (down) and lose every entry (an empty
-/// restart), recording when each server published successfully.
+/// restart), recording when each server published successfully and counting reads.
 #[derive(Clone, Default)]
 struct FlakyDirectory {
     entries: MemoryDirectory,
     down: Arc<AtomicBool>,
     published: Arc<Mutex<Vec<(String, Instant)>>>,
+    lists: Arc<AtomicUsize>,
 }
 
 impl FlakyDirectory {
@@ -91,6 +95,7 @@ impl Directory for FlakyDirectory {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<ServerInfo>, DirectoryError>> {
         Box::pin(async move {
+            self.lists.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 return Self::failure();
             }
@@ -112,6 +117,15 @@ impl InboundHandler for Ignore {
 /// Node `a` over the scripted link, refreshing every `refresh`. The scripted peers never
 /// answer pings, so liveness is off: these tests are about the directory.
 async fn node(directory: &FlakyDirectory, refresh: Duration) -> (Mesh, Arc<ScriptedLink>) {
+    node_handling(directory, refresh, Arc::new(Ignore)).await
+}
+
+/// [`node`], its messages to `handler`.
+async fn node_handling(
+    directory: &FlakyDirectory,
+    refresh: Duration,
+    handler: Arc<dyn InboundHandler>,
+) -> (Mesh, Arc<ScriptedLink>) {
     let link = Arc::new(ScriptedLink::default());
     let mut config = MeshConfig::new("a", ServerType::Api);
     config.refresh_interval = refresh;
@@ -121,7 +135,7 @@ async fn node(directory: &FlakyDirectory, refresh: Duration) -> (Mesh, Arc<Scrip
         config,
         Arc::clone(&link) as Arc<dyn MeshLink>,
         Arc::new(directory.clone()),
-        Arc::new(Ignore),
+        handler,
     )
     .await;
     (mesh, link)
@@ -269,4 +283,93 @@ async fn a_node_re_publishes_as_soon_as_the_directory_answers_again() {
     sleep(secs(15)).await;
     assert!(routable(&a, "b"));
     assert!(link.disconnects().is_empty());
+}
+
+/// Answers every request at once.
+struct Answer;
+
+impl InboundHandler for Answer {
+    fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
+        let reply = Packet::new("Answer", "yes");
+        mesh.reply(&packet.route, ErrorCode::SUCCESS, reply)
+            .expect("a reply is sent or retried");
+    }
+}
+
+/// `from`'s request with sequence `seq`, as the link delivers it.
+fn ask(link: &ScriptedLink, from: &str, seq: u32) {
+    let request = WireHeader {
+        msg_seq: seq,
+        msg_id: "Ask".to_owned(),
+        ..WireHeader::default()
+    };
+    link.receive(from, request, Bytes::new());
+}
+
+/// When `a`'s reply to request `seq` reached `to`, if it did.
+fn replied(link: &ScriptedLink, to: &str, seq: u32) -> Option<Instant> {
+    link.take_sent()
+        .into_iter()
+        .find(|sent| sent.target == to && sent.header.is_reply && sent.header.msg_seq == seq)
+        .map(|sent| sent.at)
+}
+
+/// A requester that joined after `a`'s last refresh (its request reached `a` first) gets its
+/// reply as soon as `a` has read the directory once, not at `a`'s next refresh interval.
+#[tokio::test(start_paused = true)]
+async fn a_reply_to_a_requester_not_known_yet_goes_once_the_directory_lists_it() {
+    let directory = FlakyDirectory::default();
+    let (a, link) = node_handling(&directory, secs(60), Arc::new(Answer)).await;
+    directory.publish(&peer("c"), TTL).await.unwrap();
+    assert!(a.servers().get("c").is_none());
+    let asked = Instant::now();
+    ask(&link, "c", 9);
+    sleep(millis(100)).await;
+    let at = replied(&link, "c", 9).expect("the reply to c was not delivered");
+    assert!(at - asked <= millis(20), "delivered {:?} late", at - asked);
+    assert!(a.servers().get("c").is_some());
+}
+
+/// A reply to a requester the directory never lists is given up after [`REPLY_RETRY`], having
+/// read the directory once: a vanished requester must not turn every reply into a directory
+/// read every retry step.
+#[tokio::test(start_paused = true)]
+async fn a_reply_to_an_unlisted_requester_reads_the_directory_once_then_gives_up() {
+    let directory = FlakyDirectory::default();
+    let (_a, link) = node_handling(&directory, secs(60), Arc::new(Answer)).await;
+    let before = directory.lists.load(Ordering::SeqCst);
+    ask(&link, "gone", 3);
+    sleep(REPLY_RETRY + secs(1)).await;
+    assert_eq!(replied(&link, "gone", 3), None);
+    assert_eq!(directory.lists.load(Ordering::SeqCst) - before, 1);
+
+    // It appears later: too late for that reply, which is not sent.
+    directory.publish(&peer("gone"), TTL).await.unwrap();
+    sleep(secs(1)).await;
+    assert_eq!(replied(&link, "gone", 3), None);
+}
+
+/// A ping from a peer `a` does not know yet (it joined since `a`'s last refresh) makes `a`
+/// read the directory at once: otherwise `a` cannot answer it, and the peer would declare `a`
+/// down before `a`'s next refresh interval.
+#[tokio::test(start_paused = true)]
+async fn a_ping_from_a_peer_not_known_yet_makes_the_node_learn_it() {
+    let directory = FlakyDirectory::default();
+    let (a, link) = node(&directory, secs(60)).await;
+    directory.publish(&peer("c"), TTL).await.unwrap();
+    let ping = WireHeader {
+        liveness: 1,
+        ..WireHeader::default()
+    };
+    link.receive("c", ping.clone(), Bytes::from_static(b"t0"));
+    sleep(millis(10)).await;
+    assert!(
+        a.servers().get("c").is_some(),
+        "c not learned from its ping"
+    );
+    link.take_sent();
+    link.receive("c", ping, Bytes::from_static(b"t1"));
+    let pong = link.take_sent().into_iter().find(|sent| sent.target == "c");
+    let pong = pong.expect("the next ping is answered");
+    assert_eq!((pong.header.liveness, &pong.payload[..]), (2, &b"t1"[..]));
 }

@@ -2,7 +2,8 @@
 //! counts as hearing from a peer (only pongs), what a verdict does (requests fail, the link
 //! is reset, sends fail at once) and what undoes it (a pong to a ping sent after it). Also
 //! what the node refuses before a message reaches the link: a payload over its limit, and
-//! anything once the link is closed.
+//! anything once the link is closed; and what it does when the link reports a frame it could
+//! not write.
 
 mod scripted;
 
@@ -11,9 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use playhouse_mesh::{
-    Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink, Route,
-    RoutePacket, ServerInfo, ServerState, ServerType,
+    Directory, InboundHandler, LinkEvent, MemoryDirectory, Mesh, MeshConfig, MeshError, MeshLink,
+    Route, RoutePacket, ServerInfo, ServerState, ServerType,
 };
+use prost::Message;
 use scripted::{ScriptedLink, WireHeader};
 use tokio::time::{Instant, sleep};
 
@@ -286,6 +288,50 @@ async fn a_closed_link_fails_sends_as_closed() {
     link.close();
     let sent = a.send("b", header("Note"), Bytes::new());
     assert!(matches!(sent, Err(MeshError::Closed)), "{sent:?}");
+}
+
+/// A request the link took but then could not write (the connection broke with it queued)
+/// fails at once with `ServerNotFound`, not at its timeout; a reply the link could not write
+/// completes nothing, even where its sequence matches a request of this node's in flight.
+#[tokio::test(start_paused = true)]
+async fn a_request_the_link_could_not_write_fails_at_once() {
+    let (a, link) = node().await;
+    link.take_sent();
+    let mesh = a.clone();
+    let held = tokio::spawn(async move { mesh.request("b", header("Ask"), Bytes::new()).await });
+    sleep(Duration::from_millis(1)).await;
+    let sent = link.take_sent();
+    let request = sent
+        .iter()
+        .find(|sent| sent.header.msg_id == "Ask")
+        .expect("the request reached the link");
+    let seq = request.header.msg_seq;
+    assert_ne!(seq, 0);
+
+    let reply = WireHeader {
+        msg_seq: seq,
+        is_reply: true,
+        ..WireHeader::default()
+    };
+    link.deliver(LinkEvent::SendFailed {
+        target: Arc::from("b"),
+        header: Bytes::from(reply.encode_to_vec()),
+    });
+    sleep(Duration::from_millis(1)).await;
+    assert!(!held.is_finished(), "a failed reply completed a request");
+
+    let failed_at = Instant::now();
+    link.deliver(LinkEvent::SendFailed {
+        target: Arc::from("b"),
+        header: Bytes::from(request.header.encode_to_vec()),
+    });
+    let result = held.await.unwrap();
+    assert!(
+        matches!(&result, Err(MeshError::ServerNotFound(peer)) if peer == "b"),
+        "{result:?}"
+    );
+    assert_eq!(Instant::now(), failed_at, "failed only at its timeout");
+    assert_eq!(a.pending_requests(), 0);
 }
 
 /// Answers every request with a payload of `len` bytes.

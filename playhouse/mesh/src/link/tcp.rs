@@ -515,7 +515,7 @@ mod tests {
         }
     }
 
-    async fn until_up(link: &TcpLink, to: &str) {
+    async fn until_up<D: Dialer>(link: &TcpLink<D>, to: &str) {
         let up = tokio::time::timeout(Duration::from_secs(5), async {
             while !link.is_connected(to) {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -589,5 +589,120 @@ mod tests {
             let _ = tx.send(event);
         }));
         assert_eq!(&message(&mut a_events).await.1[..], b"y");
+    }
+
+    /// A link bound to an unspecified address cannot advertise it (peers could not dial
+    /// `0.0.0.0`): it needs an advertised host, which it then publishes with the bound port.
+    #[tokio::test]
+    async fn binding_an_unspecified_address_needs_an_advertised_host() {
+        let config = TcpLinkConfig::default();
+        let refused = TcpLink::bind("a", "0.0.0.0:0", None, config).await;
+        let error = refused.expect_err("0.0.0.0 with no advertised host");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+
+        let link = TcpLink::bind("a", "0.0.0.0:0", Some("127.0.0.1"), config)
+            .await
+            .unwrap();
+        let (host, port) = parse_address(link.address()).expect("a dialable address");
+        assert_eq!(host, "127.0.0.1");
+        assert_ne!(port, 0);
+        let loopback = TcpLink::bind("b", "127.0.0.1:0", None, config)
+            .await
+            .unwrap();
+        assert!(loopback.address().starts_with("tcp://127.0.0.1:"));
+    }
+
+    /// Dropping a link stops its tasks and lets its sink go (the sink may own the node that
+    /// owns the link).
+    #[tokio::test]
+    async fn a_dropped_link_lets_its_sink_go() {
+        let a = TcpLink::bind("a", "127.0.0.1:0", None, TcpLinkConfig::default())
+            .await
+            .unwrap();
+        let held = Arc::new(());
+        let in_sink = Arc::clone(&held);
+        a.start(Arc::new(move |_event| {
+            let _ = &in_sink;
+        }));
+        tokio::task::yield_now().await;
+        assert!(Arc::strong_count(&held) > 1);
+        drop(a);
+        let released = tokio::time::timeout(Duration::from_secs(5), async {
+            while Arc::strong_count(&held) > 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        released
+            .await
+            .expect("the dropped link still holds its sink");
+    }
+
+    /// Dials in memory: each connection's far end goes to the test, which never reads it.
+    struct StalledPeer {
+        far_ends: mpsc::UnboundedSender<tokio::io::DuplexStream>,
+    }
+
+    impl Dialer for StalledPeer {
+        type Io = tokio::io::DuplexStream;
+
+        async fn dial(&self, _host: &str, _port: u16) -> io::Result<Self::Io> {
+            // Room for the hello, not for a 1 KiB frame.
+            let (near, far) = tokio::io::duplex(64);
+            let _ = self.far_ends.send(far);
+            Ok(near)
+        }
+    }
+
+    /// A peer that stops reading: the write stuck on it times out, and every frame the link
+    /// had taken for it (the one being written and those queued behind it) is reported
+    /// failed, in order, so the node fails those requests at once instead of at their
+    /// timeout.
+    #[tokio::test(start_paused = true)]
+    async fn frames_for_a_peer_that_stops_reading_are_reported_failed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (far_ends, mut dialed) = mpsc::unbounded_channel();
+        let config = TcpLinkConfig {
+            send_timeout: Duration::from_millis(100),
+            reconnect_backoff: Duration::from_secs(60),
+            ..TcpLinkConfig::default()
+        };
+        let address = "tcp://127.0.0.1:1".to_owned();
+        let a = TcpLink::new("a", listener, address, StalledPeer { far_ends }, config);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        a.start(Arc::new(move |event| {
+            let _ = tx.send(event);
+        }));
+        a.connect("b", "tcp://peer.test:7000");
+        until_up(&a, "b").await;
+        let _far = dialed.recv().await.expect("b was dialed");
+
+        let header = |n: u8| Bytes::from(vec![n]);
+        a.send("b", header(1), Bytes::from(vec![0; 1024])).unwrap();
+        // The peer task takes the first frame and blocks writing it; the others queue.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        a.send("b", header(2), Bytes::from_static(b"x")).unwrap();
+        a.send("b", header(3), Bytes::from_static(b"y")).unwrap();
+
+        let mut failed = Vec::new();
+        let mut down = false;
+        while failed.len() < 3 || !down {
+            let event = tokio::time::timeout(Duration::from_secs(1), events.recv())
+                .await
+                .expect("every frame reported within a second")
+                .expect("the link is open");
+            match event {
+                LinkEvent::SendFailed { target, header } => {
+                    assert_eq!(&*target, "b");
+                    failed.push(header[0]);
+                }
+                LinkEvent::PeerDown { target } => {
+                    assert_eq!(&*target, "b");
+                    down = true;
+                }
+                LinkEvent::Message { .. } => panic!("nothing was sent to a"),
+            }
+        }
+        assert_eq!(failed, [1, 2, 3]);
+        assert!(!a.is_connected("b"));
     }
 }
