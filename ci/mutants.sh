@@ -5,6 +5,7 @@
 #   bash ci/mutants.sh mesh       # mesh link, node, liveness, request cache
 #   bash ci/mutants.sh server     # stage runner and client session
 #   bash ci/mutants.sh connector  # the connector
+#   bash ci/mutants.sh connector-core  # its connection, pending requests and resume: ~80 minutes
 #   bash ci/mutants.sh all        # all three (hours)
 #   bash ci/mutants.sh mesh --iterate   # extra arguments go to cargo-mutants
 #
@@ -47,6 +48,10 @@ mesh_files=(-f playhouse/mesh/src/cache.rs -f playhouse/mesh/src/node.rs
     -e playhouse/mesh/src/link/zmq.rs)
 server_files=(-f 'playhouse/server/src/stage/runner/*.rs' -f playhouse/server/src/session.rs)
 connector_files=(-f 'playhouse/connector/src/**/*.rs')
+# What the simulation drives hardest: the connection's event loop, the pending-request table
+# and session resume.
+connector_core_files=(-f 'playhouse/connector/src/connection/*.rs'
+    -f playhouse/connector/src/pending.rs -f playhouse/connector/src/resume.rs)
 
 # --baseline skip: CI has run the tests on the unmutated tree. Doc tests are left out (each is
 # compiled afresh for every mutant); the crates' unit and integration tests are not. So are
@@ -88,13 +93,17 @@ case "$set_name" in
         run connector "${connector_files[@]}" \
             --test-package playhouse-connector --test-package simulation "$@"
         ;;
+    connector-core)
+        run connector-core "${connector_core_files[@]}" \
+            --test-package playhouse-connector --test-package simulation "$@"
+        ;;
     all)
         "$0" mesh "$@"
         "$0" server "$@"
         "$0" connector "$@"
         ;;
     *)
-        echo "usage: $0 [subset|mesh|server|connector|all] [cargo-mutants args...]" >&2
+        echo "usage: $0 [subset|mesh|server|connector|connector-core|all] [cargo-mutants args...]" >&2
         exit 2
         ;;
 esac
