@@ -12,6 +12,9 @@
 //!   one-way, exactly once and in order (`Dump`);
 //! * the stage never sees a drop shorter than the window: no `Presence <account> 0` for a
 //!   player whose session was never lost;
+//! * a cut from the client's side while the connection is steady (no partition, no resume
+//!   under way) is resumed: the network is fine and the server holds the session for the
+//!   window, so reporting it lost is a bug;
 //! * past the window the loss is reported (`SessionEvent::Lost`, pending requests fail with
 //!   `SessionLost`), and nothing after it is out of order: operations the player knows were
 //!   applied are there exactly once, none is there twice, all in order, every operation sent
@@ -309,14 +312,29 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     }
     let fates = Arc::new(Mutex::new(BTreeMap::<u64, Fate>::new()));
     let mut in_flight = JoinSet::new();
+    // A cut made while the connection was steady: the session events seen before it. No
+    // partition starts until it is judged.
+    let mut steady_cut: Option<usize> = None;
     for n in 1..=OPS {
         partition.tick();
+        if let Some(before) = steady_cut
+            && !steady_cut_pending(&trace, name, &lock(&seen).events[before..])
+        {
+            steady_cut = None;
+        }
         // Faults, from this player's own script: a cut, or a partition of random length.
         if partition.heal_at.is_none() && rng.chance(8) {
             if rng.chance(50) {
                 trace.record(name, "cut from the client side");
+                let seen = lock(&seen);
+                let steady = connector.is_connected()
+                    && seen.events.last() != Some(&SessionEvent::Reconnecting);
+                if steady && steady_cut.is_none() {
+                    steady_cut = Some(seen.events.len());
+                }
+                drop(seen);
                 cutter.cut();
-            } else {
+            } else if steady_cut.is_none() {
                 partition.start(rng.millis(100, 6000));
             }
         }
@@ -372,6 +390,16 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     }
     partition.heal().await;
     while in_flight.join_next().await.is_some() {}
+    if let Some(before) = steady_cut {
+        // Give the resume its time (a dial and a handshake, well inside the window).
+        sleep(Duration::from_secs(2)).await;
+        if steady_cut_pending(&trace, name, &lock(&seen).events[before..]) {
+            trace.violation(
+                name,
+                "a cut of a steady connection was not resumed within 2 s",
+            );
+        }
+    }
 
     // Settle: ask the stage what it applied. The session may still be resuming, or turn out
     // lost now; then the loss has been reported and the player logs in again first.
@@ -406,6 +434,25 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     drop(connector);
     crate::cluster::expect_no_tasks(&env, name, Duration::from_secs(1)).await;
     env.finish(name);
+}
+
+/// Judges the session events since a cut of a steady connection: it must be resumed, never
+/// lost. True while the outcome is not known yet.
+fn steady_cut_pending(trace: &Trace, name: &str, since: &[SessionEvent]) -> bool {
+    let outcome = since
+        .iter()
+        .find(|event| matches!(event, SessionEvent::Resumed | SessionEvent::Lost));
+    match outcome {
+        None => true,
+        Some(SessionEvent::Resumed) => false,
+        Some(event) => {
+            trace.violation(
+                name,
+                format_args!("a cut of a steady connection ended in {event:?}, not Resumed"),
+            );
+            false
+        }
+    }
 }
 
 /// The stage's record of this account's operations against what the player knows; `current`
