@@ -47,6 +47,8 @@ mesh_files=(-f playhouse/mesh/src/cache.rs -f playhouse/mesh/src/node.rs
     -f playhouse/mesh/src/liveness.rs -f 'playhouse/mesh/src/link/*.rs'
     -e playhouse/mesh/src/link/zmq.rs)
 server_files=(-f 'playhouse/server/src/stage/runner/*.rs' -f playhouse/server/src/session.rs)
+# The connector is also tested by the server's tests, which drive it against a real Play
+# server (resumable sessions end to end, for one).
 connector_files=(-f 'playhouse/connector/src/**/*.rs')
 # What the simulation drives hardest: the connection's event loop, the pending-request table
 # and session resume.
@@ -90,12 +92,12 @@ case "$set_name" in
         run server "${server_files[@]}" --test-package playhouse --test-package simulation "$@"
         ;;
     connector)
-        run connector "${connector_files[@]}" \
-            --test-package playhouse-connector --test-package simulation "$@"
+        run connector "${connector_files[@]}" --test-package playhouse-connector \
+            --test-package playhouse --test-package simulation "$@"
         ;;
     connector-core)
-        run connector-core "${connector_core_files[@]}" \
-            --test-package playhouse-connector --test-package simulation "$@"
+        run connector-core "${connector_core_files[@]}" --test-package playhouse-connector \
+            --test-package playhouse --test-package simulation "$@"
         ;;
     all)
         "$0" mesh "$@"

@@ -222,6 +222,45 @@ mod tests {
         );
     }
 
+    /// With live requests held, stale deadlines may pile up only to twice the live ones plus
+    /// 64 (checked after every reply); they are left to accumulate that far rather than
+    /// swept on every reply (sweeping is linear), and a sweep keeps every live deadline.
+    #[test]
+    fn a_sweep_keeps_live_deadlines_and_runs_only_past_the_bound() {
+        let t0 = Instant::now();
+        let mut pending = Pending::default();
+        let held: Vec<u16> = (0..10u64)
+            .map(|n| pending.insert(n, t0 + secs(100 + n)).unwrap())
+            .collect();
+        let bounded = |pending: &Pending<u64>| {
+            let (stale, live) = (pending.deadlines.len(), pending.len());
+            assert!(
+                stale <= 2 * live + 64,
+                "{stale} deadlines for {live} requests"
+            );
+        };
+        let mut replies = 0;
+        // Early replies until the heap holds an odd number of deadlines past 70.
+        while pending.deadlines.len() % 2 == 0 || pending.deadlines.len() <= 70 {
+            let seq = pending.insert(99, t0 + secs(1)).unwrap();
+            assert_eq!(pending.remove(seq), Some(99));
+            bounded(&pending);
+            replies += 1;
+            assert!(
+                replies < 1000,
+                "stale deadlines never accumulate: swept on every reply"
+            );
+        }
+        // Each answer to a held request lowers the bound by two.
+        for &seq in &held[..9] {
+            assert!(pending.remove(seq).is_some());
+            bounded(&pending);
+        }
+        assert_eq!(pending.next_deadline(), Some(t0 + secs(109)));
+        assert_eq!(pending.pop_expired(t0 + secs(109)), Some(9));
+        assert_eq!(pending.len(), 0);
+    }
+
     #[test]
     fn drain_empties_everything() {
         let t0 = Instant::now();

@@ -193,4 +193,38 @@ mod tests {
             delays
         );
     }
+
+    /// Jitter keeps varying along one client's attempts (a generator stuck on one value would
+    /// make clients that dropped together retry together forever).
+    #[test]
+    fn jitter_varies_from_one_attempt_to_the_next() {
+        let policy = ReconnectPolicy {
+            initial_delay: Duration::from_millis(800),
+            max_delay: Duration::from_millis(800),
+            jitter_seed: None,
+        };
+        for seed in [1, 42, 0xdead_beef] {
+            let mut backoff = Backoff::new(policy, seed);
+            let mut delays: Vec<Duration> = (0..64).map(|_| backoff.next_delay()).collect();
+            let tail = delays.split_off(32);
+            let mut distinct = tail.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert!(distinct.len() >= 24, "seed {seed}: {tail:?}");
+        }
+    }
+
+    /// A zero delay (retry at once) is a valid policy, not a division by zero.
+    #[test]
+    fn a_zero_delay_policy_retries_at_once() {
+        let policy = ReconnectPolicy {
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            jitter_seed: None,
+        };
+        let mut backoff = Backoff::new(policy, 9);
+        for _ in 0..4 {
+            assert_eq!(backoff.next_delay(), Duration::ZERO);
+        }
+    }
 }
