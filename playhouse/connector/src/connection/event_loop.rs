@@ -190,3 +190,19 @@ where
     *need_flush = true;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timeout too long to add to the clock (e.g. `Duration::MAX`: "never") becomes a
+    /// deadline decades away, not a panic and not one already due.
+    #[test]
+    fn an_unrepresentable_deadline_saturates_decades_away() {
+        let now = Instant::now();
+        let year = Duration::from_secs(60 * 60 * 24 * 365);
+        assert_eq!(deadline(now, year), now + year);
+        let never = deadline(now, Duration::MAX);
+        assert!(never >= now + year * 30, "{:?}", never - now);
+    }
+}

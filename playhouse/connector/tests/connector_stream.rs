@@ -1,0 +1,162 @@
+//! The connector over an in-memory stream (`connect_with` and a `tokio::io::duplex`) on a
+//! paused clock: what it accepts from the server, what it buffers for a server that stops
+//! reading, what it reports in flight, and that with heartbeats off silence drops nothing.
+//! Everything waits on an event; the paused clock makes "nothing happened for a minute"
+//! exact.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
+use playhouse_protocol::{ClientFrame, CodecConfig, ServerCodec, ServerFrame};
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+type Server = Framed<DuplexStream, ServerCodec>;
+
+const STAGE: i64 = 7;
+
+fn config() -> ConnectorConfig {
+    ConnectorConfig::default()
+        .heartbeat_interval(Duration::ZERO)
+        .compression(false)
+        .use_main_thread_callbacks(false)
+}
+
+/// Connects `connector` over an in-memory stream of `buffer` bytes each way; returns the
+/// server's end, unread.
+async fn connected_raw(connector: &Connector, buffer: usize) -> DuplexStream {
+    let (far_tx, mut far_rx) = mpsc::unbounded_channel();
+    let dial = move || {
+        let (near, far) = tokio::io::duplex(buffer);
+        let _ = far_tx.send(far);
+        async move { Ok(near) }
+    };
+    connector
+        .connect_with(dial, STAGE, "Room")
+        .await
+        .expect("connected");
+    far_rx.recv().await.expect("dialed")
+}
+
+async fn next(server: &mut Server) -> ClientFrame {
+    server
+        .next()
+        .await
+        .expect("client hung up")
+        .expect("valid client frame")
+}
+
+fn reply(to: &ClientFrame, payload: Vec<u8>) -> ServerFrame {
+    ServerFrame::new(
+        to.msg_id.to_string(),
+        to.msg_seq,
+        to.stage_id,
+        ErrorCode::SUCCESS,
+        payload,
+    )
+}
+
+/// Connected and authenticated; the server end framed.
+async fn authenticated(connector: &Connector) -> Server {
+    let far = connected_raw(connector, 64 * 1024).await;
+    let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
+    let (result, ()) = tokio::join!(
+        connector.authenticate(Packet::new("AuthenticateRequest", "u")),
+        async {
+            let request = next(&mut server).await;
+            server.send(reply(&request, b"ok".to_vec())).await.unwrap();
+        }
+    );
+    result.expect("authenticated");
+    server
+}
+
+/// A reply longer than the configured `max_packet_size` (smaller than the default) is a
+/// protocol error: the request fails with it and the connection ends.
+#[tokio::test(start_paused = true)]
+async fn a_reply_over_the_configured_max_packet_size_ends_the_connection() {
+    let connector = Connector::new(config().max_packet_size(4096));
+    let mut server = authenticated(&connector).await;
+    let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
+        let request = next(&mut server).await;
+        server.send(reply(&request, vec![0; 8192])).await.unwrap();
+    });
+    assert!(
+        matches!(result, Err(ConnectorError::Protocol(_))),
+        "{result:?}"
+    );
+    assert!(!connector.is_connected());
+}
+
+/// `pending_requests` counts requests written and not answered yet.
+#[tokio::test(start_paused = true)]
+async fn pending_requests_counts_what_awaits_a_reply() {
+    let connector = Connector::new(config());
+    let mut server = authenticated(&connector).await;
+    assert_eq!(connector.pending_requests(), 0);
+    let asking = connector.clone();
+    let first = tokio::spawn(async move { asking.request(Packet::new("Ask", "1")).await });
+    let asking = connector.clone();
+    let second = tokio::spawn(async move { asking.request(Packet::new("Ask", "2")).await });
+    let (a, b) = (next(&mut server).await, next(&mut server).await);
+    assert_eq!(connector.pending_requests(), 2);
+    server.send(reply(&a, b"a".to_vec())).await.unwrap();
+    first.await.unwrap().expect("answered");
+    assert_eq!(connector.pending_requests(), 1);
+    server.send(reply(&b, b"b".to_vec())).await.unwrap();
+    second.await.unwrap().expect("answered");
+    assert_eq!(connector.pending_requests(), 0);
+}
+
+/// With heartbeats off, a silent server is not dropped, however long it stays silent (the
+/// heartbeat timeout applies only to heartbeats).
+#[tokio::test(start_paused = true)]
+async fn without_heartbeats_a_silent_server_is_never_dropped() {
+    let connector = Connector::new(config().heartbeat_timeout(Duration::from_secs(1)));
+    let mut server = authenticated(&connector).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(connector.is_connected());
+    let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
+        let request = next(&mut server).await;
+        server
+            .send(reply(&request, b"still here".to_vec()))
+            .await
+            .unwrap();
+    });
+    assert_eq!(result.expect("answered").payload, "still here");
+}
+
+/// A server that stops reading: the connector buffers up to 256 KiB of encoded frames beyond
+/// what the stream took, then stops taking commands, so its bounded command queue fills and
+/// `send` fails at once instead of memory growing without bound.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_stops_reading_makes_sends_fail_once_the_buffers_are_full() {
+    let connector = Connector::new(config());
+    let server = authenticated(&connector).await;
+    let payload = vec![0u8; 1000];
+    let mut accepted = 0usize;
+    let error = loop {
+        match connector.send(Packet::new("Note", payload.clone())) {
+            Ok(()) => accepted += 1,
+            Err(error) => break error,
+        }
+        if accepted.is_multiple_of(64) {
+            // Let the connection task take what it will.
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            accepted < 100_000,
+            "sends never fail: the buffer grows without bound"
+        );
+    };
+    assert!(
+        matches!(error, ConnectorError::Unsupported(why) if why.contains("queue is full")),
+        "{error:?}"
+    );
+    // The stream's 64 KiB, the 256 KiB buffer and the 4,096-command queue, in frames of
+    // about 1 KiB.
+    assert!(accepted >= 256 + 4096, "{accepted}");
+    drop(server);
+}
