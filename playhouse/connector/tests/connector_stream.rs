@@ -1,14 +1,20 @@
 //! The connector over an in-memory stream (`connect_with` and a `tokio::io::duplex`) on a
 //! paused clock: what it accepts from the server, what it buffers for a server that stops
-//! reading, what it reports in flight, and that with heartbeats off silence drops nothing.
+//! reading, what it reports in flight, that with heartbeats off silence drops nothing, and
+//! when a resumable connector does not resume.
 //! Everything waits on an event; the paused clock makes "nothing happened for a minute"
 //! exact.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
-use playhouse_protocol::{ClientFrame, CodecConfig, ServerCodec, ServerFrame};
+use playhouse_connector::{
+    Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet, SessionEvent,
+};
+use playhouse_protocol::{
+    ClientFrame, CodecConfig, ResumeGrant, ResumeToken, ServerCodec, ServerFrame,
+};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -40,12 +46,18 @@ async fn connected_raw(connector: &Connector, buffer: usize) -> DuplexStream {
     far_rx.recv().await.expect("dialed")
 }
 
+/// The next client frame, skipping the capability hello a resumable connector opens with.
 async fn next(server: &mut Server) -> ClientFrame {
-    server
-        .next()
-        .await
-        .expect("client hung up")
-        .expect("valid client frame")
+    loop {
+        let frame = server
+            .next()
+            .await
+            .expect("client hung up")
+            .expect("valid client frame");
+        if !frame.is_hello() {
+            return frame;
+        }
+    }
 }
 
 fn reply(to: &ClientFrame, payload: Vec<u8>) -> ServerFrame {
@@ -60,17 +72,84 @@ fn reply(to: &ClientFrame, payload: Vec<u8>) -> ServerFrame {
 
 /// Connected and authenticated; the server end framed.
 async fn authenticated(connector: &Connector) -> Server {
+    authenticated_granting(connector, None).await
+}
+
+/// Connected and authenticated, the server granting `grant` (a resumable session) first.
+async fn authenticated_granting(connector: &Connector, grant: Option<ResumeGrant>) -> Server {
     let far = connected_raw(connector, 64 * 1024).await;
     let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
     let (result, ()) = tokio::join!(
         connector.authenticate(Packet::new("AuthenticateRequest", "u")),
         async {
             let request = next(&mut server).await;
+            if let Some(grant) = &grant {
+                server
+                    .send(ServerFrame::session_grant(grant))
+                    .await
+                    .unwrap();
+            }
             server.send(reply(&request, b"ok".to_vec())).await.unwrap();
         }
     );
     result.expect("authenticated");
     server
+}
+
+/// A connector asking for resumable sessions, recording its session events.
+fn resumable() -> (Connector, Arc<Mutex<Vec<SessionEvent>>>) {
+    let connector = Connector::new(config().resume(true));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    connector.on_session(move |event| seen.lock().unwrap().push(event));
+    (connector, events)
+}
+
+fn grant() -> ResumeGrant {
+    ResumeGrant {
+        token: ResumeToken([7; 16]),
+        window: Duration::from_secs(30),
+        ack_every: 8,
+        max_unacked: 1024,
+    }
+}
+
+/// Leaving on purpose ends a resumable session: the server is told (`end_session`), and the
+/// connector does not try to resume it.
+#[tokio::test(start_paused = true)]
+async fn disconnecting_ends_a_resumable_session_without_resuming_it() {
+    let (connector, events) = resumable();
+    let mut server = authenticated_granting(&connector, Some(grant())).await;
+    connector.disconnect().await;
+    let mut frames = Vec::new();
+    while let Some(frame) = server.next().await {
+        frames.push(frame.expect("valid client frame"));
+    }
+    assert!(
+        frames
+            .iter()
+            .any(|frame| *frame == ClientFrame::end_session()),
+        "{frames:?}"
+    );
+    assert!(events.lock().unwrap().is_empty(), "{events:?}");
+}
+
+/// A connector that asked for resumable sessions but was granted none behaves as a plain
+/// one when the server goes: requests fail with `Disconnected`, no session is reported lost.
+#[tokio::test(start_paused = true)]
+async fn without_a_granted_session_a_drop_is_a_plain_disconnect() {
+    let (connector, events) = resumable();
+    let mut server = authenticated_granting(&connector, None).await;
+    let asking = connector.clone();
+    let request = tokio::spawn(async move { asking.request(Packet::new("Ask", "?")).await });
+    next(&mut server).await;
+    drop(server);
+    let result = request.await.unwrap();
+    assert!(
+        matches!(result, Err(ConnectorError::Disconnected)),
+        "{result:?}"
+    );
+    assert!(events.lock().unwrap().is_empty(), "{events:?}");
 }
 
 /// A reply longer than the configured `max_packet_size` (smaller than the default) is a
