@@ -239,3 +239,47 @@ async fn a_server_that_stops_reading_makes_sends_fail_once_the_buffers_are_full(
     assert!(accepted >= 256 + 4096, "{accepted}");
     drop(server);
 }
+
+/// In a resumable session the connector keeps each data frame until the server acknowledges
+/// it, and stops taking commands while 4,096 wait. A server that acknowledges as it reads
+/// (here every 8 frames) gets any number of messages through: acknowledged frames are let go.
+#[tokio::test(start_paused = true)]
+async fn acknowledged_frames_are_let_go_so_sending_never_stalls() {
+    const MESSAGES: u64 = 10_000;
+    let (connector, events) = resumable();
+    let mut server = authenticated_granting(&connector, Some(grant())).await;
+    let reader = tokio::spawn(async move {
+        let mut received = 0u64;
+        while received < MESSAGES {
+            let frame = next(&mut server).await;
+            if frame.is_control() {
+                continue;
+            }
+            received += 1;
+            if received % 8 == 0 {
+                server.send(ServerFrame::ack(received)).await.unwrap();
+            }
+        }
+        // Kept open: a dropped stream would be a lost connection.
+        (received, server)
+    });
+    let (mut sent, mut refused) = (0, 0);
+    while sent < MESSAGES && refused < 100_000 {
+        match connector.send(Packet::new("Note", vec![0u8; 16])) {
+            Ok(()) => sent += 1,
+            // The queue is full: let the connection task and the server catch up.
+            Err(ConnectorError::Unsupported(_)) => {
+                refused += 1;
+                tokio::task::yield_now().await;
+            }
+            Err(error) => panic!("send {sent}: {error:?}"),
+        }
+    }
+    assert_eq!(sent, MESSAGES, "sending stalled");
+    let (received, _server) = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the server got every message: sending stalled")
+        .unwrap();
+    assert_eq!(received, MESSAGES);
+    assert!(events.lock().unwrap().is_empty(), "{events:?}");
+}
