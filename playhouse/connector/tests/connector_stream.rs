@@ -5,12 +5,14 @@
 //! Everything waits on an event; the paused clock makes "nothing happened for a minute"
 //! exact.
 
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use playhouse_connector::{
-    Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet, SessionEvent,
+    Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet, ReconnectPolicy, SessionEvent,
 };
 use playhouse_protocol::{
     ClientFrame, CodecConfig, ResumeGrant, ResumeToken, ServerCodec, ServerFrame,
@@ -282,4 +284,59 @@ async fn acknowledged_frames_are_let_go_so_sending_never_stalls() {
         .unwrap();
     assert_eq!(received, MESSAGES);
     assert!(events.lock().unwrap().is_empty(), "{events:?}");
+}
+
+/// Resume attempts that fail at once (the server refuses connections) are spaced by the
+/// reconnect policy's backoff, not made back to back.
+#[tokio::test(start_paused = true)]
+async fn failed_resume_attempts_back_off() {
+    let policy = ReconnectPolicy {
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        jitter_seed: Some(1),
+    };
+    let connector = Connector::new(config().resume(true).reconnect(policy));
+    let dials = Arc::new(AtomicUsize::new(0));
+    let (far_tx, mut far_rx) = mpsc::unbounded_channel();
+    let counted = Arc::clone(&dials);
+    let dial = move || {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let _ = far_tx.send(far);
+        async move {
+            match n {
+                0 => Ok(near),
+                // Refused at once; a broken backoff would spin, so stop answering at all
+                // after a thousand and let the assertion below say so.
+                1..1000 => Err(io::ErrorKind::ConnectionRefused.into()),
+                _ => std::future::pending().await,
+            }
+        }
+    };
+    connector
+        .connect_with(dial, STAGE, "Room")
+        .await
+        .expect("connected");
+    let far = far_rx.recv().await.expect("dialed");
+    let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
+    let (result, ()) = tokio::join!(
+        connector.authenticate(Packet::new("AuthenticateRequest", "u")),
+        async {
+            let request = next(&mut server).await;
+            server
+                .send(ServerFrame::session_grant(&grant()))
+                .await
+                .unwrap();
+            server.send(reply(&request, b"ok".to_vec())).await.unwrap();
+        }
+    );
+    result.expect("authenticated");
+    drop(server);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // At once, then after 100–150, 200–300, 400–600, 800–1200 ms, ... : 5 or 6 in 3 s.
+    let attempts = dials.load(Ordering::SeqCst) - 1;
+    assert!(
+        (4..=7).contains(&attempts),
+        "{attempts} resume attempts in 3 s"
+    );
 }
