@@ -258,7 +258,7 @@ async fn acknowledged_frames_are_let_go_so_sending_never_stalls() {
                 continue;
             }
             received += 1;
-            if received % 8 == 0 {
+            if received.is_multiple_of(8) {
                 server.send(ServerFrame::ack(received)).await.unwrap();
             }
         }
