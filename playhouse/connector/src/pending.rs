@@ -261,6 +261,28 @@ mod tests {
         assert_eq!(pending.len(), 0);
     }
 
+    /// The sweep is linear in the heap, so it waits until stale deadlines outnumber live
+    /// ones (plus 64): with many requests in flight, each early reply costs amortised
+    /// constant time, not a sweep of every live deadline.
+    #[test]
+    fn with_many_requests_in_flight_the_sweep_waits_for_as_many_stale_deadlines() {
+        let t0 = Instant::now();
+        let mut pending = Pending::default();
+        for n in 0..1000u32 {
+            pending.insert(n, t0 + secs(100)).unwrap();
+        }
+        for _ in 0..1000 {
+            let seq = pending.insert(0, t0 + secs(1)).unwrap();
+            pending.remove(seq);
+        }
+        assert_eq!(pending.deadlines.len(), 2000, "swept before the bound");
+        for _ in 0..65 {
+            let seq = pending.insert(0, t0 + secs(1)).unwrap();
+            pending.remove(seq);
+        }
+        assert_eq!(pending.deadlines.len(), 1000, "not swept past the bound");
+    }
+
     #[test]
     fn drain_empties_everything() {
         let t0 = Instant::now();
