@@ -6,6 +6,7 @@
 #   bash ci/mutants.sh server     # stage runner and client session
 #   bash ci/mutants.sh connector  # the connector
 #   bash ci/mutants.sh connector-core  # its connection, pending requests and resume: ~80 minutes
+#   bash ci/mutants.sh connector-api   # the rest of it: client API, callbacks, config
 #   bash ci/mutants.sh all        # all three (hours)
 #   bash ci/mutants.sh mesh --iterate   # extra arguments go to cargo-mutants
 #
@@ -54,6 +55,10 @@ connector_files=(-f 'playhouse/connector/src/**/*.rs')
 # and session resume.
 connector_core_files=(-f 'playhouse/connector/src/connection/*.rs'
     -f playhouse/connector/src/pending.rs -f playhouse/connector/src/resume.rs)
+# The rest of the connector: the client API, callbacks, configuration and transports.
+connector_api_files=(-f 'playhouse/connector/src/**/*.rs'
+    -e 'playhouse/connector/src/connection/*.rs'
+    -e playhouse/connector/src/pending.rs -e playhouse/connector/src/resume.rs)
 
 # --baseline skip: CI has run the tests on the unmutated tree. Doc tests are left out (each is
 # compiled afresh for every mutant); the crates' unit and integration tests are not. So are
@@ -99,13 +104,17 @@ case "$set_name" in
         run connector-core "${connector_core_files[@]}" --test-package playhouse-connector \
             --test-package playhouse --test-package simulation "$@"
         ;;
+    connector-api)
+        run connector-api "${connector_api_files[@]}" --test-package playhouse-connector \
+            --test-package playhouse --test-package simulation "$@"
+        ;;
     all)
         "$0" mesh "$@"
         "$0" server "$@"
         "$0" connector "$@"
         ;;
     *)
-        echo "usage: $0 [subset|mesh|server|connector|connector-core|all] [cargo-mutants args...]" >&2
+        echo "usage: $0 [subset|mesh|server|connector|connector-core|connector-api|all] [cargo-mutants args...]" >&2
         exit 2
         ;;
 esac
