@@ -320,6 +320,37 @@ mod tests {
     }
 
     #[test]
+    fn every_drain_runs_what_was_queued_since_the_last() {
+        let callbacks = Callbacks::new(true, 16, None);
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        callbacks.set_disconnect(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        for round in 1..=3 {
+            callbacks.emit(Event::Disconnect);
+            assert_eq!(callbacks.run_queued(), 1, "drain {round}");
+            assert_eq!(count.load(Ordering::SeqCst), round);
+        }
+    }
+
+    #[test]
+    fn events_a_callback_queues_wait_for_the_next_drain() {
+        let callbacks = Arc::new(Callbacks::new(true, 16, None));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (cb, counter) = (Arc::clone(&callbacks), Arc::clone(&count));
+        callbacks.set_disconnect(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            cb.emit(Event::Disconnect);
+        }));
+        callbacks.emit(Event::Disconnect);
+        assert_eq!(callbacks.run_queued(), 1);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(callbacks.run_queued(), 1);
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
     fn a_full_queue_drops_new_events() {
         let callbacks = Callbacks::new(true, 2, None);
         let count = Arc::new(AtomicUsize::new(0));

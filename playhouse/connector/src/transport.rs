@@ -90,5 +90,9 @@ mod tests {
         let plain = Transport::websocket().with_trust(TlsTrust::SkipVerification);
         assert!(!plain.is_tls());
         assert_eq!(plain.websocket_path(), Some("/ws"));
+
+        assert!(Transport::tls().is_tls());
+        assert!(Transport::websocket_tls().is_tls());
+        assert!(!Transport::Tcp.is_tls());
     }
 }

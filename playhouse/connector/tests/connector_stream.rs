@@ -340,3 +340,63 @@ async fn failed_resume_attempts_back_off() {
         "{attempts} resume attempts in 3 s"
     );
 }
+
+/// A connector configured with its own login message id lets that message through before
+/// authentication (and only that one), and its success authenticates the connection.
+#[tokio::test(start_paused = true)]
+async fn a_configured_login_message_id_authenticates() {
+    let connector = Connector::new(config().authenticate_msg_id("LoginRequest"));
+    let far = connected_raw(&connector, 64 * 1024).await;
+    let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
+    let early = connector.request(Packet::new("Ask", "?")).await;
+    assert!(
+        matches!(early, Err(ConnectorError::Unauthenticated)),
+        "{early:?}"
+    );
+    let (login, ()) = tokio::join!(connector.request(Packet::new("LoginRequest", "u")), async {
+        let request = next(&mut server).await;
+        assert_eq!(request.msg_id.to_string(), "LoginRequest");
+        server.send(reply(&request, b"ok".to_vec())).await.unwrap();
+    });
+    login.expect("logged in");
+    let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
+        let request = next(&mut server).await;
+        server.send(reply(&request, b"yes".to_vec())).await.unwrap();
+    });
+    assert_eq!(result.expect("answered").payload, "yes");
+}
+
+/// With main-thread callbacks, the queue holds at most `callback_queue_capacity` events; the
+/// rest are dropped (and logged) rather than growing without bound while the game does not
+/// drain it.
+#[tokio::test(start_paused = true)]
+async fn the_callback_queue_keeps_to_its_configured_capacity() {
+    let connector = Connector::new(
+        config()
+            .use_main_thread_callbacks(true)
+            .callback_queue_capacity(3),
+    );
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&received);
+    connector.on_receive(move |_, _, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut server = authenticated(&connector).await;
+    // Whatever authenticating queued (the connect event) goes first.
+    connector.main_thread_action();
+    let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
+        let request = next(&mut server).await;
+        for _ in 0..10 {
+            let push = ServerFrame::new("Push".to_owned(), 0, STAGE, ErrorCode::SUCCESS, vec![1]);
+            server.send(push).await.unwrap();
+        }
+        // Handled after the pushes: once it is answered, all ten have been queued or dropped.
+        server
+            .send(reply(&request, b"done".to_vec()))
+            .await
+            .unwrap();
+    });
+    result.expect("answered");
+    assert_eq!(connector.main_thread_action(), 3);
+    assert_eq!(received.load(Ordering::SeqCst), 3);
+}
