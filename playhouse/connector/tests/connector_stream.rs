@@ -400,3 +400,64 @@ async fn the_callback_queue_keeps_to_its_configured_capacity() {
     assert_eq!(connector.main_thread_action(), 3);
     assert_eq!(received.load(Ordering::SeqCst), 3);
 }
+
+/// Message ids are 1..=255 bytes on the wire (one length byte): an empty or longer id is
+/// refused before anything is written; one of exactly 255 bytes goes through.
+#[tokio::test(start_paused = true)]
+async fn message_ids_must_be_one_to_255_bytes() {
+    let connector = Connector::new(config());
+    let mut server = authenticated(&connector).await;
+    for id in [String::new(), "m".repeat(256), "m".repeat(300)] {
+        let result = connector.request(Packet::new(id.clone(), "?")).await;
+        assert!(
+            matches!(result, Err(ConnectorError::Unsupported(why)) if why.contains("message ids")),
+            "a {}-byte id: {result:?}",
+            id.len()
+        );
+    }
+    let longest = "m".repeat(255);
+    let (result, ()) = tokio::join!(
+        connector.request(Packet::new(longest.clone(), "?")),
+        async {
+            let request = next(&mut server).await;
+            assert_eq!(request.msg_id.to_string(), longest);
+            server.send(reply(&request, b"ok".to_vec())).await.unwrap();
+        }
+    );
+    result.expect("a 255-byte id is answered");
+}
+
+/// The callback forms authenticate as the async ones do: `authenticate_with_callback` with
+/// any id, `request_with_callback` with the configured login id.
+#[tokio::test(start_paused = true)]
+async fn the_callback_forms_authenticate_the_connection() {
+    for with_login_id in [false, true] {
+        let connector = Connector::new(config().authenticate_msg_id("LoginRequest"));
+        let far = connected_raw(&connector, 64 * 1024).await;
+        let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let callback = move |result| {
+            let _ = done.send(result);
+        };
+        if with_login_id {
+            connector.request_with_callback(Packet::new("LoginRequest", "u"), callback);
+        } else {
+            connector.authenticate_with_callback(Packet::new("Hello", "u"), callback);
+        }
+        let request = next(&mut server).await;
+        server.send(reply(&request, b"ok".to_vec())).await.unwrap();
+        outcome
+            .await
+            .expect("the callback ran")
+            .expect("authenticated");
+        let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
+            let request = next(&mut server).await;
+            server.send(reply(&request, b"yes".to_vec())).await.unwrap();
+        });
+        assert_eq!(
+            result.expect("answered once authenticated").payload,
+            "yes",
+            "login id: {with_login_id}"
+        );
+    }
+}
