@@ -72,6 +72,25 @@ fn reply(to: &ClientFrame, payload: Vec<u8>) -> ServerFrame {
     )
 }
 
+/// Sends `packet` as a request and, if it reaches the server, answers it with `payload`. A
+/// request the connector fails before writing it comes back as it is (no waiting for a frame
+/// that will never come).
+async fn ask(
+    connector: &Connector,
+    server: &mut Server,
+    packet: Packet,
+    payload: &[u8],
+) -> Result<Packet, ConnectorError> {
+    let asking = connector.clone();
+    let mut request = tokio::spawn(async move { asking.request(packet).await });
+    let frame = tokio::select! {
+        result = &mut request => return result.unwrap(),
+        frame = next(server) => frame,
+    };
+    server.send(reply(&frame, payload.to_vec())).await.unwrap();
+    request.await.unwrap()
+}
+
 /// Connected and authenticated; the server end framed.
 async fn authenticated(connector: &Connector) -> Server {
     authenticated_granting(connector, None).await
@@ -348,21 +367,20 @@ async fn a_configured_login_message_id_authenticates() {
     let connector = Connector::new(config().authenticate_msg_id("LoginRequest"));
     let far = connected_raw(&connector, 64 * 1024).await;
     let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
-    let early = connector.request(Packet::new("Ask", "?")).await;
+    let early = ask(&connector, &mut server, Packet::new("Ask", "?"), b"no").await;
     assert!(
         matches!(early, Err(ConnectorError::Unauthenticated)),
         "{early:?}"
     );
-    let (login, ()) = tokio::join!(connector.request(Packet::new("LoginRequest", "u")), async {
-        let request = next(&mut server).await;
-        assert_eq!(request.msg_id.to_string(), "LoginRequest");
-        server.send(reply(&request, b"ok".to_vec())).await.unwrap();
-    });
+    let login = ask(
+        &connector,
+        &mut server,
+        Packet::new("LoginRequest", "u"),
+        b"ok",
+    )
+    .await;
     login.expect("logged in");
-    let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
-        let request = next(&mut server).await;
-        server.send(reply(&request, b"yes".to_vec())).await.unwrap();
-    });
+    let result = ask(&connector, &mut server, Packet::new("Ask", "?"), b"yes").await;
     assert_eq!(result.expect("answered").payload, "yes");
 }
 
@@ -408,22 +426,15 @@ async fn message_ids_must_be_one_to_255_bytes() {
     let connector = Connector::new(config());
     let mut server = authenticated(&connector).await;
     for id in [String::new(), "m".repeat(256), "m".repeat(300)] {
-        let result = connector.request(Packet::new(id.clone(), "?")).await;
+        let result = ask(&connector, &mut server, Packet::new(id.clone(), "?"), b"no").await;
         assert!(
             matches!(result, Err(ConnectorError::Unsupported(why)) if why.contains("message ids")),
             "a {}-byte id: {result:?}",
             id.len()
         );
     }
-    let longest = "m".repeat(255);
-    let (result, ()) = tokio::join!(
-        connector.request(Packet::new(longest.clone(), "?")),
-        async {
-            let request = next(&mut server).await;
-            assert_eq!(request.msg_id.to_string(), longest);
-            server.send(reply(&request, b"ok".to_vec())).await.unwrap();
-        }
-    );
+    let longest = Packet::new("m".repeat(255), "?");
+    let result = ask(&connector, &mut server, longest, b"ok").await;
     result.expect("a 255-byte id is answered");
 }
 
@@ -435,7 +446,7 @@ async fn the_callback_forms_authenticate_the_connection() {
         let connector = Connector::new(config().authenticate_msg_id("LoginRequest"));
         let far = connected_raw(&connector, 64 * 1024).await;
         let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
-        let (done, outcome) = tokio::sync::oneshot::channel();
+        let (done, mut outcome) = tokio::sync::oneshot::channel();
         let callback = move |result| {
             let _ = done.send(result);
         };
@@ -444,16 +455,18 @@ async fn the_callback_forms_authenticate_the_connection() {
         } else {
             connector.authenticate_with_callback(Packet::new("Hello", "u"), callback);
         }
-        let request = next(&mut server).await;
+        let request = tokio::select! {
+            result = &mut outcome => panic!("failed before reaching the server: {result:?}"),
+            frame = tokio::time::timeout(Duration::from_secs(60), next(&mut server)) => {
+                frame.expect("nothing was sent")
+            }
+        };
         server.send(reply(&request, b"ok".to_vec())).await.unwrap();
         outcome
             .await
             .expect("the callback ran")
             .expect("authenticated");
-        let (result, ()) = tokio::join!(connector.request(Packet::new("Ask", "?")), async {
-            let request = next(&mut server).await;
-            server.send(reply(&request, b"yes".to_vec())).await.unwrap();
-        });
+        let result = ask(&connector, &mut server, Packet::new("Ask", "?"), b"yes").await;
         assert_eq!(
             result.expect("answered once authenticated").payload,
             "yes",
