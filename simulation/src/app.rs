@@ -226,7 +226,7 @@ pub fn api_handlers(server_id: &str) -> impl FnOnce(&mut HandlerRegistry) + use<
     move |handlers| {
         handlers.add("ApiEcho", move |packet: Packet, _| {
             let payload = format!("{me} {}", text(&packet));
-            async move { Ok(Packet::new("ApiEchoReply", payload)) }
+            async move { Ok::<_, ErrorCode>(Packet::new("ApiEchoReply", payload)) }
         });
     }
 }

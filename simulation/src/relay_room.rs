@@ -63,7 +63,7 @@ pub fn api_handlers(server_id: &str) -> impl FnOnce(&mut HandlerRegistry) + use<
             let payload = format!("{me} {n}");
             async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(Packet::new("ApiSlowReply", payload))
+                Ok::<_, ErrorCode>(Packet::new("ApiSlowReply", payload))
             }
         });
     }

@@ -15,8 +15,9 @@ use playhouse_mesh::{MeshError, Route};
 use playhouse_protocol::{MsgId, Packet};
 use prost::Message;
 
-use crate::sender::MeshSlot;
-use crate::{Sender, Services};
+use crate::sender::MeshHandle;
+use crate::sender::Sender;
+use crate::services::Services;
 
 /// The result of `create_stage`: the new stage's id and what its `on_create` returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +66,7 @@ impl Deref for ApiSender {
 }
 
 impl ApiSender {
-    pub(crate) fn new(mesh: MeshSlot, request: Option<Route>, services: Services) -> Self {
+    pub(crate) fn new(mesh: MeshHandle, request: Option<Route>, services: Services) -> Self {
         let account: Arc<str> = Arc::from(request.as_ref().map_or("", |h| h.account_id()));
         ApiSender {
             sender: Sender::new(mesh, 0, account),

@@ -6,14 +6,15 @@ use std::io;
 use std::sync::{Arc, OnceLock};
 
 use playhouse_mesh::{InboundHandler, Mesh, RoutePacket, ServerInfoCenter, ServerType};
-use playhouse_protocol::{ErrorCode, MsgId, Packet};
+use playhouse_protocol::ErrorCode;
 use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
 use crate::handlers::{Controller, HandlerRegistry};
 use crate::mesh_join::{MeshJoin, join};
-use crate::sender::MeshSlot;
-use crate::{ServerControl, Services, ServicesBuilder};
+use crate::mesh_reply;
+use crate::sender::MeshHandle;
+use crate::services::{ServerControl, Services, ServicesBuilder};
 
 /// Configures an [`ApiServer`].
 #[must_use]
@@ -103,7 +104,7 @@ impl ApiServerBuilder {
 }
 
 struct ApiShared {
-    mesh: MeshSlot,
+    mesh: MeshHandle,
     handlers: HandlerRegistry,
     limit: Arc<Semaphore>,
     services: Services,
@@ -130,8 +131,7 @@ impl InboundHandler for ApiInbound {
             .dispatch(mesh, packet, sender, &shared.limit)
         {
             tracing::debug!(msg_id = %header.msg_id(), from = %header.from(), "no handler");
-            let empty = Packet::empty(MsgId::from(header.msg_id()));
-            let _ = mesh.reply(&header, ErrorCode::HANDLER_NOT_FOUND, empty);
+            mesh_reply::send_code(mesh, &header, ErrorCode::HANDLER_NOT_FOUND);
         }
     }
 }

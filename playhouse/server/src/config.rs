@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use playhouse_protocol::CodecConfig;
 
+use crate::limits::RateLimit;
+
 #[cfg(feature = "http")]
-use crate::HttpLimits;
+use crate::http_server::HttpLimits;
 
 /// Settings of a Play server. Every field has a default suited to an internet-facing server.
 #[derive(Clone, Debug)]
@@ -120,28 +122,6 @@ impl Default for ResumeConfig {
             max_unacked_bytes: 1024 * 1024,
             ack_every: 32,
         }
-    }
-}
-
-/// A token bucket: `per_second` messages on average, bursts of up to `burst`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RateLimit {
-    /// Sustained messages per second.
-    pub per_second: u32,
-    /// Messages allowed at once.
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// `per_second` on average, bursts of up to `burst`.
-    ///
-    /// ```
-    /// let limit = playhouse::RateLimit::new(100, 200);
-    /// assert_eq!((limit.per_second, limit.burst), (100, 200));
-    /// ```
-    pub const fn new(per_second: u32, burst: u32) -> Self {
-        RateLimit { per_second, burst }
     }
 }
 

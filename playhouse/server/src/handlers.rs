@@ -1,5 +1,6 @@
 //! Handler tables by message id: API handlers and system handlers, registered by
-//! controllers, plain async functions or typed (prost message in, prost message out).
+//! controllers, plain async functions or typed (prost message in, prost message out). They
+//! answer as stage handlers do: with an [`IntoReply`] value.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,15 +15,20 @@ use playhouse_protocol::{ErrorCode, Packet};
 use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
+use crate::mesh_reply;
+use crate::reply::{ErrorReply, IntoReply};
 
-type Handler =
-    Arc<dyn Fn(Packet, ApiSender) -> BoxFuture<'static, Result<Packet, ErrorCode>> + Send + Sync>;
+/// A handler's answer: `None` sends nothing.
+type Answer = Option<Result<Packet, ErrorReply>>;
+type Handler = Arc<dyn Fn(Packet, ApiSender) -> BoxFuture<'static, Answer> + Send + Sync>;
 
 /// Registers handlers: what a [`Controller`] fills in.
 ///
 /// A handler is an async function of the request packet and an [`ApiSender`] (the request's
-/// context plus everything a sender can do); its `Ok` value is the reply, its `Err` the error
-/// code the requester sees. One-way messages run the handler and drop its result.
+/// context plus everything a sender can do). It answers as a stage handler does: its `Ok`
+/// value is the reply, its `Err` an [`ErrorCode`] or an [`ErrorReply`] (a code and a packet)
+/// that the requester sees; a typed handler may return anything [`IntoReply`]. One-way
+/// messages run the handler and drop its result.
 #[derive(Default, Clone)]
 pub struct HandlerRegistry {
     handlers: HashMap<String, Handler>,
@@ -38,75 +44,81 @@ impl fmt::Debug for HandlerRegistry {
     }
 }
 
-fn boxed<F, Fut>(handler: F) -> Handler
+fn boxed<F, Fut, E>(handler: F) -> Handler
 where
     F: Fn(Packet, ApiSender) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Packet, ErrorCode>> + Send + 'static,
+    Fut: Future<Output = Result<Packet, E>> + Send + 'static,
+    E: Into<ErrorReply>,
 {
-    Arc::new(move |packet, sender| Box::pin(handler(packet, sender)))
+    Arc::new(move |packet, sender| {
+        let answer = handler(packet, sender);
+        Box::pin(async move { Some(answer.await.map_err(Into::into)) })
+    })
 }
 
-fn typed<Req, Rep, F, Fut>(handler: F) -> Handler
+fn typed<Req, R, F, Fut>(handler: F) -> Handler
 where
     Req: prost::Message + Default + 'static,
-    Rep: prost::Message + prost::Name + 'static,
+    R: IntoReply,
     F: Fn(Req, ApiSender) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Rep, ErrorCode>> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    boxed(move |packet: Packet, sender| {
+    Arc::new(move |packet: Packet, sender| {
         let handler = Arc::clone(&handler);
-        async move {
-            let request = packet
-                .parse::<Req>()
-                .map_err(|_| ErrorCode::INVALID_MESSAGE)?;
-            let reply = handler(request, sender).await?;
-            Ok(Packet::from_message(&reply))
-        }
+        Box::pin(async move {
+            let Ok(request) = packet.parse::<Req>() else {
+                return Some(Err(ErrorCode::INVALID_MESSAGE.into()));
+            };
+            handler(request, sender).await.into_reply()
+        })
     })
 }
 
 impl HandlerRegistry {
     /// Handles `msg_id` with an async function of the packet.
-    pub fn add<F, Fut>(&mut self, msg_id: impl Into<String>, handler: F) -> &mut Self
+    pub fn add<F, Fut, E>(&mut self, msg_id: impl Into<String>, handler: F) -> &mut Self
     where
         F: Fn(Packet, ApiSender) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Packet, ErrorCode>> + Send + 'static,
+        Fut: Future<Output = Result<Packet, E>> + Send + 'static,
+        E: Into<ErrorReply>,
     {
         self.handlers.insert(msg_id.into(), boxed(handler));
         self
     }
 
     /// Handles the message `Req` (by its short type name): the payload is decoded
-    /// (`InvalidMessage` if it cannot be) and the `Rep` returned is the reply.
-    pub fn add_typed<Req, Rep, F, Fut>(&mut self, handler: F) -> &mut Self
+    /// (`InvalidMessage` if it cannot be) and the handler's [`IntoReply`] value answers, as a
+    /// typed stage handler's does (`Ok(message)` is the reply).
+    pub fn add_typed<Req, R, F, Fut>(&mut self, handler: F) -> &mut Self
     where
         Req: prost::Message + prost::Name + Default + 'static,
-        Rep: prost::Message + prost::Name + 'static,
+        R: IntoReply,
         F: Fn(Req, ApiSender) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Rep, ErrorCode>> + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
     {
         self.handlers.insert(Req::NAME.to_owned(), typed(handler));
         self
     }
 
     /// Handles system message `msg_id` (sent with `send_to_system` / `request_to_system`).
-    pub fn add_system<F, Fut>(&mut self, msg_id: impl Into<String>, handler: F) -> &mut Self
+    pub fn add_system<F, Fut, E>(&mut self, msg_id: impl Into<String>, handler: F) -> &mut Self
     where
         F: Fn(Packet, ApiSender) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Packet, ErrorCode>> + Send + 'static,
+        Fut: Future<Output = Result<Packet, E>> + Send + 'static,
+        E: Into<ErrorReply>,
     {
         self.system.insert(msg_id.into(), boxed(handler));
         self
     }
 
     /// Typed form of [`HandlerRegistry::add_system`].
-    pub fn add_system_typed<Req, Rep, F, Fut>(&mut self, handler: F) -> &mut Self
+    pub fn add_system_typed<Req, R, F, Fut>(&mut self, handler: F) -> &mut Self
     where
         Req: prost::Message + prost::Name + Default + 'static,
-        Rep: prost::Message + prost::Name + 'static,
+        R: IntoReply,
         F: Fn(Req, ApiSender) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Rep, ErrorCode>> + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
     {
         self.system.insert(Req::NAME.to_owned(), typed(handler));
         self
@@ -141,31 +153,31 @@ impl HandlerRegistry {
         };
         let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
             tracing::warn!(msg_id = %header.msg_id(), "too many handlers running; refused");
-            let _ = mesh.reply(
-                &header,
-                ErrorCode::SYSTEM_ERROR,
-                Packet::empty(header.msg_id()),
-            );
+            mesh_reply::send_code(mesh, &header, ErrorCode::SYSTEM_ERROR);
             return true;
         };
         let request = Packet::new(header.msg_id(), packet.payload);
         let run = handler(request, sender);
         let mesh = mesh.clone();
         tokio::spawn(async move {
-            let result = match AssertUnwindSafe(run).catch_unwind().await {
-                Ok(result) => result,
+            let answer = match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(answer) => answer,
                 Err(_) => {
                     tracing::error!(msg_id = %header.msg_id(), "handler panicked");
-                    Err(ErrorCode::INTERNAL_ERROR)
+                    Some(Err(ErrorCode::INTERNAL_ERROR.into()))
                 }
             };
             drop(permit);
-            let reply = match result {
-                Ok(reply) => mesh.reply(&header, ErrorCode::SUCCESS, reply),
-                Err(code) => mesh.reply(&header, code, Packet::empty(header.msg_id())),
-            };
-            if let Err(error) = reply {
-                tracing::debug!(%error, "reply not delivered");
+            match answer {
+                None => {}
+                Some(Ok(reply)) => mesh_reply::send(&mesh, &header, ErrorCode::SUCCESS, reply),
+                Some(Err(ErrorReply { code, packet: None })) => {
+                    mesh_reply::send_code(&mesh, &header, code);
+                }
+                Some(Err(ErrorReply {
+                    code,
+                    packet: Some(packet),
+                })) => mesh_reply::send(&mesh, &header, code, packet),
             }
         });
         true

@@ -64,36 +64,33 @@ struct ReadmeDoctests;
 mod api_sender;
 mod api_server;
 mod config;
-mod error_reply;
 mod fd_limit;
 mod handlers;
 #[cfg(feature = "http")]
 mod http_server;
 mod limits;
 mod mesh_join;
+mod mesh_reply;
 mod metrics;
 mod play_mesh;
 mod play_server;
+mod reply;
 mod sender;
 mod services;
 mod session;
-mod session_context;
-mod session_handle;
-mod session_resume;
 mod stage;
-mod stage_host;
 pub mod testing;
 #[cfg(feature = "http")]
 mod ws_route;
 
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
-pub use config::{PlayConfig, RateLimit, ResumeConfig};
-pub use error_reply::ErrorReply;
+pub use config::{PlayConfig, ResumeConfig};
 pub use fd_limit::raise_fd_limit;
 pub use handlers::{Controller, HandlerRegistry};
 #[cfg(feature = "http")]
 pub use http_server::{HttpLimits, serve_http};
+pub use limits::RateLimit;
 pub use mesh_join::MeshJoin;
 pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
 pub use playhouse_mesh::{
@@ -102,9 +99,11 @@ pub use playhouse_mesh::{
 };
 pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet, PayloadError};
 pub use playhouse_transport::{Listener, TlsListener, WsListener};
+pub use reply::{ErrorReply, IntoReply};
 pub use sender::Sender;
 pub use services::{ServerControl, Services, ServicesBuilder};
-pub use stage::{
-    Actor, ActorCell, ActorInit, ActorLink, AsyncClientHandler, AsyncServerHandler, GameTick,
-    IntoReply, ReplyTarget, Stage, StageContext, StageInit, StageRoutes, TimerId,
-};
+pub use stage::actor::{ActorCell, ActorInit, ActorLink, ReplyTarget};
+pub use stage::context::{GameTick, StageContext, StageInit};
+pub use stage::model::{Actor, Stage};
+pub use stage::timer::TimerId;
+pub use stage::typed::{AsyncClientHandler, AsyncServerHandler, StageRoutes};

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::RateLimit;
 use crate::metrics::Rejection;
 
-/// Counts open connections; a [`Slot`] is held for each.
+/// Counts open connections; a [`ConnectionPermit`] is held for each.
 #[derive(Debug)]
 pub(crate) struct ConnectionLimiter {
     max_total: usize,
@@ -21,7 +20,7 @@ pub(crate) struct ConnectionLimiter {
 
 /// One admitted connection; dropping it frees the place.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct ConnectionPermit {
     limiter: Arc<ConnectionLimiter>,
     ip: IpAddr,
 }
@@ -41,7 +40,7 @@ impl ConnectionLimiter {
     }
 
     /// Admits a connection from `ip`, or says which limit refuses it.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Rejection> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Rejection> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
         if *total >= self.max_total {
@@ -53,14 +52,14 @@ impl ConnectionLimiter {
         }
         *from_ip += 1;
         *total += 1;
-        Ok(Slot {
+        Ok(ConnectionPermit {
             limiter: Arc::clone(self),
             ip,
         })
     }
 }
 
-impl Drop for Slot {
+impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
@@ -71,6 +70,28 @@ impl Drop for Slot {
                 per_ip.remove(&self.ip);
             }
         }
+    }
+}
+
+/// A token bucket: `per_second` messages on average, bursts of up to `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Sustained messages per second.
+    pub per_second: u32,
+    /// Messages allowed at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `per_second` on average, bursts of up to `burst`.
+    ///
+    /// ```
+    /// let limit = playhouse::RateLimit::new(100, 200);
+    /// assert_eq!((limit.per_second, limit.burst), (100, 200));
+    /// ```
+    pub const fn new(per_second: u32, burst: u32) -> Self {
+        RateLimit { per_second, burst }
     }
 }
 

@@ -71,25 +71,25 @@ const LATENCY_BUCKETS: [f64; 12] = [
 pub(crate) struct Metrics {
     sessions: [AtomicI64; TRANSPORTS.len()],
     sessions_total: [AtomicU64; TRANSPORTS.len()],
-    pub(crate) stages_created: AtomicU64,
+    stages_created: AtomicU64,
     /// Stages not created because the server hosts `max_stages` already, or the connection
     /// created stages too fast.
-    pub(crate) stages_refused: AtomicU64,
+    stages_refused: AtomicU64,
     /// Stages closed after `stage_idle_timeout` without actors.
-    pub(crate) stages_idle_closed: AtomicU64,
+    stages_idle_closed: AtomicU64,
     /// Actors in every stage.
     actors: AtomicI64,
-    pub(crate) messages_in: AtomicU64,
-    pub(crate) messages_out: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     rejected: [AtomicU64; REJECTIONS.len()],
-    pub(crate) auth_timeouts: AtomicU64,
-    pub(crate) idle_timeouts: AtomicU64,
+    auth_timeouts: AtomicU64,
+    idle_timeouts: AtomicU64,
     /// Resumable sessions taken over by a new connection.
-    pub(crate) sessions_resumed: AtomicU64,
+    sessions_resumed: AtomicU64,
     /// Resumable sessions lost (window passed, replay buffer overflowed).
-    pub(crate) sessions_lost: AtomicU64,
+    sessions_lost: AtomicU64,
     /// Mesh messages a full stage mailbox refused: `[requests, one-way]`.
     stage_busy: [AtomicU64; 2],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -105,6 +105,53 @@ fn transport_index(transport: &str) -> usize {
 }
 
 impl Metrics {
+    /// A stage was created.
+    pub(crate) fn stage_created(&self) {
+        self.stages_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stage was not created (`max_stages`, or the requester's creation rate).
+    pub(crate) fn stage_refused(&self) {
+        self.stages_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stage closed after `stage_idle_timeout` without actors.
+    pub(crate) fn stage_idle_closed(&self) {
+        self.stages_idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client frame of `bytes` bytes on the wire arrived.
+    pub(crate) fn message_in(&self, bytes: usize) {
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A frame with a payload of `payload` bytes went to a client.
+    pub(crate) fn message_out(&self, payload: usize) {
+        self.messages_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(payload as u64, Ordering::Relaxed);
+    }
+
+    /// A connection did not authenticate within `auth_timeout`.
+    pub(crate) fn auth_timed_out(&self) {
+        self.auth_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was silent for `idle_timeout`.
+    pub(crate) fn idle_timed_out(&self) {
+        self.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A resumable session was taken over by a new connection.
+    pub(crate) fn session_resumed(&self) {
+        self.sessions_resumed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A resumable session was lost (window passed, replay buffer overflowed, bad count).
+    pub(crate) fn session_lost(&self) {
+        self.sessions_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn session_opened(&self, transport: &str) {
         let i = transport_index(transport);
         self.sessions[i].fetch_add(1, Ordering::Relaxed);

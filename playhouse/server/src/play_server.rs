@@ -1,6 +1,5 @@
 //! The Play server: registered stage types, listeners, sessions, graceful stop.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -20,13 +19,14 @@ use crate::limits::{ConnectionLimiter, LogThrottle};
 use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
 use crate::play_mesh::PlayInbound;
-use crate::session_context::SessionContext;
-use crate::stage::env::StageEnv;
-use crate::stage::kind::{StageKind, TypedKind};
-use crate::stage::registry::StageRegistry;
-use crate::stage::{ActorInit, Stage, StageInit};
-use crate::stage_host::{StageHost, UnknownStageType};
-use crate::{ServerControl, Services, ServicesBuilder, session};
+use crate::sender::Sender;
+use crate::services::{ServerControl, Services, ServicesBuilder};
+use crate::session;
+use crate::session::context::SessionContext;
+use crate::stage::actor::ActorInit;
+use crate::stage::context::StageInit;
+use crate::stage::host::{HostParts, StageHost, StageTypes, UnknownStageType};
+use crate::stage::model::Stage;
 use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
 use playhouse_transport::{Listener, TlsListener, WsListener};
 
@@ -69,7 +69,7 @@ struct Inner {
 pub struct PlayServerBuilder {
     server_id: String,
     config: PlayConfig,
-    kinds: HashMap<String, Arc<dyn StageKind>>,
+    types: StageTypes,
     default_stage_type: Option<String>,
     services: ServicesBuilder,
     system: HandlerRegistry,
@@ -79,7 +79,7 @@ impl fmt::Debug for PlayServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlayServerBuilder")
             .field("server_id", &self.server_id)
-            .field("stage_types", &self.kinds.keys().collect::<Vec<_>>())
+            .field("stage_types", &self.types)
             .field("default_stage_type", &self.default_stage_type)
             .finish_non_exhaustive()
     }
@@ -117,9 +117,7 @@ impl PlayServerBuilder {
         make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
     ) -> Self {
-        let name = name.into();
-        let kind = TypedKind::<S>::new(&name, make_stage, make_actor);
-        self.kinds.insert(name, Arc::new(kind));
+        self.types.register(name.into(), make_stage, make_actor);
         self
     }
 
@@ -157,19 +155,13 @@ impl PlayServerBuilder {
         let mut services = self.services;
         services.insert(Arc::new(control.clone()));
         services.insert(Arc::new(center.clone()));
-        let stage_env = StageEnv {
-            metrics: Arc::clone(&metrics),
+        let parts = HostParts {
             services: services.build(),
-            mesh: Arc::default(),
-            actor_ttl: self.config.disconnected_actor_ttl,
-            idle_timeout: self.config.stage_idle_timeout,
-            max_stages: self.config.max_stages,
             control: control.clone(),
-            tracker: TaskTracker::new(),
-            mailbox_capacity: self.config.stage_mailbox_capacity.max(1),
-            registry: StageRegistry::default(),
+            metrics: Arc::clone(&metrics),
         };
-        let host = StageHost::new(self.kinds, self.default_stage_type.as_deref(), stage_env)
+        let default_stage_type = self.default_stage_type.as_deref();
+        let host = StageHost::new(self.types, default_stage_type, &self.config, parts)
             .map_err(|UnknownStageType(name)| BuildError::UnknownDefaultStageType(name))?;
         let host = Arc::new(host);
         let max_connections = clamp_connections(
@@ -228,7 +220,7 @@ impl PlayServer {
         PlayServerBuilder {
             server_id: "play-1".to_owned(),
             config: PlayConfig::default(),
-            kinds: HashMap::new(),
+            types: StageTypes::default(),
             default_stage_type: None,
             services: Services::builder(),
             system: HandlerRegistry::default(),
@@ -256,8 +248,8 @@ impl PlayServer {
     }
 
     /// A sender for code outside stages (e.g. an admin endpoint).
-    pub fn sender(&self) -> crate::Sender {
-        crate::Sender::new(Arc::clone(self.inner.host.mesh()), 0, Arc::from(""))
+    pub fn sender(&self) -> Sender {
+        Sender::new(Arc::clone(self.inner.host.mesh()), 0, Arc::from(""))
     }
 
     /// The server's id.
@@ -332,7 +324,7 @@ impl PlayServer {
         );
         let stop = self.inner.control.token().clone();
         let limits = self.inner.config.metrics_http.clone();
-        tokio::spawn(crate::serve_http(
+        tokio::spawn(crate::http_server::serve_http(
             listener,
             app,
             limits,
@@ -454,9 +446,9 @@ where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match inner.limiter.admit(peer.ip()) {
-        Ok(slot) => {
+        Ok(permit) => {
             let sessions = Arc::clone(&inner.sessions);
-            let session = session::run(io, peer, transport, sessions, slot);
+            let session = session::run(io, peer, transport, sessions, permit);
             inner.session_tasks.spawn(session);
         }
         Err(why) => {

@@ -10,13 +10,13 @@ use playhouse_mesh::{Mesh, MeshError, RoutingPolicy, ServerType};
 use playhouse_protocol::Packet;
 
 /// Where a server's mesh node lives once it has joined (servers are built before joining).
-pub(crate) type MeshSlot = Arc<OnceLock<Mesh>>;
+pub(crate) type MeshHandle = Arc<OnceLock<Mesh>>;
 
 /// Sends messages and requests to other servers. Cheap to clone; every request future is
 /// `'static`, so it can run inside a stage's async block.
 #[derive(Clone)]
 pub struct Sender {
-    mesh: MeshSlot,
+    mesh: MeshHandle,
     /// The stage sending (0 for non-stage code); replies to stage requests come back to it.
     stage_id: i64,
     /// The account the messages concern, when known.
@@ -33,7 +33,7 @@ impl fmt::Debug for Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(mesh: MeshSlot, stage_id: i64, account_id: Arc<str>) -> Self {
+    pub(crate) fn new(mesh: MeshHandle, stage_id: i64, account_id: Arc<str>) -> Self {
         Sender {
             mesh,
             stage_id,

@@ -40,22 +40,23 @@ use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::ErrorReply;
-use crate::session_handle::{Outbound, QueuedBytes, SessionHandle};
-use crate::stage::env::StageEnv;
-use crate::stage::kind::TypedKind;
-use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageMsg};
-use crate::stage::{Actor, ActorCell, ActorInit, ActorLink, Stage, StageContext, StageInit};
+use crate::reply::ErrorReply;
+use crate::session::handle::{Outbound, QueuedBytes, SessionHandle};
+use crate::stage::actor::{ActorCell, ActorInit, ActorLink};
+use crate::stage::context::{StageContext, StageInit};
+use crate::stage::handle::{CreateRequest, JoinOutcome, StageHandle};
+use crate::stage::host::{CreateAs, StageHost, StageTypes};
+use crate::stage::model::{Actor, Stage};
 
 /// Frames queued for one harness client before the stage treats it as a slow consumer.
 const CLIENT_QUEUE: usize = 65_536;
 
 /// One stage running on its own loop, fed directly.
 pub struct StageHarness {
-    stage: mpsc::Sender<StageMsg>,
+    stage: StageHandle,
     stage_id: i64,
     next_session: AtomicU64,
-    _env: Arc<StageEnv>,
+    _host: StageHost,
 }
 
 impl fmt::Debug for StageHarness {
@@ -75,23 +76,25 @@ impl StageHarness {
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
         create: Packet,
     ) -> Result<StageHarness, ErrorCode> {
-        let env = Arc::new(StageEnv::standalone("harness"));
-        let kind = TypedKind::<S>::new(name, make_stage, make_actor);
+        let mut types = StageTypes::default();
+        types.register(name.to_owned(), make_stage, make_actor);
+        let host = StageHost::standalone(types, "harness");
         let (done, created) = oneshot::channel();
-        let (handle, _) = env
-            .registry
-            .get_or_spawn(&env, 1, &kind, || CreateRequest {
-                packet: create,
-                done: Some(done),
-            })?;
+        let request = || CreateRequest {
+            packet: create,
+            done: Some(done),
+        };
+        let opened = host
+            .open(CreateAs::Named(name), 1, || true, request)
+            .map_err(|refused| refused.code)?;
         created
             .await
             .map_err(|_| ErrorCode::STAGE_CREATION_FAILED)??;
         Ok(StageHarness {
-            stage: handle.tx,
+            stage: opened.stage,
             stage_id: 1,
             next_session: AtomicU64::new(1),
-            _env: env,
+            _host: host,
         })
     }
 
@@ -107,18 +110,12 @@ impl StageHarness {
             Arc::default(),
             queued,
         );
-        let (done, joined) = oneshot::channel();
-        let join = StageMsg::Join {
-            session: handle,
-            reply_id: MsgId::from_static("AuthenticateReply"),
-            seq: 1,
-            packet: auth,
-            done,
-        };
-        self.stage
-            .send(join)
+        let reply_id = MsgId::from_static("AuthenticateReply");
+        let joined = self
+            .stage
+            .join(handle, reply_id, 1, auth)
             .await
-            .map_err(|_| ErrorCode::STAGE_NOT_FOUND)?;
+            .ok_or(ErrorCode::STAGE_NOT_FOUND)?;
         let mut client = HarnessClient {
             stage: self.stage.clone(),
             actor: 0,
@@ -144,7 +141,7 @@ impl StageHarness {
 /// A client of a [`StageHarness`]: sends what a connection would, sees every frame the stage
 /// sends it.
 pub struct HarnessClient {
-    stage: mpsc::Sender<StageMsg>,
+    stage: StageHandle,
     actor: u64,
     session: u64,
     rx: mpsc::Receiver<Outbound>,
@@ -204,14 +201,8 @@ impl HarnessClient {
     }
 
     async fn dispatch(&self, seq: u16, packet: Packet) -> Result<(), ErrorCode> {
-        let msg = StageMsg::Client {
-            actor: self.actor,
-            session: self.session,
-            seq,
-            packet,
-        };
         self.stage
-            .send(msg)
+            .client(self.actor, self.session, seq, packet)
             .await
             .map_err(|_| ErrorCode::STAGE_NOT_FOUND)
     }

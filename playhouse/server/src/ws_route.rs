@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use playhouse_transport::{WsServerStream, ws_accept_key, ws_server};
 
-use crate::PlayServer;
+use crate::play_server::PlayServer;
 
 impl PlayServer {
     /// An axum router with this server's WebSocket endpoint at `path` (binary messages, one

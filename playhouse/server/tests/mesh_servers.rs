@@ -112,13 +112,13 @@ async fn api(id: &str, directory: &MemoryDirectory) -> ApiServer {
                         String::from_utf8_lossy(&packet.payload),
                         sender.from()
                     );
-                    Ok(Packet::new("HelloReply", text))
+                    Ok::<_, ErrorCode>(Packet::new("HelloReply", text))
                 }
             });
             let me = server_id.clone();
             h.add("WhoAmI", move |_, _| {
                 let me = me.clone();
-                async move { Ok(Packet::new("Me", me)) }
+                async move { Ok::<_, ErrorCode>(Packet::new("Me", me)) }
             });
             h.add(
                 "Forward",
@@ -131,10 +131,9 @@ async fn api(id: &str, directory: &MemoryDirectory) -> ApiServer {
                 },
             );
             h.add("Boom", |_, _| async move { Err(ErrorCode(1700)) });
-            h.add_system(
-                "Status",
-                |_, _| async move { Ok(Packet::new("Status", "ok")) },
-            );
+            h.add_system("Status", |_, _| async move {
+                Ok::<_, ErrorCode>(Packet::new("Status", "ok"))
+            });
         })
         .start(fast(directory).request_timeout(Duration::from_secs(5)))
         .await
@@ -379,7 +378,7 @@ async fn api_handlers_fetch_shared_services_from_their_sender() {
                     .get::<playhouse::ServerInfoCenter>()
                     .ok_or(ErrorCode(1802))?;
                 let known = center.all().len();
-                Ok(Packet::new(
+                Ok::<_, ErrorCode>(Packet::new(
                     "Motd",
                     format!("{} {} {known}", motd.0, control.server_id()),
                 ))

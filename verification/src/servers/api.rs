@@ -34,7 +34,7 @@ impl Controller for TestApiController {
         h.add_typed(create_stage);
         h.add_typed(get_or_create_stage);
         h.add_typed(|request: TimerApiRequest, sender: ApiSender| async move {
-            Ok(TimerApiReply {
+            Ok::<_, ErrorCode>(TimerApiReply {
                 tick: request.tick,
                 server_id: sender.server_id().to_owned(),
             })

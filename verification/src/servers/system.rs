@@ -33,7 +33,7 @@ impl Controller for SystemController {
                 if ping.fail_code > 0 {
                     return Err(code(ping.fail_code));
                 }
-                Ok(SystemPingReply {
+                Ok::<_, ErrorCode>(SystemPingReply {
                     content: ping.content,
                     server_id: sender.server_id().to_owned(),
                     server_type: server_type.to_owned(),
@@ -52,7 +52,7 @@ impl Controller for SystemController {
                     tag: message.tag,
                 };
                 notify_stage(&sender, sender.from(), sender.stage_id(), &notify)?;
-                Ok(Packet::from_message(&notify))
+                Ok::<_, ErrorCode>(Packet::from_message(&notify))
             },
         );
     }

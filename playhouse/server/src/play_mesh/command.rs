@@ -12,9 +12,9 @@ use playhouse_protocol::{ErrorCode, MsgId, Packet};
 use prost::{Message, Name};
 use tokio::sync::oneshot;
 
-use super::{reply_code, reply_message};
-use crate::stage::mailbox::CreateRequest;
-use crate::stage_host::{Opened, StageHost, StageType};
+use crate::mesh_reply;
+use crate::stage::handle::CreateRequest;
+use crate::stage::host::{CreateAs, Opened, StageHost};
 
 /// A framework command.
 #[derive(Debug)]
@@ -66,8 +66,10 @@ impl Command {
                 create(host, mesh, packet, stage, Existing::Return);
             }
             Command::Destroy(request) => match host.destroy(request.stage_id) {
-                Ok(destroyed) => reply_message(mesh, &packet, &DestroyStageRes { destroyed }),
-                Err(code) => reply_code(mesh, &packet, code),
+                Ok(destroyed) => {
+                    mesh_reply::send_message(mesh, &packet.route, &DestroyStageRes { destroyed })
+                }
+                Err(code) => mesh_reply::send_code(mesh, &packet.route, code),
             },
         }
     }
@@ -104,10 +106,10 @@ fn create(host: &StageHost, mesh: &Mesh, packet: RoutePacket, stage: NewStage, e
         packet: Packet::new(MsgId::from(msg_id.as_str()), payload),
         done: Some(done),
     };
-    let opened = host.open(StageType::Named(&stage_type), stage_id, || true, request);
+    let opened = host.open(CreateAs::Named(&stage_type), stage_id, || true, request);
     let (stage_id, created) = match opened {
-        Ok(Opened { stage, created }) => (stage.stage_id, created),
-        Err(refused) => return reply_code(mesh, &packet, refused.code),
+        Ok(Opened { stage, created }) => (stage.stage_id(), created),
+        Err(refused) => return mesh_reply::send_code(mesh, &packet.route, refused.code),
     };
     if !created {
         match existing {
@@ -117,9 +119,11 @@ fn create(host: &StageHost, mesh: &Mesh, packet: RoutePacket, stage: NewStage, e
                     is_created: false,
                     ..GetOrCreateStageRes::default()
                 };
-                reply_message(mesh, &packet, &res);
+                mesh_reply::send_message(mesh, &packet.route, &res);
             }
-            Existing::Refuse => reply_code(mesh, &packet, ErrorCode::STAGE_ALREADY_EXISTS),
+            Existing::Refuse => {
+                mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_ALREADY_EXISTS)
+            }
         }
         return;
     }
@@ -133,7 +137,7 @@ fn create(host: &StageHost, mesh: &Mesh, packet: RoutePacket, stage: NewStage, e
                     msg_id: reply.msg_id.to_string(),
                     payload: reply.payload,
                 };
-                reply_message(&mesh, &packet, &res);
+                mesh_reply::send_message(&mesh, &packet.route, &res);
             }
             Ok(Ok(reply)) => {
                 let res = CreateStageRes {
@@ -141,10 +145,10 @@ fn create(host: &StageHost, mesh: &Mesh, packet: RoutePacket, stage: NewStage, e
                     msg_id: reply.msg_id.to_string(),
                     payload: reply.payload,
                 };
-                reply_message(&mesh, &packet, &res);
+                mesh_reply::send_message(&mesh, &packet.route, &res);
             }
-            Ok(Err(code)) => reply_code(&mesh, &packet, code),
-            Err(_) => reply_code(&mesh, &packet, ErrorCode::STAGE_CREATION_FAILED),
+            Ok(Err(code)) => mesh_reply::send_code(&mesh, &packet.route, code),
+            Err(_) => mesh_reply::send_code(&mesh, &packet.route, ErrorCode::STAGE_CREATION_FAILED),
         }
     });
 }

@@ -6,15 +6,15 @@ mod command;
 use std::sync::{Arc, Weak};
 
 use playhouse_mesh::{InboundHandler, Mesh, RoutePacket};
-use playhouse_protocol::{ErrorCode, MsgId, Packet};
-use prost::{Message, Name};
-use tokio::sync::{Semaphore, mpsc};
+use playhouse_protocol::ErrorCode;
+use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
 use crate::handlers::HandlerRegistry;
+use crate::mesh_reply;
 use crate::metrics::Metrics;
-use crate::stage::mailbox::StageMsg;
-use crate::stage_host::StageHost;
+use crate::stage::handle::NotQueued;
+use crate::stage::host::StageHost;
 
 use self::command::Command;
 
@@ -55,7 +55,7 @@ impl PlayInbound {
             .system
             .dispatch(mesh, packet.clone(), sender, &self.handler_limit)
         {
-            reply_code(mesh, &packet, ErrorCode::HANDLER_NOT_FOUND);
+            mesh_reply::send_code(mesh, &packet.route, ErrorCode::HANDLER_NOT_FOUND);
         }
     }
 
@@ -68,12 +68,12 @@ impl PlayInbound {
     /// (nothing waits on the side to overtake, or be overtaken by, later messages).
     fn to_stage(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
         let Some(stage) = host.get(packet.route.stage_id()) else {
-            reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
+            mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_NOT_FOUND);
             return;
         };
-        match stage.tx.try_send(StageMsg::Server { packet }) {
+        match stage.try_server(packet) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(StageMsg::Server { packet })) => {
+            Err(NotQueued::Busy(packet)) => {
                 let request = packet.route.is_request();
                 self.metrics.stage_busy(request);
                 tracing::debug!(
@@ -83,12 +83,11 @@ impl PlayInbound {
                     request,
                     "stage mailbox full; mesh message refused"
                 );
-                reply_code(mesh, &packet, ErrorCode::STAGE_BUSY);
+                mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_BUSY);
             }
-            Err(mpsc::error::TrySendError::Closed(StageMsg::Server { packet })) => {
-                reply_code(mesh, &packet, ErrorCode::STAGE_NOT_FOUND);
+            Err(NotQueued::Gone(packet)) => {
+                mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_NOT_FOUND);
             }
-            Err(_) => {}
         }
     }
 }
@@ -102,31 +101,14 @@ impl InboundHandler for PlayInbound {
         if header.is_framework() {
             match Command::parse(&packet) {
                 Ok(command) => command.apply(&host, mesh, packet),
-                Err(code) => reply_code(mesh, &packet, code),
+                Err(code) => mesh_reply::send_code(mesh, &packet.route, code),
             }
         } else if header.is_system() {
             self.system(&host, mesh, packet);
         } else if header.stage_id() != 0 {
             self.to_stage(&host, mesh, packet);
         } else {
-            reply_code(mesh, &packet, ErrorCode::HANDLER_NOT_FOUND);
+            mesh_reply::send_code(mesh, &packet.route, ErrorCode::HANDLER_NOT_FOUND);
         }
-    }
-}
-
-fn reply_code(mesh: &Mesh, packet: &RoutePacket, code: ErrorCode) {
-    let empty = Packet::empty(MsgId::from(packet.route.msg_id()));
-    if let Err(error) = mesh.reply(&packet.route, code, empty) {
-        tracing::debug!(%error, "mesh reply not delivered");
-    }
-}
-
-fn reply_message<M: Message + Name>(mesh: &Mesh, packet: &RoutePacket, message: &M) {
-    if let Err(error) = mesh.reply(
-        &packet.route,
-        ErrorCode::SUCCESS,
-        Packet::from_message(message),
-    ) {
-        tracing::debug!(%error, "mesh reply not delivered");
     }
 }

@@ -1,13 +1,17 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use playhouse_mesh::Mesh;
 use playhouse_mesh::Route;
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 
-use crate::Services;
-use crate::session_handle::SessionHandle;
+use crate::mesh_reply;
+use crate::reply::error_frame;
+use crate::services::Services;
+use crate::session::handle::SessionHandle;
+
+/// The user's actor factory, as a stage type keeps it.
+pub(crate) type ActorFactory<A> = dyn Fn(&ActorInit<'_>) -> A + Send + Sync;
 
 /// What an actor factory gets to build an actor.
 #[derive(Debug)]
@@ -212,9 +216,7 @@ impl ReplyTarget {
                 ..
             } => session.send(ServerFrame::from_packet(packet, seq, stage_id)),
             ReplyTo::Mesh { mesh, request } => {
-                if let Err(error) = mesh.reply(&request, ErrorCode::SUCCESS, packet) {
-                    tracing::debug!(%error, "mesh reply not delivered");
-                }
+                mesh_reply::send(&mesh, &request, ErrorCode::SUCCESS, packet);
             }
         }
     }
@@ -227,13 +229,8 @@ impl ReplyTarget {
                 msg_id,
                 seq,
                 stage_id,
-            } => session.send(ServerFrame::new(msg_id, seq, stage_id, code, Bytes::new())),
-            ReplyTo::Mesh { mesh, request } => {
-                let packet = Packet::new(MsgId::from(request.msg_id()), Bytes::new());
-                if let Err(error) = mesh.reply(&request, code, packet) {
-                    tracing::debug!(%error, "mesh reply not delivered");
-                }
-            }
+            } => session.send(error_frame(msg_id, seq, stage_id, code)),
+            ReplyTo::Mesh { mesh, request } => mesh_reply::send_code(&mesh, &request, code),
         }
     }
 
@@ -253,11 +250,7 @@ impl ReplyTarget {
                 code,
                 packet.payload,
             )),
-            ReplyTo::Mesh { mesh, request } => {
-                if let Err(error) = mesh.reply(&request, code, packet) {
-                    tracing::debug!(%error, "mesh reply not delivered");
-                }
-            }
+            ReplyTo::Mesh { mesh, request } => mesh_reply::send(&mesh, &request, code, packet),
         }
     }
 }

@@ -9,12 +9,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::Stage;
 use super::actor::ReplyTarget;
 use super::timer::{TimerId, Timers};
-use crate::sender::{MeshSlot, Sender};
-use crate::session_handle::SessionHandle;
-use crate::{ServerControl, Services};
+use crate::sender::{MeshHandle, Sender};
+use crate::services::{ServerControl, Services};
+use crate::session::handle::SessionHandle;
 
 /// What a stage factory gets to build a stage.
 #[derive(Debug)]
@@ -48,7 +47,7 @@ pub(crate) type Post<S> = Box<dyn FnOnce(&mut S, &mut StageContext<S>) + Send>;
 /// stage does not spiral.
 pub(crate) const MAX_STEPS_PER_WAKE: u32 = 5;
 
-pub(crate) struct GameLoop<S: Stage> {
+pub(crate) struct GameLoop<S> {
     pub(crate) step: Duration,
     pub(crate) callback: Option<GameLoopCallback<S>>,
     pub(crate) last: Instant,
@@ -69,7 +68,7 @@ pub(crate) struct Client {
 
 /// The stage sender: everything stage code can do besides touching its own state.
 /// Lives on the stage loop; callbacks receive it as `&mut`.
-pub struct StageContext<S: Stage> {
+pub struct StageContext<S> {
     stage_id: i64,
     stage_type: Arc<str>,
     services: Services,
@@ -86,10 +85,10 @@ pub struct StageContext<S: Stage> {
     /// Whether the stage closes after `stage_idle_timeout` without actors.
     pub(crate) auto_dispose: bool,
     pub(crate) server_reply: Option<ReplyTarget>,
-    mesh: MeshSlot,
+    mesh: MeshHandle,
 }
 
-impl<S: Stage> fmt::Debug for StageContext<S> {
+impl<S> fmt::Debug for StageContext<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StageContext")
             .field("stage_id", &self.stage_id)
@@ -101,14 +100,14 @@ impl<S: Stage> fmt::Debug for StageContext<S> {
     }
 }
 
-impl<S: Stage> StageContext<S> {
+impl<S: Send + 'static> StageContext<S> {
     pub(crate) fn new(
         stage_id: i64,
         stage_type: Arc<str>,
         services: Services,
         control: ServerControl,
         post_tx: mpsc::Sender<Post<S>>,
-        mesh: MeshSlot,
+        mesh: MeshHandle,
     ) -> Self {
         StageContext {
             stage_id,

@@ -7,32 +7,32 @@ use tokio_util::task::TaskTracker;
 
 use super::registry::StageRegistry;
 use crate::metrics::Metrics;
-use crate::sender::MeshSlot;
-use crate::{ServerControl, Services};
+use crate::sender::MeshHandle;
+use crate::services::{ServerControl, Services};
 
 /// What every stage loop shares with its server.
 #[derive(Debug)]
-pub(crate) struct StageEnv {
-    pub(crate) services: Services,
-    pub(crate) control: ServerControl,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) mailbox_capacity: usize,
-    pub(crate) registry: StageRegistry,
-    pub(crate) metrics: Arc<Metrics>,
+pub(super) struct StageEnv {
+    pub(super) services: Services,
+    pub(super) control: ServerControl,
+    pub(super) tracker: TaskTracker,
+    pub(super) mailbox_capacity: usize,
+    pub(super) registry: StageRegistry,
+    pub(super) metrics: Arc<Metrics>,
     /// The server's mesh node, once it joins one.
-    pub(crate) mesh: MeshSlot,
+    pub(super) mesh: MeshHandle,
     /// How long a disconnected actor stays (None: until it leaves).
-    pub(crate) actor_ttl: Option<Duration>,
+    pub(super) actor_ttl: Option<Duration>,
     /// How long a stage with no actors lives on (None: until closed).
-    pub(crate) idle_timeout: Option<Duration>,
+    pub(super) idle_timeout: Option<Duration>,
     /// Most live stages; creating another fails with `STAGE_LIMIT_REACHED`.
-    pub(crate) max_stages: usize,
+    pub(super) max_stages: usize,
 }
 
 impl StageEnv {
     /// An environment outside any server, for the stage harness and tests: no mesh, no
     /// limits, actors and stages stay until they leave or close.
-    pub(crate) fn standalone(server_id: &str) -> StageEnv {
+    pub(super) fn standalone(server_id: &str) -> StageEnv {
         StageEnv {
             services: Services::default(),
             control: ServerControl::new(Arc::from(server_id)),

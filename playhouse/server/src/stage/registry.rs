@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use playhouse_protocol::ErrorCode;
 
-use super::env::StageEnv;
-use super::kind::StageKind;
-use super::mailbox::{CreateRequest, StageHandle};
+use tokio::sync::mpsc;
+
+use super::handle::{StageHandle, StageMsg};
 
 struct Entry {
     incarnation: u64,
@@ -19,7 +19,7 @@ struct Entry {
 }
 
 /// Live stages by id.
-pub(crate) struct StageRegistry {
+pub(super) struct StageRegistry {
     stages: Mutex<HashMap<i64, Entry>>,
     next_incarnation: AtomicU64,
     next_stage_id: AtomicI64,
@@ -50,31 +50,28 @@ impl StageRegistry {
         self.stages.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn get(&self, stage_id: i64) -> Option<StageHandle> {
+    pub(super) fn get(&self, stage_id: i64) -> Option<StageHandle> {
         self.lock().get(&stage_id).map(|e| e.handle.clone())
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Every live stage, by id (a fixed order: a stop closes them the same way every run).
-    pub(crate) fn all(&self) -> Vec<StageHandle> {
+    pub(super) fn all(&self) -> Vec<StageHandle> {
         let mut all: Vec<StageHandle> = self.lock().values().map(|e| e.handle.clone()).collect();
-        all.sort_unstable_by_key(|stage| stage.stage_id);
+        all.sort_unstable_by_key(StageHandle::stage_id);
         all
     }
 
     /// Messages waiting in every stage mailbox right now.
-    pub(crate) fn queued(&self) -> usize {
-        self.lock()
-            .values()
-            .map(|e| e.handle.tx.max_capacity() - e.handle.tx.capacity())
-            .sum()
+    pub(super) fn queued(&self) -> usize {
+        self.lock().values().map(|e| e.handle.queued()).sum()
     }
 
     /// A fresh id for a stage requested with id 0.
-    pub(crate) fn generate_id(&self) -> i64 {
+    pub(super) fn generate_id(&self) -> i64 {
         loop {
             let id = self.next_stage_id.fetch_add(1, Ordering::Relaxed);
             if !self.lock().contains_key(&id) {
@@ -83,34 +80,32 @@ impl StageRegistry {
         }
     }
 
-    /// Returns the live stage `stage_id`, or reserves the id for a new stage of `kind` (the
-    /// bool tells which); [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one stage more
-    /// than `max_stages`.
+    /// Returns the live stage `stage_id`, or reserves the id for a new stage started by
+    /// `spawn` (the bool tells which); [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one
+    /// stage more than `max_stages`.
     ///
     /// The reservation is the new stage's mailbox, registered before the lock is released: a
     /// concurrent call for the same id gets that mailbox (its messages queue behind the
-    /// creation) and never creates a second stage. The user's factory runs afterwards on the
-    /// stage's own task, outside the lock, so a slow factory holds up no other stage; a stage
-    /// whose factory or `on_create` fails frees its id ([`StageRegistry::remove`]).
-    pub(crate) fn get_or_spawn(
+    /// creation) and never creates a second stage. `spawn` is given the new incarnation and
+    /// must run no user code (it runs under the lock): the user's factory runs afterwards on
+    /// the stage's own task, so a slow factory holds up no other stage; a stage whose factory
+    /// or `on_create` fails frees its id ([`StageRegistry::remove`]).
+    pub(super) fn get_or_spawn(
         &self,
-        env: &Arc<StageEnv>,
         stage_id: i64,
-        kind: &dyn StageKind,
-        create: impl FnOnce() -> CreateRequest,
+        max_stages: usize,
+        spawn: impl FnOnce(u64) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle),
     ) -> Result<(StageHandle, bool), ErrorCode> {
         let mut stages = self.lock();
         if let Some(entry) = stages.get(&stage_id) {
             return Ok((entry.handle.clone(), false));
         }
-        if stages.len() >= env.max_stages {
-            env.metrics.stages_refused.fetch_add(1, Ordering::Relaxed);
+        if stages.len() >= max_stages {
             return Err(ErrorCode::STAGE_LIMIT_REACHED);
         }
         let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
-        env.metrics.stages_created.fetch_add(1, Ordering::Relaxed);
-        let (tx, abort) = kind.spawn(env, stage_id, incarnation, create());
-        let handle = StageHandle { stage_id, tx };
+        let (tx, abort) = spawn(incarnation);
+        let handle = StageHandle::new(stage_id, tx);
         stages.insert(
             stage_id,
             Entry {
@@ -124,7 +119,7 @@ impl StageRegistry {
 
     /// Aborts the tasks of every stage still registered (a stop that gave up waiting), and
     /// returns how many there were.
-    pub(crate) fn abort_all(&self) -> usize {
+    pub(super) fn abort_all(&self) -> usize {
         let mut stages = self.lock();
         let count = stages.len();
         for entry in stages.values() {
@@ -135,7 +130,7 @@ impl StageRegistry {
     }
 
     /// Removes a stage when its loop ends, unless the id already belongs to a newer one.
-    pub(crate) fn remove(&self, stage_id: i64, incarnation: u64) {
+    pub(super) fn remove(&self, stage_id: i64, incarnation: u64) {
         let mut stages = self.lock();
         if stages
             .get(&stage_id)
@@ -155,15 +150,19 @@ mod tests {
     use playhouse_protocol::Packet;
     use tokio::sync::oneshot;
 
+    use std::sync::Arc;
+
     use super::*;
-    use crate::stage::StageInit;
-    use crate::stage::kind::TypedKind;
+    use crate::stage::context::StageInit;
+    use crate::stage::env::StageEnv;
+    use crate::stage::handle::CreateRequest;
+    use crate::stage::spawner::{StageSpawner as StageKind, TypedSpawner};
     use crate::testing::{EchoActor, EchoStage};
 
     fn kind(
         factory: impl Fn(&StageInit<'_>) -> EchoStage + Send + Sync + 'static,
-    ) -> TypedKind<EchoStage> {
-        TypedKind::new("Room", factory, |_| EchoActor)
+    ) -> TypedSpawner<EchoStage> {
+        TypedSpawner::new("Room", factory, |_| EchoActor)
     }
 
     type Created = oneshot::Receiver<Result<Packet, ErrorCode>>;
@@ -176,12 +175,14 @@ mod tests {
         stage_id: i64,
     ) -> (StageHandle, bool, Created) {
         let (done, created) = oneshot::channel();
+        let create = CreateRequest {
+            packet: Packet::empty("Create"),
+            done: Some(done),
+        };
+        let spawn = |incarnation| kind.spawn(env, stage_id, incarnation, create);
         let (handle, new) = env
             .registry
-            .get_or_spawn(env, stage_id, kind, || CreateRequest {
-                packet: Packet::empty("Create"),
-                done: Some(done),
-            })
+            .get_or_spawn(stage_id, usize::MAX, spawn)
             .unwrap();
         (handle, new, created)
     }
@@ -220,7 +221,7 @@ mod tests {
         assert!(
             results
                 .iter()
-                .all(|(handle, _, _)| handle.tx.same_channel(&first.tx))
+                .all(|(handle, _, _)| handle.same_stage(first))
         );
         for (_, new, created) in results {
             if new {

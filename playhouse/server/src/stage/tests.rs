@@ -5,8 +5,11 @@ use std::time::Duration;
 use playhouse_protocol::{ErrorCode, Packet, ServerFrame};
 use tokio::time::Instant;
 
-use super::*;
-use crate::ErrorReply;
+use super::actor::{ActorCell, ActorLink};
+use super::context::StageContext;
+use super::model::{Actor, Stage};
+use super::timer::TimerId;
+use crate::reply::ErrorReply;
 use crate::testing::{HarnessClient, StageHarness};
 
 struct Probe;

@@ -15,43 +15,10 @@ use std::marker::PhantomData;
 use futures_util::future::BoxFuture;
 use playhouse_protocol::{ErrorCode, Packet, PayloadError};
 
-use super::{ActorCell, ActorLink, ReplyTarget, Stage, StageContext};
-use crate::ErrorReply;
-
-/// What a typed handler's return value tells the framework to answer.
-///
-/// * `()`: nothing; the handler answered itself (or the message needs no answer), e.g. with
-///   `actor.link.reply(..)`, a [`ReplyTarget`] kept for later, or a push.
-/// * `Result<R, E>`: `Ok(message)` is the reply; `Err(e)` fails the request with `e`'s code
-///   (and packet, for an [`ErrorReply`]). `E` is usually [`ErrorCode`]; `?` converts a
-///   [`MeshError`](crate::MeshError) or a [`PayloadError`] into it.
-///
-/// The answer goes only to a request that is still unanswered; for a one-way message the
-/// value is dropped without being encoded. A handler that keeps a [`ReplyTarget`] to answer
-/// later returns `()`: a returned message would answer the request at once.
-pub trait IntoReply {
-    /// The reply to send: `None` to send nothing.
-    fn into_reply(self) -> Option<Result<Packet, ErrorReply>>;
-}
-
-impl IntoReply for () {
-    fn into_reply(self) -> Option<Result<Packet, ErrorReply>> {
-        None
-    }
-}
-
-impl<R, E> IntoReply for Result<R, E>
-where
-    R: prost::Message + prost::Name,
-    E: Into<ErrorReply>,
-{
-    fn into_reply(self) -> Option<Result<Packet, ErrorReply>> {
-        Some(match self {
-            Ok(message) => Ok(Packet::from_message(&message)),
-            Err(error) => Err(error.into()),
-        })
-    }
-}
+use super::actor::{ActorCell, ActorLink, ReplyTarget};
+use super::context::StageContext;
+use super::model::Stage;
+use crate::reply::{ErrorReply, IntoReply};
 
 /// An async client-message handler: any `async fn(&mut S, &mut StageContext<S>,
 /// &mut ActorCell<S::Actor>, M) -> R` whose future is `Send`. Implemented for every such

@@ -3,17 +3,17 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-use playhouse_protocol::{ErrorCode, MsgId, ServerFrame};
+use playhouse_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
 use super::StageRunner;
-use crate::sender::MeshSlot;
-use crate::session_handle::{Outbound, SessionHandle, SessionId};
+use crate::reply::error_frame;
+use crate::sender::MeshHandle;
+use crate::session::handle::{Outbound, SessionHandle, SessionId};
 use crate::stage::actor::ReplyTarget;
 use crate::stage::env::StageEnv;
-use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageMsg};
-use crate::stage::{Actor, Stage};
+use crate::stage::handle::{CreateRequest, JoinOutcome, StageMsg};
+use crate::stage::model::{Actor, Stage};
 
 impl<S: Stage> StageRunner<S> {
     /// Graceful close: every actor is told, then the stage.
@@ -87,7 +87,7 @@ fn refuse_queued(
     stage_id: i64,
     created: bool,
     gone: &HashMap<SessionId, SessionHandle>,
-    mesh: &MeshSlot,
+    mesh: &MeshHandle,
 ) {
     rx.close();
     let code = if created {
@@ -128,8 +128,4 @@ fn refuse_queued(
             _ => {}
         }
     }
-}
-
-pub(super) fn error_frame(msg_id: MsgId, seq: u16, stage_id: i64, code: ErrorCode) -> ServerFrame {
-    ServerFrame::new(msg_id, seq, stage_id, code, Bytes::new())
 }

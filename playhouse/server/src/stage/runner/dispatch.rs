@@ -4,10 +4,10 @@
 use playhouse_protocol::{MsgId, Packet};
 
 use super::StageRunner;
-use crate::session_handle::SessionId;
-use crate::stage::Stage;
+use crate::session::handle::SessionId;
 use crate::stage::actor::ReplyTarget;
-use crate::stage::mailbox::StageMsg;
+use crate::stage::handle::StageMsg;
+use crate::stage::model::Stage;
 
 impl<S: Stage> StageRunner<S> {
     pub(super) async fn handle(&mut self, msg: StageMsg) {

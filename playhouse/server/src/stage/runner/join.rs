@@ -6,12 +6,12 @@ use std::sync::Arc;
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 
 use super::StageRunner;
-use super::close::error_frame;
-use crate::session_handle::SessionHandle;
+use crate::reply::error_frame;
+use crate::session::handle::SessionHandle;
 use crate::stage::actor::{ActorCell, ActorInit, ActorLink};
 use crate::stage::context::Client;
-use crate::stage::mailbox::JoinOutcome;
-use crate::stage::{Actor, Stage};
+use crate::stage::handle::JoinOutcome;
+use crate::stage::model::{Actor, Stage};
 
 impl<S: Stage> StageRunner<S> {
     /// The authentication flow, step by step (SPEC §4).

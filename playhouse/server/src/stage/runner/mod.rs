@@ -23,13 +23,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::Stage;
-use super::actor::ActorCell;
+use super::actor::{ActorCell, ActorFactory};
 use super::context::{Post, StageContext};
 use super::env::StageEnv;
-use super::kind::ActorFactory;
-use super::mailbox::{CreateRequest, StageMsg};
-use crate::session_handle::{SessionHandle, SessionId};
+use super::handle::{CreateRequest, StageMsg};
+use super::model::Stage;
+use crate::session::handle::{SessionHandle, SessionId};
 
 pub(crate) use close::refuse_stillborn;
 

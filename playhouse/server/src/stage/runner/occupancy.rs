@@ -1,14 +1,12 @@
 //! Who is in the stage and who leaves: actors that asked to, disconnected actors past their
 //! time to live, and a stage that stays empty for its idle timeout.
 
-use std::sync::atomic::Ordering;
-
 use playhouse_protocol::ErrorCode;
 use tokio::time::Instant;
 
 use super::StageRunner;
-use crate::session_handle::{Outbound, SessionId};
-use crate::stage::{Actor, Stage};
+use crate::session::handle::{Outbound, SessionId};
+use crate::stage::model::{Actor, Stage};
 
 impl<S: Stage> StageRunner<S> {
     /// A client's connection ended: its actor stays (for `disconnected_actor_ttl`, if set),
@@ -72,10 +70,7 @@ impl<S: Stage> StageRunner<S> {
     pub(super) fn dispose_if_idle(&mut self) {
         if self.idle_deadline().is_some_and(|at| at <= Instant::now()) {
             tracing::debug!("no actors for the idle timeout; closing the stage");
-            self.env
-                .metrics
-                .stages_idle_closed
-                .fetch_add(1, Ordering::Relaxed);
+            self.env.metrics.stage_idle_closed();
             self.ctx.closing = true;
         }
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::StageRunner;
-use crate::stage::Stage;
 use crate::stage::context::{GameLoop, GameTick, MAX_STEPS_PER_WAKE};
+use crate::stage::model::Stage;
 
 impl<S: Stage> StageRunner<S> {
     pub(super) fn next_deadline(&self) -> Option<Instant> {

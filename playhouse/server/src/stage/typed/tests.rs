@@ -8,8 +8,10 @@ use std::time::Duration;
 use playhouse_protocol::{ErrorCode, Packet};
 
 use super::StageRoutes;
-use crate::ErrorReply;
-use crate::stage::{ActorCell, Stage, StageContext};
+use crate::reply::ErrorReply;
+use crate::stage::actor::ActorCell;
+use crate::stage::context::StageContext;
+use crate::stage::model::Stage;
 use crate::testing::{EchoActor, HarnessClient, StageHarness};
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -5,22 +5,64 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use playhouse_protocol::{ErrorCode, MsgId, Packet};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
-use crate::sender::MeshSlot;
-use crate::session_handle::SessionHandle;
-use crate::stage::env::StageEnv;
-use crate::stage::kind::StageKind;
-use crate::stage::mailbox::{CreateRequest, JoinOutcome, StageHandle, StageMsg};
-use crate::{ServerControl, Services};
+use super::actor::ActorInit;
+use super::context::StageInit;
+use super::env::StageEnv;
+use super::handle::{CreateRequest, JoinOutcome, StageHandle};
+use super::model::Stage;
+use super::registry::StageRegistry;
+use super::spawner::{StageSpawner, TypedSpawner};
+use crate::config::PlayConfig;
+use crate::metrics::Metrics;
+use crate::sender::MeshHandle;
+use crate::services::{ServerControl, Services};
+use crate::session::handle::SessionHandle;
+
+/// The registered stage types by name, their concrete types erased.
+#[derive(Default)]
+pub(crate) struct StageTypes(HashMap<String, Arc<dyn StageSpawner>>);
+
+impl fmt::Debug for StageTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl StageTypes {
+    /// Registers stage type `name` with the user's factories (replacing one of that name).
+    pub(crate) fn register<S: Stage>(
+        &mut self,
+        name: String,
+        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
+        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
+    ) {
+        let spawner = TypedSpawner::<S>::new(&name, make_stage, make_actor);
+        self.0.insert(name, Arc::new(spawner));
+    }
+
+    /// The registered names.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+/// What a host's stages share with the server that runs them.
+#[derive(Debug)]
+pub(crate) struct HostParts {
+    pub(crate) services: Services,
+    pub(crate) control: ServerControl,
+    pub(crate) metrics: Arc<Metrics>,
+}
 
 /// The stage type a missing stage is created as.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum StageType<'a> {
+pub(crate) enum CreateAs<'a> {
     /// The type the creator names (a mesh command). An unknown name is refused, even when
     /// the stage exists.
     Named(&'a str),
@@ -71,29 +113,50 @@ pub(crate) struct UnknownStageType(pub(crate) String);
 
 /// A server's stage types and live stages.
 pub(crate) struct StageHost {
-    kinds: HashMap<String, Arc<dyn StageKind>>,
-    default_kind: Option<Arc<dyn StageKind>>,
+    types: StageTypes,
+    default_type: Option<Arc<dyn StageSpawner>>,
     env: Arc<StageEnv>,
 }
 
 impl fmt::Debug for StageHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StageHost")
-            .field("stage_types", &self.kinds.keys().collect::<Vec<_>>())
+            .field("stage_types", &self.types)
             .field("stages", &self.len())
             .finish_non_exhaustive()
     }
 }
 
 impl StageHost {
+    /// A host for `types`, with the limits and timeouts of `config`; `default_stage_type`
+    /// must name one of the types.
     pub(crate) fn new(
-        kinds: HashMap<String, Arc<dyn StageKind>>,
+        types: StageTypes,
         default_stage_type: Option<&str>,
-        env: StageEnv,
+        config: &PlayConfig,
+        parts: HostParts,
     ) -> Result<StageHost, UnknownStageType> {
-        let default_kind = match default_stage_type {
+        let HostParts {
+            services,
+            control,
+            metrics,
+        } = parts;
+        let env = StageEnv {
+            services,
+            control,
+            metrics,
+            tracker: TaskTracker::new(),
+            mailbox_capacity: config.stage_mailbox_capacity.max(1),
+            registry: StageRegistry::default(),
+            mesh: MeshHandle::default(),
+            actor_ttl: config.disconnected_actor_ttl,
+            idle_timeout: config.stage_idle_timeout,
+            max_stages: config.max_stages,
+        };
+        let default_type = match default_stage_type {
             Some(name) => Some(
-                kinds
+                types
+                    .0
                     .get(name)
                     .cloned()
                     .ok_or_else(|| UnknownStageType(name.to_owned()))?,
@@ -101,10 +164,20 @@ impl StageHost {
             None => None,
         };
         Ok(StageHost {
-            kinds,
-            default_kind,
+            types,
+            default_type,
             env: Arc::new(env),
         })
+    }
+
+    /// A host outside any server, for the stage harness and tests: no mesh, no limits,
+    /// actors and stages stay until they leave or close.
+    pub(crate) fn standalone(types: StageTypes, server_id: &str) -> StageHost {
+        StageHost {
+            types,
+            default_type: None,
+            env: Arc::new(StageEnv::standalone(server_id)),
+        }
     }
 
     /// Finds stage `stage_id`, or creates it as `stage_type`: the one stage creation policy.
@@ -119,19 +192,20 @@ impl StageHost {
     /// (see `StageRegistry::get_or_spawn`).
     pub(crate) fn open(
         &self,
-        stage_type: StageType<'_>,
+        create_as: CreateAs<'_>,
         stage_id: i64,
         admit: impl FnOnce() -> bool,
         create: impl FnOnce() -> CreateRequest,
     ) -> Result<Opened, Refused> {
         let refused = |stage_id, code| Refused { stage_id, code };
-        let kind = match stage_type {
-            StageType::Named(name) => Some(
-                self.kinds
+        let spawner = match create_as {
+            CreateAs::Named(name) => Some(
+                self.types
+                    .0
                     .get(name)
                     .ok_or(refused(stage_id, ErrorCode::INVALID_STAGE_TYPE))?,
             ),
-            StageType::Default => self.default_kind.as_ref(),
+            CreateAs::Default => self.default_type.as_ref(),
         };
         if self.env.control.is_stopping() {
             return Err(refused(stage_id, ErrorCode::SYSTEM_ERROR));
@@ -143,7 +217,7 @@ impl StageHost {
                 created: false,
             });
         }
-        let Some(kind) = kind else {
+        let Some(spawner) = spawner else {
             return Err(refused(stage_id, ErrorCode::STAGE_NOT_FOUND));
         };
         let stage_id = match stage_id {
@@ -152,16 +226,23 @@ impl StageHost {
         };
         if !admit() {
             tracing::debug!("stage creation rate exceeded");
-            self.env
-                .metrics
-                .stages_refused
-                .fetch_add(1, Ordering::Relaxed);
+            self.env.metrics.stage_refused();
             return Err(refused(stage_id, ErrorCode::STAGE_CREATION_RATE_EXCEEDED));
         }
-        registry
-            .get_or_spawn(&self.env, stage_id, kind.as_ref(), create)
-            .map(|(stage, created)| Opened { stage, created })
-            .map_err(|code| refused(stage_id, code))
+        let env = &self.env;
+        let spawn = |incarnation| spawner.spawn(env, stage_id, incarnation, create());
+        match registry.get_or_spawn(stage_id, env.max_stages, spawn) {
+            Ok((stage, created)) => {
+                if created {
+                    env.metrics.stage_created();
+                }
+                Ok(Opened { stage, created })
+            }
+            Err(code) => {
+                env.metrics.stage_refused();
+                Err(refused(stage_id, code))
+            }
+        }
     }
 
     /// A client's login: the stage it names (created with the default stage type if missing,
@@ -183,36 +264,24 @@ impl StageHost {
             packet: packet.clone(),
             done: None,
         };
-        let Opened { stage, .. } = self.open(StageType::Default, stage_id, admit, create)?;
-        let (done, outcome) = oneshot::channel();
-        let join = StageMsg::Join {
-            session,
-            reply_id,
-            seq,
-            packet,
-            done,
-        };
-        if stage.tx.send(join).await.is_err() {
+        let Opened { stage, .. } = self.open(CreateAs::Default, stage_id, admit, create)?;
+        match stage.join(session, reply_id, seq, packet).await {
+            Some(outcome) => Ok(PendingJoin { stage, outcome }),
             // The stage closed between the lookup and now.
-            return Err(Refused {
-                stage_id: stage.stage_id,
+            None => Err(Refused {
+                stage_id: stage.stage_id(),
                 code: ErrorCode::STAGE_NOT_FOUND,
-            });
+            }),
         }
-        Ok(PendingJoin { stage, outcome })
     }
 
     /// Asks stage `stage_id` to close, without waiting: `Ok(false)` when there is no such
     /// stage; [`ErrorCode::STAGE_BUSY`] when its mailbox is full (the caller must never be
     /// parked on a stage).
     pub(crate) fn destroy(&self, stage_id: i64) -> Result<bool, ErrorCode> {
-        let Some(stage) = self.env.registry.get(stage_id) else {
-            return Ok(false);
-        };
-        match stage.tx.try_send(StageMsg::Close) {
-            Ok(()) => Ok(true),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(ErrorCode::STAGE_BUSY),
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+        match self.env.registry.get(stage_id) {
+            Some(stage) => stage.try_close(),
+            None => Ok(false),
         }
     }
 
@@ -233,7 +302,7 @@ impl StageHost {
 
     /// The registered stage type names.
     pub(crate) fn stage_types(&self) -> impl Iterator<Item = &str> {
-        self.kinds.keys().map(String::as_str)
+        self.types.names()
     }
 
     /// The services stage code and handlers see.
@@ -242,7 +311,7 @@ impl StageHost {
     }
 
     /// Where the server's mesh node lives once it has joined one.
-    pub(crate) fn mesh(&self) -> &MeshSlot {
+    pub(crate) fn mesh(&self) -> &MeshHandle {
         &self.env.mesh
     }
 
@@ -257,7 +326,7 @@ impl StageHost {
     pub(crate) async fn close_all(&self, deadline: Instant) {
         let env = &self.env;
         let closes = env.registry.all().into_iter().map(|stage| async move {
-            let _ = tokio::time::timeout_at(deadline, stage.tx.send(StageMsg::Close)).await;
+            let _ = tokio::time::timeout_at(deadline, stage.close()).await;
         });
         futures_util::future::join_all(closes).await;
         env.tracker.close();
@@ -276,24 +345,28 @@ impl StageHost {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use playhouse_protocol::ServerFrame;
+    use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::session_handle::{Outbound, QueuedBytes};
-    use crate::stage::StageInit;
-    use crate::stage::kind::TypedKind;
+    use crate::session::handle::{Outbound, QueuedBytes, SessionHandle};
     use crate::testing::{EchoActor, EchoStage};
 
     fn host(
         default: Option<&str>,
         factory: impl Fn(&StageInit<'_>) -> EchoStage + Send + Sync + 'static,
     ) -> StageHost {
-        let kind: Arc<dyn StageKind> = Arc::new(TypedKind::new("Room", factory, |_| EchoActor));
-        let kinds = HashMap::from([("Room".to_owned(), kind)]);
-        StageHost::new(kinds, default, StageEnv::standalone("test")).unwrap()
+        let mut types = StageTypes::default();
+        types.register("Room".to_owned(), factory, |_| EchoActor);
+        let parts = HostParts {
+            services: Services::default(),
+            control: ServerControl::new(Arc::from("test")),
+            metrics: Arc::default(),
+        };
+        StageHost::new(types, default, &PlayConfig::default(), parts).unwrap()
     }
 
     fn create() -> CreateRequest {
@@ -312,10 +385,10 @@ mod tests {
         let host = host(None, |_| EchoStage);
         let generated = 1 << 32;
 
-        let unknown = refusal(host.open(StageType::Named("Nope"), 3, || true, create));
+        let unknown = refusal(host.open(CreateAs::Named("Nope"), 3, || true, create));
         assert_eq!(unknown.code, ErrorCode::INVALID_STAGE_TYPE);
         // Without a default stage type a login only joins stages that exist.
-        let missing = refusal(host.open(StageType::Default, 3, || true, create));
+        let missing = refusal(host.open(CreateAs::Default, 3, || true, create));
         assert_eq!(
             missing,
             Refused {
@@ -325,25 +398,25 @@ mod tests {
         );
         // The caller's creation rate is asked only when a stage would be created, after the
         // fresh id is chosen.
-        let limited = refusal(host.open(StageType::Named("Room"), 0, || false, create));
+        let limited = refusal(host.open(CreateAs::Named("Room"), 0, || false, create));
         assert_eq!(limited.code, ErrorCode::STAGE_CREATION_RATE_EXCEEDED);
         assert!(limited.stage_id >= generated);
         assert_eq!(host.len(), 0);
 
         let opened = host
-            .open(StageType::Named("Room"), 0, || true, create)
+            .open(CreateAs::Named("Room"), 0, || true, create)
             .unwrap();
         assert!(opened.created);
-        let stage_id = opened.stage.stage_id;
+        let stage_id = opened.stage.stage_id();
         assert!(stage_id > limited.stage_id);
         let again = host
-            .open(StageType::Default, stage_id, || unreachable!(), create)
+            .open(CreateAs::Default, stage_id, || unreachable!(), create)
             .unwrap();
         assert!(!again.created);
-        assert!(again.stage.tx.same_channel(&opened.stage.tx));
+        assert!(again.stage.same_stage(&opened.stage));
 
         host.control().stop();
-        let stopping = refusal(host.open(StageType::Named("Room"), stage_id, || true, create));
+        let stopping = refusal(host.open(CreateAs::Named("Room"), stage_id, || true, create));
         assert_eq!(stopping.code, ErrorCode::SYSTEM_ERROR);
     }
 

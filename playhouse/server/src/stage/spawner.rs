@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::actor::{ActorFactory, ActorInit};
 use super::context::StageInit;
 use super::env::StageEnv;
-use super::mailbox::{CreateRequest, StageMsg};
+use super::handle::{CreateRequest, StageMsg};
+use super::model::Stage;
 use super::runner::{StageRunner, refuse_stillborn};
-use super::{ActorInit, Stage};
 
 /// A registered stage type, with its concrete types erased.
-pub(crate) trait StageKind: Send + Sync {
+pub(super) trait StageSpawner: Send + Sync {
     /// Starts stage `stage_id`'s task and returns its mailbox. Runs no user code: the
     /// registry calls it under its lock; the stage factory runs later, on the new task.
     fn spawn(
@@ -25,10 +26,9 @@ pub(crate) trait StageKind: Send + Sync {
 }
 
 type StageFactory<S> = dyn Fn(&StageInit<'_>) -> S + Send + Sync;
-pub(crate) type ActorFactory<A> = dyn Fn(&ActorInit<'_>) -> A + Send + Sync;
 
 /// A stage type as registered: its name and the user's factories.
-pub(crate) struct TypedKind<S: Stage>(Arc<Factories<S>>);
+pub(super) struct TypedSpawner<S: Stage>(Arc<Factories<S>>);
 
 struct Factories<S: Stage> {
     name: Arc<str>,
@@ -36,13 +36,13 @@ struct Factories<S: Stage> {
     make_actor: Arc<ActorFactory<S::Actor>>,
 }
 
-impl<S: Stage> TypedKind<S> {
-    pub(crate) fn new(
+impl<S: Stage> TypedSpawner<S> {
+    pub(super) fn new(
         name: &str,
         make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
     ) -> Self {
-        TypedKind(Arc::new(Factories {
+        TypedSpawner(Arc::new(Factories {
             name: Arc::from(name),
             make_stage: Box::new(make_stage),
             make_actor: Arc::new(make_actor),
@@ -50,7 +50,7 @@ impl<S: Stage> TypedKind<S> {
     }
 }
 
-impl<S: Stage> StageKind for TypedKind<S> {
+impl<S: Stage> StageSpawner for TypedSpawner<S> {
     fn spawn(
         &self,
         env: &Arc<StageEnv>,

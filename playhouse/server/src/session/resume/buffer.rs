@@ -1,80 +1,12 @@
-//! The server side of resumable sessions (`playhouse_protocol::ResumeGrant` documents the
-//! wire): the numbered streams of one session, the replay buffer of frames the client has not
-//! acknowledged, and the registry a new connection looks a token up in to take a session over.
+//! One resumable session's numbered streams and the replay buffer of frames the client has
+//! not acknowledged (`playhouse_protocol::ResumeGrant` documents the wire).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
-use playhouse_protocol::{
-    Capabilities, ResumeGrant, ResumeStreams, ResumeToken, ServerCodec, ServerFrame,
-};
-use tokio::io::{AsyncRead, AsyncWrite};
+use playhouse_protocol::{ResumeGrant, ResumeStreams, ResumeToken, ServerFrame};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
+use super::registry::Attach;
 use crate::config::ResumeConfig;
-use crate::session_handle::frame_cost;
-
-/// The read half of a connection, whatever its transport.
-pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-/// The write half of a connection, whatever its transport.
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// A new connection handed to the session it resumes.
-pub(crate) struct Attach {
-    pub(crate) reader: FramedRead<BoxRead, ServerCodec>,
-    pub(crate) writer: FramedWrite<BoxWrite, ServerCodec>,
-    /// The `@Resume@` request's sequence, for the reply.
-    pub(crate) seq: u16,
-    /// Server frames the client says it received.
-    pub(crate) received: u64,
-    /// What the new connection's hello granted.
-    pub(crate) capabilities: Capabilities,
-    pub(crate) transport: &'static str,
-}
-
-/// Where a session waits for a connection that resumes it. Boxed: a channel allocates room
-/// for a block of messages up front, and an idle resumable session should cost little.
-pub(crate) type AttachSender = mpsc::Sender<Box<Attach>>;
-
-/// Tokens of the resumable sessions alive on this server.
-#[derive(Debug, Default)]
-pub(crate) struct ResumeRegistry {
-    sessions: Mutex<HashMap<ResumeToken, AttachSender>>,
-}
-
-impl ResumeRegistry {
-    /// A fresh token for `sender`'s session (128 bits from the OS's generator).
-    pub(crate) fn register(&self, sender: AttachSender) -> Option<ResumeToken> {
-        let mut token = [0u8; 16];
-        if let Err(error) = getrandom::fill(&mut token) {
-            tracing::error!(%error, "no randomness for a resume token; session not resumable");
-            return None;
-        }
-        let token = ResumeToken(token);
-        self.lock().insert(token, sender);
-        Some(token)
-    }
-
-    /// The session `token` names, if it is alive.
-    pub(crate) fn find(&self, token: &ResumeToken) -> Option<AttachSender> {
-        self.lock().get(token).cloned()
-    }
-
-    pub(crate) fn remove(&self, token: &ResumeToken) {
-        self.lock().remove(token);
-    }
-
-    /// Resumable sessions alive (connected or waiting for their client).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ResumeToken, AttachSender>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+use crate::session::handle::frame_cost;
 
 /// Why a session cannot go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,18 +202,5 @@ mod tests {
         session.record(&push(2)).unwrap();
         assert!(session.acknowledge(2));
         assert_eq!(session.record(&push(3)), Ok(()));
-    }
-
-    #[test]
-    fn registry_hands_out_distinct_tokens() {
-        let registry = ResumeRegistry::default();
-        let (tx, _rx) = mpsc::channel(1);
-        let a = registry.register(tx.clone()).unwrap();
-        let b = registry.register(tx).unwrap();
-        assert_ne!(a, b);
-        assert!(registry.find(&a).is_some());
-        registry.remove(&a);
-        assert!(registry.find(&a).is_none());
-        assert_eq!(registry.len(), 1);
     }
 }

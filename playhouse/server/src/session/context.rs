@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use playhouse_protocol::{Capabilities, MsgId};
 use tokio_util::sync::CancellationToken;
 
+use super::handle::SessionId;
+use super::resume::registry::ResumeRegistry;
 use crate::config::PlayConfig;
 use crate::metrics::Metrics;
-use crate::session_handle::SessionId;
-use crate::session_resume::ResumeRegistry;
-use crate::stage_host::StageHost;
+use crate::stage::host::StageHost;
 
 /// Shared by the sessions of one server.
 #[derive(Debug)]

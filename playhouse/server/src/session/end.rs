@@ -1,0 +1,146 @@
+//! Why a connection ended, and the end of a session: what is still queued is flushed, and the
+//! stage is told the client is gone.
+
+use std::fmt;
+
+use futures_util::SinkExt;
+
+use super::handle::Outbound;
+use super::state::{Session, State};
+
+/// Why a connection ended. It decides what happens next (a resumable session outlives a lost
+/// connection; a handed-over socket goes to the session it resumes) and is logged as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The client closed the connection.
+    ClientClosed,
+    /// Reading failed.
+    TransportError,
+    /// Nothing arrived for `idle_timeout`.
+    IdleTimeout,
+    /// No successful authentication within `auth_timeout`.
+    AuthTimeout,
+    /// Writing failed.
+    WriteFailed,
+    /// A write did not complete within `write_timeout`.
+    WriteTimeout,
+    /// The client sent a frame no client may send.
+    ProtocolError,
+    /// The client sent a message before authenticating.
+    BeforeAuth,
+    /// The client sent messages faster than `rate_limit` allows.
+    RateLimited,
+    /// The server is stopping.
+    ServerStopping,
+    /// The server closed this connection (a slow consumer, a login elsewhere).
+    ClosedByServer,
+    /// This connection resumes another session: its socket goes to that session's task.
+    HandedOver,
+    /// The client does not acknowledge what it receives: the replay buffer overflowed.
+    ReplayOverflow,
+    /// The client did not come back within the resume window.
+    WindowPassed,
+    /// The client's frame count on resuming is impossible.
+    ResumeImpossible,
+}
+
+impl End {
+    /// Whether a connection that ended so may be resumed by the client: the network failed,
+    /// not the client's conduct nor the server's decision.
+    pub(crate) fn lost_connection(self) -> bool {
+        matches!(
+            self,
+            End::ClientClosed
+                | End::TransportError
+                | End::IdleTimeout
+                | End::WriteFailed
+                | End::WriteTimeout
+        )
+    }
+
+    /// The reason as logged.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            End::ClientClosed => "closed by the client",
+            End::TransportError => "transport error",
+            End::IdleTimeout => "idle timeout",
+            End::AuthTimeout => "auth timeout",
+            End::WriteFailed => "write failed",
+            End::WriteTimeout => "write timeout: the client does not read",
+            End::ProtocolError => "protocol error",
+            End::BeforeAuth => "message before authentication",
+            End::RateLimited => "rate limited",
+            End::ServerStopping => "server stopping",
+            End::ClosedByServer => "closed by the server",
+            End::HandedOver => "handed over to the session it resumes",
+            End::ReplayOverflow => "session lost: the client does not acknowledge what it receives",
+            End::WindowPassed => {
+                "session lost: the client did not come back within the resume window"
+            }
+            End::ResumeImpossible => "session lost: the client's frame count is impossible",
+        }
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Session {
+    /// Flushes what is queued (bounded in time), then tells the stage the client is gone.
+    pub(super) async fn close(mut self, end: End) {
+        tracing::debug!(reason = end.as_str(), "disconnected");
+        self.end_resume();
+        self.rx.close();
+        let flush = async {
+            while let Ok(outbound) = self.rx.try_recv() {
+                if let Outbound::Frame(frame) = outbound {
+                    self.queued.release(&frame);
+                    if self.writer.feed(frame).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = self.writer.flush().await;
+            let _ = self.writer.close().await;
+        };
+        if end != End::ProtocolError && self.connected {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
+        }
+        if let State::Joined { stage, actor } = self.state {
+            stage.disconnected(actor, self.id).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::End;
+
+    #[test]
+    fn only_a_failed_network_may_be_resumed() {
+        let resumable = [
+            End::ClientClosed,
+            End::TransportError,
+            End::IdleTimeout,
+            End::WriteFailed,
+            End::WriteTimeout,
+        ];
+        let final_ = [
+            End::AuthTimeout,
+            End::ProtocolError,
+            End::BeforeAuth,
+            End::RateLimited,
+            End::ServerStopping,
+            End::ClosedByServer,
+            End::HandedOver,
+            End::ReplayOverflow,
+            End::WindowPassed,
+            End::ResumeImpossible,
+        ];
+        assert!(resumable.iter().all(|end| end.lost_connection()));
+        assert!(final_.iter().all(|end| !end.lost_connection()));
+    }
+}

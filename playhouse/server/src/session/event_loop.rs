@@ -1,0 +1,103 @@
+//! The session's event loop: one `select!` over the kill switch, a resuming connection, the
+//! outbound queue, the next frame and the one timer (idle, auth or re-auth deadline).
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use super::end::End;
+use super::resume::next_attach;
+use super::state::{Session, State};
+use crate::metrics::Rejection;
+
+impl Session {
+    /// Serves the current connection until it ends, and says why.
+    pub(super) async fn serve(&mut self) -> End {
+        let config = self.ctx.config();
+        let auth_deadline = Instant::now() + config.auth_timeout;
+        let mut idle_deadline = Instant::now() + config.idle_timeout;
+        // One cancellation waiter and one timer for the whole connection, not one per
+        // message: registering and dropping them took locks shared by every session. `kill`
+        // is a child of the server's stop token, so it fires on a stop too.
+        let kill = self.kill.clone();
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
+        // Moved lazily: a frame pushes `idle_deadline` back, and the timer, when it fires
+        // early, is set to the deadline then due.
+        let timer = tokio::time::sleep_until(idle_deadline.min(auth_deadline));
+        tokio::pin!(timer);
+        loop {
+            let deadline = match self.state {
+                State::Joined { .. } => idle_deadline,
+                State::Fresh => idle_deadline.min(auth_deadline),
+                State::Detached { reauth_by, .. } => idle_deadline.min(reauth_by),
+            };
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
+            tokio::select! {
+                biased;
+                () = &mut killed => {
+                    return if self.ctx.stop_token().is_cancelled() {
+                        End::ServerStopping
+                    } else {
+                        End::ClosedByServer
+                    };
+                }
+                Some(attach) = next_attach(&mut self.resume) => {
+                    // The client came back on a new connection before this one was noticed
+                    // dead: the new one replaces it.
+                    if let Err(reason) = self.install(attach).await {
+                        return reason;
+                    }
+                    idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
+                }
+                Some(outbound) = self.rx.recv() => {
+                    if let Err(reason) = self.write_batch(outbound).await {
+                        return reason;
+                    }
+                }
+                frame = self.reader.next() => match frame {
+                    None => return End::ClientClosed,
+                    Some(Err(playhouse_protocol::DecodeError::Io(error))) => {
+                        tracing::debug!(%error, "connection error");
+                        return End::TransportError;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "bad frame; closing the connection");
+                        self.ctx.metrics().reject(Rejection::of(&error));
+                        return End::ProtocolError;
+                    }
+                    Some(Ok(frame)) => {
+                        idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
+                        let metrics = &self.ctx.metrics();
+                        let size = 4 + 1 + frame.msg_id.len() + 10 + frame.payload.len();
+                        metrics.message_in(size);
+                        if self.rate.as_mut().is_some_and(|bucket| !bucket.take()) {
+                            tracing::warn!("message rate limit exceeded; closing the connection");
+                            metrics.reject(Rejection::RateLimited);
+                            return End::RateLimited;
+                        }
+                        if let Err(reason) = self.on_frame(frame, auth_deadline).await {
+                            return reason;
+                        }
+                    }
+                },
+                () = &mut timer => {
+                    if Instant::now() < deadline {
+                        // Pushed back by traffic since the timer was set.
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
+                    let metrics = &self.ctx.metrics();
+                    return if deadline == idle_deadline {
+                        metrics.idle_timed_out();
+                        End::IdleTimeout
+                    } else {
+                        metrics.auth_timed_out();
+                        End::AuthTimeout
+                    };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The read path: each frame from the client, by kind — heartbeats, the capability hello,
+//! the control frames of resumable sessions, and data frames by where the session stands.
+
+use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, ServerFrame};
+use tokio::time::Instant;
+
+use super::end::End;
+use super::killable::until_killed;
+use super::outbound::track_request;
+use super::state::{Session, State};
+use crate::metrics::Rejection;
+use crate::reply::error_frame;
+use crate::stage::handle::Undelivered;
+
+impl Session {
+    /// One frame from the client.
+    pub(super) async fn on_frame(
+        &mut self,
+        frame: ClientFrame,
+        auth_deadline: Instant,
+    ) -> Result<(), End> {
+        if frame.is_heartbeat() {
+            if let Some(count) = self.resume.as_mut().and_then(|r| r.pending_ack()) {
+                self.feed(ServerFrame::ack(count)).await?;
+            }
+            return self.send_now(ServerFrame::heartbeat()).await;
+        }
+        if frame.is_hello() {
+            return self.hello(frame).await;
+        }
+        if self.granted(Capabilities::RESUME) && frame.is_control() {
+            return self.resume_control(frame).await;
+        }
+        // A data frame of a resumable session (not the authentication that starts one).
+        let counted = self.resume.is_some();
+        self.on_data(frame, auth_deadline).await?;
+        if counted && let Some(count) = self.resume.as_mut().and_then(|r| r.received_one()) {
+            self.send_now(ServerFrame::ack(count)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_data(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), End> {
+        let is_auth = frame.msg_id == *self.ctx.auth_msg_id();
+        match &self.state {
+            State::Joined { .. } if is_auth => {
+                let reply = reply_frame(&frame, ErrorCode::ALREADY_AUTHENTICATED);
+                self.send_now(reply).await
+            }
+            State::Joined { stage, actor } => {
+                let (stage_id, seq) = (frame.stage_id, frame.msg_seq);
+                if seq != 0 {
+                    track_request(&mut self.in_flight, seq);
+                }
+                let sent = stage.client(*actor, self.id, seq, frame.into_packet());
+                let Err(Undelivered(packet)) = until_killed(&self.kill, sent).await? else {
+                    return Ok(());
+                };
+                // The stage is gone (closed or panicked).
+                let code = ErrorCode::STAGE_NOT_FOUND;
+                self.detach(code);
+                if seq == 0 {
+                    return Ok(());
+                }
+                self.send_now(error_frame(packet.msg_id, seq, stage_id, code))
+                    .await
+            }
+            _ if is_auth => self.authenticate(frame, auth_deadline).await,
+            State::Fresh => {
+                tracing::warn!(msg_id = %frame.msg_id, "message before authentication");
+                self.ctx.metrics().reject(Rejection::BeforeAuth);
+                Err(End::BeforeAuth)
+            }
+            State::Detached { code, .. } => {
+                let code = *code;
+                self.reply_error(&frame, code).await
+            }
+        }
+    }
+
+    /// The capability handshake (see `playhouse_protocol::Capabilities`): once, before
+    /// authentication; grants what was asked for and this server offers.
+    async fn hello(&mut self, frame: ClientFrame) -> Result<(), End> {
+        let requested = Capabilities::from_payload(&frame.payload);
+        let (Some(requested), State::Fresh, None) = (requested, &self.state, self.capabilities)
+        else {
+            tracing::debug!("late, repeated or malformed hello");
+            return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
+        };
+        let granted = requested & self.ctx.offered_capabilities();
+        self.capabilities = Some(granted);
+        self.writer
+            .encoder_mut()
+            .set_compression(granted.contains(Capabilities::LZ4));
+        tracing::debug!(?requested, ?granted, "capabilities");
+        if frame.msg_seq == 0 {
+            return Ok(());
+        }
+        self.send_now(ServerFrame::hello(frame.msg_seq, granted))
+            .await
+    }
+
+    /// Answers request `frame` with `code` (a one-way message gets no answer).
+    pub(super) async fn reply_error(
+        &mut self,
+        frame: &ClientFrame,
+        code: ErrorCode,
+    ) -> Result<(), End> {
+        if frame.msg_seq == 0 {
+            return Ok(());
+        }
+        self.send_now(reply_frame(frame, code)).await
+    }
+}
+
+/// The error reply to `frame`.
+fn reply_frame(frame: &ClientFrame, code: ErrorCode) -> ServerFrame {
+    error_frame(frame.msg_id.clone(), frame.msg_seq, frame.stage_id, code)
+}

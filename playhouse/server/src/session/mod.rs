@@ -1,0 +1,121 @@
+//! One client session: a connection's framing, heartbeats, timeouts, the authentication state
+//! machine and a batched write path, and, for a resumable session, the life it keeps across
+//! connections.
+//!
+//! `run` is the lifecycle; each concern lives next to it:
+//! * `state`: what a session holds, and where it stands in the authentication flow;
+//! * `event_loop`: the `select!` loop over the connection, its queue and its deadlines;
+//! * `inbound`: each frame from the client, by kind; `auth`: logging into a stage;
+//! * `outbound`: the batched, size-checked, latency-timed write path;
+//! * `resume`: parking a lost connection's session, taking it over from a new one, replay;
+//! * `end`: why a connection ended ([`End`](end::End)), and closing the session;
+//! * `killable`: waits that a kill or a stop ends;
+//! * `handle`: the stage's view of a connection; `context`: what all sessions share.
+
+mod auth;
+pub(crate) mod context;
+mod end;
+mod event_loop;
+pub(crate) mod handle;
+mod inbound;
+mod killable;
+mod outbound;
+pub(crate) mod resume;
+mod state;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::Instrument;
+
+use self::context::SessionContext;
+use self::end::End;
+use self::handle::{QueuedBytes, SessionHandle};
+use self::state::{Session, State};
+use crate::limits::{ConnectionPermit, TokenBucket};
+use playhouse_protocol::ServerCodec;
+
+/// Initial read and write buffers per session (they grow to fit larger frames and batches).
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 1024;
+
+pub(crate) async fn run<Io>(
+    io: Io,
+    peer: std::net::SocketAddr,
+    transport: &'static str,
+    ctx: Arc<SessionContext>,
+    permit: ConnectionPermit,
+) where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = ctx.next_session_id();
+    let span = tracing::info_span!("session", id, %peer, transport);
+    async move {
+        let codec = ServerCodec::new(ctx.config().codec);
+        let mut read_codec = codec.clone();
+        // Small frames only until the client has authenticated.
+        read_codec.set_max_incoming(ctx.config().max_unauthenticated_packet_size);
+        let (read, write) = tokio::io::split(io);
+        let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
+        let queued = Arc::new(QueuedBytes::new(ctx.config().session_outbound_bytes));
+        // A child of the server's stop token: a stop reaches even a session that waits on a
+        // full stage mailbox.
+        let kill = ctx.stop_token().child_token();
+        ctx.metrics().session_opened(transport);
+        let handle = SessionHandle::new(
+            id,
+            tx,
+            kill.clone(),
+            Arc::clone(ctx.metrics()),
+            Arc::clone(&queued),
+        );
+        let mut session = Session {
+            id,
+            handle,
+            queued,
+            rate: ctx.config().rate_limit.map(TokenBucket::new),
+            stage_creations: ctx.config().stage_creation_rate.map(TokenBucket::new),
+            in_flight: VecDeque::new(),
+            capabilities: None,
+            resume: None,
+            transport,
+            connected: true,
+            handover: None,
+            ctx,
+            // Small to start: 10,000 mostly idle sessions must stay cheap.
+            reader: FramedRead::with_capacity(Box::new(read), read_codec, READ_BUFFER),
+            writer: FramedWrite::with_capacity(Box::new(write), codec, WRITE_BUFFER),
+            rx,
+            kill,
+            state: State::Fresh,
+        };
+        tracing::debug!("connected");
+        let mut end = session.serve().await;
+        loop {
+            if end == End::HandedOver {
+                session.hand_over().await;
+                drop(permit);
+                return;
+            }
+            if !session.resumable_after(end) {
+                break;
+            }
+            end = match session.park(end).await {
+                Ok(()) => session.serve().await,
+                Err(end) => end,
+            };
+        }
+        let metrics = Arc::clone(session.ctx.metrics());
+        let (connected, transport) = (session.connected, session.transport);
+        session.close(end).await;
+        if connected {
+            metrics.session_closed(transport);
+        }
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,136 @@
+//! The write path: frames the stage queued, written in batches with one flush, checked
+//! against the packet size, numbered for a resumable session, and timed for the request
+//! latency histogram.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use playhouse_protocol::{ErrorCode, SERVER_HEADER_MIN, ServerFrame};
+use tokio::time::Instant;
+
+use super::end::End;
+use super::handle::Outbound;
+use super::killable::bounded;
+use super::state::{Session, State};
+use crate::metrics::Rejection;
+
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 256;
+/// Most requests whose latency is tracked at once per connection (older ones are forgotten).
+const TRACKED_REQUESTS: usize = 256;
+
+impl Session {
+    /// Writes `first` and whatever else is queued, then flushes once.
+    pub(super) async fn write_batch(&mut self, first: Outbound) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(outbound) = next {
+            match outbound {
+                Outbound::Frame(frame) => {
+                    self.queued.release(&frame);
+                    self.feed(frame).await?;
+                }
+                Outbound::Detached(code) => {
+                    if matches!(self.state, State::Joined { .. }) {
+                        self.detach(code);
+                    }
+                }
+            }
+            written += 1;
+            next = if written < WRITE_BATCH {
+                self.rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        self.flush().await
+    }
+
+    /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.
+    pub(super) async fn flush(&mut self) -> Result<(), End> {
+        let timeout = self.ctx.config().write_timeout;
+        match bounded(&self.kill, timeout, self.writer.flush()).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(_))) => Err(End::WriteFailed),
+            Ok(Err(reason)) => Err(reason),
+            Err(_) => {
+                self.ctx.metrics().reject(Rejection::SlowConsumer);
+                Err(End::WriteTimeout)
+            }
+        }
+    }
+
+    /// A frame as it may go out: one over `max_packet_size` is dropped (`None`), or, for a
+    /// reply, turned into a `PACKET_TOO_LARGE` error reply, so the requester learns it at once
+    /// instead of waiting for its timeout.
+    pub(super) fn checked(&self, mut frame: ServerFrame) -> Option<ServerFrame> {
+        // The body as the codec would write it uncompressed (its limit applies to that).
+        let body = SERVER_HEADER_MIN - 1 + frame.msg_id.len() + frame.payload.len();
+        if body > self.ctx.config().codec.max_packet_size {
+            tracing::error!(msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
+            self.ctx.metrics().reject(Rejection::OversizedFrame);
+            if frame.msg_seq == 0 {
+                return None;
+            }
+            frame.error_code = ErrorCode::PACKET_TOO_LARGE;
+            frame.payload = Bytes::new();
+        }
+        Some(frame)
+    }
+
+    pub(super) async fn feed(&mut self, frame: ServerFrame) -> Result<(), End> {
+        let Some(frame) = self.checked(frame) else {
+            return Ok(());
+        };
+        self.record(&frame)?;
+        self.feed_raw(frame).await
+    }
+
+    /// Writes a frame as it is (checked and numbered already, or a replay).
+    pub(super) async fn feed_raw(&mut self, frame: ServerFrame) -> Result<(), End> {
+        let metrics = &self.ctx.metrics();
+        metrics.message_out(frame.payload.len());
+        if frame.msg_seq != 0
+            && let Some(at) = self
+                .in_flight
+                .iter()
+                .position(|(seq, _)| *seq == frame.msg_seq)
+            && let Some((_, arrived)) = self.in_flight.remove(at)
+        {
+            metrics.observe_latency(Instant::now() - arrived);
+        }
+        // `feed` writes out when the buffer is full, so it can block on a non-reading client.
+        let timeout = self.ctx.config().write_timeout;
+        let fed = match bounded(&self.kill, timeout, self.writer.feed(frame)).await {
+            Ok(fed) => fed?,
+            Err(_) => {
+                self.ctx.metrics().reject(Rejection::SlowConsumer);
+                return Err(End::WriteTimeout);
+            }
+        };
+        match fed {
+            Ok(()) => Ok(()),
+            Err(playhouse_protocol::EncodeError::Io(_)) => Err(End::WriteFailed),
+            Err(error) => {
+                // Sizes are checked above; this is a frame no client could read.
+                tracing::error!(%error, "dropping an outgoing frame");
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn send_now(&mut self, frame: ServerFrame) -> Result<(), End> {
+        self.feed(frame).await?;
+        self.flush().await
+    }
+}
+
+/// Notes when request `seq` arrived, for the latency histogram (the oldest tracked request is
+/// forgotten when too many are awaiting a reply).
+pub(super) fn track_request(in_flight: &mut VecDeque<(u16, Instant)>, seq: u16) {
+    if in_flight.len() == TRACKED_REQUESTS {
+        in_flight.pop_front();
+    }
+    in_flight.push_back((seq, Instant::now()));
+}

@@ -1,0 +1,99 @@
+//! The registry a new connection looks a resume token up in, and what it hands over to the
+//! session it resumes.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use playhouse_protocol::{Capabilities, ResumeToken, ServerCodec};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// The read half of a connection, whatever its transport.
+pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a connection, whatever its transport.
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A new connection handed to the session it resumes.
+pub(crate) struct Attach {
+    pub(crate) reader: FramedRead<BoxRead, ServerCodec>,
+    pub(crate) writer: FramedWrite<BoxWrite, ServerCodec>,
+    /// The `@Resume@` request's sequence, for the reply.
+    pub(crate) seq: u16,
+    /// Server frames the client says it received.
+    pub(crate) received: u64,
+    /// What the new connection's hello granted.
+    pub(crate) capabilities: Capabilities,
+    pub(crate) transport: &'static str,
+}
+
+/// Where a session waits for a connection that resumes it. Boxed: a channel allocates room
+/// for a block of messages up front, and an idle resumable session should cost little.
+pub(crate) type AttachSender = mpsc::Sender<Box<Attach>>;
+
+/// Tokens of the resumable sessions alive on this server.
+#[derive(Debug, Default)]
+pub(crate) struct ResumeRegistry {
+    sessions: Mutex<HashMap<ResumeToken, AttachSender>>,
+}
+
+impl ResumeRegistry {
+    /// A fresh token for `sender`'s session (128 bits from the OS's generator).
+    pub(crate) fn register(&self, sender: AttachSender) -> Option<ResumeToken> {
+        let mut token = [0u8; 16];
+        if let Err(error) = getrandom::fill(&mut token) {
+            tracing::error!(%error, "no randomness for a resume token; session not resumable");
+            return None;
+        }
+        let token = ResumeToken(token);
+        self.lock().insert(token, sender);
+        Some(token)
+    }
+
+    /// The session `token` names, if it is alive.
+    pub(crate) fn find(&self, token: &ResumeToken) -> Option<AttachSender> {
+        self.lock().get(token).cloned()
+    }
+
+    pub(crate) fn remove(&self, token: &ResumeToken) {
+        self.lock().remove(token);
+    }
+
+    /// Resumable sessions alive (connected or waiting for their client).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ResumeToken, AttachSender>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A resume request on this connection, for the session it names.
+#[derive(Debug)]
+pub(crate) struct Handover {
+    pub(crate) target: AttachSender,
+    /// The `@Resume@` request's sequence, for the reply.
+    pub(crate) seq: u16,
+    /// Server frames the client says it received.
+    pub(crate) received: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hands_out_distinct_tokens() {
+        let registry = ResumeRegistry::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let a = registry.register(tx.clone()).unwrap();
+        let b = registry.register(tx).unwrap();
+        assert_ne!(a, b);
+        assert!(registry.find(&a).is_some());
+        registry.remove(&a);
+        assert!(registry.find(&a).is_none());
+        assert_eq!(registry.len(), 1);
+    }
+}

@@ -1,0 +1,75 @@
+//! A session's state: the connection it runs on, where it stands in the authentication flow,
+//! and what it keeps across connections when it is resumable.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use playhouse_protocol::{Capabilities, ErrorCode, ServerCodec};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::context::SessionContext;
+use super::handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
+use super::resume::buffer::Resumable;
+use super::resume::registry::{BoxRead, BoxWrite, Handover};
+use crate::limits::TokenBucket;
+use crate::stage::handle::StageHandle;
+
+/// Where a connection stands in the authentication flow.
+#[derive(Debug)]
+pub(super) enum State {
+    /// Connected, never authenticated: only heartbeats and the authenticate message allowed.
+    Fresh,
+    /// Authenticated into a stage as an actor.
+    Joined { stage: StageHandle, actor: u64 },
+    /// Was in a stage that it left or that closed: requests get `code`; authenticate again
+    /// by `reauth_by` (the auth timeout after detaching) to join a stage, or be closed.
+    Detached { code: ErrorCode, reauth_by: Instant },
+}
+
+/// One client session: its connection, its state, and its share of the server.
+pub(super) struct Session {
+    pub(super) id: SessionId,
+    pub(super) ctx: Arc<SessionContext>,
+    pub(super) reader: FramedRead<BoxRead, ServerCodec>,
+    pub(super) writer: FramedWrite<BoxWrite, ServerCodec>,
+    pub(super) rx: mpsc::Receiver<Outbound>,
+    pub(super) handle: SessionHandle,
+    /// Bytes queued through `handle` and not yet taken by `write_batch`.
+    pub(super) queued: Arc<QueuedBytes>,
+    pub(super) kill: CancellationToken,
+    pub(super) state: State,
+    pub(super) rate: Option<TokenBucket>,
+    /// Stages this connection may still create by logging into new ids.
+    pub(super) stage_creations: Option<TokenBucket>,
+    /// Arrival times of requests awaiting a reply, oldest first, for the latency histogram.
+    pub(super) in_flight: VecDeque<(u16, Instant)>,
+    /// What the capability handshake granted; `None` until the client sent its hello (old
+    /// clients never do, and get the original protocol).
+    pub(super) capabilities: Option<Capabilities>,
+    /// The numbered streams of a resumable session (`None`: not resumable, the original
+    /// protocol; nothing is counted or kept).
+    pub(super) resume: Option<Box<Resumable>>,
+    /// The transport of the current connection (a resumed session may change it).
+    pub(super) transport: &'static str,
+    /// Whether a connection is attached (a resumable session outlives its connections).
+    pub(super) connected: bool,
+    /// Set when this connection asks to resume another session.
+    pub(super) handover: Option<Handover>,
+}
+
+impl Session {
+    /// The actor left its stage or the stage closed: requests get `code` from now on, and
+    /// the connection has the auth timeout, counted from now, to join a stage again.
+    pub(super) fn detach(&mut self, code: ErrorCode) {
+        let reauth_by = Instant::now() + self.ctx.config().auth_timeout;
+        self.state = State::Detached { code, reauth_by };
+    }
+
+    /// Whether the capability handshake granted `capability`.
+    pub(super) fn granted(&self, capability: Capabilities) -> bool {
+        self.capabilities.is_some_and(|c| c.contains(capability))
+    }
+}

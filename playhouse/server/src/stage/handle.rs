@@ -1,0 +1,174 @@
+//! A live stage's mailbox, and the handle everyone outside the stage loop uses to reach it:
+//! sessions (joins, client messages, disconnects), the mesh (server messages) and the host
+//! (closing). What goes into the mailbox ([`StageMsg`]) is the stage's own business.
+
+use playhouse_mesh::RoutePacket;
+use playhouse_protocol::{ErrorCode, MsgId, Packet};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::session::handle::{SessionHandle, SessionId};
+
+/// A message to a stage's mailbox.
+#[derive(Debug)]
+pub(super) enum StageMsg {
+    /// A client authenticates into the stage.
+    Join {
+        session: SessionHandle,
+        /// The authenticate reply id, e.g. `AuthenticateReply`.
+        reply_id: MsgId,
+        seq: u16,
+        packet: Packet,
+        done: oneshot::Sender<JoinOutcome>,
+    },
+    /// A message from a joined client.
+    Client {
+        actor: u64,
+        session: SessionId,
+        seq: u16,
+        packet: Packet,
+    },
+    /// A joined client's connection ended.
+    Disconnected { actor: u64, session: SessionId },
+    /// A message from another server (`Stage::on_dispatch_server`).
+    Server { packet: RoutePacket },
+    /// The server is stopping, or another server asked the stage to close.
+    Close,
+}
+
+/// The result of a join, for the session's state machine.
+#[derive(Debug)]
+pub(crate) enum JoinOutcome {
+    /// The client is actor `actor` of the stage now.
+    Joined { actor: u64 },
+    /// The stage or the actor refused the client (it was answered already).
+    Rejected,
+    /// The stage closed before it handled the join: the session may try again (a default
+    /// stage type then creates a fresh stage under the same id).
+    StageGone { packet: Packet },
+}
+
+/// How a stage is created: the creating packet and, for creators that wait, a channel for
+/// `on_create`'s answer.
+#[derive(Debug)]
+pub(crate) struct CreateRequest {
+    pub(crate) packet: Packet,
+    pub(crate) done: Option<oneshot::Sender<Result<Packet, ErrorCode>>>,
+}
+
+/// A message the stage did not take, handed back: the stage has closed.
+#[derive(Debug)]
+pub(crate) struct Undelivered(pub(crate) Packet);
+
+/// Why a mesh message was not queued, with the message handed back (boxed: refusals are
+/// rare, and the `Ok` path stays small).
+#[derive(Debug)]
+pub(crate) enum NotQueued {
+    /// The mailbox is full.
+    Busy(Box<RoutePacket>),
+    /// The stage has closed.
+    Gone(Box<RoutePacket>),
+}
+
+/// A live stage's mailbox.
+#[derive(Clone, Debug)]
+pub(crate) struct StageHandle {
+    stage_id: i64,
+    tx: mpsc::Sender<StageMsg>,
+}
+
+impl StageHandle {
+    pub(super) fn new(stage_id: i64, tx: mpsc::Sender<StageMsg>) -> Self {
+        StageHandle { stage_id, tx }
+    }
+
+    /// The stage's id.
+    pub(crate) fn stage_id(&self) -> i64 {
+        self.stage_id
+    }
+
+    /// Queues a client's authentication as a join, waiting while the mailbox is full; where
+    /// the stage answers, or `None` when it has closed.
+    pub(crate) async fn join(
+        &self,
+        session: SessionHandle,
+        reply_id: MsgId,
+        seq: u16,
+        packet: Packet,
+    ) -> Option<oneshot::Receiver<JoinOutcome>> {
+        let (done, outcome) = oneshot::channel();
+        let join = StageMsg::Join {
+            session,
+            reply_id,
+            seq,
+            packet,
+            done,
+        };
+        self.tx.send(join).await.ok().map(|()| outcome)
+    }
+
+    /// Queues a message from actor `actor`'s client, waiting while the mailbox is full.
+    pub(crate) async fn client(
+        &self,
+        actor: u64,
+        session: SessionId,
+        seq: u16,
+        packet: Packet,
+    ) -> Result<(), Undelivered> {
+        let Ok(permit) = self.tx.reserve().await else {
+            return Err(Undelivered(packet));
+        };
+        permit.send(StageMsg::Client {
+            actor,
+            session,
+            seq,
+            packet,
+        });
+        Ok(())
+    }
+
+    /// Tells the stage that actor `actor`'s connection ended (nothing, if it has closed).
+    pub(crate) async fn disconnected(&self, actor: u64, session: SessionId) {
+        let _ = self
+            .tx
+            .send(StageMsg::Disconnected { actor, session })
+            .await;
+    }
+
+    /// Queues a message from another server without waiting: the mesh never parks on a stage.
+    pub(crate) fn try_server(&self, packet: RoutePacket) -> Result<(), NotQueued> {
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(StageMsg::Server { packet });
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Err(NotQueued::Busy(Box::new(packet))),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(NotQueued::Gone(Box::new(packet))),
+        }
+    }
+
+    /// Asks the stage to close without waiting: `Ok(false)` when it has closed already;
+    /// [`ErrorCode::STAGE_BUSY`] when its mailbox is full.
+    pub(crate) fn try_close(&self) -> Result<bool, ErrorCode> {
+        match self.tx.try_send(StageMsg::Close) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(ErrorCode::STAGE_BUSY),
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+        }
+    }
+
+    /// Asks the stage to close, waiting while the mailbox is full.
+    pub(super) async fn close(&self) {
+        let _ = self.tx.send(StageMsg::Close).await;
+    }
+
+    /// Messages waiting in the mailbox right now.
+    pub(super) fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Whether both handles reach the same stage incarnation.
+    #[cfg(test)]
+    pub(crate) fn same_stage(&self, other: &StageHandle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+}
