@@ -10,6 +10,7 @@ use playhouse::{
 };
 use playhouse_protocol::ClientFrame;
 use support::RawClient;
+use support::player::log_in_as_payload;
 use support::serve::start;
 
 /// The login the actor refuses: `AUTHENTICATION_FAILED`.
@@ -62,14 +63,10 @@ impl Actor for Applicant {
         link: &mut ActorLink,
         packet: Packet,
     ) -> Result<Packet, ErrorReply> {
-        let user = String::from_utf8_lossy(&packet.payload).into_owned();
-        if user == REJECTED_LOGIN {
+        if packet.payload == REJECTED_LOGIN.as_bytes() {
             return Err(ErrorCode::AUTHENTICATION_FAILED.into());
         }
-        // The session sends this payload under its own reply id.
-        let reply = Packet::new("Ignored", user.clone());
-        link.set_account_id(user); // empty stays empty: InvalidAccountId
-        Ok(reply)
+        Ok(log_in_as_payload(link, &packet))
     }
 }
 

@@ -12,7 +12,7 @@ use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Sta
 use support::RawClient;
 use support::destroys::Destroys;
 use support::player::Player;
-use support::serve::in_memory;
+use support::serve::{in_memory, one_stage_type};
 use tokio::io::DuplexStream;
 use tokio::sync::Notify;
 
@@ -78,15 +78,13 @@ impl Stage for Doomed {
 fn doomed(controls: &Arc<Controls>) -> PlayServerBuilder {
     let for_stage = Arc::clone(controls);
     let for_actor = Arc::clone(&controls.destroys);
-    PlayServer::builder()
-        .stage(
-            "Doomed",
-            move |_| Doomed {
-                controls: Arc::clone(&for_stage),
-            },
-            move |_| Player::counted_by(&for_actor),
-        )
-        .default_stage_type("Doomed")
+    one_stage_type(
+        "Doomed",
+        move |_| Doomed {
+            controls: Arc::clone(&for_stage),
+        },
+        move |_| Player::counted_by(&for_actor),
+    )
 }
 
 /// Joins stage `stage_id` and stalls it (it closes once released); returns the staller's

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage, StageContext};
 use support::RawClient;
 use support::player::Player;
-use support::serve::{in_memory, start};
+use support::serve::{in_memory, one_stage_type, start};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 /// A stage that answers "Echo" with the request, and "Burst" with as many one-byte-id
@@ -49,9 +49,7 @@ impl Stage for Mirror {
 }
 
 fn mirrors() -> PlayServerBuilder {
-    PlayServer::builder()
-        .stage("Mirror", |_| Mirror, |_| Player::default())
-        .default_stage_type("Mirror")
+    one_stage_type("Mirror", |_| Mirror, |_| Player::default())
 }
 
 #[tokio::test]

@@ -7,11 +7,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage, StageContext};
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServerBuilder, Stage, StageContext};
 use support::RawClient;
 use support::destroys::Destroys;
 use support::player::Player;
-use support::serve::{in_memory, start};
+use support::serve::{in_memory, one_stage_type, start};
 use tokio::sync::Notify;
 
 /// A stage that tells everyone "ConnectionChanged" (`account:connected`) when a player's
@@ -58,15 +58,13 @@ impl Stage for Reunion {
 fn reunions(destroys: &Arc<Destroys>, release: &Arc<Notify>) -> PlayServerBuilder {
     let release = Arc::clone(release);
     let destroys = Arc::clone(destroys);
-    PlayServer::builder()
-        .stage(
-            "Reunion",
-            move |_| Reunion {
-                release: Arc::clone(&release),
-            },
-            move |_| Player::counted_by(&destroys),
-        )
-        .default_stage_type("Reunion")
+    one_stage_type(
+        "Reunion",
+        move |_| Reunion {
+            release: Arc::clone(&release),
+        },
+        move |_| Player::counted_by(&destroys),
+    )
 }
 
 #[tokio::test]

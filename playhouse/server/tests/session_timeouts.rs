@@ -9,7 +9,7 @@ use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Sta
 use playhouse_protocol::ClientFrame;
 use support::RawClient;
 use support::player::Player;
-use support::serve::{in_memory, start};
+use support::serve::{in_memory, one_stage_type, start};
 use tokio::io::DuplexStream;
 use tokio::time::Instant;
 
@@ -47,9 +47,7 @@ impl Stage for Lounge {
 }
 
 fn lounges() -> PlayServerBuilder {
-    PlayServer::builder()
-        .stage("Lounge", |_| Lounge, |_| Player::default())
-        .default_stage_type("Lounge")
+    one_stage_type("Lounge", |_| Lounge, |_| Player::default())
 }
 
 #[tokio::test]

@@ -5,11 +5,11 @@ mod support;
 
 use std::sync::Arc;
 
-use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage, StageContext};
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServerBuilder, Stage, StageContext};
 use support::RawClient;
 use support::destroys::Destroys;
 use support::player::Player;
-use support::serve::start;
+use support::serve::{one_stage_type, start};
 
 /// A stage that answers "Echo", fails on "Panic", and on "Close" answers "Closing" and
 /// closes itself.
@@ -53,15 +53,13 @@ impl Stage for Finite {
 fn finite(destroys: &Arc<Destroys>) -> PlayServerBuilder {
     let for_stage = Arc::clone(destroys);
     let for_actor = Arc::clone(destroys);
-    PlayServer::builder()
-        .stage(
-            "Finite",
-            move |_| Finite {
-                destroys: Arc::clone(&for_stage),
-            },
-            move |_| Player::counted_by(&for_actor),
-        )
-        .default_stage_type("Finite")
+    one_stage_type(
+        "Finite",
+        move |_| Finite {
+            destroys: Arc::clone(&for_stage),
+        },
+        move |_| Player::counted_by(&for_actor),
+    )
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage, StageContext};
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServerBuilder, Stage, StageContext};
 use support::RawClient;
 use support::destroys::Destroys;
 use support::player::Player;
-use support::serve::{in_memory, start};
+use support::serve::{in_memory, one_stage_type, start};
 use tokio::time::Instant;
 
 /// A stage that tells everyone "ConnectionChanged" (`account:connected`) when a player's
@@ -68,9 +68,7 @@ impl Stage for Club {
 
 fn clubs(destroys: &Arc<Destroys>) -> PlayServerBuilder {
     let destroys = Arc::clone(destroys);
-    PlayServer::builder()
-        .stage("Club", |_| Club, move |_| Player::counted_by(&destroys))
-        .default_stage_type("Club")
+    one_stage_type("Club", |_| Club, move |_| Player::counted_by(&destroys))
 }
 
 #[tokio::test]

@@ -6,10 +6,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, PlayServerBuilder, Stage, StageContext};
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServerBuilder, Stage, StageContext};
 use support::RawClient;
 use support::player::Player;
-use support::serve::in_memory;
+use support::serve::{in_memory, one_stage_type};
 use tokio::io::DuplexStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -66,16 +66,14 @@ impl Stage for Clockwork {
 
 fn clockworks(release: &Arc<Notify>) -> PlayServerBuilder {
     let release = Arc::clone(release);
-    PlayServer::builder()
-        .stage(
-            "Clockwork",
-            move |_| Clockwork {
-                release: Arc::clone(&release),
-                fired: 0,
-            },
-            |_| Player::default(),
-        )
-        .default_stage_type("Clockwork")
+    one_stage_type(
+        "Clockwork",
+        move |_| Clockwork {
+            release: Arc::clone(&release),
+            fired: 0,
+        },
+        |_| Player::default(),
+    )
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,11 +1,23 @@
-//! Starting a built server for a test: on a TCP port, or one in-memory connection at a time.
+//! Setting up a server for a test: one stage type, a TCP port, or one in-memory connection
+//! at a time.
 
 use std::net::SocketAddr;
 
-use playhouse::{PlayServer, PlayServerBuilder};
+use playhouse::{ActorInit, PlayServer, PlayServerBuilder, Stage, StageInit};
 use tokio::io::DuplexStream;
 
 use super::RawClient;
+
+/// A server builder with one stage type, the one a login creates when its stage is missing.
+pub fn one_stage_type<S: Stage>(
+    name: &str,
+    make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
+    make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
+) -> PlayServerBuilder {
+    PlayServer::builder()
+        .stage(name, make_stage, make_actor)
+        .default_stage_type(name)
+}
 
 /// Builds the server and listens on a free local TCP port.
 pub async fn start(builder: PlayServerBuilder) -> (PlayServer, SocketAddr) {
