@@ -1,5 +1,6 @@
-//! Black-box tests of who is in a stage: a player leaving, broadcasts to every member, and
-//! how long the actor of a dropped connection stays (`disconnected_actor_ttl`).
+//! Black-box tests of who is in a stage: a player leaving, broadcasts to every member, a
+//! dropped player logging in again to the same actor, and how long the actor of a dropped
+//! connection stays (`disconnected_actor_ttl`).
 
 mod support;
 
@@ -100,6 +101,34 @@ async fn broadcast_reaches_every_connected_client_in_order() {
             assert_eq!(client.push("Broadcast").await.payload, format!("{i}"));
         }
     }
+}
+
+#[tokio::test]
+async fn re_authentication_re_attaches_the_same_actor() {
+    let destroys: Arc<Destroys> = Arc::default();
+    let (_server, addr) = start(clubs(&destroys)).await;
+    let mut watcher = RawClient::connect(addr, 17).await;
+    assert!(watcher.authenticate("watcher").await.is_success());
+
+    let mut first = RawClient::connect(addr, 17).await;
+    assert!(first.authenticate("eve").await.is_success());
+    drop(first);
+    assert_eq!(watcher.push("ConnectionChanged").await.payload, "eve:false");
+
+    let mut second = RawClient::connect(addr, 17).await;
+    // on_connection_changed runs before the reply, so its broadcast comes first.
+    second.request_nowait("AuthenticateRequest", b"eve").await;
+    assert_eq!(second.push("ConnectionChanged").await.payload, "eve:true");
+    let reply = second.recv().await.unwrap();
+    assert_eq!(
+        (reply.msg_id.as_ref(), reply.error_code),
+        ("AuthenticateReply", ErrorCode::SUCCESS)
+    );
+    assert_eq!(watcher.push("ConnectionChanged").await.payload, "eve:true");
+    // Only the actor built to check the second login was destroyed, not eve's actor.
+    assert_eq!(destroys.actors(), 1);
+    let echo = second.request("Echo", b"back").await;
+    assert!(echo.error_code.is_success());
 }
 
 #[tokio::test(start_paused = true)]

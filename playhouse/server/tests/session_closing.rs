@@ -1,5 +1,6 @@
-//! Black-box tests of what a session answers when its stage closes or fails with frames
-//! and logins still queued for it: every request once, a login retried at a fresh stage.
+//! Black-box tests of what is still owed when something closes under queued frames: a stage
+//! that closes or panics answers every queued request once and sends a queued login to a
+//! fresh stage; a connection a second login replaces gets its answers before it closes.
 
 mod support;
 
@@ -20,19 +21,19 @@ use tokio::sync::Notify;
 #[derive(Default)]
 struct Controls {
     destroys: Arc<Destroys>,
-    /// A stage handling "StallThenClose" waits for this, then closes.
+    /// A stage handling "Hold" or "StallThenClose" waits for this.
     release: Notify,
     /// While set, a stage closes as soon as a player has joined it.
     close_on_join: AtomicBool,
 }
 
-/// A stage that answers "Echo", fails on "Panic", and on "StallThenClose" blocks until the
-/// test releases it, then closes.
-struct Doomed {
+/// A stage that answers "Echo", fails on "Panic", blocks on "Hold" until the test releases
+/// it, and on "StallThenClose" does the same, then closes.
+struct Latched {
     controls: Arc<Controls>,
 }
 
-impl Stage for Doomed {
+impl Stage for Latched {
     type Actor = Player;
 
     async fn on_create(
@@ -66,6 +67,7 @@ impl Stage for Doomed {
         match &*packet.msg_id {
             "Echo" => actor.link.reply(packet),
             "Panic" => panic!("stage code failed"),
+            "Hold" => self.controls.release.notified().await,
             "StallThenClose" => {
                 self.controls.release.notified().await;
                 ctx.close_stage();
@@ -75,12 +77,12 @@ impl Stage for Doomed {
     }
 }
 
-fn doomed(controls: &Arc<Controls>) -> PlayServerBuilder {
+fn latched(controls: &Arc<Controls>) -> PlayServerBuilder {
     let for_stage = Arc::clone(controls);
     let for_actor = Arc::clone(&controls.destroys);
     one_stage_type(
-        "Doomed",
-        move |_| Doomed {
+        "Latched",
+        move |_| Latched {
             controls: Arc::clone(&for_stage),
         },
         move |_| Player::counted_by(&for_actor),
@@ -134,7 +136,7 @@ async fn close_under_a_full_mailbox(
 #[tokio::test(start_paused = true)]
 async fn every_request_queued_for_a_closing_stage_is_answered_once() {
     let controls: Arc<Controls> = Arc::default();
-    let server = doomed(&controls)
+    let server = latched(&controls)
         .configure(|c| c.stage_mailbox_capacity = 2)
         .build()
         .expect("build");
@@ -161,7 +163,7 @@ async fn every_request_queued_for_a_closing_stage_is_answered_once() {
 #[tokio::test(start_paused = true)]
 async fn a_login_queued_at_a_stage_that_closes_goes_to_a_fresh_stage() {
     let controls: Arc<Controls> = Arc::default();
-    let server = doomed(&controls).build().expect("build");
+    let server = latched(&controls).build().expect("build");
     let _staller = stall(&server, 24).await;
     let mut late = in_memory(&server, 24);
     let seq = late.request_nowait("AuthenticateRequest", b"late").await;
@@ -181,7 +183,7 @@ async fn a_login_queued_at_a_stage_that_closes_goes_to_a_fresh_stage() {
 #[tokio::test(start_paused = true)]
 async fn a_login_whose_stage_closes_under_it_twice_gets_stage_not_found() {
     let controls: Arc<Controls> = Arc::default();
-    let server = doomed(&controls).build().expect("build");
+    let server = latched(&controls).build().expect("build");
     let _staller = stall(&server, 27).await;
     controls.close_on_join.store(true, Ordering::SeqCst);
     // Two logins wait at the stalled stage. When it closes, both retry at a fresh stage;
@@ -209,7 +211,7 @@ async fn a_login_whose_stage_closes_under_it_twice_gets_stage_not_found() {
 // One thread, in-memory stream: both frames are queued before the stage runs.
 #[tokio::test(flavor = "current_thread")]
 async fn a_request_queued_behind_a_panic_is_answered_stage_not_found() {
-    let server = doomed(&Arc::default()).build().expect("build");
+    let server = latched(&Arc::default()).build().expect("build");
     let mut victim = in_memory(&server, 29);
     assert!(victim.authenticate("victim").await.is_success());
     victim.send("Panic", b"").await;
@@ -219,4 +221,32 @@ async fn a_request_queued_behind_a_panic_is_answered_stage_not_found() {
         (reply.msg_seq, reply.error_code),
         (seq, ErrorCode::STAGE_NOT_FOUND)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_replaced_by_a_second_login_gets_what_was_queued_for_it() {
+    let controls: Arc<Controls> = Arc::default();
+    let server = latched(&controls).build().expect("build");
+    let mut holder = in_memory(&server, 28);
+    assert!(holder.authenticate("holder").await.is_success());
+    let mut first = in_memory(&server, 28);
+    assert!(first.authenticate("twice").await.is_success());
+    holder.send("Hold", b"").await;
+    // Paused clock: each sleep returns once the frame waits in the held stage's mailbox.
+    let seq = first.request_nowait("Echo", b"last words").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut second = in_memory(&server, 28);
+    second.request_nowait("AuthenticateRequest", b"twice").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Released, the stage answers the echo, then takes the second login, which closes the
+    // first connection before its session has written the answer.
+    controls.release.notify_one();
+    let reply = first.recv().await.expect("the answer before the close");
+    assert_eq!(
+        (reply.msg_seq, &reply.payload[..]),
+        (seq, &b"last words"[..])
+    );
+    first.expect_closed().await;
+    let reply = second.recv().await.expect("the second login's answer");
+    assert_eq!(reply.error_code, ErrorCode::SUCCESS);
 }
