@@ -1,6 +1,11 @@
-//! A raw client for black-box tests: the wire codec over a real TCP socket, nothing else.
+//! Plumbing for black-box tests: a raw client (the wire codec over a real socket, nothing
+//! else), starting a server, a player actor and destroy counts.
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod destroys;
+pub mod player;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::time::Duration;
