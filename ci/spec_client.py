@@ -8,7 +8,7 @@ Usage: spec_client.py '{"servers":[{"id":"play-1","tcp":"127.0.0.1:PORT",...}]}'
 
 Checks, over TCP, TLS, WebSocket (hand-rolled RFC 6455) and WebSocket over TLS: heartbeat echo, authenticate,
 echo, 100 pipelined requests matched by sequence, a 64 KiB echo that arrives plain to a client
-that never sent the capability hello (README, "Compression") and LZ4-compressed to one that did;
+that never sent the capability hello (docs/wire-protocol.md, "The capability handshake") and LZ4-compressed to one that did;
 and every bad input of SPEC §9 (bad lengths and ids, garbage, a message before
 authentication, half a frame then silence, a WebSocket text message, a TLS handshake of
 garbage, a flood that never reads) closing only its own connection within the configured
@@ -306,7 +306,7 @@ class Client:
 
 
 def hello(client, requested):
-    """The capability handshake (README): ask for `requested`, return what was granted."""
+    """The capability handshake (docs/wire-protocol.md): ask for `requested`, return what was granted."""
     seq = client.request(HELLO, struct.pack("<I", requested))
     msg_id, _, _, error, payload = client.reply(seq)
     assert msg_id == HELLO and error == 0 and len(payload) >= 4, (msg_id, error, payload)

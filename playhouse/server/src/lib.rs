@@ -61,6 +61,34 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/README.md")]
+struct DocsIndexDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+struct GuideDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/wire-protocol.md")]
+struct WireProtocolDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/limits.md")]
+struct LimitsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/operations.md")]
+struct OperationsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/clients.md")]
+struct ClientsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/testing.md")]
+struct TestingDoctests;
+
 mod api_sender;
 mod api_server;
 mod config;
