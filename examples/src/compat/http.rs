@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::PLAY_ID;
+use super::ids::PLAY_ID;
 use super::proto::{CreateStagePayload, CreateStageReply};
 
 /// What the handlers share.

@@ -17,13 +17,11 @@
 //! The stage and actor behave as the original's `TestStageActor`/`TestActor` ([`stage`]).
 
 mod http;
-mod stage;
-
+mod ids;
 /// The original test server's messages (`proto/compat_messages.proto`).
 #[allow(missing_docs, clippy::all)]
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/playhouse.compat.rs"));
-}
+pub mod proto;
+mod stage;
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,12 +35,8 @@ use playhouse_transport::tls;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use ids::{API_ID, PLAY_ID};
 pub use stage::{CompatActor, CompatStage, LARGE_PAYLOAD, TEST_STAGE};
-
-/// The Play server's id (the HTTP API creates stages on it).
-pub const PLAY_ID: &str = "play-1";
-/// The API server's id.
-pub const API_ID: &str = "api-1";
 
 /// Where to listen. Port 0 picks an ephemeral port.
 #[derive(Clone, Debug)]

@@ -13,7 +13,8 @@ use std::time::Duration;
 use playhouse::{ApiServer, MeshJoin, PlayServer};
 use playhouse_mesh::{MeshLink, TcpLink};
 
-use super::{MESH_PORT, Timing};
+use super::ports::MESH_PORT;
+use super::timing::Timing;
 use crate::directory::SimDirectory;
 use crate::net::{SimDialer, SimListener};
 use crate::rng::SimRng;

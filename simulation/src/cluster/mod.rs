@@ -4,19 +4,17 @@
 
 mod env;
 mod hosts;
+mod ports;
 mod timing;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 pub use env::{Env, HostFault, Server, Workload, alive_tasks, expect_no_tasks, sleep, wait_until};
 pub use hosts::{api_host, play_host};
+pub use ports::{CLIENT_PORT, MESH_PORT};
 pub use timing::{Network, Timing};
 
 use crate::trace::now;
-/// The port Play servers serve clients on.
-pub const CLIENT_PORT: u16 = 7001;
-/// The port every server's mesh link listens on.
-pub const MESH_PORT: u16 = 7100;
 
 /// How one run ended.
 #[derive(Debug)]

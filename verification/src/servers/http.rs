@@ -19,7 +19,7 @@ use playhouse::{ApiSender, ApiServer, ErrorCode, HttpLimits, MeshError, Packet};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::PLAY_1;
+use super::server_ids::PLAY_1;
 use crate::proto::CreateStagePayload;
 
 /// The JSON body of both endpoints.

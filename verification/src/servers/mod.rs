@@ -13,6 +13,7 @@
 
 mod api;
 mod http;
+mod server_ids;
 pub mod services;
 mod system;
 mod test_actor;
@@ -31,6 +32,7 @@ use playhouse_transport::tls;
 use tokio::time::Instant;
 
 pub use api::TestApiController;
+pub use server_ids::{API_1, API_2, PLAY_1, PLAY_2};
 pub use system::SystemController;
 pub use test_actor::TestActor;
 pub use test_stage::TestStage;
@@ -46,15 +48,6 @@ pub const GREETING: &str = "hello from the shared GreetingService";
 
 /// The greeting the API servers' shared [`GreetingService`] answers with.
 pub const API_GREETING: &str = "hello from the API servers' GreetingService";
-
-/// The Play server with every listener.
-pub const PLAY_1: &str = "play-1";
-/// The second Play server (cross-server stage messages).
-pub const PLAY_2: &str = "play-2";
-/// The API server with the HTTP front door.
-pub const API_1: &str = "api-1";
-/// The second API server.
-pub const API_2: &str = "api-2";
 
 /// The service id both API servers belong to.
 pub const API_SERVICE: u16 = 2;
