@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 use crate::error::MeshError;
-use crate::node::RoutePacket;
+use crate::route::RoutePacket;
 
 type Waiter = oneshot::Sender<Result<RoutePacket, MeshError>>;
 
@@ -140,6 +140,41 @@ impl RequestCache {
     /// Replies that arrived after their request ended.
     pub fn late_replies(&self) -> u64 {
         self.late_replies.load(Ordering::Relaxed)
+    }
+}
+
+/// Forgets a request's entry when the future waiting for its reply ends, however it ends
+/// (timeout, drop), unless [`disarm`](Forget::disarm)ed because the reply came (which
+/// removed the entry already).
+pub(crate) struct Forget<'a> {
+    cache: &'a RequestCache,
+    seq: u32,
+    armed: bool,
+}
+
+impl RequestCache {
+    /// Forgets request `seq` when the guard drops.
+    pub(crate) fn forget_on_drop(&self, seq: u32) -> Forget<'_> {
+        Forget {
+            cache: self,
+            seq,
+            armed: true,
+        }
+    }
+}
+
+impl Forget<'_> {
+    /// The request completed: nothing is left to forget (skips a second lock).
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cache.forget(self.seq);
+        }
     }
 }
 

@@ -145,7 +145,7 @@ pub enum RoutingPolicy {
 /// A server missing from one listing is not taken for gone: an empty directory restart or a
 /// lost key says nothing about the server itself. It stays in the view (routable) until its
 /// entry would have expired on its own, its last sighting plus the entry TTL, unless its mesh
-/// connection is down too (see [`Mesh::refresh`](crate::Mesh::refresh)).
+/// connection is down too (see [`Mesh::refresh`](crate::node::Mesh::refresh)).
 #[derive(Clone, Default)]
 pub struct ServerInfoCenter {
     servers: Arc<RwLock<Vec<Known>>>,

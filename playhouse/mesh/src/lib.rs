@@ -24,6 +24,7 @@
 // Public only to the benchmarks (feature `bench-internals`).
 #[cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
 mod cache;
+mod config;
 mod directory;
 mod error;
 mod link;
@@ -38,19 +39,20 @@ mod wire;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use cache::RequestCache;
+pub use config::{DIRECTORY_RETRY, DIRECTORY_RETRY_MAX, MeshConfig, REPLY_RETRY};
 pub use directory::{
     Directory, DirectoryError, MemoryDirectory, RoutingPolicy, ServerInfo, ServerInfoCenter,
     ServerState, ServerType,
 };
 pub use error::MeshError;
-pub use link::{
-    Dialer, EventSink, LinkError, LinkEvent, MeshLink, TcpDialer, TcpLink, TcpLinkConfig, ZmqLink,
-    ZmqLinkConfig, ZmqLinkError,
-};
-pub use node::{
-    DIRECTORY_RETRY, DIRECTORY_RETRY_MAX, InboundHandler, Mesh, MeshConfig, REPLY_RETRY,
-    RoutePacket,
-};
+pub use link::dialer::{Dialer, TcpDialer};
+pub use link::tcp::TcpLink;
+pub use link::tcp::config::TcpLinkConfig;
+pub use link::zmq::ZmqLink;
+pub use link::zmq::config::ZmqLinkConfig;
+pub use link::zmq::error::ZmqLinkError;
+pub use link::{EventSink, LinkError, LinkEvent, MeshLink};
+pub use node::{InboundHandler, Mesh};
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
-pub use route::Route;
+pub use route::{Route, RoutePacket};

@@ -9,11 +9,11 @@
 //!
 //! A peer whose last answered ping was sent more than `heartbeat_timeout` ago is declared
 //! down: its requests in flight fail at once ([`MeshError::ServerNotFound`]), the link
-//! [`reset`](crate::MeshLink::reset)s its connections, and sends to it fail at once until it
+//! [`reset`](crate::link::MeshLink::reset)s its connections, and sends to it fail at once until it
 //! answers a ping again (a link may well report a fresh connection "up" that leads nowhere).
 //! While it stays silent it is reset again every `heartbeat_timeout`.
 //!
-//! [`MeshError::ServerNotFound`]: crate::MeshError::ServerNotFound
+//! [`MeshError::ServerNotFound`]: crate::error::MeshError::ServerNotFound
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

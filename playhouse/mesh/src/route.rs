@@ -1,7 +1,8 @@
 //! [`Route`]: what a mesh message says about itself, the public face of the wire's route
-//! header (`proto/route_header.proto`).
+//! header (`proto/route_header.proto`); [`RoutePacket`]: a route with its payload.
 
-use playhouse_protocol::ErrorCode;
+use bytes::Bytes;
+use playhouse_protocol::{ErrorCode, MsgId, Packet};
 
 use crate::wire::RouteHeader;
 
@@ -11,7 +12,7 @@ use crate::wire::RouteHeader;
 /// session, the stage to answer and the system/framework flags. The node fills in the rest:
 /// this server's id and service, the request sequence, the reply and liveness flags, so
 /// they cannot be forged by mistake. A received message's route also says who sent it and
-/// whether it is a request; [`Mesh::reply`](crate::Mesh::reply) answers it.
+/// whether it is a request; [`Mesh::reply`](crate::node::Mesh::reply) answers it.
 ///
 /// ```
 /// use playhouse_mesh::Route;
@@ -134,5 +135,26 @@ impl Route {
     /// A reply's status (received replies).
     pub fn error_code(&self) -> ErrorCode {
         ErrorCode(u16::try_from(self.header.error_code).unwrap_or(u16::MAX))
+    }
+}
+
+/// A mesh message: its route and payload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutePacket {
+    /// Routing information.
+    pub route: Route,
+    /// Message body.
+    pub payload: Bytes,
+}
+
+impl RoutePacket {
+    /// The message as a [`Packet`] (id from the header).
+    pub fn packet(&self) -> Packet {
+        Packet::new(MsgId::from(self.route.msg_id()), self.payload.clone())
+    }
+
+    /// The error code of a reply.
+    pub fn error_code(&self) -> ErrorCode {
+        self.route.error_code()
     }
 }

@@ -1,5 +1,4 @@
-//! The TCP link's framing: `[len: u32 LE][header_len: u32 LE][header][payload]`, and mesh
-//! addresses.
+//! The TCP link's framing: `[len: u32 LE][header_len: u32 LE][header][payload]`.
 
 use std::io;
 
@@ -51,27 +50,9 @@ pub(super) fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
-/// `tcp://host:port` → (host, port).
-pub(crate) fn parse_address(address: &str) -> Option<(String, u16)> {
-    let rest = address.strip_prefix("tcp://").unwrap_or(address);
-    let (host, port) = rest.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_owned(), port.parse().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_parse() {
-        assert_eq!(
-            parse_address("tcp://127.0.0.1:5000"),
-            Some(("127.0.0.1".into(), 5000))
-        );
-        assert_eq!(parse_address("tcp://[::1]:7"), Some(("::1".into(), 7)));
-        assert_eq!(parse_address("tcp://nohost"), None);
-    }
 
     #[test]
     fn frames_round_trip() {

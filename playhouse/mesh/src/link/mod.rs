@@ -3,22 +3,23 @@
 //! calls [`MeshLink::reset`] on one that falls silent), so every link gets the same liveness,
 //! and the simulation, which can only host the TCP link, runs the code production runs.
 //!
-//! * [`TcpLink`]: length-delimited frames over any byte stream (production TCP or a simulated
-//!   network).
-//! * [`ZmqLink`]: ZeroMQ ROUTER sockets (what the server processes ship with).
+//! * [`TcpLink`](tcp::TcpLink): length-delimited frames over any byte stream (production TCP
+//!   or a simulated network).
+//! * [`ZmqLink`](zmq::ZmqLink): ZeroMQ ROUTER sockets (what the server processes ship with).
+//!
+//! Both keep their peers in one [`PeerTable`](peers::PeerTable) and publish their address the
+//! same way (the `address` module).
 
-mod dialer;
+mod address;
+pub(crate) mod dialer;
 mod frame;
-mod tcp;
-mod zmq;
+mod peers;
+pub(crate) mod tcp;
+pub(crate) mod zmq;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-
-pub use dialer::{Dialer, TcpDialer};
-pub use tcp::{TcpLink, TcpLinkConfig};
-pub use zmq::{ZmqLink, ZmqLinkConfig, ZmqLinkError};
 
 /// Something a link reports to its mesh node.
 #[derive(Debug)]

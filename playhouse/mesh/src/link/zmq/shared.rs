@@ -1,0 +1,34 @@
+//! What a [`ZmqLink`](super::ZmqLink) shares with its tasks.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use zeromq::util::PeerIdentity;
+use zeromq::{MultiPeerBackend, RouterSendHalf, RouterSocket};
+
+use super::config::ZmqLinkConfig;
+use crate::link::peers::PeerTable;
+
+pub(super) struct Shared {
+    pub(super) server_id: Arc<str>,
+    /// Every socket of this server carries it.
+    pub(super) identity: PeerIdentity,
+    pub(super) address: String,
+    pub(super) config: ZmqLinkConfig,
+    /// The bound ROUTER until [`MeshLink::start`](crate::link::MeshLink::start) hands it to
+    /// its receive task.
+    pub(super) receiver: Mutex<Option<RouterSocket>>,
+    /// The bound ROUTER's connections, to drop a peer's incoming one on a reset.
+    pub(super) backend: Arc<dyn MultiPeerBackend>,
+    /// The dialing sockets, one per peer.
+    pub(super) peers: PeerTable<Connection>,
+}
+
+/// The connection to one peer, as senders see it.
+pub(super) struct Connection {
+    /// The routing frame: the peer's id.
+    pub(super) identity: Bytes,
+    /// The send half of the connected socket, published by the peer's task; `None` while
+    /// dialing.
+    pub(super) socket: Arc<Mutex<Option<RouterSendHalf>>>,
+}

@@ -1,0 +1,229 @@
+//! One server's mesh node, [`Mesh`]: addressing, request/reply, directory refresh, liveness.
+//!
+//! The handle is this module; what it shares with its tasks is in [`shared`], and the node's
+//! work is split by concern: [`outbound`] (sending, replying), [`inbound`] (what the link
+//! delivers), [`refresh`] (the directory) and [`heartbeat`] (peer liveness).
+
+mod heartbeat;
+mod inbound;
+mod outbound;
+mod refresh;
+mod shared;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use playhouse_protocol::{ErrorCode, Packet};
+
+use self::heartbeat::liveness_loop;
+use self::refresh::refresh_loop;
+use self::shared::Shared;
+use crate::config::MeshConfig;
+use crate::directory::{Directory, DirectoryError, ServerInfoCenter, ServerState};
+use crate::error::MeshError;
+use crate::link::{LinkEvent, MeshLink};
+use crate::route::{Route, RoutePacket};
+
+/// Receives every mesh message that is not a reply. Called on the mesh's receive task: it
+/// must hand work off (e.g. to a stage mailbox, or a spawned task) rather than await it.
+pub trait InboundHandler: Send + Sync + 'static {
+    /// One incoming message (`packet.route.from()` is the sender).
+    fn handle(&self, mesh: &Mesh, packet: RoutePacket);
+}
+
+/// A server's node in the mesh. Cheap to clone.
+#[derive(Clone)]
+pub struct Mesh {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mesh")
+            .field("server_id", &self.shared.config.server_id)
+            .field("address", &self.shared.link.address())
+            .field("pending", &self.shared.cache.in_flight())
+            .finish()
+    }
+}
+
+impl Mesh {
+    /// Starts the node: starts `link` with the node's event sink, and the directory refresh
+    /// and liveness loops. The first refresh runs before this returns, so known peers start
+    /// connecting at once.
+    pub async fn start(
+        config: MeshConfig,
+        link: Arc<dyn MeshLink>,
+        directory: Arc<dyn Directory>,
+        handler: Arc<dyn InboundHandler>,
+    ) -> Mesh {
+        let center = ServerInfoCenter::default();
+        Mesh::start_with_center(config, link, directory, handler, center).await
+    }
+
+    /// [`Mesh::start`], keeping the directory view in `center` (e.g. one already handed to
+    /// stage factories as a shared service).
+    pub async fn start_with_center(
+        config: MeshConfig,
+        link: Arc<dyn MeshLink>,
+        directory: Arc<dyn Directory>,
+        handler: Arc<dyn InboundHandler>,
+        center: ServerInfoCenter,
+    ) -> Mesh {
+        let mesh = Mesh {
+            shared: Arc::new(Shared::new(config, link, directory, center)),
+        };
+        // The link hands events to the node on its own tasks (no task hop per message).
+        // Started before the first refresh publishes this server, so nothing is missed.
+        let weak = Arc::downgrade(&mesh.shared);
+        mesh.shared.link.start(Arc::new(move |event: LinkEvent| {
+            if let Some(shared) = weak.upgrade()
+                && !shared.shutdown.is_cancelled()
+                && let Some(packet) = shared.on_event(event)
+            {
+                handler.handle(&Mesh { shared }, packet);
+            }
+        }));
+        let first = mesh.refresh().await;
+        if let Err(error) = &first {
+            tracing::warn!(%error, "first directory refresh failed");
+        }
+        tokio::spawn(refresh_loop(Arc::clone(&mesh.shared), first.is_ok()));
+        if mesh.shared.liveness.enabled() {
+            tokio::spawn(liveness_loop(Arc::clone(&mesh.shared)));
+        }
+        mesh
+    }
+
+    /// This server's id.
+    pub fn server_id(&self) -> &str {
+        self.shared.server_id()
+    }
+
+    /// This server's service id.
+    pub fn service_id(&self) -> u16 {
+        self.shared.config.service_id
+    }
+
+    /// This server's mesh address.
+    pub fn address(&self) -> &str {
+        self.shared.link.address()
+    }
+
+    /// The live directory view.
+    pub fn servers(&self) -> &ServerInfoCenter {
+        &self.shared.center
+    }
+
+    /// Requests awaiting replies.
+    pub fn pending_requests(&self) -> usize {
+        self.shared.cache.in_flight()
+    }
+
+    /// Replies that arrived after their request ended (discarded).
+    pub fn late_replies(&self) -> u64 {
+        self.shared.cache.late_replies()
+    }
+
+    /// How many times a peer was declared down for answering no ping within
+    /// [`MeshConfig::heartbeat_timeout`].
+    pub fn peers_declared_down(&self) -> u64 {
+        self.shared.liveness.declared()
+    }
+
+    /// The default request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.shared.config.request_timeout
+    }
+
+    /// Marks this server running or disabled (excluded from service routing) at the next
+    /// refresh.
+    pub fn set_state(&self, state: ServerState) {
+        self.shared.set_state(state);
+    }
+
+    /// Publishes this server, reads the directory and (re)connects or drops peers.
+    ///
+    /// A peer missing from the listing is dropped only when nothing vouches for it any more:
+    /// its entry's TTL since it was last listed has run out, or its connection is down (a
+    /// graceful stop removes the entry and closes the connection, so such a peer goes at
+    /// once). Otherwise it stays routable: an empty directory restart, or a lost entry its
+    /// owner will re-publish, does not cut a live server off.
+    pub async fn refresh(&self) -> Result<(), DirectoryError> {
+        self.shared.refresh().await
+    }
+
+    /// Sends a one-way message to `target`.
+    pub fn send(&self, target: &str, route: Route, payload: Bytes) -> Result<(), MeshError> {
+        let mut header = route.header;
+        header.msg_seq = 0;
+        header.is_reply = false;
+        self.shared.send_raw(target, header, payload)
+    }
+
+    /// Sends a request and waits for its reply (default timeout). A reply with a non-zero
+    /// error code is [`MeshError::Remote`].
+    pub async fn request(
+        &self,
+        target: &str,
+        route: Route,
+        payload: Bytes,
+    ) -> Result<RoutePacket, MeshError> {
+        self.request_with_timeout(target, route, payload, self.shared.config.request_timeout)
+            .await
+    }
+
+    /// Sends a request and waits up to `timeout` for its reply.
+    pub async fn request_with_timeout(
+        &self,
+        target: &str,
+        route: Route,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<RoutePacket, MeshError> {
+        let cache = &self.shared.cache;
+        let (seq, reply) = cache
+            .register(target)
+            .ok_or_else(|| MeshError::Invalid("too many requests in flight".to_owned()))?;
+        // Whatever happens to this future (timeout, drop), the entry goes.
+        let mut entry = cache.forget_on_drop(seq);
+        let mut header = route.header;
+        header.msg_seq = seq;
+        header.is_reply = false;
+        self.shared.send_raw(target, header, payload)?;
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(result)) => {
+                entry.disarm();
+                result
+            }
+            Ok(Err(_)) => Err(MeshError::Closed),
+            Err(_) => Err(MeshError::Timeout),
+        }
+    }
+
+    /// Answers `request` (the route of a message this server received) with `code` and a
+    /// packet. A message that is not a request needs no answer: nothing is sent.
+    ///
+    /// A requester this server has not connected to yet (it joined since the last directory
+    /// refresh) is not an error: the directory is refreshed and delivery retried on a task
+    /// for up to [`REPLY_RETRY`], so the reply is not lost to a race.
+    ///
+    /// [`REPLY_RETRY`]: crate::config::REPLY_RETRY
+    pub fn reply(&self, request: &Route, code: ErrorCode, packet: Packet) -> Result<(), MeshError> {
+        self.shared.reply(request, code, packet)
+    }
+
+    /// Leaves the directory, fails pending requests and closes the link.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        shared.shutdown.cancel();
+        let _ = shared.directory.remove(shared.server_id()).await;
+        shared.cache.fail_all(MeshError::Closed);
+        shared.link.close();
+    }
+}
