@@ -89,6 +89,10 @@ struct ClientsDoctests;
 #[doc = include_str!("../../../docs/testing.md")]
 struct TestingDoctests;
 
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/architecture.md")]
+struct ArchitectureDoctests;
+
 mod api_sender;
 mod api_server;
 mod config;
