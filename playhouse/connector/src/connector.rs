@@ -8,16 +8,20 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use playhouse_protocol::{CLIENT_HEADER_MIN, Capabilities, ErrorCode, MAX_MSG_ID_LEN, Packet};
+use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, MAX_MSG_ID_LEN, Packet};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use crate::callbacks::{Callbacks, Event, ReplyCallback, SessionEvent};
-use crate::connection::{self, Command, Link, Request, Responder, Setup};
+use crate::config::ConnectorConfig;
+use crate::connection::command::{Command, Request, Responder, complete};
+use crate::connection::handle::ConnectionHandle;
+use crate::connection::task::Setup;
+use crate::error::ConnectorError;
 use crate::resume::{BoxIo, Dialer, ResumeSetup};
-use crate::{ConnectorConfig, ConnectorError, transport};
+use crate::transport;
 
 /// A client connection to one stage on a PlayHouse play server.
 ///
@@ -36,7 +40,7 @@ pub struct Connector {
 
 struct Inner {
     config: Mutex<ConnectorConfig>,
-    slot: Mutex<Slot>,
+    connection: Mutex<ConnectionState>,
     /// Stage of the current (or last) connection; the task updates it when it adopts the stage
     /// the server created for a stage-0 connect.
     stage_id: Arc<AtomicI64>,
@@ -47,13 +51,13 @@ struct Inner {
     attempts: AtomicU64,
 }
 
-/// The connection, as the API sees it.
-enum Slot {
+/// The connection, as the API sees it: none, being dialed, or handed to a task.
+enum ConnectionState {
     Idle,
     /// A `connect` call is dialing; its attempt number.
     Connecting(u64),
-    /// A connection task (possibly ended: see [`Link::is_alive`]).
-    Connected(Arc<Link>),
+    /// A connection task (possibly ended: see [`ConnectionHandle::is_alive`]).
+    Connected(Arc<ConnectionHandle>),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,7 +75,7 @@ impl fmt::Debug for Connector {
     }
 }
 
-/// Resets a `Connecting` slot if the `connect` future is dropped mid-dial.
+/// Resets a `Connecting` state if the `connect` future is dropped mid-dial.
 struct Attempt<'a> {
     inner: &'a Inner,
     id: u64,
@@ -79,9 +83,9 @@ struct Attempt<'a> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        let mut slot = lock(&self.inner.slot);
-        if matches!(*slot, Slot::Connecting(id) if id == self.id) {
-            *slot = Slot::Idle;
+        let mut state = lock(&self.inner.connection);
+        if matches!(*state, ConnectionState::Connecting(id) if id == self.id) {
+            *state = ConnectionState::Idle;
         }
     }
 }
@@ -104,7 +108,7 @@ impl Connector {
         Connector {
             inner: Arc::new(Inner {
                 config: Mutex::new(config),
-                slot: Mutex::new(Slot::Idle),
+                connection: Mutex::new(ConnectionState::Idle),
                 stage_id: Arc::new(AtomicI64::new(0)),
                 stage_type: Mutex::new(Arc::from("")),
                 callbacks: Arc::new(callbacks),
@@ -217,18 +221,18 @@ impl Connector {
         self.attach(Box::pin(stream), None, stage_id, stage_type, &attempt)
     }
 
-    /// Claims the slot for a new connection.
+    /// Claims the connector for a new connection.
     fn begin_connect(&self) -> Result<Attempt<'_>, ConnectorError> {
-        let mut slot = lock(&self.inner.slot);
-        match &*slot {
-            Slot::Connecting(_) => return Err(ConnectorError::AlreadyConnected),
-            Slot::Connected(link) if link.is_alive() => {
+        let mut state = lock(&self.inner.connection);
+        match &*state {
+            ConnectionState::Connecting(_) => return Err(ConnectorError::AlreadyConnected),
+            ConnectionState::Connected(connection) if connection.is_alive() => {
                 return Err(ConnectorError::AlreadyConnected);
             }
-            Slot::Connected(_) | Slot::Idle => {}
+            ConnectionState::Connected(_) | ConnectionState::Idle => {}
         }
         let id = self.inner.attempts.fetch_add(1, Ordering::SeqCst);
-        *slot = Slot::Connecting(id);
+        *state = ConnectionState::Connecting(id);
         Ok(Attempt {
             inner: &self.inner,
             id,
@@ -253,9 +257,9 @@ impl Connector {
                 "no tokio runtime to run the connection on",
             ));
         };
-        let mut slot = lock(&self.inner.slot);
-        if !matches!(*slot, Slot::Connecting(id) if id == attempt.id) {
-            drop(slot);
+        let mut state = lock(&self.inner.connection);
+        if !matches!(*state, ConnectionState::Connecting(id) if id == attempt.id) {
+            drop(state);
             return failed(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "disconnect() was called while connecting",
@@ -288,8 +292,9 @@ impl Connector {
             callbacks: Arc::clone(&self.inner.callbacks),
             resume,
         };
-        *slot = Slot::Connected(Arc::new(Link::spawn(stream, setup, &runtime)));
-        drop(slot);
+        let connection = ConnectionHandle::spawn(stream, setup, &runtime);
+        *state = ConnectionState::Connected(Arc::new(connection));
+        drop(state);
         self.inner.callbacks.emit_deferred(Event::Connect(true));
         Ok(())
     }
@@ -323,34 +328,35 @@ impl Connector {
     /// [`ConnectorError::Disconnected`]. Does nothing when not connected; cancels a `connect`
     /// that is still dialing.
     pub async fn disconnect(&self) {
-        let link = match std::mem::replace(&mut *lock(&self.inner.slot), Slot::Idle) {
-            Slot::Connected(link) => link,
-            Slot::Connecting(_) | Slot::Idle => return,
+        let idle = ConnectionState::Idle;
+        let connection = match std::mem::replace(&mut *lock(&self.inner.connection), idle) {
+            ConnectionState::Connected(connection) => connection,
+            ConnectionState::Connecting(_) | ConnectionState::Idle => return,
         };
-        link.close().await;
+        connection.close().await;
     }
 
-    fn link(&self) -> Option<Arc<Link>> {
-        match &*lock(&self.inner.slot) {
-            Slot::Connected(link) => Some(Arc::clone(link)),
-            Slot::Connecting(_) | Slot::Idle => None,
+    fn connection(&self) -> Option<Arc<ConnectionHandle>> {
+        match &*lock(&self.inner.connection) {
+            ConnectionState::Connected(connection) => Some(Arc::clone(connection)),
+            ConnectionState::Connecting(_) | ConnectionState::Idle => None,
         }
     }
 
-    fn live_link(&self) -> Option<Arc<Link>> {
-        self.link().filter(|link| link.is_alive())
+    fn live_connection(&self) -> Option<Arc<ConnectionHandle>> {
+        self.connection().filter(|connection| connection.is_alive())
     }
 
     /// Whether a connection is up. Becomes `false` as soon as the connection task notices the
     /// connection is gone (server close, error, heartbeat timeout) or `disconnect` is called.
     pub fn is_connected(&self) -> bool {
-        self.live_link().is_some()
+        self.live_connection().is_some()
     }
 
     /// Whether an authenticate request succeeded on the current connection.
     pub fn is_authenticated(&self) -> bool {
-        self.live_link()
-            .is_some_and(|link| link.state.authenticated.load(Ordering::SeqCst))
+        self.live_connection()
+            .is_some_and(|connection| connection.status.authenticated.load(Ordering::SeqCst))
     }
 
     /// The stage of the current (or last) connection. After connecting with stage 0, a
@@ -365,8 +371,9 @@ impl Connector {
 
     /// Requests written and still awaiting their reply.
     pub fn pending_requests(&self) -> usize {
-        self.link()
-            .map_or(0, |link| link.state.pending.load(Ordering::SeqCst))
+        self.connection().map_or(0, |connection| {
+            connection.status.pending.load(Ordering::SeqCst)
+        })
     }
 
     /// Runs every callback queued so far (events and callback-request replies) on the calling
@@ -405,11 +412,15 @@ impl Connector {
 
     /// Checks that `packet` may go out now: connected, authenticated (unless `authenticate`),
     /// and encodable.
-    fn admit(&self, packet: &Packet, authenticate: bool) -> Result<Arc<Link>, ConnectorError> {
-        let link = self.live_link().ok_or(ConnectorError::Disconnected)?;
+    fn admit(
+        &self,
+        packet: &Packet,
+        authenticate: bool,
+    ) -> Result<Arc<ConnectionHandle>, ConnectorError> {
+        let connection = self.live_connection().ok_or(ConnectorError::Disconnected)?;
         let config = lock(&self.inner.config);
         if !authenticate
-            && !link.state.authenticated.load(Ordering::SeqCst)
+            && !connection.status.authenticated.load(Ordering::SeqCst)
             && packet.msg_id != config.authenticate_msg_id.as_str()
         {
             return Err(ConnectorError::Unauthenticated);
@@ -420,12 +431,12 @@ impl Connector {
                 "message ids must be 1..=255 bytes",
             ));
         }
-        if CLIENT_HEADER_MIN - 1 + id_len + packet.payload.len() > config.max_packet_size {
+        if ClientFrame::body_len_for(id_len, packet.payload.len()) > config.max_packet_size {
             return Err(ConnectorError::Unsupported(
                 "packet exceeds max_packet_size",
             ));
         }
-        Ok(link)
+        Ok(connection)
     }
 
     fn report_error(&self, error: &ConnectorError, request: Packet) {
@@ -444,8 +455,9 @@ impl Connector {
     /// authenticate id before authentication), or [`ConnectorError::Unsupported`] for a packet
     /// that cannot be encoded or a full command queue. A failure is also reported to `on_error`.
     pub fn send(&self, packet: Packet) -> Result<(), ConnectorError> {
-        let sent = self.admit(&packet, false).and_then(|link| {
-            link.commands
+        let sent = self.admit(&packet, false).and_then(|connection| {
+            connection
+                .commands
                 .try_send(Command::Send(packet.clone()))
                 .map_err(|error| match error {
                     TrySendError::Full(_) => {
@@ -490,7 +502,7 @@ impl Connector {
         timeout: Duration,
         authenticate: bool,
     ) -> Result<Packet, ConnectorError> {
-        let link = self.admit(&packet, authenticate)?;
+        let connection = self.admit(&packet, authenticate)?;
         let authenticate = authenticate || self.is_authenticate_id(&packet);
         let (sender, reply) = oneshot::channel();
         let request = Request {
@@ -500,11 +512,12 @@ impl Connector {
             responder: Responder::Future(sender),
         };
         // Waiting for room here is the backpressure an async caller expects.
-        link.commands
+        connection
+            .commands
             .send(Command::Request(request))
             .await
             .map_err(|_| ConnectorError::Disconnected)?;
-        drop(link);
+        drop(connection);
         reply.await.unwrap_or(Err(ConnectorError::Disconnected))
     }
 
@@ -529,8 +542,8 @@ impl Connector {
             callback,
             request: packet.clone(),
         };
-        let link = match self.admit(&packet, authenticate) {
-            Ok(link) => link,
+        let connection = match self.admit(&packet, authenticate) {
+            Ok(connection) => connection,
             Err(error) => return self.fail_callback(responder, error),
         };
         let authenticate = authenticate || self.is_authenticate_id(&packet);
@@ -540,7 +553,7 @@ impl Connector {
             authenticate,
             responder,
         };
-        if let Err(error) = link.commands.try_send(Command::Request(request)) {
+        if let Err(error) = connection.commands.try_send(Command::Request(request)) {
             let (error, command) = match error {
                 TrySendError::Full(command) => (
                     ConnectorError::Unsupported("the connector's command queue is full"),
@@ -555,7 +568,7 @@ impl Connector {
     }
 
     fn fail_callback(&self, responder: Responder, error: ConnectorError) {
-        connection::complete(
+        complete(
             &self.inner.callbacks,
             self.stage_id(),
             &self.stage_type(),
