@@ -1,11 +1,12 @@
 //! ActorCallback: `on_create`, `on_authenticate`, `on_post_authenticate` run once per new actor,
 //! in order, and a refused actor never joins.
 
+use crate::check::TestResult;
 use crate::client::{self, auth_packet};
 use crate::context::TestCtx;
 use crate::proto::{ActorStateReply, ActorStateRequest, StageStateReply, StageStateRequest};
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The ActorCallback category (stage ids 6000..).
 pub(super) fn category() -> Category {

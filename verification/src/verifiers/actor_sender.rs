@@ -2,6 +2,7 @@
 
 use playhouse::ErrorCode;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -9,7 +10,7 @@ use crate::proto::{
     GetAccountIdReply, GetAccountIdRequest, LeaveStageReply, LeaveStageRequest,
 };
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "sender_user";
 

@@ -6,6 +6,7 @@
 use playhouse::ErrorCode;
 use serde_json::{Value, json};
 
+use crate::check::TestResult;
 use crate::client;
 use crate::context::TestCtx;
 use crate::proto::{
@@ -14,7 +15,7 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::{API_1, API_2, PLAY_2, TEST_STAGE};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "a2p_user";
 

@@ -3,13 +3,14 @@
 
 use std::collections::HashSet;
 
+use crate::check::TestResult;
 use crate::client::{self, ClientEvent, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
     AsyncBlockAccepted, AsyncBlockReply, AsyncBlockRequest, EchoReply, EchoRequest,
 };
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The AsyncBlock category (stage ids 9000..).
 pub(super) fn category() -> Category {

@@ -9,11 +9,12 @@ use playhouse::Packet;
 use playhouse_connector::{Connector, ConnectorConfig};
 use tokio::sync::mpsc;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT, describe};
 use crate::context::TestCtx;
 use crate::proto::{EchoReply, EchoRequest};
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The ConnectorCallbackPerformance category (stage ids 12000..).
 pub(super) fn category() -> Category {

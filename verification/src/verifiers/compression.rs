@@ -8,13 +8,14 @@
 
 use prost::Message;
 
+use crate::check::TestResult;
 use crate::client;
 use crate::context::TestCtx;
 use crate::counting_proxy::CountingProxy;
 use crate::proto::{EchoReply, EchoRequest};
 use crate::raw::{RawClient, RawFrame};
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const SIZE: usize = 64 * 1024;
 

@@ -7,12 +7,13 @@ use playhouse::{ErrorCode, Packet};
 use playhouse_connector::{ConnectorConfig, ConnectorError};
 use tokio::sync::oneshot;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT, auth_packet, describe};
 use crate::context::TestCtx;
 use crate::proto::{AuthenticateReply, AuthenticateRequest, EchoReply, EchoRequest};
 use crate::runner::{Category, TestCase};
 use crate::servers::TEST_STAGE;
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The Connection category (stage ids 1000..).
 pub(super) fn category() -> Category {

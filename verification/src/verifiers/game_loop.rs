@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -10,7 +11,7 @@ use crate::proto::{
     StartGameLoopReply, StartGameLoopRequest, StopGameLoopReply, StopGameLoopRequest,
 };
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// Most steps the framework runs in one wake-up to catch up (SPEC §3: cap 5).
 const CATCH_UP_CAP: usize = 5;

@@ -5,12 +5,13 @@
 use playhouse_connector::Connector;
 use prost::Message;
 
+use crate::check::TestResult;
 use crate::client::{self, ClientEvent, Events, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{EchoReply, EchoRequest};
 use crate::raw::{RawClient, client_frame};
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The server's default `max_packet_size` (2 MiB).
 const MAX_PACKET: usize = 2 * 1024 * 1024;

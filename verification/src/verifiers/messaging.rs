@@ -8,6 +8,7 @@ use playhouse::{ErrorCode, Packet};
 use playhouse_connector::{Connector, ConnectorError};
 use tokio::sync::oneshot;
 
+use crate::check::TestResult;
 use crate::client::{self, ClientEvent, WAIT, describe};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -15,7 +16,7 @@ use crate::proto::{
     NoResponseRequest, UnhandledRequest,
 };
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "msg_user";
 

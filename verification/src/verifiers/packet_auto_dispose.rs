@@ -8,6 +8,7 @@ use playhouse::Packet;
 use playhouse_connector::Connector;
 use tokio::sync::mpsc;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT, describe};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -17,7 +18,7 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::{API_1, API_2};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "dispose_user";
 

@@ -5,12 +5,13 @@
 
 use playhouse_connector::{Connector, ConnectorConfig, TlsTrust};
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT, describe};
 use crate::context::TestCtx;
 use crate::proto::{EchoReply, EchoRequest};
 use crate::runner::{Category, TestCase};
 use crate::servers::TEST_STAGE;
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The ProtocolConnection category (stage ids 24000..).
 pub(super) fn category() -> Category {

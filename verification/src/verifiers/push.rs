@@ -1,11 +1,12 @@
 //! Push: broadcasts reach every client of the stage, in order, tagged with the stage.
 
+use crate::check::TestResult;
 use crate::client::{self, ClientEvent, WAIT};
 use crate::context::TestCtx;
+use crate::ensure_eq;
 use crate::proto::{BroadcastNotify, BroadcastTrigger, BroadcastTriggerReply};
 use crate::runner::{Category, TestCase};
 use crate::servers::TEST_STAGE;
-use crate::{TestResult, ensure_eq};
 
 /// The Push category (stage ids 3000..).
 pub(super) fn category() -> Category {

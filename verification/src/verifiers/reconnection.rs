@@ -4,6 +4,7 @@
 
 use playhouse_connector::Connector;
 
+use crate::check::TestResult;
 use crate::client::{self, ClientEvent, EventTap, Events, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -11,7 +12,7 @@ use crate::proto::{
     ConnectionChangedNotify, StageStateReply, StageStateRequest,
 };
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The Reconnection category (stage ids 14000..).
 pub(super) fn category() -> Category {

@@ -1,13 +1,14 @@
 //! SelfConnection: a server messages itself through the same mesh path it uses for others
 //! (API handler → its own server, a Play server's stage → its own system handlers).
 
+use crate::check::TestResult;
 use crate::client;
 use crate::context::TestCtx;
+use crate::ensure_eq;
 use crate::proto::{TriggerRequestToSystemReply, TriggerRequestToSystemRequest};
 use crate::runner::{Category, TestCase};
 use crate::servers::{API_1, API_2, PLAY_1};
 use crate::verifiers::api_to_api::{request_between, send_between};
-use crate::{TestResult, ensure_eq};
 
 const USER: &str = "self_user";
 

@@ -3,12 +3,13 @@
 
 use playhouse::{ErrorCode, Packet};
 
+use crate::check::TestResult;
 use crate::client::{self, ClientEvent, WAIT, direct_config};
 use crate::context::TestCtx;
 use crate::proto::{ActorDestroyedNotify, NoResponseRequest};
 use crate::runner::{Category, TestCase};
 use crate::servers::{play_server_builder, start_play};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The ServerLifecycle category (stage ids 5000..).
 pub(super) fn category() -> Category {

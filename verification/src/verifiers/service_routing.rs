@@ -4,6 +4,7 @@
 
 use playhouse::ErrorCode;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -12,7 +13,7 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::{API_1, API_2, API_SERVICE};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "routing_user";
 

@@ -3,8 +3,10 @@
 //! handlers get their server's services, control handle and server-info centre the same way,
 //! and so do stages (the directory view).
 
+use crate::check::TestResult;
 use crate::client;
 use crate::context::TestCtx;
+use crate::ensure_eq;
 use crate::proto::{
     GetApiServerInfoReply, GetApiServerInfoRequest, GetDirectoryReply, GetDirectoryRequest,
     GetServerInfoReply, GetServerInfoRequest, GetServiceValueReply, GetServiceValueRequest,
@@ -12,7 +14,6 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::{API_1, API_2, API_GREETING, GREETING, PLAY_1, PLAY_2};
-use crate::{TestResult, ensure_eq};
 
 const USER: &str = "di_user";
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use playhouse::ErrorCode;
 use playhouse_connector::Connector;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -14,7 +15,7 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::TEST_STAGE;
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// The StageCallback category (stage ids 8000..).
 pub(super) fn category() -> Category {

@@ -4,6 +4,7 @@
 
 use playhouse::ErrorCode;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -13,7 +14,7 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::{PLAY_1, PLAY_2};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "s2s_user";
 

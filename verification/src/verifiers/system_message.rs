@@ -3,6 +3,7 @@
 
 use playhouse::ErrorCode;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -11,7 +12,7 @@ use crate::proto::{
 };
 use crate::runner::{Category, TestCase};
 use crate::servers::{API_1, API_2, PLAY_2};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const USER: &str = "system_user";
 

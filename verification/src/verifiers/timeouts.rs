@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use playhouse::{PlayConfig, PlayServer};
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{EchoReply, EchoRequest};
 use crate::runner::{Category, TestCase};
 use crate::servers::{play_server_builder, start_play};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 const AUTH_TIMEOUT: Duration = Duration::from_millis(500);

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::check::TestResult;
 use crate::client::{self, WAIT};
 use crate::context::TestCtx;
 use crate::proto::{
@@ -11,7 +12,7 @@ use crate::proto::{
     StartRepeatTimerRequest, StartTimerReply, TimerTickNotify,
 };
 use crate::runner::{Category, TestCase};
-use crate::{TestResult, ensure, ensure_eq};
+use crate::{ensure, ensure_eq};
 
 /// How long to watch for ticks that must not come (several timer periods).
 const QUIET: Duration = Duration::from_millis(200);
