@@ -4,10 +4,10 @@
 //! connection, and reports what happened through the callbacks.
 //!
 //! * `handle`: the API's handle on a task ([`ConnectionHandle`](handle::ConnectionHandle)).
-//! * `task`: what the task starts from ([`Setup`](task::Setup)), keeps ([`Task`](task::Task))
-//!   and publishes for the API ([`TaskStatus`](task::TaskStatus)).
-//! * `command`: what the API asks ([`Command`](command::Command), [`Request`](command::Request)) and where outcomes go
-//!   ([`Responder`](command::Responder), [`complete`](command::complete)).
+//! * `task`: what the task starts from ([`Setup`](task::Setup)), keeps ([`Task`](task::Task)) and
+//!   publishes for the API ([`TaskStatus`](task::TaskStatus)).
+//! * `command`: what the API asks ([`Command`](command::Command), [`Request`](command::Request))
+//!   and where outcomes go ([`Responder`](command::Responder), [`complete`](command::complete)).
 //! * `event_loop`: the task itself, one `select!` over deadlines, the socket and commands.
 //! * `outbound`: commands and heartbeats into encoded frames; requests into the pending table.
 //! * `inbound`: replies, pushes and the control frames of resumable sessions.

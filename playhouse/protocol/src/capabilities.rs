@@ -17,7 +17,8 @@
 //!   unknown bits are ignored, so clients newer than the server keep working. A hello sent with
 //!   seq 0 is applied without a reply.
 //! * A second hello, or one after authentication, is answered with
-//!   [`ErrorCode::INVALID_MESSAGE`](crate::error_code::ErrorCode::INVALID_MESSAGE) and changes nothing.
+//!   [`ErrorCode::INVALID_MESSAGE`](crate::error_code::ErrorCode::INVALID_MESSAGE) and changes
+//!   nothing.
 //! * The payload may be longer than 4 bytes (reserved for future parameters); a payload shorter
 //!   than 4 bytes is an invalid hello.
 //!

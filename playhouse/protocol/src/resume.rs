@@ -1,6 +1,7 @@
 //! Resumable sessions: a dropped connection loses nothing.
 //!
-//! An opt-in extension ([`Capabilities::RESUME`](crate::capabilities::Capabilities::RESUME), asked for in the hello). Clients that never
+//! An opt-in extension ([`Capabilities::RESUME`](crate::capabilities::Capabilities::RESUME), asked
+//! for in the hello). Clients that never
 //! ask see exactly the original wire. Both directions of an authenticated session become
 //! numbered streams, the way TCP numbers bytes: every *data* frame (anything but the control
 //! frames below) gets the next number, counted from 1 by sender and receiver alike, so no
@@ -135,7 +136,8 @@ pub fn read_count(payload: &[u8]) -> Option<u64> {
 /// Both streams of a resumable session as one side sees them: the frames it sent and the
 /// peer has not acknowledged (kept for a replay), and the count of frames it received (to
 /// acknowledge every `ack_every` and on demand). Frame type `F` is the side's own
-/// ([`ServerFrame`](crate::frame::ServerFrame) on a server, [`ClientFrame`](crate::frame::ClientFrame) on a
+/// ([`ServerFrame`](crate::frame::ServerFrame) on a server,
+/// [`ClientFrame`](crate::frame::ClientFrame) on a
 /// client); control frames are never put in.
 #[derive(Debug)]
 pub struct ResumeStreams<F> {

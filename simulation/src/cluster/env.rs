@@ -13,11 +13,12 @@ use std::time::Duration;
 use playhouse::{ApiServer, MeshJoin, PlayServer};
 use playhouse_mesh::{MeshLink, TcpLink};
 
-use super::{MESH_PORT, Timing};
+use super::ports::MESH_PORT;
+use super::timing::Timing;
 use crate::directory::SimDirectory;
 use crate::net::{SimDialer, SimListener};
 use crate::rng::SimRng;
-use crate::tap::MeshTap;
+use crate::tap::mesh::MeshTap;
 use crate::trace::Trace;
 
 /// A host fault the run loop applies between two simulation steps.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use playhouse::{ApiServer, PlayServer};
 
-use super::{CLIENT_PORT, Env, Server, Workload, expect_no_tasks};
+use super::env::{Env, Server, Workload, expect_no_tasks};
+use super::ports::CLIENT_PORT;
 use crate::app::{Boot, STAGE_TYPE, SimPlayer, SimRoom, api_handlers};
 use crate::net::SimListener;
 

@@ -2,21 +2,18 @@
 //! the real servers, the shared directory and trace, host faults (crash, bounce) requested
 //! from inside the simulation, and the run loop.
 
-mod env;
-mod hosts;
-mod timing;
+pub mod env;
+pub mod hosts;
+pub mod ports;
+pub mod timing;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-pub use env::{Env, HostFault, Server, Workload, alive_tasks, expect_no_tasks, sleep, wait_until};
-pub use hosts::{api_host, play_host};
-pub use timing::{Network, Timing};
+use env::{Env, HostFault, Workload};
+use hosts::{api_host, play_host};
+use timing::{Network, Timing};
 
 use crate::trace::now;
-/// The port Play servers serve clients on.
-pub const CLIENT_PORT: u16 = 7001;
-/// The port every server's mesh link listens on.
-pub const MESH_PORT: u16 = 7100;
 
 /// How one run ended.
 #[derive(Debug)]
