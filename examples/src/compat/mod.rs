@@ -21,9 +21,7 @@ mod stage;
 
 /// The original test server's messages (`proto/compat_messages.proto`).
 #[allow(missing_docs, clippy::all)]
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/playhouse.compat.rs"));
-}
+pub mod proto;
 
 use std::io;
 use std::net::SocketAddr;
@@ -118,6 +116,7 @@ impl CompatServer {
         let shutdown = CancellationToken::new();
         let app = http::App {
             api: api.sender(),
+            play_id: PLAY_ID,
             shutdown: shutdown.clone(),
         };
         let plain = http::routes(app.clone()).merge(play.websocket_router("/ws", false));
