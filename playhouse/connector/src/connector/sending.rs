@@ -189,7 +189,8 @@ impl Connector {
     ///
     /// # Errors
     /// As for [`request`](Self::request), minus `Unauthenticated`; a refusal arrives as
-    /// [`ConnectorError::Server`] (e.g. [`ErrorCode::AUTHENTICATION_FAILED`]).
+    /// [`ConnectorError::Server`] (e.g.
+    /// [`ErrorCode::AUTHENTICATION_FAILED`](playhouse_protocol::ErrorCode::AUTHENTICATION_FAILED)).
     pub async fn authenticate(&self, packet: Packet) -> Result<Packet, ConnectorError> {
         let timeout = lock(&self.inner.config).request_timeout;
         self.request_async(packet, timeout, true).await
