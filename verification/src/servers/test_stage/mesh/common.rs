@@ -1,9 +1,9 @@
-//! What the mesh handlers share: a mesh outcome read as a message, where code runs, and
-//! the stage's own address.
+//! What the mesh handlers share: a mesh outcome read as a message, an echo from an API
+//! server, where code runs, and the stage's own address.
 
 use playhouse::{ErrorCode, MeshError, Packet};
 
-use crate::proto::InterStageMessage;
+use crate::proto::{ApiEchoReply, ApiEchoRequest, InterStageMessage};
 use crate::servers::test_stage::state::{Ctx, TestStage};
 
 /// A mesh request's outcome as the message `M`: the remote (or local) failure's code, or
@@ -13,6 +13,20 @@ where
     M: prost::Message + prost::Name + Default,
 {
     Ok(result?.decode()?)
+}
+
+/// Asks API server `api_id` to echo `echo` and awaits its reply. (`&mut`: the context is not
+/// `Sync`, and a handler's future must be `Send`.)
+pub(super) async fn api_echo(
+    ctx: &mut Ctx,
+    api_id: &str,
+    echo: &ApiEchoRequest,
+) -> Result<ApiEchoReply, ErrorCode> {
+    answer(
+        ctx.sender()
+            .request_to_api(api_id, Packet::from_message(echo))
+            .await,
+    )
 }
 
 pub(super) fn on_stage_loop(stage: &TestStage) -> bool {

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use playhouse::{ErrorCode, MeshError, Packet};
 
-use super::common::inter_stage;
+use super::common::{api_echo, inter_stage};
 use crate::proto::{
     ApiEchoReply, ApiEchoRequest, InterStageReply, TriggerAutoDisposeApiReply,
     TriggerAutoDisposeApiRequest, TriggerAutoDisposeStageReply, TriggerAutoDisposeStageRequest,
@@ -121,11 +121,7 @@ pub(super) async fn large_mesh_echo(
         data: data.clone(),
         ..ApiEchoRequest::default()
     };
-    let answer: ApiEchoReply = ctx
-        .sender()
-        .request_to_api(&request.api_id, Packet::from_message(&echo))
-        .await?
-        .decode()?;
+    let answer = api_echo(ctx, &request.api_id, &echo).await?;
     Ok(TriggerLargeMeshEchoReply {
         size: i32::try_from(answer.data.len()).unwrap_or(i32::MAX),
         intact: answer.data == data,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use playhouse::{ErrorCode, MeshError, Packet};
 
-use super::common::{answer, on_stage_loop};
+use super::common::{answer, api_echo, on_stage_loop};
 use super::relay::relay;
 use crate::proto::{
     ApiEchoReply, ApiEchoRequest, InterApiMessage, StartTimerWithRequestReply,
@@ -45,11 +45,7 @@ pub(super) async fn request_to_api(
         fail_code: request.fail_code,
         ..ApiEchoRequest::default()
     };
-    let answer: ApiEchoReply = ctx
-        .sender()
-        .request_to_api(&request.api_id, Packet::from_message(&echo))
-        .await?
-        .decode()?;
+    let answer = api_echo(ctx, &request.api_id, &echo).await?;
     Ok(TriggerRequestToApiReply {
         content: answer.content,
         api_server_id: answer.server_id,
