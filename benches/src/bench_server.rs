@@ -8,7 +8,9 @@ use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use playhouse::testing::EchoActor;
 use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, Stage, StageContext};
-use playhouse_protocol::{ClientFrame, ServerCodec, ServerFrame};
+use playhouse_protocol::{
+    ClientFrame, DEFAULT_MAX_PACKET_SIZE, ServerCodec, ServerFrame, max_frame_len,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -159,7 +161,7 @@ pub async fn raw_ws_server(bind: &str) -> io::Result<SocketAddr> {
 
 /// The largest WebSocket message accepted: the codec's 2 MiB body limit plus the 4-byte length
 /// prefix (the framework sets the same).
-const MAX_MESSAGE: usize = 2 * 1024 * 1024 + 4;
+const MAX_MESSAGE: usize = max_frame_len(DEFAULT_MAX_PACKET_SIZE);
 
 async fn raw_ws_connection(stream: TcpStream) {
     let config = WebSocketConfig::default()

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::cluster::{Env, wait_until};
+use crate::cluster::env::{Env, wait_until};
 
 /// What one Play server host holds at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,10 +13,11 @@ use std::time::Duration;
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, Packet};
 
 use crate::app::STAGE_TYPE;
-use crate::cluster::{CLIENT_PORT, Env, sleep, wait_until};
+use crate::cluster::env::{Env, sleep, wait_until};
+use crate::cluster::ports::CLIENT_PORT;
 use crate::invariants::Ledger;
 use crate::net::dial;
-use crate::tap::ClientTap;
+use crate::tap::client::ClientTap;
 use crate::trace::{Trace, now};
 
 /// What the connector's callbacks saw (shared with them: they run on its task).
@@ -449,7 +450,7 @@ pub async fn retire(env: &Env, client: SimClient) {
     client.close().await;
     let name = client.name.clone();
     drop(client);
-    crate::cluster::expect_no_tasks(env, &name, Duration::from_secs(1)).await;
+    crate::cluster::env::expect_no_tasks(env, &name, Duration::from_secs(1)).await;
     env.finish(&name);
 }
 

@@ -11,9 +11,9 @@ use std::time::Duration;
 use playhouse::{ApiServer, ErrorCode, MeshError, Packet, RoutingPolicy};
 
 use crate::app::STAGE_TYPE;
-use crate::cluster::Env;
+use crate::cluster::env::Env;
 use crate::invariants::{Ledger, MeshTally};
-use crate::tap::MeshTap;
+use crate::tap::mesh::MeshTap;
 use crate::trace::{Trace, now};
 
 /// One-way operations sent to one stage.

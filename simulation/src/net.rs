@@ -14,7 +14,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use playhouse_mesh::Dialer;
 
-use crate::tap::{MeshTap, Tapped};
+use crate::tap::mesh::MeshTap;
+use crate::tap::stream::Tapped;
 use playhouse_transport::Listener;
 use turmoil::net::{TcpListener, TcpStream};
 

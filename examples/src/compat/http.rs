@@ -23,13 +23,14 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::ids::PLAY_ID;
 use super::proto::{CreateStagePayload, CreateStageReply};
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
 pub(super) struct App {
     pub(super) api: ApiSender,
+    /// The Play server stages are created on, and whose id `/api/health` reports.
+    pub(super) play_id: &'static str,
     pub(super) shutdown: CancellationToken,
 }
 
@@ -53,8 +54,8 @@ pub(super) fn routes(app: App) -> Router {
         .with_state(Arc::new(app))
 }
 
-async fn health() -> Response {
-    Json(json!({ "status": "healthy", "serverId": PLAY_ID })).into_response()
+async fn health(State(app): State<Arc<App>>) -> Response {
+    Json(json!({ "status": "healthy", "serverId": app.play_id })).into_response()
 }
 
 /// The payload handed to `on_create`: the original always sends 10 players.
@@ -97,7 +98,7 @@ async fn create(State(app): State<Arc<App>>, Json(request): Json<StageRequest>) 
     let created = app
         .api
         .create_stage(
-            PLAY_ID,
+            app.play_id,
             &request.stage_type,
             stage_id,
             creation_packet(&request.stage_type),
@@ -121,7 +122,7 @@ async fn get_or_create(State(app): State<Arc<App>>, Json(request): Json<StageReq
     let result = app
         .api
         .get_or_create_stage(
-            PLAY_ID,
+            app.play_id,
             &request.stage_type,
             stage_id,
             creation_packet(&request.stage_type),

@@ -17,11 +17,11 @@
 //! The stage and actor behave as the original's `TestStageActor`/`TestActor` ([`stage`]).
 
 mod http;
-mod ids;
+mod stage;
+
 /// The original test server's messages (`proto/compat_messages.proto`).
 #[allow(missing_docs, clippy::all)]
 pub mod proto;
-mod stage;
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,8 +35,12 @@ use playhouse_transport::tls;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use ids::{API_ID, PLAY_ID};
 pub use stage::{CompatActor, CompatStage, LARGE_PAYLOAD, TEST_STAGE};
+
+/// The Play server's id (the HTTP API creates stages on it).
+pub const PLAY_ID: &str = "play-1";
+/// The API server's id.
+pub const API_ID: &str = "api-1";
 
 /// Where to listen. Port 0 picks an ephemeral port.
 #[derive(Clone, Debug)]
@@ -112,6 +116,7 @@ impl CompatServer {
         let shutdown = CancellationToken::new();
         let app = http::App {
             api: api.sender(),
+            play_id: PLAY_ID,
             shutdown: shutdown.clone(),
         };
         let plain = http::routes(app.clone()).merge(play.websocket_router("/ws", false));

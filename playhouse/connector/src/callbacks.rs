@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use playhouse_protocol::{ErrorCode, Packet};
 use tokio::runtime::Handle;
 
-use crate::ConnectorError;
+use crate::error::ConnectorError;
 
 /// The completion of a callback-form request.
 pub(crate) type ReplyCallback = Box<dyn FnOnce(Result<Packet, ConnectorError>) + Send>;

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use playhouse_protocol::DEFAULT_MAX_PACKET_SIZE;
+
 /// How a [`Connector`](crate::Connector) connects, times out and delivers callbacks.
 ///
 /// Start from [`ConnectorConfig::default`] and change what you need with the setters (each
@@ -371,7 +373,7 @@ impl Default for ConnectorConfig {
             authenticate_msg_id: "AuthenticateRequest".to_owned(),
             use_main_thread_callbacks: true,
             callback_queue_capacity: 65_536,
-            max_packet_size: 2 * 1024 * 1024,
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             transport: Transport::Tcp,
             compression: true,
             resume: false,

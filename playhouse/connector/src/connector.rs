@@ -8,16 +8,19 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use playhouse_protocol::{CLIENT_HEADER_MIN, Capabilities, ErrorCode, MAX_MSG_ID_LEN, Packet};
+use playhouse_protocol::{Capabilities, ErrorCode, Packet};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::oneshot;
 
-use crate::callbacks::{Callbacks, Event, ReplyCallback, SessionEvent};
-use crate::connection::{self, Command, Link, Request, Responder, Setup};
+use crate::callbacks::{Callbacks, Event, SessionEvent};
+use crate::config::ConnectorConfig;
+use crate::connection::handle::ConnectionHandle;
+use crate::connection::task::Setup;
+use crate::error::ConnectorError;
 use crate::resume::{BoxIo, Dialer, ResumeSetup};
-use crate::{ConnectorConfig, ConnectorError, transport};
+use crate::transport;
+
+mod sending;
 
 /// A client connection to one stage on a PlayHouse play server.
 ///
@@ -36,7 +39,7 @@ pub struct Connector {
 
 struct Inner {
     config: Mutex<ConnectorConfig>,
-    slot: Mutex<Slot>,
+    connection: Mutex<ConnectionState>,
     /// Stage of the current (or last) connection; the task updates it when it adopts the stage
     /// the server created for a stage-0 connect.
     stage_id: Arc<AtomicI64>,
@@ -47,13 +50,13 @@ struct Inner {
     attempts: AtomicU64,
 }
 
-/// The connection, as the API sees it.
-enum Slot {
+/// The connection, as the API sees it: none, being dialed, or handed to a task.
+enum ConnectionState {
     Idle,
     /// A `connect` call is dialing; its attempt number.
     Connecting(u64),
-    /// A connection task (possibly ended: see [`Link::is_alive`]).
-    Connected(Arc<Link>),
+    /// A connection task (possibly ended: see [`ConnectionHandle::is_alive`]).
+    Connected(Arc<ConnectionHandle>),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,7 +74,7 @@ impl fmt::Debug for Connector {
     }
 }
 
-/// Resets a `Connecting` slot if the `connect` future is dropped mid-dial.
+/// Resets a `Connecting` state if the `connect` future is dropped mid-dial.
 struct Attempt<'a> {
     inner: &'a Inner,
     id: u64,
@@ -79,9 +82,9 @@ struct Attempt<'a> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        let mut slot = lock(&self.inner.slot);
-        if matches!(*slot, Slot::Connecting(id) if id == self.id) {
-            *slot = Slot::Idle;
+        let mut state = lock(&self.inner.connection);
+        if matches!(*state, ConnectionState::Connecting(id) if id == self.id) {
+            *state = ConnectionState::Idle;
         }
     }
 }
@@ -104,7 +107,7 @@ impl Connector {
         Connector {
             inner: Arc::new(Inner {
                 config: Mutex::new(config),
-                slot: Mutex::new(Slot::Idle),
+                connection: Mutex::new(ConnectionState::Idle),
                 stage_id: Arc::new(AtomicI64::new(0)),
                 stage_type: Mutex::new(Arc::from("")),
                 callbacks: Arc::new(callbacks),
@@ -217,18 +220,18 @@ impl Connector {
         self.attach(Box::pin(stream), None, stage_id, stage_type, &attempt)
     }
 
-    /// Claims the slot for a new connection.
+    /// Claims the connector for a new connection.
     fn begin_connect(&self) -> Result<Attempt<'_>, ConnectorError> {
-        let mut slot = lock(&self.inner.slot);
-        match &*slot {
-            Slot::Connecting(_) => return Err(ConnectorError::AlreadyConnected),
-            Slot::Connected(link) if link.is_alive() => {
+        let mut state = lock(&self.inner.connection);
+        match &*state {
+            ConnectionState::Connecting(_) => return Err(ConnectorError::AlreadyConnected),
+            ConnectionState::Connected(connection) if connection.is_alive() => {
                 return Err(ConnectorError::AlreadyConnected);
             }
-            Slot::Connected(_) | Slot::Idle => {}
+            ConnectionState::Connected(_) | ConnectionState::Idle => {}
         }
         let id = self.inner.attempts.fetch_add(1, Ordering::SeqCst);
-        *slot = Slot::Connecting(id);
+        *state = ConnectionState::Connecting(id);
         Ok(Attempt {
             inner: &self.inner,
             id,
@@ -253,9 +256,9 @@ impl Connector {
                 "no tokio runtime to run the connection on",
             ));
         };
-        let mut slot = lock(&self.inner.slot);
-        if !matches!(*slot, Slot::Connecting(id) if id == attempt.id) {
-            drop(slot);
+        let mut state = lock(&self.inner.connection);
+        if !matches!(*state, ConnectionState::Connecting(id) if id == attempt.id) {
+            drop(state);
             return failed(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "disconnect() was called while connecting",
@@ -288,8 +291,9 @@ impl Connector {
             callbacks: Arc::clone(&self.inner.callbacks),
             resume,
         };
-        *slot = Slot::Connected(Arc::new(Link::spawn(stream, setup, &runtime)));
-        drop(slot);
+        let connection = ConnectionHandle::spawn(stream, setup, &runtime);
+        *state = ConnectionState::Connected(Arc::new(connection));
+        drop(state);
         self.inner.callbacks.emit_deferred(Event::Connect(true));
         Ok(())
     }
@@ -323,34 +327,35 @@ impl Connector {
     /// [`ConnectorError::Disconnected`]. Does nothing when not connected; cancels a `connect`
     /// that is still dialing.
     pub async fn disconnect(&self) {
-        let link = match std::mem::replace(&mut *lock(&self.inner.slot), Slot::Idle) {
-            Slot::Connected(link) => link,
-            Slot::Connecting(_) | Slot::Idle => return,
+        let idle = ConnectionState::Idle;
+        let connection = match std::mem::replace(&mut *lock(&self.inner.connection), idle) {
+            ConnectionState::Connected(connection) => connection,
+            ConnectionState::Connecting(_) | ConnectionState::Idle => return,
         };
-        link.close().await;
+        connection.close().await;
     }
 
-    fn link(&self) -> Option<Arc<Link>> {
-        match &*lock(&self.inner.slot) {
-            Slot::Connected(link) => Some(Arc::clone(link)),
-            Slot::Connecting(_) | Slot::Idle => None,
+    fn connection(&self) -> Option<Arc<ConnectionHandle>> {
+        match &*lock(&self.inner.connection) {
+            ConnectionState::Connected(connection) => Some(Arc::clone(connection)),
+            ConnectionState::Connecting(_) | ConnectionState::Idle => None,
         }
     }
 
-    fn live_link(&self) -> Option<Arc<Link>> {
-        self.link().filter(|link| link.is_alive())
+    fn live_connection(&self) -> Option<Arc<ConnectionHandle>> {
+        self.connection().filter(|connection| connection.is_alive())
     }
 
     /// Whether a connection is up. Becomes `false` as soon as the connection task notices the
     /// connection is gone (server close, error, heartbeat timeout) or `disconnect` is called.
     pub fn is_connected(&self) -> bool {
-        self.live_link().is_some()
+        self.live_connection().is_some()
     }
 
     /// Whether an authenticate request succeeded on the current connection.
     pub fn is_authenticated(&self) -> bool {
-        self.live_link()
-            .is_some_and(|link| link.state.authenticated.load(Ordering::SeqCst))
+        self.live_connection()
+            .is_some_and(|connection| connection.status.authenticated.load(Ordering::SeqCst))
     }
 
     /// The stage of the current (or last) connection. After connecting with stage 0, a
@@ -365,8 +370,9 @@ impl Connector {
 
     /// Requests written and still awaiting their reply.
     pub fn pending_requests(&self) -> usize {
-        self.link()
-            .map_or(0, |link| link.state.pending.load(Ordering::SeqCst))
+        self.connection().map_or(0, |connection| {
+            connection.status.pending.load(Ordering::SeqCst)
+        })
     }
 
     /// Runs every callback queued so far (events and callback-request replies) on the calling
@@ -401,189 +407,6 @@ impl Connector {
     /// `(stage_id, stage_type, code, request)`. (Async requests report through their `Result`.)
     pub fn on_error(&self, handler: impl FnMut(i64, &str, ErrorCode, Packet) + Send + 'static) {
         self.inner.callbacks.set_error(Box::new(handler));
-    }
-
-    /// Checks that `packet` may go out now: connected, authenticated (unless `authenticate`),
-    /// and encodable.
-    fn admit(&self, packet: &Packet, authenticate: bool) -> Result<Arc<Link>, ConnectorError> {
-        let link = self.live_link().ok_or(ConnectorError::Disconnected)?;
-        let config = lock(&self.inner.config);
-        if !authenticate
-            && !link.state.authenticated.load(Ordering::SeqCst)
-            && packet.msg_id != config.authenticate_msg_id.as_str()
-        {
-            return Err(ConnectorError::Unauthenticated);
-        }
-        let id_len = packet.msg_id.len();
-        if id_len == 0 || id_len > MAX_MSG_ID_LEN {
-            return Err(ConnectorError::Unsupported(
-                "message ids must be 1..=255 bytes",
-            ));
-        }
-        if CLIENT_HEADER_MIN - 1 + id_len + packet.payload.len() > config.max_packet_size {
-            return Err(ConnectorError::Unsupported(
-                "packet exceeds max_packet_size",
-            ));
-        }
-        Ok(link)
-    }
-
-    fn report_error(&self, error: &ConnectorError, request: Packet) {
-        self.inner.callbacks.emit_deferred(Event::Error {
-            stage_id: self.stage_id(),
-            stage_type: self.stage_type(),
-            code: error.code(),
-            request,
-        });
-    }
-
-    /// Sends a one-way message (seq 0).
-    ///
-    /// # Errors
-    /// [`ConnectorError::Disconnected`], [`ConnectorError::Unauthenticated`] (any id but the
-    /// authenticate id before authentication), or [`ConnectorError::Unsupported`] for a packet
-    /// that cannot be encoded or a full command queue. A failure is also reported to `on_error`.
-    pub fn send(&self, packet: Packet) -> Result<(), ConnectorError> {
-        let sent = self.admit(&packet, false).and_then(|link| {
-            link.commands
-                .try_send(Command::Send(packet.clone()))
-                .map_err(|error| match error {
-                    TrySendError::Full(_) => {
-                        ConnectorError::Unsupported("the connector's command queue is full")
-                    }
-                    TrySendError::Closed(_) => ConnectorError::Disconnected,
-                })
-        });
-        if let Err(error) = &sent {
-            self.report_error(error, packet);
-        }
-        sent
-    }
-
-    /// Sends a request and waits for its reply, up to the configured `request_timeout`.
-    ///
-    /// # Errors
-    /// [`ConnectorError::Server`] carries a non-zero error code from the server;
-    /// [`ConnectorError::RequestTimeout`], [`ConnectorError::Disconnected`],
-    /// [`ConnectorError::Unauthenticated`], [`ConnectorError::Protocol`],
-    /// [`ConnectorError::Unsupported`] as for [`send`](Self::send).
-    pub async fn request(&self, packet: Packet) -> Result<Packet, ConnectorError> {
-        let timeout = lock(&self.inner.config).request_timeout;
-        self.request_with_timeout(packet, timeout).await
-    }
-
-    /// [`request`](Self::request) with its own timeout.
-    ///
-    /// # Errors
-    /// As for [`request`](Self::request).
-    pub async fn request_with_timeout(
-        &self,
-        packet: Packet,
-        timeout: Duration,
-    ) -> Result<Packet, ConnectorError> {
-        self.request_async(packet, timeout, false).await
-    }
-
-    async fn request_async(
-        &self,
-        packet: Packet,
-        timeout: Duration,
-        authenticate: bool,
-    ) -> Result<Packet, ConnectorError> {
-        let link = self.admit(&packet, authenticate)?;
-        let authenticate = authenticate || self.is_authenticate_id(&packet);
-        let (sender, reply) = oneshot::channel();
-        let request = Request {
-            packet,
-            timeout,
-            authenticate,
-            responder: Responder::Future(sender),
-        };
-        // Waiting for room here is the backpressure an async caller expects.
-        link.commands
-            .send(Command::Request(request))
-            .await
-            .map_err(|_| ConnectorError::Disconnected)?;
-        drop(link);
-        reply.await.unwrap_or(Err(ConnectorError::Disconnected))
-    }
-
-    fn is_authenticate_id(&self, packet: &Packet) -> bool {
-        packet.msg_id == lock(&self.inner.config).authenticate_msg_id.as_str()
-    }
-
-    /// Sends a request; `callback` gets the reply or the error, through the callback queue (or
-    /// on the connector's task with `use_main_thread_callbacks = false`), never synchronously
-    /// inside this call. A failure is also reported to `on_error`.
-    pub fn request_with_callback(
-        &self,
-        packet: Packet,
-        callback: impl FnOnce(Result<Packet, ConnectorError>) + Send + 'static,
-    ) {
-        self.request_callback(packet, Box::new(callback), false);
-    }
-
-    fn request_callback(&self, packet: Packet, callback: ReplyCallback, authenticate: bool) {
-        let timeout = lock(&self.inner.config).request_timeout;
-        let responder = Responder::Callback {
-            callback,
-            request: packet.clone(),
-        };
-        let link = match self.admit(&packet, authenticate) {
-            Ok(link) => link,
-            Err(error) => return self.fail_callback(responder, error),
-        };
-        let authenticate = authenticate || self.is_authenticate_id(&packet);
-        let request = Request {
-            packet,
-            timeout,
-            authenticate,
-            responder,
-        };
-        if let Err(error) = link.commands.try_send(Command::Request(request)) {
-            let (error, command) = match error {
-                TrySendError::Full(command) => (
-                    ConnectorError::Unsupported("the connector's command queue is full"),
-                    command,
-                ),
-                TrySendError::Closed(command) => (ConnectorError::Disconnected, command),
-            };
-            if let Command::Request(request) = command {
-                self.fail_callback(request.responder, error);
-            }
-        }
-    }
-
-    fn fail_callback(&self, responder: Responder, error: ConnectorError) {
-        connection::complete(
-            &self.inner.callbacks,
-            self.stage_id(),
-            &self.stage_type(),
-            responder,
-            Err(error),
-            Some(&self.inner.callbacks),
-        );
-    }
-
-    /// Sends an authenticate request (normally with the configured `authenticate_msg_id`, but
-    /// any id is accepted) and waits for the reply; success marks the connection authenticated.
-    ///
-    /// # Errors
-    /// As for [`request`](Self::request), minus `Unauthenticated`; a refusal arrives as
-    /// [`ConnectorError::Server`] (e.g. [`ErrorCode::AUTHENTICATION_FAILED`]).
-    pub async fn authenticate(&self, packet: Packet) -> Result<Packet, ConnectorError> {
-        let timeout = lock(&self.inner.config).request_timeout;
-        self.request_async(packet, timeout, true).await
-    }
-
-    /// [`authenticate`](Self::authenticate) with the outcome delivered like
-    /// [`request_with_callback`](Self::request_with_callback).
-    pub fn authenticate_with_callback(
-        &self,
-        packet: Packet,
-        callback: impl FnOnce(Result<Packet, ConnectorError>) + Send + 'static,
-    ) {
-        self.request_callback(packet, Box::new(callback), true);
     }
 }
 

@@ -17,7 +17,7 @@ use playhouse_protocol::{
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
 
-use crate::ReconnectPolicy;
+use crate::config::ReconnectPolicy;
 
 /// A byte stream of any transport.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send {}

@@ -4,10 +4,11 @@
 use std::io;
 use std::time::Duration;
 
+use playhouse_protocol::max_frame_len;
 use playhouse_transport::dial::{ClientIo, DialOptions};
 use playhouse_transport::tls;
 
-use crate::{ConnectorConfig, TlsTrust, Transport};
+use crate::config::{ConnectorConfig, TlsTrust, Transport};
 
 /// The transport `config` asks for; an error names what cannot be built.
 pub(crate) fn dial_options(config: &ConnectorConfig) -> Result<DialOptions, &'static str> {
@@ -29,7 +30,7 @@ pub(crate) fn dial_options(config: &ConnectorConfig) -> Result<DialOptions, &'st
     Ok(DialOptions {
         tls,
         websocket_path: config.transport.websocket_path().map(str::to_owned),
-        max_message: config.max_packet_size + 4,
+        max_message: max_frame_len(config.max_packet_size),
     })
 }
 
@@ -56,6 +57,8 @@ pub(crate) async fn dial(
 mod tests {
     use std::sync::Arc;
 
+    use playhouse_protocol::DEFAULT_MAX_PACKET_SIZE;
+
     use super::*;
 
     fn options(transport: Transport) -> DialOptions {
@@ -67,6 +70,7 @@ mod tests {
         let tcp = options(Transport::Tcp);
         assert!(tcp.tls.is_none() && tcp.websocket_path.is_none());
         assert_eq!(tcp.max_message, 2 * 1024 * 1024 + 4);
+        assert_eq!(tcp.max_message, max_frame_len(DEFAULT_MAX_PACKET_SIZE));
 
         let tls = options(Transport::tls());
         assert!(tls.tls.is_some() && tls.websocket_path.is_none());

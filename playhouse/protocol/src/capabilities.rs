@@ -5,7 +5,7 @@
 //! a client *asks* for it, and old clients, which never ask, see exactly the original wire.
 //!
 //! The handshake is one ordinary frame in each direction, with the reserved message id
-//! [`HELLO_MSG_ID`] (like the heartbeat's `@Heart@Beat@`):
+//! [`HELLO_MSG_ID`](crate::control::HELLO_MSG_ID) (like the heartbeat's `@Heart@Beat@`):
 //!
 //! ```text
 //! client -> server  msg_id "@Hello@", seq N (1..=65535), stage any, payload [requested: u32 LE]
@@ -17,7 +17,8 @@
 //!   unknown bits are ignored, so clients newer than the server keep working. A hello sent with
 //!   seq 0 is applied without a reply.
 //! * A second hello, or one after authentication, is answered with
-//!   [`ErrorCode::INVALID_MESSAGE`](crate::ErrorCode::INVALID_MESSAGE) and changes nothing.
+//!   [`ErrorCode::INVALID_MESSAGE`](crate::error_code::ErrorCode::INVALID_MESSAGE) and changes
+//!   nothing.
 //! * The payload may be longer than 4 bytes (reserved for future parameters); a payload shorter
 //!   than 4 bytes is an invalid hello.
 //!
@@ -35,9 +36,6 @@ use std::fmt;
 use std::ops::{BitAnd, BitOr};
 
 use bytes::Bytes;
-
-/// The reserved message id of the capability handshake.
-pub const HELLO_MSG_ID: &str = "@Hello@";
 
 /// A set of protocol extensions, as a bit set (`u32`, little-endian on the wire).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]

@@ -1,9 +1,13 @@
 use bytes::Bytes;
 
-use crate::{
-    ACK_MSG_ID, Capabilities, END_MSG_ID, ErrorCode, HELLO_MSG_ID, MsgId, Packet, RESUME_MSG_ID,
-    ResumeGrant, ResumeRequest, SESSION_MSG_ID, count_payload, is_control_msg_id,
+use crate::capabilities::Capabilities;
+use crate::control::{
+    ACK_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, RESUME_MSG_ID, SESSION_MSG_ID,
+    is_control_msg_id,
 };
+use crate::error_code::ErrorCode;
+use crate::packet::{MsgId, Packet};
+use crate::resume::{ResumeGrant, ResumeRequest, count_payload};
 
 /// Bytes in the length prefix of every frame.
 pub const LENGTH_PREFIX: usize = 4;
@@ -14,8 +18,25 @@ pub const CLIENT_HEADER_MIN: usize = 1 + 1 + 2 + 8;
 /// Smallest server body: a one-byte id plus `id_len`, `seq`, `stage_id`, `error_code`,
 /// `original_size`.
 pub const SERVER_HEADER_MIN: usize = 1 + 1 + 2 + 8 + 2 + 4;
-/// The heartbeat message id; sent with `seq` 0, stage 0 and an empty payload, echoed by the server.
-pub const HEARTBEAT_MSG_ID: &str = "@Heart@Beat@";
+
+/// The longest frame on the wire, length prefix included, for bodies of at most
+/// `max_packet_size` bytes: what a WebSocket message (one whole frame) or a read buffer must
+/// hold.
+///
+/// ```text
+/// |<------------------ max_frame_len ------------------>|
+/// +------------+----------------------------------------+
+/// | len: i32   | body: len <= max_packet_size bytes     |
+/// +------------+----------------------------------------+
+/// |<- 4 B ---->|
+/// ```
+///
+/// ```
+/// assert_eq!(playhouse_protocol::max_frame_len(2 * 1024 * 1024), 2 * 1024 * 1024 + 4);
+/// ```
+pub const fn max_frame_len(max_packet_size: usize) -> usize {
+    max_packet_size.saturating_add(LENGTH_PREFIX)
+}
 
 /// A frame from a client to a server.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -44,6 +65,24 @@ impl ClientFrame {
             stage_id,
             payload: payload.into(),
         }
+    }
+
+    /// The body length a client frame with a `msg_id_len`-byte id and a `payload_len`-byte
+    /// payload announces in its length prefix (what [`CodecConfig::max_packet_size`] caps).
+    ///
+    /// [`CodecConfig::max_packet_size`]: crate::codec::config::CodecConfig::max_packet_size
+    pub const fn body_len_for(msg_id_len: usize, payload_len: usize) -> usize {
+        CLIENT_HEADER_MIN - 1 + msg_id_len + payload_len
+    }
+
+    /// The length this frame's prefix announces: its body, `id_len` through payload.
+    pub fn body_len(&self) -> usize {
+        Self::body_len_for(self.msg_id.len(), self.payload.len())
+    }
+
+    /// The bytes this frame occupies on the wire, length prefix included.
+    pub fn wire_len(&self) -> usize {
+        LENGTH_PREFIX + self.body_len()
     }
 
     /// A heartbeat frame.
@@ -154,6 +193,19 @@ impl ServerFrame {
             error_code: ErrorCode::SUCCESS,
             payload: packet.payload,
         }
+    }
+
+    /// The length this frame's prefix announces when sent uncompressed: its body, `id_len`
+    /// through payload (what [`CodecConfig::max_packet_size`] caps, compressed or not).
+    ///
+    /// [`CodecConfig::max_packet_size`]: crate::codec::config::CodecConfig::max_packet_size
+    pub fn body_len(&self) -> usize {
+        SERVER_HEADER_MIN - 1 + self.msg_id.len() + self.payload.len()
+    }
+
+    /// The bytes this frame occupies on the wire uncompressed, length prefix included.
+    pub fn wire_len(&self) -> usize {
+        LENGTH_PREFIX + self.body_len()
     }
 
     /// The echo of a heartbeat.

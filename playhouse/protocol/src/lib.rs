@@ -31,7 +31,10 @@
 //!   replayed after a reconnect (see [`RESUME_MSG_ID`] and the module docs there).
 //! * [`Packet`]: a message id and a payload, with helpers for prost messages
 //!   ([`Packet::from_message`], [`Packet::decode`] and its [`PayloadError`]).
-//! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction.
+//! * [`ClientFrame`] / [`ServerFrame`]: one frame in each direction, and how many bytes each
+//!   takes on the wire ([`ClientFrame::wire_len`], [`max_frame_len`]).
+//! * `control`: the reserved message ids of the framework's control frames
+//!   ([`HEARTBEAT_MSG_ID`], [`is_control_msg_id`]).
 //! * [`ServerCodec`] / [`ClientCodec`]: the tokio-util `Decoder`/`Encoder` for each side;
 //!   [`DecodeError`] / [`EncodeError`]: why a frame could not be read or written.
 //!
@@ -49,24 +52,30 @@
 
 mod capabilities;
 mod codec;
+mod control;
 mod error;
 mod error_code;
 mod frame;
 mod packet;
 mod resume;
 
-pub use capabilities::{Capabilities, HELLO_MSG_ID};
-pub use codec::{ClientCodec, CodecConfig, ServerCodec};
+pub use capabilities::Capabilities;
+pub use codec::client::ClientCodec;
+pub use codec::config::{CodecConfig, DEFAULT_MAX_PACKET_SIZE};
+pub use codec::server::ServerCodec;
+pub use control::{
+    ACK_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, RESUME_MSG_ID, SESSION_MSG_ID,
+    is_control_msg_id,
+};
 pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;
 pub use frame::{
-    CLIENT_HEADER_MIN, ClientFrame, HEARTBEAT_MSG_ID, LENGTH_PREFIX, MAX_MSG_ID_LEN,
-    SERVER_HEADER_MIN, ServerFrame,
+    CLIENT_HEADER_MIN, ClientFrame, LENGTH_PREFIX, MAX_MSG_ID_LEN, SERVER_HEADER_MIN, ServerFrame,
+    max_frame_len,
 };
 pub use packet::{MsgId, Packet, PayloadError};
 pub use resume::{
-    ACK_MSG_ID, END_MSG_ID, RESUME_MSG_ID, ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken,
-    SESSION_MSG_ID, count_payload, is_control_msg_id, read_count,
+    ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken, count_payload, read_count,
 };
 
 /// Re-exported so users can name the codec traits without depending on tokio-util themselves.

@@ -1,6 +1,6 @@
 use bytes::Bytes;
 
-use crate::ErrorCode;
+use crate::error_code::ErrorCode;
 
 /// A message id: valid UTF-8 that shares the frame's buffer (no copy on decode).
 pub type MsgId = bytestring::ByteString;

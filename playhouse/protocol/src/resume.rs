@@ -1,6 +1,7 @@
 //! Resumable sessions: a dropped connection loses nothing.
 //!
-//! An opt-in extension ([`Capabilities::RESUME`], asked for in the hello). Clients that never
+//! An opt-in extension ([`Capabilities::RESUME`](crate::capabilities::Capabilities::RESUME), asked
+//! for in the hello). Clients that never
 //! ask see exactly the original wire. Both directions of an authenticated session become
 //! numbered streams, the way TCP numbers bytes: every *data* frame (anything but the control
 //! frames below) gets the next number, counted from 1 by sender and receiver alike, so no
@@ -27,41 +28,13 @@
 //! resent (it runs once) and its reply, like every push, reaches the client once and in
 //! order: replayed if the first copy was lost. When the server cannot keep its side (the
 //! resume window passed, the replay buffer overflowed) the session is *lost*: a resume gets
-//! [`ErrorCode::SESSION_LOST`](crate::ErrorCode::SESSION_LOST), never a silent gap.
+//! [`ErrorCode::SESSION_LOST`](crate::error_code::ErrorCode::SESSION_LOST), never a silent gap.
 
 use std::collections::VecDeque;
 use std::collections::vec_deque::Drain;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-
-use crate::{HEARTBEAT_MSG_ID, HELLO_MSG_ID};
-
-/// Server -> client, seq 0, right before the reply to a successful authentication: the
-/// session is resumable; payload [`ResumeGrant`].
-pub const SESSION_MSG_ID: &str = "@Session@";
-/// Client -> server request on a new connection: resume a session (payload
-/// [`ResumeRequest`]); the reply carries the count of client frames the server received.
-pub const RESUME_MSG_ID: &str = "@Resume@";
-/// Either direction, seq 0: acknowledges data frames received so far (payload `u64` LE).
-pub const ACK_MSG_ID: &str = "@Ack@";
-/// Client -> server, seq 0: the client ends its resumable session on purpose.
-pub const END_MSG_ID: &str = "@End@";
-
-/// Whether `msg_id` is one of the framework's control frames (heartbeat, hello, and the
-/// resume frames above): control frames are never counted in a resumable session's streams.
-pub fn is_control_msg_id(msg_id: &str) -> bool {
-    msg_id.starts_with('@')
-        && matches!(
-            msg_id,
-            HEARTBEAT_MSG_ID
-                | HELLO_MSG_ID
-                | SESSION_MSG_ID
-                | RESUME_MSG_ID
-                | ACK_MSG_ID
-                | END_MSG_ID
-        )
-}
 
 /// The secret that lets a new connection take over a session: 128 random bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,7 +136,8 @@ pub fn read_count(payload: &[u8]) -> Option<u64> {
 /// Both streams of a resumable session as one side sees them: the frames it sent and the
 /// peer has not acknowledged (kept for a replay), and the count of frames it received (to
 /// acknowledge every `ack_every` and on demand). Frame type `F` is the side's own
-/// ([`ServerFrame`](crate::ServerFrame) on a server, [`ClientFrame`](crate::ClientFrame) on a
+/// ([`ServerFrame`](crate::frame::ServerFrame) on a server,
+/// [`ClientFrame`](crate::frame::ClientFrame) on a
 /// client); control frames are never put in.
 #[derive(Debug)]
 pub struct ResumeStreams<F> {
@@ -301,23 +275,6 @@ mod tests {
         assert_eq!(ResumeRequest::from_payload(&[0; 23]), None);
         assert_eq!(read_count(&count_payload(99)), Some(99));
         assert_eq!(read_count(&[1, 2, 3]), None);
-    }
-
-    #[test]
-    fn control_ids_are_exactly_the_reserved_ones() {
-        for id in [
-            HEARTBEAT_MSG_ID,
-            HELLO_MSG_ID,
-            SESSION_MSG_ID,
-            RESUME_MSG_ID,
-            ACK_MSG_ID,
-            END_MSG_ID,
-        ] {
-            assert!(is_control_msg_id(id), "{id}");
-        }
-        for id in ["EchoRequest", "@", "@Other@", "Ack"] {
-            assert!(!is_control_msg_id(id), "{id}");
-        }
     }
 
     #[test]

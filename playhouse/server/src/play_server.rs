@@ -360,7 +360,8 @@ impl PlayServer {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let max_message = self.inner.config.codec.max_packet_size + 4;
+        let max_message =
+            playhouse_protocol::max_frame_len(self.inner.config.codec.max_packet_size);
         match tls {
             Some(tls) => self.serve(
                 WsListener::new(TlsListener::new(listener, tls), path).max_message(max_message),

@@ -72,7 +72,7 @@ fn upgrade(server: PlayServer, transport: &'static str, mut request: Request) ->
         )
             .into_response();
     };
-    let max_message = server.max_packet_size() + 4;
+    let max_message = playhouse_protocol::max_frame_len(server.max_packet_size());
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {

@@ -4,6 +4,7 @@
 use std::io;
 use std::sync::Arc;
 
+use playhouse_protocol::{DEFAULT_MAX_PACKET_SIZE, max_frame_len};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -21,7 +22,8 @@ pub struct DialOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Speak WebSocket, upgrading at this path (e.g. `/ws`); `None` for raw frames.
     pub websocket_path: Option<String>,
-    /// The largest WebSocket message accepted. Default when 0: 2 MiB + 4.
+    /// The largest WebSocket message accepted ([`max_frame_len`] of the codec's
+    /// `max_packet_size`). Default when 0: 2 MiB + 4.
     pub max_message: usize,
 }
 
@@ -64,7 +66,7 @@ async fn websocket<S: ClientIo>(
         return Ok(Box::new(stream));
     };
     let max = match options.max_message {
-        0 => 2 * 1024 * 1024 + 4,
+        0 => max_frame_len(DEFAULT_MAX_PACKET_SIZE),
         n => n,
     };
     let url = format!("{scheme}://{host}:{port}{path}");

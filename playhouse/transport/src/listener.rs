@@ -3,9 +3,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use playhouse_protocol::{DEFAULT_MAX_PACKET_SIZE, max_frame_len};
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use crate::upgrade::Upgrading;
 use crate::ws_server::{self, WsServerStream};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A source of client byte streams (in the style of axum's `serve::Listener`).
 pub trait Listener: Send + 'static {
@@ -98,16 +100,18 @@ pub struct WsListener<L> {
 
 impl<L: Listener> WsListener<L> {
     /// Serves WebSocket upgrades at `path` (e.g. `/ws`) on top of `inner`; other paths get 404.
-    /// Messages are capped at 2 MiB plus the length prefix; see [`WsListener::max_message`].
+    /// Messages are capped at the default packet size (2 MiB) plus the length prefix
+    /// ([`max_frame_len`]); see [`WsListener::max_message`].
     pub fn new(inner: L, path: impl Into<Arc<str>>) -> Self {
         WsListener {
             inner,
             path: path.into(),
-            max_message: 2 * 1024 * 1024 + 4,
+            max_message: max_frame_len(DEFAULT_MAX_PACKET_SIZE),
         }
     }
 
-    /// The largest WebSocket message accepted, in bytes (match the codec's limit + 4).
+    /// The largest WebSocket message accepted, in bytes: [`max_frame_len`] of the codec's
+    /// `max_packet_size`.
     #[must_use]
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes;

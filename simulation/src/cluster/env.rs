@@ -18,7 +18,7 @@ use super::timing::Timing;
 use crate::directory::SimDirectory;
 use crate::net::{SimDialer, SimListener};
 use crate::rng::SimRng;
-use crate::tap::MeshTap;
+use crate::tap::mesh::MeshTap;
 use crate::trace::Trace;
 
 /// A host fault the run loop applies between two simulation steps.

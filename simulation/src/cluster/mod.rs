@@ -2,17 +2,16 @@
 //! the real servers, the shared directory and trace, host faults (crash, bounce) requested
 //! from inside the simulation, and the run loop.
 
-mod env;
-mod hosts;
-mod ports;
-mod timing;
+pub mod env;
+pub mod hosts;
+pub mod ports;
+pub mod timing;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-pub use env::{Env, HostFault, Server, Workload, alive_tasks, expect_no_tasks, sleep, wait_until};
-pub use hosts::{api_host, play_host};
-pub use ports::{CLIENT_PORT, MESH_PORT};
-pub use timing::{Network, Timing};
+use env::{Env, HostFault, Workload};
+use hosts::{api_host, play_host};
+use timing::{Network, Timing};
 
 use crate::trace::now;
 

@@ -1,4 +1,4 @@
-//! The fixed ports every simulated host serves on (each host has its own address).
+//! The ports every simulated server listens on.
 
 /// The port Play servers serve clients on.
 pub const CLIENT_PORT: u16 = 7001;

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use playhouse::{ApiServer, ErrorCode};
 
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, sleep};
+use crate::cluster::timing::{Network, Timing};
 use crate::mesh_client::MeshClient;
 use crate::trace::now;
 

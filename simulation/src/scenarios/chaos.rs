@@ -20,7 +20,9 @@ use playhouse::{ApiServer, ErrorCode};
 
 use crate::census;
 use crate::client::{SimClient, retire};
-use crate::cluster::{Cluster, Env, HostFault, Network, Timing, Workload, sleep, wait_until};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, HostFault, Workload, sleep, wait_until};
+use crate::cluster::timing::{Network, Timing};
 use crate::mesh_client::MeshClient;
 use crate::trace::now;
 

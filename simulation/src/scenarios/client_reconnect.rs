@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use crate::census;
 use crate::client::{SimClient, presence_of, retire};
-use crate::cluster::{Cluster, Env, Network, Timing, sleep, wait_until};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, sleep, wait_until};
+use crate::cluster::timing::{Network, Timing};
 use crate::trace::now;
 
 const PLAY: &str = "play-1";

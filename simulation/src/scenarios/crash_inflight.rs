@@ -16,7 +16,9 @@ use playhouse::{ApiServer, ErrorCode, MeshError, Packet};
 use playhouse_connector::ConnectorError;
 
 use crate::client::{SimClient, retire};
-use crate::cluster::{Cluster, Env, HostFault, Network, Timing, Workload, sleep};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, HostFault, Workload, sleep};
+use crate::cluster::timing::{Network, Timing};
 use crate::relay_room::RELAY;
 use crate::trace::now;
 

@@ -15,7 +15,9 @@ use std::time::Duration;
 use playhouse::ApiServer;
 
 use crate::client::{SimClient, retire};
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep, wait_until};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, sleep, wait_until};
+use crate::cluster::timing::{Network, Timing};
 use crate::mesh_client::MeshClient;
 use crate::rng::SimRng;
 use crate::trace::Trace;

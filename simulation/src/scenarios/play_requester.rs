@@ -22,7 +22,9 @@ use playhouse_connector::Connector;
 
 use crate::app::STAGE_TYPE;
 use crate::client::{SimClient, retire};
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, sleep};
+use crate::cluster::timing::{Network, Timing};
 use crate::relay_room::RELAY;
 use crate::trace::{Trace, now};
 

@@ -18,7 +18,9 @@ use playhouse::{ApiServer, Packet};
 use crate::census::{Census, baseline, expect_back};
 use crate::client::{SimClient, expect_idle_close, retire};
 use crate::clock_room::{CLOCK, TICK};
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep, wait_until};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, sleep, wait_until};
+use crate::cluster::timing::{Network, Timing};
 use crate::trace::now;
 
 const PLAY: &str = "play-1";

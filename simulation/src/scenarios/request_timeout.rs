@@ -13,7 +13,9 @@ use std::time::Duration;
 use playhouse::{ApiServer, ErrorCode};
 
 use crate::client::SimClient;
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, expect_no_tasks, sleep, wait_until};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, expect_no_tasks, sleep, wait_until};
+use crate::cluster::timing::{Network, Timing};
 use crate::mesh_client::MeshClient;
 use crate::trace::now;
 

@@ -34,9 +34,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::STAGE_TYPE;
-use crate::cluster::{CLIENT_PORT, Cluster, Env, Network, Timing, sleep};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, sleep};
+use crate::cluster::ports::CLIENT_PORT;
+use crate::cluster::timing::{Network, Timing};
 use crate::net::{Cuttable, dial};
-use crate::tap::{ClientTap, Tapped};
+use crate::tap::client::ClientTap;
+use crate::tap::stream::Tapped;
 use crate::trace::Trace;
 
 const PLAY: &str = "play-1";
@@ -432,7 +436,7 @@ async fn player(env: Env, name: &'static str, account: &'static str, shared: Sha
     lock(&shared.leaving).insert(account.to_owned(), true);
     connector.disconnect().await;
     drop(connector);
-    crate::cluster::expect_no_tasks(&env, name, Duration::from_secs(1)).await;
+    crate::cluster::env::expect_no_tasks(&env, name, Duration::from_secs(1)).await;
     env.finish(name);
 }
 

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use playhouse::{ApiServer, ErrorCode, Packet};
 
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, sleep};
+use crate::cluster::timing::{Network, Timing};
 use crate::mesh_client::MeshClient;
 use crate::trace::now;
 

@@ -21,7 +21,9 @@ use playhouse::{ApiServer, Packet};
 use crate::census::{Census, baseline, expect_back};
 use crate::client::{SimClient, retire};
 use crate::clock_room::{ASYNC_BLOCKS, CLOCK, COUNT, COUNT_PERIOD, STEP, STEP_EVERY, TICK};
-use crate::cluster::{Cluster, Env, Network, Timing, Workload, sleep, wait_until};
+use crate::cluster::Cluster;
+use crate::cluster::env::{Env, Workload, sleep, wait_until};
+use crate::cluster::timing::{Network, Timing};
 use crate::trace::now;
 
 const PLAY: &str = "play-1";

@@ -1,6 +1,6 @@
 //! api-1's HTTP front door (axum): `POST /api/stages` and `POST /api/stages/get-or-create`
-//! with JSON `{"stage_type": .., "stage_id": ..}` create stages on play-1 through the API
-//! server's sender.
+//! with JSON `{"stage_type": .., "stage_id": ..}` create stages on a Play server (play-1)
+//! through the API server's sender.
 //!
 //! Replies: `200 {"stage_id": N, "reply_msg_id": ".."}` (create) and
 //! `200 {"stage_id": N, "is_created": bool}` (get-or-create); a failure is a non-200 status
@@ -19,7 +19,6 @@ use playhouse::{ApiSender, ApiServer, ErrorCode, HttpLimits, MeshError, Packet};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::server_ids::PLAY_1;
 use crate::proto::CreateStagePayload;
 
 /// The JSON body of both endpoints.
@@ -29,15 +28,29 @@ struct StageRequest {
     stage_id: i64,
 }
 
-/// Serves the endpoints on `addr` until `api` stops, under the default [`HttpLimits`];
-/// returns the bound address.
-pub(super) async fn serve(api: &ApiServer, addr: &str) -> io::Result<SocketAddr> {
+/// What the handlers share: the API server's sender, and the Play server stages go to.
+#[derive(Clone, Debug)]
+struct Front {
+    api: ApiSender,
+    play_id: &'static str,
+}
+
+/// Serves the endpoints on `addr` until `api` stops, under the default [`HttpLimits`],
+/// creating stages on `play_id`; returns the bound address.
+pub(super) async fn serve(
+    api: &ApiServer,
+    addr: &str,
+    play_id: &'static str,
+) -> io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = Router::new()
         .route("/api/stages", post(create))
         .route("/api/stages/get-or-create", post(get_or_create))
-        .with_state(api.sender());
+        .with_state(Front {
+            api: api.sender(),
+            play_id,
+        });
     let control = api.control();
     let stop = async move { control.stop_requested().await };
     tokio::spawn(playhouse::serve_http(
@@ -56,9 +69,15 @@ fn creation_packet() -> Packet {
     })
 }
 
-async fn create(State(api): State<ApiSender>, Json(body): Json<StageRequest>) -> Response {
-    match api
-        .create_stage(PLAY_1, &body.stage_type, body.stage_id, creation_packet())
+async fn create(State(front): State<Front>, Json(body): Json<StageRequest>) -> Response {
+    match front
+        .api
+        .create_stage(
+            front.play_id,
+            &body.stage_type,
+            body.stage_id,
+            creation_packet(),
+        )
         .await
     {
         Ok(created) => Json(json!({
@@ -70,9 +89,15 @@ async fn create(State(api): State<ApiSender>, Json(body): Json<StageRequest>) ->
     }
 }
 
-async fn get_or_create(State(api): State<ApiSender>, Json(body): Json<StageRequest>) -> Response {
-    match api
-        .get_or_create_stage(PLAY_1, &body.stage_type, body.stage_id, creation_packet())
+async fn get_or_create(State(front): State<Front>, Json(body): Json<StageRequest>) -> Response {
+    match front
+        .api
+        .get_or_create_stage(
+            front.play_id,
+            &body.stage_type,
+            body.stage_id,
+            creation_packet(),
+        )
         .await
     {
         Ok(result) => Json(json!({

@@ -35,7 +35,7 @@ pub use api::TestApiController;
 pub use server_ids::{API_1, API_2, PLAY_1, PLAY_2};
 pub use system::SystemController;
 pub use test_actor::TestActor;
-pub use test_stage::TestStage;
+pub use test_stage::state::TestStage;
 
 use crate::proto::{SystemPingReply, SystemPingRequest};
 use services::{GreetingService, SharedCounter, StageJournal};
@@ -159,7 +159,7 @@ impl Servers {
 
         let api1 = start_api(API_1, API_1_WEIGHT, &directory).await?;
         let api2 = start_api(API_2, API_2_WEIGHT, &directory).await?;
-        let api1_http = http::serve(&api1, "127.0.0.1:0").await?;
+        let api1_http = http::serve(&api1, "127.0.0.1:0", PLAY_1).await?;
 
         let servers = Servers {
             play,

@@ -1,4 +1,4 @@
-//! Why a connection ended, and winding it up: the link marked dead, every request settled,
+//! Why a connection ended, and winding it up: the connection marked dead, every request settled,
 //! the disconnect reported, and (when the client asked to close) what was queued flushed.
 
 use std::io;
@@ -9,10 +9,10 @@ use playhouse_protocol::{ClientFrame, DecodeError};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::Task;
 use super::command::{Command, Responder};
-use crate::ConnectorError;
+use super::task::Task;
 use crate::callbacks::{Event, SessionEvent};
+use crate::error::ConnectorError;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ impl End {
 }
 
 impl Task {
-    /// Marks the link dead, settles every request, reports the disconnect and, for a
+    /// Marks the connection dead, settles every request, reports the disconnect and, for a
     /// client-initiated close, flushes what was queued before it.
     pub(super) async fn finish<W>(
         mut self,
@@ -67,8 +67,8 @@ impl Task {
             End::ServerClosed => tracing::debug!("server closed the connection"),
             End::Client | End::Dropped => tracing::debug!("connection closed by the client"),
         }
-        self.state.alive.store(false, Ordering::SeqCst);
-        self.state.authenticated.store(false, Ordering::SeqCst);
+        self.status.alive.store(false, Ordering::SeqCst);
+        self.status.authenticated.store(false, Ordering::SeqCst);
 
         // Nothing new gets in; what is already queued is settled here.
         commands.close();

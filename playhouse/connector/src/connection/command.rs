@@ -6,8 +6,8 @@ use std::time::Duration;
 use playhouse_protocol::Packet;
 use tokio::sync::oneshot;
 
-use crate::ConnectorError;
 use crate::callbacks::{Callbacks, Event, ReplyCallback};
+use crate::error::ConnectorError;
 
 /// What the API asks the connection task to do.
 #[derive(Debug)]

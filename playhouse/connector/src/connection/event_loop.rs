@@ -14,10 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::FramedRead;
 
-use super::Task;
 use super::close::End;
 use super::command::Command;
-use super::link::{LinkState, Setup};
+use super::task::{Setup, Task, TaskStatus};
 use crate::pending::Pending;
 use crate::resume::BoxIo;
 
@@ -38,7 +37,7 @@ pub(super) fn deadline(now: Instant, after: Duration) -> Instant {
 pub(super) async fn run(
     stream: BoxIo,
     setup: Setup,
-    state: Arc<LinkState>,
+    status: Arc<TaskStatus>,
     mut commands: mpsc::Receiver<Command>,
     mut close: oneshot::Receiver<()>,
 ) {
@@ -52,7 +51,7 @@ pub(super) async fn run(
         stage_id: setup.stage_id.load(Ordering::SeqCst),
         shared_stage_id: setup.stage_id,
         stage_type: setup.stage_type,
-        state,
+        status,
         callbacks: setup.callbacks,
         pending: Pending::default(),
         encoder: ClientCodec::new(codec),

@@ -9,9 +9,9 @@ use playhouse_protocol::{
     ACK_MSG_ID, ClientFrame, ResumeGrant, SESSION_MSG_ID, ServerFrame, read_count,
 };
 
-use super::Task;
-use crate::ConnectorError;
+use super::task::Task;
 use crate::callbacks::Event;
+use crate::error::ConnectorError;
 use crate::resume::ClientSession;
 
 impl Task {
@@ -51,7 +51,7 @@ impl Task {
         let packet = frame.into_packet();
         let result = if code.is_success() {
             if in_flight.authenticate {
-                self.state.authenticated.store(true, Ordering::SeqCst);
+                self.status.authenticated.store(true, Ordering::SeqCst);
                 // Connected with stage 0 ("create one for me"): adopt the stage the server chose.
                 if self.stage_id == 0 && reply_stage != 0 {
                     self.stage_id = reply_stage;

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::command::{Command, Request, Responder, complete};
 use super::event_loop::deadline;
-use super::{InFlight, Task};
-use crate::ConnectorError;
+use super::task::{InFlight, Task};
+use crate::error::ConnectorError;
 
 impl Task {
     pub(super) fn encode(&mut self, frame: ClientFrame) -> bool {
@@ -102,7 +102,7 @@ impl Task {
     }
 
     pub(super) fn publish_pending(&self) {
-        self.state
+        self.status
             .pending
             .store(self.pending.len(), Ordering::SeqCst);
     }

@@ -7,8 +7,8 @@ use playhouse_protocol::{ClientFrame, ResumeRequest};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
-use super::Task;
 use super::close::End;
+use super::task::Task;
 use crate::callbacks::{Event, SessionEvent};
 use crate::resume::{Backoff, Handshake, Reader, Writer, handshake};
 

@@ -70,8 +70,7 @@ impl Session {
                     Some(Ok(frame)) => {
                         idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
                         let metrics = &self.ctx.metrics();
-                        let size = 4 + 1 + frame.msg_id.len() + 10 + frame.payload.len();
-                        metrics.message_in(size);
+                        metrics.message_in(frame.wire_len());
                         if self.rate.as_mut().is_some_and(|bucket| !bucket.take()) {
                             tracing::warn!("message rate limit exceeded; closing the connection");
                             metrics.reject(Rejection::RateLimited);

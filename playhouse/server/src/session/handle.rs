@@ -22,9 +22,9 @@ pub(crate) enum Outbound {
     Detached(ErrorCode),
 }
 
-/// The bytes a queued frame accounts for: its payload, id and fixed header.
+/// The bytes a queued frame accounts for: what it takes on the wire, uncompressed.
 pub(crate) fn frame_cost(frame: &ServerFrame) -> usize {
-    4 + 1 + frame.msg_id.len() + 16 + frame.payload.len()
+    frame.wire_len()
 }
 
 /// Bytes queued for one connection and not yet handed to its writer, shared by the session

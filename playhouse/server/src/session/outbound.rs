@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use playhouse_protocol::{ErrorCode, SERVER_HEADER_MIN, ServerFrame};
+use playhouse_protocol::{ErrorCode, ServerFrame};
 use tokio::time::Instant;
 
 use super::end::End;
@@ -66,7 +66,7 @@ impl Session {
     /// instead of waiting for its timeout.
     pub(super) fn checked(&self, mut frame: ServerFrame) -> Option<ServerFrame> {
         // The body as the codec would write it uncompressed (its limit applies to that).
-        let body = SERVER_HEADER_MIN - 1 + frame.msg_id.len() + frame.payload.len();
+        let body = frame.body_len();
         if body > self.ctx.config().codec.max_packet_size {
             tracing::error!(msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
             self.ctx.metrics().reject(Rejection::OversizedFrame);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use playhouse::{ErrorCode, Packet};
 
-use super::{Actor, Ctx, Routes, TestStage};
+use super::state::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{AsyncBlockAccepted, AsyncBlockReply, AsyncBlockRequest};
 
 /// This module's handlers.

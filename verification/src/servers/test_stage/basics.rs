@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use playhouse::{ErrorCode, Packet, ServerInfoCenter};
 
-use super::{Actor, Ctx, Routes, TestStage};
+use super::state::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{
     ActorStateReply, ActorStateRequest, BroadcastNotify, BroadcastTrigger, BroadcastTriggerReply,
     CloseStageReply, CloseStageRequest, EchoReply, EchoRequest, FailRequest, GetAccountIdReply,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use playhouse::{ErrorCode, GameTick, Packet};
 use tokio::time::Instant;
 
-use super::{Actor, Ctx, Routes, TestStage};
+use super::state::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{
     GameLoopStoppedNotify, GameLoopTickNotify, StallStageReply, StallStageRequest,
     StartGameLoopReply, StartGameLoopRequest, StopGameLoopReply, StopGameLoopRequest,

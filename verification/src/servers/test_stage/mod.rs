@@ -10,25 +10,17 @@ mod basics;
 mod game_loop;
 mod mesh;
 mod resume;
+pub(super) mod state;
 mod timers;
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use playhouse::{
-    ActorCell, ErrorCode, Packet, Stage, StageContext, StageInit, StageRoutes, TimerId,
-};
+use playhouse::{ActorCell, ErrorCode, Packet, Stage, StageContext, StageRoutes};
 
-use super::services::{GreetingService, SharedCounter, StageJournal};
 use super::test_actor::TestActor;
 use crate::proto::{ConnectionChangedNotify, CreateStagePayload, StageCreatedReply};
-
-/// A client of the stage, as its handlers see it.
-type Actor = ActorCell<TestActor>;
-/// The stage's context, as its handlers see it.
-type Ctx = StageContext<TestStage>;
-/// The stage's typed handlers.
-type Routes = StageRoutes<TestStage>;
+use mesh::relay::{RELAYED, relay};
+use state::{Routes, TestStage};
 
 /// Every submodule's handlers, registered once for the stage type.
 static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
@@ -44,55 +36,6 @@ static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
         .into_iter()
         .fold(StageRoutes::new(), |routes, add| add(routes))
 });
-
-/// The stage every verifier talks to.
-#[derive(Debug)]
-pub struct TestStage {
-    /// Stage callbacks in the order they ran.
-    callbacks: Vec<String>,
-    greeting: Option<Arc<GreetingService>>,
-    counter: Option<Arc<SharedCounter>>,
-    journal: Option<Arc<StageJournal>>,
-    /// The task running this stage's loop, to tell which code ran on it.
-    stage_task: Option<tokio::task::Id>,
-    /// Async blocks whose `post` has run.
-    async_completed: i32,
-    /// Live timers by the id the client knows.
-    timers: HashMap<u64, TimerId>,
-    /// Ticks each timer has pushed, by timer id.
-    timer_ticks: HashMap<u64, i32>,
-    /// The game loop's last step number.
-    game_loop_ticks: u64,
-    /// The msg id of the packet `on_create` got, and the creator it named (API creations).
-    create_msg_id: String,
-    created_by: String,
-    /// Ids of the `ResumeProbeRequest`s handled, in order.
-    probes_handled: Vec<i32>,
-}
-
-impl TestStage {
-    /// The stage factory: fetches the shared services the stage uses.
-    pub fn new(init: &StageInit<'_>) -> Self {
-        TestStage {
-            callbacks: Vec::new(),
-            greeting: init.services.get::<GreetingService>(),
-            counter: init.services.get::<SharedCounter>(),
-            journal: init.services.get::<StageJournal>(),
-            stage_task: None,
-            async_completed: 0,
-            timers: HashMap::new(),
-            timer_ticks: HashMap::new(),
-            game_loop_ticks: 0,
-            create_msg_id: String::new(),
-            created_by: String::new(),
-            probes_handled: Vec::new(),
-        }
-    }
-
-    fn record(&mut self, callback: impl Into<String>) {
-        self.callbacks.push(callback.into());
-    }
-}
 
 impl Stage for TestStage {
     type Actor = TestActor;
@@ -176,7 +119,7 @@ impl Stage for TestStage {
             // Never answered: what request timeouts are tested with.
             "NoResponseRequest" => {}
             // Relayed to an API server as they are.
-            msg_id if mesh::RELAYED.contains(&msg_id) => mesh::relay(ctx, actor, packet).await,
+            msg_id if RELAYED.contains(&msg_id) => relay(ctx, actor, packet).await,
             _ => actor.link.reply_error(ErrorCode::HANDLER_NOT_FOUND),
         }
     }

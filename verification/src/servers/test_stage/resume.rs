@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use playhouse::{ErrorCode, Packet};
 
-use super::{Actor, Ctx, Routes, TestStage};
+use super::state::{Actor, Ctx, Routes, TestStage};
 use crate::proto::{
     ResumeProbeHistoryReply, ResumeProbeHistoryRequest, ResumeProbeReply, ResumeProbeRequest,
 };

@@ -1,0 +1,70 @@
+//! The connection task's state: what it starts from ([`Setup`]), what it keeps ([`Task`]) and
+//! what it publishes for the API to read without asking ([`TaskStatus`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use playhouse_protocol::{Capabilities, ClientCodec, ClientFrame, CodecConfig};
+
+use super::command::Responder;
+use crate::callbacks::Callbacks;
+use crate::pending::Pending;
+use crate::resume::{ClientSession, ResumeSetup};
+
+/// What a connection task starts from.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    /// The stage every frame carries; shared with the connector, which reports it.
+    pub(crate) stage_id: Arc<AtomicI64>,
+    pub(crate) stage_type: Arc<str>,
+    pub(crate) max_packet_size: usize,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    /// Bounds the flush of queued messages on a client-initiated close.
+    pub(crate) close_timeout: Duration,
+    /// Protocol extensions asked for in a hello sent before anything else (none: no hello).
+    pub(crate) capabilities: Capabilities,
+    pub(crate) callbacks: Arc<Callbacks>,
+    /// How to dial again for a resumable session (`None`: sessions are not resumable).
+    pub(crate) resume: Option<ResumeSetup>,
+}
+
+/// Connection state the API reads without asking the task.
+#[derive(Debug, Default)]
+pub(crate) struct TaskStatus {
+    /// Cleared by the task as it ends.
+    pub(crate) alive: AtomicBool,
+    pub(crate) authenticated: AtomicBool,
+    /// Requests written and awaiting a reply.
+    pub(crate) pending: AtomicUsize,
+}
+
+/// A request written to the socket, awaiting its reply.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub(super) authenticate: bool,
+    pub(super) responder: Responder,
+}
+
+/// The connection task's own state (everything but the socket halves).
+pub(super) struct Task {
+    pub(super) stage_id: i64,
+    pub(super) shared_stage_id: Arc<AtomicI64>,
+    pub(super) stage_type: Arc<str>,
+    pub(super) status: Arc<TaskStatus>,
+    pub(super) callbacks: Arc<Callbacks>,
+    pub(super) pending: Pending<InFlight>,
+    pub(super) encoder: ClientCodec,
+    pub(super) codec: CodecConfig,
+    /// Encoded frames waiting for the socket.
+    pub(super) out: BytesMut,
+    pub(super) capabilities: Capabilities,
+    pub(super) resume: Option<ResumeSetup>,
+    /// Frames sent since an authenticate request, until the server grants a resumable
+    /// session (they are its first frames) or the authentication ends without one.
+    pub(super) forming: Option<Vec<ClientFrame>>,
+    /// The resumable session, once granted.
+    pub(super) session: Option<ClientSession>,
+}
