@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let play = server.insert(framework_server(args.actor_ttl_ms));
         let tcp = play.listen_tcp(&args.bind).await?;
-        let ws = play.listen_ws("127.0.0.1:0", "/ws", None).await?;
+        let ws = play.listen_ws("127.0.0.1:0", "/ws").await?;
         let certs = playhouse_transport::tls::self_signed(&["localhost", "127.0.0.1"])
             .map_err(|e| e.to_string())?;
         let tls = play.listen_tls("127.0.0.1:0", certs.server).await?;

@@ -8,9 +8,9 @@
 //!   wire header (sequences, reply and liveness flags).
 //! * [`proto`]: the framework commands (create / get-or-create / destroy stage), generated
 //!   from `proto/route_header.proto`.
-//! * [`MeshLink`]: moves frames between servers, nothing more. [`ZmqLink`] over ZeroMQ
-//!   ROUTER sockets (what the processes ship with); [`TcpLink`] speaks length-delimited frames
-//!   over any byte stream (production, or a simulated network).
+//! * [`MeshLink`]: moves frames between servers, nothing more. `ZmqLink` (feature `zmq`)
+//!   over ZeroMQ ROUTER sockets (what the processes ship with); [`TcpLink`] speaks
+//!   length-delimited frames over any byte stream (production, or a simulated network).
 //! * [`Directory`]: who is up and where. [`MemoryDirectory`] for one process;
 //!   `RedisDirectory` (feature `redis`, on by default) across machines, one key per server
 //!   `playhouse:server:{server_id}` holding the [`ServerInfo`] JSON with a TTL.
@@ -20,6 +20,18 @@
 //!   remote error codes propagated, late replies discarded and counted, and liveness: every
 //!   connected peer is pinged, and one that answers no ping within the heartbeat timeout is
 //!   declared down (its requests fail at once, its connections are reset).
+//!
+//! # Features
+//!
+//! The TCP link and the in-memory directory are always there; they need nothing beyond tokio.
+//! `playhouse` depends on this crate without its defaults and turns these on through its own
+//! `zmq` and `redis` features.
+//!
+//! | Feature           | Default | Gives                                          | Pulls in |
+//! |-------------------|---------|------------------------------------------------|----------|
+//! | `zmq`             | yes     | `ZmqLink`, `ZmqLinkConfig`, `ZmqLinkError`     | zeromq   |
+//! | `redis`           | yes     | `RedisDirectory`, `RedisDirectoryConfig`       | redis    |
+//! | `bench-internals` | no      | internals for the workspace's benchmarks       | nothing  |
 
 // Public only to the benchmarks (feature `bench-internals`).
 #[cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
@@ -48,8 +60,11 @@ pub use error::MeshError;
 pub use link::dialer::{Dialer, TcpDialer};
 pub use link::tcp::TcpLink;
 pub use link::tcp::config::TcpLinkConfig;
+#[cfg(feature = "zmq")]
 pub use link::zmq::ZmqLink;
+#[cfg(feature = "zmq")]
 pub use link::zmq::config::ZmqLinkConfig;
+#[cfg(feature = "zmq")]
 pub use link::zmq::error::ZmqLinkError;
 pub use link::{EventSink, LinkError, LinkEvent, MeshLink};
 pub use node::{InboundHandler, Mesh};

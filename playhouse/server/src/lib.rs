@@ -10,12 +10,30 @@
 //!   programming model; [`StageRoutes`]: typed stage handlers by prost message.
 //! * [`PlayServer`] / [`PlayServerBuilder`]: registration, listeners, graceful stop.
 //! * [`PlayConfig`]: limits and timeouts, each with a documented default.
-//! * [`Listener`]: where connections come from (TCP now; TLS, WebSocket or a simulated
-//!   network plug in here).
+//! * [`Listener`]: where connections come from (TCP; TLS and WebSocket with their features;
+//!   a simulated network plugs in here too).
 //! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
-//! * [`serve_http`] / [`HttpLimits`]: an axum app (an API server's HTTP front door, the
-//!   metrics endpoint, a WebSocket route) served with timeouts and a connection cap;
+//! * `serve_http` / `HttpLimits` (feature `http`): an axum app (an API server's HTTP front
+//!   door, the metrics endpoint, a WebSocket route) served with timeouts and a connection cap;
 //!   [`raise_fd_limit`] so that every connection cap fits under the process's descriptors.
+//!
+//! # Features
+//!
+//! A game pays only for what it uses. TCP clients, the stage host, the mesh with its TCP link
+//! and in-memory directory are always there (they need nothing beyond tokio). The default is
+//! the common case, one Play server for native and browser clients: `ws` only.
+//!
+//! | Feature | Default | Gives                                                              | Pulls in |
+//! |---------|---------|--------------------------------------------------------------------|----------|
+//! | `ws`    | yes     | `PlayServer::listen_ws`, `WsListener`                              | tungstenite, httparse |
+//! | `tls`   | no      | `PlayServer::listen_tls`, `listen_wss` (with `ws`), `TlsListener`  | rustls, ring (C code) |
+//! | `http`  | no      | `serve_http`, `HttpLimits`, `PlayServer::listen_metrics`, `websocket_router` (with `ws`) | axum, hyper |
+//! | `zmq`   | no      | `MeshJoin::zmq`, the ZeroMQ mesh link                              | zeromq   |
+//! | `redis` | no      | `RedisDirectory`: a mesh directory across machines                 | redis    |
+//! | `full`  | no      | all of the above                                                   |          |
+//!
+//! TLS is often ended by a load balancer in front of the game; `http` is for an API server or
+//! a metrics scrape; `zmq` and `redis` are for a mesh of processes on several machines.
 //!
 //! ```no_run
 //! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext};
@@ -112,7 +130,7 @@ mod services;
 mod session;
 mod stage;
 pub mod testing;
-#[cfg(feature = "http")]
+#[cfg(all(feature = "http", feature = "ws"))]
 mod ws_route;
 
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
@@ -129,8 +147,14 @@ pub use playhouse_mesh::{
     MemoryDirectory, Mesh, MeshError, RoutingPolicy, ServerInfo, ServerInfoCenter, ServerState,
     ServerType,
 };
+#[cfg(feature = "redis")]
+pub use playhouse_mesh::{RedisDirectory, RedisDirectoryConfig};
 pub use playhouse_protocol::{CodecConfig, ErrorCode, MsgId, Packet, PayloadError};
-pub use playhouse_transport::{Listener, TlsListener, WsListener};
+pub use playhouse_transport::Listener;
+#[cfg(feature = "tls")]
+pub use playhouse_transport::TlsListener;
+#[cfg(feature = "ws")]
+pub use playhouse_transport::WsListener;
 pub use reply::{ErrorReply, IntoReply};
 pub use sender::Sender;
 pub use services::{ServerControl, Services, ServicesBuilder};

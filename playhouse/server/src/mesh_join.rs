@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use playhouse_mesh::{
     Directory, InboundHandler, MemoryDirectory, Mesh, MeshConfig, MeshLink, ServerInfoCenter,
-    ServerType, TcpLink, TcpLinkConfig, ZmqLink, ZmqLinkConfig,
+    ServerType, TcpLink, TcpLinkConfig,
 };
+#[cfg(feature = "zmq")]
+use playhouse_mesh::{ZmqLink, ZmqLinkConfig};
 
 /// How a server joins the mesh.
 ///
@@ -36,6 +38,7 @@ enum LinkChoice {
         advertise_host: Option<String>,
         config: TcpLinkConfig,
     },
+    #[cfg(feature = "zmq")]
     Zmq {
         bind: String,
         advertise_host: Option<String>,
@@ -48,6 +51,7 @@ impl std::fmt::Debug for MeshJoin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let link = match &self.link {
             LinkChoice::Tcp { bind, .. } => format!("tcp {bind}"),
+            #[cfg(feature = "zmq")]
             LinkChoice::Zmq { bind, .. } => format!("zmq {bind}"),
             LinkChoice::Custom(link) => format!("custom {}", link.address()),
         };
@@ -70,13 +74,14 @@ impl MeshJoin {
     }
 
     /// The ZeroMQ ROUTER link (what the server processes ship with) bound at `bind` (e.g.
-    /// `127.0.0.1:0`, TCP transport), with `directory`.
+    /// `127.0.0.1:0`, TCP transport), with `directory`. Feature `zmq`.
     ///
     /// ```
     /// use playhouse::MeshJoin;
     /// use playhouse_mesh::MemoryDirectory;
     /// let join = MeshJoin::zmq("127.0.0.1:0", MemoryDirectory::new());
     /// ```
+    #[cfg(feature = "zmq")]
     pub fn zmq(bind: impl Into<String>, directory: impl Directory) -> Self {
         let link = LinkChoice::Zmq {
             bind: bind.into(),
@@ -106,10 +111,11 @@ impl MeshJoin {
 
     /// The host other servers dial (needed when binding `0.0.0.0`).
     pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
-        if let LinkChoice::Tcp { advertise_host, .. } | LinkChoice::Zmq { advertise_host, .. } =
-            &mut self.link
-        {
-            *advertise_host = Some(host.into());
+        match &mut self.link {
+            LinkChoice::Tcp { advertise_host, .. } => *advertise_host = Some(host.into()),
+            #[cfg(feature = "zmq")]
+            LinkChoice::Zmq { advertise_host, .. } => *advertise_host = Some(host.into()),
+            LinkChoice::Custom(_) => {}
         }
         self
     }
@@ -133,7 +139,8 @@ impl MeshJoin {
     }
 
     /// The ZeroMQ link's settings (handshake timeout, reconnect backoff), for a join made with
-    /// [`MeshJoin::zmq`]. Default: `ZmqLinkConfig::default()`.
+    /// [`MeshJoin::zmq`]. Default: `ZmqLinkConfig::default()`. Feature `zmq`.
+    #[cfg(feature = "zmq")]
     pub fn zmq_link(mut self, link: ZmqLinkConfig) -> Self {
         if let LinkChoice::Zmq { config, .. } = &mut self.link {
             *config = link;
@@ -217,7 +224,7 @@ impl MeshJoin {
     /// use std::time::Duration;
     /// use playhouse::MeshJoin;
     /// use playhouse_mesh::MemoryDirectory;
-    /// let join = MeshJoin::zmq("127.0.0.1:0", MemoryDirectory::new())
+    /// let join = MeshJoin::tcp("127.0.0.1:0", MemoryDirectory::new())
     ///     .heartbeat(Duration::from_millis(250), Duration::from_secs(1));
     /// ```
     pub fn heartbeat(self, interval: Duration, timeout: Duration) -> Self {
@@ -239,6 +246,7 @@ async fn bind(server_id: &str, choice: LinkChoice) -> io::Result<Arc<dyn MeshLin
             let host = advertise_host.as_deref();
             Arc::new(TcpLink::bind(server_id, &bind, host, config).await?)
         }
+        #[cfg(feature = "zmq")]
         LinkChoice::Zmq {
             bind,
             advertise_host,
@@ -330,12 +338,15 @@ mod tests {
         assert_eq!(config.send_queue, 5);
         assert_eq!(advertise_host.as_deref(), Some("10.0.0.1"));
 
-        let mut zmq = ZmqLinkConfig::default();
-        zmq.handshake_timeout = Duration::from_millis(7);
-        let join = MeshJoin::zmq("127.0.0.1:0", MemoryDirectory::new()).zmq_link(zmq);
-        let LinkChoice::Zmq { config, .. } = join.link else {
-            panic!("a ZeroMQ join");
-        };
-        assert_eq!(config.handshake_timeout, Duration::from_millis(7));
+        #[cfg(feature = "zmq")]
+        {
+            let mut zmq = ZmqLinkConfig::default();
+            zmq.handshake_timeout = Duration::from_millis(7);
+            let join = MeshJoin::zmq("127.0.0.1:0", MemoryDirectory::new()).zmq_link(zmq);
+            let LinkChoice::Zmq { config, .. } = join.link else {
+                panic!("a ZeroMQ join");
+            };
+            assert_eq!(config.handshake_timeout, Duration::from_millis(7));
+        }
     }
 }

@@ -28,7 +28,11 @@ use crate::stage::context::StageInit;
 use crate::stage::host::{HostParts, StageHost, StageTypes, UnknownStageType};
 use crate::stage::model::Stage;
 use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
-use playhouse_transport::{Listener, TlsListener, WsListener};
+use playhouse_transport::Listener;
+#[cfg(feature = "tls")]
+use playhouse_transport::TlsListener;
+#[cfg(feature = "ws")]
+use playhouse_transport::WsListener;
 
 /// Why a server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +267,7 @@ impl PlayServer {
     }
 
     /// The largest frame body a client may send or receive, in bytes.
-    #[cfg(feature = "http")]
+    #[cfg(all(feature = "http", feature = "ws"))]
     pub(crate) fn max_packet_size(&self) -> usize {
         self.inner.config.codec.max_packet_size
     }
@@ -342,6 +346,8 @@ impl PlayServer {
     }
 
     /// Binds a TLS listener (rustls; see `playhouse_transport::tls`) and serves clients on it.
+    /// Feature `tls`.
+    #[cfg(feature = "tls")]
     pub async fn listen_tls(
         &self,
         addr: impl ToSocketAddrs,
@@ -352,22 +358,30 @@ impl PlayServer {
     }
 
     /// Binds a WebSocket listener (upgrades at `path`, e.g. `/ws`; binary messages holding one
-    /// frame each), optionally over TLS, and serves clients on it.
-    pub async fn listen_ws(
+    /// frame each) and serves clients on it. Feature `ws` (on by default).
+    #[cfg(feature = "ws")]
+    pub async fn listen_ws(&self, addr: impl ToSocketAddrs, path: &str) -> io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve(WsListener::new(listener, path).max_message(self.max_ws_message()))
+    }
+
+    /// [`PlayServer::listen_ws`] over TLS (`wss://`). Features `ws` and `tls`.
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    pub async fn listen_wss(
         &self,
         addr: impl ToSocketAddrs,
         path: &str,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Arc<rustls::ServerConfig>,
     ) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let max_message =
-            playhouse_protocol::max_frame_len(self.inner.config.codec.max_packet_size);
-        match tls {
-            Some(tls) => self.serve(
-                WsListener::new(TlsListener::new(listener, tls), path).max_message(max_message),
-            ),
-            None => self.serve(WsListener::new(listener, path).max_message(max_message)),
-        }
+        let tls = TlsListener::new(listener, tls);
+        self.serve(WsListener::new(tls, path).max_message(self.max_ws_message()))
+    }
+
+    /// The largest WebSocket message: one frame of the largest packet.
+    #[cfg(feature = "ws")]
+    fn max_ws_message(&self) -> usize {
+        playhouse_protocol::max_frame_len(self.inner.config.codec.max_packet_size)
     }
 
     /// Serves clients from any [`Listener`] until the server stops; returns its address.

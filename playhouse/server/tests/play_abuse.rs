@@ -5,14 +5,22 @@ mod support;
 
 use std::time::Duration;
 
+#[cfg(feature = "ws")]
 use futures_util::{SinkExt, StreamExt};
+#[cfg(feature = "ws")]
+use playhouse::ErrorCode;
 use playhouse::testing::{EchoActor, EchoStage};
-use playhouse::{ErrorCode, PlayConfig, PlayServer, RateLimit};
+use playhouse::{PlayConfig, PlayServer, RateLimit};
+#[cfg(feature = "tls")]
 use playhouse_transport::dial::{DialOptions, dial};
+#[cfg(feature = "tls")]
 use playhouse_transport::tls;
-use support::{RawClient, WAIT, closed};
+#[cfg(any(feature = "ws", feature = "http"))]
+use support::WAIT;
+use support::{RawClient, closed};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+#[cfg(feature = "ws")]
 use tokio_tungstenite::tungstenite::Message;
 
 async fn server(change: impl FnOnce(&mut PlayConfig)) -> (PlayServer, std::net::SocketAddr) {
@@ -154,6 +162,7 @@ async fn half_a_frame_then_silence_is_cut_by_the_timeouts() {
     still_healthy(&mut ok).await;
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn garbage_instead_of_a_tls_handshake_closes_only_that_connection() {
     let certs = tls::self_signed(&["localhost"]).unwrap();
@@ -183,6 +192,7 @@ async fn garbage_instead_of_a_tls_handshake_closes_only_that_connection() {
     assert_eq!(&echo.payload[..], b"over tls");
 }
 
+#[cfg(feature = "ws")]
 #[tokio::test]
 async fn a_websocket_text_message_closes_only_that_connection() {
     let server = PlayServer::builder()
@@ -190,7 +200,7 @@ async fn a_websocket_text_message_closes_only_that_connection() {
         .default_stage_type("Room")
         .build()
         .unwrap();
-    let addr = server.listen_ws("127.0.0.1:0", "/ws", None).await.unwrap();
+    let addr = server.listen_ws("127.0.0.1:0", "/ws").await.unwrap();
     let url = format!("ws://{addr}/ws");
     let (mut ok, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut bad, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

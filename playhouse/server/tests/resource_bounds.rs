@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use playhouse::testing::EchoActor;
 use playhouse::{
-    ActorCell, ApiServer, ErrorCode, MemoryDirectory, MeshError, MeshJoin, Packet, PlayConfig,
-    PlayServer, RateLimit, Stage, StageContext,
+    ActorCell, ErrorCode, Packet, PlayConfig, PlayServer, RateLimit, Stage, StageContext,
 };
+#[cfg(feature = "zmq")]
+use playhouse::{ApiServer, MemoryDirectory, MeshError, MeshJoin};
 use playhouse_protocol::ClientFrame;
 use support::{RawClient, WAIT, closed, noise};
 use tokio::io::AsyncWriteExt;
@@ -318,6 +319,7 @@ async fn stop_returns_within_the_shutdown_timeout_whatever_stages_do() {
     assert_eq!(server.stage_count(), 0);
 }
 
+#[cfg(feature = "zmq")]
 #[tokio::test]
 async fn an_oversized_mesh_reply_becomes_an_error_code_at_once() {
     let directory = MemoryDirectory::new();

@@ -2,13 +2,17 @@
 //! WebSocket over TLS.
 
 use std::io;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 
+#[cfg(feature = "ws")]
 use playhouse_protocol::{DEFAULT_MAX_PACKET_SIZE, max_frame_len};
+#[cfg(feature = "tls")]
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+#[cfg(feature = "ws")]
 use crate::ws::{WsStream, ws_config};
 
 /// Any client byte stream.
@@ -18,11 +22,13 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientIo for T {}
 /// How to reach the server.
 #[derive(Clone, Debug, Default)]
 pub struct DialOptions {
-    /// TLS with this configuration (see [`crate::tls`]); `None` for plain TCP.
+    /// TLS with this configuration (see `crate::tls`); `None` for plain TCP. Feature `tls`.
+    #[cfg(feature = "tls")]
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Speak WebSocket, upgrading at this path (e.g. `/ws`); `None` for raw frames.
+    /// Speak WebSocket, upgrading at this path (e.g. `/ws`); `None` for raw frames. Without
+    /// the `ws` feature a path makes dialing fail with [`io::ErrorKind::Unsupported`].
     pub websocket_path: Option<String>,
-    /// The largest WebSocket message accepted ([`max_frame_len`] of the codec's
+    /// The largest WebSocket message accepted (`max_frame_len` of the codec's
     /// `max_packet_size`). Default when 0: 2 MiB + 4.
     pub max_message: usize,
 }
@@ -42,19 +48,19 @@ pub async fn upgrade<S: ClientIo>(
     port: u16,
     options: &DialOptions,
 ) -> io::Result<Box<dyn ClientIo>> {
-    match &options.tls {
-        Some(config) => {
-            let name = ServerName::try_from(host.to_owned())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                .connect(name, stream)
-                .await?;
-            websocket(tls, "wss", host, port, options).await
-        }
-        None => websocket(stream, "ws", host, port, options).await,
+    #[cfg(feature = "tls")]
+    if let Some(config) = &options.tls {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+            .connect(name, stream)
+            .await?;
+        return websocket(tls, "wss", host, port, options).await;
     }
+    websocket(stream, "ws", host, port, options).await
 }
 
+#[cfg(feature = "ws")]
 async fn websocket<S: ClientIo>(
     stream: S,
     scheme: &str,
@@ -74,4 +80,21 @@ async fn websocket<S: ClientIo>(
         .await
         .map_err(io::Error::other)?;
     Ok(Box::new(WsStream::new(ws)))
+}
+
+#[cfg(not(feature = "ws"))]
+async fn websocket<S: ClientIo>(
+    stream: S,
+    _scheme: &str,
+    _host: &str,
+    _port: u16,
+    options: &DialOptions,
+) -> io::Result<Box<dyn ClientIo>> {
+    match options.websocket_path {
+        None => Ok(Box::new(stream)),
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "WebSocket needs playhouse-transport's `ws` feature",
+        )),
+    }
 }

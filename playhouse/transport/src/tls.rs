@@ -7,6 +7,11 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
+// rustls 0.23.48 deprecates `ring::default_provider` because ring has no post-quantum key
+// exchange; the note names no replacement, and the only first-party provider with one,
+// aws-lc-rs, is a far heavier C build. ring stays our provider until we choose otherwise
+// (an explicit provider, so a process enabling both never hits rustls' ambiguity panic).
+#[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

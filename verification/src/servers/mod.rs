@@ -145,13 +145,11 @@ impl Servers {
             .build()
             .map_err(io::Error::other)?;
         let play_tcp = play.listen_tcp("127.0.0.1:0").await?;
-        let play_ws = play.listen_ws("127.0.0.1:0", "/ws", None).await?;
+        let play_ws = play.listen_ws("127.0.0.1:0", "/ws").await?;
         let play_tls = play
             .listen_tls("127.0.0.1:0", Arc::clone(&certs.server))
             .await?;
-        let play_wss = play
-            .listen_ws("127.0.0.1:0", "/ws", Some(certs.server))
-            .await?;
+        let play_wss = play.listen_wss("127.0.0.1:0", "/ws", certs.server).await?;
         play.join_mesh(mesh_join(&directory)).await?;
 
         let (play2, play2_tcp) = start_play(play_server_builder(PLAY_2)).await?;

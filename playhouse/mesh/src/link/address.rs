@@ -35,6 +35,7 @@ pub(super) fn parse_address(address: &str) -> Option<(String, u16)> {
 }
 
 /// The ZeroMQ endpoint of `address`: as is when it names its transport, else over `tcp://`.
+#[cfg(feature = "zmq")]
 pub(super) fn endpoint(address: &str) -> String {
     if address.contains("://") {
         address.to_owned()
@@ -78,6 +79,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "zmq")]
     #[test]
     fn endpoints_default_to_tcp() {
         assert_eq!(endpoint("127.0.0.1:0"), "tcp://127.0.0.1:0");

@@ -5,7 +5,7 @@
 //!
 //! * [`TcpLink`](tcp::TcpLink): length-delimited frames over any byte stream (production TCP
 //!   or a simulated network).
-//! * [`ZmqLink`](zmq::ZmqLink): ZeroMQ ROUTER sockets (what the server processes ship with).
+//! * `ZmqLink`: ZeroMQ ROUTER sockets (what the server processes ship with; feature `zmq`).
 //!
 //! Both keep their peers in one [`PeerTable`](peers::PeerTable) and publish their address the
 //! same way (the `address` module).
@@ -15,6 +15,7 @@ pub(crate) mod dialer;
 mod frame;
 mod peers;
 pub(crate) mod tcp;
+#[cfg(feature = "zmq")]
 pub(crate) mod zmq;
 
 use std::sync::Arc;
