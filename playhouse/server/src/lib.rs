@@ -95,7 +95,8 @@ struct WireProtocolDoctests;
 #[doc = include_str!("../../../docs/limits.md")]
 struct LimitsDoctests;
 
-#[cfg(doctest)]
+// Its listeners, HTTP front door and metrics need these features.
+#[cfg(all(doctest, feature = "tls", feature = "ws", feature = "http"))]
 #[doc = include_str!("../../../docs/operations.md")]
 struct OperationsDoctests;
 

@@ -5,14 +5,14 @@ use std::io;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 
-#[cfg(feature = "ws")]
+#[cfg(feature = "ws-client")]
 use playhouse_protocol::{DEFAULT_MAX_PACKET_SIZE, max_frame_len};
 #[cfg(feature = "tls")]
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-#[cfg(feature = "ws")]
+#[cfg(feature = "ws-client")]
 use crate::ws::{WsStream, ws_config};
 
 /// Any client byte stream.
@@ -26,7 +26,7 @@ pub struct DialOptions {
     #[cfg(feature = "tls")]
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Speak WebSocket, upgrading at this path (e.g. `/ws`); `None` for raw frames. Without
-    /// the `ws` feature a path makes dialing fail with [`io::ErrorKind::Unsupported`].
+    /// the `ws-client` feature a path makes dialing fail with [`io::ErrorKind::Unsupported`].
     pub websocket_path: Option<String>,
     /// The largest WebSocket message accepted (`max_frame_len` of the codec's
     /// `max_packet_size`). Default when 0: 2 MiB + 4.
@@ -60,7 +60,7 @@ pub async fn upgrade<S: ClientIo>(
     websocket(stream, "ws", host, port, options).await
 }
 
-#[cfg(feature = "ws")]
+#[cfg(feature = "ws-client")]
 async fn websocket<S: ClientIo>(
     stream: S,
     scheme: &str,
@@ -82,7 +82,7 @@ async fn websocket<S: ClientIo>(
     Ok(Box::new(WsStream::new(ws)))
 }
 
-#[cfg(not(feature = "ws"))]
+#[cfg(not(feature = "ws-client"))]
 async fn websocket<S: ClientIo>(
     stream: S,
     _scheme: &str,
@@ -94,7 +94,7 @@ async fn websocket<S: ClientIo>(
         None => Ok(Box::new(stream)),
         Some(_) => Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "WebSocket needs playhouse-transport's `ws` feature",
+            "WebSocket needs playhouse-transport's `ws-client` feature",
         )),
     }
 }

@@ -24,7 +24,8 @@
 //! | Feature     | Default | Gives                                                        | Pulls in |
 //! |-------------|---------|--------------------------------------------------------------|----------|
 //! | `tls`       | yes     | `TlsListener`, the `tls` module, TLS in [`dial`]             | rustls, ring (C code), tokio-rustls, webpki-roots |
-//! | `ws`        | yes     | `WsListener`, `ws_server`, `WsStream`, WebSocket in [`dial`] | tungstenite, httparse |
+//! | `ws`        | yes     | the server side: `WsListener`, `ws_server`                   | httparse, sha1_smol, data-encoding |
+//! | `ws-client` | yes     | the client side: `WsStream`, WebSocket in [`dial`] (implies `ws`) | tungstenite |
 //! | `dev-certs` | no      | `tls::self_signed` (implies `tls`)                           | rcgen |
 
 pub mod dial;
@@ -34,8 +35,10 @@ pub mod tls;
 #[cfg(feature = "tls")]
 mod tls_listener;
 mod upgrade;
-#[cfg(feature = "ws")]
+#[cfg(feature = "ws-client")]
 mod ws;
+#[cfg(feature = "ws")]
+mod ws_frames;
 #[cfg(feature = "ws")]
 mod ws_listener;
 #[cfg(feature = "ws")]
@@ -45,8 +48,10 @@ pub use listener::Listener;
 #[cfg(feature = "tls")]
 pub use tls_listener::TlsListener;
 pub use upgrade::Upgrading;
+#[cfg(feature = "ws-client")]
+pub use ws::WsStream;
 #[cfg(feature = "ws")]
-pub use ws::{WsStream, ws_accept_key};
+pub use ws_frames::ws_accept_key;
 #[cfg(feature = "ws")]
 pub use ws_listener::WsListener;
 #[cfg(feature = "ws")]

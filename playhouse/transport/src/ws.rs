@@ -10,33 +10,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// Bytes of the frame length prefix.
-const PREFIX: usize = 4;
+use crate::ws_frames::whole_frame_len;
+
 /// Most unsent bytes buffered before writers wait.
 const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
-
-/// The length (prefix included) of the whole PlayHouse frame at the front of `bytes`, if it
-/// is all there; an error for a length that is not positive. Outgoing byte streams are cut
-/// at these boundaries, one WebSocket message per frame.
-pub(crate) fn whole_frame_len(bytes: &[u8]) -> io::Result<Option<usize>> {
-    let Some(prefix) = bytes.first_chunk::<PREFIX>() else {
-        return Ok(None);
-    };
-    let len = i32::from_le_bytes(*prefix);
-    if len <= 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "frame length must be positive",
-        ));
-    }
-    let total = PREFIX + len as usize;
-    Ok((bytes.len() >= total).then_some(total))
-}
-
-/// The `Sec-WebSocket-Accept` value answering a client's `Sec-WebSocket-Key` (RFC 6455).
-pub fn ws_accept_key(client_key: &[u8]) -> String {
-    tokio_tungstenite::tungstenite::handshake::derive_accept_key(client_key)
-}
 
 /// tungstenite's read buffer per connection. Its default (128 KiB, allocated and zero-filled
 /// up front) made an idle WebSocket client cost ~140 KB of server memory; frames are small,

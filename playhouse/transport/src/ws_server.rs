@@ -92,7 +92,7 @@ where
                     _ if requested != path => Some("404 Not Found"),
                     None => Some("400 Bad Request"),
                     Some(key) => {
-                        let accept = crate::ws::ws_accept_key(key);
+                        let accept = crate::ws_frames::ws_accept_key(key);
                         let response = format!(
                             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                              Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
@@ -232,7 +232,7 @@ fn unmask_forward(
 
 impl<S> WsServerStream<S> {
     /// A WebSocket whose opening handshake already happened (e.g. an axum/hyper route answered
-    /// `101 Switching Protocols`, see [`crate::ws::ws_accept_key`]); messages are capped at
+    /// `101 Switching Protocols`, see [`crate::ws_frames::ws_accept_key`]); messages are capped at
     /// `max_message` bytes.
     pub fn new(inner: S, max_message: usize) -> Self {
         WsServerStream {
@@ -251,7 +251,7 @@ impl<S> WsServerStream<S> {
     /// many bytes that took.
     fn frame_out(out: &mut BytesMut, bytes: &[u8]) -> io::Result<usize> {
         let mut at = 0;
-        while let Some(total) = crate::ws::whole_frame_len(&bytes[at..])? {
+        while let Some(total) = crate::ws_frames::whole_frame_len(&bytes[at..])? {
             put_header(out, OP_BINARY, total);
             out.extend_from_slice(&bytes[at..at + total]);
             at += total;
