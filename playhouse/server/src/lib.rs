@@ -25,7 +25,7 @@
 //!
 //! | Feature | Default | Gives                                                              | Pulls in |
 //! |---------|---------|--------------------------------------------------------------------|----------|
-//! | `ws`    | yes     | `PlayServer::listen_ws`, `WsListener`                              | tungstenite, httparse |
+//! | `ws`    | yes     | `PlayServer::listen_ws`, `WsListener`                              | httparse, sha1_smol, data-encoding |
 //! | `tls`   | no      | `PlayServer::listen_tls`, `listen_wss` (with `ws`), `TlsListener`  | rustls, ring (C code) |
 //! | `http`  | no      | `serve_http`, `HttpLimits`, `PlayServer::listen_metrics`, `websocket_router` (with `ws`) | axum, hyper |
 //! | `zmq`   | no      | `MeshJoin::zmq`, the ZeroMQ mesh link                              | zeromq   |

@@ -45,7 +45,7 @@ mod tests {
         // The example of RFC 6455 section 1.3.
         assert_eq!(
             ws_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kdzBzK+xOo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }
