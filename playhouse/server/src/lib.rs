@@ -10,8 +10,8 @@
 //!   programming model; [`StageRoutes`]: typed stage handlers by prost message.
 //! * [`PlayServer`] / [`PlayServerBuilder`]: registration, listeners, graceful stop.
 //! * [`PlayConfig`]: limits and timeouts, each with a documented default.
-//! * [`Listener`]: where connections come from (TCP now; TLS, WebSocket or a simulated
-//!   network plug in here).
+//! * [`Listener`]: where connections come from: TCP, TLS ([`TlsListener`]), WebSocket
+//!   ([`WsListener`]), or any other stream, such as a simulated network.
 //! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
 //! * [`serve_http`] / [`HttpLimits`]: an axum app (an API server's HTTP front door, the
 //!   metrics endpoint, a WebSocket route) served with timeouts and a connection cap;
