@@ -14,8 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{EventSink, LinkError, LinkEvent};
 
-/// Locks `mutex`, also after a panic elsewhere poisoned it (every value it guards stays
-/// consistent: updates are single assignments).
+/// Locks `mutex`, also after a panic on another task poisoned it: a link keeps working.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
