@@ -86,12 +86,19 @@ impl Drop for Pushes {
     }
 }
 
+/// A push waiting for room in the receiver it was offered to.
+#[derive(Debug)]
+pub(crate) struct Stalled {
+    pub(crate) push: Push,
+    pub(crate) sender: mpsc::Sender<Push>,
+}
+
 /// Where a push went.
 pub(crate) enum Offer {
     /// Into the receiver.
     Delivered,
-    /// The receiver is full: wait for room on this sender, then deliver.
-    Full(Push, mpsc::Sender<Push>),
+    /// The receiver is full: wait for room on its sender, then deliver.
+    Full(Stalled),
     /// No receiver is taken (or it was dropped): the push is for `on_receive`.
     NoReceiver(Push),
 }
@@ -132,7 +139,10 @@ impl PushRoute {
         };
         match sender.try_send(push) {
             Ok(()) => Offer::Delivered,
-            Err(mpsc::error::TrySendError::Full(push)) => Offer::Full(push, sender.clone()),
+            Err(mpsc::error::TrySendError::Full(push)) => Offer::Full(Stalled {
+                push,
+                sender: sender.clone(),
+            }),
             Err(mpsc::error::TrySendError::Closed(push)) => {
                 *slot = None;
                 Offer::NoReceiver(push)
@@ -164,12 +174,12 @@ mod tests {
         let route = PushRoute::new(1);
         let mut pushes = route.take();
         assert!(matches!(route.offer(push(1)), Offer::Delivered));
-        let Offer::Full(kept, sender) = route.offer(push(2)) else {
+        let Offer::Full(stalled) = route.offer(push(2)) else {
             panic!("expected Full");
         };
-        assert_eq!(kept, push(2));
+        assert_eq!(stalled.push, push(2));
         assert_eq!(pushes.try_recv(), Some(push(1)));
-        sender.try_send(kept).unwrap();
+        stalled.sender.try_send(stalled.push).unwrap();
         assert_eq!(pushes.try_recv(), Some(push(2)));
     }
 

@@ -8,14 +8,7 @@ use tokio::sync::mpsc::{self, OwnedPermit};
 
 use super::task::Task;
 use crate::callbacks::{Callbacks, Event};
-use crate::pushes::{Offer, Push, PushRoute};
-
-/// A push waiting for room in the receiver it was offered to.
-#[derive(Debug)]
-pub(super) struct Stalled {
-    push: Push,
-    sender: mpsc::Sender<Push>,
-}
+use crate::pushes::{Offer, Push, PushRoute, Stalled};
 
 fn to_on_receive(callbacks: &Callbacks, push: Push) {
     callbacks.emit(Event::Receive {
@@ -37,7 +30,7 @@ impl Task {
     pub(super) fn deliver_push(&mut self, push: Push) {
         match self.pushes.offer(push) {
             Offer::Delivered => {}
-            Offer::Full(push, sender) => self.stalled = Some(Stalled { push, sender }),
+            Offer::Full(stalled) => self.stalled = Some(stalled),
             Offer::NoReceiver(push) => to_on_receive(&self.callbacks, push),
         }
     }
@@ -84,7 +77,7 @@ async fn deliver_later(
         };
         match route.offer(unsent) {
             Offer::Delivered => return,
-            Offer::Full(again, to) => (push, sender) = (again, to),
+            Offer::Full(again) => (push, sender) = (again.push, again.sender),
             Offer::NoReceiver(unsent) => return to_on_receive(&callbacks, unsent),
         }
     }

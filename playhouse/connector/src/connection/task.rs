@@ -9,11 +9,10 @@ use bytes::BytesMut;
 use playhouse_protocol::{Capabilities, ClientCodec, ClientFrame, CodecConfig};
 
 use super::command::Responder;
-use super::push::Stalled;
 use crate::callbacks::Callbacks;
 use crate::error::{CloseCause, ConnectorError};
 use crate::pending::Pending;
-use crate::pushes::PushRoute;
+use crate::pushes::{PushRoute, Stalled};
 use crate::resume::{ClientSession, ResumeSetup};
 
 /// What a connection task starts from.
