@@ -414,7 +414,8 @@ impl Connector {
     /// the pushes over (the earlier receiver returns what it holds, then ends); dropping it
     /// hands pushes back to `on_receive`. The receiver holds up to
     /// [`push_queue_capacity`](ConnectorConfig::push_queue_capacity) pushes; when it is full
-    /// the connection stops reading until there is room (nothing is dropped).
+    /// the connection stops reading until there is room (nothing is dropped) — so read it
+    /// from a task of its own, or drop it: replies queued behind unread pushes wait too.
     ///
     /// ```no_run
     /// # use playhouse_connector::{Connector, ConnectorConfig};

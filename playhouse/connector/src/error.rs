@@ -165,4 +165,26 @@ mod tests {
             ErrorCode::SYSTEM_ERROR
         );
     }
+
+    /// `?` on `Packet::decode` in a function returning `Result<_, ConnectorError>`.
+    #[test]
+    fn a_payload_error_converts_with_its_code() {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Ping {}
+        impl prost::Name for Ping {
+            const NAME: &'static str = "Ping";
+            const PACKAGE: &'static str = "test";
+        }
+        fn decode(packet: &Packet) -> Result<Ping, ConnectorError> {
+            Ok(packet.decode::<Ping>()?)
+        }
+        let error = decode(&Packet::empty("Pong")).unwrap_err();
+        assert!(matches!(error, ConnectorError::Payload(_)), "{error:?}");
+        assert_eq!(error.code(), ErrorCode::INVALID_MESSAGE);
+        assert_eq!(
+            error.to_string(),
+            "unexpected message: expected a `Ping`, got a `Pong`"
+        );
+        assert!(decode(&Packet::empty("Ping")).is_ok());
+    }
 }

@@ -10,6 +10,7 @@
 //!   -----------                         ----------------------              ------
 //!   send / request ---- command queue --> encode, batch, write ------------->
 //!                                         match replies by seq <------------ replies, pushes
+//!   pushes().recv() <------ push queue --- pushes (reading waits while it is full)
 //!   main_thread_action() <-- callbacks -- timeouts, heartbeats, silence check
 //! ```
 //!

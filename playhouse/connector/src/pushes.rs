@@ -183,6 +183,18 @@ mod tests {
         assert_eq!(pushes.try_recv(), Some(push(2)));
     }
 
+    #[tokio::test]
+    async fn pushes_is_a_stream_that_ends_with_the_route() {
+        use futures_util::StreamExt;
+        let route = PushRoute::new(4);
+        let pushes = route.take();
+        assert!(matches!(route.offer(push(1)), Offer::Delivered));
+        assert!(matches!(route.offer(push(2)), Offer::Delivered));
+        drop(route);
+        let all: Vec<Push> = pushes.collect().await;
+        assert_eq!(all, vec![push(1), push(2)]);
+    }
+
     #[test]
     fn a_dropped_receiver_returns_pushes_to_on_receive() {
         let route = PushRoute::new(4);

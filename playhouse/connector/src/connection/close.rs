@@ -97,6 +97,9 @@ impl Task {
             End::Client | End::Dropped => tracing::debug!("connection closed by the client"),
         }
         let cause = self.cause(&end);
+        if let Some(cause) = cause {
+            tracing::warn!(error = %cause.error(), "connection closed");
+        }
         *self
             .status
             .cause
