@@ -18,8 +18,10 @@ pub enum ConnectorError {
     /// Code [`ErrorCode::CONNECTOR_UNAUTHENTICATED`] (60203).
     #[error("not authenticated")]
     Unauthenticated,
-    /// The server replied with a non-zero error code.
-    #[error("server replied with error {code}")]
+    /// The server replied with a non-zero error code. For
+    /// [`ErrorCode::NOT_AUTHENTICATED`] the message adds the likely cause (e.g. a login under
+    /// another message id than the server's; a Play server then closes the connection).
+    #[error("server replied with error {code}{hint}", hint = server_hint(*code))]
     Server {
         /// The server's error code.
         code: ErrorCode,
@@ -112,6 +114,17 @@ impl ConnectorError {
     }
 }
 
+/// The likely cause behind a server's code, where one stands out.
+fn server_hint(code: ErrorCode) -> &'static str {
+    if code == ErrorCode::NOT_AUTHENTICATED {
+        ": authenticate first, under the server's authenticate message id \
+         (PlayConfig::authenticate_msg_id, by default \"AuthenticateRequest\"), or again if \
+         the server let the player go"
+    } else {
+        ""
+    }
+}
+
 /// Why a connection the server ended is worth more than "not connected"; kept by the
 /// connection for the requests that come after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +155,15 @@ mod tests {
             packet: Packet::empty("R"),
         };
         assert_eq!(server.code(), ErrorCode(1234));
+        assert_eq!(server.to_string(), "server replied with error 1234");
+        let refused = ConnectorError::Server {
+            code: ErrorCode::NOT_AUTHENTICATED,
+            packet: Packet::empty("Login"),
+        };
+        assert!(
+            refused.to_string().contains("authenticate_msg_id"),
+            "{refused}"
+        );
         assert_eq!(ConnectorError::Disconnected.code().0, 60201);
         assert_eq!(
             ConnectorError::Connect(std::io::ErrorKind::ConnectionRefused.into())

@@ -136,7 +136,11 @@ async fn a_login_under_another_message_id_is_told_the_server_closed_before_authe
     match &login {
         Err(ConnectorError::ClosedBeforeAuthentication) => {}
         // A server that answers with a code before closing.
-        Err(ConnectorError::Server { code, .. }) => assert!(!code.is_success()),
+        Err(error @ ConnectorError::Server { code, .. }) => {
+            assert_eq!(*code, ErrorCode::NOT_AUTHENTICATED);
+            let message = error.to_string();
+            assert!(message.contains("authenticate_msg_id"), "{message}");
+        }
         other => panic!("expected the server's refusal, got {other:?}"),
     }
     let message = ConnectorError::ClosedBeforeAuthentication.to_string();
