@@ -1,6 +1,6 @@
 //! The receiving half of the task: a reply settles its pending request, a push goes to the
-//! application (`push`), and the control frames of resumable sessions (grant, acknowledgements) update
-//! the session.
+//! application (`push`), and the control frames of resumable sessions (grant,
+//! acknowledgements) update the session.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
