@@ -64,8 +64,8 @@ pub enum ConnectorError {
     )]
     NotWebSocket(#[source] std::io::Error),
     /// The server closed the connection before authentication succeeded. A Play server does
-    /// so when the first message is not its authenticate message (`PlayConfig::authenticate_msg_id`,
-    /// by default `"AuthenticateRequest"`; the connector's is
+    /// so when the first message is not its authenticate message
+    /// (`PlayConfig::authenticate_msg_id`, by default `"AuthenticateRequest"`; the connector's is
     /// [`ConnectorConfig::authenticate_msg_id`](crate::ConnectorConfig::authenticate_msg_id)),
     /// when no authentication arrives within its `auth_timeout`, or when the port is not one of
     /// its client ports. Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).

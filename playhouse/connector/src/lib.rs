@@ -54,11 +54,13 @@
 //! #             while let Some(Ok(frame)) = framed.next().await {
 //! #                 let stage = frame.stage_id;
 //! #                 if frame.msg_id == "AuthenticateRequest" {
-//! #                     let ok = ServerFrame::new("AuthenticateReply", frame.msg_seq, stage, ErrorCode::SUCCESS, "");
+//! #                     let (seq, ok) = (frame.msg_seq, ErrorCode::SUCCESS);
+//! #                     let ok = ServerFrame::new("AuthenticateReply", seq, stage, ok, "");
 //! #                     framed.send(ok).await.unwrap();
 //! #                 } else if frame.msg_id == "Subscribe" {
 //! #                     for n in ["1", "2", "3"] {
-//! #                         framed.send(ServerFrame::new("Tick", 0, stage, ErrorCode::SUCCESS, n)).await.unwrap();
+//! #                         let tick = ServerFrame::new("Tick", 0, stage, ErrorCode::SUCCESS, n);
+//! #                         framed.send(tick).await.unwrap();
 //! #                     }
 //! #                 }
 //! #             }

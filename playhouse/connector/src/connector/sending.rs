@@ -205,8 +205,9 @@ impl Connector {
     /// [`authenticate_msg_id`](crate::ConnectorConfig::authenticate_msg_id) (the id a Play
     /// server expects, `"AuthenticateRequest"` unless both sides configure another). The
     /// server's `on_authenticate` reads it with `packet.parse::<M>()`; decode the reply with
-    /// [`Packet::parse`] or [`Packet::decode`] and `?` (a [`PayloadError`](playhouse_protocol::PayloadError)
-    /// converts into [`ConnectorError::Payload`]).
+    /// [`Packet::parse`] or [`Packet::decode`] and `?` (a
+    /// [`PayloadError`](playhouse_protocol::PayloadError) converts into
+    /// [`ConnectorError::Payload`]).
     ///
     /// ```no_run
     /// # use playhouse_connector::{Connector, ConnectorError};
