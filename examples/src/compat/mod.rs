@@ -99,6 +99,9 @@ impl CompatServer {
             .server_id(PLAY_ID)
             .stage(TEST_STAGE, |_| CompatStage, |_| CompatActor)
             .default_stage_type(TEST_STAGE)
+            // The original's behaviour, which its connector suite was written against:
+            // disconnected actors stay until they leave.
+            .configure(|c| c.disconnected_actor_ttl = None)
             .build()
             .map_err(io::Error::other)?;
         let tcp = play.listen_tcp((host, ports.tcp)).await?;

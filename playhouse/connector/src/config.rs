@@ -46,11 +46,17 @@ pub struct ConnectorConfig {
     /// `true`: every callback and event is queued until
     /// [`main_thread_action`](crate::Connector::main_thread_action) runs it on the caller's
     /// thread (a game loop calls it each frame). `false`: callbacks run directly on the
-    /// connector's tokio task. Default: `true`.
+    /// connector's tokio task. Default: `true`, for engines with a main thread; an async
+    /// client receives pushes with [`Connector::pushes`](crate::Connector::pushes) instead,
+    /// which works in either mode without `main_thread_action`.
     pub use_main_thread_callbacks: bool,
     /// Most callbacks waiting in the queue; when it is full a new event is dropped with a
     /// warning. Default: 65 536.
     pub callback_queue_capacity: usize,
+    /// Most pushes waiting in [`Connector::pushes`](crate::Connector::pushes)' receiver. When it
+    /// is full nothing is dropped: the connection stops reading from the server until the
+    /// application takes a push (heartbeats, timeouts and sends go on). Default: 4096.
+    pub push_queue_capacity: usize,
     /// Largest frame body sent or accepted, in bytes (also caps a decompressed payload).
     /// Default: 2 MiB.
     pub max_packet_size: usize,
@@ -168,6 +174,19 @@ impl ConnectorConfig {
     #[must_use]
     pub fn callback_queue_capacity(mut self, capacity: usize) -> Self {
         self.callback_queue_capacity = capacity;
+        self
+    }
+
+    /// Sets [`push_queue_capacity`](Self::push_queue_capacity) (at least 1). Default: 4096.
+    ///
+    /// ```
+    /// # use playhouse_connector::ConnectorConfig;
+    /// let config = ConnectorConfig::default().push_queue_capacity(256);
+    /// assert_eq!(config.push_queue_capacity, 256);
+    /// ```
+    #[must_use]
+    pub fn push_queue_capacity(mut self, capacity: usize) -> Self {
+        self.push_queue_capacity = capacity;
         self
     }
 
@@ -373,6 +392,7 @@ impl Default for ConnectorConfig {
             authenticate_msg_id: "AuthenticateRequest".to_owned(),
             use_main_thread_callbacks: true,
             callback_queue_capacity: 65_536,
+            push_queue_capacity: 4096,
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             transport: Transport::Tcp,
             compression: true,

@@ -11,6 +11,8 @@
 //! * `event_loop`: the task itself, one `select!` over deadlines, the socket and commands.
 //! * `outbound`: commands and heartbeats into encoded frames; requests into the pending table.
 //! * `inbound`: replies, pushes and the control frames of resumable sessions.
+//! * `push`: handing pushes to the application's receiver or `on_receive`, stalling reads
+//!   while the receiver is full.
 //! * `reconnect`: dialing again and resuming a resumable session after a drop.
 //! * `close`: why a connection ended, and settling everything when it does.
 
@@ -20,5 +22,6 @@ mod event_loop;
 pub(crate) mod handle;
 mod inbound;
 mod outbound;
+mod push;
 mod reconnect;
 pub(crate) mod task;

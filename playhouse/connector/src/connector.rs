@@ -17,6 +17,7 @@ use crate::config::ConnectorConfig;
 use crate::connection::handle::ConnectionHandle;
 use crate::connection::task::Setup;
 use crate::error::ConnectorError;
+use crate::pushes::{PushRoute, Pushes};
 use crate::resume::{BoxIo, Dialer, ResumeSetup};
 use crate::transport;
 
@@ -45,6 +46,8 @@ struct Inner {
     stage_id: Arc<AtomicI64>,
     stage_type: Mutex<Arc<str>>,
     callbacks: Arc<Callbacks>,
+    /// Where pushes go: the receiver [`Connector::pushes`] took, else `on_receive`.
+    pushes: Arc<PushRoute>,
     runtime: Option<Handle>,
     /// Tells one `connect` call's attempt from the next.
     attempts: AtomicU64,
@@ -104,6 +107,7 @@ impl Connector {
             config.callback_queue_capacity,
             runtime.clone(),
         );
+        let pushes = Arc::new(PushRoute::new(config.push_queue_capacity));
         Connector {
             inner: Arc::new(Inner {
                 config: Mutex::new(config),
@@ -111,6 +115,7 @@ impl Connector {
                 stage_id: Arc::new(AtomicI64::new(0)),
                 stage_type: Mutex::new(Arc::from("")),
                 callbacks: Arc::new(callbacks),
+                pushes,
                 runtime,
                 attempts: AtomicU64::new(0),
             }),
@@ -138,7 +143,9 @@ impl Connector {
     ///
     /// # Errors
     /// [`ConnectorError::Connect`] when dialing fails or exceeds `connect_timeout`
-    /// ([`io::ErrorKind::TimedOut`]); [`ConnectorError::AlreadyConnected`];
+    /// ([`io::ErrorKind::TimedOut`]); [`ConnectorError::NotWebSocket`] when a WebSocket
+    /// transport's handshake gets no HTTP answer (a plain TCP port);
+    /// [`ConnectorError::AlreadyConnected`];
     /// [`ConnectorError::Unsupported`] when the TLS settings cannot be built.
     pub async fn connect(
         &self,
@@ -195,7 +202,7 @@ impl Connector {
             Err(error) => {
                 drop(attempt);
                 self.inner.callbacks.emit_deferred(Event::Connect(false));
-                Err(ConnectorError::Connect(error))
+                Err(transport::connect_error(error))
             }
         }
     }
@@ -289,6 +296,7 @@ impl Connector {
             close_timeout: config.connect_timeout,
             capabilities,
             callbacks: Arc::clone(&self.inner.callbacks),
+            pushes: Arc::clone(&self.inner.pushes),
             resume,
         };
         let connection = ConnectionHandle::spawn(stream, setup, &runtime);
@@ -398,7 +406,34 @@ impl Connector {
         self.inner.callbacks.set_session(Box::new(handler));
     }
 
-    /// Replaces the handler for server pushes: `(stage_id, stage_type, packet)`.
+    /// The server's pushes as an async stream, whatever
+    /// [`use_main_thread_callbacks`](ConnectorConfig::use_main_thread_callbacks) says (no
+    /// [`main_thread_action`](Self::main_thread_action) needed). While the returned [`Pushes`]
+    /// exists every push goes to it, none to [`on_receive`](Self::on_receive); each push is
+    /// delivered once, in order, across reconnections and resumed sessions. A later call takes
+    /// the pushes over (the earlier receiver returns what it holds, then ends); dropping it
+    /// hands pushes back to `on_receive`. The receiver holds up to
+    /// [`push_queue_capacity`](ConnectorConfig::push_queue_capacity) pushes; when it is full
+    /// the connection stops reading until there is room (nothing is dropped) — so read it
+    /// from a task of its own, or drop it: replies queued behind unread pushes wait too.
+    ///
+    /// ```no_run
+    /// # use playhouse_connector::{Connector, ConnectorConfig};
+    /// # async fn run(connector: Connector) {
+    /// let mut pushes = connector.pushes();
+    /// tokio::spawn(async move {
+    ///     while let Some(push) = pushes.recv().await {
+    ///         println!("push {} ({} bytes)", push.packet.msg_id, push.packet.payload.len());
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn pushes(&self) -> Pushes {
+        self.inner.pushes.take()
+    }
+
+    /// Replaces the handler for server pushes: `(stage_id, stage_type, packet)`. Not called
+    /// while a [`Pushes`] receiver from [`pushes`](Self::pushes) exists.
     pub fn on_receive(&self, handler: impl FnMut(i64, &str, Packet) + Send + 'static) {
         self.inner.callbacks.set_receive(Box::new(handler));
     }

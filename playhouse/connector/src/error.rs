@@ -1,6 +1,6 @@
 //! Why a connector operation failed.
 
-use playhouse_protocol::{ErrorCode, Packet};
+use playhouse_protocol::{ErrorCode, Packet, PayloadError};
 
 /// Why a connector operation failed. [`ConnectorError::code`] maps every variant to the wire
 /// status code a game would show or log.
@@ -18,8 +18,10 @@ pub enum ConnectorError {
     /// Code [`ErrorCode::CONNECTOR_UNAUTHENTICATED`] (60203).
     #[error("not authenticated")]
     Unauthenticated,
-    /// The server replied with a non-zero error code.
-    #[error("server replied with error {code}")]
+    /// The server replied with a non-zero error code. For
+    /// [`ErrorCode::NOT_AUTHENTICATED`] the message adds the likely cause (e.g. a login under
+    /// another message id than the server's; a Play server then closes the connection).
+    #[error("server replied with error {code}{hint}", hint = server_hint(*code))]
     Server {
         /// The server's error code.
         code: ErrorCode,
@@ -43,6 +45,41 @@ pub enum ConnectorError {
     /// closed. Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server answered in HTTP where PlayHouse frames were expected: this is a WebSocket
+    /// (or HTTP) port and the connector speaks plain TCP. Connect with
+    /// [`Transport::websocket`](crate::Transport::websocket) there, or to the Play server's TCP
+    /// port. Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
+    #[error(
+        "the server answered in HTTP: this port speaks HTTP/WebSocket, not PlayHouse over TCP; \
+         use Transport::websocket() for it, or the Play server's TCP port"
+    )]
+    HttpPort,
+    /// The WebSocket handshake got no HTTP answer (the server closed the connection, or sent
+    /// something else): this port does not speak WebSocket, e.g. it is a Play server's plain
+    /// TCP port ([`Transport::Tcp`](crate::Transport::Tcp)). The source says what came back.
+    /// Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
+    #[error(
+        "connect failed: this port does not speak WebSocket (a plain TCP port? use Transport::Tcp \
+         for it): {0}"
+    )]
+    NotWebSocket(#[source] std::io::Error),
+    /// The server closed the connection before authentication succeeded. A Play server does
+    /// so when the first message is not its authenticate message
+    /// (`PlayConfig::authenticate_msg_id`, by default `"AuthenticateRequest"`; the connector's is
+    /// [`ConnectorConfig::authenticate_msg_id`](crate::ConnectorConfig::authenticate_msg_id)),
+    /// when no authentication arrives within its `auth_timeout`, or when the port is not one of
+    /// its client ports. Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
+    #[error(
+        "the server closed the connection before authentication: was the first request the \
+         server's authenticate message (PlayConfig::authenticate_msg_id, by default \
+         \"AuthenticateRequest\"), sent in time, to the Play server's client port?"
+    )]
+    ClosedBeforeAuthentication,
+    /// A reply (or push) is not the message asked for: the error of
+    /// [`Packet::decode`], so `?` works on it where the error type is `ConnectorError`.
+    /// Code [`ErrorCode::INVALID_MESSAGE`].
+    #[error("unexpected message: {0}")]
+    Payload(#[from] PayloadError),
     /// The resumable session was lost (see [`SessionEvent::Lost`](crate::SessionEvent::Lost)):
     /// the request may or may not have run. Code [`ErrorCode::SESSION_LOST`] (23).
     #[error("session lost")]
@@ -62,13 +99,47 @@ impl ConnectorError {
             ConnectorError::Server { code, .. } => *code,
             ConnectorError::Disconnected
             | ConnectorError::Connect(_)
-            | ConnectorError::Protocol(_) => ErrorCode::CONNECTOR_DISCONNECTED,
+            | ConnectorError::Protocol(_)
+            | ConnectorError::HttpPort
+            | ConnectorError::NotWebSocket(_)
+            | ConnectorError::ClosedBeforeAuthentication => ErrorCode::CONNECTOR_DISCONNECTED,
+            ConnectorError::Payload(_) => ErrorCode::INVALID_MESSAGE,
             ConnectorError::RequestTimeout => ErrorCode::CONNECTOR_REQUEST_TIMEOUT,
             ConnectorError::Unauthenticated => ErrorCode::CONNECTOR_UNAUTHENTICATED,
             ConnectorError::SessionLost => ErrorCode::SESSION_LOST,
             ConnectorError::AlreadyConnected | ConnectorError::Unsupported(_) => {
                 ErrorCode::SYSTEM_ERROR
             }
+        }
+    }
+}
+
+/// The likely cause behind a server's code, where one stands out.
+fn server_hint(code: ErrorCode) -> &'static str {
+    if code == ErrorCode::NOT_AUTHENTICATED {
+        ": authenticate first, under the server's authenticate message id \
+         (PlayConfig::authenticate_msg_id, by default \"AuthenticateRequest\"), or again if \
+         the server let the player go"
+    } else {
+        ""
+    }
+}
+
+/// Why a connection the server ended is worth more than "not connected"; kept by the
+/// connection for the requests that come after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseCause {
+    /// See [`ConnectorError::HttpPort`].
+    HttpPort,
+    /// See [`ConnectorError::ClosedBeforeAuthentication`].
+    BeforeAuthentication,
+}
+
+impl CloseCause {
+    pub(crate) fn error(self) -> ConnectorError {
+        match self {
+            CloseCause::HttpPort => ConnectorError::HttpPort,
+            CloseCause::BeforeAuthentication => ConnectorError::ClosedBeforeAuthentication,
         }
     }
 }
@@ -84,6 +155,15 @@ mod tests {
             packet: Packet::empty("R"),
         };
         assert_eq!(server.code(), ErrorCode(1234));
+        assert_eq!(server.to_string(), "server replied with error 1234");
+        let refused = ConnectorError::Server {
+            code: ErrorCode::NOT_AUTHENTICATED,
+            packet: Packet::empty("Login"),
+        };
+        assert!(
+            refused.to_string().contains("authenticate_msg_id"),
+            "{refused}"
+        );
         assert_eq!(ConnectorError::Disconnected.code().0, 60201);
         assert_eq!(
             ConnectorError::Connect(std::io::ErrorKind::ConnectionRefused.into())
@@ -94,6 +174,10 @@ mod tests {
         assert_eq!(ConnectorError::Protocol("x".into()).code().0, 60201);
         assert_eq!(ConnectorError::RequestTimeout.code().0, 60202);
         assert_eq!(ConnectorError::Unauthenticated.code().0, 60203);
+        assert_eq!(ConnectorError::HttpPort.code().0, 60201);
+        assert_eq!(ConnectorError::ClosedBeforeAuthentication.code().0, 60201);
+        let eof = std::io::ErrorKind::UnexpectedEof.into();
+        assert_eq!(ConnectorError::NotWebSocket(eof).code().0, 60201);
         assert_eq!(
             ConnectorError::AlreadyConnected.code(),
             ErrorCode::SYSTEM_ERROR
@@ -102,5 +186,27 @@ mod tests {
             ConnectorError::Unsupported("ws").code(),
             ErrorCode::SYSTEM_ERROR
         );
+    }
+
+    /// `?` on `Packet::decode` in a function returning `Result<_, ConnectorError>`.
+    #[test]
+    fn a_payload_error_converts_with_its_code() {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Ping {}
+        impl prost::Name for Ping {
+            const NAME: &'static str = "Ping";
+            const PACKAGE: &'static str = "test";
+        }
+        fn decode(packet: &Packet) -> Result<Ping, ConnectorError> {
+            Ok(packet.decode::<Ping>()?)
+        }
+        let error = decode(&Packet::empty("Pong")).unwrap_err();
+        assert!(matches!(error, ConnectorError::Payload(_)), "{error:?}");
+        assert_eq!(error.code(), ErrorCode::INVALID_MESSAGE);
+        assert_eq!(
+            error.to_string(),
+            "unexpected message: expected a `Ping`, got a `Pong`"
+        );
+        assert!(decode(&Packet::empty("Ping")).is_ok());
     }
 }

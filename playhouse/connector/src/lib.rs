@@ -10,14 +10,71 @@
 //!   -----------                         ----------------------              ------
 //!   send / request ---- command queue --> encode, batch, write ------------->
 //!                                         match replies by seq <------------ replies, pushes
+//!   pushes().recv() <------ push queue --- pushes (reading waits while it is full)
 //!   main_thread_action() <-- callbacks -- timeouts, heartbeats, silence check
 //! ```
 //!
 //! Async forms ([`Connector::connect`], [`Connector::authenticate`], [`Connector::request`])
-//! complete their futures directly. Events (`on_connect`, `on_disconnect`, `on_receive`,
-//! `on_error`) and callback-form requests wait in a bounded queue until the game calls
-//! [`Connector::main_thread_action`] — or run on the connector's task when
-//! [`ConnectorConfig::use_main_thread_callbacks`] is `false`.
+//! complete their futures directly, and [`Connector::pushes`] receives the server's pushes as
+//! an async stream. That is all an async (tokio) client needs: it works whatever
+//! [`ConnectorConfig::use_main_thread_callbacks`] says, with no `main_thread_action` call.
+//!
+//! ```
+//! use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, Packet};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), ConnectorError> {
+//! # let port = fake::server().await;
+//! let connector = Connector::new(ConnectorConfig::default());
+//! let mut pushes = connector.pushes();
+//! connector.connect("127.0.0.1", port, 1, "GameRoom").await?;
+//! connector
+//!     .authenticate(Packet::new("AuthenticateRequest", &b"user-1"[..]))
+//!     .await?;
+//! connector.send(Packet::new("Subscribe", &b"ticks"[..]))?;
+//! while let Some(push) = pushes.recv().await {
+//!     println!("push {} {:?}", push.packet.msg_id, push.packet.payload);
+//!     if push.packet.msg_id == "Tick" && push.packet.payload == "3" {
+//!         break;
+//!     }
+//! }
+//! connector.disconnect().await;
+//! # Ok(())
+//! # }
+//! # mod fake {
+//! #     // A stand-in Play server: answers the login, then pushes three ticks.
+//! #     use futures_util::{SinkExt, StreamExt};
+//! #     use playhouse_protocol::{ErrorCode, ServerCodec, ServerFrame};
+//! #     pub async fn server() -> u16 {
+//! #         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! #         let port = listener.local_addr().unwrap().port();
+//! #         tokio::spawn(async move {
+//! #             let (socket, _) = listener.accept().await.unwrap();
+//! #             let mut framed = tokio_util::codec::Framed::new(socket, ServerCodec::default());
+//! #             while let Some(Ok(frame)) = framed.next().await {
+//! #                 let stage = frame.stage_id;
+//! #                 if frame.msg_id == "AuthenticateRequest" {
+//! #                     let (seq, ok) = (frame.msg_seq, ErrorCode::SUCCESS);
+//! #                     let ok = ServerFrame::new("AuthenticateReply", seq, stage, ok, "");
+//! #                     framed.send(ok).await.unwrap();
+//! #                 } else if frame.msg_id == "Subscribe" {
+//! #                     for n in ["1", "2", "3"] {
+//! #                         let tick = ServerFrame::new("Tick", 0, stage, ErrorCode::SUCCESS, n);
+//! #                         framed.send(tick).await.unwrap();
+//! #                     }
+//! #                 }
+//! #             }
+//! #         });
+//! #         port
+//! #     }
+//! # }
+//! ```
+//!
+//! A game engine with a main thread uses callbacks instead: events (`on_connect`,
+//! `on_disconnect`, `on_receive`, `on_error`) and callback-form requests wait in a bounded
+//! queue until the game calls [`Connector::main_thread_action`] — or run on the connector's
+//! task when [`ConnectorConfig::use_main_thread_callbacks`] is `false`. (While a
+//! [`Pushes`] receiver exists, pushes go to it rather than to `on_receive`.)
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -50,6 +107,13 @@
 //! # }
 //! ```
 //!
+//! Errors name the likely cause where the connector can tell: [`ConnectorError::HttpPort`]
+//! (plain TCP to a WebSocket port), [`ConnectorError::NotWebSocket`] (WebSocket to a plain TCP
+//! port), [`ConnectorError::ClosedBeforeAuthentication`] (e.g. a login under another message
+//! id than the server's), and a reply that is not the message expected converts into
+//! [`ConnectorError::Payload`] with `?` (see [`Connector::authenticate_message`] for a typed
+//! login).
+//!
 //! Modules:
 //! * `config`: [`ConnectorConfig`] and its defaults; [`Transport`]: TCP, TLS, WebSocket or
 //!   WebSocket over TLS.
@@ -59,9 +123,10 @@
 //!   module per concern.
 //! * `pending`: in-flight requests by sequence number and deadline (no I/O).
 //! * `callbacks`: event handlers and the callback queue.
+//! * `pushes`: [`Pushes`], the async receiver of pushes, and where each push goes.
 //! * `resume`: the client side of resumable sessions (what a session keeps, the resume
 //!   handshake, reconnect backoff).
-//! * `transport`: dialing.
+//! * `transport`: dialing (and explaining a WebSocket handshake that got no HTTP answer).
 
 mod callbacks;
 mod config;
@@ -69,6 +134,7 @@ mod connection;
 mod connector;
 mod error;
 mod pending;
+mod pushes;
 mod resume;
 mod transport;
 
@@ -76,4 +142,5 @@ pub use callbacks::SessionEvent;
 pub use config::{ConnectorConfig, ReconnectPolicy, TlsTrust, Transport};
 pub use connector::Connector;
 pub use error::ConnectorError;
-pub use playhouse_protocol::{ErrorCode, Packet};
+pub use playhouse_protocol::{ErrorCode, Packet, PayloadError};
+pub use pushes::{Push, Pushes};

@@ -8,7 +8,14 @@ use playhouse_protocol::max_frame_len;
 use playhouse_transport::dial::{ClientIo, DialOptions};
 use playhouse_transport::tls;
 
+use tokio::net::TcpStream;
+
 use crate::config::{ConnectorConfig, TlsTrust, Transport};
+use crate::error::ConnectorError;
+
+mod first_bytes;
+
+use first_bytes::{FirstBytes, describe, looks_like_http};
 
 /// The transport `config` asks for; an error names what cannot be built.
 pub(crate) fn dial_options(config: &ConnectorConfig) -> Result<DialOptions, &'static str> {
@@ -41,7 +48,7 @@ pub(crate) async fn dial(
     options: &DialOptions,
     timeout: Duration,
 ) -> io::Result<Box<dyn ClientIo>> {
-    let connect = playhouse_transport::dial::dial(host, port, options);
+    let connect = connect(host, port, options);
     if timeout.is_zero() {
         return connect.await;
     }
@@ -51,6 +58,52 @@ pub(crate) async fn dial(
             format!("connecting to {host}:{port} timed out after {timeout:?}"),
         )
     })?
+}
+
+/// A WebSocket handshake that got no HTTP answer: this port does not speak WebSocket.
+#[derive(Debug, thiserror::Error)]
+#[error("WebSocket handshake with {url} failed: {what} ({source})")]
+struct NotWebSocket {
+    url: String,
+    what: String,
+    source: io::Error,
+}
+
+/// Dials; for plain WebSocket, keeps the server's first bytes to explain a failed handshake.
+async fn connect(host: &str, port: u16, options: &DialOptions) -> io::Result<Box<dyn ClientIo>> {
+    let (Some(path), None) = (&options.websocket_path, &options.tls) else {
+        return playhouse_transport::dial::dial(host, port, options).await;
+    };
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let (stream, seen) = FirstBytes::new(tcp);
+    let upgraded = playhouse_transport::dial::upgrade(stream, host, port, options).await;
+    upgraded.map_err(|source| {
+        let url = format!("ws://{host}:{port}{path}");
+        if looks_like_http(&seen) {
+            // An HTTP refusal (e.g. 404): the port speaks WebSocket, the path may be wrong.
+            let message = format!("WebSocket upgrade at {url} refused: {source}");
+            return io::Error::new(source.kind(), message);
+        }
+        let what = describe(&seen);
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            NotWebSocket { url, what, source },
+        )
+    })
+}
+
+/// The error for a failed dial: [`ConnectorError::NotWebSocket`] for a WebSocket handshake
+/// without an HTTP answer, else [`ConnectorError::Connect`].
+pub(crate) fn connect_error(error: io::Error) -> ConnectorError {
+    let not_websocket = error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<NotWebSocket>());
+    if not_websocket {
+        ConnectorError::NotWebSocket(error)
+    } else {
+        ConnectorError::Connect(error)
+    }
 }
 
 #[cfg(test)]

@@ -45,8 +45,16 @@ pub struct PlayConfig {
     /// connection. Default: 10 s.
     pub write_timeout: Duration,
     /// An actor whose client stays disconnected this long leaves its stage (`on_destroy`), so
-    /// players who never come back do not hold memory forever. `None`: actors stay until they
-    /// leave or the stage closes (the original's behaviour). Default: `None`.
+    /// players who never come back do not hold memory forever, and a room whose players have
+    /// all gone empties and then closes after `stage_idle_timeout`. A client that comes back
+    /// in time (authenticating again as the same account) finds its actor as it left it; a
+    /// resumable session's drop counts only once its resume window has passed.
+    ///
+    /// Default: 60 s: longer than a phone switching networks or an app restarting, short
+    /// enough that abandoned rooms do not pile up (with the default `stage_idle_timeout` an
+    /// abandoned room closes about two minutes after its last player left). `None` keeps
+    /// actors until they leave or the stage closes (the C# original's behaviour): opt in only
+    /// if your stages remove actors themselves, or every room stays open for good.
     pub disconnected_actor_ttl: Option<Duration>,
     /// A stage that has had no actors for this long closes by itself (`on_destroy` runs),
     /// so stages created and abandoned by clients or API calls do not accumulate; a stage can
@@ -137,7 +145,7 @@ impl Default for PlayConfig {
             session_outbound_capacity: 1024,
             session_outbound_bytes: 8 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
-            disconnected_actor_ttl: None,
+            disconnected_actor_ttl: Some(Duration::from_secs(60)),
             stage_idle_timeout: Some(Duration::from_secs(60)),
             max_stages: 10_000,
             stage_creation_rate: Some(RateLimit {

@@ -41,19 +41,25 @@ pub(crate) fn connection_cap(wanted: usize, fd_limit: u64, reserve: u64) -> usiz
     usize::try_from(available).map_or(wanted, |available| wanted.min(available))
 }
 
-/// [`connection_cap`], with one WARN line when it lowers the cap.
-pub(crate) fn clamp_connections(what: &str, wanted: usize, reserve: usize) -> usize {
+/// [`connection_cap`], with one log line when it lowers the cap: a WARN when the cap was set
+/// by hand (`wanted` differs from `default`: someone asked for that many), an INFO when it is
+/// the default (lowering it is the documented behaviour, not a fault to act on).
+pub(crate) fn clamp_connections(
+    what: &str,
+    wanted: usize,
+    default: usize,
+    reserve: usize,
+) -> usize {
     let limit = fd_limit();
     let cap = connection_cap(wanted, limit, reserve as u64);
     if cap < wanted {
-        tracing::warn!(
-            wanted,
-            cap,
-            fd_limit = limit,
-            reserve,
-            "{what}: connection cap lowered to fit the file-descriptor limit (RLIMIT_NOFILE) \
-             with a reserve; raise the hard limit to allow more"
-        );
+        const WHY: &str = "connection cap lowered to fit the file-descriptor limit \
+                           (RLIMIT_NOFILE) with a reserve; raise the hard limit to allow more";
+        if wanted == default {
+            tracing::info!(wanted, cap, fd_limit = limit, reserve, "{what}: {WHY}");
+        } else {
+            tracing::warn!(wanted, cap, fd_limit = limit, reserve, "{what}: {WHY}");
+        }
     }
     cap
 }

@@ -128,8 +128,14 @@ pub async fn serve_http<L: Listener>(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let local = listener.local_addr().ok();
-    let cap = clamp_connections("HTTP server", limits.max_connections, HTTP_FD_RESERVE)
-        .min(Semaphore::MAX_PERMITS);
+    let default = HttpLimits::default().max_connections;
+    let cap = clamp_connections(
+        "HTTP server",
+        limits.max_connections,
+        default,
+        HTTP_FD_RESERVE,
+    )
+    .min(Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(cap));
     let app = app.layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let timeouts = Timeouts::from(&limits);

@@ -10,8 +10,8 @@
 //!   programming model; [`StageRoutes`]: typed stage handlers by prost message.
 //! * [`PlayServer`] / [`PlayServerBuilder`]: registration, listeners, graceful stop.
 //! * [`PlayConfig`]: limits and timeouts, each with a documented default.
-//! * [`Listener`]: where connections come from (TCP; TLS and WebSocket with their features;
-//!   a simulated network plugs in here too).
+//! * [`Listener`]: where connections come from: TCP, TLS (`TlsListener`, feature `tls`),
+//!   WebSocket (`WsListener`, feature `ws`), or any other stream, such as a simulated network.
 //! * [`Services`] / [`ServerControl`]: shared services for factories, and the stop handle.
 //! * `serve_http` / `HttpLimits` (feature `http`): an axum app (an API server's HTTP front
 //!   door, the metrics endpoint, a WebSocket route) served with timeouts and a connection cap;

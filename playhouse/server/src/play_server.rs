@@ -126,7 +126,8 @@ impl PlayServerBuilder {
     }
 
     /// The stage type a client's authentication creates when its stage does not exist yet
-    /// (stage id 0: a fresh id). Without it, authenticating into a missing stage fails with
+    /// (stage id 0: a fresh id; generated ids start at 2^32 = 4,294,967,296, above any id a
+    /// game picks by hand). Without it, authenticating into a missing stage fails with
     /// `StageNotFound`. Default: none.
     pub fn default_stage_type(mut self, name: impl Into<String>) -> Self {
         self.default_stage_type = Some(name.into());
@@ -171,6 +172,7 @@ impl PlayServerBuilder {
         let max_connections = clamp_connections(
             "Play server",
             self.config.max_connections,
+            PlayConfig::default().max_connections,
             self.config.fd_reserve,
         );
         let limiter = Arc::new(ConnectionLimiter::new(

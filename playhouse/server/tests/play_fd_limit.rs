@@ -50,7 +50,7 @@ async fn the_cap_fits_under_the_descriptor_limit_and_a_refusal_flood_logs_once_a
     let log = Captured::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
@@ -66,7 +66,10 @@ async fn the_cap_fits_under_the_descriptor_limit_and_a_refusal_flood_logs_once_a
         .build()
         .unwrap();
     assert_eq!(server.max_connections(), 300);
-    assert_eq!(log.lines_with("connection cap lowered").len(), 1);
+    // Lowering the default cap is the documented behaviour: one INFO line, not a warning.
+    let lowered = log.lines_with("connection cap lowered");
+    assert_eq!(lowered.len(), 1);
+    assert!(lowered[0].contains("INFO"), "{lowered:?}");
     let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
 
     // The cap is reachable: 300 clients are accepted and served.
@@ -98,4 +101,18 @@ async fn the_cap_fits_under_the_descriptor_limit_and_a_refusal_flood_logs_once_a
         "{} WARN lines for 50 refusals in {seconds} s",
         warnings.len()
     );
+
+    // A cap someone set by hand that cannot be kept is worth a warning.
+    let asked = PlayServer::builder()
+        .stage("Room", |_| EchoStage, |_| EchoActor)
+        .configure(|c| {
+            c.fd_reserve = 700;
+            c.max_connections = 5_000;
+        })
+        .build()
+        .unwrap();
+    assert_eq!(asked.max_connections(), 300);
+    let lowered = log.lines_with("connection cap lowered");
+    assert_eq!(lowered.len(), 2);
+    assert!(lowered[1].contains("WARN"), "{lowered:?}");
 }

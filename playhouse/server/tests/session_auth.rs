@@ -159,3 +159,14 @@ async fn a_message_before_authentication_closes_the_connection() {
     client.request_nowait("Echo", b"too early").await;
     client.expect_closed().await;
 }
+
+#[tokio::test]
+async fn a_request_before_authentication_is_answered_not_authenticated_then_closed() {
+    let (_server, addr) = default_server().await;
+    let mut client = RawClient::connect(addr, 13).await;
+    client.request_nowait("Echo", b"too early").await;
+    let reply = client.recv().await.expect("an answer before the close");
+    assert_eq!(&*reply.msg_id, "Echo");
+    assert_eq!(reply.error_code, ErrorCode::NOT_AUTHENTICATED);
+    client.expect_closed().await;
+}

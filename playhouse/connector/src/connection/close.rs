@@ -2,6 +2,7 @@
 //! the disconnect reported, and (when the client asked to close) what was queued flushed.
 
 use std::io;
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::sync::mpsc;
 use super::command::{Command, Responder};
 use super::task::Task;
 use crate::callbacks::{Event, SessionEvent};
-use crate::error::ConnectorError;
+use crate::error::{CloseCause, ConnectorError};
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub(super) enum End {
     Io(io::Error),
     /// The server sent an undecodable frame.
     Protocol(DecodeError),
+    /// The server answered in HTTP: a WebSocket or HTTP port.
+    HttpPort,
     /// Nothing arrived for the heartbeat timeout.
     Silent(Duration),
     /// The resumable session could not be resumed.
@@ -41,6 +44,29 @@ impl End {
 }
 
 impl Task {
+    /// The likely cause of an end the server chose, when it is worth naming: an HTTP answer,
+    /// or a close (clean or reset) before authentication succeeded.
+    fn cause(&self, end: &End) -> Option<CloseCause> {
+        let authenticated = self.status.authenticated.load(Ordering::SeqCst);
+        match end {
+            End::HttpPort => Some(CloseCause::HttpPort),
+            End::ServerClosed if !authenticated => Some(CloseCause::BeforeAuthentication),
+            End::Io(error)
+                if !authenticated
+                    && matches!(
+                        error.kind(),
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::UnexpectedEof
+                    ) =>
+            {
+                Some(CloseCause::BeforeAuthentication)
+            }
+            _ => None,
+        }
+    }
+
     /// Marks the connection dead, settles every request, reports the disconnect and, for a
     /// client-initiated close, flushes what was queued before it.
     pub(super) async fn finish<W>(
@@ -56,6 +82,9 @@ impl Task {
             End::Protocol(error) => {
                 tracing::warn!(%error, "protocol error from the server; connection closed");
             }
+            End::HttpPort => {
+                tracing::warn!("the server answered in HTTP: a WebSocket port? connection closed");
+            }
             End::Silent(limit) => {
                 tracing::warn!(
                     ?limit,
@@ -67,8 +96,18 @@ impl Task {
             End::ServerClosed => tracing::debug!("server closed the connection"),
             End::Client | End::Dropped => tracing::debug!("connection closed by the client"),
         }
+        let cause = self.cause(&end);
+        if let Some(cause) = cause {
+            tracing::warn!(error = %cause.error(), "connection closed");
+        }
+        *self
+            .status
+            .cause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = cause;
         self.status.alive.store(false, Ordering::SeqCst);
         self.status.authenticated.store(false, Ordering::SeqCst);
+        self.release_stalled();
 
         // Nothing new gets in; what is already queued is settled here.
         commands.close();
@@ -95,9 +134,10 @@ impl Task {
         // on_disconnect first: by the time a failed request is observed, it is queued.
         self.callbacks.emit(Event::Disconnect);
 
-        let error = || match &end {
-            End::Protocol(error) => ConnectorError::Protocol(error.to_string()),
-            End::SessionLost => ConnectorError::SessionLost,
+        let error = || match (&end, cause) {
+            (_, Some(cause)) => cause.error(),
+            (End::Protocol(error), None) => ConnectorError::Protocol(error.to_string()),
+            (End::SessionLost, None) => ConnectorError::SessionLost,
             _ => ConnectorError::Disconnected,
         };
         let in_flight: Vec<Responder> = self.pending.drain().map(|p| p.responder).collect();

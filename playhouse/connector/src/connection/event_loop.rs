@@ -16,6 +16,7 @@ use tokio_util::codec::FramedRead;
 
 use super::close::End;
 use super::command::Command;
+use super::push::room_for_push;
 use super::task::{Setup, Task, TaskStatus};
 use crate::pending::Pending;
 use crate::resume::BoxIo;
@@ -53,6 +54,8 @@ pub(super) async fn run(
         stage_type: setup.stage_type,
         status,
         callbacks: setup.callbacks,
+        pushes: setup.pushes,
+        stalled: None,
         pending: Pending::default(),
         encoder: ClientCodec::new(codec),
         codec,
@@ -90,6 +93,7 @@ pub(super) async fn run(
             {
                 request_timer.as_mut().reset(next);
             }
+            let stalled_sender = task.stalled_sender();
             let room = task.out.len() < OUT_HIGH_WATER
                 && task
                     .session
@@ -98,7 +102,8 @@ pub(super) async fn run(
 
             // Biased, so a seed replays the same choices (tokio's default picks a branch at
             // random). Deadlines first (each is ready once, so none can starve the rest), then
-            // draining output, then replies and pushes, then new commands (natural backpressure).
+            // draining output, then room for a stalled push, then replies and pushes (not while
+            // a push is stalled), then new commands (natural backpressure).
             tokio::select! {
                 biased;
                 _ = &mut close => break End::Client,
@@ -111,6 +116,10 @@ pub(super) async fn run(
                     heartbeat.as_mut().reset(deadline(now, heartbeat_every));
                 }
                 _ = &mut silence, if check_silence => {
+                    // Not reading while a full push receiver stalls us: that quiet is ours.
+                    if task.stalled.is_some() {
+                        last_received = Instant::now();
+                    }
                     let due = deadline(last_received, silence_limit);
                     if Instant::now() >= due {
                         break End::Silent(silence_limit);
@@ -125,12 +134,19 @@ pub(super) async fn run(
                         break End::Io(error);
                     }
                 }
-                frame = reader.next() => match frame {
+                permit = room_for_push(stalled_sender), if task.stalled.is_some() => {
+                    task.on_push_room(permit);
+                }
+                frame = reader.next(), if task.stalled.is_none() => match frame {
                     Some(Ok(frame)) => {
                         last_received = Instant::now();
                         task.on_frame(frame);
                     }
                     Some(Err(DecodeError::Io(error))) => break End::Io(error),
+                    // "HTTP/1.1 400 ...": a WebSocket port answering our frames.
+                    Some(Err(_)) if reader.read_buffer().starts_with(b"HTTP") => {
+                        break End::HttpPort;
+                    }
                     Some(Err(error)) => break End::Protocol(error),
                     None => break End::ServerClosed,
                 },

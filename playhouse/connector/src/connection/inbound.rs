@@ -1,6 +1,6 @@
-//! The receiving half of the task: a reply settles its pending request, a push goes to
-//! `on_receive`, and the control frames of resumable sessions (grant, acknowledgements) update
-//! the session.
+//! The receiving half of the task: a reply settles its pending request, a push goes to the
+//! application (`push`), and the control frames of resumable sessions (grant,
+//! acknowledgements) update the session.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,8 +10,8 @@ use playhouse_protocol::{
 };
 
 use super::task::Task;
-use crate::callbacks::Event;
 use crate::error::ConnectorError;
+use crate::pushes::Push;
 use crate::resume::ClientSession;
 
 impl Task {
@@ -27,7 +27,7 @@ impl Task {
             self.encode(ClientFrame::ack(count));
         }
         if frame.msg_seq == 0 {
-            self.callbacks.emit(Event::Receive {
+            self.deliver_push(Push {
                 stage_id: frame.stage_id,
                 stage_type: Arc::clone(&self.stage_type),
                 packet: frame.into_packet(),

@@ -1,8 +1,8 @@
 //! The connection task's state: what it starts from ([`Setup`]), what it keeps ([`Task`]) and
 //! what it publishes for the API to read without asking ([`TaskStatus`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -10,7 +10,9 @@ use playhouse_protocol::{Capabilities, ClientCodec, ClientFrame, CodecConfig};
 
 use super::command::Responder;
 use crate::callbacks::Callbacks;
+use crate::error::{CloseCause, ConnectorError};
 use crate::pending::Pending;
+use crate::pushes::{PushRoute, Stalled};
 use crate::resume::{ClientSession, ResumeSetup};
 
 /// What a connection task starts from.
@@ -27,6 +29,8 @@ pub(crate) struct Setup {
     /// Protocol extensions asked for in a hello sent before anything else (none: no hello).
     pub(crate) capabilities: Capabilities,
     pub(crate) callbacks: Arc<Callbacks>,
+    /// Where pushes go: the application's receiver, if taken, else `on_receive`.
+    pub(crate) pushes: Arc<PushRoute>,
     /// How to dial again for a resumable session (`None`: sessions are not resumable).
     pub(crate) resume: Option<ResumeSetup>,
 }
@@ -39,6 +43,16 @@ pub(crate) struct TaskStatus {
     pub(crate) authenticated: AtomicBool,
     /// Requests written and awaiting a reply.
     pub(crate) pending: AtomicUsize,
+    /// Set (before `alive` is cleared) when the end has a likely cause worth naming.
+    pub(crate) cause: Mutex<Option<CloseCause>>,
+}
+
+impl TaskStatus {
+    /// The error for using the connection after it ended.
+    pub(crate) fn closed_error(&self) -> ConnectorError {
+        let cause = *self.cause.lock().unwrap_or_else(PoisonError::into_inner);
+        cause.map_or(ConnectorError::Disconnected, CloseCause::error)
+    }
 }
 
 /// A request written to the socket, awaiting its reply.
@@ -55,6 +69,9 @@ pub(super) struct Task {
     pub(super) stage_type: Arc<str>,
     pub(super) status: Arc<TaskStatus>,
     pub(super) callbacks: Arc<Callbacks>,
+    pub(super) pushes: Arc<PushRoute>,
+    /// A push the full receiver had no room for; reading waits until it is delivered.
+    pub(super) stalled: Option<Stalled>,
     pub(super) pending: Pending<InFlight>,
     pub(super) encoder: ClientCodec,
     pub(super) codec: CodecConfig,

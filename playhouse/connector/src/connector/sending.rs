@@ -23,7 +23,11 @@ impl Connector {
         packet: &Packet,
         authenticate: bool,
     ) -> Result<Arc<ConnectionHandle>, ConnectorError> {
-        let connection = self.live_connection().ok_or(ConnectorError::Disconnected)?;
+        let connection = self.connection().ok_or(ConnectorError::Disconnected)?;
+        if !connection.is_alive() {
+            // "Not connected", or why the server ended it when that is known.
+            return Err(connection.status.closed_error());
+        }
         let config = lock(&self.inner.config);
         if !authenticate
             && !connection.status.authenticated.load(Ordering::SeqCst)
@@ -194,6 +198,50 @@ impl Connector {
     pub async fn authenticate(&self, packet: Packet) -> Result<Packet, ConnectorError> {
         let timeout = lock(&self.inner.config).request_timeout;
         self.request_async(packet, timeout, true).await
+    }
+
+    /// [`authenticate`](Self::authenticate) with a typed login: `message`'s protobuf bytes
+    /// under the configured
+    /// [`authenticate_msg_id`](crate::ConnectorConfig::authenticate_msg_id) (the id a Play
+    /// server expects, `"AuthenticateRequest"` unless both sides configure another). The
+    /// server's `on_authenticate` reads it with `packet.parse::<M>()`; decode the reply with
+    /// [`Packet::parse`] or [`Packet::decode`] and `?` (a
+    /// [`PayloadError`](playhouse_protocol::PayloadError) converts into
+    /// [`ConnectorError::Payload`]).
+    ///
+    /// ```no_run
+    /// # use playhouse_connector::{Connector, ConnectorError};
+    /// #[derive(Clone, PartialEq, prost::Message)]
+    /// struct Login {
+    ///     #[prost(string, tag = "1")]
+    ///     token: String,
+    /// }
+    /// #[derive(Clone, PartialEq, prost::Message)]
+    /// struct LoginReply {
+    ///     #[prost(string, tag = "1")]
+    ///     name: String,
+    /// }
+    /// impl prost::Name for LoginReply {
+    ///     const NAME: &'static str = "LoginReply";
+    ///     const PACKAGE: &'static str = "game";
+    /// }
+    /// # async fn run(connector: Connector) -> Result<(), ConnectorError> {
+    /// let reply = connector.authenticate_message(&Login { token: "t".into() }).await?;
+    /// let welcome: LoginReply = reply.decode()?;
+    /// println!("welcome, {}", welcome.name);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`authenticate`](Self::authenticate).
+    pub async fn authenticate_message<M: prost::Message>(
+        &self,
+        message: &M,
+    ) -> Result<Packet, ConnectorError> {
+        let msg_id = lock(&self.inner.config).authenticate_msg_id.clone();
+        self.authenticate(Packet::new(msg_id, message.encode_to_vec()))
+            .await
     }
 
     /// [`authenticate`](Self::authenticate) with the outcome delivered like

@@ -14,11 +14,16 @@ use tokio_util::task::TaskTracker;
 
 use super::{EventSink, LinkError, LinkEvent};
 
-/// Locks `mutex`, also after a panic elsewhere poisoned it (every value it guards stays
-/// consistent: updates are single assignments).
+/// Locks `mutex`, also after a panic on another task poisoned it: a link keeps working.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Opens a connection to a peer at an address: spawns the task that keeps it, which stops on
+/// the token, and returns what the link keeps of it.
+pub(super) trait Open<C>: FnOnce(&str, CancellationToken) -> C {}
+
+impl<C, F: FnOnce(&str, CancellationToken) -> C> Open<C> for F {}
 
 /// A connection the node asked for.
 struct Peer<C> {
@@ -76,61 +81,47 @@ impl<C> PeerTable<C> {
     }
 
     /// Keeps a connection to `server_id` at `address`. One to that address is left alone;
-    /// otherwise `open` starts a new one (its state, and the task that keeps it), which
-    /// replaces the old one, if any.
-    pub(super) fn connect<F>(
-        &self,
-        server_id: &str,
-        address: &str,
-        open: impl FnOnce(&str, CancellationToken) -> (C, F),
-    ) where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        if self.is_closed() {
+    /// otherwise `open` starts a new one, which replaces the old one, if any.
+    pub(super) fn connect(&self, server_id: &str, address: &str, open: impl Open<C>) {
+        let Some(mut peers) = self.peers() else {
             return;
-        }
-        let mut peers = lock(&self.peers);
+        };
         if peers.get(server_id).is_some_and(|p| p.address == address) {
             return;
         }
-        self.open(&mut peers, server_id, address, open);
+        self.replace(&mut peers, server_id, address, open);
     }
 
     /// Replaces the connection to `server_id`, if one is kept, with a new one to the same
     /// address (the node reset the peer).
-    pub(super) fn reconnect<F>(
-        &self,
-        server_id: &str,
-        open: impl FnOnce(&str, CancellationToken) -> (C, F),
-    ) where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        if self.is_closed() {
+    pub(super) fn reconnect(&self, server_id: &str, open: impl Open<C>) {
+        let Some(mut peers) = self.peers() else {
             return;
-        }
-        let mut peers = lock(&self.peers);
+        };
         if let Some(address) = peers.get(server_id).map(|peer| peer.address.clone()) {
-            self.open(&mut peers, server_id, &address, open);
+            self.replace(&mut peers, server_id, &address, open);
         }
+    }
+
+    /// The peers, unless the link is closed.
+    fn peers(&self) -> Option<MutexGuard<'_, BTreeMap<String, Peer<C>>>> {
+        (!self.is_closed()).then(|| lock(&self.peers))
     }
 
     /// Stops the old connection's task before the new one starts (holding `peers`, so no
     /// send reaches the old one meanwhile).
-    fn open<F>(
+    fn replace(
         &self,
         peers: &mut BTreeMap<String, Peer<C>>,
         server_id: &str,
         address: &str,
-        open: impl FnOnce(&str, CancellationToken) -> (C, F),
-    ) where
-        F: Future<Output = ()> + Send + 'static,
-    {
+        open: impl Open<C>,
+    ) {
         if let Some(old) = peers.remove(server_id) {
             old.cancel.cancel();
         }
         let cancel = self.shutdown.child_token();
-        let (connection, task) = open(address, cancel.clone());
-        self.tasks.spawn(task);
+        let connection = open(address, cancel.clone());
         let peer = Peer {
             address: address.to_owned(),
             cancel,
@@ -153,10 +144,7 @@ impl<C> PeerTable<C> {
         target: &str,
         f: impl FnOnce(&C) -> Result<R, LinkError>,
     ) -> Result<R, LinkError> {
-        if self.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        let peers = lock(&self.peers);
+        let peers = self.peers().ok_or(LinkError::Closed)?;
         let peer = peers
             .get(target)
             .ok_or_else(|| LinkError::Unknown(target.to_owned()))?;

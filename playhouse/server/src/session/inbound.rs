@@ -69,6 +69,10 @@ impl Session {
             State::Fresh => {
                 tracing::warn!(msg_id = %frame.msg_id, "message before authentication");
                 self.ctx.metrics().reject(Rejection::BeforeAuth);
+                // A request learns why before the close (a wrong authenticate message id is
+                // the usual cause); the connection ends either way.
+                self.reply_error(&frame, ErrorCode::NOT_AUTHENTICATED)
+                    .await?;
                 Err(End::BeforeAuth)
             }
             State::Detached { code, .. } => {

@@ -18,6 +18,10 @@ pub trait Stage: Sized + Send + 'static {
     /// The stage is being created with `packet` (the creating request, or the authenticate
     /// request when a client's authentication creates it). `Err(code)` refuses creation;
     /// the creator sees `code` (typically [`ErrorCode::STAGE_CREATION_FAILED`]).
+    ///
+    /// The `Ok` packet is the reply to a creator that waits for one: another server's
+    /// `create_stage` / `get_or_create_stage`. A stage created by a client's login has no one
+    /// to read it (the client gets its authenticate reply); return `Packet::empty("...")`.
     fn on_create(
         &mut self,
         ctx: &mut StageContext<Self>,

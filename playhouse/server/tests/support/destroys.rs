@@ -12,12 +12,15 @@ pub struct Destroys {
     actors: AtomicUsize,
     /// Woken on every actor destroy.
     actor_gone: Notify,
+    /// Woken on every stage destroy.
+    stage_gone: Notify,
 }
 
 impl Destroys {
     /// Call from `Stage::on_destroy`.
     pub fn stage_destroyed(&self) {
         self.stages.fetch_add(1, Ordering::SeqCst);
+        self.stage_gone.notify_one();
     }
 
     /// Call from `Actor::on_destroy`.
@@ -39,5 +42,10 @@ impl Destroys {
     /// Waits for the next actor destroy (or returns at once for one nobody waited for yet).
     pub async fn actor_gone(&self) {
         self.actor_gone.notified().await;
+    }
+
+    /// Waits for the next stage destroy (or returns at once for one nobody waited for yet).
+    pub async fn stage_gone(&self) {
+        self.stage_gone.notified().await;
     }
 }

@@ -4,7 +4,6 @@
 //!
 //! The acceptor never writes, so the task reads its connection only to notice it ending.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,14 +22,14 @@ use crate::link::dialer::Dialer;
 use crate::link::frame::{Frame, FrameEncoder};
 use crate::link::peers::PeerTable;
 
-/// A new outgoing connection to `target` at `address`: what senders keep of it, and the task
-/// that keeps it, which stops on `cancel`.
+/// Opens the outgoing connection to `target` at `address`: spawns the task that keeps it,
+/// which stops on `cancel`, and returns what senders keep of it.
 pub(super) fn open<D: Dialer>(
     shared: &Arc<Shared<D>>,
     target: &str,
     address: &str,
     cancel: CancellationToken,
-) -> (Outgoing, impl Future<Output = ()> + Send + use<D>) {
+) -> Outgoing {
     let (tx, rx) = mpsc::channel(shared.config.send_queue);
     let up = Arc::new(AtomicBool::new(false));
     let task = run_peer(
@@ -41,7 +40,8 @@ pub(super) fn open<D: Dialer>(
         Arc::clone(&up),
         cancel,
     );
-    (Outgoing { tx, up }, task)
+    shared.peers.spawn(task);
+    Outgoing { tx, up }
 }
 
 /// Owns the outgoing connection to one peer: dial, hello, write batches, reconnect.

@@ -2,7 +2,6 @@
 //! of its own, owned by a task that connects, checks the peer's identity, publishes the
 //! socket's send half for senders, then watches the connection and re-dials it when lost.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -19,27 +18,27 @@ use crate::link::LinkEvent;
 use crate::link::address::endpoint;
 use crate::link::peers::lock;
 
-/// A new connection to `target` at `address`: what senders keep of it, and the task that
-/// keeps it, which stops on `cancel`.
+/// Opens the connection to `target` at `address`: spawns the task that keeps it, which stops
+/// on `cancel`, and returns what senders keep of it.
 pub(super) fn open(
     shared: &Arc<Shared>,
     target: &str,
     address: &str,
     cancel: CancellationToken,
-) -> (Connection, impl Future<Output = ()> + Send + use<>) {
+) -> Connection {
     let socket = Arc::new(Mutex::new(None));
-    let connection = Connection {
-        identity: Bytes::copy_from_slice(target.as_bytes()),
-        socket: Arc::clone(&socket),
-    };
     let task = PeerTask {
         shared: Arc::clone(shared),
         id: Arc::from(target),
         address: address.to_owned(),
-        socket,
+        socket: Arc::clone(&socket),
         cancel,
     };
-    (connection, task.run())
+    shared.peers.spawn(task.run());
+    Connection {
+        identity: Bytes::copy_from_slice(target.as_bytes()),
+        socket,
+    }
 }
 
 /// Dials one peer on a socket of its own, publishes the connection's send half, watches the
