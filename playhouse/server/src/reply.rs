@@ -52,6 +52,13 @@ impl From<ErrorCode> for ErrorReply {
     }
 }
 
+impl From<prost::DecodeError> for ErrorReply {
+    /// A payload that does not decode ([`Packet::parse`]) answers `INVALID_MESSAGE`.
+    fn from(_: prost::DecodeError) -> Self {
+        ErrorReply::new(ErrorCode::INVALID_MESSAGE)
+    }
+}
+
 impl From<PayloadError> for ErrorReply {
     fn from(error: PayloadError) -> Self {
         ErrorReply::new(error.into())

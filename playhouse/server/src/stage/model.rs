@@ -112,7 +112,10 @@ pub trait Actor: Send + 'static {
     }
 
     /// Checks the client's authenticate request. On success set the account id
-    /// ([`ActorLink::set_account_id`]) and return the reply packet. `Err(..)` refuses the
+    /// ([`ActorLink::set_account_id`]) and return the reply packet: the client receives its
+    /// payload under the authenticate reply id (`AuthenticateReply` by default: the
+    /// `authenticate_msg_id` with `Request` turned into `Reply`), whatever id it has here,
+    /// so a client reads it with `Packet::parse`, not the id-checking `Packet::decode`. `Err(..)` refuses the
     /// client with a code (use [`ErrorCode::AUTHENTICATION_FAILED`]) and, if the
     /// [`ErrorReply`] carries one, a packet telling it why. A refused client stays connected
     /// and may try again (until the server's `auth_timeout`).
