@@ -110,14 +110,7 @@ async fn pushes_arrive_without_main_thread_action() {
     let connector = Connector::new(config);
     let on_receive = count_on_receive(&connector);
     let mut pushes = connector.pushes();
-    connector
-        .connect("127.0.0.1", addr.port(), 1, "Room")
-        .await
-        .unwrap();
-    connector
-        .authenticate(Packet::new("AuthenticateRequest", "alice"))
-        .await
-        .unwrap();
+    log_in(&connector, addr, "alice").await;
 
     connector.send(ask("Burst", 20)).unwrap();
     for expected in 1..=20 {
@@ -150,14 +143,7 @@ async fn a_full_receiver_holds_reading_back_and_loses_nothing() {
     let (server, addr) = server(None).await;
     let connector = Connector::new(ConnectorConfig::default().push_queue_capacity(4));
     let mut pushes = connector.pushes();
-    connector
-        .connect("127.0.0.1", addr.port(), 1, "Room")
-        .await
-        .unwrap();
-    connector
-        .authenticate(Packet::new("AuthenticateRequest", "bob"))
-        .await
-        .unwrap();
+    log_in(&connector, addr, "bob").await;
 
     const PUSHES: u32 = 1000;
     connector.send(ask("Burst", PUSHES)).unwrap();
@@ -263,4 +249,16 @@ async fn a_resumed_session_delivers_each_push_once_through_the_receiver() {
     );
     connector.disconnect().await;
     server.stop().await;
+}
+
+/// Connects `connector` to room 1 at `addr` and logs in as `user`.
+async fn log_in(connector: &Connector, addr: SocketAddr, user: &str) {
+    connector
+        .connect("127.0.0.1", addr.port(), 1, "Room")
+        .await
+        .unwrap();
+    connector
+        .authenticate(Packet::new("AuthenticateRequest", user.to_owned()))
+        .await
+        .unwrap();
 }
