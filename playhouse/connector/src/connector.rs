@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use playhouse_protocol::{Capabilities, ErrorCode, Packet};
+use playhouse_protocol::{Capabilities, ErrorCode, MAX_STAGE_TYPE_LEN, Packet};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
@@ -141,12 +141,21 @@ impl Connector {
     /// A connector can connect again after a disconnect. Calling [`disconnect`](Self::disconnect)
     /// while this is dialing cancels it.
     ///
+    /// A non-empty `stage_type` travels to the server (in the capability hello, before the
+    /// login): a PlayHouse server joins the stage `stage_id` only if it is of that type, and
+    /// creates it as that type when missing if clients may create it
+    /// (`PlayServerBuilder::client_stage_types`, and the default stage type); otherwise the
+    /// authentication fails with [`ErrorCode::INVALID_STAGE_TYPE`] or
+    /// [`ErrorCode::STAGE_NOT_FOUND`]. An empty `stage_type` names none: the server's default
+    /// stage type. (The C# original's servers ignore it.)
+    ///
     /// # Errors
     /// [`ConnectorError::Connect`] when dialing fails or exceeds `connect_timeout`
     /// ([`io::ErrorKind::TimedOut`]); [`ConnectorError::NotWebSocket`] when a WebSocket
     /// transport's handshake gets no HTTP answer (a plain TCP port);
     /// [`ConnectorError::AlreadyConnected`];
-    /// [`ConnectorError::Unsupported`] when the TLS settings cannot be built.
+    /// [`ConnectorError::Unsupported`] when the TLS settings cannot be built or `stage_type` is
+    /// longer than 255 bytes.
     pub async fn connect(
         &self,
         host: &str,
@@ -196,7 +205,7 @@ impl Connector {
             let connecting = dial();
             Box::pin(async move { connecting.await.map(|stream| Box::pin(stream) as BoxIo) })
         });
-        let attempt = self.begin_connect()?;
+        let attempt = self.begin_connect(stage_type)?;
         match dial().await {
             Ok(stream) => self.attach(stream, Some(dial), stage_id, stage_type, &attempt),
             Err(error) => {
@@ -223,12 +232,18 @@ impl Connector {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let attempt = self.begin_connect()?;
+        let attempt = self.begin_connect(stage_type)?;
         self.attach(Box::pin(stream), None, stage_id, stage_type, &attempt)
     }
 
-    /// Claims the connector for a new connection.
-    fn begin_connect(&self) -> Result<Attempt<'_>, ConnectorError> {
+    /// Claims the connector for a new connection to a stage of type `stage_type`.
+    fn begin_connect(&self, stage_type: &str) -> Result<Attempt<'_>, ConnectorError> {
+        if stage_type.len() > MAX_STAGE_TYPE_LEN {
+            self.inner.callbacks.emit_deferred(Event::Connect(false));
+            return Err(ConnectorError::Unsupported(
+                "a stage type longer than 255 bytes",
+            ));
+        }
         let mut state = lock(&self.inner.connection);
         match &*state {
             ConnectionState::Connecting(_) => return Err(ConnectorError::AlreadyConnected),

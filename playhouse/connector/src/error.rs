@@ -120,6 +120,12 @@ fn server_hint(code: ErrorCode) -> &'static str {
         ": authenticate first, under the server's authenticate message id \
          (PlayConfig::authenticate_msg_id, by default \"AuthenticateRequest\"), or again if \
          the server let the player go"
+    } else if code == ErrorCode::INVALID_STAGE_TYPE {
+        ": the stage type named at connect is not registered on the server, or the stage \
+         exists with another type"
+    } else if code == ErrorCode::STAGE_NOT_FOUND {
+        ": the stage does not exist and this login may not create it (the server has no default \
+         stage type, or clients may not create the type named at connect)"
     } else {
         ""
     }

@@ -19,8 +19,9 @@
 //! * A second hello, or one after authentication, is answered with
 //!   [`ErrorCode::INVALID_MESSAGE`](crate::error_code::ErrorCode::INVALID_MESSAGE) and changes
 //!   nothing.
-//! * The payload may be longer than 4 bytes (reserved for future parameters); a payload shorter
-//!   than 4 bytes is an invalid hello.
+//! * The payload may be longer than 4 bytes: parameters of the capabilities asked for follow
+//!   (see [`Hello`](crate::hello::Hello)), and anything after them is reserved and ignored. A
+//!   payload shorter than 4 bytes, or with a malformed parameter, is an invalid hello.
 //!
 //! ```
 //! use playhouse_protocol::Capabilities;
@@ -51,6 +52,11 @@ impl Capabilities {
     /// grants a resume token at authentication, numbers the session's frames and keeps what
     /// the client has not acknowledged.
     pub const RESUME: Capabilities = Capabilities(2);
+    /// Bit 2: the client names the stage type its logins join or create (carried in the
+    /// hello's payload, see [`Hello`](crate::hello::Hello)); a server that grants it honours
+    /// the name or refuses the login with
+    /// [`ErrorCode::INVALID_STAGE_TYPE`](crate::error_code::ErrorCode::INVALID_STAGE_TYPE).
+    pub const STAGE_TYPE: Capabilities = Capabilities(4);
 
     /// Whether every bit of `other` is set in `self`.
     pub fn contains(self, other: Capabilities) -> bool {
@@ -100,7 +106,11 @@ impl fmt::Debug for Capabilities {
         if self.contains(Capabilities::RESUME) {
             set.entry(&"resume");
         }
-        let unknown = self.0 & !(Capabilities::LZ4.0 | Capabilities::RESUME.0);
+        if self.contains(Capabilities::STAGE_TYPE) {
+            set.entry(&"stage_type");
+        }
+        let known = Capabilities::LZ4.0 | Capabilities::RESUME.0 | Capabilities::STAGE_TYPE.0;
+        let unknown = self.0 & !known;
         if unknown != 0 {
             set.entry(&format_args!("{unknown:#x}"));
         }
@@ -130,13 +140,13 @@ mod tests {
 
     #[test]
     fn set_operations() {
-        let both = Capabilities::LZ4 | Capabilities(4);
+        let both = Capabilities::LZ4 | Capabilities(8);
         assert!(both.contains(Capabilities::LZ4));
         assert!(!Capabilities::NONE.contains(Capabilities::LZ4));
         assert!(Capabilities::NONE.contains(Capabilities::NONE));
         assert_eq!(both & Capabilities::LZ4, Capabilities::LZ4);
-        assert!((Capabilities(4) & Capabilities::LZ4).is_empty());
-        assert_eq!(format!("{both:?}"), "{\"lz4\", 0x4}");
+        assert!((Capabilities(8) & Capabilities::LZ4).is_empty());
+        assert_eq!(format!("{both:?}"), "{\"lz4\", 0x8}");
         let resume = Capabilities::LZ4 | Capabilities::RESUME;
         assert_eq!(format!("{resume:?}"), "{\"lz4\", \"resume\"}");
     }

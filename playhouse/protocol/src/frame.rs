@@ -6,6 +6,7 @@ use crate::control::{
     is_control_msg_id,
 };
 use crate::error_code::ErrorCode;
+use crate::hello::Hello;
 use crate::packet::{MsgId, Packet};
 use crate::resume::{ResumeGrant, ResumeRequest, count_payload};
 
@@ -95,14 +96,15 @@ impl ClientFrame {
         self.msg_id == HEARTBEAT_MSG_ID
     }
 
-    /// The capability handshake's request (see [`Capabilities`]): asks for `requested`;
-    /// `msg_seq` 0 asks for no reply.
-    pub fn hello(msg_seq: u16, requested: Capabilities) -> Self {
+    /// The capability handshake's request (see [`Capabilities`]): asks for what `hello`
+    /// requests (a [`Capabilities`] or a [`Hello`] with parameters); `msg_seq` 0 asks for no
+    /// reply.
+    pub fn hello(msg_seq: u16, hello: impl Into<Hello>) -> Self {
         ClientFrame::new(
             MsgId::from_static(HELLO_MSG_ID),
             msg_seq,
             0,
-            requested.to_payload(),
+            hello.into().to_payload(),
         )
     }
 

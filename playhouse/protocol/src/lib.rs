@@ -26,7 +26,7 @@
 //! Modules:
 //! * [`ErrorCode`]: the wire status codes shared by server and client.
 //! * [`Capabilities`]: the opt-in handshake for protocol extensions (LZ4 compression,
-//!   resumable sessions).
+//!   resumable sessions, a stage type named by the client), and [`Hello`], its payload.
 //! * [`ResumeGrant`], [`ResumeRequest`]: resumable sessions, whose frames are numbered and
 //!   replayed after a reconnect (see [`RESUME_MSG_ID`] and the module docs there).
 //! * [`Packet`]: a message id and a payload, with helpers for prost messages
@@ -56,6 +56,7 @@ mod control;
 mod error;
 mod error_code;
 mod frame;
+mod hello;
 mod packet;
 mod resume;
 
@@ -68,6 +69,7 @@ pub use control::{
     is_control_msg_id,
 };
 pub use error::{DecodeError, EncodeError};
+pub use hello::{Hello, MAX_STAGE_TYPE_LEN};
 pub use error_code::ErrorCode;
 pub use frame::{
     CLIENT_HEADER_MIN, ClientFrame, LENGTH_PREFIX, MAX_MSG_ID_LEN, SERVER_HEADER_MIN, ServerFrame,

@@ -25,7 +25,7 @@ use crate::session;
 use crate::session::context::SessionContext;
 use crate::stage::actor::ActorInit;
 use crate::stage::context::StageInit;
-use crate::stage::host::{HostParts, StageHost, StageTypes, UnknownStageType};
+use crate::stage::host::{ClientTypes, HostParts, StageHost, StageTypes, UnknownStageType};
 use crate::stage::model::Stage;
 use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
 use playhouse_transport::Listener;
@@ -40,6 +40,9 @@ pub enum BuildError {
     /// The default stage type names no registered stage type.
     #[error("default stage type `{0}` is not registered")]
     UnknownDefaultStageType(String),
+    /// A client stage type names no registered stage type.
+    #[error("client stage type `{0}` is not registered")]
+    UnknownClientStageType(String),
     /// The authenticate message id is empty or longer than 255 bytes.
     #[error("authenticate message id must be 1..=255 bytes")]
     InvalidAuthenticateMsgId,
@@ -75,6 +78,7 @@ pub struct PlayServerBuilder {
     config: PlayConfig,
     types: StageTypes,
     default_stage_type: Option<String>,
+    client_stage_types: Vec<String>,
     services: ServicesBuilder,
     system: HandlerRegistry,
 }
@@ -85,6 +89,7 @@ impl fmt::Debug for PlayServerBuilder {
             .field("server_id", &self.server_id)
             .field("stage_types", &self.types)
             .field("default_stage_type", &self.default_stage_type)
+            .field("client_stage_types", &self.client_stage_types)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +139,31 @@ impl PlayServerBuilder {
         self
     }
 
+    /// Stage types a client may create by naming them when it connects (the Connector's
+    /// `stage_type`): join-or-create by room type, with no API server. A client that names a
+    /// type joins the stage it names only if the stage is of that type, and creates it when
+    /// missing only if the type is the default stage type or one of these (the
+    /// per-connection creation rate and `max_stages` apply as always); otherwise its login is
+    /// refused with `InvalidStageType` (unknown type, or a live stage of another type) or
+    /// `StageNotFound` (a type clients may only join). A client that names no type gets the
+    /// default stage type. Default: none besides the default stage type.
+    ///
+    /// ```
+    /// use playhouse::testing::{EchoActor, EchoStage};
+    ///
+    /// let server = playhouse::PlayServer::builder()
+    ///     .stage("Lobby", |_| EchoStage, |_| EchoActor)
+    ///     .stage("Arena", |_| EchoStage, |_| EchoActor)
+    ///     .default_stage_type("Lobby")
+    ///     .client_stage_types(["Arena"])
+    ///     .build();
+    /// assert!(server.is_ok());
+    /// ```
+    pub fn client_stage_types<T: Into<String>>(mut self, names: impl IntoIterator<Item = T>) -> Self {
+        self.client_stage_types = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Registers a shared service, reachable from factories through [`Services::get`].
     /// The server's [`ServerControl`] and its directory view
     /// ([`playhouse_mesh::ServerInfoCenter`]) are always registered.
@@ -165,9 +195,16 @@ impl PlayServerBuilder {
             control: control.clone(),
             metrics: Arc::clone(&metrics),
         };
-        let default_stage_type = self.default_stage_type.as_deref();
-        let host = StageHost::new(self.types, default_stage_type, &self.config, parts)
-            .map_err(|UnknownStageType(name)| BuildError::UnknownDefaultStageType(name))?;
+        let clients = ClientTypes {
+            default: self.default_stage_type.as_deref(),
+            creatable: &self.client_stage_types,
+        };
+        let host = StageHost::new(self.types, clients, &self.config, parts).map_err(|unknown| {
+            match unknown {
+                UnknownStageType::Default(name) => BuildError::UnknownDefaultStageType(name),
+                UnknownStageType::Client(name) => BuildError::UnknownClientStageType(name),
+            }
+        })?;
         let host = Arc::new(host);
         let max_connections = clamp_connections(
             "Play server",
@@ -228,6 +265,7 @@ impl PlayServer {
             config: PlayConfig::default(),
             types: StageTypes::default(),
             default_stage_type: None,
+            client_stage_types: Vec::new(),
             services: Services::builder(),
             system: HandlerRegistry::default(),
         }

@@ -50,6 +50,9 @@ pub(super) fn category() -> Category {
             TestCase::new("Connect_StageZeroGetsFreshStage", |t| {
                 Box::pin(stage_zero(t))
             }),
+            TestCase::new("Connect_UnknownStageType_Refused", |t| {
+                Box::pin(unknown_stage_type(t))
+            }),
         ],
     }
 }
@@ -371,5 +374,31 @@ async fn stage_zero(t: TestCtx) -> TestResult {
     )
     .await?;
     ensure_eq!(echo.sequence, 3, "echo sequence in the fresh stage");
+    Ok(())
+}
+
+/// A stage type the server does not know is refused with its code at login, never replaced
+/// by the default type; the same id then logs in under the right type.
+async fn unknown_stage_type(t: TestCtx) -> TestResult {
+    let (connector, _tap) = t.connector(client::direct_config());
+    let addr = t.addr();
+    let stage_id = t.stage_id(12);
+    connector
+        .connect(&addr.ip().to_string(), addr.port(), stage_id, "NoSuchStage")
+        .await
+        .map_err(|error| format!("connect to {addr} failed: {error}"))?;
+    match connector.authenticate(auth_packet("conn_unknown_type")).await {
+        Ok(reply) => return Err(format!("an unknown stage type logged in: {:?}", reply.msg_id)),
+        Err(error) => ensure_eq!(
+            error.code(),
+            ErrorCode::INVALID_STAGE_TYPE,
+            "refusal code ({error})"
+        ),
+    }
+    ensure!(!connector.is_authenticated(), "authenticated after a refusal");
+    connector.disconnect().await;
+    let (connector, _tap) = t.connector(client::direct_config());
+    let reply = client::join(&connector, addr, stage_id, "conn_known_type").await?;
+    ensure_eq!(reply.stage_id, stage_id, "stage id of the login under the right type");
     Ok(())
 }

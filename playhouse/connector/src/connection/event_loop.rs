@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use playhouse_protocol::{ClientCodec, ClientFrame, CodecConfig, DecodeError};
+use playhouse_protocol::{ClientCodec, ClientFrame, CodecConfig, DecodeError, Hello};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
@@ -66,11 +66,13 @@ pub(super) async fn run(
         session: None,
     };
 
-    if !setup.capabilities.is_empty() {
+    let hello = Hello::from(setup.capabilities).naming(&task.stage_type);
+    if !hello.requested.is_empty() {
         // First on the wire, before authentication; seq 0: nothing this connector does depends
-        // on the answer (it decodes compressed and plain payloads alike, and a server that
-        // grants no resumable session simply sends no grant).
-        task.encode(ClientFrame::hello(0, setup.capabilities));
+        // on the answer (it decodes compressed and plain payloads alike, a server that grants
+        // no resumable session simply sends no grant, and one that refuses the stage type
+        // answers the login with the code).
+        task.encode(ClientFrame::hello(0, hello));
     }
 
     let heartbeat_every = setup.heartbeat_interval;

@@ -38,6 +38,7 @@ impl Session {
         let seq = frame.msg_seq;
         let login = Login {
             stage_id: frame.stage_id,
+            stage_type: self.stage_type.clone(),
             session: self.handle.clone(),
             reply_id: reply_id.clone(),
             seq,

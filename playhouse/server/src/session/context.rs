@@ -95,6 +95,7 @@ impl SessionContext {
         } else {
             Capabilities::NONE
         };
-        lz4 | resume
+        // A stage type named by the client is always honoured (or refused with a code).
+        lz4 | resume | Capabilities::STAGE_TYPE
     }
 }

@@ -1,7 +1,9 @@
 //! The read path: each frame from the client, by kind — heartbeats, the capability hello,
 //! the control frames of resumable sessions, and data frames by where the session stands.
 
-use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, ServerFrame};
+use std::sync::Arc;
+
+use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, Hello, ServerFrame};
 use tokio::time::Instant;
 
 use super::end::End;
@@ -83,16 +85,20 @@ impl Session {
     }
 
     /// The capability handshake (see `playhouse_protocol::Capabilities`): once, before
-    /// authentication; grants what was asked for and this server offers.
+    /// authentication; grants what was asked for and this server offers, and keeps the stage
+    /// type it names for the logins to come.
     async fn hello(&mut self, frame: ClientFrame) -> Result<(), End> {
-        let requested = Capabilities::from_payload(&frame.payload);
-        let (Some(requested), State::Fresh, None) = (requested, &self.state, self.capabilities)
-        else {
+        let hello = Hello::from_payload(&frame.payload);
+        let (Some(hello), State::Fresh, None) = (hello, &self.state, self.capabilities) else {
             tracing::debug!("late, repeated or malformed hello");
             return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
         };
+        let requested = hello.requested;
         let granted = requested & self.ctx.offered_capabilities();
         self.capabilities = Some(granted);
+        if granted.contains(Capabilities::STAGE_TYPE) {
+            self.stage_type = hello.stage_type.map(Arc::from);
+        }
         self.writer
             .encoder_mut()
             .set_compression(granted.contains(Capabilities::LZ4));

@@ -80,6 +80,7 @@ pub(crate) async fn run<Io>(
             stage_creations: ctx.config().stage_creation_rate.map(TokenBucket::new),
             in_flight: VecDeque::new(),
             capabilities: None,
+            stage_type: None,
             resume: None,
             transport,
             connected: true,

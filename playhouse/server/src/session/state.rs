@@ -49,6 +49,8 @@ pub(super) struct Session {
     /// What the capability handshake granted; `None` until the client sent its hello (old
     /// clients never do, and get the original protocol).
     pub(super) capabilities: Option<Capabilities>,
+    /// The stage type the client's hello named for its logins (`None`: the default type).
+    pub(super) stage_type: Option<Arc<str>>,
     /// The numbered streams of a resumable session (`None`: not resumable, the original
     /// protocol; nothing is counted or kept).
     pub(super) resume: Option<Box<Resumable>>,

@@ -2,6 +2,8 @@
 //! sessions (joins, client messages, disconnects), the mesh (server messages) and the host
 //! (closing). What goes into the mailbox ([`StageMsg`]) is the stage's own business.
 
+use std::sync::Arc;
+
 use playhouse_mesh::RoutePacket;
 use playhouse_protocol::{ErrorCode, MsgId, Packet};
 use tokio::sync::{mpsc, oneshot};
@@ -73,17 +75,27 @@ pub(crate) enum NotQueued {
 #[derive(Clone, Debug)]
 pub(crate) struct StageHandle {
     stage_id: i64,
+    stage_type: Arc<str>,
     tx: mpsc::Sender<StageMsg>,
 }
 
 impl StageHandle {
-    pub(super) fn new(stage_id: i64, tx: mpsc::Sender<StageMsg>) -> Self {
-        StageHandle { stage_id, tx }
+    pub(super) fn new(stage_id: i64, stage_type: Arc<str>, tx: mpsc::Sender<StageMsg>) -> Self {
+        StageHandle {
+            stage_id,
+            stage_type,
+            tx,
+        }
     }
 
     /// The stage's id.
     pub(crate) fn stage_id(&self) -> i64 {
         self.stage_id
+    }
+
+    /// The stage's type, as registered.
+    pub(crate) fn stage_type(&self) -> &str {
+        &self.stage_type
     }
 
     /// Queues a client's authentication as a join, waiting while the mailbox is full; where

@@ -2,7 +2,7 @@
 //! which a stage is found or created, whoever asks: a client logging in (the session) or
 //! another server's create / get-or-create / destroy command (the mesh).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -66,9 +66,22 @@ pub(crate) enum CreateAs<'a> {
     /// The type the creator names (a mesh command). An unknown name is refused, even when
     /// the stage exists.
     Named(&'a str),
-    /// The server's default stage type (a client's login). Without one, only stages that
-    /// exist can be joined.
+    /// The server's default stage type (a client's login that names no type). Without one,
+    /// only stages that exist can be joined.
     Default,
+    /// The type a client names at login: an unknown name is refused, a live stage must be of
+    /// that type, and a missing one is created only if clients may create that type (the
+    /// default type and the server's client stage types).
+    Client(&'a str),
+}
+
+/// Which stage types a client's login may create.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ClientTypes<'a> {
+    /// The type a login that names none creates.
+    pub(crate) default: Option<&'a str>,
+    /// The types a login may create by naming them.
+    pub(crate) creatable: &'a [String],
 }
 
 /// A stage found or created.
@@ -90,8 +103,10 @@ pub(crate) struct Refused {
 /// A client's authentication, to be queued as a join in the stage it names.
 #[derive(Debug)]
 pub(crate) struct Login {
-    /// The stage the client names; 0 asks for a fresh stage of the default type.
+    /// The stage the client names; 0 asks for a fresh stage.
     pub(crate) stage_id: i64,
+    /// The stage type the client names (its hello's), or `None` for the default type.
+    pub(crate) stage_type: Option<Arc<str>>,
     pub(crate) session: SessionHandle,
     /// The authenticate reply id, e.g. `AuthenticateReply`.
     pub(crate) reply_id: MsgId,
@@ -107,14 +122,22 @@ pub(crate) struct PendingJoin {
     pub(crate) outcome: oneshot::Receiver<JoinOutcome>,
 }
 
-/// The default stage type names no registered stage type.
+/// A stage type named for clients that is not registered: the default one, or one of the
+/// client stage types.
 #[derive(Debug)]
-pub(crate) struct UnknownStageType(pub(crate) String);
+pub(crate) enum UnknownStageType {
+    /// The default stage type.
+    Default(String),
+    /// One of the types clients may create by name.
+    Client(String),
+}
 
 /// A server's stage types and live stages.
 pub(crate) struct StageHost {
     types: StageTypes,
     default_type: Option<Arc<dyn StageSpawner>>,
+    /// The types a client's login may create by naming them (the default type included).
+    client_creatable: HashSet<Arc<str>>,
     env: Arc<StageEnv>,
 }
 
@@ -128,11 +151,11 @@ impl fmt::Debug for StageHost {
 }
 
 impl StageHost {
-    /// A host for `types`, with the limits and timeouts of `config`; `default_stage_type`
-    /// must name one of the types.
+    /// A host for `types`, with the limits and timeouts of `config`; the types `clients` may
+    /// create must be among them.
     pub(crate) fn new(
         types: StageTypes,
-        default_stage_type: Option<&str>,
+        clients: ClientTypes<'_>,
         config: &PlayConfig,
         parts: HostParts,
     ) -> Result<StageHost, UnknownStageType> {
@@ -153,19 +176,31 @@ impl StageHost {
             idle_timeout: config.stage_idle_timeout,
             max_stages: config.max_stages,
         };
-        let default_type = match default_stage_type {
+        let default_type = match clients.default {
             Some(name) => Some(
                 types
                     .0
                     .get(name)
                     .cloned()
-                    .ok_or_else(|| UnknownStageType(name.to_owned()))?,
+                    .ok_or_else(|| UnknownStageType::Default(name.to_owned()))?,
             ),
             None => None,
         };
+        let mut client_creatable: HashSet<Arc<str>> = HashSet::new();
+        for name in clients.creatable {
+            let spawner = types
+                .0
+                .get(name)
+                .ok_or_else(|| UnknownStageType::Client(name.clone()))?;
+            client_creatable.insert(Arc::clone(spawner.name()));
+        }
+        if let Some(default) = &default_type {
+            client_creatable.insert(Arc::clone(default.name()));
+        }
         Ok(StageHost {
             types,
             default_type,
+            client_creatable,
             env: Arc::new(env),
         })
     }
@@ -176,6 +211,7 @@ impl StageHost {
         StageHost {
             types,
             default_type: None,
+            client_creatable: HashSet::new(),
             env: Arc::new(StageEnv::standalone(server_id)),
         }
     }
@@ -184,7 +220,9 @@ impl StageHost {
     ///
     /// In order: a named type must be registered ([`ErrorCode::INVALID_STAGE_TYPE`]); a
     /// stopping server opens nothing ([`ErrorCode::SYSTEM_ERROR`]); a live stage is returned
-    /// as it is; a missing one needs a type to be created as ([`ErrorCode::STAGE_NOT_FOUND`]),
+    /// as it is (to a client naming a type, only if it is of that type:
+    /// [`ErrorCode::INVALID_STAGE_TYPE`]); a missing one needs a type to be created as
+    /// ([`ErrorCode::STAGE_NOT_FOUND`]),
     /// gets a fresh id if it asked for id 0, must be let through by `admit` (the requester's
     /// own rate: [`ErrorCode::STAGE_CREATION_RATE_EXCEEDED`]), and must fit under
     /// `max_stages` ([`ErrorCode::STAGE_LIMIT_REACHED`]). `create` makes its creating request,
@@ -198,22 +236,33 @@ impl StageHost {
         create: impl FnOnce() -> CreateRequest,
     ) -> Result<Opened, Refused> {
         let refused = |stage_id, code| Refused { stage_id, code };
+        let named = |name| {
+            self.types
+                .0
+                .get(name)
+                .ok_or(refused(stage_id, ErrorCode::INVALID_STAGE_TYPE))
+        };
         let spawner = match create_as {
-            CreateAs::Named(name) => Some(
-                self.types
-                    .0
-                    .get(name)
-                    .ok_or(refused(stage_id, ErrorCode::INVALID_STAGE_TYPE))?,
-            ),
+            CreateAs::Named(name) => Some(named(name)?),
             CreateAs::Default => self.default_type.as_ref(),
+            CreateAs::Client(name) => {
+                Some(named(name)?).filter(|_| self.client_creatable.contains(name))
+            }
         };
         if self.env.control.is_stopping() {
             return Err(refused(stage_id, ErrorCode::SYSTEM_ERROR));
         }
         let registry = &self.env.registry;
+        // A client naming a type joins only a stage of that type.
+        let of_type = |stage: StageHandle| match create_as {
+            CreateAs::Client(name) if stage.stage_type() != name => {
+                Err(refused(stage_id, ErrorCode::INVALID_STAGE_TYPE))
+            }
+            _ => Ok(stage),
+        };
         if let Some(stage) = registry.get(stage_id) {
             return Ok(Opened {
-                stage,
+                stage: of_type(stage)?,
                 created: false,
             });
         }
@@ -231,11 +280,12 @@ impl StageHost {
         }
         let env = &self.env;
         let spawn = |incarnation| spawner.spawn(env, stage_id, incarnation, create());
-        match registry.get_or_spawn(stage_id, env.max_stages, spawn) {
+        match registry.get_or_spawn(stage_id, spawner.name(), env.max_stages, spawn) {
             Ok((stage, created)) => {
                 if created {
                     env.metrics.stage_created();
                 }
+                let stage = of_type(stage)?;
                 Ok(Opened { stage, created })
             }
             Err(code) => {
@@ -245,8 +295,9 @@ impl StageHost {
         }
     }
 
-    /// A client's login: the stage it names (created with the default stage type if missing,
-    /// when `admit` lets it), with the join queued in its mailbox. Waits while the mailbox is
+    /// A client's login: the stage it names (when missing, created as the type the client
+    /// names, or the default stage type, when `admit` lets it; see [`CreateAs::Client`]), with
+    /// the join queued in its mailbox. Waits while the mailbox is
     /// full.
     pub(crate) async fn login(
         &self,
@@ -255,6 +306,7 @@ impl StageHost {
     ) -> Result<PendingJoin, Refused> {
         let Login {
             stage_id,
+            stage_type,
             session,
             reply_id,
             seq,
@@ -264,7 +316,11 @@ impl StageHost {
             packet: packet.clone(),
             done: None,
         };
-        let Opened { stage, .. } = self.open(CreateAs::Default, stage_id, admit, create)?;
+        let create_as = match stage_type.as_deref() {
+            Some(name) => CreateAs::Client(name),
+            None => CreateAs::Default,
+        };
+        let Opened { stage, .. } = self.open(create_as, stage_id, admit, create)?;
         match stage.join(session, reply_id, seq, packet).await {
             Some(outcome) => Ok(PendingJoin { stage, outcome }),
             // The stage closed between the lookup and now.
@@ -359,14 +415,28 @@ mod tests {
         default: Option<&str>,
         factory: impl Fn(&StageInit<'_>) -> EchoStage + Send + Sync + 'static,
     ) -> StageHost {
+        let clients = ClientTypes {
+            default,
+            creatable: &[],
+        };
+        host_for(clients, factory)
+    }
+
+    /// A host with the types `Room` (made by `factory`), `Lobby` and `Match`.
+    fn host_for(
+        clients: ClientTypes<'_>,
+        factory: impl Fn(&StageInit<'_>) -> EchoStage + Send + Sync + 'static,
+    ) -> StageHost {
         let mut types = StageTypes::default();
         types.register("Room".to_owned(), factory, |_| EchoActor);
+        types.register("Lobby".to_owned(), |_| EchoStage, |_| EchoActor);
+        types.register("Match".to_owned(), |_| EchoStage, |_| EchoActor);
         let parts = HostParts {
             services: Services::default(),
             control: ServerControl::new(Arc::from("test")),
             metrics: Arc::default(),
         };
-        StageHost::new(types, default, &PlayConfig::default(), parts).unwrap()
+        StageHost::new(types, clients, &PlayConfig::default(), parts).unwrap()
     }
 
     fn create() -> CreateRequest {
@@ -421,6 +491,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_naming_a_type_gets_that_type_or_a_code() {
+        let creatable = ["Lobby".to_owned()];
+        let clients = ClientTypes {
+            default: Some("Room"),
+            creatable: &creatable,
+        };
+        let host = host_for(clients, |_| EchoStage);
+        let code = |opened| refusal(opened).code;
+
+        // Unregistered: refused whether or not the stage exists.
+        let nope = host.open(CreateAs::Client("Nope"), 5, || true, create);
+        assert_eq!(code(nope), ErrorCode::INVALID_STAGE_TYPE);
+        // Creatable by clients: the named type, and the default type too.
+        let lobby = host.open(CreateAs::Client("Lobby"), 5, || true, create);
+        let lobby = lobby.unwrap();
+        assert!(lobby.created);
+        assert_eq!(lobby.stage.stage_type(), "Lobby");
+        let room = host.open(CreateAs::Client("Room"), 6, || true, create);
+        assert_eq!(room.unwrap().stage.stage_type(), "Room");
+        // Registered but not creatable by clients: joined when it exists, never created.
+        let hidden = host.open(CreateAs::Client("Match"), 7, || true, create);
+        assert_eq!(code(hidden), ErrorCode::STAGE_NOT_FOUND);
+        let made = host.open(CreateAs::Named("Match"), 7, || true, create);
+        assert!(made.unwrap().created);
+        let joined = host.open(CreateAs::Client("Match"), 7, || unreachable!(), create);
+        assert_eq!(joined.unwrap().stage.stage_type(), "Match");
+        // A live stage of another type is not joined under a different name.
+        let other = host.open(CreateAs::Client("Lobby"), 7, || true, create);
+        assert_eq!(code(other), ErrorCode::INVALID_STAGE_TYPE);
+        // Naming no type keeps the old rule: any live stage, else the default type.
+        let any = host.open(CreateAs::Default, 5, || unreachable!(), create);
+        assert_eq!(any.unwrap().stage.stage_type(), "Lobby");
+        assert_eq!(host.len(), 3);
+    }
+
+    #[test]
+    fn client_types_must_be_registered() {
+        let parts = || HostParts {
+            services: Services::default(),
+            control: ServerControl::new(Arc::from("test")),
+            metrics: Arc::default(),
+        };
+        let types = || {
+            let mut types = StageTypes::default();
+            types.register("Room".to_owned(), |_| EchoStage, |_| EchoActor);
+            types
+        };
+        let config = PlayConfig::default();
+        let creatable = ["Lobby".to_owned()];
+        let clients = ClientTypes {
+            default: Some("Room"),
+            creatable: &creatable,
+        };
+        let built = StageHost::new(types(), clients, &config, parts());
+        assert!(matches!(built, Err(UnknownStageType::Client(name)) if name == "Lobby"));
+        let clients = ClientTypes {
+            default: Some("Lobby"),
+            creatable: &[],
+        };
+        let built = StageHost::new(types(), clients, &config, parts());
+        assert!(matches!(built, Err(UnknownStageType::Default(name)) if name == "Lobby"));
+    }
+
+    #[tokio::test]
     async fn a_login_into_a_stage_whose_factory_panics_is_refused_and_frees_the_id() {
         let attempts = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&attempts);
@@ -440,6 +574,7 @@ mod tests {
         );
         let login = |seq| Login {
             stage_id: 9,
+            stage_type: None,
             session: session.clone(),
             reply_id: MsgId::from_static("AuthenticateReply"),
             seq,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use playhouse_protocol::ErrorCode;
@@ -93,6 +93,7 @@ impl StageRegistry {
     pub(super) fn get_or_spawn(
         &self,
         stage_id: i64,
+        stage_type: &Arc<str>,
         max_stages: usize,
         spawn: impl FnOnce(u64) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle),
     ) -> Result<(StageHandle, bool), ErrorCode> {
@@ -105,7 +106,7 @@ impl StageRegistry {
         }
         let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
         let (tx, abort) = spawn(incarnation);
-        let handle = StageHandle::new(stage_id, tx);
+        let handle = StageHandle::new(stage_id, Arc::clone(stage_type), tx);
         stages.insert(
             stage_id,
             Entry {
@@ -182,7 +183,7 @@ mod tests {
         let spawn = |incarnation| kind.spawn(env, stage_id, incarnation, create);
         let (handle, new) = env
             .registry
-            .get_or_spawn(stage_id, usize::MAX, spawn)
+            .get_or_spawn(stage_id, kind.name(), usize::MAX, spawn)
             .unwrap();
         (handle, new, created)
     }

@@ -23,6 +23,9 @@ pub(super) trait StageSpawner: Send + Sync {
         incarnation: u64,
         create: CreateRequest,
     ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle);
+
+    /// The name the type was registered under.
+    fn name(&self) -> &Arc<str>;
 }
 
 type StageFactory<S> = dyn Fn(&StageInit<'_>) -> S + Send + Sync;
@@ -69,6 +72,10 @@ impl<S: Stage> StageSpawner for TypedSpawner<S> {
             create,
         ));
         (tx, task.abort_handle())
+    }
+
+    fn name(&self) -> &Arc<str> {
+        &self.0.name
     }
 }
 
