@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, Packet};
 
-use crate::app::STAGE_TYPE;
 use crate::cluster::env::{Env, sleep, wait_until};
 use crate::cluster::ports::CLIENT_PORT;
 use crate::invariants::Ledger;
@@ -149,9 +148,11 @@ impl SimClient {
             }
         };
         lock(&self.inbox).last_applied = None;
-        if let Err(error) =
-            self.connector
-                .connect_stream(self.tap.wrap(stream), self.stage_id, STAGE_TYPE)
+        // No stage type named: clients join whichever type the scenario's API server created
+        // (a clock room, a relay), or create the default type.
+        if let Err(error) = self
+            .connector
+            .connect_stream(self.tap.wrap(stream), self.stage_id, "")
         {
             self.trace
                 .record(&self.name, format_args!("connect failed: {error}"));

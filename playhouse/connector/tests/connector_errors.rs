@@ -36,7 +36,7 @@ async fn server() -> (PlayServer, u16, u16) {
 fn config() -> ConnectorConfig {
     ConnectorConfig::default()
         .heartbeat_interval(Duration::ZERO)
-        // No hello first: the login is the first and only thing the server reads.
+        // No LZ4: replies arrive as the server wrote them.
         .compression(false)
 }
 
@@ -156,7 +156,8 @@ async fn a_login_under_another_message_id_is_told_the_server_closed_before_authe
 /// A scripted server over an in-memory stream; its end, framed.
 async fn scripted(connector: &Connector) -> Framed<tokio::io::DuplexStream, ServerCodec> {
     let (near, far) = tokio::io::duplex(64 * 1024);
-    connector.connect_stream(near, 1, "Room").unwrap();
+    // No stage type: no hello, so the login is the first frame the script reads.
+    connector.connect_stream(near, 1, "").unwrap();
     Framed::new(far, ServerCodec::default())
 }
 

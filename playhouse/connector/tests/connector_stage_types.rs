@@ -99,7 +99,10 @@ async fn a_named_stage_type_is_honoured_or_refused_with_a_code() {
         assert_eq!(again.unwrap(), "Arena", "{transport:?}");
         // Naming no type, or the default type, gets the default type.
         assert_eq!(join(&transport, port, base + 2, "").await.unwrap(), "Lobby");
-        assert_eq!(join(&transport, port, base + 3, "Lobby").await.unwrap(), "Lobby");
+        assert_eq!(
+            join(&transport, port, base + 3, "Lobby").await.unwrap(),
+            "Lobby"
+        );
         // A fresh stage (id 0) of the named type.
         assert_eq!(join(&transport, port, 0, "Arena").await.unwrap(), "Arena");
 

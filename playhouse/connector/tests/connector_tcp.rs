@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
-use playhouse_protocol::{Capabilities, ClientFrame, CodecConfig, ServerCodec, ServerFrame};
+use playhouse_protocol::{Capabilities, ClientFrame, CodecConfig, Hello, ServerCodec, ServerFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -42,9 +42,13 @@ async fn accept(listener: &TcpListener) -> Server {
 
 /// Connects `connector` to a fresh fake server and returns the server side.
 async fn connected(connector: &Connector) -> Server {
+    connected_as(connector, "GameRoom").await
+}
+
+async fn connected_as(connector: &Connector, stage_type: &str) -> Server {
     let (listener, port) = listen().await;
     let (result, server) = tokio::join!(
-        connector.connect("127.0.0.1", port, STAGE, "GameRoom"),
+        connector.connect("127.0.0.1", port, STAGE, stage_type),
         accept(&listener)
     );
     result.unwrap();
@@ -532,7 +536,7 @@ async fn a_large_compressed_reply_is_decompressed() {
 }
 
 #[tokio::test]
-async fn every_connection_opens_with_a_hello_asking_for_lz4() {
+async fn every_connection_opens_with_a_hello_asking_for_lz4_and_naming_its_stage_type() {
     let connector = Connector::new(quiet());
     let mut server = connected(&connector).await;
     let (result, ()) = tokio::join!(
@@ -542,8 +546,8 @@ async fn every_connection_opens_with_a_hello_asking_for_lz4() {
             assert!(hello.is_hello(), "first frame is {:?}", hello.msg_id);
             assert_eq!(hello.msg_seq, 0, "the hello expects no reply");
             assert_eq!(
-                Capabilities::from_payload(&hello.payload),
-                Some(Capabilities::LZ4)
+                Hello::from_payload(&hello.payload),
+                Some(Hello::from(Capabilities::LZ4).naming("GameRoom"))
             );
             let request = next_raw(&mut server).await;
             assert_eq!(request.msg_id, "AuthenticateRequest");
@@ -557,9 +561,9 @@ async fn every_connection_opens_with_a_hello_asking_for_lz4() {
 }
 
 #[tokio::test]
-async fn without_compression_the_connector_speaks_the_original_protocol() {
+async fn without_compression_nor_a_stage_type_the_connector_speaks_the_original_protocol() {
     let connector = Connector::new(quiet().compression(false));
-    let mut server = connected(&connector).await;
+    let mut server = connected_as(&connector, "").await;
     let (result, ()) = tokio::join!(
         connector.authenticate(Packet::new("AuthenticateRequest", &b"user-1"[..])),
         async {

@@ -69,12 +69,12 @@ pub use control::{
     is_control_msg_id,
 };
 pub use error::{DecodeError, EncodeError};
-pub use hello::{Hello, MAX_STAGE_TYPE_LEN};
 pub use error_code::ErrorCode;
 pub use frame::{
     CLIENT_HEADER_MIN, ClientFrame, LENGTH_PREFIX, MAX_MSG_ID_LEN, SERVER_HEADER_MIN, ServerFrame,
     max_frame_len,
 };
+pub use hello::{Hello, MAX_STAGE_TYPE_LEN};
 pub use packet::{MsgId, Packet, PayloadError};
 pub use resume::{
     ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken, count_payload, read_count,

@@ -387,18 +387,33 @@ async fn unknown_stage_type(t: TestCtx) -> TestResult {
         .connect(&addr.ip().to_string(), addr.port(), stage_id, "NoSuchStage")
         .await
         .map_err(|error| format!("connect to {addr} failed: {error}"))?;
-    match connector.authenticate(auth_packet("conn_unknown_type")).await {
-        Ok(reply) => return Err(format!("an unknown stage type logged in: {:?}", reply.msg_id)),
+    match connector
+        .authenticate(auth_packet("conn_unknown_type"))
+        .await
+    {
+        Ok(reply) => {
+            return Err(format!(
+                "an unknown stage type logged in: {:?}",
+                reply.msg_id
+            ));
+        }
         Err(error) => ensure_eq!(
             error.code(),
             ErrorCode::INVALID_STAGE_TYPE,
             "refusal code ({error})"
         ),
     }
-    ensure!(!connector.is_authenticated(), "authenticated after a refusal");
+    ensure!(
+        !connector.is_authenticated(),
+        "authenticated after a refusal"
+    );
     connector.disconnect().await;
     let (connector, _tap) = t.connector(client::direct_config());
     let reply = client::join(&connector, addr, stage_id, "conn_known_type").await?;
-    ensure_eq!(reply.stage_id, stage_id, "stage id of the login under the right type");
+    ensure_eq!(
+        reply.stage_id,
+        stage_id,
+        "stage id of the login under the right type"
+    );
     Ok(())
 }
