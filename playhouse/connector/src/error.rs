@@ -28,6 +28,14 @@ pub enum ConnectorError {
         /// The reply as the server sent it (often an empty payload).
         packet: Packet,
     },
+    /// The server closed the connection on purpose and said why: `code`, e.g.
+    /// [`ErrorCode::STAGE_DRAINED`] (the server drained before a deploy and the stage could
+    /// not move). A resumable session ends with it (`SessionEvent::Lost`).
+    #[error("the server closed the connection: {code}{hint}", hint = closed_hint(*code))]
+    Closed {
+        /// Why.
+        code: ErrorCode,
+    },
     /// Dialing failed: refused, unknown host, a failed TLS or WebSocket handshake, or timed out
     /// ([`std::io::ErrorKind::TimedOut`]).
     /// Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
@@ -96,7 +104,7 @@ impl ConnectorError {
     /// ```
     pub fn code(&self) -> ErrorCode {
         match self {
-            ConnectorError::Server { code, .. } => *code,
+            ConnectorError::Server { code, .. } | ConnectorError::Closed { code } => *code,
             ConnectorError::Disconnected
             | ConnectorError::Connect(_)
             | ConnectorError::Protocol(_)
@@ -111,6 +119,15 @@ impl ConnectorError {
                 ErrorCode::SYSTEM_ERROR
             }
         }
+    }
+}
+
+/// What a close code means for the player.
+fn closed_hint(code: ErrorCode) -> &'static str {
+    if code == ErrorCode::STAGE_DRAINED {
+        ": its server was drained (a deploy) and the stage could not move; join a stage again"
+    } else {
+        ""
     }
 }
 
@@ -139,6 +156,8 @@ pub(crate) enum CloseCause {
     HttpPort,
     /// See [`ConnectorError::ClosedBeforeAuthentication`].
     BeforeAuthentication,
+    /// See [`ConnectorError::Closed`].
+    Closed(ErrorCode),
 }
 
 impl CloseCause {
@@ -146,6 +165,7 @@ impl CloseCause {
         match self {
             CloseCause::HttpPort => ConnectorError::HttpPort,
             CloseCause::BeforeAuthentication => ConnectorError::ClosedBeforeAuthentication,
+            CloseCause::Closed(code) => ConnectorError::Closed { code },
         }
     }
 }

@@ -27,8 +27,11 @@ pub enum ServerType {
 pub enum ServerState {
     /// Up and routable.
     Running,
-    /// Up but excluded from service routing (e.g. draining).
+    /// Up but excluded from service routing.
     Disabled,
+    /// Up, serving what it holds, and excluded from service routing and from placing new
+    /// stages: it is handing its stages on before it stops.
+    Draining,
 }
 
 /// One server's directory entry. Its JSON form is the Redis value other tools read:

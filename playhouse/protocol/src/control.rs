@@ -17,6 +17,12 @@ pub const RESUME_MSG_ID: &str = "@Resume@";
 pub const ACK_MSG_ID: &str = "@Ack@";
 /// Client -> server, seq 0: the client ends its resumable session on purpose.
 pub const END_MSG_ID: &str = "@End@";
+/// Server -> client, seq 0, right before the server closes the connection on purpose: the
+/// frame's error code says why (e.g. [`ErrorCode::STAGE_DRAINED`]), and a resumable session
+/// ends with it. Sent only to clients that sent a hello (the original's connectors never do).
+///
+/// [`ErrorCode::STAGE_DRAINED`]: crate::error_code::ErrorCode::STAGE_DRAINED
+pub const CLOSE_MSG_ID: &str = "@Close@";
 
 /// Whether `msg_id` is one of the framework's control frames (heartbeat, hello, and the
 /// resume frames above): control frames are never counted in a resumable session's streams.
@@ -30,6 +36,7 @@ pub fn is_control_msg_id(msg_id: &str) -> bool {
                 | RESUME_MSG_ID
                 | ACK_MSG_ID
                 | END_MSG_ID
+                | CLOSE_MSG_ID
         )
 }
 
@@ -46,6 +53,7 @@ mod tests {
             RESUME_MSG_ID,
             ACK_MSG_ID,
             END_MSG_ID,
+            CLOSE_MSG_ID,
         ] {
             assert!(is_control_msg_id(id), "{id}");
         }

@@ -73,6 +73,13 @@ codes! {
     /// overflowed, or the token is unknown. What the client missed is lost; it may
     /// authenticate again.
     SESSION_LOST = 23;
+    /// The server is draining before it stops: it creates no stage and admits no new player
+    /// (a returning player still gets its actor back). Try another server of its service.
+    SERVER_DRAINING = 24;
+    /// The stage was closed because its server drained and the stage could not move before the
+    /// drain deadline. Sent in a [`CLOSE_MSG_ID`](crate::control::CLOSE_MSG_ID) frame right
+    /// before the connection is closed.
+    STAGE_DRAINED = 25;
     /// An unexpected internal failure.
     INTERNAL_ERROR = 99;
     /// Connector: the connection is down (the request was not, or could not be, answered).

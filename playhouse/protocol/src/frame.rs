@@ -2,8 +2,8 @@ use bytes::Bytes;
 
 use crate::capabilities::Capabilities;
 use crate::control::{
-    ACK_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, RESUME_MSG_ID, SESSION_MSG_ID,
-    is_control_msg_id,
+    ACK_MSG_ID, CLOSE_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, RESUME_MSG_ID,
+    SESSION_MSG_ID, is_control_msg_id,
 };
 use crate::error_code::ErrorCode;
 use crate::hello::Hello;
@@ -224,6 +224,18 @@ impl ServerFrame {
     /// Whether this is a heartbeat.
     pub fn is_heartbeat(&self) -> bool {
         self.msg_id == HEARTBEAT_MSG_ID
+    }
+
+    /// The notice sent right before the server closes a connection on purpose: `code` says why
+    /// (see [`CLOSE_MSG_ID`]).
+    pub fn close(stage_id: i64, code: ErrorCode) -> Self {
+        ServerFrame::new(
+            MsgId::from_static(CLOSE_MSG_ID),
+            0,
+            stage_id,
+            code,
+            Bytes::new(),
+        )
     }
 
     /// The capability handshake's answer: the extensions `granted` to the client.

@@ -143,7 +143,7 @@ pub use handlers::{Controller, HandlerRegistry};
 pub use http_server::{HttpLimits, serve_http};
 pub use limits::RateLimit;
 pub use mesh_join::MeshJoin;
-pub use play_server::{BuildError, PlayServer, PlayServerBuilder};
+pub use play_server::{BuildError, DrainReport, PlayServer, PlayServerBuilder};
 pub use playhouse_mesh::{
     MemoryDirectory, Mesh, MeshError, RoutingPolicy, ServerInfo, ServerInfoCenter, ServerState,
     ServerType,

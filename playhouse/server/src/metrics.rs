@@ -77,6 +77,7 @@ pub(crate) struct Metrics {
     stages_refused: AtomicU64,
     /// Stages closed after `stage_idle_timeout` without actors.
     stages_idle_closed: AtomicU64,
+    stages_drained: AtomicU64,
     /// Actors in every stage.
     actors: AtomicI64,
     messages_in: AtomicU64,
@@ -113,6 +114,12 @@ impl Metrics {
     /// A stage was not created (`max_stages`, or the requester's creation rate).
     pub(crate) fn stage_refused(&self) {
         self.stages_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stages closed at a drain's deadline (they could not move).
+    pub(crate) fn stages_drained(&self, count: usize) {
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        self.stages_drained.fetch_add(count, Ordering::Relaxed);
     }
 
     /// A stage closed after `stage_idle_timeout` without actors.
@@ -239,7 +246,7 @@ impl Metrics {
                 "playhouse_sessions_total{{server=\"{server_id}\",transport=\"{transport}\"}} {n}"
             );
         }
-        let simple: [(&str, &str, &str, u64); 13] = [
+        let simple: [(&str, &str, &str, u64); 14] = [
             ("playhouse_stages", "gauge", "Live stages.", stages as u64),
             (
                 "playhouse_stages_created_total",
@@ -258,6 +265,12 @@ impl Metrics {
                 "counter",
                 "Stages closed after stage_idle_timeout without actors.",
                 load(&self.stages_idle_closed),
+            ),
+            (
+                "playhouse_stages_drained_total",
+                "counter",
+                "Stages closed at a drain's deadline; their clients got STAGE_DRAINED.",
+                load(&self.stages_drained),
             ),
             (
                 "playhouse_actors",

@@ -34,6 +34,10 @@ use playhouse_transport::TlsListener;
 #[cfg(feature = "ws")]
 use playhouse_transport::WsListener;
 
+mod drain;
+
+pub use drain::DrainReport;
+
 /// Why a server could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -532,7 +536,7 @@ async fn shutdown(inner: &Inner) {
     }
     let deadline = tokio::time::Instant::now() + inner.config.shutdown_timeout;
     tracing::info!(server = inner.control.server_id(), "stopping");
-    inner.host.close_all(deadline).await;
+    inner.host.close_all(deadline, None).await;
     let grace = |from: tokio::time::Instant| from.max(tokio::time::Instant::now()) + FINAL_GRACE;
     if let Some(mesh) = inner.host.mesh().get()
         && tokio::time::timeout_at(grace(deadline), mesh.shutdown())

@@ -5,6 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -97,6 +98,7 @@ impl fmt::Debug for ServicesBuilder {
 pub struct ServerControl {
     server_id: Arc<str>,
     shutdown: CancellationToken,
+    draining: Arc<AtomicBool>,
 }
 
 impl ServerControl {
@@ -104,7 +106,19 @@ impl ServerControl {
         ServerControl {
             server_id,
             shutdown: CancellationToken::new(),
+            draining: Arc::default(),
         }
+    }
+
+    /// Whether the server is draining (see `PlayServer::drain`): it creates no stage and
+    /// admits no new player, and stops once its stages are gone.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the server draining; whether this call did (`false`: it already was).
+    pub(crate) fn start_draining(&self) -> bool {
+        !self.draining.swap(true, Ordering::AcqRel)
     }
 
     /// The server's id (e.g. `play-1`).

@@ -196,6 +196,7 @@ impl HarnessClient {
             match self.rx.recv().await? {
                 Outbound::Frame(frame) => return Some(frame),
                 Outbound::Detached(_) => continue,
+                Outbound::Close(_) => return None,
             }
         }
     }

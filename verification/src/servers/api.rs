@@ -240,6 +240,7 @@ pub(crate) fn describe_servers(center: &ServerInfoCenter) -> Vec<String> {
             let state = match info.state {
                 ServerState::Running => "running",
                 ServerState::Disabled => "disabled",
+                ServerState::Draining => "draining",
             };
             format!("{}:{kind}:{state}", info.server_id)
         })

@@ -6,7 +6,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use playhouse_protocol::{ClientFrame, DecodeError};
+use playhouse_protocol::{ClientFrame, DecodeError, ErrorCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -34,6 +34,8 @@ pub(super) enum End {
     Silent(Duration),
     /// The resumable session could not be resumed.
     SessionLost,
+    /// The server closed the connection on purpose and said why (`@Close@`).
+    Closed(ErrorCode),
 }
 
 impl End {
@@ -50,6 +52,7 @@ impl Task {
         let authenticated = self.status.authenticated.load(Ordering::SeqCst);
         match end {
             End::HttpPort => Some(CloseCause::HttpPort),
+            End::Closed(code) => Some(CloseCause::Closed(*code)),
             End::ServerClosed if !authenticated => Some(CloseCause::BeforeAuthentication),
             End::Io(error)
                 if !authenticated
@@ -93,6 +96,7 @@ impl Task {
             }
             End::Io(error) => tracing::info!(%error, "connection lost"),
             End::SessionLost => tracing::info!("resumable session lost"),
+            End::Closed(code) => tracing::info!(%code, "the server closed the connection"),
             End::ServerClosed => tracing::debug!("server closed the connection"),
             End::Client | End::Dropped => tracing::debug!("connection closed by the client"),
         }
@@ -123,11 +127,12 @@ impl Task {
                 Command::Request(request) => unsent.push(request.responder),
             }
         }
+        let had_session = self.session.is_some();
         if graceful && self.session.take().is_some() {
             // Leaving on purpose: the server need not keep the session.
             self.encode(ClientFrame::end_session());
         }
-        if matches!(end, End::SessionLost) {
+        if matches!(end, End::SessionLost) || (matches!(end, End::Closed(_)) && had_session) {
             self.callbacks.emit(Event::Session(SessionEvent::Lost));
         }
 

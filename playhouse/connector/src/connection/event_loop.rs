@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use playhouse_protocol::{ClientCodec, ClientFrame, CodecConfig, DecodeError, Hello};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +28,8 @@ const BATCH: usize = 1024;
 /// Stop taking commands while this many frames of a resumable session wait for the server's
 /// acknowledgement (it acknowledges every few frames, so only a stalled server gets here).
 const MAX_UNACKED: usize = 4096;
+/// Most frames already received that are read after the connection failed.
+const LEFTOVER_FRAMES: usize = 256;
 
 /// A deadline `after` from `now`, saturating instead of overflowing.
 pub(super) fn deadline(now: Instant, after: Duration) -> Instant {
@@ -64,6 +66,7 @@ pub(super) async fn run(
         resume: setup.resume,
         forming: None,
         session: None,
+        closing: None,
     };
 
     let hello = Hello::from(setup.capabilities).naming(&task.stage_type);
@@ -167,6 +170,24 @@ pub(super) async fn run(
                     }
                 }
             }
+        };
+        if end.lost_connection() && task.closing.is_none() {
+            // A failed write can win the race with frames already received: read what is
+            // here (the server may have said why it closes) before deciding.
+            for _ in 0..LEFTOVER_FRAMES {
+                if task.stalled.is_some() {
+                    break;
+                }
+                match reader.next().now_or_never() {
+                    Some(Some(Ok(frame))) => task.on_frame(frame),
+                    _ => break,
+                }
+            }
+        }
+        // A server that said why it closes meant it: nothing to resume.
+        let end = match task.closing {
+            Some(code) if end.lost_connection() => End::Closed(code),
+            _ => end,
         };
         if !(end.lost_connection() && task.session.is_some() && task.resume.is_some()) {
             break end;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use playhouse_protocol::{
-    ACK_MSG_ID, ClientFrame, ResumeGrant, SESSION_MSG_ID, ServerFrame, read_count,
+    ACK_MSG_ID, CLOSE_MSG_ID, ClientFrame, ResumeGrant, SESSION_MSG_ID, ServerFrame, read_count,
 };
 
 use super::task::Task;
@@ -81,6 +81,10 @@ impl Task {
                 {
                     tracing::warn!(?count, "the server acknowledged an impossible count");
                 }
+            }
+            CLOSE_MSG_ID => {
+                tracing::info!(code = %frame.error_code, "the server is closing the connection");
+                self.closing = Some(frame.error_code);
             }
             _ => {}
         }

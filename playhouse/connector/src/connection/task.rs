@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use playhouse_protocol::{Capabilities, ClientCodec, ClientFrame, CodecConfig};
+use playhouse_protocol::{Capabilities, ClientCodec, ClientFrame, CodecConfig, ErrorCode};
 
 use super::command::Responder;
 use crate::callbacks::Callbacks;
@@ -84,4 +84,6 @@ pub(super) struct Task {
     pub(super) forming: Option<Vec<ClientFrame>>,
     /// The resumable session, once granted.
     pub(super) session: Option<ClientSession>,
+    /// Why the server said it is closing the connection (its `@Close@` frame), if it did.
+    pub(super) closing: Option<ErrorCode>,
 }

@@ -138,8 +138,8 @@ impl Mesh {
         self.shared.config.request_timeout
     }
 
-    /// Marks this server running or disabled (excluded from service routing) at the next
-    /// refresh.
+    /// Marks this server running, disabled or draining (both excluded from service routing)
+    /// at the next refresh.
     pub fn set_state(&self, state: ServerState) {
         self.shared.set_state(state);
     }

@@ -36,6 +36,7 @@ pub(super) struct Shared {
 
 const RUNNING: u8 = 0;
 const DISABLED: u8 = 1;
+const DRAINING: u8 = 2;
 
 impl Shared {
     pub(super) fn new(
@@ -77,6 +78,7 @@ impl Shared {
         let value = match state {
             ServerState::Running => RUNNING,
             ServerState::Disabled => DISABLED,
+            ServerState::Draining => DRAINING,
         };
         self.state.store(value, Ordering::Relaxed);
     }
@@ -91,6 +93,7 @@ impl Shared {
             address: self.link.address().to_owned(),
             state: match self.state.load(Ordering::Relaxed) {
                 RUNNING => ServerState::Running,
+                DRAINING => ServerState::Draining,
                 _ => ServerState::Disabled,
             },
             weight: config.weight,

@@ -42,6 +42,8 @@ pub(crate) enum End {
     WindowPassed,
     /// The client's frame count on resuming is impossible.
     ResumeImpossible,
+    /// The server drained, and the client's stage could not move before the deadline.
+    Drained,
 }
 
 impl End {
@@ -78,6 +80,7 @@ impl End {
                 "session lost: the client did not come back within the resume window"
             }
             End::ResumeImpossible => "session lost: the client's frame count is impossible",
+            End::Drained => "the server drained; the stage closed at the drain deadline",
         }
     }
 }

@@ -20,6 +20,9 @@ pub(crate) enum Outbound {
     Frame(ServerFrame),
     /// The actor left the stage (or the stage closed): requests now get `code`.
     Detached(ErrorCode),
+    /// The server closes the connection on purpose: say why (`@Close@` with `code`, to a
+    /// client that sent a hello), flush, close. A resumable session ends with it.
+    Close(ErrorCode),
 }
 
 /// The bytes a queued frame accounts for: what it takes on the wire, uncompressed.

@@ -36,6 +36,7 @@ impl Session {
                         self.detach(code);
                     }
                 }
+                Outbound::Close(code) => return self.close_with(code).await,
             }
             written += 1;
             next = if written < WRITE_BATCH {
@@ -45,6 +46,21 @@ impl Session {
             };
         }
         self.flush().await
+    }
+
+    /// Tells the client why the server closes its connection (only a client that sent a
+    /// hello knows the `@Close@` frame), flushes, and ends the session.
+    async fn close_with(&mut self, code: ErrorCode) -> Result<(), End> {
+        if self.capabilities.is_some() {
+            let stage_id = match &self.state {
+                State::Joined { stage, .. } => stage.stage_id(),
+                _ => 0,
+            };
+            self.feed(ServerFrame::close(stage_id, code)).await?;
+        }
+        self.flush().await?;
+        tracing::debug!(%code, "closing the connection with a reason");
+        Err(End::Drained)
     }
 
     /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.

@@ -33,8 +33,10 @@ pub(super) enum StageMsg {
     Disconnected { actor: u64, session: SessionId },
     /// A message from another server (`Stage::on_dispatch_server`).
     Server { packet: RoutePacket },
-    /// The server is stopping, or another server asked the stage to close.
-    Close,
+    /// The server is stopping, or another server asked the stage to close. With a
+    /// `farewell`, each actor's connection is closed with that code (`@Close@`) instead of
+    /// staying open for another login.
+    Close { farewell: Option<ErrorCode> },
 }
 
 /// The result of a join, for the session's state machine.
@@ -161,16 +163,17 @@ impl StageHandle {
     /// Asks the stage to close without waiting: `Ok(false)` when it has closed already;
     /// [`ErrorCode::STAGE_BUSY`] when its mailbox is full.
     pub(crate) fn try_close(&self) -> Result<bool, ErrorCode> {
-        match self.tx.try_send(StageMsg::Close) {
+        match self.tx.try_send(StageMsg::Close { farewell: None }) {
             Ok(()) => Ok(true),
             Err(mpsc::error::TrySendError::Full(_)) => Err(ErrorCode::STAGE_BUSY),
             Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
         }
     }
 
-    /// Asks the stage to close, waiting while the mailbox is full.
-    pub(super) async fn close(&self) {
-        let _ = self.tx.send(StageMsg::Close).await;
+    /// Asks the stage to close, waiting while the mailbox is full; with a `farewell`, its
+    /// clients' connections are closed with that code.
+    pub(super) async fn close(&self, farewell: Option<ErrorCode>) {
+        let _ = self.tx.send(StageMsg::Close { farewell }).await;
     }
 
     /// Messages waiting in the mailbox right now.

@@ -222,7 +222,8 @@ impl StageHost {
     /// stopping server opens nothing ([`ErrorCode::SYSTEM_ERROR`]); a live stage is returned
     /// as it is (to a client naming a type, only if it is of that type:
     /// [`ErrorCode::INVALID_STAGE_TYPE`]); a missing one needs a type to be created as
-    /// ([`ErrorCode::STAGE_NOT_FOUND`]),
+    /// ([`ErrorCode::STAGE_NOT_FOUND`]), and a draining server creates none
+    /// ([`ErrorCode::SERVER_DRAINING`]),
     /// gets a fresh id if it asked for id 0, must be let through by `admit` (the requester's
     /// own rate: [`ErrorCode::STAGE_CREATION_RATE_EXCEEDED`]), and must fit under
     /// `max_stages` ([`ErrorCode::STAGE_LIMIT_REACHED`]). `create` makes its creating request,
@@ -269,6 +270,9 @@ impl StageHost {
         let Some(spawner) = spawner else {
             return Err(refused(stage_id, ErrorCode::STAGE_NOT_FOUND));
         };
+        if self.env.control.is_draining() {
+            return Err(refused(stage_id, ErrorCode::SERVER_DRAINING));
+        }
         let stage_id = match stage_id {
             0 => registry.generate_id(),
             id => id,
@@ -376,13 +380,23 @@ impl StageHost {
         &self.env.control
     }
 
+    /// Waits until every stage has ended, or `deadline`; whether they all did. For a draining
+    /// server, which creates no stage meanwhile.
+    pub(crate) async fn all_ended(&self, deadline: Instant) -> bool {
+        let tracker = &self.env.tracker;
+        tracker.close();
+        tokio::time::timeout_at(deadline, tracker.wait())
+            .await
+            .is_ok()
+    }
+
     /// Closes every stage by `deadline` whatever stage code does: all are asked at once (one
     /// stalled stage must not hold up the others), and those still running at the deadline
-    /// are aborted.
-    pub(crate) async fn close_all(&self, deadline: Instant) {
+    /// are aborted. With a `farewell`, the clients' connections are closed with that code.
+    pub(crate) async fn close_all(&self, deadline: Instant, farewell: Option<ErrorCode>) {
         let env = &self.env;
         let closes = env.registry.all().into_iter().map(|stage| async move {
-            let _ = tokio::time::timeout_at(deadline, stage.close()).await;
+            let _ = tokio::time::timeout_at(deadline, stage.close(farewell)).await;
         });
         futures_util::future::join_all(closes).await;
         env.tracker.close();

@@ -155,6 +155,8 @@ impl Session {
                         }
                     }
                     Outbound::Detached(code) => self.detach(code),
+                    // Closed on purpose while the client is away: the session ends here.
+                    Outbound::Close(_) => return Err(End::Drained),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.ctx.metrics().session_lost();

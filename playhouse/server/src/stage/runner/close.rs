@@ -16,6 +16,12 @@ use crate::stage::handle::{CreateRequest, JoinOutcome, StageMsg};
 use crate::stage::model::{Actor, Stage};
 
 impl<S: Stage> StageRunner<S> {
+    /// A close was asked for; with a `farewell`, the clients' connections close too.
+    pub(super) fn begin_close(&mut self, farewell: Option<ErrorCode>) {
+        self.ctx.closing = true;
+        self.farewell = self.farewell.or(farewell);
+    }
+
     /// Graceful close: every actor is told, then the stage.
     pub(super) async fn close(&mut self) {
         let actors = std::mem::take(&mut self.actors);
@@ -23,7 +29,10 @@ impl<S: Stage> StageRunner<S> {
         for (_, mut cell) in actors {
             cell.actor.on_destroy(&mut cell.link).await;
             if let Some(session) = cell.link.session() {
-                session.push(Outbound::Detached(ErrorCode::STAGE_NOT_FOUND));
+                session.push(match self.farewell {
+                    Some(code) => Outbound::Close(code),
+                    None => Outbound::Detached(ErrorCode::STAGE_NOT_FOUND),
+                });
                 self.gone.insert(session.id, session.clone());
             }
         }

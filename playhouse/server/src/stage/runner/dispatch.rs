@@ -44,7 +44,7 @@ impl<S: Stage> StageRunner<S> {
                 self.stage.on_dispatch_server(&mut self.ctx, request).await;
                 self.ctx.server_reply = None;
             }
-            StageMsg::Close => self.ctx.closing = true,
+            StageMsg::Close { farewell } => self.begin_close(farewell),
         }
     }
 

@@ -85,6 +85,13 @@ impl<S: Stage> StageRunner<S> {
             return JoinOutcome::Joined { actor: key };
         }
 
+        if self.env.control.is_draining() {
+            // A draining server admits no new player; a returning one (above) is no new one.
+            cell.actor.on_destroy(&mut cell.link).await;
+            let code = ErrorCode::SERVER_DRAINING;
+            session.send(error_frame(reply.msg_id, seq, stage_id, code));
+            return JoinOutcome::Rejected;
+        }
         cell.actor.on_post_authenticate(&mut cell.link).await;
         if !self.stage.on_join_stage(&mut self.ctx, &mut cell).await {
             cell.actor.on_destroy(&mut cell.link).await;

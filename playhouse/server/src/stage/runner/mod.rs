@@ -19,6 +19,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use playhouse_protocol::ErrorCode;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -53,6 +54,8 @@ pub(crate) struct StageRunner<S: Stage> {
     /// Connections of the actors the stage had when it closed, to answer their queued
     /// requests.
     gone: HashMap<SessionId, SessionHandle>,
+    /// Set by a close that also closes the clients' connections, with the code they get.
+    farewell: Option<ErrorCode>,
     /// When each disconnected actor lost its client (for `disconnected_actor_ttl`).
     disconnected: HashMap<u64, Instant>,
     /// Expiry checks, earliest first (stale ones are skipped).
@@ -95,6 +98,7 @@ impl<S: Stage> StageRunner<S> {
             post_rx,
             created: false,
             gone: HashMap::new(),
+            farewell: None,
             disconnected: HashMap::new(),
             expiries: BTreeSet::new(),
             empty_since: None,
@@ -150,7 +154,8 @@ impl<S: Stage> StageRunner<S> {
                     }
                 Some(post) = self.post_rx.recv() => post(&mut self.stage, &mut self.ctx),
                 msg = self.rx.recv() => match msg {
-                    Some(StageMsg::Close) | None => self.ctx.closing = true,
+                    Some(StageMsg::Close { farewell }) => self.begin_close(farewell),
+                    None => self.ctx.closing = true,
                     Some(msg) => {
                         self.handle(msg).await;
                         self.drain_mailbox().await;
@@ -178,7 +183,7 @@ impl<S: Stage> StageRunner<S> {
                 return;
             }
             match self.rx.try_recv() {
-                Ok(StageMsg::Close) => self.ctx.closing = true,
+                Ok(StageMsg::Close { farewell }) => self.begin_close(farewell),
                 Ok(msg) => self.handle(msg).await,
                 Err(_) => return,
             }

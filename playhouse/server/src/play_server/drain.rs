@@ -1,0 +1,76 @@
+//! Draining: a Play server that is about to stop takes no new stages or players, keeps
+//! serving the ones it holds until they end (or, later, move), and stops when they are gone
+//! or at a deadline.
+
+use std::time::Duration;
+
+use playhouse_mesh::ServerState;
+use playhouse_protocol::ErrorCode;
+use tokio::time::Instant;
+
+use super::PlayServer;
+
+/// What a drain did, for the operator's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Stages the server held when the drain began.
+    pub stages: usize,
+    /// Of those, the ones that ended by themselves before the deadline.
+    pub ended: usize,
+    /// The ones still running at the deadline: closed, their clients told
+    /// [`ErrorCode::STAGE_DRAINED`].
+    pub closed_at_deadline: usize,
+}
+
+impl PlayServer {
+    /// Drains the server, then stops it. At once: the server is marked
+    /// [`ServerState::Draining`] in the mesh directory (service routing and placement skip
+    /// it), creates no stage (logins and other servers asking get
+    /// [`ErrorCode::SERVER_DRAINING`]) and admits no new player to its stages (a returning
+    /// player gets its actor back; resumable sessions resume). Its stages keep running, with
+    /// their timers and game loops, until they end by themselves. Those still running
+    /// `within` from now are closed (`on_destroy` runs) and their clients' connections closed
+    /// with [`ErrorCode::STAGE_DRAINED`]; then the server stops as [`PlayServer::stop`] does.
+    ///
+    /// Calling it again, or during a stop, waits for the server to stop.
+    pub async fn drain(&self, within: Duration) -> DrainReport {
+        let inner = &self.inner;
+        if inner.control.is_stopping() || !inner.control.start_draining() {
+            self.stopped().await;
+            return DrainReport::default();
+        }
+        let deadline = Instant::now() + within;
+        let host = &inner.host;
+        let stages = host.len();
+        tracing::info!(server = self.server_id(), stages, ?within, "draining");
+        if let Some(mesh) = host.mesh().get() {
+            mesh.set_state(ServerState::Draining);
+            // Published now, not at the next refresh: placement should skip us at once.
+            if let Err(error) = mesh.refresh().await {
+                tracing::warn!(%error, "could not publish the draining state yet");
+            }
+        }
+        let closed_at_deadline = if host.all_ended(deadline).await {
+            0
+        } else {
+            let left = host.len();
+            tracing::warn!(
+                stages = left,
+                "drain deadline passed; closing the stages that are left"
+            );
+            inner.metrics.stages_drained(left);
+            let by = Instant::now() + inner.config.shutdown_timeout;
+            host.close_all(by, Some(ErrorCode::STAGE_DRAINED)).await;
+            left
+        };
+        let report = DrainReport {
+            stages,
+            ended: stages.saturating_sub(closed_at_deadline),
+            closed_at_deadline,
+        };
+        tracing::info!(?report, "drained; stopping");
+        self.stop().await;
+        report
+    }
+}
