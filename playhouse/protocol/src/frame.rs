@@ -238,6 +238,11 @@ impl ServerFrame {
         )
     }
 
+    /// Whether this is a close notice ([`ServerFrame::close`]).
+    pub fn is_close(&self) -> bool {
+        self.msg_id == CLOSE_MSG_ID
+    }
+
     /// The capability handshake's answer: the extensions `granted` to the client.
     pub fn hello(msg_seq: u16, granted: Capabilities) -> Self {
         ServerFrame::new(

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use futures_util::SinkExt;
+use playhouse_protocol::ServerFrame;
 
 use super::handle::Outbound;
 use super::state::{Session, State};
@@ -92,18 +93,34 @@ impl fmt::Display for End {
 }
 
 impl Session {
-    /// Flushes what is queued (bounded in time), then tells the stage the client is gone.
+    /// Flushes what is queued (bounded in time; a queued close notice is the last frame),
+    /// then tells the stage the client is gone.
     pub(super) async fn close(mut self, end: End) {
         tracing::debug!(reason = end.as_str(), "disconnected");
         self.end_resume();
         self.rx.close();
+        let stage_id = match &self.state {
+            State::Joined { stage, .. } => stage.stage_id(),
+            _ => 0,
+        };
+        let said_hello = self.capabilities.is_some();
         let flush = async {
             while let Ok(outbound) = self.rx.try_recv() {
-                if let Outbound::Frame(frame) = outbound {
-                    self.queued.release(&frame);
-                    if self.writer.feed(frame).await.is_err() {
-                        return;
+                let frame = match outbound {
+                    Outbound::Frame(frame) => {
+                        self.queued.release(&frame);
+                        frame
                     }
+                    Outbound::Close(code) if said_hello => ServerFrame::close(stage_id, code),
+                    Outbound::Close(_) => break,
+                    Outbound::Detached(_) => continue,
+                };
+                let last = frame.is_close();
+                if self.writer.feed(frame).await.is_err() {
+                    return;
+                }
+                if last {
+                    break;
                 }
             }
             let _ = self.writer.flush().await;
@@ -142,6 +159,7 @@ mod tests {
             End::ReplayOverflow,
             End::WindowPassed,
             End::ResumeImpossible,
+            End::Drained,
         ];
         assert!(resumable.iter().all(|end| end.lost_connection()));
         assert!(final_.iter().all(|end| !end.lost_connection()));
