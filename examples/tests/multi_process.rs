@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use playhouse_connector::{Connector, ConnectorConfig, Packet};
+use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -33,7 +33,13 @@ impl Drop for Node {
 }
 
 fn start(bin: &str, id: &str, prefix: &str) -> Node {
+    start_with(bin, id, prefix, &[])
+}
+
+/// [`start`] with extra environment variables.
+fn start_with(bin: &str, id: &str, prefix: &str, extra: &[(&str, &str)]) -> Node {
     let mut child = Command::new(bin)
+        .envs(extra.iter().copied())
         .env("PLAYHOUSE_SERVER_ID", id)
         .env("PLAYHOUSE_REDIS_URL", redis_url())
         .env("PLAYHOUSE_REDIS_PREFIX", prefix)
@@ -80,7 +86,8 @@ async fn create_stage(http: &str, stage_id: i64) -> Value {
     }
 }
 
-async fn echo_through(tcp: &str, stage_id: i64, user: &str) {
+/// A connector logged in as `user` to `stage_id` on the Play node at `tcp`.
+async fn joined(tcp: &str, stage_id: i64, user: &str) -> Connector {
     let (host, port) = tcp.rsplit_once(':').unwrap();
     let connector = Connector::new(ConnectorConfig::default());
     connector
@@ -91,6 +98,11 @@ async fn echo_through(tcp: &str, stage_id: i64, user: &str) {
         .authenticate(Packet::new("AuthenticateRequest", user.to_owned()))
         .await
         .unwrap();
+    connector
+}
+
+async fn echo_through(tcp: &str, stage_id: i64, user: &str) {
+    let connector = joined(tcp, stage_id, user).await;
     let echo = connector
         .request(Packet::new("Echo", "across processes"))
         .await
@@ -99,13 +111,33 @@ async fn echo_through(tcp: &str, stage_id: i64, user: &str) {
     connector.disconnect().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_meet_through_redis_and_survive_a_play_restart() {
+/// A directory prefix no other test run shares.
+fn fresh_prefix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let prefix = format!("playhouse:test:{}:{nanos}:", std::process::id());
+    format!("playhouse:test:{}:{nanos}:", std::process::id())
+}
+
+/// Waits for `node` to exit by itself; its exit status.
+async fn exits(node: &mut Node, within: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < within,
+            "the node did not exit within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_meet_through_redis_and_survive_a_play_restart() {
+    let prefix = fresh_prefix();
     let play_bin = env!("CARGO_BIN_EXE_play-node");
     let api_bin = env!("CARGO_BIN_EXE_api-node");
 
@@ -142,4 +174,61 @@ async fn processes_meet_through_redis_and_survive_a_play_restart() {
     let created = create_stage(&http, 8).await;
     assert_eq!(created["stage_id"], 8);
     echo_through(play.endpoints["tcp"].as_str().unwrap(), 8, "bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_play_node_drains_on_sigterm_and_tells_its_clients() {
+    let prefix = fresh_prefix();
+    let drain = [("PLAYHOUSE_DRAIN_SECS", "3")];
+    let mut play = start_with(env!("CARGO_BIN_EXE_play-node"), "play-1", &prefix, &drain);
+    let api = start(env!("CARGO_BIN_EXE_api-node"), "api-1", &prefix);
+    let http = api.endpoints["http"].as_str().unwrap().to_owned();
+    create_stage(&http, 7).await;
+    let tcp = play.endpoints["tcp"].as_str().unwrap().to_owned();
+    let player = joined(&tcp, 7, "carol").await;
+
+    let pid = play.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    // Draining: a new stage there is refused with SERVER_DRAINING (24)...
+    let body = serde_json::json!({"stage_type": "EchoRoom", "stage_id": 8});
+    let started = Instant::now();
+    loop {
+        let (_, reply) = post(&http, "/api/stages", &body).await;
+        if reply["error_code"] == 24 {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "no SERVER_DRAINING: {reply}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...while the stage it holds plays on.
+    let echo = player
+        .request(Packet::new("Echo", "mid-drain"))
+        .await
+        .unwrap();
+    assert_eq!(echo.payload, "mid-drain");
+
+    // At the deadline the stage closes; the player is told why, and the process exits.
+    let status = exits(&mut play, WAIT).await;
+    assert!(status.success(), "{status}");
+    let after = player.request(Packet::new("Echo", "too late")).await;
+    match after {
+        Err(ConnectorError::Closed { code }) => assert_eq!(code, ErrorCode::STAGE_DRAINED),
+        other => panic!("expected Closed(STAGE_DRAINED), got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_play_node_drains_on_post_drain() {
+    let prefix = fresh_prefix();
+    let mut play = start(env!("CARGO_BIN_EXE_play-node"), "play-1", &prefix);
+    let admin = play.endpoints["admin"].as_str().unwrap().to_owned();
+    let (status, _) = common::http(&admin, "POST", "/drain?within_secs=soon", None).await;
+    assert_eq!(status, 400);
+    let (status, reply) = common::http(&admin, "POST", "/drain?within_secs=5", None).await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply, serde_json::json!({"draining": true, "stages": 0}));
+    // Nothing to wait for: it stops at once.
+    let status = exits(&mut play, WAIT).await;
+    assert!(status.success(), "{status}");
 }

@@ -72,6 +72,11 @@ pub struct PlayConfig {
     /// connections flushed; whatever is still running at the deadline is abandoned (stage
     /// tasks aborted), so `stop()` returns within this plus a small margin. Default: 10 s.
     pub shutdown_timeout: Duration,
+    /// How long a drain (`PlayServer::drain`, `POST /drain`, `play-node` on SIGTERM) lets the
+    /// stages it holds play on before closing them; keep it below your orchestrator's grace
+    /// period (Kubernetes' `terminationGracePeriodSeconds`) minus `shutdown_timeout`.
+    /// Default: 60 s.
+    pub drain_timeout: Duration,
     /// Open connections allowed in all; further ones are closed at once. Lowered when the
     /// server is built, with one warning, to fit the process's file-descriptor limit (raised
     /// to the hard limit first, see [`crate::raise_fd_limit`]) less `fd_reserve`, so the cap
@@ -138,6 +143,7 @@ impl Default for PlayConfig {
         PlayConfig {
             authenticate_msg_id: "AuthenticateRequest".to_owned(),
             auth_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(90),
             codec: CodecConfig::default(),
             stage_mailbox_capacity: 4096,

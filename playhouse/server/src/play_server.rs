@@ -353,26 +353,38 @@ impl PlayServer {
             .render(self.server_id(), host.len(), host.queued())
     }
 
-    /// Serves [`PlayServer::metrics`] over HTTP at `GET /metrics` until the server stops,
-    /// under [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound
-    /// address. Feature `http` (on by default).
+    /// Serves the admin endpoints over HTTP until the server stops, under
+    /// [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound address:
+    /// `GET /metrics` ([`PlayServer::metrics`]), and `POST /drain` (optional query
+    /// `within_secs`, default [`PlayConfig::drain_timeout`]), which starts
+    /// [`PlayServer::drain`] and answers `202 Accepted` with `{"draining":true,"stages":N}`.
+    /// Bind it where only operators reach it. Feature `http` (on by default).
     #[cfg(feature = "http")]
     pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let server = self.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let server = server.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4")],
-                        server.metrics(),
-                    )
-                }
-            }),
-        );
+        let drainer = self.clone();
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let server = server.clone();
+                    async move {
+                        (
+                            [("content-type", "text/plain; version=0.0.4")],
+                            server.metrics(),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/drain",
+                axum::routing::post(move |query: axum::extract::RawQuery| {
+                    let server = drainer.clone();
+                    async move { drain::start_from_http(&server, query.0.as_deref()) }
+                }),
+            );
         let stop = self.inner.control.token().clone();
         let limits = self.inner.config.metrics_http.clone();
         tokio::spawn(crate::http_server::serve_http(

@@ -74,3 +74,27 @@ impl PlayServer {
         report
     }
 }
+
+/// `POST /drain[?within_secs=N]`: starts a drain in the background; `202 Accepted` with the
+/// stage count, or `400` for a query that is not `within_secs=<seconds>`.
+#[cfg(feature = "http")]
+pub(super) fn start_from_http(
+    server: &PlayServer,
+    query: Option<&str>,
+) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    let within = match query.map(|q| q.strip_prefix("within_secs=").map(str::parse::<u64>)) {
+        None => server.inner.config.drain_timeout,
+        Some(Some(Ok(secs))) => Duration::from_secs(secs),
+        Some(_) => {
+            let why = r#"{"error":"the only parameter is within_secs=<seconds>"}"#;
+            return (StatusCode::BAD_REQUEST, why.to_owned());
+        }
+    };
+    let stages = server.stage_count();
+    tracing::info!(?within, "drain requested over HTTP");
+    let draining = server.clone();
+    tokio::spawn(async move { draining.drain(within).await });
+    let body = format!(r#"{{"draining":true,"stages":{stages}}}"#);
+    (StatusCode::ACCEPTED, body)
+}
