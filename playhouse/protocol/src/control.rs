@@ -23,6 +23,11 @@ pub const END_MSG_ID: &str = "@End@";
 ///
 /// [`ErrorCode::STAGE_DRAINED`]: crate::error_code::ErrorCode::STAGE_DRAINED
 pub const CLOSE_MSG_ID: &str = "@Close@";
+/// Server -> client, seq 0, to a resumable session whose stage moved to another server: the
+/// connection closes after it, and the client resumes the same session (same token, same
+/// counts) at the endpoint in the payload (a [`MoveNotice`](crate::resume::MoveNotice)), over
+/// the same transport.
+pub const MOVE_MSG_ID: &str = "@Move@";
 
 /// Whether `msg_id` is one of the framework's control frames (heartbeat, hello, and the
 /// resume frames above): control frames are never counted in a resumable session's streams.
@@ -37,6 +42,7 @@ pub fn is_control_msg_id(msg_id: &str) -> bool {
                 | ACK_MSG_ID
                 | END_MSG_ID
                 | CLOSE_MSG_ID
+                | MOVE_MSG_ID
         )
 }
 
@@ -54,6 +60,7 @@ mod tests {
             ACK_MSG_ID,
             END_MSG_ID,
             CLOSE_MSG_ID,
+            MOVE_MSG_ID,
         ] {
             assert!(is_control_msg_id(id), "{id}");
         }

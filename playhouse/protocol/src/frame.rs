@@ -2,13 +2,13 @@ use bytes::Bytes;
 
 use crate::capabilities::Capabilities;
 use crate::control::{
-    ACK_MSG_ID, CLOSE_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, RESUME_MSG_ID,
-    SESSION_MSG_ID, is_control_msg_id,
+    ACK_MSG_ID, CLOSE_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, MOVE_MSG_ID,
+    RESUME_MSG_ID, SESSION_MSG_ID, is_control_msg_id,
 };
 use crate::error_code::ErrorCode;
 use crate::hello::Hello;
 use crate::packet::{MsgId, Packet};
-use crate::resume::{ResumeGrant, ResumeRequest, count_payload};
+use crate::resume::{MoveNotice, ResumeGrant, ResumeRequest, count_payload};
 
 /// Bytes in the length prefix of every frame.
 pub const LENGTH_PREFIX: usize = 4;
@@ -235,6 +235,18 @@ impl ServerFrame {
             stage_id,
             code,
             Bytes::new(),
+        )
+    }
+
+    /// The notice that a resumable session's stage moved: resume at `notice.endpoint` (see
+    /// [`MOVE_MSG_ID`]).
+    pub fn move_notice(stage_id: i64, notice: &MoveNotice) -> Self {
+        ServerFrame::new(
+            MsgId::from_static(MOVE_MSG_ID),
+            0,
+            stage_id,
+            ErrorCode::SUCCESS,
+            notice.to_payload(),
         )
     }
 

@@ -65,8 +65,8 @@ pub use codec::client::ClientCodec;
 pub use codec::config::{CodecConfig, DEFAULT_MAX_PACKET_SIZE};
 pub use codec::server::ServerCodec;
 pub use control::{
-    ACK_MSG_ID, CLOSE_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, RESUME_MSG_ID,
-    SESSION_MSG_ID, is_control_msg_id,
+    ACK_MSG_ID, CLOSE_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, MOVE_MSG_ID,
+    RESUME_MSG_ID, SESSION_MSG_ID, is_control_msg_id,
 };
 pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;
@@ -77,7 +77,7 @@ pub use frame::{
 pub use hello::{Hello, MAX_STAGE_TYPE_LEN};
 pub use packet::{MsgId, Packet, PayloadError};
 pub use resume::{
-    ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken, count_payload, read_count,
+    MoveNotice, ResumeGrant, ResumeRequest, ResumeStreams, ResumeToken, count_payload, read_count,
 };
 
 /// Re-exported so users can name the codec traits without depending on tokio-util themselves.

@@ -36,6 +36,44 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// Where a moved session resumes (the `@Move@` payload): the target server's endpoint for the
+/// client's transport, `host:port` in UTF-8 (a WebSocket client keeps its path and TLS
+/// settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoveNotice {
+    /// `host:port`, e.g. `10.0.0.7:7777`.
+    pub endpoint: String,
+}
+
+impl MoveNotice {
+    /// The `@Move@` payload.
+    pub fn to_payload(&self) -> Bytes {
+        Bytes::copy_from_slice(self.endpoint.as_bytes())
+    }
+
+    /// Reads a `@Move@` payload: `None` unless it is UTF-8 `host:port` with a port number.
+    pub fn from_payload(payload: &[u8]) -> Option<MoveNotice> {
+        let endpoint = std::str::from_utf8(payload).ok()?;
+        let (host, port) = endpoint.rsplit_once(':')?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return None;
+        }
+        Some(MoveNotice {
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
+    /// The host and port.
+    pub fn host_port(&self) -> (&str, u16) {
+        let (host, port) = self
+            .endpoint
+            .rsplit_once(':')
+            .unwrap_or((&self.endpoint, "0"));
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        (host, port.parse().unwrap_or(0))
+    }
+}
+
 /// The secret that lets a new connection take over a session: 128 random bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResumeToken(pub [u8; 16]);
@@ -281,5 +319,22 @@ mod tests {
     fn token_debug_hides_the_secret() {
         let shown = format!("{:?}", ResumeToken([0xab; 16]));
         assert_eq!(shown, "ResumeToken(abab..)");
+    }
+}
+
+#[cfg(test)]
+mod move_tests {
+    use super::MoveNotice;
+
+    #[test]
+    fn a_move_notice_is_host_and_port() {
+        let notice = MoveNotice::from_payload(b"10.0.0.7:7777").unwrap();
+        assert_eq!(notice.host_port(), ("10.0.0.7", 7777));
+        assert_eq!(MoveNotice::from_payload(&notice.to_payload()), Some(notice));
+        let v6 = MoveNotice::from_payload(b"[::1]:80").unwrap();
+        assert_eq!(v6.host_port(), ("::1", 80));
+        for bad in [&b"no-port"[..], b":80", b"host:", b"host:99999", b"\xff:1"] {
+            assert_eq!(MoveNotice::from_payload(bad), None, "{bad:?}");
+        }
     }
 }
