@@ -26,6 +26,17 @@ pub struct Route {
 }
 
 impl Route {
+    /// A route as its header: for carrying a message to another server (a moving stage's
+    /// held messages), where [`Route::from_header`] rebuilds it.
+    pub fn to_header(&self) -> RouteHeader {
+        self.header.clone()
+    }
+
+    /// The route a header describes (see [`Route::to_header`]).
+    pub fn from_header(header: RouteHeader) -> Route {
+        Route { header }
+    }
+
     /// A message `msg_id` (e.g. a protobuf short type name).
     pub fn new(msg_id: impl Into<String>) -> Route {
         Route {
@@ -34,10 +45,6 @@ impl Route {
                 ..RouteHeader::default()
             },
         }
-    }
-
-    pub(crate) fn from_header(header: RouteHeader) -> Route {
-        Route { header }
     }
 
     /// For stage `stage_id` on the target Play server (0: none).

@@ -202,6 +202,34 @@ impl<F> ResumeStreams<F> {
         }
     }
 
+    /// Streams that go on where others stopped (a session moved to another server): `sent`
+    /// frames sent, of which `unacked` (the last ones, oldest first) are not acknowledged;
+    /// `received` frames received, `acked` of them acknowledged to the peer. `None` when the
+    /// counts are impossible.
+    pub fn resume_from(
+        ack_every: u32,
+        sent: u64,
+        unacked: VecDeque<F>,
+        received: u64,
+        acked: u64,
+    ) -> Option<Self> {
+        if unacked.len() as u64 > sent || acked > received {
+            return None;
+        }
+        Some(ResumeStreams {
+            sent,
+            unacked,
+            received,
+            acked,
+            ack_every: u64::from(ack_every.max(1)),
+        })
+    }
+
+    /// The count last acknowledged to the peer.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
     /// Numbers a data frame sent and keeps it until acknowledged.
     pub fn sent(&mut self, frame: F) {
         self.sent += 1;
@@ -255,6 +283,23 @@ impl<F> ResumeStreams<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streams_resume_where_others_stopped() {
+        let unacked: VecDeque<u8> = [4, 5].into();
+        let mut streams = ResumeStreams::resume_from(4, 5, unacked, 9, 8).unwrap();
+        assert_eq!(
+            (streams.sent_count(), streams.received(), streams.acked()),
+            (5, 9, 8)
+        );
+        assert!(streams.acknowledge(2).is_none());
+        assert_eq!(streams.acknowledge(4).unwrap().collect::<Vec<_>>(), [4]);
+        streams.sent(6);
+        assert_eq!(streams.sent_count(), 6);
+        assert_eq!(streams.pending_ack(), Some(9));
+        assert!(ResumeStreams::resume_from(4, 1, [1u8, 2].into(), 0, 0).is_none());
+        assert!(ResumeStreams::<u8>::resume_from(4, 0, VecDeque::new(), 1, 2).is_none());
+    }
 
     #[test]
     fn streams_keep_exactly_what_was_not_acknowledged() {

@@ -161,6 +161,6 @@ pub use sender::Sender;
 pub use services::{ServerControl, Services, ServicesBuilder};
 pub use stage::actor::{ActorCell, ActorInit, ActorLink, ReplyTarget};
 pub use stage::context::{GameTick, StageContext, StageInit};
-pub use stage::model::{Actor, Stage};
+pub use stage::model::{Actor, MovableActor, MovableStage, Stage};
 pub use stage::timer::TimerId;
 pub use stage::typed::{AsyncClientHandler, AsyncServerHandler, StageRoutes};

@@ -26,7 +26,7 @@ use crate::session::context::SessionContext;
 use crate::stage::actor::ActorInit;
 use crate::stage::context::StageInit;
 use crate::stage::host::{ClientTypes, HostParts, StageHost, StageTypes, UnknownStageType};
-use crate::stage::model::Stage;
+use crate::stage::model::{MovableStage, Stage};
 use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
 use playhouse_transport::Listener;
 #[cfg(feature = "tls")]
@@ -134,6 +134,21 @@ impl PlayServerBuilder {
         self
     }
 
+    /// Registers a stage type whose live stages move, with their players, to another Play
+    /// server when this one drains (see [`MovableStage`] and `docs/operations.md`). Stages of
+    /// types registered with [`PlayServerBuilder::stage`] do not move: a drain lets them run
+    /// until they end or its deadline.
+    pub fn movable_stage<S: MovableStage>(
+        mut self,
+        name: impl Into<String>,
+        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
+        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
+    ) -> Self {
+        self.types
+            .register_movable(name.into(), make_stage, make_actor);
+        self
+    }
+
     /// The stage type a client's authentication creates when its stage does not exist yet
     /// (stage id 0: a fresh id; generated ids start at 2^32 = 4,294,967,296, above any id a
     /// game picks by hand). Without it, authenticating into a missing stage fails with
@@ -225,13 +240,14 @@ impl PlayServerBuilder {
         ));
         let sessions =
             SessionContext::new(self.config.clone(), Arc::clone(&host), Arc::clone(&metrics));
-        let inbound = PlayInbound::new(&host, self.system, Arc::clone(&metrics));
+        let sessions = Arc::new(sessions);
+        let inbound = PlayInbound::new(&host, &sessions, self.system, Arc::clone(&metrics));
         let inner = Inner {
             config: self.config,
             control,
             metrics,
             host,
-            sessions: Arc::new(sessions),
+            sessions,
             session_tasks: TaskTracker::new(),
             inbound: Arc::new(inbound),
             center,
@@ -447,6 +463,7 @@ impl PlayServer {
     pub fn serve<L: Listener>(&self, listener: L) -> io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
         let transport = listener.transport_name();
+        self.inner.host.set_endpoint(transport, addr.to_string());
         tracing::info!(server = self.server_id(), transport, %addr, "listening");
         let inner = Arc::clone(&self.inner);
         tokio::spawn(accept_loop(listener, inner));

@@ -197,6 +197,11 @@ impl HarnessClient {
                 Outbound::Frame(frame) => return Some(frame),
                 Outbound::Detached(_) => continue,
                 Outbound::Close(_) => return None,
+                Outbound::Freeze(reply) => {
+                    let _ = reply.send(None);
+                }
+                Outbound::Moved(_) => return None,
+                Outbound::Thaw => {}
             }
         }
     }

@@ -2,6 +2,7 @@
 //! stages (`on_dispatch_server`) and system handlers.
 
 mod command;
+mod move_in;
 
 use std::sync::{Arc, Weak};
 
@@ -13,8 +14,11 @@ use crate::api_sender::ApiSender;
 use crate::handlers::HandlerRegistry;
 use crate::mesh_reply;
 use crate::metrics::Metrics;
+use crate::session::context::SessionContext;
 use crate::stage::handle::NotQueued;
 use crate::stage::host::StageHost;
+use playhouse_mesh::proto::MoveStageReq;
+use prost::Name;
 
 use self::command::Command;
 
@@ -25,6 +29,8 @@ const SYSTEM_HANDLER_LIMIT: usize = 10_000;
 /// mesh node, which owns this handler.
 pub(crate) struct PlayInbound {
     host: Weak<StageHost>,
+    /// Where stages moving here adopt their players' sessions (weak, as the host).
+    sessions: Weak<SessionContext>,
     system: HandlerRegistry,
     handler_limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
@@ -33,11 +39,13 @@ pub(crate) struct PlayInbound {
 impl PlayInbound {
     pub(crate) fn new(
         host: &Arc<StageHost>,
+        sessions: &Arc<SessionContext>,
         system: HandlerRegistry,
         metrics: Arc<Metrics>,
     ) -> Self {
         PlayInbound {
             host: Arc::downgrade(host),
+            sessions: Arc::downgrade(sessions),
             system,
             handler_limit: Arc::new(Semaphore::new(SYSTEM_HANDLER_LIMIT)),
             metrics,
@@ -98,7 +106,9 @@ impl InboundHandler for PlayInbound {
             return;
         };
         let header = &packet.route;
-        if header.is_framework() {
+        if header.is_framework() && header.msg_id() == MoveStageReq::NAME {
+            move_in::move_in(&host, self.sessions.upgrade(), mesh, packet);
+        } else if header.is_framework() {
             match Command::parse(&packet) {
                 Ok(command) => command.apply(&host, mesh, packet),
                 Err(code) => mesh_reply::send_code(mesh, &packet.route, code),

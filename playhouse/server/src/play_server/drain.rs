@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use playhouse_mesh::ServerState;
+use futures_util::StreamExt;
+use playhouse_mesh::{Mesh, ServerState, ServerType};
 use playhouse_protocol::ErrorCode;
 use tokio::time::Instant;
 
 use super::PlayServer;
+use crate::stage::host::StageHost;
 
 /// What a drain did, for the operator's log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,6 +18,9 @@ use super::PlayServer;
 pub struct DrainReport {
     /// Stages the server held when the drain began.
     pub stages: usize,
+    /// Of those, the ones that moved, live and with their players, to another Play server
+    /// (movable stage types only).
+    pub moved: usize,
     /// Of those, the ones that ended by themselves before the deadline.
     pub ended: usize,
     /// The ones still running at the deadline: closed, their clients told
@@ -24,7 +29,10 @@ pub struct DrainReport {
 }
 
 impl PlayServer {
-    /// Drains the server, then stops it. At once: the server is marked
+    /// Drains the server, then stops it. Stages of movable types
+    /// ([`PlayServerBuilder::movable_stage`](crate::PlayServerBuilder::movable_stage)) move,
+    /// live and with their players, to the other running Play servers of the service; the
+    /// others stay until they end or the deadline. At once: the server is marked
     /// [`ServerState::Draining`] in the mesh directory (service routing and placement skip
     /// it), creates no stage (logins and other servers asking get
     /// [`ErrorCode::SERVER_DRAINING`]) and admits no new player to its stages (a returning
@@ -51,6 +59,10 @@ impl PlayServer {
                 tracing::warn!(%error, "could not publish the draining state yet");
             }
         }
+        let moved = match host.mesh().get() {
+            Some(mesh) => move_stages(host, mesh, deadline).await,
+            None => 0,
+        };
         let closed_at_deadline = if host.all_ended(deadline).await {
             0
         } else {
@@ -66,13 +78,68 @@ impl PlayServer {
         };
         let report = DrainReport {
             stages,
-            ended: stages.saturating_sub(closed_at_deadline),
+            moved,
+            ended: stages.saturating_sub(closed_at_deadline + moved),
             closed_at_deadline,
         };
         tracing::info!(?report, "drained; stopping");
         self.stop().await;
         report
     }
+}
+
+/// Stages moved at once, at most.
+const PARALLEL_MOVES: usize = 8;
+
+/// Moves every stage of a movable type to another Play server of this service, trying the
+/// running ones in turn (spread by stage), until `deadline`; how many moved. A stage no
+/// server took stays and plays on here.
+async fn move_stages(host: &StageHost, mesh: &Mesh, deadline: Instant) -> usize {
+    let targets: Vec<String> = mesh
+        .servers()
+        .all()
+        .into_iter()
+        .filter(|info| {
+            info.server_type == ServerType::Play
+                && info.state == ServerState::Running
+                && info.service_id == mesh.service_id()
+                && info.server_id != mesh.server_id()
+        })
+        .map(|info| info.server_id)
+        .collect();
+    let movable: Vec<_> = host
+        .stages()
+        .into_iter()
+        .filter(|stage| host.is_movable(stage.stage_type()))
+        .collect();
+    if movable.is_empty() {
+        return 0;
+    }
+    if targets.is_empty() {
+        tracing::warn!(stages = movable.len(), "no Play server to move stages to");
+        return 0;
+    }
+    let moves = movable.into_iter().enumerate().map(|(i, stage)| {
+        let targets = &targets;
+        async move {
+            for k in 0..targets.len() {
+                let target = &targets[(i + k) % targets.len()];
+                match tokio::time::timeout_at(deadline, stage.move_to(target)).await {
+                    Ok(Ok(())) => return true,
+                    Ok(Err(ErrorCode::STAGE_NOT_FOUND)) | Err(_) => return false,
+                    Ok(Err(code)) => {
+                        tracing::debug!(target, %code, stage_id = stage.stage_id(), "move refused; next server");
+                    }
+                }
+            }
+            false
+        }
+    });
+    futures_util::stream::iter(moves)
+        .buffer_unordered(PARALLEL_MOVES)
+        .filter(|moved| std::future::ready(*moved))
+        .count()
+        .await
 }
 
 /// `POST /drain[?within_secs=N]`: starts a drain in the background; `202 Accepted` with the

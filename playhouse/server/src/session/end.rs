@@ -45,6 +45,8 @@ pub(crate) enum End {
     ResumeImpossible,
     /// The server drained, and the client's stage could not move before the deadline.
     Drained,
+    /// The client's stage moved to another server; the session goes on there.
+    Moved,
 }
 
 impl End {
@@ -82,6 +84,7 @@ impl End {
             }
             End::ResumeImpossible => "session lost: the client's frame count is impossible",
             End::Drained => "the server drained; the stage closed at the drain deadline",
+            End::Moved => "the stage moved to another server",
         }
     }
 }
@@ -113,7 +116,11 @@ impl Session {
                     }
                     Outbound::Close(code) if said_hello => ServerFrame::close(stage_id, code),
                     Outbound::Close(_) => break,
-                    Outbound::Detached(_) => continue,
+                    // Frozen or moved as the session ends: nothing more to say.
+                    Outbound::Detached(_)
+                    | Outbound::Freeze(_)
+                    | Outbound::Moved(_)
+                    | Outbound::Thaw => continue,
                 };
                 let last = frame.is_close();
                 if self.writer.feed(frame).await.is_err() {
@@ -160,6 +167,7 @@ mod tests {
             End::WindowPassed,
             End::ResumeImpossible,
             End::Drained,
+            End::Moved,
         ];
         assert!(resumable.iter().all(|end| end.lost_connection()));
         assert!(final_.iter().all(|end| !end.lost_connection()));

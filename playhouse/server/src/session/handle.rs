@@ -1,13 +1,15 @@
 //! The stage's view of a client connection: a bounded outbound queue that never blocks the
 //! stage, plus a kill switch for slow consumers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use playhouse_protocol::{ErrorCode, ServerFrame};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::moving::SessionState;
 use crate::metrics::{Metrics, Rejection};
 
 /// A connection id, unique within one server.
@@ -23,6 +25,14 @@ pub(crate) enum Outbound {
     /// The server closes the connection on purpose: say why (`@Close@` with `code`, to a
     /// client that sent a hello), flush, close. A resumable session ends with it.
     Close(ErrorCode),
+    /// The stage is moving to another server: stop reading, hand over the resumable state
+    /// (`None`: not resumable), and wait for [`Outbound::Moved`] or [`Outbound::Thaw`].
+    Freeze(oneshot::Sender<Option<SessionState>>),
+    /// The stage moved: tell the client where to resume (the target's endpoints, by
+    /// transport name), and end here.
+    Moved(Arc<BTreeMap<String, String>>),
+    /// The move failed: read again.
+    Thaw,
 }
 
 /// The bytes a queued frame accounts for: what it takes on the wire, uncompressed.
@@ -122,6 +132,14 @@ impl SessionHandle {
             self.metrics.reject(Rejection::SlowConsumer);
             self.kill.cancel();
         }
+    }
+
+    /// Freezes the session for a move of its stage: where its resumable state arrives
+    /// (`None`, or a dropped sender: not resumable, or gone).
+    pub(crate) fn freeze(&self) -> oneshot::Receiver<Option<SessionState>> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Outbound::Freeze(tx));
+        rx
     }
 
     /// Closes the connection (e.g. the account logged in again elsewhere).

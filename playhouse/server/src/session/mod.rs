@@ -19,6 +19,7 @@ mod event_loop;
 pub(crate) mod handle;
 mod inbound;
 mod killable;
+pub(crate) mod moving;
 mod outbound;
 pub(crate) mod resume;
 mod state;
@@ -34,6 +35,7 @@ use tracing::Instrument;
 use self::context::SessionContext;
 use self::end::End;
 use self::handle::{QueuedBytes, SessionHandle};
+use self::resume::registry::{BoxRead, BoxWrite};
 use self::state::{Session, State};
 use crate::limits::{ConnectionPermit, TokenBucket};
 use playhouse_protocol::ServerCodec;
@@ -72,7 +74,36 @@ pub(crate) async fn run<Io>(
             Arc::clone(ctx.metrics()),
             Arc::clone(&queued),
         );
-        let mut session = Session {
+        // Small to start: 10,000 mostly idle sessions must stay cheap.
+        let reader = FramedRead::with_capacity(Box::new(read) as BoxRead, read_codec, READ_BUFFER);
+        let writer = FramedWrite::with_capacity(Box::new(write) as BoxWrite, codec, WRITE_BUFFER);
+        let mut session =
+            Session::new(id, ctx, reader, writer, rx, handle, queued, kill, transport);
+        tracing::debug!("connected");
+        let end = session.serve().await;
+        session.go_on(end).await;
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}
+
+impl Session {
+    /// A session on its connection (or, adopted from a moved stage, without one yet), before
+    /// it authenticates.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: handle::SessionId,
+        ctx: Arc<SessionContext>,
+        reader: FramedRead<BoxRead, ServerCodec>,
+        writer: FramedWrite<BoxWrite, ServerCodec>,
+        rx: mpsc::Receiver<handle::Outbound>,
+        handle: SessionHandle,
+        queued: Arc<QueuedBytes>,
+        kill: tokio_util::sync::CancellationToken,
+        transport: &'static str,
+    ) -> Session {
+        Session {
             id,
             handle,
             queued,
@@ -86,37 +117,36 @@ pub(crate) async fn run<Io>(
             connected: true,
             handover: None,
             ctx,
-            // Small to start: 10,000 mostly idle sessions must stay cheap.
-            reader: FramedRead::with_capacity(Box::new(read), read_codec, READ_BUFFER),
-            writer: FramedWrite::with_capacity(Box::new(write), codec, WRITE_BUFFER),
+            reader,
+            writer,
             rx,
             kill,
             state: State::Fresh,
-        };
-        tracing::debug!("connected");
-        let mut end = session.serve().await;
+        }
+    }
+
+    /// From the end of a connection on: a resumable session parks and serves the connection
+    /// that resumes it, a connection that resumes another session hands its socket over, and
+    /// anything else closes the session.
+    async fn go_on(mut self, mut end: End) {
         loop {
             if end == End::HandedOver {
-                session.hand_over().await;
-                drop(permit);
+                self.hand_over().await;
                 return;
             }
-            if !session.resumable_after(end) {
+            if !self.resumable_after(end) {
                 break;
             }
-            end = match session.park(end).await {
-                Ok(()) => session.serve().await,
+            end = match self.park(end).await {
+                Ok(()) => self.serve().await,
                 Err(end) => end,
             };
         }
-        let metrics = Arc::clone(session.ctx.metrics());
-        let (connected, transport) = (session.connected, session.transport);
-        session.close(end).await;
+        let metrics = Arc::clone(self.ctx.metrics());
+        let (connected, transport) = (self.connected, self.transport);
+        self.close(end).await;
         if connected {
             metrics.session_closed(transport);
         }
-        drop(permit);
     }
-    .instrument(span)
-    .await
 }

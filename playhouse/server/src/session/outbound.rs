@@ -37,6 +37,9 @@ impl Session {
                     }
                 }
                 Outbound::Close(code) => return self.close_with(code).await,
+                Outbound::Freeze(reply) => return self.frozen(reply).await,
+                // Only meaningful while frozen.
+                Outbound::Moved(_) | Outbound::Thaw => {}
             }
             written += 1;
             next = if written < WRITE_BATCH {

@@ -64,6 +64,17 @@ pub struct ActorLink {
 }
 
 impl ActorLink {
+    /// The link of an actor without a connection (one that moved here without its client).
+    pub(crate) fn detached(stage_id: i64) -> Self {
+        ActorLink {
+            stage_id,
+            account_id: Arc::from(""),
+            session: None,
+            current: None,
+            leave: false,
+        }
+    }
+
     pub(crate) fn new(stage_id: i64, session: SessionHandle) -> Self {
         ActorLink {
             stage_id,

@@ -37,6 +37,12 @@ pub(super) enum StageMsg {
     /// `farewell`, each actor's connection is closed with that code (`@Close@`) instead of
     /// staying open for another login.
     Close { farewell: Option<ErrorCode> },
+    /// Move to Play server `target` (see `runner::moving`); answered once the stage runs
+    /// there, or with why it could not move (it then goes on here).
+    Move {
+        target: String,
+        done: oneshot::Sender<Result<(), ErrorCode>>,
+    },
 }
 
 /// The result of a join, for the session's state machine.
@@ -174,6 +180,20 @@ impl StageHandle {
     /// clients' connections are closed with that code.
     pub(super) async fn close(&self, farewell: Option<ErrorCode>) {
         let _ = self.tx.send(StageMsg::Close { farewell }).await;
+    }
+
+    /// Asks the stage to move to Play server `target`, waiting while the mailbox is full; how
+    /// it went (`Err(STAGE_NOT_FOUND)`: the stage closed first).
+    pub(crate) async fn move_to(&self, target: &str) -> Result<(), ErrorCode> {
+        let (done, outcome) = oneshot::channel();
+        let msg = StageMsg::Move {
+            target: target.to_owned(),
+            done,
+        };
+        if self.tx.send(msg).await.is_err() {
+            return Err(ErrorCode::STAGE_NOT_FOUND);
+        }
+        outcome.await.unwrap_or(Err(ErrorCode::STAGE_NOT_FOUND))
     }
 
     /// Messages waiting in the mailbox right now.

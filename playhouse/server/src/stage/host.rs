@@ -2,9 +2,9 @@
 //! which a stage is found or created, whoever asks: a client logging in (the session) or
 //! another server's create / get-or-create / destroy command (the mesh).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use playhouse_protocol::{ErrorCode, MsgId, Packet};
 use tokio::sync::oneshot;
@@ -15,7 +15,8 @@ use super::actor::ActorInit;
 use super::context::StageInit;
 use super::env::StageEnv;
 use super::handle::{CreateRequest, JoinOutcome, StageHandle};
-use super::model::Stage;
+use super::model::{MovableStage, Stage};
+use super::moving::{RestoreRequest, StageSnapshot};
 use super::registry::StageRegistry;
 use super::spawner::{StageSpawner, TypedSpawner};
 use crate::config::PlayConfig;
@@ -43,6 +44,17 @@ impl StageTypes {
         make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
     ) {
         let spawner = TypedSpawner::<S>::new(&name, make_stage, make_actor);
+        self.0.insert(name, Arc::new(spawner));
+    }
+
+    /// Registers movable stage type `name` (see `MovableStage`).
+    pub(crate) fn register_movable<S: MovableStage>(
+        &mut self,
+        name: String,
+        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
+        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
+    ) {
+        let spawner = TypedSpawner::<S>::movable(&name, make_stage, make_actor);
         self.0.insert(name, Arc::new(spawner));
     }
 
@@ -138,6 +150,9 @@ pub(crate) struct StageHost {
     default_type: Option<Arc<dyn StageSpawner>>,
     /// The types a client's login may create by naming them (the default type included).
     client_creatable: HashSet<Arc<str>>,
+    /// Where clients reach this server, by transport name (what a moving stage's players are
+    /// told when their stage moves here).
+    endpoints: Mutex<BTreeMap<String, String>>,
     env: Arc<StageEnv>,
 }
 
@@ -201,6 +216,7 @@ impl StageHost {
             types,
             default_type,
             client_creatable,
+            endpoints: Mutex::default(),
             env: Arc::new(env),
         })
     }
@@ -212,6 +228,7 @@ impl StageHost {
             types,
             default_type: None,
             client_creatable: HashSet::new(),
+            endpoints: Mutex::default(),
             env: Arc::new(StageEnv::standalone(server_id)),
         }
     }
@@ -333,6 +350,74 @@ impl StageHost {
                 code: ErrorCode::STAGE_NOT_FOUND,
             }),
         }
+    }
+
+    /// Runs stage `stage_id` of `stage_type`, moved here from another server, from
+    /// `snapshot`: its handle and where the restore answers. Refused when the type is not
+    /// registered or not movable ([`ErrorCode::INVALID_STAGE_TYPE`]), the server stops
+    /// ([`ErrorCode::SYSTEM_ERROR`]) or drains ([`ErrorCode::SERVER_DRAINING`]), the id is
+    /// taken ([`ErrorCode::STAGE_ALREADY_EXISTS`]) or `max_stages` is reached.
+    pub(crate) fn restore(
+        &self,
+        stage_type: &str,
+        stage_id: i64,
+        snapshot: StageSnapshot,
+    ) -> Result<(StageHandle, oneshot::Receiver<Result<(), ErrorCode>>), ErrorCode> {
+        let spawner = self
+            .types
+            .0
+            .get(stage_type)
+            .filter(|spawner| spawner.is_movable())
+            .ok_or(ErrorCode::INVALID_STAGE_TYPE)?;
+        if self.env.control.is_stopping() {
+            return Err(ErrorCode::SYSTEM_ERROR);
+        }
+        if self.env.control.is_draining() {
+            return Err(ErrorCode::SERVER_DRAINING);
+        }
+        let (done, restored) = oneshot::channel();
+        let request = RestoreRequest { snapshot, done };
+        let env = &self.env;
+        let spawn = |incarnation| spawner.restore(env, stage_id, incarnation, request);
+        match env
+            .registry
+            .get_or_spawn(stage_id, spawner.name(), env.max_stages, spawn)
+        {
+            Ok((stage, true)) => {
+                env.metrics.stage_created();
+                Ok((stage, restored))
+            }
+            Ok((_, false)) => Err(ErrorCode::STAGE_ALREADY_EXISTS),
+            Err(code) => Err(code),
+        }
+    }
+
+    /// Whether stages of type `stage_type` can move.
+    pub(crate) fn is_movable(&self, stage_type: &str) -> bool {
+        self.types.0.get(stage_type).is_some_and(|s| s.is_movable())
+    }
+
+    /// Every live stage.
+    pub(crate) fn stages(&self) -> Vec<StageHandle> {
+        self.env.registry.all()
+    }
+
+    /// Records where clients reach this server over `transport`.
+    pub(crate) fn set_endpoint(&self, transport: &str, endpoint: String) {
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        endpoints.insert(transport.to_owned(), endpoint);
+    }
+
+    /// Where clients reach this server, by transport.
+    pub(crate) fn endpoints(&self) -> BTreeMap<String, String> {
+        let endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        endpoints.clone()
     }
 
     /// Asks stage `stage_id` to close, without waiting: `Ok(false)` when there is no such

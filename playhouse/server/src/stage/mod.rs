@@ -14,6 +14,7 @@ mod env;
 pub(crate) mod handle;
 pub(crate) mod host;
 pub(crate) mod model;
+pub(crate) mod moving;
 mod registry;
 mod runner;
 mod spawner;

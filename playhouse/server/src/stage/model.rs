@@ -4,8 +4,8 @@ use std::future::Future;
 
 use playhouse_protocol::{ErrorCode, Packet};
 
-use super::actor::{ActorCell, ActorLink};
-use super::context::StageContext;
+use super::actor::{ActorCell, ActorInit, ActorLink};
+use super::context::{StageContext, StageInit};
 use crate::reply::ErrorReply;
 
 /// A stage (room, match, lobby): one instance per stage id, driven by its own event loop so
@@ -130,4 +130,41 @@ pub trait Actor: Send + 'static {
         let _ = link;
         async {}
     }
+}
+
+/// A stage type that can move, live and with its players, to another Play server when its
+/// server drains (register it with `PlayServerBuilder::movable_stage`). Its state is saved
+/// at a quiet point of its loop (between two messages) and rebuilt on the target, where
+/// [`MovableStage::on_moved`] runs instead of `on_create`.
+///
+/// What does not move: timers and the game loop (re-arm them in `on_moved`), async blocks
+/// still running (their results are dropped), and anything the stage holds outside its saved
+/// state.
+pub trait MovableStage: Stage<Actor: MovableActor> {
+    /// The stage's state, to rebuild it elsewhere (any encoding; a prost message's bytes is
+    /// typical).
+    fn save(&self) -> bytes::Bytes;
+
+    /// The stage rebuilt on the target from what [`MovableStage::save`] returned. `Err`
+    /// refuses the move (the stage stays where it was).
+    fn restore(init: &StageInit<'_>, state: bytes::Bytes) -> Result<Self, ErrorCode>;
+
+    /// Runs on the target once the stage and its actors are rebuilt, before any message:
+    /// re-arm timers and the game loop here.
+    fn on_moved(&mut self, ctx: &mut StageContext<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+}
+
+/// The actor of a [`MovableStage`]: saved and rebuilt with its stage. Its account id moves
+/// with it; `on_create` and `on_authenticate` do not run again.
+pub trait MovableActor: Actor {
+    /// The actor's state.
+    fn save(&self) -> bytes::Bytes;
+
+    /// The actor rebuilt on the target from what [`MovableActor::save`] returned.
+    fn restore(init: &ActorInit<'_>, state: bytes::Bytes) -> Result<Self, ErrorCode>
+    where
+        Self: Sized;
 }

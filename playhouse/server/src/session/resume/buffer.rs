@@ -1,12 +1,13 @@
 //! One resumable session's numbered streams and the replay buffer of frames the client has
 //! not acknowledged (`playhouse_protocol::ResumeGrant` documents the wire).
 
-use playhouse_protocol::{ResumeGrant, ResumeStreams, ResumeToken, ServerFrame};
+use playhouse_protocol::{Capabilities, ResumeGrant, ResumeStreams, ResumeToken, ServerFrame};
 use tokio::sync::mpsc;
 
 use super::registry::Attach;
 use crate::config::ResumeConfig;
 use crate::session::handle::frame_cost;
+use crate::session::moving::SessionState;
 
 /// Why a session cannot go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,35 @@ impl Resumable {
             streams: ResumeStreams::new(config.ack_every),
             unacked_bytes: 0,
             attach,
+        }
+    }
+
+    /// A session that moved here with its stage: its streams go on where they stopped.
+    pub(crate) fn from_streams(
+        token: ResumeToken,
+        config: ResumeConfig,
+        streams: ResumeStreams<ServerFrame>,
+        attach: mpsc::Receiver<Box<Attach>>,
+    ) -> Self {
+        let unacked_bytes = streams.unacked().iter().map(frame_cost).sum();
+        Resumable {
+            token,
+            config,
+            streams,
+            unacked_bytes,
+            attach,
+        }
+    }
+
+    /// The session's state, to move it with its stage.
+    pub(crate) fn to_state(&self, capabilities: Capabilities) -> SessionState {
+        SessionState {
+            token: self.token,
+            sent: self.streams.sent_count(),
+            unacked: self.streams.unacked().iter().cloned().collect(),
+            received: self.streams.received(),
+            acked: self.streams.acked(),
+            capabilities,
         }
     }
 

@@ -157,6 +157,10 @@ impl Session {
                     Outbound::Detached(code) => self.detach(code),
                     // Closed on purpose while the client is away: the session ends here.
                     Outbound::Close(_) => return Err(End::Drained),
+                    // The stage moves while the client is away: it resumes at the new server
+                    // (a move fails: the session stays parked here).
+                    Outbound::Freeze(reply) => self.frozen(reply).await?,
+                    Outbound::Moved(_) | Outbound::Thaw => {}
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.ctx.metrics().session_lost();

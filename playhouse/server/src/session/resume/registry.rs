@@ -50,6 +50,12 @@ impl ResumeRegistry {
         Some(token)
     }
 
+    /// Registers `sender`'s session under `token`, a token issued elsewhere (a session that
+    /// moved here with its stage).
+    pub(crate) fn register_as(&self, token: ResumeToken, sender: AttachSender) {
+        self.lock().insert(token, sender);
+    }
+
     /// The session `token` names, if it is alive.
     pub(crate) fn find(&self, token: &ResumeToken) -> Option<AttachSender> {
         self.lock().get(token).cloned()

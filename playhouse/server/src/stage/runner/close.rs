@@ -22,8 +22,12 @@ impl<S: Stage> StageRunner<S> {
         self.farewell = self.farewell.or(farewell);
     }
 
-    /// Graceful close: every actor is told, then the stage.
+    /// Graceful close: every actor is told, then the stage. A stage that moved away is not
+    /// closed: it lives on at its new server.
     pub(super) async fn close(&mut self) {
+        if self.moved {
+            return;
+        }
         let actors = std::mem::take(&mut self.actors);
         self.env.metrics.actors_left(actors.len());
         for (_, mut cell) in actors {
@@ -51,6 +55,18 @@ impl<S: Stage> StageRunner<S> {
                 self.gone.insert(session.id, session.clone());
             }
         }
+    }
+
+    /// A stage whose actors could not be restored on arrival: its actors' sessions are
+    /// closed (their clients will find the stage gone), then it ends as a stillborn stage.
+    pub(crate) fn abandon(mut self) {
+        for cell in self.actors.values() {
+            if let Some(session) = cell.link.session() {
+                session.close();
+            }
+        }
+        self.actors.clear();
+        self.finish();
     }
 
     /// Leaves the registry and answers whatever is still queued.

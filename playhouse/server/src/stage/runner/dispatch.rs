@@ -45,6 +45,7 @@ impl<S: Stage> StageRunner<S> {
                 self.ctx.server_reply = None;
             }
             StageMsg::Close { farewell } => self.begin_close(farewell),
+            StageMsg::Move { target, done } => self.move_to(target, done).await,
         }
     }
 

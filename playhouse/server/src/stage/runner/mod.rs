@@ -11,6 +11,7 @@
 mod close;
 mod dispatch;
 mod join;
+mod moving;
 mod occupancy;
 mod schedule;
 
@@ -29,9 +30,11 @@ use super::context::{Post, StageContext};
 use super::env::StageEnv;
 use super::handle::{CreateRequest, StageMsg};
 use super::model::Stage;
+use super::moving::{MoveOps, RestoreRequest};
 use crate::session::handle::{SessionHandle, SessionId};
 
 pub(crate) use close::refuse_stillborn;
+pub(crate) use moving::stage_init;
 
 /// Mailbox messages handled per wake-up of the stage loop.
 const MAILBOX_BATCH: usize = 64;
@@ -56,6 +59,10 @@ pub(crate) struct StageRunner<S: Stage> {
     gone: HashMap<SessionId, SessionHandle>,
     /// Set by a close that also closes the clients' connections, with the code they get.
     farewell: Option<ErrorCode>,
+    /// How the stage moves to another server (`None`: its type is not movable).
+    moves: Option<MoveOps<S>>,
+    /// Set once the stage moved away: it ends here without `on_destroy`.
+    moved: bool,
     /// When each disconnected actor lost its client (for `disconnected_actor_ttl`).
     disconnected: HashMap<u64, Instant>,
     /// Expiry checks, earliest first (stale ones are skipped).
@@ -99,17 +106,40 @@ impl<S: Stage> StageRunner<S> {
             created: false,
             gone: HashMap::new(),
             farewell: None,
+            moves: None,
+            moved: false,
             disconnected: HashMap::new(),
             expiries: BTreeSet::new(),
             empty_since: None,
         }
     }
 
+    /// A runner that can move its stage to another server.
+    pub(crate) fn movable(mut self, moves: Option<MoveOps<S>>) -> Self {
+        self.moves = moves;
+        self
+    }
+
     /// Runs the stage until it closes. A panic in stage code closes only this stage.
-    pub(crate) async fn run(mut self, create: CreateRequest) {
+    pub(crate) async fn run(self, create: CreateRequest) {
+        self.run_from(Start::Create(create)).await;
+    }
+
+    /// Runs a stage that moved here (see `moving`) until it closes.
+    pub(crate) async fn run_moved(self, request: RestoreRequest) {
+        self.run_from(Start::Moved(request)).await;
+    }
+
+    async fn run_from(mut self, start: Start) {
         let span = tracing::info_span!("stage", id = self.stage_id, kind = %self.stage_type);
         async move {
-            let outcome = AssertUnwindSafe(self.drive(create)).catch_unwind().await;
+            let driven = async {
+                match start {
+                    Start::Create(create) => self.drive(create).await,
+                    Start::Moved(request) => self.drive_moved(request).await,
+                }
+            };
+            let outcome = AssertUnwindSafe(driven).catch_unwind().await;
             if outcome.is_err() {
                 tracing::error!("stage code panicked; closing the stage");
                 self.detach_after_panic();
@@ -140,7 +170,11 @@ impl<S: Stage> StageRunner<S> {
         self.stage.on_post_create(&mut self.ctx).await;
         self.note_occupancy();
         tracing::debug!("stage created");
+        self.serve().await;
+    }
 
+    /// The loop, until the stage closes (or moves away).
+    async fn serve(&mut self) {
         while !self.ctx.closing {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -189,6 +223,12 @@ impl<S: Stage> StageRunner<S> {
             }
         }
     }
+}
+
+/// How a stage starts: created, or moved here.
+enum Start {
+    Create(CreateRequest),
+    Moved(RestoreRequest),
 }
 
 #[allow(dead_code)]

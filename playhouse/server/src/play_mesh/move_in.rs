@@ -1,0 +1,117 @@
+//! A stage moving here from a draining Play server (`MoveStageReq`): its players' sessions
+//! adopted under their tokens, the stage rebuilt, and the sender answered with where clients
+//! reach this server (`MoveStageRes`), once the stage runs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use playhouse_mesh::proto::{MoveStageReq, MoveStageRes};
+use playhouse_mesh::{Mesh, RoutePacket};
+use playhouse_protocol::ErrorCode;
+use prost::Message;
+
+use crate::mesh_reply;
+use crate::session::context::SessionContext;
+use crate::session::moving::adopt;
+use crate::stage::host::StageHost;
+use crate::stage::moving::{ActorSnapshot, Held, StageSnapshot, session_from_wire};
+
+/// Takes in a moving stage and answers its sender (never waits: runs on the link's task).
+pub(super) fn move_in(
+    host: &StageHost,
+    sessions: Option<Arc<SessionContext>>,
+    mesh: &Mesh,
+    packet: RoutePacket,
+) {
+    let Ok(request) = MoveStageReq::decode(packet.payload.clone()) else {
+        return mesh_reply::send_code(mesh, &packet.route, ErrorCode::INVALID_MESSAGE);
+    };
+    let mut adopted = Vec::new();
+    let mut actors = Vec::with_capacity(request.actors.len());
+    for moved in request.actors {
+        let state = moved.session.and_then(session_from_wire);
+        let session = state.and_then(|state| adopt(sessions.as_ref()?, state));
+        let handle = session.map(|(handle, session)| {
+            adopted.push((moved.key, session));
+            handle
+        });
+        actors.push(ActorSnapshot {
+            key: moved.key,
+            account_id: moved.account_id,
+            state: moved.state,
+            session: handle,
+        });
+    }
+    let snapshot = StageSnapshot {
+        state: request.state,
+        actors,
+        held: request.held.into_iter().map(Held::from_wire).collect(),
+    };
+    let (stage, restored) = match host.restore(&request.stage_type, request.stage_id, snapshot) {
+        Ok(restoring) => restoring,
+        Err(code) => {
+            for (_, session) in adopted {
+                session.discard();
+            }
+            tracing::warn!(stage_id = request.stage_id, %code, "a stage could not move here");
+            return mesh_reply::send_code(mesh, &packet.route, code);
+        }
+    };
+    for (key, session) in adopted {
+        session.start(stage.clone(), key);
+    }
+    let endpoints = advertised(host.endpoints(), mesh.address());
+    let mesh = mesh.clone();
+    tokio::spawn(async move {
+        match restored.await {
+            Ok(Ok(())) => {
+                tracing::info!(stage_id = stage.stage_id(), from = %packet.route.from(), "stage moved in");
+                let endpoints = endpoints.into_iter().collect();
+                mesh_reply::send_message(&mesh, &packet.route, &MoveStageRes { endpoints });
+            }
+            Ok(Err(code)) => mesh_reply::send_code(&mesh, &packet.route, code),
+            Err(_) => mesh_reply::send_code(&mesh, &packet.route, ErrorCode::STAGE_CREATION_FAILED),
+        }
+    });
+}
+
+/// Client endpoints as a client elsewhere can dial them: a listener bound to every interface
+/// (`0.0.0.0`, `[::]`) is reached at the host this server advertises on the mesh.
+fn advertised(endpoints: BTreeMap<String, String>, mesh_address: &str) -> BTreeMap<String, String> {
+    let mesh_host = mesh_address
+        .rsplit_once("://")
+        .map_or(mesh_address, |(_, rest)| rest)
+        .rsplit_once(':')
+        .map(|(host, _)| host.to_owned());
+    endpoints
+        .into_iter()
+        .map(|(transport, endpoint)| {
+            let endpoint = match (endpoint.parse::<SocketAddr>(), &mesh_host) {
+                (Ok(addr), Some(host)) if addr.ip().is_unspecified() => {
+                    format!("{host}:{}", addr.port())
+                }
+                _ => endpoint,
+            };
+            (transport, endpoint)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advertised;
+
+    #[test]
+    fn wildcard_listeners_are_advertised_at_the_mesh_host() {
+        let endpoints = [
+            ("tcp".to_owned(), "0.0.0.0:7000".to_owned()),
+            ("ws".to_owned(), "10.0.0.2:7001".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let out = advertised(endpoints, "tcp://10.0.0.9:5000");
+        assert_eq!(out["tcp"], "10.0.0.9:7000");
+        assert_eq!(out["ws"], "10.0.0.2:7001");
+    }
+}

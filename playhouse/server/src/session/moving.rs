@@ -1,0 +1,185 @@
+//! A session whose stage moves to another Play server. On the source it is frozen while the
+//! stage is saved (it stops reading, so its counts stop), then told where to resume
+//! (`@Move@`) or thawed when the move failed. On the target it is adopted from its moved
+//! state and parked under the same token until its client resumes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use playhouse_protocol::{
+    Capabilities, MoveNotice, ResumeStreams, ResumeToken, ServerCodec, ServerFrame,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::context::SessionContext;
+use super::end::End;
+use super::handle::{Outbound, QueuedBytes, SessionHandle};
+use super::killable::until_killed;
+use super::resume::buffer::Resumable;
+use super::state::{Session, State};
+use crate::stage::handle::StageHandle;
+
+/// A resumable session's state as it moves: its token, and both numbered streams.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    pub(crate) token: ResumeToken,
+    /// Frames sent to the client; the last `unacked` ones are not acknowledged.
+    pub(crate) sent: u64,
+    pub(crate) unacked: Vec<ServerFrame>,
+    /// Frames received from the client, and how many of those were acknowledged.
+    pub(crate) received: u64,
+    pub(crate) acked: u64,
+    pub(crate) capabilities: Capabilities,
+}
+
+impl Session {
+    /// Frozen for a move: reading stops (what the client sends meanwhile stays unacknowledged
+    /// at the client, which replays it to wherever the session goes on), the resumable state
+    /// goes to the stage, and the session waits for the outcome. `Ok` when thawed.
+    pub(super) async fn frozen(
+        &mut self,
+        reply: oneshot::Sender<Option<SessionState>>,
+    ) -> Result<(), End> {
+        self.flush().await?;
+        let capabilities = self.capabilities.unwrap_or_default();
+        let state = self.resume.as_ref().map(|r| r.to_state(capabilities));
+        let _ = reply.send(state);
+        loop {
+            let next = until_killed(&self.kill, self.rx.recv()).await?;
+            match next {
+                Some(Outbound::Thaw) => return Ok(()),
+                Some(Outbound::Moved(endpoints)) => return self.moved(&endpoints).await,
+                Some(Outbound::Close(code)) => {
+                    tracing::debug!(%code, "closed while frozen for a move");
+                    return Err(End::Drained);
+                }
+                // Nothing else is expected while the stage is frozen; a frame would be one the
+                // snapshot does not know of, so the session cannot move on consistently.
+                Some(other) => {
+                    tracing::warn!(?other, "unexpected message while frozen for a move");
+                    return Err(End::ClosedByServer);
+                }
+                None => return Err(End::ClosedByServer),
+            }
+        }
+    }
+
+    /// The stage moved: a connected client learns the endpoint of its transport there
+    /// (`@Move@`); the session ends here (its token now lives on the target).
+    async fn moved(&mut self, endpoints: &BTreeMap<String, String>) -> Result<(), End> {
+        if let Some(resume) = self.resume.take() {
+            self.ctx.resumes().remove(&resume.token);
+        }
+        let stage_id = match &self.state {
+            State::Joined { stage, .. } => stage.stage_id(),
+            _ => 0,
+        };
+        if self.connected {
+            match endpoints.get(self.transport) {
+                Some(endpoint) => {
+                    let notice = MoveNotice {
+                        endpoint: endpoint.clone(),
+                    };
+                    self.feed_raw(ServerFrame::move_notice(stage_id, &notice))
+                        .await?;
+                    self.flush().await?;
+                }
+                None => tracing::warn!(
+                    transport = self.transport,
+                    "the stage moved to a server without this transport; the client must log in again"
+                ),
+            }
+        }
+        tracing::debug!("the stage moved; the session goes on at its new server");
+        Err(End::Moved)
+    }
+}
+
+/// A session adopted from its moved state, not yet tied to its stage.
+pub(crate) struct Adopted {
+    session: Session,
+}
+
+/// Adopts a session that moved here: registered under its token, parked until its client
+/// resumes; `None` when its counts are impossible or resumable sessions are off here.
+pub(crate) fn adopt(
+    ctx: &Arc<SessionContext>,
+    state: SessionState,
+) -> Option<(SessionHandle, Adopted)> {
+    let config = ctx.config().resume?;
+    let SessionState {
+        token,
+        sent,
+        unacked,
+        received,
+        acked,
+        capabilities,
+    } = state;
+    let streams = ResumeStreams::resume_from(
+        config.ack_every,
+        sent,
+        VecDeque::from(unacked),
+        received,
+        acked,
+    )?;
+    let (attach_tx, attach_rx) = mpsc::channel(1);
+    ctx.resumes().register_as(token, attach_tx);
+    let resume = Resumable::from_streams(token, config, streams, attach_rx);
+    let codec = ServerCodec::new(ctx.config().codec);
+    let reader = FramedRead::new(Box::new(tokio::io::empty()) as _, codec.clone());
+    let writer = FramedWrite::new(Box::new(tokio::io::sink()) as _, codec);
+    let id = ctx.next_session_id();
+    let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
+    let queued = Arc::new(QueuedBytes::new(ctx.config().session_outbound_bytes));
+    let kill = ctx.stop_token().child_token();
+    let handle = SessionHandle::new(
+        id,
+        tx,
+        kill.clone(),
+        Arc::clone(ctx.metrics()),
+        Arc::clone(&queued),
+    );
+    let mut session = Session::new(
+        id,
+        Arc::clone(ctx),
+        reader,
+        writer,
+        rx,
+        handle.clone(),
+        queued,
+        kill,
+        "moved",
+    );
+    session.connected = false;
+    session.capabilities = Some(capabilities);
+    session.resume = Some(Box::new(resume));
+    Some((handle, Adopted { session }))
+}
+
+impl Adopted {
+    /// Gives up the session (its stage could not move here): its token is forgotten.
+    pub(crate) fn discard(self) {
+        if let Some(resume) = &self.session.resume {
+            self.session.ctx.resumes().remove(&resume.token);
+        }
+    }
+
+    /// Ties the session to its actor in `stage` and starts it: parked until the client
+    /// resumes (or the resume window passes).
+    pub(crate) fn start(self, stage: StageHandle, actor: u64) {
+        let mut session = self.session;
+        session.state = State::Joined { stage, actor };
+        let span = tracing::info_span!("session", id = session.id, moved = true);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let end = match session.park(End::Moved).await {
+                    Ok(()) => session.serve().await,
+                    Err(end) => end,
+                };
+                session.go_on(end).await;
+            },
+            span,
+        ));
+    }
+}

@@ -1,0 +1,269 @@
+//! A stage moving to another Play server, both ends of it.
+//!
+//! Source ([`StageRunner::move_to`]), at a quiet point of the loop (the `Move` message is
+//! handled between two others): every connected player's session is frozen (it stops
+//! reading, so what its client sends from now on stays at the client, to be replayed to the
+//! target), the mailbox is emptied into the snapshot's held messages, and the stage, its
+//! actors and their sessions' streams go to the target in one mesh request. Accepted: each
+//! session tells its client where to resume and ends, and the loop ends without `on_destroy`
+//! (the stage lives on). Refused: the sessions thaw, the held messages are handled here, and
+//! the stage goes on as if nothing happened.
+//!
+//! Target ([`StageRunner::restore`]): the stage and its actors are rebuilt from the snapshot
+//! (with the sessions adopted under their tokens), `on_moved` re-arms timers, the held
+//! messages are handled in order, and the loop runs as usual.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use playhouse_mesh::Route;
+use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MovedActor};
+use playhouse_protocol::ErrorCode;
+use prost::{Message, Name};
+use tokio::sync::oneshot;
+
+use super::StageRunner;
+use crate::session::handle::Outbound;
+use crate::session::moving::SessionState;
+use crate::stage::actor::{ActorCell, ActorInit, ActorLink};
+use crate::stage::context::{Client, StageInit};
+use crate::stage::handle::{JoinOutcome, StageMsg};
+use crate::stage::model::Stage;
+use crate::stage::moving::{Held, RestoreRequest, session_to_wire};
+
+/// Longest wait for a frozen session to hand over its state (it answers at once unless its
+/// task is stuck; then it moves as a session that is not resumable).
+const FREEZE_WAIT: Duration = Duration::from_secs(2);
+
+impl<S: Stage> StageRunner<S> {
+    /// Moves the stage to Play server `target`; `done` hears how it went.
+    pub(super) async fn move_to(
+        &mut self,
+        target: String,
+        done: oneshot::Sender<Result<(), ErrorCode>>,
+    ) {
+        let Some(ops) = self.moves else {
+            let _ = done.send(Err(ErrorCode::INVALID_STAGE_TYPE));
+            return;
+        };
+        let Some(mesh) = self.env.mesh.get().cloned() else {
+            let _ = done.send(Err(ErrorCode::SERVER_NOT_FOUND));
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        // 1. Freeze every connected player's session and collect its streams.
+        let frozen: Vec<(u64, oneshot::Receiver<Option<SessionState>>)> = self
+            .actors
+            .iter()
+            .filter_map(|(key, cell)| Some((*key, cell.link.session()?.freeze())))
+            .collect();
+        let mut sessions: BTreeMap<u64, SessionState> = BTreeMap::new();
+        for (key, state) in frozen {
+            if let Ok(Ok(Some(state))) = tokio::time::timeout(FREEZE_WAIT, state).await {
+                sessions.insert(key, state);
+            }
+        }
+        // 2. Whatever reached the stage meanwhile moves with it, in order.
+        let mut held_msgs = Vec::new();
+        while let Ok(msg) = self.rx.try_recv() {
+            held_msgs.push(msg);
+        }
+        let held: Vec<Held> = held_msgs
+            .iter()
+            .filter_map(|msg| held_of(msg, &self.actors))
+            .collect();
+        // 3. The snapshot, sent in one request.
+        let actors = self
+            .actors
+            .iter()
+            .map(|(key, cell)| MovedActor {
+                key: *key,
+                account_id: cell.link.account_id().to_owned(),
+                state: (ops.save_actor)(&cell.actor),
+                session: sessions.get(key).map(session_to_wire),
+            })
+            .collect();
+        let request = MoveStageReq {
+            stage_type: self.stage_type.to_string(),
+            stage_id: self.stage_id,
+            state: (ops.save_stage)(&self.stage),
+            actors,
+            held: held.iter().map(Held::to_wire).collect(),
+        };
+        let route = Route::new(MoveStageReq::NAME).with_framework(true);
+        let payload = Bytes::from(request.encode_to_vec());
+        let reply = mesh.request(&target, route, payload).await;
+        let endpoints = reply.map_err(|e| e.code()).and_then(|reply| {
+            MoveStageRes::decode(reply.payload).map_err(|_| ErrorCode::INVALID_MESSAGE)
+        });
+        match endpoints {
+            Ok(res) => {
+                let endpoints = Arc::new(res.endpoints.into_iter().collect());
+                for (key, cell) in &self.actors {
+                    if let Some(session) = cell.link.session() {
+                        session.push(match sessions.contains_key(key) {
+                            true => Outbound::Moved(Arc::clone(&endpoints)),
+                            // A player without a resumable session cannot follow.
+                            false => Outbound::Close(ErrorCode::STAGE_DRAINED),
+                        });
+                    }
+                }
+                // Logins that were waiting: the stage is not here any more.
+                for msg in held_msgs {
+                    if let StageMsg::Join { packet, done, .. } = msg {
+                        let _ = done.send(JoinOutcome::StageGone { packet });
+                    }
+                }
+                self.env.metrics.actors_left(self.actors.len());
+                self.actors.clear();
+                self.ctx.clients.clear();
+                self.moved = true;
+                self.ctx.closing = true;
+                tracing::info!(
+                    target,
+                    players = sessions.len(),
+                    paused_ms = started.elapsed().as_millis() as u64,
+                    "stage moved"
+                );
+                let _ = done.send(Ok(()));
+            }
+            Err(code) => {
+                tracing::warn!(target, %code, "stage move refused; it stays here");
+                for cell in self.actors.values() {
+                    if let Some(session) = cell.link.session() {
+                        session.push(Outbound::Thaw);
+                    }
+                }
+                for msg in held_msgs {
+                    self.handle_boxed(msg).await;
+                }
+                let _ = done.send(Err(code));
+            }
+        }
+    }
+
+    /// The stage and its actors rebuilt from a snapshot (the target's side of a move);
+    /// `Err` when a restore hook refused. Nothing has run yet: [`StageRunner::run_moved`]
+    /// goes on from here.
+    pub(crate) fn restore_actors(&mut self, request: &mut RestoreRequest) -> Result<(), ErrorCode> {
+        let Some(ops) = self.moves else {
+            return Err(ErrorCode::INVALID_STAGE_TYPE);
+        };
+        let actors = std::mem::take(&mut request.snapshot.actors);
+        for moved in actors {
+            let init = ActorInit {
+                stage_id: self.stage_id,
+                stage_type: &self.stage_type,
+                services: &self.env.services,
+            };
+            let actor = (ops.restore_actor)(&init, moved.state)?;
+            let mut link = ActorLink::detached(self.stage_id);
+            link.set_account_id(moved.account_id.as_str());
+            link.set_session(moved.session.clone());
+            let account: Arc<str> = Arc::clone(link.account_arc());
+            self.accounts.insert(Arc::clone(&account), moved.key);
+            match moved.session {
+                Some(session) => {
+                    let client = Client {
+                        account_id: account,
+                        session,
+                    };
+                    self.ctx.clients.insert(moved.key, client);
+                }
+                None => {
+                    if let Some(ttl) = self.env.actor_ttl {
+                        let now = tokio::time::Instant::now();
+                        self.disconnected.insert(moved.key, now);
+                        self.expiries.insert((now + ttl, moved.key));
+                    }
+                }
+            }
+            self.actors.insert(moved.key, ActorCell { actor, link });
+            self.next_actor = self.next_actor.max(moved.key + 1);
+        }
+        for _ in 0..self.actors.len() {
+            self.env.metrics.actors_joined();
+        }
+        Ok(())
+    }
+
+    /// Runs a moved stage: `on_moved`, the held messages in order, then the loop.
+    pub(super) async fn drive_moved(&mut self, request: RestoreRequest) {
+        let RestoreRequest { snapshot, done } = request;
+        let Some(ops) = self.moves else {
+            let _ = done.send(Err(ErrorCode::INVALID_STAGE_TYPE));
+            return;
+        };
+        self.created = true;
+        (ops.on_moved)(&mut self.stage, &mut self.ctx).await;
+        self.note_occupancy();
+        let _ = done.send(Ok(()));
+        for held in snapshot.held {
+            match held {
+                Held::Client { actor, seq, packet } => {
+                    let Some(session) = self
+                        .actors
+                        .get(&actor)
+                        .and_then(|cell| cell.link.session())
+                        .map(|session| session.id)
+                    else {
+                        continue;
+                    };
+                    self.handle_boxed(StageMsg::Client {
+                        actor,
+                        session,
+                        seq,
+                        packet,
+                    })
+                    .await;
+                }
+                Held::Server(packet) => self.handle_boxed(StageMsg::Server { packet }).await,
+            }
+        }
+        tracing::debug!("stage moved in");
+        self.serve().await;
+    }
+
+    async fn handle_boxed(&mut self, msg: StageMsg) {
+        Box::pin(self.handle(msg)).await;
+    }
+}
+
+/// A mailbox message as the target handles it, if it is one to move (clients' and servers'
+/// messages; joins and disconnects stay behind).
+fn held_of<A>(msg: &StageMsg, actors: &BTreeMap<u64, ActorCell<A>>) -> Option<Held> {
+    match msg {
+        StageMsg::Client {
+            actor,
+            session,
+            seq,
+            packet,
+        } => {
+            // Only from the connection the actor has now.
+            let current = actors.get(actor)?.link.session()?.id;
+            (current == *session).then(|| Held::Client {
+                actor: *actor,
+                seq: *seq,
+                packet: packet.clone(),
+            })
+        }
+        StageMsg::Server { packet } => Some(Held::Server(packet.clone())),
+        _ => None,
+    }
+}
+
+/// The stage's init view, for restoring it.
+pub(crate) fn stage_init<'a>(
+    stage_id: i64,
+    stage_type: &'a str,
+    env: &'a crate::stage::env::StageEnv,
+) -> StageInit<'a> {
+    StageInit {
+        stage_id,
+        stage_type,
+        services: &env.services,
+        control: &env.control,
+    }
+}
