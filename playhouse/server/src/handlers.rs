@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
 use crate::mesh_reply;
+use crate::limits::throttled;
 use crate::reply::{ErrorReply, IntoReply};
 
 /// A handler's answer: `None` sends nothing.
@@ -152,7 +153,7 @@ impl HandlerRegistry {
             return false;
         };
         let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
-            tracing::warn!(msg_id = %header.msg_id(), "too many handlers running; refused");
+            throttled!(warn, msg_id = %header.msg_id(), "too many handlers running; refused");
             mesh_reply::send_code(mesh, &header, ErrorCode::SYSTEM_ERROR);
             return true;
         };
@@ -163,7 +164,7 @@ impl HandlerRegistry {
             let answer = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(answer) => answer,
                 Err(_) => {
-                    tracing::error!(msg_id = %header.msg_id(), "handler panicked");
+                    throttled!(error, msg_id = %header.msg_id(), "handler panicked");
                     Some(Err(ErrorCode::INTERNAL_ERROR.into()))
                 }
             };

@@ -24,9 +24,19 @@ pub(crate) enum Rejection {
     PerIpLimit,
     SlowConsumer,
     OversizedFrame,
+    FrameTimeout,
 }
 
-const REJECTIONS: [(Rejection, &str); 13] = [
+/// Why a client's source address may not create another stage now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceRefusal {
+    /// It holds `max_stages_per_source` live stages already.
+    TooMany,
+    /// It creates stages faster than `stage_creation_rate_per_source`.
+    TooFast,
+}
+
+const REJECTIONS: [(Rejection, &str); 14] = [
     (Rejection::InvalidLength, "invalid_length"),
     (Rejection::TooLarge, "too_large"),
     (Rejection::BodyTooShort, "body_too_short"),
@@ -40,6 +50,7 @@ const REJECTIONS: [(Rejection, &str); 13] = [
     (Rejection::PerIpLimit, "per_ip_limit"),
     (Rejection::SlowConsumer, "slow_consumer"),
     (Rejection::OversizedFrame, "oversized_outgoing_frame"),
+    (Rejection::FrameTimeout, "frame_timeout"),
 ];
 
 impl Rejection {
@@ -75,6 +86,8 @@ pub(crate) struct Metrics {
     /// Stages not created because the server hosts `max_stages` already, or the connection
     /// created stages too fast.
     stages_refused: AtomicU64,
+    /// Of `stages_refused`, the logins refused by their source's quota: `[live, rate]`.
+    stages_refused_per_source: [AtomicU64; 2],
     /// Stages closed after `stage_idle_timeout` without actors.
     stages_idle_closed: AtomicU64,
     /// Actors in every stage.
@@ -113,6 +126,13 @@ impl Metrics {
     /// A stage was not created (`max_stages`, or the requester's creation rate).
     pub(crate) fn stage_refused(&self) {
         self.stages_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A login's stage was not created: its source address holds too many stages or
+    /// creates them too fast (counted in `stage_refused` too, by the host).
+    pub(crate) fn source_refused(&self, why: SourceRefusal) {
+        let i = usize::from(why == SourceRefusal::TooFast);
+        self.stages_refused_per_source[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A stage closed after `stage_idle_timeout` without actors.
@@ -250,7 +270,8 @@ impl Metrics {
             (
                 "playhouse_stages_refused_total",
                 "counter",
-                "Stages not created: max_stages reached or a connection's creation rate exceeded.",
+                "Stages not created: max_stages reached, or a connection's or a source address's \
+                 stage quota exceeded.",
                 load(&self.stages_refused),
             ),
             (
@@ -329,6 +350,21 @@ impl Metrics {
             "playhouse_idle_timeouts_total{{server=\"{server_id}\"}} {}",
             load(&self.idle_timeouts)
         );
+        label(
+            &mut out,
+            "playhouse_stages_refused_per_source_total",
+            "counter",
+            "Logins whose stage was not created because their source address holds \
+             max_stages_per_source stages (limit=live) or creates them faster than \
+             stage_creation_rate_per_source (limit=rate).",
+        );
+        for (i, limit) in ["live", "rate"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "playhouse_stages_refused_per_source_total{{server=\"{server_id}\",limit=\"{limit}\"}} {}",
+                load(&self.stages_refused_per_source[i])
+            );
+        }
         label(
             &mut out,
             "playhouse_stage_busy_total",

@@ -8,6 +8,7 @@ use playhouse_protocol::{ErrorCode, ServerFrame};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::throttled;
 use crate::metrics::{Metrics, Rejection};
 
 /// A connection id, unique within one server.
@@ -115,7 +116,7 @@ impl SessionHandle {
 
     fn slow_consumer(&self, why: &'static str) {
         if !self.kill.is_cancelled() {
-            tracing::warn!(session = self.id, why, "slow consumer, closing");
+            throttled!(warn, session = self.id, why, "slow consumer, closing");
             self.metrics.reject(Rejection::SlowConsumer);
             self.kill.cancel();
         }

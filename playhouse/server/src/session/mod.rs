@@ -5,6 +5,7 @@
 //! `run` is the lifecycle; each concern lives next to it:
 //! * `state`: what a session holds, and where it stands in the authentication flow;
 //! * `event_loop`: the `select!` loop over the connection, its queue and its deadlines;
+//!   `frame_deadline`: the time a frame that has started has to finish;
 //! * `inbound`: each frame from the client, by kind; `auth`: logging into a stage;
 //! * `outbound`: the batched, size-checked, latency-timed write path;
 //! * `resume`: parking a lost connection's session, taking it over from a new one, replay;
@@ -16,6 +17,7 @@ mod auth;
 pub(crate) mod context;
 mod end;
 mod event_loop;
+mod frame_deadline;
 pub(crate) mod handle;
 mod inbound;
 mod killable;
@@ -74,6 +76,7 @@ pub(crate) async fn run<Io>(
         );
         let mut session = Session {
             id,
+            source: peer.ip(),
             handle,
             queued,
             rate: ctx.config().rate_limit.map(TokenBucket::new),

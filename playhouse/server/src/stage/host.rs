@@ -19,6 +19,7 @@ use super::model::Stage;
 use super::registry::StageRegistry;
 use super::spawner::{StageSpawner, TypedSpawner};
 use crate::config::PlayConfig;
+use crate::limits::Admission;
 use crate::metrics::Metrics;
 use crate::sender::MeshHandle;
 use crate::services::{ServerControl, Services};
@@ -224,7 +225,8 @@ impl StageHost {
     /// [`ErrorCode::INVALID_STAGE_TYPE`]); a missing one needs a type to be created as
     /// ([`ErrorCode::STAGE_NOT_FOUND`]),
     /// gets a fresh id if it asked for id 0, must be let through by `admit` (the requester's
-    /// own rate: [`ErrorCode::STAGE_CREATION_RATE_EXCEEDED`]), and must fit under
+    /// own rate, a client's source quota: the code it gives; the new stage keeps the permit
+    /// it hands out until it closes), and must fit under
     /// `max_stages` ([`ErrorCode::STAGE_LIMIT_REACHED`]). `create` makes its creating request,
     /// only if it is created. A concurrent creation of the same id is joined, never doubled
     /// (see `StageRegistry::get_or_spawn`).
@@ -232,7 +234,7 @@ impl StageHost {
         &self,
         create_as: CreateAs<'_>,
         stage_id: i64,
-        admit: impl FnOnce() -> bool,
+        admit: impl Admission,
         create: impl FnOnce() -> CreateRequest,
     ) -> Result<Opened, Refused> {
         let refused = |stage_id, code| Refused { stage_id, code };
@@ -273,14 +275,14 @@ impl StageHost {
             0 => registry.generate_id(),
             id => id,
         };
-        if !admit() {
-            tracing::debug!("stage creation rate exceeded");
+        let permit = admit.admit().map_err(|code| {
+            tracing::debug!(%code, "stage creation refused");
             self.env.metrics.stage_refused();
-            return Err(refused(stage_id, ErrorCode::STAGE_CREATION_RATE_EXCEEDED));
-        }
+            refused(stage_id, code)
+        })?;
         let env = &self.env;
         let spawn = |incarnation| spawner.spawn(env, stage_id, incarnation, create());
-        match registry.get_or_spawn(stage_id, spawner.name(), env.max_stages, spawn) {
+        match registry.get_or_spawn(stage_id, spawner.name(), env.max_stages, permit, spawn) {
             Ok((stage, created)) => {
                 if created {
                     env.metrics.stage_created();
@@ -302,7 +304,7 @@ impl StageHost {
     pub(crate) async fn login(
         &self,
         login: Login,
-        admit: impl FnOnce() -> bool,
+        admit: impl Admission,
     ) -> Result<PendingJoin, Refused> {
         let Login {
             stage_id,
@@ -480,7 +482,7 @@ mod tests {
         let stage_id = opened.stage.stage_id();
         assert!(stage_id > limited.stage_id);
         let again = host
-            .open(CreateAs::Default, stage_id, || unreachable!(), create)
+            .open(CreateAs::Default, stage_id, || -> bool { unreachable!() }, create)
             .unwrap();
         assert!(!again.created);
         assert!(again.stage.same_stage(&opened.stage));
@@ -515,13 +517,13 @@ mod tests {
         assert_eq!(code(hidden), ErrorCode::STAGE_NOT_FOUND);
         let made = host.open(CreateAs::Named("Match"), 7, || true, create);
         assert!(made.unwrap().created);
-        let joined = host.open(CreateAs::Client("Match"), 7, || unreachable!(), create);
+        let joined = host.open(CreateAs::Client("Match"), 7, || -> bool { unreachable!() }, create);
         assert_eq!(joined.unwrap().stage.stage_type(), "Match");
         // A live stage of another type is not joined under a different name.
         let other = host.open(CreateAs::Client("Lobby"), 7, || true, create);
         assert_eq!(code(other), ErrorCode::INVALID_STAGE_TYPE);
         // Naming no type keeps the old rule: any live stage, else the default type.
-        let any = host.open(CreateAs::Default, 5, || unreachable!(), create);
+        let any = host.open(CreateAs::Default, 5, || -> bool { unreachable!() }, create);
         assert_eq!(any.unwrap().stage.stage_type(), "Lobby");
         assert_eq!(host.len(), 3);
     }

@@ -11,6 +11,7 @@ use super::env::StageEnv;
 use super::handle::{CreateRequest, StageMsg};
 use super::model::Stage;
 use super::runner::{StageRunner, refuse_stillborn};
+use crate::limits::throttled;
 
 /// A registered stage type, with its concrete types erased.
 pub(super) trait StageSpawner: Send + Sync {
@@ -105,7 +106,7 @@ async fn build_and_run<S: Stage>(
             runner.run(create).await;
         }
         Err(_) => {
-            tracing::error!(stage_id, kind = %factories.name, "stage factory panicked; stage not created");
+            throttled!(error, stage_id, kind = %factories.name, "stage factory panicked; stage not created");
             refuse_stillborn(&env, stage_id, incarnation, rx, create);
         }
     }

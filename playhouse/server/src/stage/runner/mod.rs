@@ -28,6 +28,7 @@ use super::context::{Post, StageContext};
 use super::env::StageEnv;
 use super::handle::{CreateRequest, StageMsg};
 use super::model::Stage;
+use crate::limits::throttled;
 use crate::session::handle::{SessionHandle, SessionId};
 
 pub(crate) use close::refuse_stillborn;
@@ -107,7 +108,7 @@ impl<S: Stage> StageRunner<S> {
         async move {
             let outcome = AssertUnwindSafe(self.drive(create)).catch_unwind().await;
             if outcome.is_err() {
-                tracing::error!("stage code panicked; closing the stage");
+                throttled!(error, "stage code panicked; closing the stage");
                 self.detach_after_panic();
             }
             self.finish();
@@ -160,7 +161,7 @@ impl<S: Stage> StageRunner<S> {
                     if let Err(error) = result
                         && error.is_panic()
                     {
-                        tracing::error!("an async block panicked; its post will not run");
+                        throttled!(error, "an async block panicked; its post will not run");
                     }
                 }
             }
