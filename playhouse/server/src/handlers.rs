@@ -15,8 +15,8 @@ use playhouse_protocol::{ErrorCode, Packet};
 use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
-use crate::mesh_reply;
 use crate::limits::throttled;
+use crate::mesh_reply;
 use crate::reply::{ErrorReply, IntoReply};
 
 /// A handler's answer: `None` sends nothing.

@@ -193,7 +193,10 @@ impl StageQuota {
 
     /// Lets a client at `ip` create one more stage, or says which limit refuses it. `None`
     /// when nothing is limited (nothing to release later).
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Option<StagePermit>, SourceRefusal> {
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+    ) -> Result<Option<StagePermit>, SourceRefusal> {
         if self.max_live.is_none() && self.rate.is_none() {
             return Ok(None);
         }
@@ -240,7 +243,11 @@ impl Sources {
     /// then holds only sources with live stages (at most `max_stages`) or recent creations.
     fn sweep(&mut self) {
         self.by_source.retain(|_, state| {
-            state.live > 0 || state.bucket.as_mut().is_some_and(|bucket| !bucket.is_full())
+            state.live > 0
+                || state
+                    .bucket
+                    .as_mut()
+                    .is_some_and(|bucket| !bucket.is_full())
         });
         self.sweep_at = FIRST_SWEEP.max(2 * self.by_source.len());
     }

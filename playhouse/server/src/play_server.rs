@@ -159,7 +159,10 @@ impl PlayServerBuilder {
     ///     .build();
     /// assert!(server.is_ok());
     /// ```
-    pub fn client_stage_types<T: Into<String>>(mut self, names: impl IntoIterator<Item = T>) -> Self {
+    pub fn client_stage_types<T: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = T>,
+    ) -> Self {
         self.client_stage_types = names.into_iter().map(Into::into).collect();
         self
     }

@@ -59,7 +59,9 @@ impl Stage for Oversized {
         actor: &mut ActorCell<EchoActor>,
         _: Packet,
     ) {
-        actor.link.reply(Packet::new("BigReply", vec![0u8; 2 * MAX_PACKET]));
+        actor
+            .link
+            .reply(Packet::new("BigReply", vec![0u8; 2 * MAX_PACKET]));
     }
 }
 

@@ -104,9 +104,9 @@ async fn stages_a_source_created_free_their_places_when_they_close() {
     let (_, elsewhere) = login([127, 0, 0, 3], 4, "e").await;
     assert_eq!((joins, elsewhere), (ErrorCode::SUCCESS, ErrorCode::SUCCESS));
     assert!(
-        server
-            .metrics()
-            .contains("playhouse_stages_refused_per_source_total{server=\"play-1\",limit=\"live\"} 1")
+        server.metrics().contains(
+            "playhouse_stages_refused_per_source_total{server=\"play-1\",limit=\"live\"} 1"
+        )
     );
 
     // b's player goes, its stage empties and closes: the address may create one again.

@@ -40,10 +40,7 @@ async fn half_frame_is_cut<S: AsyncRead + AsyncWrite + Unpin>(server: &PlayServe
     let cut = closed_within(stream, Duration::from_secs(5)).await;
     assert!(cut - sent >= FRAME_TIMEOUT, "cut after {:?}", cut - sent);
     let metrics = server.metrics();
-    assert!(
-        metrics.contains("reason=\"frame_timeout\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("reason=\"frame_timeout\"} 1"), "{metrics}");
 }
 
 async fn tcp_server() -> (PlayServer, SocketAddr) {
@@ -68,7 +65,10 @@ async fn a_half_frame_after_login_is_cut_at_the_frame_timeout_over_tcp() {
     tokio::time::sleep(FRAME_TIMEOUT / 3).await;
     client.stream_mut().write_all(tail).await.unwrap();
     let reply = client.recv().await.expect("the reply");
-    assert_eq!((reply.msg_seq, &reply.payload[..]), (500, &b"in two parts"[..]));
+    assert_eq!(
+        (reply.msg_seq, &reply.payload[..]),
+        (500, &b"in two parts"[..])
+    );
 
     half_frame_is_cut(&server, client.stream_mut()).await;
 }
@@ -134,6 +134,10 @@ async fn a_half_frame_after_login_is_cut_at_the_frame_timeout_over_websocket() {
     tokio::time::timeout(Duration::from_secs(5), closed)
         .await
         .expect("the half frame was not cut");
-    assert!(sent.elapsed() >= FRAME_TIMEOUT, "cut after {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= FRAME_TIMEOUT,
+        "cut after {:?}",
+        sent.elapsed()
+    );
     assert!(server.metrics().contains("reason=\"frame_timeout\"} 1"));
 }

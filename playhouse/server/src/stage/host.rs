@@ -482,7 +482,12 @@ mod tests {
         let stage_id = opened.stage.stage_id();
         assert!(stage_id > limited.stage_id);
         let again = host
-            .open(CreateAs::Default, stage_id, || -> bool { unreachable!() }, create)
+            .open(
+                CreateAs::Default,
+                stage_id,
+                || -> bool { unreachable!() },
+                create,
+            )
             .unwrap();
         assert!(!again.created);
         assert!(again.stage.same_stage(&opened.stage));
@@ -517,7 +522,12 @@ mod tests {
         assert_eq!(code(hidden), ErrorCode::STAGE_NOT_FOUND);
         let made = host.open(CreateAs::Named("Match"), 7, || true, create);
         assert!(made.unwrap().created);
-        let joined = host.open(CreateAs::Client("Match"), 7, || -> bool { unreachable!() }, create);
+        let joined = host.open(
+            CreateAs::Client("Match"),
+            7,
+            || -> bool { unreachable!() },
+            create,
+        );
         assert_eq!(joined.unwrap().stage.stage_type(), "Match");
         // A live stage of another type is not joined under a different name.
         let other = host.open(CreateAs::Client("Lobby"), 7, || true, create);

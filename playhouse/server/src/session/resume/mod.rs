@@ -56,7 +56,11 @@ impl Session {
                 if count.is_some_and(|count| resume.acknowledge(count)) {
                     return Ok(());
                 }
-                throttled!(warn, ?count, "impossible acknowledgement; closing the connection");
+                throttled!(
+                    warn,
+                    ?count,
+                    "impossible acknowledgement; closing the connection"
+                );
                 Err(End::ProtocolError)
             }
             END_MSG_ID => {
@@ -192,7 +196,11 @@ impl Session {
         };
         let ours = resume.received();
         let Some(replay) = resume.replay_after(received) else {
-            throttled!(warn, received, "resume with an impossible count; session lost");
+            throttled!(
+                warn,
+                received,
+                "resume with an impossible count; session lost"
+            );
             self.ctx.metrics().session_lost();
             let lost =
                 ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());
