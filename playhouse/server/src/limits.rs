@@ -152,7 +152,7 @@ pub(crate) struct StageQuota {
     sources: Mutex<Sources>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sources {
     by_source: HashMap<IpAddr, SourceState>,
     /// The map is swept of forgettable sources when it grows to this size.

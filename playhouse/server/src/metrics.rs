@@ -84,7 +84,7 @@ pub(crate) struct Metrics {
     sessions_total: [AtomicU64; TRANSPORTS.len()],
     stages_created: AtomicU64,
     /// Stages not created because the server hosts `max_stages` already, or the connection
-    /// created stages too fast.
+    /// or its source address created stages too fast or holds too many.
     stages_refused: AtomicU64,
     /// Of `stages_refused`, the logins refused by their source's quota: `[live, rate]`.
     stages_refused_per_source: [AtomicU64; 2],
@@ -123,7 +123,7 @@ impl Metrics {
         self.stages_created.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A stage was not created (`max_stages`, or the requester's creation rate).
+    /// A stage was not created (`max_stages`, or the requester's creation quota).
     pub(crate) fn stage_refused(&self) {
         self.stages_refused.fetch_add(1, Ordering::Relaxed);
     }
