@@ -63,6 +63,10 @@ pub fn framework_server(actor_ttl_ms: u64) -> PlayServer {
         .configure(|c| {
             c.max_connections = 100_000;
             c.session_outbound_capacity = 4096;
+            // The load generator is one address sending as fast as it can on purpose.
+            c.rate_limit = None;
+            c.max_stages_per_source = None;
+            c.stage_creation_rate_per_source = None;
             c.disconnected_actor_ttl =
                 (actor_ttl_ms > 0).then(|| std::time::Duration::from_millis(actor_ttl_ms));
         })

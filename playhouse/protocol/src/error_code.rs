@@ -65,9 +65,11 @@ codes! {
     STAGE_BUSY = 18;
     /// The reply would exceed `max_packet_size`; it was not sent.
     PACKET_TOO_LARGE = 20;
-    /// The server hosts as many stages as it may (`max_stages`); no new one was created.
+    /// The server hosts as many stages as it may (`max_stages`), or the client's address has
+    /// created as many live stages as it may (`max_stages_per_source`); no new one was created.
     STAGE_LIMIT_REACHED = 21;
-    /// This connection creates stages faster than its creation rate allows.
+    /// This connection, or the client's address, creates stages faster than its creation rate
+    /// allows.
     STAGE_CREATION_RATE_EXCEEDED = 22;
     /// A resumable session cannot be resumed: its resume window passed, its replay buffer
     /// overflowed, or the token is unknown. What the client missed is lost; it may

@@ -21,6 +21,12 @@ pub struct PlayConfig {
     /// A connection silent for this long is closed (clients heartbeat every 10 s).
     /// Default: 90 s.
     pub idle_timeout: Duration,
+    /// A frame whose first bytes have arrived must be complete within this time, before and
+    /// after authentication, or the connection is closed: a client cannot hold a half frame
+    /// (and the buffer it fills) until the idle timeout. It counts from the first byte of
+    /// the frame as the transport delivers it (over TLS, a whole record; over WebSocket, a
+    /// message's payload). Default: 10 s (a 2 MiB frame needs about 1.7 Mbit/s).
+    pub frame_timeout: Duration,
     /// Frame limits and compression. Default: 2 MiB bodies; LZ4 from 512 bytes, but only
     /// towards clients that ask for it in the capability handshake
     /// (`playhouse_protocol::Capabilities`): the original's connectors never do, and never
@@ -68,6 +74,18 @@ pub struct PlayConfig {
     /// default stage type); over it, the login fails with `STAGE_CREATION_RATE_EXCEEDED`
     /// (22). `None`: no limit. Default: 2 per second, bursts of 10.
     pub stage_creation_rate: Option<RateLimit>,
+    /// Most live stages that clients from one source address may have created (by logging
+    /// into new stage ids), however many connections they use; one more login that would
+    /// create a stage fails with `STAGE_LIMIT_REACHED` (21). A stage counts until it closes.
+    /// A source is an IPv4 address or an IPv6 /64. Stages created over the mesh (an API
+    /// server) do not count. `None`: no limit. Default: 1,000 (a tenth of `max_stages`: one
+    /// address cannot fill the server). Behind a proxy that hides client addresses every
+    /// client is one source: raise it or set `None`.
+    pub max_stages_per_source: Option<usize>,
+    /// How fast clients from one source address may create stages, however many
+    /// connections they use; over it, the login fails with `STAGE_CREATION_RATE_EXCEEDED`
+    /// (22). `None`: no limit. Default: 20 per second, bursts of 200.
+    pub stage_creation_rate_per_source: Option<RateLimit>,
     /// How long a graceful stop may take in all: stages are closed in parallel, then
     /// connections flushed; whatever is still running at the deadline is abandoned (stage
     /// tasks aborted), so `stop()` returns within this plus a small margin. Default: 10 s.
@@ -96,8 +114,12 @@ pub struct PlayConfig {
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
     pub max_connections_per_ip: Option<usize>,
-    /// Messages one connection may send; a connection over the limit is closed.
-    /// Default: `None` (no limit).
+    /// Frames one connection may send (heartbeats included); a connection over the limit
+    /// is closed. It makes a client that floods a stage pay instead of the stage's other
+    /// players: a message the stage broadcasts lands in every player's outbound queue, and a
+    /// flooder cut after its burst has put at most `burst` frames there, fewer than
+    /// `session_outbound_capacity`. `None`: no limit. Default: 200 a second, bursts of 500
+    /// (a client sending 60 inputs a second uses under a third of it).
     pub rate_limit: Option<RateLimit>,
     /// Resumable sessions, granted to clients that ask in the capability handshake
     /// (`playhouse_protocol::Capabilities::RESUME`); clients that do not ask are unaffected.
@@ -145,6 +167,7 @@ impl Default for PlayConfig {
             auth_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(90),
+            frame_timeout: Duration::from_secs(10),
             codec: CodecConfig::default(),
             stage_mailbox_capacity: 4096,
             max_unauthenticated_packet_size: 16 * 1024,
@@ -158,13 +181,21 @@ impl Default for PlayConfig {
                 per_second: 2,
                 burst: 10,
             }),
+            max_stages_per_source: Some(1_000),
+            stage_creation_rate_per_source: Some(RateLimit {
+                per_second: 20,
+                burst: 200,
+            }),
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             fd_reserve: 2 * 1_024 + 256,
             #[cfg(feature = "http")]
             metrics_http: HttpLimits::default(),
             max_connections_per_ip: None,
-            rate_limit: None,
+            rate_limit: Some(RateLimit {
+                per_second: 200,
+                burst: 500,
+            }),
             resume: Some(ResumeConfig::default()),
         }
     }

@@ -15,6 +15,7 @@ use playhouse_protocol::{ErrorCode, Packet};
 use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
+use crate::limits::throttled;
 use crate::mesh_reply;
 use crate::reply::{ErrorReply, IntoReply};
 
@@ -152,7 +153,7 @@ impl HandlerRegistry {
             return false;
         };
         let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
-            tracing::warn!(msg_id = %header.msg_id(), "too many handlers running; refused");
+            throttled!(warn, msg_id = %header.msg_id(), "too many handlers running; refused");
             mesh_reply::send_code(mesh, &header, ErrorCode::SYSTEM_ERROR);
             return true;
         };
@@ -163,7 +164,7 @@ impl HandlerRegistry {
             let answer = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(answer) => answer,
                 Err(_) => {
-                    tracing::error!(msg_id = %header.msg_id(), "handler panicked");
+                    throttled!(error, msg_id = %header.msg_id(), "handler panicked");
                     Some(Err(ErrorCode::INTERNAL_ERROR.into()))
                 }
             };

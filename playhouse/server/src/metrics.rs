@@ -24,9 +24,19 @@ pub(crate) enum Rejection {
     PerIpLimit,
     SlowConsumer,
     OversizedFrame,
+    FrameTimeout,
 }
 
-const REJECTIONS: [(Rejection, &str); 13] = [
+/// Why a client's source address may not create another stage now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceRefusal {
+    /// It holds `max_stages_per_source` live stages already.
+    TooMany,
+    /// It creates stages faster than `stage_creation_rate_per_source`.
+    TooFast,
+}
+
+const REJECTIONS: [(Rejection, &str); 14] = [
     (Rejection::InvalidLength, "invalid_length"),
     (Rejection::TooLarge, "too_large"),
     (Rejection::BodyTooShort, "body_too_short"),
@@ -40,6 +50,7 @@ const REJECTIONS: [(Rejection, &str); 13] = [
     (Rejection::PerIpLimit, "per_ip_limit"),
     (Rejection::SlowConsumer, "slow_consumer"),
     (Rejection::OversizedFrame, "oversized_outgoing_frame"),
+    (Rejection::FrameTimeout, "frame_timeout"),
 ];
 
 impl Rejection {
@@ -73,8 +84,10 @@ pub(crate) struct Metrics {
     sessions_total: [AtomicU64; TRANSPORTS.len()],
     stages_created: AtomicU64,
     /// Stages not created because the server hosts `max_stages` already, or the connection
-    /// created stages too fast.
+    /// or its source address created stages too fast or holds too many.
     stages_refused: AtomicU64,
+    /// Of `stages_refused`, the logins refused by their source's quota: `[live, rate]`.
+    stages_refused_per_source: [AtomicU64; 2],
     /// Stages closed after `stage_idle_timeout` without actors.
     stages_idle_closed: AtomicU64,
     stages_drained: AtomicU64,
@@ -111,7 +124,7 @@ impl Metrics {
         self.stages_created.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A stage was not created (`max_stages`, or the requester's creation rate).
+    /// A stage was not created (`max_stages`, or the requester's creation quota).
     pub(crate) fn stage_refused(&self) {
         self.stages_refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -120,6 +133,13 @@ impl Metrics {
     pub(crate) fn stages_drained(&self, count: usize) {
         let count = u64::try_from(count).unwrap_or(u64::MAX);
         self.stages_drained.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// A login's stage was not created: its source address holds too many stages or
+    /// creates them too fast (counted in `stage_refused` too, by the host).
+    pub(crate) fn source_refused(&self, why: SourceRefusal) {
+        let i = usize::from(why == SourceRefusal::TooFast);
+        self.stages_refused_per_source[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A stage closed after `stage_idle_timeout` without actors.
@@ -257,7 +277,8 @@ impl Metrics {
             (
                 "playhouse_stages_refused_total",
                 "counter",
-                "Stages not created: max_stages reached or a connection's creation rate exceeded.",
+                "Stages not created: max_stages reached, or a connection's or a source address's \
+                 stage quota exceeded.",
                 load(&self.stages_refused),
             ),
             (
@@ -342,6 +363,21 @@ impl Metrics {
             "playhouse_idle_timeouts_total{{server=\"{server_id}\"}} {}",
             load(&self.idle_timeouts)
         );
+        label(
+            &mut out,
+            "playhouse_stages_refused_per_source_total",
+            "counter",
+            "Logins whose stage was not created because their source address holds \
+             max_stages_per_source stages (limit=live) or creates them faster than \
+             stage_creation_rate_per_source (limit=rate).",
+        );
+        for (i, limit) in ["live", "rate"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "playhouse_stages_refused_per_source_total{{server=\"{server_id}\",limit=\"{limit}\"}} {}",
+                load(&self.stages_refused_per_source[i])
+            );
+        }
         label(
             &mut out,
             "playhouse_stage_busy_total",

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::PlayConfig;
 use crate::fd_limit::clamp_connections;
 use crate::handlers::{Controller, HandlerRegistry};
-use crate::limits::{ConnectionLimiter, LogThrottle};
+use crate::limits::{ConnectionLimiter, LogThrottle, throttled};
 use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
 use crate::play_mesh::PlayInbound;
@@ -522,7 +522,7 @@ async fn accept_loop<L: Listener>(mut listener: L, inner: Arc<Inner>) {
                 Ok((io, peer)) => admit(&inner, io, peer, transport),
                 Err(error) => {
                     // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, transport, "accept failed");
+                    throttled!(warn, %error, transport, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

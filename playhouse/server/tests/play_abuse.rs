@@ -94,7 +94,12 @@ async fn a_client_over_its_message_rate_is_cut() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_by_the_write_timeout() {
-    let (_server, addr) = server(|c| c.write_timeout = Duration::from_millis(300)).await;
+    let (_server, addr) = server(|c| {
+        c.write_timeout = Duration::from_millis(300);
+        // Only the write timeout may cut the flood below.
+        c.rate_limit = None;
+    })
+    .await;
     let mut ok = healthy(addr, "ok").await;
     let mut flooder = healthy(addr, "reader-never").await;
     // Requests whose replies pile up: 64 KiB each of incompressible bytes, never read.

@@ -262,6 +262,7 @@ async fn the_outbound_queue_is_bounded_in_bytes() {
         // Only the byte bound can cut the reader below within the test.
         c.session_outbound_capacity = 100_000;
         c.write_timeout = Duration::from_secs(60);
+        c.rate_limit = None;
     })
     .await;
     let mut healthy = joined(addr, 1, "healthy").await;

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::end::End;
 use super::killable::until_killed;
 use super::state::{Session, State};
-use crate::limits::TokenBucket;
+use crate::limits::ClientAdmission;
 use crate::stage::handle::JoinOutcome;
 use crate::stage::host::{Login, PendingJoin, Refused};
 
@@ -44,9 +44,14 @@ impl Session {
             seq,
             packet: frame.into_packet(),
         };
-        // A login that would create a stage spends this connection's creation allowance.
-        let creations = &mut self.stage_creations;
-        let admit = || creations.as_mut().is_none_or(TokenBucket::take);
+        // A login that would create a stage spends this connection's creation allowance and
+        // takes a place in its source address's quota.
+        let admit = ClientAdmission {
+            creations: self.stage_creations.as_mut(),
+            quota: self.ctx.stage_quota(),
+            source: self.source,
+            metrics: self.ctx.metrics(),
+        };
         let login = self.ctx.host().login(login, admit);
         let PendingJoin { stage, outcome } = match until_killed(&self.kill, login).await? {
             Ok(pending) => pending,

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::SessionId;
 use super::resume::registry::ResumeRegistry;
 use crate::config::PlayConfig;
+use crate::limits::StageQuota;
 use crate::metrics::Metrics;
 use crate::stage::host::StageHost;
 
@@ -21,6 +22,8 @@ pub(crate) struct SessionContext {
     auth_msg_id: MsgId,
     auth_reply_id: MsgId,
     host: Arc<StageHost>,
+    /// What clients from one source address may create by logging in.
+    stage_quota: Arc<StageQuota>,
     metrics: Arc<Metrics>,
     /// Every session's kill switch is a child of this: a stop reaches even a session that
     /// waits on a full stage mailbox.
@@ -35,6 +38,10 @@ impl SessionContext {
         SessionContext {
             auth_msg_id: MsgId::from(config.authenticate_msg_id.as_str()),
             auth_reply_id: MsgId::from(config.authenticate_reply_id()),
+            stage_quota: Arc::new(StageQuota::new(
+                config.max_stages_per_source,
+                config.stage_creation_rate_per_source,
+            )),
             config,
             host,
             metrics,
@@ -59,6 +66,11 @@ impl SessionContext {
     /// Where clients' logins find or create their stages.
     pub(crate) fn host(&self) -> &StageHost {
         &self.host
+    }
+
+    /// The stages clients from one source address may create.
+    pub(crate) fn stage_quota(&self) -> &Arc<StageQuota> {
+        &self.stage_quota
     }
 
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {

@@ -19,6 +19,8 @@ pub(crate) enum End {
     TransportError,
     /// Nothing arrived for `idle_timeout`.
     IdleTimeout,
+    /// A frame started and was not complete within `frame_timeout`.
+    FrameTimeout,
     /// No successful authentication within `auth_timeout`.
     AuthTimeout,
     /// Writing failed.
@@ -58,6 +60,7 @@ impl End {
             End::ClientClosed
                 | End::TransportError
                 | End::IdleTimeout
+                | End::FrameTimeout
                 | End::WriteFailed
                 | End::WriteTimeout
         )
@@ -69,6 +72,7 @@ impl End {
             End::ClientClosed => "closed by the client",
             End::TransportError => "transport error",
             End::IdleTimeout => "idle timeout",
+            End::FrameTimeout => "frame timeout: a frame started and did not finish in time",
             End::AuthTimeout => "auth timeout",
             End::WriteFailed => "write failed",
             End::WriteTimeout => "write timeout: the client does not read",
@@ -152,6 +156,7 @@ mod tests {
             End::ClientClosed,
             End::TransportError,
             End::IdleTimeout,
+            End::FrameTimeout,
             End::WriteFailed,
             End::WriteTimeout,
         ];

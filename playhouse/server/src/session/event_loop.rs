@@ -1,12 +1,15 @@
 //! The session's event loop: one `select!` over the kill switch, a resuming connection, the
-//! outbound queue, the next frame and the one timer (idle, auth or re-auth deadline).
+//! outbound queue, the next frame (and the deadline of one that has started) and the one
+//! timer (idle, auth or re-auth deadline).
 
-use futures_util::StreamExt;
+use futures_util::future::poll_fn;
 use tokio::time::Instant;
 
 use super::end::End;
+use super::frame_deadline::{FrameDeadline, Next};
 use super::resume::next_attach;
 use super::state::{Session, State};
+use crate::limits::throttled;
 use crate::metrics::Rejection;
 
 impl Session {
@@ -25,6 +28,7 @@ impl Session {
         // early, is set to the deadline then due.
         let timer = tokio::time::sleep_until(idle_deadline.min(auth_deadline));
         tokio::pin!(timer);
+        let mut frames = FrameDeadline::new(config.frame_timeout);
         loop {
             let deadline = match self.state {
                 State::Joined { .. } => idle_deadline,
@@ -50,29 +54,34 @@ impl Session {
                         return reason;
                     }
                     idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
+                    frames = FrameDeadline::new(self.ctx.config().frame_timeout);
                 }
                 Some(outbound) = self.rx.recv() => {
                     if let Err(reason) = self.write_batch(outbound).await {
                         return reason;
                     }
                 }
-                frame = self.reader.next() => match frame {
-                    None => return End::ClientClosed,
-                    Some(Err(playhouse_protocol::DecodeError::Io(error))) => {
+                next = poll_fn(|cx| frames.poll_next(&mut self.reader, cx)) => match next {
+                    Next::Closed => return End::ClientClosed,
+                    Next::Unfinished => {
+                        self.ctx.metrics().reject(Rejection::FrameTimeout);
+                        return End::FrameTimeout;
+                    }
+                    Next::Failed(playhouse_protocol::DecodeError::Io(error)) => {
                         tracing::debug!(%error, "connection error");
                         return End::TransportError;
                     }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "bad frame; closing the connection");
+                    Next::Failed(error) => {
+                        throttled!(warn, %error, "bad frame; closing the connection");
                         self.ctx.metrics().reject(Rejection::of(&error));
                         return End::ProtocolError;
                     }
-                    Some(Ok(frame)) => {
+                    Next::Frame(frame) => {
                         idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
                         let metrics = &self.ctx.metrics();
                         metrics.message_in(frame.wire_len());
                         if self.rate.as_mut().is_some_and(|bucket| !bucket.take()) {
-                            tracing::warn!("message rate limit exceeded; closing the connection");
+                            throttled!(warn, "message rate limit exceeded; closing the connection");
                             metrics.reject(Rejection::RateLimited);
                             return End::RateLimited;
                         }

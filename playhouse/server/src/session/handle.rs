@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::moving::SessionState;
+use crate::limits::throttled;
 use crate::metrics::{Metrics, Rejection};
 
 /// A connection id, unique within one server.
@@ -128,7 +129,7 @@ impl SessionHandle {
 
     fn slow_consumer(&self, why: &'static str) {
         if !self.kill.is_cancelled() {
-            tracing::warn!(session = self.id, why, "slow consumer, closing");
+            throttled!(warn, session = self.id, why, "slow consumer, closing");
             self.metrics.reject(Rejection::SlowConsumer);
             self.kill.cancel();
         }

@@ -10,6 +10,7 @@ use super::end::End;
 use super::killable::until_killed;
 use super::outbound::track_request;
 use super::state::{Session, State};
+use crate::limits::throttled;
 use crate::metrics::Rejection;
 use crate::reply::error_frame;
 use crate::stage::handle::Undelivered;
@@ -69,7 +70,7 @@ impl Session {
             }
             _ if is_auth => self.authenticate(frame, auth_deadline).await,
             State::Fresh => {
-                tracing::warn!(msg_id = %frame.msg_id, "message before authentication");
+                throttled!(warn, msg_id = %frame.msg_id, "message before authentication");
                 self.ctx.metrics().reject(Rejection::BeforeAuth);
                 // A request learns why before the close (a wrong authenticate message id is
                 // the usual cause); the connection ends either way.

@@ -5,6 +5,7 @@
 //! `run` is the lifecycle; each concern lives next to it:
 //! * `state`: what a session holds, and where it stands in the authentication flow;
 //! * `event_loop`: the `select!` loop over the connection, its queue and its deadlines;
+//!   `frame_deadline`: the time a frame that has started has to finish;
 //! * `inbound`: each frame from the client, by kind; `auth`: logging into a stage;
 //! * `outbound`: the batched, size-checked, latency-timed write path;
 //! * `resume`: parking a lost connection's session, taking it over from a new one, replay;
@@ -16,6 +17,7 @@ mod auth;
 pub(crate) mod context;
 mod end;
 mod event_loop;
+mod frame_deadline;
 pub(crate) mod handle;
 mod inbound;
 mod killable;
@@ -77,8 +79,18 @@ pub(crate) async fn run<Io>(
         // Small to start: 10,000 mostly idle sessions must stay cheap.
         let reader = FramedRead::with_capacity(Box::new(read) as BoxRead, read_codec, READ_BUFFER);
         let writer = FramedWrite::with_capacity(Box::new(write) as BoxWrite, codec, WRITE_BUFFER);
-        let mut session =
-            Session::new(id, ctx, reader, writer, rx, handle, queued, kill, transport);
+        let mut session = Session::new(
+            id,
+            ctx,
+            reader,
+            writer,
+            rx,
+            handle,
+            queued,
+            kill,
+            transport,
+            peer.ip(),
+        );
         tracing::debug!("connected");
         let end = session.serve().await;
         session.go_on(end).await;
@@ -102,9 +114,11 @@ impl Session {
         queued: Arc<QueuedBytes>,
         kill: tokio_util::sync::CancellationToken,
         transport: &'static str,
+        source: std::net::IpAddr,
     ) -> Session {
         Session {
             id,
+            source,
             handle,
             queued,
             rate: ctx.config().rate_limit.map(TokenBucket::new),

@@ -150,6 +150,8 @@ pub(crate) fn adopt(
         queued,
         kill,
         "moved",
+        // Unknown until the client resumes (a login would count against no address's quota).
+        std::net::Ipv4Addr::UNSPECIFIED.into(),
     );
     session.connected = false;
     session.capabilities = Some(capabilities);

@@ -13,6 +13,7 @@ use super::end::End;
 use super::handle::Outbound;
 use super::killable::bounded;
 use super::state::{Session, State};
+use crate::limits::throttled;
 use crate::metrics::Rejection;
 
 /// Most queued frames written before one flush.
@@ -87,7 +88,7 @@ impl Session {
         // The body as the codec would write it uncompressed (its limit applies to that).
         let body = frame.body_len();
         if body > self.ctx.config().codec.max_packet_size {
-            tracing::error!(msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
+            throttled!(error, msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
             self.ctx.metrics().reject(Rejection::OversizedFrame);
             if frame.msg_seq == 0 {
                 return None;
@@ -133,7 +134,7 @@ impl Session {
             Err(playhouse_protocol::EncodeError::Io(_)) => Err(End::WriteFailed),
             Err(error) => {
                 // Sizes are checked above; this is a frame no client could read.
-                tracing::error!(%error, "dropping an outgoing frame");
+                throttled!(error, %error, "dropping an outgoing frame");
                 Ok(())
             }
         }

@@ -2,6 +2,7 @@
 //! and what it keeps across connections when it is resumable.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use playhouse_protocol::{Capabilities, ErrorCode, ServerCodec};
@@ -32,6 +33,9 @@ pub(super) enum State {
 /// One client session: its connection, its state, and its share of the server.
 pub(super) struct Session {
     pub(super) id: SessionId,
+    /// The address of the connection that opened the session: the stages its logins create
+    /// count against this source's quota.
+    pub(super) source: IpAddr,
     pub(super) ctx: Arc<SessionContext>,
     pub(super) reader: FramedRead<BoxRead, ServerCodec>,
     pub(super) writer: FramedWrite<BoxWrite, ServerCodec>,

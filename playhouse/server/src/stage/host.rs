@@ -20,6 +20,7 @@ use super::moving::{RestoreRequest, StageSnapshot};
 use super::registry::StageRegistry;
 use super::spawner::{StageSpawner, TypedSpawner};
 use crate::config::PlayConfig;
+use crate::limits::Admission;
 use crate::metrics::Metrics;
 use crate::sender::MeshHandle;
 use crate::services::{ServerControl, Services};
@@ -242,7 +243,8 @@ impl StageHost {
     /// ([`ErrorCode::STAGE_NOT_FOUND`]), and a draining server creates none
     /// ([`ErrorCode::SERVER_DRAINING`]),
     /// gets a fresh id if it asked for id 0, must be let through by `admit` (the requester's
-    /// own rate: [`ErrorCode::STAGE_CREATION_RATE_EXCEEDED`]), and must fit under
+    /// own rate, a client's source quota: the code it gives; the new stage keeps the permit
+    /// it hands out until it closes), and must fit under
     /// `max_stages` ([`ErrorCode::STAGE_LIMIT_REACHED`]). `create` makes its creating request,
     /// only if it is created. A concurrent creation of the same id is joined, never doubled
     /// (see `StageRegistry::get_or_spawn`).
@@ -250,7 +252,7 @@ impl StageHost {
         &self,
         create_as: CreateAs<'_>,
         stage_id: i64,
-        admit: impl FnOnce() -> bool,
+        admit: impl Admission,
         create: impl FnOnce() -> CreateRequest,
     ) -> Result<Opened, Refused> {
         let refused = |stage_id, code| Refused { stage_id, code };
@@ -294,14 +296,14 @@ impl StageHost {
             0 => registry.generate_id(),
             id => id,
         };
-        if !admit() {
-            tracing::debug!("stage creation rate exceeded");
+        let permit = admit.admit().map_err(|code| {
+            tracing::debug!(%code, "stage creation refused");
             self.env.metrics.stage_refused();
-            return Err(refused(stage_id, ErrorCode::STAGE_CREATION_RATE_EXCEEDED));
-        }
+            refused(stage_id, code)
+        })?;
         let env = &self.env;
         let spawn = |incarnation| spawner.spawn(env, stage_id, incarnation, create());
-        match registry.get_or_spawn(stage_id, spawner.name(), env.max_stages, spawn) {
+        match registry.get_or_spawn(stage_id, spawner.name(), env.max_stages, permit, spawn) {
             Ok((stage, created)) => {
                 if created {
                     env.metrics.stage_created();
@@ -323,7 +325,7 @@ impl StageHost {
     pub(crate) async fn login(
         &self,
         login: Login,
-        admit: impl FnOnce() -> bool,
+        admit: impl Admission,
     ) -> Result<PendingJoin, Refused> {
         let Login {
             stage_id,
@@ -381,7 +383,7 @@ impl StageHost {
         let spawn = |incarnation| spawner.restore(env, stage_id, incarnation, request);
         match env
             .registry
-            .get_or_spawn(stage_id, spawner.name(), env.max_stages, spawn)
+            .get_or_spawn(stage_id, spawner.name(), env.max_stages, None, spawn)
         {
             Ok((stage, true)) => {
                 env.metrics.stage_created();

@@ -10,12 +10,15 @@ use playhouse_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
 use super::handle::{StageHandle, StageMsg};
+use crate::limits::StagePermit;
 
 struct Entry {
     incarnation: u64,
     handle: StageHandle,
     /// Stops the stage's task when a stop gives up on it.
     abort: tokio::task::AbortHandle,
+    /// The stage's place in its creator's source quota, freed when the entry goes.
+    _permit: Option<StagePermit>,
 }
 
 /// Live stages by id.
@@ -82,7 +85,7 @@ impl StageRegistry {
 
     /// Returns the live stage `stage_id`, or reserves the id for a new stage started by
     /// `spawn` (the bool tells which); [`ErrorCode::STAGE_LIMIT_REACHED`] when it would be one
-    /// stage more than `max_stages`.
+    /// stage more than `max_stages`. A new stage keeps `permit` until it is removed.
     ///
     /// The reservation is the new stage's mailbox, registered before the lock is released: a
     /// concurrent call for the same id gets that mailbox (its messages queue behind the
@@ -95,6 +98,7 @@ impl StageRegistry {
         stage_id: i64,
         stage_type: &Arc<str>,
         max_stages: usize,
+        permit: Option<StagePermit>,
         spawn: impl FnOnce(u64) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle),
     ) -> Result<(StageHandle, bool), ErrorCode> {
         let mut stages = self.lock();
@@ -113,6 +117,7 @@ impl StageRegistry {
                 incarnation,
                 handle: handle.clone(),
                 abort,
+                _permit: permit,
             },
         );
         Ok((handle, true))
@@ -183,7 +188,7 @@ mod tests {
         let spawn = |incarnation| kind.spawn(env, stage_id, incarnation, create);
         let (handle, new) = env
             .registry
-            .get_or_spawn(stage_id, kind.name(), usize::MAX, spawn)
+            .get_or_spawn(stage_id, kind.name(), usize::MAX, None, spawn)
             .unwrap();
         (handle, new, created)
     }

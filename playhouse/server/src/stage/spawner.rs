@@ -13,6 +13,7 @@ use super::handle::{CreateRequest, StageMsg};
 use super::model::{MovableStage, Stage};
 use super::moving::{MoveOps, RestoreRequest};
 use super::runner::{StageRunner, refuse_stillborn, stage_init};
+use crate::limits::throttled;
 
 /// A registered stage type, with its concrete types erased.
 pub(super) trait StageSpawner: Send + Sync {
@@ -220,7 +221,7 @@ async fn build_and_run<S: Stage>(
             runner.run(create).await;
         }
         Err(_) => {
-            tracing::error!(stage_id, kind = %factories.name, "stage factory panicked; stage not created");
+            throttled!(error, stage_id, kind = %factories.name, "stage factory panicked; stage not created");
             refuse_stillborn(&env, stage_id, incarnation, rx, create);
         }
     }

@@ -67,6 +67,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
         self.framed.get_mut()
     }
 
+    /// The byte stream, once nothing more is expected on it as frames.
+    pub fn into_stream(self) -> S {
+        self.framed.into_inner()
+    }
+
     pub async fn send_frame(&mut self, frame: ClientFrame) {
         self.framed.send(frame).await.expect("send");
     }

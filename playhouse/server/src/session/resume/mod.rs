@@ -23,6 +23,7 @@ use self::registry::{Attach, Handover};
 use super::end::End;
 use super::handle::Outbound;
 use super::state::{Session, State};
+use crate::limits::throttled;
 
 impl Session {
     /// Numbers a data frame of a resumable session and keeps it until acknowledged.
@@ -34,7 +35,7 @@ impl Session {
             return Ok(());
         }
         resume.record(frame).map_err(|overflow| {
-            tracing::warn!(?overflow, "resume buffer full; session lost");
+            throttled!(warn, ?overflow, "resume buffer full; session lost");
             self.ctx.metrics().session_lost();
             End::ReplayOverflow
         })
@@ -55,7 +56,11 @@ impl Session {
                 if count.is_some_and(|count| resume.acknowledge(count)) {
                     return Ok(());
                 }
-                tracing::warn!(?count, "impossible acknowledgement; closing the connection");
+                throttled!(
+                    warn,
+                    ?count,
+                    "impossible acknowledgement; closing the connection"
+                );
                 Err(End::ProtocolError)
             }
             END_MSG_ID => {
@@ -197,7 +202,11 @@ impl Session {
         };
         let ours = resume.received();
         let Some(replay) = resume.replay_after(received) else {
-            tracing::warn!(received, "resume with an impossible count; session lost");
+            throttled!(
+                warn,
+                received,
+                "resume with an impossible count; session lost"
+            );
             self.ctx.metrics().session_lost();
             let lost =
                 ServerFrame::new(RESUME_MSG_ID, seq, 0, ErrorCode::SESSION_LOST, Bytes::new());

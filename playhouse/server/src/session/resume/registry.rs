@@ -9,6 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::limits::throttled;
+
 /// The read half of a connection, whatever its transport.
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 /// The write half of a connection, whatever its transport.
@@ -42,7 +44,7 @@ impl ResumeRegistry {
     pub(crate) fn register(&self, sender: AttachSender) -> Option<ResumeToken> {
         let mut token = [0u8; 16];
         if let Err(error) = getrandom::fill(&mut token) {
-            tracing::error!(%error, "no randomness for a resume token; session not resumable");
+            throttled!(error, %error, "no randomness for a resume token; session not resumable");
             return None;
         }
         let token = ResumeToken(token);

@@ -1,4 +1,5 @@
-//! The stage host's one creation policy, and logins into stages that fail to start.
+//! Tests of the stage host: the one find-or-create policy, client stage types, a failed
+//! factory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -79,7 +80,12 @@ async fn open_applies_one_policy_in_order() {
     let stage_id = opened.stage.stage_id();
     assert!(stage_id > limited.stage_id);
     let again = host
-        .open(CreateAs::Default, stage_id, || unreachable!(), create)
+        .open(
+            CreateAs::Default,
+            stage_id,
+            || -> bool { unreachable!() },
+            create,
+        )
         .unwrap();
     assert!(!again.created);
     assert!(again.stage.same_stage(&opened.stage));
@@ -114,13 +120,18 @@ async fn a_client_naming_a_type_gets_that_type_or_a_code() {
     assert_eq!(code(hidden), ErrorCode::STAGE_NOT_FOUND);
     let made = host.open(CreateAs::Named("Match"), 7, || true, create);
     assert!(made.unwrap().created);
-    let joined = host.open(CreateAs::Client("Match"), 7, || unreachable!(), create);
+    let joined = host.open(
+        CreateAs::Client("Match"),
+        7,
+        || -> bool { unreachable!() },
+        create,
+    );
     assert_eq!(joined.unwrap().stage.stage_type(), "Match");
     // A live stage of another type is not joined under a different name.
     let other = host.open(CreateAs::Client("Lobby"), 7, || true, create);
     assert_eq!(code(other), ErrorCode::INVALID_STAGE_TYPE);
     // Naming no type keeps the old rule: any live stage, else the default type.
-    let any = host.open(CreateAs::Default, 5, || unreachable!(), create);
+    let any = host.open(CreateAs::Default, 5, || -> bool { unreachable!() }, create);
     assert_eq!(any.unwrap().stage.stage_type(), "Lobby");
     assert_eq!(host.len(), 3);
 }

@@ -31,6 +31,7 @@ use super::env::StageEnv;
 use super::handle::{CreateRequest, StageMsg};
 use super::model::Stage;
 use super::moving::{MoveOps, RestoreRequest};
+use crate::limits::throttled;
 use crate::session::handle::{SessionHandle, SessionId};
 
 pub(crate) use close::refuse_stillborn;
@@ -141,7 +142,7 @@ impl<S: Stage> StageRunner<S> {
             };
             let outcome = AssertUnwindSafe(driven).catch_unwind().await;
             if outcome.is_err() {
-                tracing::error!("stage code panicked; closing the stage");
+                throttled!(error, "stage code panicked; closing the stage");
                 self.detach_after_panic();
             }
             self.finish();
@@ -199,7 +200,7 @@ impl<S: Stage> StageRunner<S> {
                     if let Err(error) = result
                         && error.is_panic()
                     {
-                        tracing::error!("an async block panicked; its post will not run");
+                        throttled!(error, "an async block panicked; its post will not run");
                     }
                 }
             }
