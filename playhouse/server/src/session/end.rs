@@ -4,7 +4,7 @@
 use std::fmt;
 
 use futures_util::SinkExt;
-use playhouse_protocol::ServerFrame;
+use playhouse_protocol::{MOVE_MSG_ID, MoveNotice, ServerFrame};
 
 use super::handle::Outbound;
 use super::state::{Session, State};
@@ -111,6 +111,7 @@ impl Session {
             _ => 0,
         };
         let said_hello = self.capabilities.is_some();
+        let transport = self.transport;
         let flush = async {
             while let Ok(outbound) = self.rx.try_recv() {
                 let frame = match outbound {
@@ -120,13 +121,19 @@ impl Session {
                     }
                     Outbound::Close(code) if said_hello => ServerFrame::close(stage_id, code),
                     Outbound::Close(_) => break,
-                    // Frozen or moved as the session ends: nothing more to say.
-                    Outbound::Detached(_)
-                    | Outbound::Freeze(_)
-                    | Outbound::Moved(_)
-                    | Outbound::Thaw => continue,
+                    // The stage moved as the server stops: the client still learns where.
+                    Outbound::Moved(endpoints) => match endpoints.get(transport) {
+                        Some(endpoint) if said_hello => {
+                            let notice = MoveNotice {
+                                endpoint: endpoint.clone(),
+                            };
+                            ServerFrame::move_notice(stage_id, &notice)
+                        }
+                        _ => break,
+                    },
+                    Outbound::Detached(_) | Outbound::Freeze(_) | Outbound::Thaw => continue,
                 };
-                let last = frame.is_close();
+                let last = frame.is_close() || frame.msg_id == MOVE_MSG_ID;
                 if self.writer.feed(frame).await.is_err() {
                     return;
                 }
