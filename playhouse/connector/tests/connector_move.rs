@@ -8,7 +8,11 @@
 //! would otherwise hang when it fails.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -21,7 +25,7 @@ use playhouse_protocol::{
     ResumeRequest, ResumeToken, ServerCodec, ServerFrame,
 };
 use playhouse_transport::{Listener, TlsListener, WsListener, tls};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -516,5 +520,118 @@ async fn an_unreadable_move_notice_is_ignored() {
         .unwrap();
     assert_eq!(answer(pending).await.expect("answered").payload, "reply 1");
     assert!(events.lock().unwrap().is_empty());
+    connector.disconnect().await;
+}
+
+/// A stream that, once `armed`, fails every write and reads nothing until one failed: the
+/// client's write fails before it has read the server's last frame (the race of a server
+/// that sent its notice and closed while the client was writing).
+struct FailingWrites {
+    inner: tokio::io::DuplexStream,
+    armed: Arc<AtomicBool>,
+    failed: bool,
+}
+
+impl AsyncRead for FailingWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.armed.load(Ordering::SeqCst) && !self.failed {
+            // Woken by the command that is about to fail, not by the data.
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FailingWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.armed.load(Ordering::SeqCst) {
+            self.failed = true;
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The move notice arrives, but the client's next write fails before it reads it: the
+/// connector reads what was already received before deciding, finds the notice, and resumes
+/// at the new endpoint, where the request whose write failed is sent again and answered once.
+#[tokio::test(start_paused = true)]
+async fn a_move_notice_that_races_a_failed_write_is_followed() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let (far_tx, mut far_rx) = mpsc::unbounded_channel();
+    let dialed = Arc::new(Mutex::new(Vec::new()));
+    let (log, gate) = (Arc::clone(&dialed), Arc::clone(&armed));
+    let dial = move |endpoint: &str| {
+        let first = log.lock().unwrap().is_empty();
+        log.lock().unwrap().push(endpoint.to_owned());
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let _ = far_tx.send(Box::new(far) as Box<dyn Io>);
+        let armed = if first {
+            Arc::clone(&gate)
+        } else {
+            Arc::new(AtomicBool::new(false))
+        };
+        async move {
+            Ok(FailingWrites {
+                inner: near,
+                armed,
+                failed: false,
+            })
+        }
+    };
+    let (connector, _pushes, events) = connector(Setup::new(Kind::Tcp).config());
+    let (connected, far) = tokio::join!(
+        connector.connect_with_endpoint("old:1", dial, STAGE, "Room"),
+        far_rx.recv()
+    );
+    connected.expect("connected");
+    let mut old = Framed::new(far.unwrap(), ServerCodec::default());
+    let (login, ()) = tokio::join!(
+        connector.authenticate(Packet::new("AuthenticateRequest", "u")),
+        async {
+            let request = next(&mut old).await;
+            old.send(ServerFrame::session_grant(&grant()))
+                .await
+                .unwrap();
+            let reply = frame("AuthenticateReply", request.msg_seq, "ok");
+            old.send(reply).await.unwrap();
+        }
+    );
+    login.expect("authenticated");
+
+    armed.store(true, Ordering::SeqCst);
+    old.send(move_to("new:2")).await.unwrap();
+    let pending = ask(&connector, "1");
+    let mut new = Framed::new(
+        within("a dial", far_rx.recv()).await.unwrap(),
+        ServerCodec::default(),
+    );
+    expect_resume(&mut new, 1, 0).await;
+    let resent = next(&mut new).await;
+    assert_eq!(resent.payload, "1");
+    new.send(frame("Ask", resent.msg_seq, "reply 1"))
+        .await
+        .unwrap();
+    assert_eq!(answer(pending).await.expect("answered").payload, "reply 1");
+    assert_eq!(*dialed.lock().unwrap(), ["old:1", "new:2"]);
+    assert_eq!(events.lock().unwrap().last(), Some(&SessionEvent::Moved));
+    assert_eq!(connector.endpoint().as_deref(), Some("new:2"));
+    drop(old);
     connector.disconnect().await;
 }

@@ -180,9 +180,10 @@ pub(super) async fn run(
         };
         if end.lost_connection() && task.closing.is_none() && task.moving.is_none() {
             // A failed write can win the race with frames already received: read what is
-            // here (the server may have said why it closes) before deciding.
+            // here (the server may have said why it closes, or where the stage moved) before
+            // deciding.
             for _ in 0..LEFTOVER_FRAMES {
-                if task.stalled.is_some() {
+                if task.stalled.is_some() || task.moving.is_some() {
                     break;
                 }
                 match reader.next().now_or_never() {
