@@ -59,7 +59,7 @@ pub(crate) enum Event {
     Connect(bool),
     /// `on_disconnect()`.
     Disconnect,
-    /// `on_session(event)`: a resumable session reconnecting, resumed, or lost.
+    /// `on_session(event)`: a resumable session reconnecting, resumed, lost, or moved.
     Session(SessionEvent),
     /// `on_receive(stage_id, stage_type, packet)` for a push.
     Receive {

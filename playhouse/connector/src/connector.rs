@@ -490,7 +490,7 @@ impl Connector {
     }
 
     /// Replaces the handler for what happens to a resumable session
-    /// ([`ConnectorConfig::resume`]): reconnecting, resumed, lost.
+    /// ([`ConnectorConfig::resume`]): reconnecting, resumed, lost, moved.
     pub fn on_session(&self, handler: impl FnMut(SessionEvent) + Send + 'static) {
         self.inner.callbacks.set_session(Box::new(handler));
     }
