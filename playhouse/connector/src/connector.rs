@@ -457,8 +457,9 @@ impl Connector {
     /// [`connect`](Self::connect) or [`connect_with_endpoint`](Self::connect_with_endpoint)
     /// was given, or where the server moved the session since ([`SessionEvent::Moved`]; from
     /// the moment the connector follows the move, so also while it resumes there). `None`
-    /// before the first connection, and for [`connect_with`](Self::connect_with) and
-    /// [`connect_stream`](Self::connect_stream), whose address the connector does not know.
+    /// before the first connection and while a `connect` is dialing, and for
+    /// [`connect_with`](Self::connect_with) and [`connect_stream`](Self::connect_stream), whose
+    /// address the connector does not know.
     pub fn endpoint(&self) -> Option<String> {
         self.connection()
             .and_then(|connection| connection.status.endpoint())
