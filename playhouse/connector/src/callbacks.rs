@@ -39,6 +39,16 @@ pub enum SessionEvent {
     /// [`ConnectorError::SessionLost`](crate::ConnectorError::SessionLost) and the connection
     /// ends (`on_disconnect`). Authenticate again on a new connection to play on.
     Lost,
+    /// The server moved the session's stage to another server (e.g. it drained before a
+    /// deploy) and the session resumed there: same guarantees as [`Resumed`](Self::Resumed),
+    /// nothing lost or repeated, requests in flight answered once. A followed move reports
+    /// [`Reconnecting`](Self::Reconnecting), [`Resumed`](Self::Resumed), then `Moved` (code
+    /// that knows only `Resumed` still sees the session come back);
+    /// [`Connector::endpoint`](crate::Connector::endpoint) says where it is now, and later
+    /// reconnects go there. A connection that cannot follow (no resumable session, or
+    /// [`Connector::connect_with`](crate::Connector::connect_with)) ends instead, with
+    /// [`ConnectorError::Moved`](crate::ConnectorError::Moved) (and `Lost` for a session).
+    Moved,
 }
 type ReceiveHandler = dyn FnMut(i64, &str, Packet) + Send;
 type ErrorHandler = dyn FnMut(i64, &str, ErrorCode, Packet) + Send;
@@ -49,7 +59,7 @@ pub(crate) enum Event {
     Connect(bool),
     /// `on_disconnect()`.
     Disconnect,
-    /// `on_session(event)`: a resumable session reconnecting, resumed, or lost.
+    /// `on_session(event)`: a resumable session reconnecting, resumed, lost, or moved.
     Session(SessionEvent),
     /// `on_receive(stage_id, stage_type, packet)` for a push.
     Receive {

@@ -71,9 +71,12 @@ pub struct ConnectorConfig {
     /// Resumable sessions: ask the server (in the hello) to keep the session when the
     /// connection drops; the connector then reconnects by itself ([`reconnect`](Self::reconnect)),
     /// resumes, resends what the server did not receive, and delivers every reply and push once
-    /// and in order. `on_session` reports reconnecting / resumed / lost. Needs a connection
-    /// the connector can dial again ([`Connector::connect`](crate::Connector::connect) or
-    /// [`Connector::connect_with`](crate::Connector::connect_with)). Default: `false`.
+    /// and in order. `on_session` reports reconnecting / resumed / lost / moved. Needs a
+    /// connection the connector can dial again ([`Connector::connect`](crate::Connector::connect),
+    /// [`Connector::connect_with_endpoint`](crate::Connector::connect_with_endpoint) or
+    /// [`Connector::connect_with`](crate::Connector::connect_with)); the first two also follow a
+    /// stage the server moves to another server ([`SessionEvent::Moved`](crate::SessionEvent::Moved)).
+    /// Default: `false`.
     pub resume: bool,
     /// How a resumable session dials again after a drop. Default: [`ReconnectPolicy::default`].
     pub reconnect: ReconnectPolicy,

@@ -14,6 +14,7 @@
 //! * `push`: handing pushes to the application's receiver or `on_receive`, stalling reads
 //!   while the receiver is full.
 //! * `reconnect`: dialing again and resuming a resumable session after a drop.
+//! * `moving`: a stage the server moved to another server; the session follows it there.
 //! * `close`: why a connection ended, and settling everything when it does.
 
 mod close;
@@ -21,6 +22,7 @@ pub(crate) mod command;
 mod event_loop;
 pub(crate) mod handle;
 mod inbound;
+mod moving;
 mod outbound;
 mod push;
 mod reconnect;

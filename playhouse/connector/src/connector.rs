@@ -18,7 +18,7 @@ use crate::connection::handle::ConnectionHandle;
 use crate::connection::task::Setup;
 use crate::error::ConnectorError;
 use crate::pushes::{PushRoute, Pushes};
-use crate::resume::{BoxIo, Dialer, ResumeSetup};
+use crate::resume::{BoxIo, Dialer, Dialing, ResumeSetup};
 use crate::transport;
 
 mod sending;
@@ -64,6 +64,15 @@ enum ConnectionState {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A dial of any stream type, type-erased.
+fn boxed<Fut, S>(connecting: Fut) -> Dialing
+where
+    Fut: Future<Output = io::Result<S>> + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    Box::pin(async move { connecting.await.map(|stream| Box::pin(stream) as BoxIo) })
 }
 
 impl fmt::Debug for Connector {
@@ -171,22 +180,27 @@ impl Connector {
                 return Err(ConnectorError::Unsupported(reason));
             }
         };
-        let host = host.to_owned();
         let timeout = config.connect_timeout;
-        self.connect_with(
-            move || {
-                let (host, options) = (host.clone(), options.clone());
-                async move { transport::dial(&host, port, &options, timeout).await }
-            },
-            stage_id,
-            stage_type,
-        )
-        .await
+        let dial = move |endpoint: &str| {
+            let (target, options) = (transport::host_port(endpoint), options.clone());
+            async move {
+                let (host, port) = target?;
+                transport::dial(&host, port, &options, timeout).await
+            }
+        };
+        let endpoint = transport::endpoint(host, port);
+        self.connect_with_endpoint(&endpoint, dial, stage_id, stage_type)
+            .await
     }
 
     /// Like [`connect`](Self::connect) through `dial`, which opens a byte stream to the server
     /// (any transport: a simulated network, a custom tunnel, a proxy). A resumable session
     /// ([`ConnectorConfig::resume`]) calls it again to reconnect after a drop.
+    ///
+    /// `dial` cannot be told to dial another address, so a resumable session whose stage the
+    /// server moves to another server (`SessionEvent::Moved`) cannot follow it: it ends with
+    /// [`SessionEvent::Lost`] and pending requests fail with [`ConnectorError::Moved`]. Use
+    /// [`connect_with_endpoint`](Self::connect_with_endpoint) for a dialer that follows moves.
     ///
     /// # Errors
     /// [`ConnectorError::Connect`] when `dial` fails; [`ConnectorError::AlreadyConnected`].
@@ -201,12 +215,58 @@ impl Connector {
         Fut: Future<Output = io::Result<S>> + Send + 'static,
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let dial: Dialer = Arc::new(move || {
-            let connecting = dial();
-            Box::pin(async move { connecting.await.map(|stream| Box::pin(stream) as BoxIo) })
-        });
+        let dial = Dialer::Fixed(Arc::new(move || boxed(dial())));
+        self.connect_dialer(dial, stage_id, stage_type).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), but `dial` is told where to dial: first
+    /// `endpoint`, then — once the server moved the session's stage to another server
+    /// (`@Move@`, [`SessionEvent::Moved`]) — the `host:port` the server named, for this
+    /// connection and every later reconnect of the session. `endpoint` is passed back as
+    /// given (it may name anything the dialer understands); an endpoint from a move is
+    /// always `host:port` (`[v6]:port` for an IPv6 address), for the transport the client
+    /// connected with. [`connect`](Self::connect) is this with a dialer of
+    /// [`ConnectorConfig::transport`].
+    ///
+    /// ```no_run
+    /// # use playhouse_connector::{Connector, ConnectorConfig, ConnectorError};
+    /// # async fn demo() -> Result<(), ConnectorError> {
+    /// let connector = Connector::new(ConnectorConfig::default().resume(true));
+    /// let dial = |endpoint: &str| tokio::net::TcpStream::connect(endpoint.to_owned());
+    /// connector.connect_with_endpoint("127.0.0.1:34001", dial, 1, "GameRoom").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConnectorError::Connect`] when `dial` fails; [`ConnectorError::AlreadyConnected`].
+    pub async fn connect_with_endpoint<F, Fut, S>(
+        &self,
+        endpoint: &str,
+        dial: F,
+        stage_id: i64,
+        stage_type: &str,
+    ) -> Result<(), ConnectorError>
+    where
+        F: Fn(&str) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<S>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let dial = Dialer::Endpoint {
+            dial: Arc::new(move |endpoint: &str| boxed(dial(endpoint))),
+            endpoint: Arc::from(endpoint),
+        };
+        self.connect_dialer(dial, stage_id, stage_type).await
+    }
+
+    /// Dials once and hands the stream, and the dialer for reconnects, to a connection task.
+    async fn connect_dialer(
+        &self,
+        dial: Dialer,
+        stage_id: i64,
+        stage_type: &str,
+    ) -> Result<(), ConnectorError> {
         let attempt = self.begin_connect(stage_type)?;
-        match dial().await {
+        match dial.dial().await {
             Ok(stream) => self.attach(stream, Some(dial), stage_id, stage_type, &attempt),
             Err(error) => {
                 drop(attempt);
@@ -290,6 +350,7 @@ impl Connector {
         let stage_type: Arc<str> = Arc::from(stage_type);
         self.inner.stage_id.store(stage_id, Ordering::SeqCst);
         *lock(&self.inner.stage_type) = Arc::clone(&stage_type);
+        let endpoint = dial.as_ref().and_then(Dialer::endpoint);
         let resume = dial.filter(|_| config.resume).map(|dial| ResumeSetup {
             dial,
             policy: config.reconnect,
@@ -312,6 +373,7 @@ impl Connector {
             capabilities,
             callbacks: Arc::clone(&self.inner.callbacks),
             pushes: Arc::clone(&self.inner.pushes),
+            endpoint,
             resume,
         };
         let connection = ConnectionHandle::spawn(stream, setup, &runtime);
@@ -391,6 +453,19 @@ impl Connector {
         Arc::clone(&lock(&self.inner.stage_type))
     }
 
+    /// The endpoint (`host:port`) of the current (or last) connection: what
+    /// [`connect`](Self::connect) or [`connect_with_endpoint`](Self::connect_with_endpoint)
+    /// was given, or where the server moved the session since ([`SessionEvent::Moved`]; from
+    /// the moment the connector follows the move, so also while it resumes there). `None`
+    /// before the first connection and while a `connect` is dialing, and for
+    /// [`connect_with`](Self::connect_with) and [`connect_stream`](Self::connect_stream), whose
+    /// address the connector does not know.
+    pub fn endpoint(&self) -> Option<String> {
+        self.connection()
+            .and_then(|connection| connection.status.endpoint())
+            .map(|endpoint| endpoint.to_string())
+    }
+
     /// Requests written and still awaiting their reply.
     pub fn pending_requests(&self) -> usize {
         self.connection().map_or(0, |connection| {
@@ -416,7 +491,7 @@ impl Connector {
     }
 
     /// Replaces the handler for what happens to a resumable session
-    /// ([`ConnectorConfig::resume`]): reconnecting, resumed, lost.
+    /// ([`ConnectorConfig::resume`]): reconnecting, resumed, lost, moved.
     pub fn on_session(&self, handler: impl FnMut(SessionEvent) + Send + 'static) {
         self.inner.callbacks.set_session(Box::new(handler));
     }

@@ -1,5 +1,7 @@
 //! Why a connector operation failed.
 
+use std::sync::Arc;
+
 use playhouse_protocol::{ErrorCode, Packet, PayloadError};
 
 /// Why a connector operation failed. [`ConnectorError::code`] maps every variant to the wire
@@ -92,6 +94,25 @@ pub enum ConnectorError {
     /// the request may or may not have run. Code [`ErrorCode::SESSION_LOST`] (23).
     #[error("session lost")]
     SessionLost,
+    /// The server moved the stage to another server (`@Move@`, e.g. while draining before a
+    /// deploy) and this connection could not follow it there: it had no resumable session
+    /// ([`ConnectorConfig::resume`](crate::ConnectorConfig::resume) off, or no session
+    /// granted yet), or it was opened with
+    /// [`Connector::connect_with`](crate::Connector::connect_with) or
+    /// [`Connector::connect_stream`](crate::Connector::connect_stream), which cannot dial a new
+    /// address. A resumable session ends with it
+    /// ([`SessionEvent::Lost`](crate::SessionEvent::Lost)): a pending request may or may not
+    /// have run. Connect to `endpoint` (same transport) and authenticate again to play on.
+    /// Code [`ErrorCode::CONNECTOR_DISCONNECTED`] (60201).
+    #[error(
+        "the stage moved to another server ({endpoint}) and this connection could not follow \
+         it (no resumable session, or a dialer that cannot dial a new address); connect there \
+         and authenticate again"
+    )]
+    Moved {
+        /// Where the stage is now: `host:port` for the transport the client connected with.
+        endpoint: String,
+    },
 }
 
 impl ConnectorError {
@@ -110,7 +131,8 @@ impl ConnectorError {
             | ConnectorError::Protocol(_)
             | ConnectorError::HttpPort
             | ConnectorError::NotWebSocket(_)
-            | ConnectorError::ClosedBeforeAuthentication => ErrorCode::CONNECTOR_DISCONNECTED,
+            | ConnectorError::ClosedBeforeAuthentication
+            | ConnectorError::Moved { .. } => ErrorCode::CONNECTOR_DISCONNECTED,
             ConnectorError::Payload(_) => ErrorCode::INVALID_MESSAGE,
             ConnectorError::RequestTimeout => ErrorCode::CONNECTOR_REQUEST_TIMEOUT,
             ConnectorError::Unauthenticated => ErrorCode::CONNECTOR_UNAUTHENTICATED,
@@ -150,7 +172,7 @@ fn server_hint(code: ErrorCode) -> &'static str {
 
 /// Why a connection the server ended is worth more than "not connected"; kept by the
 /// connection for the requests that come after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CloseCause {
     /// See [`ConnectorError::HttpPort`].
     HttpPort,
@@ -158,6 +180,8 @@ pub(crate) enum CloseCause {
     BeforeAuthentication,
     /// See [`ConnectorError::Closed`].
     Closed(ErrorCode),
+    /// See [`ConnectorError::Moved`]: the endpoint.
+    Moved(Arc<str>),
 }
 
 impl CloseCause {
@@ -166,6 +190,9 @@ impl CloseCause {
             CloseCause::HttpPort => ConnectorError::HttpPort,
             CloseCause::BeforeAuthentication => ConnectorError::ClosedBeforeAuthentication,
             CloseCause::Closed(code) => ConnectorError::Closed { code },
+            CloseCause::Moved(endpoint) => ConnectorError::Moved {
+                endpoint: endpoint.to_string(),
+            },
         }
     }
 }
@@ -202,6 +229,11 @@ mod tests {
         assert_eq!(ConnectorError::Unauthenticated.code().0, 60203);
         assert_eq!(ConnectorError::HttpPort.code().0, 60201);
         assert_eq!(ConnectorError::ClosedBeforeAuthentication.code().0, 60201);
+        let moved = ConnectorError::Moved {
+            endpoint: "10.0.0.7:7777".into(),
+        };
+        assert_eq!(moved.code().0, 60201);
+        assert!(moved.to_string().contains("10.0.0.7:7777"), "{moved}");
         let eof = std::io::ErrorKind::UnexpectedEof.into();
         assert_eq!(ConnectorError::NotWebSocket(eof).code().0, 60201);
         assert_eq!(

@@ -107,6 +107,14 @@
 //! # }
 //! ```
 //!
+//! With [`ConnectorConfig::resume`] a dropped connection loses nothing: the connector dials
+//! again, resumes the session and replays what either side missed
+//! ([`Connector::on_session`] reports [`SessionEvent`]s). A stage the server moves to another
+//! Play server (a drain before a deploy) takes the session along: the server names the new
+//! endpoint (`@Move@`) and the connector resumes there by itself, over the same transport
+//! ([`SessionEvent::Moved`], [`Connector::endpoint`]); a dialer of the application's follows
+//! only through [`Connector::connect_with_endpoint`].
+//!
 //! Errors name the likely cause where the connector can tell: [`ConnectorError::HttpPort`]
 //! (plain TCP to a WebSocket port), [`ConnectorError::NotWebSocket`] (WebSocket to a plain TCP
 //! port), [`ConnectorError::ClosedBeforeAuthentication`] (e.g. a login under another message

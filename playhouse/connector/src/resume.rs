@@ -26,9 +26,53 @@ impl<T: AsyncRead + AsyncWrite + Send> Io for T {}
 /// A connection, type-erased so a session can move from one transport's stream to another's.
 pub(crate) type BoxIo = Pin<Box<dyn Io>>;
 
-/// Opens a new connection to the same server.
-pub(crate) type Dialer =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>> + Send + Sync>;
+/// A connection being opened.
+pub(crate) type Dialing = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
+
+/// Opens a new connection to the server that holds the session.
+#[derive(Clone)]
+pub(crate) enum Dialer {
+    /// The application's dialer of one place
+    /// ([`Connector::connect_with`](crate::Connector::connect_with)): it cannot be told to dial
+    /// elsewhere, so it cannot follow a move.
+    Fixed(Arc<dyn Fn() -> Dialing + Send + Sync>),
+    /// Dials the endpoint (`host:port`) it is given: what the connector was given, then
+    /// wherever the server moved the session.
+    Endpoint {
+        dial: Arc<dyn Fn(&str) -> Dialing + Send + Sync>,
+        /// Where the session lives now.
+        endpoint: Arc<str>,
+    },
+}
+
+impl Dialer {
+    /// Opens a connection to where the session lives now.
+    pub(crate) fn dial(&self) -> Dialing {
+        match self {
+            Dialer::Fixed(dial) => dial(),
+            Dialer::Endpoint { dial, endpoint } => dial(endpoint),
+        }
+    }
+
+    /// The endpoint dialed, when the connector knows it.
+    pub(crate) fn endpoint(&self) -> Option<Arc<str>> {
+        match self {
+            Dialer::Fixed(_) => None,
+            Dialer::Endpoint { endpoint, .. } => Some(Arc::clone(endpoint)),
+        }
+    }
+
+    /// Dials `to` from now on; `false` when this dialer cannot dial elsewhere.
+    pub(crate) fn move_to(&mut self, to: Arc<str>) -> bool {
+        match self {
+            Dialer::Fixed(_) => false,
+            Dialer::Endpoint { endpoint, .. } => {
+                *endpoint = to;
+                true
+            }
+        }
+    }
+}
 
 /// The reading half of a connection, framed.
 pub(crate) type Reader = FramedRead<ReadHalf<BoxIo>, ClientCodec>;
@@ -91,7 +135,7 @@ pub(crate) async fn handshake(
     capabilities: Capabilities,
     request: ResumeRequest,
 ) -> io::Result<Handshake> {
-    let stream = dial().await?;
+    let stream = dial.dial().await?;
     let (read, mut writer) = tokio::io::split(stream);
     let mut reader = FramedRead::new(read, ClientCodec::new(codec));
     let mut out = BytesMut::new();

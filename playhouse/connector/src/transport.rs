@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use playhouse_protocol::max_frame_len;
+use playhouse_protocol::{MoveNotice, max_frame_len};
 use playhouse_transport::dial::{ClientIo, DialOptions};
 use playhouse_transport::tls;
 
@@ -39,6 +39,27 @@ pub(crate) fn dial_options(config: &ConnectorConfig) -> Result<DialOptions, &'st
         websocket_path: config.transport.websocket_path().map(str::to_owned),
         max_message: max_frame_len(config.max_packet_size),
     })
+}
+
+/// `host:port`, the host in brackets when it is an IPv6 address.
+pub(crate) fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The host and port of an endpoint (`host:port`, or `[v6]:port`).
+pub(crate) fn host_port(endpoint: &str) -> io::Result<(String, u16)> {
+    let notice = MoveNotice::from_payload(endpoint.as_bytes()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{endpoint:?} is not host:port"),
+        )
+    })?;
+    let (host, port) = notice.host_port();
+    Ok((host.to_owned(), port))
 }
 
 /// Connects and runs every handshake, bounded as a whole by `timeout` (zero: unbounded).
@@ -116,6 +137,22 @@ mod tests {
 
     fn options(transport: Transport) -> DialOptions {
         dial_options(&ConnectorConfig::default().transport(transport)).unwrap()
+    }
+
+    #[test]
+    fn an_endpoint_is_host_and_port_both_ways() {
+        for (host, port, text) in [
+            ("127.0.0.1", 7777, "127.0.0.1:7777"),
+            ("play-2.internal", 80, "play-2.internal:80"),
+            ("::1", 34001, "[::1]:34001"),
+        ] {
+            assert_eq!(endpoint(host, port), text);
+            assert_eq!(host_port(text).unwrap(), (host.to_owned(), port));
+        }
+        for bad in ["no-port", "host:99999", ":80"] {
+            let error = host_port(bad).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        }
     }
 
     #[test]

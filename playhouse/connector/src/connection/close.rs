@@ -2,8 +2,8 @@
 //! the disconnect reported, and (when the client asked to close) what was queued flushed.
 
 use std::io;
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use playhouse_protocol::{ClientFrame, DecodeError, ErrorCode};
@@ -36,12 +36,20 @@ pub(super) enum End {
     SessionLost,
     /// The server closed the connection on purpose and said why (`@Close@`).
     Closed(ErrorCode),
+    /// The server said the stage moved to another server (`@Move@`): this connection is
+    /// over, the session resumes there.
+    MoveNotice,
+    /// The stage moved to this endpoint and the connection could not follow it.
+    Moved(Arc<str>),
 }
 
 impl End {
-    /// Whether the network (or the server's end of it) failed, so a session may resume.
+    /// Whether the connection (not the session) is over, so a session may resume.
     pub(super) fn lost_connection(&self) -> bool {
-        matches!(self, End::ServerClosed | End::Io(_) | End::Silent(_))
+        matches!(
+            self,
+            End::ServerClosed | End::Io(_) | End::Silent(_) | End::MoveNotice
+        )
     }
 }
 
@@ -53,6 +61,7 @@ impl Task {
         match end {
             End::HttpPort => Some(CloseCause::HttpPort),
             End::Closed(code) => Some(CloseCause::Closed(*code)),
+            End::Moved(endpoint) => Some(CloseCause::Moved(Arc::clone(endpoint))),
             End::ServerClosed if !authenticated => Some(CloseCause::BeforeAuthentication),
             End::Io(error)
                 if !authenticated
@@ -97,18 +106,22 @@ impl Task {
             End::Io(error) => tracing::info!(%error, "connection lost"),
             End::SessionLost => tracing::info!("resumable session lost"),
             End::Closed(code) => tracing::info!(%code, "the server closed the connection"),
+            End::Moved(endpoint) => {
+                tracing::warn!(%endpoint, "the stage moved and this connection cannot follow it");
+            }
+            End::MoveNotice => tracing::debug!("the server moved the stage"),
             End::ServerClosed => tracing::debug!("server closed the connection"),
             End::Client | End::Dropped => tracing::debug!("connection closed by the client"),
         }
         let cause = self.cause(&end);
-        if let Some(cause) = cause {
-            tracing::warn!(error = %cause.error(), "connection closed");
+        if let Some(cause) = &cause {
+            tracing::warn!(error = %cause.clone().error(), "connection closed");
         }
         *self
             .status
             .cause
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = cause;
+            .unwrap_or_else(PoisonError::into_inner) = cause.clone();
         self.status.alive.store(false, Ordering::SeqCst);
         self.status.authenticated.store(false, Ordering::SeqCst);
         self.release_stalled();
@@ -132,15 +145,16 @@ impl Task {
             // Leaving on purpose: the server need not keep the session.
             self.encode(ClientFrame::end_session());
         }
-        if matches!(end, End::SessionLost) || (matches!(end, End::Closed(_)) && had_session) {
+        let ends_session = matches!(end, End::Closed(_) | End::Moved(_));
+        if matches!(end, End::SessionLost) || (ends_session && had_session) {
             self.callbacks.emit(Event::Session(SessionEvent::Lost));
         }
 
         // on_disconnect first: by the time a failed request is observed, it is queued.
         self.callbacks.emit(Event::Disconnect);
 
-        let error = || match (&end, cause) {
-            (_, Some(cause)) => cause.error(),
+        let error = || match (&end, &cause) {
+            (_, Some(cause)) => cause.clone().error(),
             (End::Protocol(error), None) => ConnectorError::Protocol(error.to_string()),
             (End::SessionLost, None) => ConnectorError::SessionLost,
             _ => ConnectorError::Disconnected,

@@ -67,6 +67,8 @@ pub(super) async fn run(
         forming: None,
         session: None,
         closing: None,
+        moving: None,
+        moved: false,
     };
 
     let hello = Hello::from(setup.capabilities).naming(&task.stage_type);
@@ -146,6 +148,11 @@ pub(super) async fn run(
                     Some(Ok(frame)) => {
                         last_received = Instant::now();
                         task.on_frame(frame);
+                        if task.moving.is_some() {
+                            // The server's last frame here: follow without waiting for it to
+                            // close the connection.
+                            break End::MoveNotice;
+                        }
                     }
                     Some(Err(DecodeError::Io(error))) => break End::Io(error),
                     // "HTTP/1.1 400 ...": a WebSocket port answering our frames.
@@ -171,11 +178,12 @@ pub(super) async fn run(
                 }
             }
         };
-        if end.lost_connection() && task.closing.is_none() {
+        if end.lost_connection() && task.closing.is_none() && task.moving.is_none() {
             // A failed write can win the race with frames already received: read what is
-            // here (the server may have said why it closes) before deciding.
+            // here (the server may have said why it closes, or where the stage moved) before
+            // deciding.
             for _ in 0..LEFTOVER_FRAMES {
-                if task.stalled.is_some() {
+                if task.stalled.is_some() || task.moving.is_some() {
                     break;
                 }
                 match reader.next().now_or_never() {
@@ -189,6 +197,8 @@ pub(super) async fn run(
             Some(code) if end.lost_connection() => End::Closed(code),
             _ => end,
         };
+        // A moved stage: resume where it is now, or end saying where it went.
+        let end = task.follow_move(end);
         if !(end.lost_connection() && task.session.is_some() && task.resume.is_some()) {
             break end;
         }

@@ -32,6 +32,10 @@ impl ConnectionHandle {
         let (close, close_rx) = oneshot::channel();
         let status = Arc::new(TaskStatus::default());
         status.alive.store(true, Ordering::SeqCst);
+        *status
+            .endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = setup.endpoint.clone();
         let task = runtime.spawn(run(
             stream,
             setup,

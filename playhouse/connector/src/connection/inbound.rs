@@ -1,12 +1,14 @@
 //! The receiving half of the task: a reply settles its pending request, a push goes to the
 //! application (`push`), and the control frames of resumable sessions (grant,
-//! acknowledgements) update the session.
+//! acknowledgements) update the session; a close or move notice is kept for when the
+//! connection ends.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use playhouse_protocol::{
-    ACK_MSG_ID, CLOSE_MSG_ID, ClientFrame, ResumeGrant, SESSION_MSG_ID, ServerFrame, read_count,
+    ACK_MSG_ID, CLOSE_MSG_ID, ClientFrame, MOVE_MSG_ID, ResumeGrant, SESSION_MSG_ID, ServerFrame,
+    read_count,
 };
 
 use super::task::Task;
@@ -86,6 +88,7 @@ impl Task {
                 tracing::info!(code = %frame.error_code, "the server is closing the connection");
                 self.closing = Some(frame.error_code);
             }
+            MOVE_MSG_ID => self.on_move_notice(&frame.payload),
             _ => {}
         }
     }

@@ -1,5 +1,6 @@
 //! A resumable session outliving its connection: after a drop the task dials again (with
-//! backoff, within the resume window), resumes, and queues what the server never received.
+//! backoff, within the resume window; at the new endpoint after a move), resumes, and queues
+//! what the server never received.
 
 use std::io;
 
@@ -83,6 +84,9 @@ impl Task {
                         self.encode(frame);
                     }
                     self.callbacks.emit(Event::Session(SessionEvent::Resumed));
+                    if std::mem::take(&mut self.moved) {
+                        self.callbacks.emit(Event::Session(SessionEvent::Moved));
+                    }
                     return Ok((reader, writer));
                 }
                 Ok(Err(error)) => {

@@ -31,6 +31,8 @@ pub(crate) struct Setup {
     pub(crate) callbacks: Arc<Callbacks>,
     /// Where pushes go: the application's receiver, if taken, else `on_receive`.
     pub(crate) pushes: Arc<PushRoute>,
+    /// The endpoint dialed (`host:port`), when the connector knows it.
+    pub(crate) endpoint: Option<Arc<str>>,
     /// How to dial again for a resumable session (`None`: sessions are not resumable).
     pub(crate) resume: Option<ResumeSetup>,
 }
@@ -45,13 +47,25 @@ pub(crate) struct TaskStatus {
     pub(crate) pending: AtomicUsize,
     /// Set (before `alive` is cleared) when the end has a likely cause worth naming.
     pub(crate) cause: Mutex<Option<CloseCause>>,
+    /// The endpoint the connection dials, if known; updated when the session follows a move.
+    pub(crate) endpoint: Mutex<Option<Arc<str>>>,
 }
 
 impl TaskStatus {
     /// The error for using the connection after it ended.
     pub(crate) fn closed_error(&self) -> ConnectorError {
-        let cause = *self.cause.lock().unwrap_or_else(PoisonError::into_inner);
-        cause.map_or(ConnectorError::Disconnected, CloseCause::error)
+        let cause = self.cause.lock().unwrap_or_else(PoisonError::into_inner);
+        cause
+            .clone()
+            .map_or(ConnectorError::Disconnected, CloseCause::error)
+    }
+
+    /// The endpoint the connection dials, if known.
+    pub(crate) fn endpoint(&self) -> Option<Arc<str>> {
+        self.endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -86,4 +100,9 @@ pub(super) struct Task {
     pub(super) session: Option<ClientSession>,
     /// Why the server said it is closing the connection (its `@Close@` frame), if it did.
     pub(super) closing: Option<ErrorCode>,
+    /// Where the server said the stage moved (its `@Move@` frame on this connection), until
+    /// the connection ends and the session follows it (or cannot).
+    pub(super) moving: Option<Arc<str>>,
+    /// A move being followed: reported (`SessionEvent::Moved`) once the session resumes.
+    pub(super) moved: bool,
 }
