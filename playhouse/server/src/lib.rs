@@ -115,6 +115,7 @@ struct ArchitectureDoctests;
 mod api_sender;
 mod api_server;
 mod config;
+mod drain;
 mod fd_limit;
 mod handlers;
 #[cfg(feature = "http")]
@@ -125,6 +126,7 @@ mod mesh_reply;
 mod metrics;
 mod play_mesh;
 mod play_server;
+mod play_server_builder;
 mod reply;
 mod sender;
 mod services;
@@ -137,13 +139,15 @@ mod ws_route;
 pub use api_sender::{ApiSender, CreateStageResult, GetOrCreateStageResult};
 pub use api_server::{ApiServer, ApiServerBuilder};
 pub use config::{PlayConfig, ResumeConfig};
+pub use drain::DrainReport;
 pub use fd_limit::raise_fd_limit;
 pub use handlers::{Controller, HandlerRegistry};
 #[cfg(feature = "http")]
 pub use http_server::{HttpLimits, serve_http};
 pub use limits::RateLimit;
 pub use mesh_join::MeshJoin;
-pub use play_server::{BuildError, DrainReport, PlayServer, PlayServerBuilder};
+pub use play_server::PlayServer;
+pub use play_server_builder::{BuildError, PlayServerBuilder};
 pub use playhouse_mesh::{
     MemoryDirectory, Mesh, MeshError, RoutingPolicy, ServerInfo, ServerInfoCenter, ServerState,
     ServerType,

@@ -13,44 +13,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PlayConfig;
-use crate::fd_limit::clamp_connections;
-use crate::handlers::{Controller, HandlerRegistry};
 use crate::limits::{ConnectionLimiter, LogThrottle, throttled};
 use crate::mesh_join::{MeshJoin, join};
 use crate::metrics::Metrics;
 use crate::play_mesh::PlayInbound;
 use crate::sender::Sender;
-use crate::services::{ServerControl, Services, ServicesBuilder};
+use crate::services::{ServerControl, Services};
 use crate::session;
 use crate::session::context::SessionContext;
-use crate::stage::actor::ActorInit;
-use crate::stage::context::StageInit;
-use crate::stage::host::{ClientTypes, HostParts, StageHost, StageTypes, UnknownStageType};
-use crate::stage::model::{MovableStage, Stage};
+use crate::stage::host::StageHost;
 use playhouse_mesh::{Mesh, ServerInfoCenter, ServerType};
 use playhouse_transport::Listener;
 #[cfg(feature = "tls")]
 use playhouse_transport::TlsListener;
 #[cfg(feature = "ws")]
 use playhouse_transport::WsListener;
-
-mod drain;
-
-pub use drain::DrainReport;
-
-/// Why a server could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The default stage type names no registered stage type.
-    #[error("default stage type `{0}` is not registered")]
-    UnknownDefaultStageType(String),
-    /// A client stage type names no registered stage type.
-    #[error("client stage type `{0}` is not registered")]
-    UnknownClientStageType(String),
-    /// The authenticate message id is empty or longer than 255 bytes.
-    #[error("authenticate message id must be 1..=255 bytes")]
-    InvalidAuthenticateMsgId,
-}
 
 /// One running server, shared by its handles, accept loops and stop task: its parts, who may
 /// connect, and how far its stop has got.
@@ -74,195 +51,6 @@ struct Inner {
     stopped: CancellationToken,
 }
 
-/// Configures a [`PlayServer`]: stage types, the default stage type, shared services and
-/// limits. Nothing runs until the server is given a listener.
-#[must_use]
-pub struct PlayServerBuilder {
-    server_id: String,
-    config: PlayConfig,
-    types: StageTypes,
-    default_stage_type: Option<String>,
-    client_stage_types: Vec<String>,
-    services: ServicesBuilder,
-    system: HandlerRegistry,
-}
-
-impl fmt::Debug for PlayServerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlayServerBuilder")
-            .field("server_id", &self.server_id)
-            .field("stage_types", &self.types)
-            .field("default_stage_type", &self.default_stage_type)
-            .field("client_stage_types", &self.client_stage_types)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PlayServerBuilder {
-    /// The server's id in logs and (later) the mesh. Default: `play-1`.
-    pub fn server_id(mut self, server_id: impl Into<String>) -> Self {
-        self.server_id = server_id.into();
-        self
-    }
-
-    /// Replaces all settings (see [`PlayConfig`] for each default).
-    pub fn config(mut self, config: PlayConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Changes settings in place, keeping the other defaults.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// let builder = playhouse::PlayServer::builder()
-    ///     .configure(|c| c.idle_timeout = Duration::from_secs(30));
-    /// ```
-    pub fn configure(mut self, change: impl FnOnce(&mut PlayConfig)) -> Self {
-        change(&mut self.config);
-        self
-    }
-
-    /// Registers a stage type under `name`, with factories for its stages and actors.
-    pub fn stage<S: Stage>(
-        mut self,
-        name: impl Into<String>,
-        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
-        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
-    ) -> Self {
-        self.types.register(name.into(), make_stage, make_actor);
-        self
-    }
-
-    /// Registers a stage type whose live stages move, with their players, to another Play
-    /// server when this one drains (see [`MovableStage`] and `docs/operations.md`). Stages of
-    /// types registered with [`PlayServerBuilder::stage`] do not move: a drain lets them run
-    /// until they end or its deadline.
-    pub fn movable_stage<S: MovableStage>(
-        mut self,
-        name: impl Into<String>,
-        make_stage: impl Fn(&StageInit<'_>) -> S + Send + Sync + 'static,
-        make_actor: impl Fn(&ActorInit<'_>) -> S::Actor + Send + Sync + 'static,
-    ) -> Self {
-        self.types
-            .register_movable(name.into(), make_stage, make_actor);
-        self
-    }
-
-    /// The stage type a client's authentication creates when its stage does not exist yet
-    /// (stage id 0: a fresh id; generated ids start at 2^32 = 4,294,967,296, above any id a
-    /// game picks by hand). Without it, authenticating into a missing stage fails with
-    /// `StageNotFound`. Default: none.
-    pub fn default_stage_type(mut self, name: impl Into<String>) -> Self {
-        self.default_stage_type = Some(name.into());
-        self
-    }
-
-    /// Stage types a client may create by naming them when it connects (the Connector's
-    /// `stage_type`): join-or-create by room type, with no API server. A client that names a
-    /// type joins the stage it names only if the stage is of that type, and creates it when
-    /// missing only if the type is the default stage type or one of these (the
-    /// per-connection creation rate and `max_stages` apply as always); otherwise its login is
-    /// refused with `InvalidStageType` (unknown type, or a live stage of another type) or
-    /// `StageNotFound` (a type clients may only join). A client that names no type gets the
-    /// default stage type. Default: none besides the default stage type.
-    ///
-    /// ```
-    /// use playhouse::testing::{EchoActor, EchoStage};
-    ///
-    /// let server = playhouse::PlayServer::builder()
-    ///     .stage("Lobby", |_| EchoStage, |_| EchoActor)
-    ///     .stage("Arena", |_| EchoStage, |_| EchoActor)
-    ///     .default_stage_type("Lobby")
-    ///     .client_stage_types(["Arena"])
-    ///     .build();
-    /// assert!(server.is_ok());
-    /// ```
-    pub fn client_stage_types<T: Into<String>>(
-        mut self,
-        names: impl IntoIterator<Item = T>,
-    ) -> Self {
-        self.client_stage_types = names.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Registers a shared service, reachable from factories through [`Services::get`].
-    /// The server's [`ServerControl`] and its directory view
-    /// ([`playhouse_mesh::ServerInfoCenter`]) are always registered.
-    pub fn service<T: std::any::Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
-        self.services.insert(service);
-        self
-    }
-
-    /// Registers system handlers (messages sent with `send_to_system`/`request_to_system`).
-    pub fn system_controller(mut self, controller: impl Controller) -> Self {
-        controller.handles(&mut self.system);
-        self
-    }
-
-    /// Checks the configuration and creates the server.
-    pub fn build(self) -> Result<PlayServer, BuildError> {
-        let auth_len = self.config.authenticate_msg_id.len();
-        if auth_len == 0 || auth_len > playhouse_protocol::MAX_MSG_ID_LEN {
-            return Err(BuildError::InvalidAuthenticateMsgId);
-        }
-        let control = ServerControl::new(Arc::from(self.server_id.as_str()));
-        let metrics = Arc::new(Metrics::default());
-        let center = ServerInfoCenter::default();
-        let mut services = self.services;
-        services.insert(Arc::new(control.clone()));
-        services.insert(Arc::new(center.clone()));
-        let parts = HostParts {
-            services: services.build(),
-            control: control.clone(),
-            metrics: Arc::clone(&metrics),
-        };
-        let clients = ClientTypes {
-            default: self.default_stage_type.as_deref(),
-            creatable: &self.client_stage_types,
-        };
-        let host = StageHost::new(self.types, clients, &self.config, parts).map_err(|unknown| {
-            match unknown {
-                UnknownStageType::Default(name) => BuildError::UnknownDefaultStageType(name),
-                UnknownStageType::Client(name) => BuildError::UnknownClientStageType(name),
-            }
-        })?;
-        let host = Arc::new(host);
-        let max_connections = clamp_connections(
-            "Play server",
-            self.config.max_connections,
-            PlayConfig::default().max_connections,
-            self.config.fd_reserve,
-        );
-        let limiter = Arc::new(ConnectionLimiter::new(
-            max_connections,
-            self.config.max_connections_per_ip,
-        ));
-        let sessions =
-            SessionContext::new(self.config.clone(), Arc::clone(&host), Arc::clone(&metrics));
-        let sessions = Arc::new(sessions);
-        let inbound = PlayInbound::new(&host, &sessions, self.system, Arc::clone(&metrics));
-        let inner = Inner {
-            config: self.config,
-            control,
-            metrics,
-            host,
-            sessions,
-            session_tasks: TaskTracker::new(),
-            inbound: Arc::new(inbound),
-            center,
-            limiter,
-            refusal_log: LogThrottle::new(Duration::from_secs(1)),
-            stop_started: AtomicBool::new(false),
-            stop_watched: AtomicBool::new(false),
-            stopped: CancellationToken::new(),
-        };
-        Ok(PlayServer {
-            inner: Arc::new(inner),
-        })
-    }
-}
-
 /// A Play server: hosts stages and serves clients on any number of listeners.
 ///
 /// Cloning gives another handle to the same server.
@@ -280,18 +68,64 @@ impl fmt::Debug for PlayServer {
     }
 }
 
+/// The parts a builder assembles a server from.
+pub(crate) struct Assembly {
+    pub(crate) config: PlayConfig,
+    pub(crate) control: ServerControl,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) host: Arc<StageHost>,
+    pub(crate) sessions: Arc<SessionContext>,
+    pub(crate) inbound: Arc<PlayInbound>,
+    pub(crate) center: ServerInfoCenter,
+    pub(crate) limiter: Arc<ConnectionLimiter>,
+}
+
 impl PlayServer {
-    /// Starts configuring a server.
-    pub fn builder() -> PlayServerBuilder {
-        PlayServerBuilder {
-            server_id: "play-1".to_owned(),
-            config: PlayConfig::default(),
-            types: StageTypes::default(),
-            default_stage_type: None,
-            client_stage_types: Vec::new(),
-            services: Services::builder(),
-            system: HandlerRegistry::default(),
+    /// A server from its built parts (see `PlayServerBuilder::build`).
+    pub(crate) fn assemble(parts: Assembly) -> PlayServer {
+        let Assembly {
+            config,
+            control,
+            metrics,
+            host,
+            sessions,
+            inbound,
+            center,
+            limiter,
+        } = parts;
+        let inner = Inner {
+            config,
+            control,
+            metrics,
+            host,
+            sessions,
+            session_tasks: TaskTracker::new(),
+            inbound,
+            center,
+            limiter,
+            refusal_log: LogThrottle::new(Duration::from_secs(1)),
+            stop_started: AtomicBool::new(false),
+            stop_watched: AtomicBool::new(false),
+            stopped: CancellationToken::new(),
+        };
+        PlayServer {
+            inner: Arc::new(inner),
         }
+    }
+
+    /// The stage host (for the drain).
+    pub(crate) fn host(&self) -> &Arc<StageHost> {
+        &self.inner.host
+    }
+
+    /// The settings (for the drain).
+    pub(crate) fn config(&self) -> &PlayConfig {
+        &self.inner.config
+    }
+
+    /// The metrics (for the drain).
+    pub(crate) fn metrics_handle(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Joins a server mesh (see [`MeshJoin`]): other servers can then create stages here,
@@ -398,7 +232,7 @@ impl PlayServer {
                 "/drain",
                 axum::routing::post(move |query: axum::extract::RawQuery| {
                     let server = drainer.clone();
-                    async move { drain::start_from_http(&server, query.0.as_deref()) }
+                    async move { server.drain_from_http(query.0.as_deref()) }
                 }),
             );
         let stop = self.inner.control.token().clone();
@@ -411,6 +245,23 @@ impl PlayServer {
         ));
         tracing::info!(server = self.server_id(), %local, "metrics at GET /metrics");
         Ok(local)
+    }
+
+    /// `POST /drain[?within_secs=N]`: starts a drain in the background; `202 Accepted` with
+    /// the stage count, or `400` for a query that is not `within_secs=<seconds>`.
+    #[cfg(feature = "http")]
+    fn drain_from_http(&self, query: Option<&str>) -> (axum::http::StatusCode, String) {
+        use axum::http::StatusCode;
+        let within = match drain_query(query) {
+            Ok(within) => within.unwrap_or(self.inner.config.drain_timeout),
+            Err(why) => return (StatusCode::BAD_REQUEST, why.to_owned()),
+        };
+        let stages = self.stage_count();
+        tracing::info!(?within, "drain requested over HTTP");
+        let draining = self.clone();
+        tokio::spawn(async move { draining.drain(within).await });
+        let body = format!(r#"{{"draining":true,"stages":{stages}}}"#);
+        (StatusCode::ACCEPTED, body)
     }
 
     /// Binds a TCP listener and serves clients on it; returns the bound address (bind to
@@ -586,4 +437,15 @@ async fn shutdown(inner: &Inner) {
     }
     tracing::info!(server = inner.control.server_id(), "stopped");
     inner.stopped.cancel();
+}
+
+/// How long a `POST /drain[?within_secs=N]` drains for: `Ok(None)` for the default, `Err` for a
+/// query that is not `within_secs=<seconds>`.
+#[cfg(feature = "http")]
+pub(crate) fn drain_query(query: Option<&str>) -> Result<Option<Duration>, &'static str> {
+    match query.map(|q| q.strip_prefix("within_secs=").map(str::parse::<u64>)) {
+        None => Ok(None),
+        Some(Some(Ok(secs))) => Ok(Some(Duration::from_secs(secs))),
+        Some(_) => Err(r#"{"error":"the only parameter is within_secs=<seconds>"}"#),
+    }
 }

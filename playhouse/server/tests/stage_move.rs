@@ -278,3 +278,97 @@ async fn a_drained_servers_stage_moves_with_its_player_and_its_state() {
     assert_eq!(play2.stage_count(), 1);
     play2.stop().await;
 }
+
+/// Two servers with TCP and WebSocket listeners; play-1's addresses by transport.
+async fn pair(directory: &MemoryDirectory) -> (PlayServer, PlayServer, SocketAddr, SocketAddr) {
+    let (play1, tcp1) = play("play-1", directory).await;
+    let ws1 = play1.listen_ws("127.0.0.1:0", "/ws").await.unwrap();
+    let (play2, _) = play("play-2", directory).await;
+    play2.listen_ws("127.0.0.1:0", "/ws").await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        let center = play1
+            .services()
+            .get::<playhouse::ServerInfoCenter>()
+            .unwrap();
+        while center.get("play-2").is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("play-1 sees play-2");
+    (play1, play2, tcp1, ws1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_follows_its_stage_over_tcp_and_websocket() {
+    use playhouse_connector::{Connector, ConnectorConfig, SessionEvent, Transport};
+
+    for transport in [Transport::Tcp, Transport::websocket()] {
+        let directory = MemoryDirectory::new();
+        let (play1, play2, tcp1, ws1) = pair(&directory).await;
+        let addr = if matches!(transport, Transport::Tcp) {
+            tcp1
+        } else {
+            ws1
+        };
+        let config = ConnectorConfig::default()
+            .resume(true)
+            .transport(transport.clone())
+            .use_main_thread_callbacks(false);
+        let connector = Connector::new(config);
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        connector.on_session(move |event| {
+            let _ = events_tx.send(event);
+        });
+        connector
+            .connect("127.0.0.1", addr.port(), 9, "")
+            .await
+            .unwrap();
+        connector
+            .authenticate(Packet::new("AuthenticateRequest", "bob"))
+            .await
+            .unwrap();
+        let add = |n: u64| {
+            let connector = connector.clone();
+            async move {
+                let reply = connector.request(Packet::empty(format!("Add{n}"))).await;
+                let reply = reply.unwrap_or_else(|e| panic!("Add{n}: {e}"));
+                String::from_utf8(reply.payload.to_vec()).unwrap()
+            }
+        };
+        assert_eq!(add(1).await, "Add1 1 1");
+        // Requests keep going while the server drains; each is answered once, in order.
+        let drain = tokio::spawn({
+            let play1 = play1.clone();
+            async move { play1.drain(Duration::from_secs(10)).await }
+        });
+        for n in 2..=20 {
+            assert_eq!(add(n).await, format!("Add{n} {n} {n}"), "{transport:?}");
+        }
+        let report = tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
+        assert_eq!(report.moved, 1, "{transport:?}");
+        assert_eq!(add(21).await, "Add21 21 21");
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            seen.push(event);
+        }
+        assert!(
+            seen.contains(&SessionEvent::Moved),
+            "{transport:?}: {seen:?}"
+        );
+        assert!(
+            !seen.contains(&SessionEvent::Lost),
+            "{transport:?}: {seen:?}"
+        );
+        let (_, port2) = connector
+            .endpoint()
+            .unwrap()
+            .rsplit_once(':')
+            .map(|(h, p)| (h.to_owned(), p.to_owned()))
+            .unwrap();
+        assert_ne!(port2.parse::<u16>().unwrap(), addr.port());
+        assert_eq!(play2.stage_count(), 1);
+        connector.disconnect().await;
+        play2.stop().await;
+    }
+}

@@ -9,7 +9,7 @@ use playhouse_protocol::{ErrorCode, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::moving::SessionState;
+use super::moved_state::SessionState;
 use crate::limits::throttled;
 use crate::metrics::{Metrics, Rejection};
 

@@ -21,6 +21,7 @@ mod frame_deadline;
 pub(crate) mod handle;
 mod inbound;
 mod killable;
+pub(crate) mod moved_state;
 pub(crate) mod moving;
 mod outbound;
 pub(crate) mod resume;

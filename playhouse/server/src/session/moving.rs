@@ -6,9 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use playhouse_protocol::{
-    Capabilities, MoveNotice, ResumeStreams, ResumeToken, ServerCodec, ServerFrame,
-};
+use playhouse_protocol::{MoveNotice, ResumeStreams, ServerCodec, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -16,22 +14,10 @@ use super::context::SessionContext;
 use super::end::End;
 use super::handle::{Outbound, QueuedBytes, SessionHandle};
 use super::killable::until_killed;
+use super::moved_state::SessionState;
 use super::resume::buffer::Resumable;
 use super::state::{Session, State};
 use crate::stage::handle::StageHandle;
-
-/// A resumable session's state as it moves: its token, and both numbered streams.
-#[derive(Debug)]
-pub(crate) struct SessionState {
-    pub(crate) token: ResumeToken,
-    /// Frames sent to the client; the last `unacked` ones are not acknowledged.
-    pub(crate) sent: u64,
-    pub(crate) unacked: Vec<ServerFrame>,
-    /// Frames received from the client, and how many of those were acknowledged.
-    pub(crate) received: u64,
-    pub(crate) acked: u64,
-    pub(crate) capabilities: Capabilities,
-}
 
 impl Session {
     /// Frozen for a move: reading stops (what the client sends meanwhile stays unacknowledged
@@ -45,23 +31,20 @@ impl Session {
         let capabilities = self.capabilities.unwrap_or_default();
         let state = self.resume.as_ref().map(|r| r.to_state(capabilities));
         let _ = reply.send(state);
-        loop {
-            let next = until_killed(&self.kill, self.rx.recv()).await?;
-            match next {
-                Some(Outbound::Thaw) => return Ok(()),
-                Some(Outbound::Moved(endpoints)) => return self.moved(&endpoints).await,
-                Some(Outbound::Close(code)) => {
-                    tracing::debug!(%code, "closed while frozen for a move");
-                    return Err(End::Drained);
-                }
-                // Nothing else is expected while the stage is frozen; a frame would be one the
-                // snapshot does not know of, so the session cannot move on consistently.
-                Some(other) => {
-                    tracing::warn!(?other, "unexpected message while frozen for a move");
-                    return Err(End::ClosedByServer);
-                }
-                None => return Err(End::ClosedByServer),
+        // Nothing else is expected while the stage is frozen: another frame would be one the
+        // snapshot does not know of, so the session could not move on consistently.
+        match until_killed(&self.kill, self.rx.recv()).await? {
+            Some(Outbound::Thaw) => Ok(()),
+            Some(Outbound::Moved(endpoints)) => self.moved(&endpoints).await,
+            Some(Outbound::Close(code)) => {
+                tracing::debug!(%code, "closed while frozen for a move");
+                Err(End::Drained)
             }
+            Some(other) => {
+                tracing::warn!(?other, "unexpected message while frozen for a move");
+                Err(End::ClosedByServer)
+            }
+            None => Err(End::ClosedByServer),
         }
     }
 

@@ -14,7 +14,7 @@ use super::actor::ActorInit;
 use super::context::{StageContext, StageInit};
 use super::model::{MovableActor, MovableStage, Stage};
 use crate::session::handle::SessionHandle;
-use crate::session::moving::SessionState;
+use crate::session::moved_state::SessionState;
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 

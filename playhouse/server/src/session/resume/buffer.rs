@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use super::registry::Attach;
 use crate::config::ResumeConfig;
 use crate::session::handle::frame_cost;
-use crate::session::moving::SessionState;
+use crate::session::moved_state::SessionState;
 
 /// Why a session cannot go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

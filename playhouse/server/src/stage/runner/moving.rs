@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use super::StageRunner;
 use crate::session::handle::Outbound;
-use crate::session::moving::SessionState;
+use crate::session::moved_state::SessionState;
 use crate::stage::actor::{ActorCell, ActorInit, ActorLink};
 use crate::stage::context::{Client, StageInit};
 use crate::stage::handle::{JoinOutcome, StageMsg};

@@ -9,7 +9,7 @@ use playhouse_mesh::{Mesh, ServerState, ServerType};
 use playhouse_protocol::ErrorCode;
 use tokio::time::Instant;
 
-use super::PlayServer;
+use crate::play_server::PlayServer;
 use crate::stage::host::StageHost;
 
 /// What a drain did, for the operator's log.
@@ -43,13 +43,13 @@ impl PlayServer {
     ///
     /// Calling it again, or during a stop, waits for the server to stop.
     pub async fn drain(&self, within: Duration) -> DrainReport {
-        let inner = &self.inner;
-        if inner.control.is_stopping() || !inner.control.start_draining() {
+        let control = self.control();
+        if control.is_stopping() || !control.start_draining() {
             self.stopped().await;
             return DrainReport::default();
         }
         let deadline = Instant::now() + within;
-        let host = &inner.host;
+        let host = self.host();
         let stages = host.len();
         tracing::info!(server = self.server_id(), stages, ?within, "draining");
         if let Some(mesh) = host.mesh().get() {
@@ -71,8 +71,8 @@ impl PlayServer {
                 stages = left,
                 "drain deadline passed; closing the stages that are left"
             );
-            inner.metrics.stages_drained(left);
-            let by = Instant::now() + inner.config.shutdown_timeout;
+            self.metrics_handle().stages_drained(left);
+            let by = Instant::now() + self.config().shutdown_timeout;
             host.close_all(by, Some(ErrorCode::STAGE_DRAINED)).await;
             left
         };
@@ -140,28 +140,4 @@ async fn move_stages(host: &StageHost, mesh: &Mesh, deadline: Instant) -> usize 
         .filter(|moved| std::future::ready(*moved))
         .count()
         .await
-}
-
-/// `POST /drain[?within_secs=N]`: starts a drain in the background; `202 Accepted` with the
-/// stage count, or `400` for a query that is not `within_secs=<seconds>`.
-#[cfg(feature = "http")]
-pub(super) fn start_from_http(
-    server: &PlayServer,
-    query: Option<&str>,
-) -> (axum::http::StatusCode, String) {
-    use axum::http::StatusCode;
-    let within = match query.map(|q| q.strip_prefix("within_secs=").map(str::parse::<u64>)) {
-        None => server.inner.config.drain_timeout,
-        Some(Some(Ok(secs))) => Duration::from_secs(secs),
-        Some(_) => {
-            let why = r#"{"error":"the only parameter is within_secs=<seconds>"}"#;
-            return (StatusCode::BAD_REQUEST, why.to_owned());
-        }
-    };
-    let stages = server.stage_count();
-    tracing::info!(?within, "drain requested over HTTP");
-    let draining = server.clone();
-    tokio::spawn(async move { draining.drain(within).await });
-    let body = format!(r#"{{"draining":true,"stages":{stages}}}"#);
-    (StatusCode::ACCEPTED, body)
 }
