@@ -50,6 +50,20 @@ pub struct ServerInfo {
     pub state: ServerState,
     /// Share of weighted routing.
     pub weight: u32,
+    /// Stages that moved here from other servers lately (most recent last, bounded), so a
+    /// sender that still addresses one at its old server finds it after that server is gone.
+    /// Omitted from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved_in: Vec<MovedStage>,
+}
+
+/// A stage that moved to the server whose entry lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MovedStage {
+    /// The server it moved from.
+    pub from: String,
+    /// Its id (unchanged by the move).
+    pub stage_id: i64,
 }
 
 /// Why a directory operation failed.
@@ -259,6 +273,23 @@ impl ServerInfoCenter {
         self.read().iter().map(|s| s.info.clone()).collect()
     }
 
+    /// The server that stage `stage_id` of server `from` moved to, if a listed server says
+    /// so (the newest claim wins when it moved more than once).
+    pub fn moved_to(&self, from: &str, stage_id: i64) -> Option<String> {
+        self.read()
+            .iter()
+            .filter_map(|s| {
+                let place = s
+                    .info
+                    .moved_in
+                    .iter()
+                    .position(|m| m.stage_id == stage_id && m.from == from)?;
+                Some((place, s.info.server_id.clone()))
+            })
+            .max_by_key(|(place, _)| *place)
+            .map(|(_, server)| server)
+    }
+
     /// One server by id.
     pub fn get(&self, server_id: &str) -> Option<ServerInfo> {
         self.read()
@@ -319,6 +350,7 @@ mod tests {
             address: format!("tcp://127.0.0.1:{}", 5000 + weight),
             state,
             weight,
+            moved_in: Vec::new(),
         }
     }
 

@@ -41,6 +41,7 @@ mod directory;
 mod error;
 mod link;
 mod liveness;
+mod locations;
 mod node;
 pub mod proto;
 #[cfg(feature = "redis")]
@@ -53,8 +54,8 @@ mod wire;
 pub use cache::RequestCache;
 pub use config::{DIRECTORY_RETRY, DIRECTORY_RETRY_MAX, MeshConfig, REPLY_RETRY};
 pub use directory::{
-    Directory, DirectoryError, MemoryDirectory, RoutingPolicy, ServerInfo, ServerInfoCenter,
-    ServerState, ServerType,
+    Directory, DirectoryError, MemoryDirectory, MovedStage, RoutingPolicy, ServerInfo,
+    ServerInfoCenter, ServerState, ServerType,
 };
 pub use error::MeshError;
 pub use link::dialer::{Dialer, TcpDialer};

@@ -150,6 +150,7 @@ fn peer(id: &str) -> ServerInfo {
         address: format!("tcp://10.0.0.2:{}", 5000 + id.len()),
         state: ServerState::Running,
         weight: 100,
+        moved_in: Vec::new(),
     }
 }
 

@@ -81,6 +81,7 @@ fn info(id: &str, server_type: ServerType, port: u16) -> ServerInfo {
         address: format!("tcp://127.0.0.1:{port}"),
         state: ServerState::Running,
         weight: 100,
+        moved_in: Vec::new(),
     }
 }
 
@@ -190,6 +191,7 @@ async fn the_value_is_the_documented_json_under_prefix_plus_server_id() {
             address: "tcp://10.0.0.9:7000".to_owned(),
             state: ServerState::Disabled,
             weight: 3,
+            moved_in: Vec::new(),
         }
     );
     assert_eq!(listed.len(), 2);

@@ -54,6 +54,7 @@ async fn node_handling(
             address: format!("tcp://10.0.0.{}:5000", n + 2),
             state: ServerState::Running,
             weight: 100,
+            moved_in: Vec::new(),
         };
         directory
             .publish(&info, Duration::from_secs(3600))

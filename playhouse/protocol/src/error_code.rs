@@ -82,6 +82,10 @@ codes! {
     /// drain deadline. Sent in a [`CLOSE_MSG_ID`](crate::control::CLOSE_MSG_ID) frame right
     /// before the connection is closed.
     STAGE_DRAINED = 25;
+    /// Server-to-server: the stage moved to another Play server, whose id is the reply's
+    /// payload (UTF-8). The mesh retries there by itself and remembers the new location, so
+    /// senders see this code only after too many hops.
+    STAGE_MOVED = 26;
     /// An unexpected internal failure.
     INTERNAL_ERROR = 99;
     /// Connector: the connection is down (the request was not, or could not be, answered).

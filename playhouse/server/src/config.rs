@@ -95,6 +95,12 @@ pub struct PlayConfig {
     /// period (Kubernetes' `terminationGracePeriodSeconds`) minus `shutdown_timeout`.
     /// Default: 60 s.
     pub drain_timeout: Duration,
+    /// After a drain moved stages away, how long the server stays up (within the drain's
+    /// deadline) to answer messages still addressed to them here: requests are redirected
+    /// (the sender's mesh retries at the new server and remembers it), one-way messages
+    /// passed on. Once it is gone, senders find moved stages through the new server's
+    /// directory entry. Default: 2 s.
+    pub drain_forwarding: Duration,
     /// Open connections allowed in all; further ones are closed at once. Lowered when the
     /// server is built, with one warning, to fit the process's file-descriptor limit (raised
     /// to the hard limit first, see [`crate::raise_fd_limit`]) less `fd_reserve`, so the cap
@@ -166,6 +172,7 @@ impl Default for PlayConfig {
             authenticate_msg_id: "AuthenticateRequest".to_owned(),
             auth_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(60),
+            drain_forwarding: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(90),
             frame_timeout: Duration::from_secs(10),
             codec: CodecConfig::default(),

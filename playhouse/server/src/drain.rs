@@ -76,6 +76,11 @@ impl PlayServer {
             host.close_all(by, Some(ErrorCode::STAGE_DRAINED)).await;
             left
         };
+        if moved > 0 && closed_at_deadline == 0 {
+            // Messages still addressed to the moved stages here are passed on for a while.
+            let until = deadline.min(Instant::now() + self.config().drain_forwarding);
+            tokio::time::sleep_until(until).await;
+        }
         let report = DrainReport {
             stages,
             moved,

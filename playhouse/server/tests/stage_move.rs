@@ -50,6 +50,14 @@ impl Stage for Counter {
         let text = format!("{} {} {}", packet.msg_id, self.count, actor.actor.adds);
         actor.link.reply(Packet::new("Count", text));
     }
+
+    /// From other servers: `Peek` answers the count, `Bump` adds one.
+    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
+        if packet.msg_id == "Bump" {
+            self.count += 1;
+        }
+        ctx.reply(Packet::new("Count", self.count.to_string()));
+    }
 }
 
 impl MovableStage for Counter {
@@ -371,4 +379,90 @@ async fn the_connector_follows_its_stage_over_tcp_and_websocket() {
         connector.disconnect().await;
         play2.stop().await;
     }
+}
+
+async fn api(id: &str, directory: &MemoryDirectory) -> playhouse::ApiServer {
+    let join =
+        MeshJoin::memory("127.0.0.1:0", directory).refresh_interval(Duration::from_millis(50));
+    playhouse::ApiServer::builder()
+        .server_id(id)
+        .start(join)
+        .await
+        .unwrap()
+}
+
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_messages_to_a_moved_stage_find_it_before_and_after_its_old_server_goes() {
+    let directory = MemoryDirectory::new();
+    let (play1, _) = play("play-1", &directory).await;
+    let (play2, _) = play("play-2", &directory).await;
+    let api1 = api("api-1", &directory).await;
+    let sender = api1.sender();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_ansi(false)
+        .try_init();
+    let peek = |sender: playhouse::ApiSender| async move {
+        let reply = sender
+            .request_to_stage("play-1", 5, Packet::empty("Peek"))
+            .await;
+        String::from_utf8(reply.expect("the stage answers").payload.to_vec()).unwrap()
+    };
+    eventually("the mesh", || {
+        let center = play1
+            .services()
+            .get::<playhouse::ServerInfoCenter>()
+            .unwrap();
+        center.get("play-2").is_some() && api1.mesh().servers().get("play-1").is_some()
+    })
+    .await;
+    sender
+        .create_stage("play-1", "Counter", 5, Packet::empty("Make"))
+        .await
+        .unwrap();
+    assert_eq!(peek(sender.clone()).await, "0");
+
+    let drain = tokio::spawn({
+        let play1 = play1.clone();
+        async move { play1.drain(Duration::from_secs(10)).await }
+    });
+    eventually("the stage on play-2", || play2.stage_count() == 1).await;
+    // play-1 still forwards: a request is redirected (and the sender remembers), a one-way
+    // message passed on.
+    sender
+        .send_to_stage("play-1", 5, Packet::empty("Bump"))
+        .unwrap();
+    assert_eq!(peek(sender.clone()).await, "1");
+    let report = tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
+    assert_eq!(report.moved, 1);
+
+    // play-1 is gone. A server that never talked to the stage finds it through play-2's
+    // directory entry; never ServerNotFound.
+    let api2 = api("api-2", &directory).await;
+    eventually(
+        "play-1 out of the directory, play-2 listing the stage",
+        || {
+            let servers = api2.mesh().servers();
+            servers.get("play-1").is_none()
+                && servers.moved_to("play-1", 5).as_deref() == Some("play-2")
+        },
+    )
+    .await;
+    assert_eq!(peek(api2.sender()).await, "1");
+    api2.sender()
+        .send_to_stage("play-1", 5, Packet::empty("Bump"))
+        .unwrap();
+    assert_eq!(peek(api2.sender()).await, "2");
+    assert_eq!(peek(sender).await, "2");
+    play2.stop().await;
 }

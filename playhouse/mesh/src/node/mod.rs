@@ -33,6 +33,9 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket);
 }
 
+/// Most moves a request follows before giving up (a stage moves once per drain).
+const MAX_STAGE_HOPS: usize = 4;
+
 /// A server's node in the mesh. Cheap to clone.
 #[derive(Clone)]
 pub struct Mesh {
@@ -155,12 +158,39 @@ impl Mesh {
         self.shared.refresh().await
     }
 
-    /// Sends a one-way message to `target`.
+    /// Sends a one-way message to `target` (to a stage that moved away from `target`, where
+    /// it lives now, as far as this node has learned).
     pub fn send(&self, target: &str, route: Route, payload: Bytes) -> Result<(), MeshError> {
         let mut header = route.header;
         header.msg_seq = 0;
         header.is_reply = false;
-        self.shared.send_raw(target, header, payload)
+        let target = self.locate(target, header.stage_id);
+        self.shared.send_raw(&target, header, payload)
+    }
+
+    /// Records that stage `stage_id` moved here from server `from`: this server's directory
+    /// entry lists it for a while, so senders that address it at `from` find it here once
+    /// `from` is gone.
+    pub fn stage_moved_in(&self, from: &str, stage_id: i64) {
+        self.shared.moved_here(from, stage_id);
+    }
+
+    /// Where stage `stage_id` of server `target` lives, as far as this node knows: learned
+    /// from a redirect, or, when `target` is no longer in the directory, from the entry of the
+    /// server it moved to.
+    fn locate(&self, target: &str, stage_id: i64) -> String {
+        let shared = &self.shared;
+        let target = shared.locations.resolve(target, stage_id);
+        if stage_id == 0 || shared.center.get(&target).is_some() {
+            return target;
+        }
+        match shared.center.moved_to(&target, stage_id) {
+            Some(to) => {
+                shared.locations.record(&target, stage_id, &to);
+                to
+            }
+            None => target,
+        }
     }
 
     /// Sends a request and waits for its reply (default timeout). A reply with a non-zero
@@ -175,8 +205,81 @@ impl Mesh {
             .await
     }
 
-    /// Sends a request and waits up to `timeout` for its reply.
+    /// Sends a request and waits up to `timeout` for its reply. A request to a stage that
+    /// moved goes where it lives now: a `STAGE_MOVED` answer (carrying the new server's id)
+    /// is remembered and the request sent again there, within the same timeout.
     pub async fn request_with_timeout(
+        &self,
+        target: &str,
+        route: Route,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<RoutePacket, MeshError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stage_id = route.header.stage_id;
+        let asked = target;
+        let mut target = self.locate(asked, stage_id);
+        // Sent elsewhere than asked: to a server this node may not have met yet.
+        let mut redirected = target != asked;
+        for _ in 0..MAX_STAGE_HOPS {
+            let header = Route::from_header(route.header.clone());
+            let reply = if redirected {
+                self.request_new_peer(&target, header, payload.clone(), deadline)
+                    .await
+            } else {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.request_once(&target, header, payload.clone(), left)
+                    .await
+            };
+            match reply {
+                Err(MeshError::Remote { code, packet })
+                    if code == ErrorCode::STAGE_MOVED && stage_id != 0 =>
+                {
+                    let Ok(to) = std::str::from_utf8(&packet.payload) else {
+                        return Err(MeshError::Remote { code, packet });
+                    };
+                    tracing::debug!(stage_id, from = %target, to, "stage moved; request sent there");
+                    self.shared.locations.record(&target, stage_id, to);
+                    target = to.to_owned();
+                    redirected = true;
+                }
+                other => return other,
+            }
+        }
+        Err(MeshError::ServerNotFound(target))
+    }
+
+    /// A request to a server this node may not have met yet (a stage moved there): while it
+    /// is not reachable, the directory is read (once) and the send retried, for up to
+    /// [`REPLY_RETRY`](crate::config::REPLY_RETRY) or `deadline`.
+    async fn request_new_peer(
+        &self,
+        target: &str,
+        route: Route,
+        payload: Bytes,
+        deadline: tokio::time::Instant,
+    ) -> Result<RoutePacket, MeshError> {
+        let give_up = deadline.min(tokio::time::Instant::now() + crate::config::REPLY_RETRY);
+        let mut refreshed = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let header = Route::from_header(route.header.clone());
+            match self
+                .request_once(target, header, payload.clone(), left)
+                .await
+            {
+                Err(MeshError::ServerNotFound(_)) if tokio::time::Instant::now() < give_up => {
+                    if !refreshed {
+                        refreshed = self.refresh().await.is_ok();
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn request_once(
         &self,
         target: &str,
         route: Route,

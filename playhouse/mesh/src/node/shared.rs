@@ -1,17 +1,20 @@
 //! What a [`Mesh`](super::Mesh) handle shares with the node's tasks and its link's sink.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use prost::Message;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::RequestCache;
 use crate::config::MeshConfig;
-use crate::directory::{Directory, ServerInfo, ServerInfoCenter, ServerState};
+use crate::directory::{Directory, MovedStage, ServerInfo, ServerInfoCenter, ServerState};
 use crate::link::MeshLink;
 use crate::liveness::{self, Liveness};
+use crate::locations::{LOCATION_TTL, StageLocations};
 use crate::wire::RouteHeader;
 
 pub(super) struct Shared {
@@ -20,6 +23,10 @@ pub(super) struct Shared {
     pub(super) directory: Arc<dyn Directory>,
     pub(super) cache: RequestCache,
     pub(super) center: ServerInfoCenter,
+    /// Where stages that moved live now (learned from `STAGE_MOVED` replies).
+    pub(super) locations: StageLocations,
+    /// Stages that moved here lately, published in this server's directory entry.
+    moved_in: Mutex<VecDeque<(MovedStage, Instant)>>,
     /// [`RUNNING`] or [`DISABLED`], published at the next refresh.
     state: AtomicU8,
     /// The last directory call failed: the next listing that succeeds restarts every known
@@ -33,6 +40,9 @@ pub(super) struct Shared {
     pub(super) refresh_pending: AtomicBool,
     pub(super) shutdown: CancellationToken,
 }
+
+/// Most moved-in stages a directory entry lists (the newest).
+const MAX_MOVED_IN: usize = 1_000;
 
 const RUNNING: u8 = 0;
 const DISABLED: u8 = 1;
@@ -64,6 +74,8 @@ impl Shared {
             link,
             directory,
             center,
+            locations: StageLocations::default(),
+            moved_in: Mutex::default(),
             state: AtomicU8::new(RUNNING),
             directory_failed: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
@@ -83,6 +95,28 @@ impl Shared {
         self.state.store(value, Ordering::Relaxed);
     }
 
+    /// Records that stage `stage_id` moved here from server `from`.
+    pub(super) fn moved_here(&self, from: &str, stage_id: i64) {
+        let mut moved = self.moved_in.lock().unwrap_or_else(PoisonError::into_inner);
+        moved.retain(|(m, _)| m.stage_id != stage_id || m.from != from);
+        if moved.len() >= MAX_MOVED_IN {
+            moved.pop_front();
+        }
+        let stage = MovedStage {
+            from: from.to_owned(),
+            stage_id,
+        };
+        moved.push_back((stage, Instant::now()));
+    }
+
+    /// The stages that moved here within [`LOCATION_TTL`], oldest first.
+    fn moved_in(&self) -> Vec<MovedStage> {
+        let mut moved = self.moved_in.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        moved.retain(|(_, at)| now.duration_since(*at) < LOCATION_TTL);
+        moved.iter().map(|(stage, _)| stage.clone()).collect()
+    }
+
     /// This server's directory entry.
     pub(super) fn info(&self) -> ServerInfo {
         let config = &self.config;
@@ -97,6 +131,7 @@ impl Shared {
                 _ => ServerState::Disabled,
             },
             weight: config.weight,
+            moved_in: self.moved_in(),
         }
     }
 }

@@ -66,7 +66,9 @@ pub(super) fn move_in(
     tokio::spawn(async move {
         match restored.await {
             Ok(Ok(())) => {
-                tracing::info!(stage_id = stage.stage_id(), from = %packet.route.from(), "stage moved in");
+                let from = packet.route.from();
+                tracing::info!(stage_id = stage.stage_id(), %from, "stage moved in");
+                mesh.stage_moved_in(from, stage.stage_id());
                 let endpoints = endpoints.into_iter().collect();
                 mesh_reply::send_message(&mesh, &packet.route, &MoveStageRes { endpoints });
             }

@@ -394,6 +394,11 @@ impl StageHost {
         }
     }
 
+    /// Where stage `stage_id` went, if it moved away from this server.
+    pub(crate) fn moved_to(&self, stage_id: i64) -> Option<Arc<str>> {
+        self.env.registry.moved_to(stage_id)
+    }
+
     /// Whether stages of type `stage_type` can move.
     pub(crate) fn is_movable(&self, stage_type: &str) -> bool {
         self.types.0.get(stage_type).is_some_and(|s| s.is_movable())

@@ -21,9 +21,11 @@ struct Entry {
     _permit: Option<StagePermit>,
 }
 
-/// Live stages by id.
+/// Live stages by id, and where the ones that moved away went.
 pub(super) struct StageRegistry {
     stages: Mutex<HashMap<i64, Entry>>,
+    /// Stages that moved to another server: its id, for the messages that still come here.
+    moved: Mutex<HashMap<i64, Arc<str>>>,
     next_incarnation: AtomicU64,
     next_stage_id: AtomicI64,
 }
@@ -40,17 +42,41 @@ impl Default for StageRegistry {
     fn default() -> Self {
         StageRegistry {
             stages: Mutex::new(HashMap::new()),
+            moved: Mutex::new(HashMap::new()),
             next_incarnation: AtomicU64::new(1),
-            // Generated ids start high so they do not collide with small hand-picked ids.
-            next_stage_id: AtomicI64::new(1 << 32),
+            next_stage_id: AtomicI64::new(first_generated_id()),
         }
     }
+}
+
+/// Where this server's generated stage ids start: at 2^32 (above any id a game picks by hand)
+/// plus a random multiple of 2^32, so ids that different servers generate do not collide
+/// and a stage can move between them keeping its id.
+fn first_generated_id() -> i64 {
+    let mut bytes = [0u8; 4];
+    let block = match getrandom::fill(&mut bytes) {
+        Ok(()) => i64::from(u32::from_le_bytes(bytes) >> 8),
+        Err(_) => 0,
+    };
+    (1 + block) << 32
 }
 
 impl StageRegistry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
         // A panic elsewhere never leaves the map half-updated (every update is one call).
         self.stages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that stage `stage_id` moved to server `target`.
+    pub(super) fn moved_away(&self, stage_id: i64, target: &str) {
+        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        moved.insert(stage_id, Arc::from(target));
+    }
+
+    /// Where stage `stage_id` went, if it moved away (and no stage of that id lives here).
+    pub(super) fn moved_to(&self, stage_id: i64) -> Option<Arc<str>> {
+        let moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        moved.get(&stage_id).cloned()
     }
 
     pub(super) fn get(&self, stage_id: i64) -> Option<StageHandle> {
@@ -120,6 +146,9 @@ impl StageRegistry {
                 _permit: permit,
             },
         );
+        // A stage of this id lives here again (it moved back, or a new one).
+        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        moved.remove(&stage_id);
         Ok((handle, true))
     }
 

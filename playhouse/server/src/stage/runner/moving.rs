@@ -121,6 +121,7 @@ impl<S: Stage> StageRunner<S> {
                 self.ctx.clients.clear();
                 self.moved = true;
                 self.ctx.closing = true;
+                self.env.registry.moved_away(self.stage_id, &target);
                 tracing::info!(
                     target,
                     players = sessions.len(),
