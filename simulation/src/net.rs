@@ -1,5 +1,6 @@
 //! turmoil's simulated TCP behind PlayHouse's transport traits: [`SimListener`] is a
-//! [`playhouse_transport::Listener`] (Play server clients, mesh link), [`SimDialer`] a
+//! [`playhouse_transport::Listener`] (Play server clients; [`MeshListener`] for the mesh link,
+//! whose accepted connections the run's tap watches), [`SimDialer`] a
 //! [`playhouse_mesh::Dialer`] (mesh link), [`dial`] the connector's side, and [`Cuttable`], a
 //! client stream a scenario can cut from the client's side.
 
@@ -45,6 +46,44 @@ impl Listener for SimListener {
 
     async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         self.inner.accept().await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn transport_name(&self) -> &'static str {
+        "tcp"
+    }
+}
+
+/// The mesh link's listener: a [`SimListener`] whose accepted connections the run's
+/// [`MeshTap`] watches (what a node reads from each peer, and when it drops the connection).
+#[derive(Debug)]
+pub struct MeshListener {
+    inner: SimListener,
+    tap: MeshTap,
+    /// The accepting node.
+    local: String,
+}
+
+impl MeshListener {
+    /// Binds `0.0.0.0:port` on the current simulated host, for node `local`.
+    pub async fn bind(port: u16, tap: &MeshTap, local: &str) -> io::Result<MeshListener> {
+        Ok(MeshListener {
+            inner: SimListener::bind(port).await?,
+            tap: tap.clone(),
+            local: local.to_owned(),
+        })
+    }
+}
+
+impl Listener for MeshListener {
+    type Io = Tapped<TcpStream>;
+
+    async fn accept(&mut self) -> io::Result<(Tapped<TcpStream>, SocketAddr)> {
+        let (stream, peer) = self.inner.accept().await?;
+        Ok((self.tap.accepted(&self.local, stream), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

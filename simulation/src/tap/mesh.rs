@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, BytesMut};
 use prost::Message;
 
+use super::accepted::Accepted;
 use super::stream::{Observer, Tapped, lock};
 use crate::trace::Trace;
 
@@ -26,7 +27,7 @@ struct WireHeader {
 }
 
 #[derive(Debug, Default)]
-struct MeshState {
+pub(super) struct MeshState {
     /// Requests written and not answered, by (requester, responder).
     outstanding: BTreeMap<(String, String), BTreeSet<u32>>,
     /// Requests answered, by (requester, responder).
@@ -37,13 +38,15 @@ struct MeshState {
     changes: BTreeMap<(String, String), u64>,
     /// Replies checked, by requester.
     replies: BTreeMap<String, u64>,
+    /// The accepting side of every connection.
+    pub(super) accepted: Accepted,
 }
 
 /// The tap of every mesh link connection of one run.
 #[derive(Clone, Debug)]
 pub struct MeshTap {
-    trace: Trace,
-    state: Arc<Mutex<MeshState>>,
+    pub(super) trace: Trace,
+    pub(super) state: Arc<Mutex<MeshState>>,
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
