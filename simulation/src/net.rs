@@ -15,6 +15,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use playhouse_mesh::Dialer;
 
+use crate::tap::accepted::AcceptTap;
 use crate::tap::mesh::MeshTap;
 use crate::tap::stream::Tapped;
 use playhouse_transport::Listener;
@@ -58,18 +59,18 @@ impl Listener for SimListener {
 }
 
 /// The mesh link's listener: a [`SimListener`] whose accepted connections the run's
-/// [`MeshTap`] watches (what a node reads from each peer, and when it drops the connection).
+/// [`AcceptTap`] watches (what a node reads from each peer, and when it drops the connection).
 #[derive(Debug)]
 pub struct MeshListener {
     inner: SimListener,
-    tap: MeshTap,
+    tap: AcceptTap,
     /// The accepting node.
     local: String,
 }
 
 impl MeshListener {
     /// Binds `0.0.0.0:port` on the current simulated host, for node `local`.
-    pub async fn bind(port: u16, tap: &MeshTap, local: &str) -> io::Result<MeshListener> {
+    pub async fn bind(port: u16, tap: &AcceptTap, local: &str) -> io::Result<MeshListener> {
         Ok(MeshListener {
             inner: SimListener::bind(port).await?,
             tap: tap.clone(),
@@ -83,7 +84,7 @@ impl Listener for MeshListener {
 
     async fn accept(&mut self) -> io::Result<(Tapped<TcpStream>, SocketAddr)> {
         let (stream, peer) = self.inner.accept().await?;
-        Ok((self.tap.accepted(&self.local, stream), peer))
+        Ok((self.tap.wrap(&self.local, stream), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

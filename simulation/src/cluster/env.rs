@@ -298,7 +298,7 @@ impl Env {
                 )
             });
         }
-        let tap = &self.mesh_tap;
+        let tap = self.mesh_tap.accepting();
         let single = wait_until(Duration::from_secs(1), || tap.crowded().is_empty()).await;
         self.trace.check("director", single, || {
             let crowded: Vec<String> = tap
@@ -366,12 +366,13 @@ impl Env {
     /// A mesh link on this host, advertised under the host's name, tapped on both sides and
     /// told of its node's verdicts.
     pub(super) async fn link(&self, name: &str) -> std::io::Result<Arc<dyn MeshLink>> {
-        let listener = MeshListener::bind(MESH_PORT, &self.mesh_tap, name).await?;
+        let accepting = self.mesh_tap.accepting();
+        let listener = MeshListener::bind(MESH_PORT, accepting, name).await?;
         let address = format!("tcp://{name}:{MESH_PORT}");
         self.mesh_tap.booted(name);
         let dialer = SimDialer::tapped(&self.mesh_tap, name);
         let link = TcpLink::new(name, listener, address, dialer, self.timing.link);
-        Ok(Arc::new(TappedLink::new(link, &self.mesh_tap, name)))
+        Ok(Arc::new(TappedLink::new(link, accepting, name)))
     }
 
     pub(super) fn join(&self, link: Arc<dyn MeshLink>) -> MeshJoin {

@@ -7,24 +7,24 @@
 //! invisible from the dialing side, so the tap watches accepted connections too:
 //!
 //! * every connection the peer dialed that is open at the verdict is closed within
-//!   [`RESET_GRACE`] of it ([`MeshTap::check_reset`]);
+//!   [`RESET_GRACE`] of it ([`AcceptTap::check_reset`]);
 //! * nothing is read from such a connection after the verdict: what the silent peer sent
 //!   before the verdict (held by a cut, delivered after the heal) must not reach the node
 //!   over the old connection;
 //! * once the network is quiet, a node holds at most one connection from each peer
-//!   ([`MeshTap::crowded`]).
+//!   ([`AcceptTap::crowded`]).
 //!
 //! A connection counts as the peer's once its hello has been read: the link files it under
 //! the peer's id in that same poll.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::mesh::MeshTap;
 use super::stream::{Observer, Tapped, lock};
-use crate::trace::now;
+use crate::trace::{Trace, now};
 
 /// How soon after a verdict the peer's connections must be gone: one tick of the simulated
 /// clock, in which the connection's task sees its cancellation and drops the stream.
@@ -32,20 +32,35 @@ pub const RESET_GRACE: Duration = Duration::from_millis(1);
 
 /// The accepted connections whose hello named the dialing node.
 #[derive(Debug, Default)]
-pub(super) struct Accepted {
+struct Accepted {
     next: u64,
     /// Open connections by (acceptor, dialer): id -> when a verdict on the dialer condemned
     /// the connection, if one did.
     open: BTreeMap<(String, String), BTreeMap<u64, Option<Duration>>>,
 }
 
-impl MeshTap {
+/// The tap on the accepting side of every mesh connection of one run.
+#[derive(Clone, Debug)]
+pub struct AcceptTap {
+    trace: Trace,
+    state: Arc<Mutex<Accepted>>,
+}
+
+impl AcceptTap {
+    /// A tap recording violations in `trace`.
+    pub fn new(trace: &Trace) -> AcceptTap {
+        AcceptTap {
+            trace: trace.clone(),
+            state: Arc::default(),
+        }
+    }
+
     /// `stream`, accepted by node `local`, tapped on its reading side.
-    pub fn accepted<S>(&self, local: &str, stream: S) -> Tapped<S> {
+    pub fn wrap<S>(&self, local: &str, stream: S) -> Tapped<S> {
         let id = {
             let mut state = lock(&self.state);
-            state.accepted.next += 1;
-            state.accepted.next
+            state.next += 1;
+            state.next
         };
         Tapped {
             inner: stream,
@@ -61,19 +76,31 @@ impl MeshTap {
     }
 
     /// Node `local` declared `peer` down and reset its link connections, now: every
-    /// connection `peer` dialed to `local` that is open is condemned. Returns their ids, for
-    /// [`MeshTap::check_reset`].
+    /// connection `peer` dialed to `local` that is open is condemned (and the verdict
+    /// recorded in the trace). Returns their ids, for [`AcceptTap::check_reset`].
     pub fn reset(&self, local: &str, peer: &str) -> Vec<u64> {
         let at = now();
-        let mut state = lock(&self.state);
-        let key = (local.to_owned(), peer.to_owned());
-        let Some(open) = state.accepted.open.get_mut(&key) else {
-            return Vec::new();
+        let condemned: Vec<u64> = {
+            let mut state = lock(&self.state);
+            let key = (local.to_owned(), peer.to_owned());
+            match state.open.get_mut(&key) {
+                Some(open) => {
+                    for condemned in open.values_mut() {
+                        condemned.get_or_insert(at);
+                    }
+                    open.keys().copied().collect()
+                }
+                None => Vec::new(),
+            }
         };
-        for condemned in open.values_mut() {
-            condemned.get_or_insert(at);
-        }
-        open.keys().copied().collect()
+        self.trace.record(
+            local,
+            format_args!(
+                "declared {peer} down: reset, {} connection(s) it dialed to drop",
+                condemned.len()
+            ),
+        );
+        condemned
     }
 
     /// [`RESET_GRACE`] after `local`'s verdict on `peer` at `at`: each of `condemned` must be
@@ -82,7 +109,7 @@ impl MeshTap {
         let left: Vec<u64> = {
             let state = lock(&self.state);
             let key = (local.to_owned(), peer.to_owned());
-            let open = state.accepted.open.get(&key);
+            let open = state.open.get(&key);
             condemned
                 .iter()
                 .copied()
@@ -106,7 +133,6 @@ impl MeshTap {
     /// Every (acceptor, dialer) pair with more than one connection open, with the count.
     pub fn crowded(&self) -> Vec<(String, String, usize)> {
         lock(&self.state)
-            .accepted
             .open
             .iter()
             .filter(|(_, open)| open.len() > 1)
@@ -117,7 +143,7 @@ impl MeshTap {
 
 /// One accepted connection: its hello names the dialer.
 struct AcceptedConnection {
-    tap: MeshTap,
+    tap: AcceptTap,
     local: String,
     id: u64,
     /// The dialing node, once its hello has been read.
@@ -152,12 +178,7 @@ impl Observer for AcceptedConnection {
             if let Some(peer) = self.parse_hello() {
                 let key = (self.local.clone(), peer.clone());
                 let mut state = lock(&self.tap.state);
-                state
-                    .accepted
-                    .open
-                    .entry(key)
-                    .or_default()
-                    .insert(self.id, None);
+                state.open.entry(key).or_default().insert(self.id, None);
                 self.peer = Some(peer);
                 self.hello = BytesMut::new();
             }
@@ -170,7 +191,6 @@ impl Observer for AcceptedConnection {
             let state = lock(&self.tap.state);
             let key = (self.local.clone(), peer.clone());
             state
-                .accepted
                 .open
                 .get(&key)
                 .and_then(|open| open.get(&self.id).copied().flatten())
@@ -195,10 +215,10 @@ impl Observer for AcceptedConnection {
         if let Some(peer) = &self.peer {
             let key = (self.local.clone(), peer.clone());
             let mut state = lock(&self.tap.state);
-            if let Some(open) = state.accepted.open.get_mut(&key) {
+            if let Some(open) = state.open.get_mut(&key) {
                 open.remove(&self.id);
                 if open.is_empty() {
-                    state.accepted.open.remove(&key);
+                    state.open.remove(&key);
                 }
             }
         }
@@ -220,16 +240,16 @@ mod tests {
     #[test]
     fn a_reset_condemns_the_peers_connections_and_reads_after_it_are_flagged() {
         let trace = crate::trace::Trace::new();
-        let tap = MeshTap::new(&trace);
-        let mut old = tap.accepted("a", ());
-        let mut other = tap.accepted("a", ());
+        let tap = AcceptTap::new(&trace);
+        let mut old = tap.wrap("a", ());
+        let mut other = tap.wrap("a", ());
         // The hello may come in pieces.
         let greeting = hello("b");
         old.observer.read(&greeting[..3]);
         assert!(tap.reset("a", "b").is_empty(), "not named yet");
         old.observer.read(&greeting[3..]);
         other.observer.read(&hello("c"));
-        let mut new = tap.accepted("a", ());
+        let mut new = tap.wrap("a", ());
         new.observer.read(&hello("b"));
         assert_eq!(tap.crowded(), vec![("a".into(), "b".into(), 2)]);
         let condemned = tap.reset("a", "b");

@@ -6,14 +6,13 @@
 use bytes::Bytes;
 use playhouse_mesh::{EventSink, LinkError, MeshLink};
 
-use super::accepted::RESET_GRACE;
-use super::mesh::MeshTap;
+use super::accepted::{AcceptTap, RESET_GRACE};
 use crate::trace::now;
 
-/// `L`, with every reset reported to the run's [`MeshTap`].
+/// `L`, with every reset reported to the run's [`AcceptTap`].
 pub struct TappedLink<L> {
     inner: L,
-    tap: MeshTap,
+    tap: AcceptTap,
     /// The node's server id.
     local: String,
 }
@@ -28,7 +27,7 @@ impl<L> std::fmt::Debug for TappedLink<L> {
 
 impl<L: MeshLink> TappedLink<L> {
     /// `inner`, the link of node `local`, watched by `tap`.
-    pub fn new(inner: L, tap: &MeshTap, local: &str) -> TappedLink<L> {
+    pub fn new(inner: L, tap: &AcceptTap, local: &str) -> TappedLink<L> {
         TappedLink {
             inner,
             tap: tap.clone(),
@@ -58,13 +57,6 @@ impl<L: MeshLink> MeshLink for TappedLink<L> {
         self.inner.reset(server_id);
         let at = now();
         let condemned = self.tap.reset(&self.local, server_id);
-        self.tap.trace.record(
-            &self.local,
-            format_args!(
-                "declared {server_id} down: reset, {} connection(s) it dialed to drop",
-                condemned.len()
-            ),
-        );
         if condemned.is_empty() {
             return;
         }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, BytesMut};
 use prost::Message;
 
-use super::accepted::Accepted;
+use super::accepted::AcceptTap;
 use super::stream::{Observer, Tapped, lock};
 use crate::trace::Trace;
 
@@ -27,7 +27,7 @@ struct WireHeader {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct MeshState {
+struct MeshState {
     /// Requests written and not answered, by (requester, responder).
     outstanding: BTreeMap<(String, String), BTreeSet<u32>>,
     /// Requests answered, by (requester, responder).
@@ -38,15 +38,15 @@ pub(super) struct MeshState {
     changes: BTreeMap<(String, String), u64>,
     /// Replies checked, by requester.
     replies: BTreeMap<String, u64>,
-    /// The accepting side of every connection.
-    pub(super) accepted: Accepted,
 }
 
 /// The tap of every mesh link connection of one run.
 #[derive(Clone, Debug)]
 pub struct MeshTap {
-    pub(super) trace: Trace,
-    pub(super) state: Arc<Mutex<MeshState>>,
+    trace: Trace,
+    state: Arc<Mutex<MeshState>>,
+    /// The accepting side of every connection.
+    accepting: AcceptTap,
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -63,7 +63,13 @@ impl MeshTap {
         MeshTap {
             trace: trace.clone(),
             state: Arc::default(),
+            accepting: AcceptTap::new(trace),
         }
+    }
+
+    /// The tap on the accepting side of every connection.
+    pub fn accepting(&self) -> &AcceptTap {
+        &self.accepting
     }
 
     /// `stream`, dialed by node `local` to node `remote`, tapped.
