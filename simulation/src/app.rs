@@ -26,6 +26,8 @@ use playhouse::{
     StageContext, StageInit,
 };
 
+use crate::lifecycle::{ActorLog, StageBook, StageLog};
+
 /// The stage type every scenario uses.
 pub const STAGE_TYPE: &str = "Room";
 /// The error a stage answers an operation with when it arrived out of order.
@@ -59,6 +61,7 @@ fn text(packet: &Packet) -> String {
 #[derive(Debug)]
 pub struct SimRoom {
     incarnation: String,
+    log: StageLog,
     /// Broadcast sequence: every `Applied` carries the next one.
     seq: u64,
     /// Operations applied, by account (or server) id.
@@ -68,11 +71,12 @@ pub struct SimRoom {
 }
 
 impl SimRoom {
-    /// A stage for `init`, in `boot`.
-    pub fn new(init: &StageInit<'_>, boot: &Boot) -> SimRoom {
+    /// A stage for `init`, in `boot`, reporting to `book`.
+    pub fn new(init: &StageInit<'_>, boot: &Boot, book: &StageBook) -> SimRoom {
         let n = boot.stages.fetch_add(1, Ordering::Relaxed);
         SimRoom {
             incarnation: format!("{}.{}.{}.{n}", boot.server_id, boot.boot, init.stage_id),
+            log: book.stage(STAGE_TYPE, init.stage_id),
             seq: 0,
             ops: BTreeMap::new(),
             joins: BTreeMap::new(),
@@ -100,7 +104,12 @@ impl Stage for SimRoom {
         _: &mut StageContext<Self>,
         _: Packet,
     ) -> Result<Packet, ErrorCode> {
+        self.log.created();
         Ok(Packet::new("Created", self.incarnation.clone()))
+    }
+
+    async fn on_destroy(&mut self, _: &mut StageContext<Self>) {
+        self.log.destroyed();
     }
 
     async fn on_post_join_stage(
@@ -108,6 +117,7 @@ impl Stage for SimRoom {
         _: &mut StageContext<Self>,
         actor: &mut ActorCell<SimPlayer>,
     ) {
+        self.log.joined(&actor.log);
         let joins = self
             .joins
             .entry(actor.link.account_id().to_owned())
@@ -199,13 +209,29 @@ impl Stage for SimRoom {
 }
 
 /// The test actor: its account is the authenticate payload; it remembers every connection
-/// change (`0` lost, `1` re-attached).
-#[derive(Debug, Default)]
+/// change (`0` lost, `1` re-attached) and reports its `on_destroy` to its boot's book.
+#[derive(Debug)]
 pub struct SimPlayer {
     history: String,
+    /// Its handle on the book (the stage it joins files it there).
+    pub log: ActorLog,
+}
+
+impl SimPlayer {
+    /// An actor reporting to `book`.
+    pub fn new(book: &StageBook) -> SimPlayer {
+        SimPlayer {
+            history: String::new(),
+            log: book.actor(),
+        }
+    }
 }
 
 impl Actor for SimPlayer {
+    async fn on_destroy(&mut self, _: &mut ActorLink) {
+        self.log.destroyed();
+    }
+
     async fn on_authenticate(
         &mut self,
         link: &mut ActorLink,

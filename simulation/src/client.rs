@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, Packet};
 
+use crate::app::STAGE_TYPE;
 use crate::cluster::env::{Env, sleep, wait_until};
 use crate::cluster::ports::CLIENT_PORT;
 use crate::invariants::Ledger;
@@ -42,6 +43,9 @@ pub struct SimClient {
     pub account: String,
     /// The stage it plays in.
     pub stage_id: i64,
+    /// That stage's type, named in the connection's hello: a login joins only a stage of the
+    /// type it names ([`STAGE_TYPE`] unless [`SimClient::of_type`] says otherwise).
+    pub stage_type: String,
     /// The Play server host it connects to.
     pub server: String,
     connector: Connector,
@@ -100,6 +104,7 @@ impl SimClient {
             name: name.to_owned(),
             account: account.to_owned(),
             stage_id,
+            stage_type: STAGE_TYPE.to_owned(),
             server: server.to_owned(),
             connector,
             tap: ClientTap::new(&trace, name),
@@ -112,6 +117,12 @@ impl SimClient {
             request_timeout: timing.client_request_timeout,
             connect_timeout: timing.connect_timeout,
         }
+    }
+
+    /// The same client, playing in a stage of type `stage_type` (one an API server created).
+    pub fn of_type(mut self, stage_type: &str) -> SimClient {
+        self.stage_type = stage_type.to_owned();
+        self
     }
 
     /// The connector.
@@ -148,11 +159,9 @@ impl SimClient {
             }
         };
         lock(&self.inbox).last_applied = None;
-        // No stage type named: clients join whichever type the scenario's API server created
-        // (a clock room, a relay), or create the default type.
-        if let Err(error) = self
-            .connector
-            .connect_stream(self.tap.wrap(stream), self.stage_id, "")
+        if let Err(error) =
+            self.connector
+                .connect_stream(self.tap.wrap(stream), self.stage_id, &self.stage_type)
         {
             self.trace
                 .record(&self.name, format_args!("connect failed: {error}"));

@@ -23,6 +23,7 @@ use playhouse::{ActorCell, ErrorCode, Packet, PlayServerBuilder, Stage, StageCon
 use tokio::time::Instant;
 
 use crate::app::SimPlayer;
+use crate::lifecycle::{StageBook, StageLog};
 
 /// The stage type name.
 pub const CLOCK: &str = "Clock";
@@ -43,14 +44,21 @@ pub const ASYNC_PERIOD: Duration = Duration::from_millis(120);
 /// How long each async block takes (all the same: they end in the order they started).
 pub const ASYNC_TAKES: Duration = Duration::from_millis(70);
 
-/// Registers the clock stage type on a Play server being built.
-pub fn register(builder: PlayServerBuilder) -> PlayServerBuilder {
-    builder.stage(CLOCK, |_| ClockRoom::new(), |_| SimPlayer::default())
+/// Registers the clock stage type on a Play server being built, whose stages and actors
+/// report to `book`.
+pub fn register(builder: PlayServerBuilder, book: &StageBook) -> PlayServerBuilder {
+    let (stages, actors) = (book.clone(), book.clone());
+    builder.stage(
+        CLOCK,
+        move |init| ClockRoom::new(stages.stage(CLOCK, init.stage_id)),
+        move |_| SimPlayer::new(&actors),
+    )
 }
 
 /// The clock stage.
 #[derive(Debug)]
 pub struct ClockRoom {
+    log: StageLog,
     born: Instant,
     ticks: u64,
     /// Players to wait for before starting the clock (`None`: ticks only).
@@ -63,8 +71,9 @@ pub struct ClockRoom {
 }
 
 impl ClockRoom {
-    fn new() -> ClockRoom {
+    fn new(log: StageLog) -> ClockRoom {
         ClockRoom {
+            log,
             born: Instant::now(),
             ticks: 0,
             players: None,
@@ -141,6 +150,7 @@ impl Stage for ClockRoom {
         ctx: &mut StageContext<Self>,
         packet: Packet,
     ) -> Result<Packet, ErrorCode> {
+        self.log.created();
         self.born = Instant::now();
         ctx.add_repeat_timer(TICK, TICK, |room: &mut ClockRoom, ctx| {
             room.ticks += 1;
@@ -154,11 +164,16 @@ impl Stage for ClockRoom {
         Ok(Packet::empty("Created"))
     }
 
+    async fn on_destroy(&mut self, _: &mut StageContext<Self>) {
+        self.log.destroyed();
+    }
+
     async fn on_post_join_stage(
         &mut self,
         ctx: &mut StageContext<Self>,
-        _: &mut ActorCell<SimPlayer>,
+        actor: &mut ActorCell<SimPlayer>,
     ) {
+        self.log.joined(&actor.log);
         self.joined += 1;
         if self.players == Some(self.joined) {
             self.start(ctx);

@@ -14,6 +14,8 @@
 //! * [`client`] / [`mesh_client`]: a game client (connector) and an API workload (mesh
 //!   requests) that record what they see and check it as it arrives.
 //! * [`invariants`]: the operation ledger and mesh outcome tallies.
+//! * [`lifecycle`]: every stage's and actor's `on_destroy`, and what a graceful stop must
+//!   close.
 //! * [`tap`]: wire-level taps on client and mesh connections (every reply answers exactly
 //!   one request).
 //! * [`trace`]: the event trace and its hash; [`rng`]: the one seeded generator.
@@ -31,6 +33,7 @@ pub mod clock_room;
 pub mod cluster;
 pub mod directory;
 pub mod invariants;
+pub mod lifecycle;
 pub mod mesh_client;
 pub mod net;
 pub mod network;

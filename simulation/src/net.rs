@@ -1,5 +1,6 @@
 //! turmoil's simulated TCP behind PlayHouse's transport traits: [`SimListener`] is a
-//! [`playhouse_transport::Listener`] (Play server clients, mesh link), [`SimDialer`] a
+//! [`playhouse_transport::Listener`] (Play server clients; [`MeshListener`] for the mesh link,
+//! whose accepted connections the run's tap watches), [`SimDialer`] a
 //! [`playhouse_mesh::Dialer`] (mesh link), [`dial`] the connector's side, and [`Cuttable`], a
 //! client stream a scenario can cut from the client's side.
 
@@ -14,6 +15,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use playhouse_mesh::Dialer;
 
+use crate::tap::accepted::AcceptTap;
 use crate::tap::mesh::MeshTap;
 use crate::tap::stream::Tapped;
 use playhouse_transport::Listener;
@@ -45,6 +47,44 @@ impl Listener for SimListener {
 
     async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         self.inner.accept().await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn transport_name(&self) -> &'static str {
+        "tcp"
+    }
+}
+
+/// The mesh link's listener: a [`SimListener`] whose accepted connections the run's
+/// [`AcceptTap`] watches (what a node reads from each peer, and when it drops the connection).
+#[derive(Debug)]
+pub struct MeshListener {
+    inner: SimListener,
+    tap: AcceptTap,
+    /// The accepting node.
+    local: String,
+}
+
+impl MeshListener {
+    /// Binds `0.0.0.0:port` on the current simulated host, for node `local`.
+    pub async fn bind(port: u16, tap: &AcceptTap, local: &str) -> io::Result<MeshListener> {
+        Ok(MeshListener {
+            inner: SimListener::bind(port).await?,
+            tap: tap.clone(),
+            local: local.to_owned(),
+        })
+    }
+}
+
+impl Listener for MeshListener {
+    type Io = Tapped<TcpStream>;
+
+    async fn accept(&mut self) -> io::Result<(Tapped<TcpStream>, SocketAddr)> {
+        let (stream, peer) = self.inner.accept().await?;
+        Ok((self.tap.wrap(&self.local, stream), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

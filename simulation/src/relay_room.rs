@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use playhouse::{
-    ErrorCode, HandlerRegistry, Packet, PlayServerBuilder, ReplyTarget, Stage, StageContext,
-    StageInit,
+    ActorCell, ErrorCode, HandlerRegistry, Packet, PlayServerBuilder, ReplyTarget, Stage,
+    StageContext, StageInit,
 };
 
 use crate::app::SimPlayer;
+use crate::lifecycle::{StageBook, StageLog};
 
 /// The stage type name.
 pub const RELAY: &str = "Relay";
@@ -37,17 +38,24 @@ pub struct RelayBoot {
     stages: AtomicU64,
 }
 
-/// Registers the relay stage type on a Play server being built (boot `boot` of `server_id`).
-pub fn register(builder: PlayServerBuilder, server_id: &str, boot: u64) -> PlayServerBuilder {
+/// Registers the relay stage type on a Play server being built (boot `boot` of `server_id`,
+/// whose stages and actors report to `book`).
+pub fn register(
+    builder: PlayServerBuilder,
+    server_id: &str,
+    boot: u64,
+    book: &StageBook,
+) -> PlayServerBuilder {
     let boot = Arc::new(RelayBoot {
         server_id: server_id.to_owned(),
         boot,
         stages: AtomicU64::new(0),
     });
+    let (stages, actors) = (book.clone(), book.clone());
     builder.stage(
         RELAY,
-        move |init| RelayRoom::new(init, &boot),
-        |_| SimPlayer::default(),
+        move |init| RelayRoom::new(init, &boot, &stages),
+        move |_| SimPlayer::new(&actors),
     )
 }
 
@@ -77,13 +85,15 @@ fn text(packet: &Packet) -> String {
 #[derive(Debug)]
 pub struct RelayRoom {
     incarnation: String,
+    log: StageLog,
 }
 
 impl RelayRoom {
-    fn new(init: &StageInit<'_>, boot: &RelayBoot) -> RelayRoom {
+    fn new(init: &StageInit<'_>, boot: &RelayBoot, book: &StageBook) -> RelayRoom {
         let n = boot.stages.fetch_add(1, Ordering::Relaxed);
         RelayRoom {
             incarnation: format!("{}.{}.{}.{n}", boot.server_id, boot.boot, init.stage_id),
+            log: book.stage(RELAY, init.stage_id),
         }
     }
 
@@ -148,13 +158,26 @@ impl Stage for RelayRoom {
         _: &mut StageContext<Self>,
         _: Packet,
     ) -> Result<Packet, ErrorCode> {
+        self.log.created();
         Ok(Packet::new("Created", self.incarnation.clone()))
+    }
+
+    async fn on_destroy(&mut self, _: &mut StageContext<Self>) {
+        self.log.destroyed();
+    }
+
+    async fn on_post_join_stage(
+        &mut self,
+        _: &mut StageContext<Self>,
+        actor: &mut ActorCell<SimPlayer>,
+    ) {
+        self.log.joined(&actor.log);
     }
 
     async fn on_dispatch(
         &mut self,
         ctx: &mut StageContext<Self>,
-        actor: &mut playhouse::ActorCell<SimPlayer>,
+        actor: &mut ActorCell<SimPlayer>,
         packet: Packet,
     ) {
         // Requests only: every message here expects an answer.

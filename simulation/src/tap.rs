@@ -15,14 +15,19 @@
 //!   (requester, responder) pair: every reply must answer a request of that pair that is not
 //!   answered yet, and no request sequence is sent twice. The tap also counts the connections
 //!   opened and closed per pair: one-way messages must arrive unless that count moved
-//!   ([`MeshTap::changes`](mesh::MeshTap::changes)).
+//!   ([`MeshTap::changes`](mesh::MeshTap::changes)). On the accepting side it checks what a
+//!   node's verdict on a peer must do: drop the connection the peer dialed at once, and read
+//!   nothing more from it (`accepted`).
 //!
 //! Everything is kept in ordered maps and recorded from the stream's own polls, so the trace
 //! stays a function of the seed.
 //!
 //! * `stream`: [`Tapped`](stream::Tapped), the stream an observer watches.
-//! * `client`, `mesh`: the observers and what they check.
+//! * `client`, `mesh`, `accepted`: the observers and what they check; `link`: the mesh link
+//!   wrapper that tells the tap of each verdict.
 
+pub mod accepted;
 pub mod client;
+pub mod link;
 pub mod mesh;
 pub mod stream;

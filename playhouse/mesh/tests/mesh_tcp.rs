@@ -54,6 +54,11 @@ async fn a_frozen_peer_is_detected_within_the_heartbeat_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_drops_the_connection_the_peer_dialed_too() {
+    common::faults::a_reset_drops_the_connection_the_peer_dialed_too(TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_fails_requests_at_once_and_reconnects() {
     common::faults::a_reset_fails_requests_at_once_and_reconnects(TCP).await;
 }

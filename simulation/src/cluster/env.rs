@@ -16,8 +16,9 @@ use playhouse_mesh::{MeshLink, TcpLink};
 use super::ports::MESH_PORT;
 use super::timing::Timing;
 use crate::directory::SimDirectory;
-use crate::net::{SimDialer, SimListener};
+use crate::net::{MeshListener, SimDialer};
 use crate::rng::SimRng;
+use crate::tap::link::TappedLink;
 use crate::tap::mesh::MeshTap;
 use crate::trace::Trace;
 
@@ -265,7 +266,8 @@ impl Env {
     }
 
     /// Checks every live server is idle (call it once every client has left): no client
-    /// session still open (a half-open one must have timed out), no mesh request pending.
+    /// session still open (a half-open one must have timed out), no mesh request pending, no
+    /// node holding more than one connection from a peer (every fault has healed by now).
     pub async fn check_idle(&self) {
         let servers: Vec<(String, Server)> = self
             .state
@@ -296,6 +298,19 @@ impl Env {
                 )
             });
         }
+        let tap = self.mesh_tap.accepting();
+        let single = wait_until(Duration::from_secs(1), || tap.crowded().is_empty()).await;
+        self.trace.check("director", single, || {
+            let crowded: Vec<String> = tap
+                .crowded()
+                .into_iter()
+                .map(|(local, peer, n)| format!("{local} holds {n} from {peer}"))
+                .collect();
+            format!(
+                "mesh connections doubled at the end: {}",
+                crowded.join(", ")
+            )
+        });
     }
 
     /// Checks the servers are idle ([`Env::check_idle`]), stops every server gracefully and
@@ -348,14 +363,16 @@ impl Env {
         state.stopped.insert(name.to_owned());
     }
 
-    /// A mesh link on this host, advertised under the host's name.
+    /// A mesh link on this host, advertised under the host's name, tapped on both sides and
+    /// told of its node's verdicts.
     pub(super) async fn link(&self, name: &str) -> std::io::Result<Arc<dyn MeshLink>> {
-        let listener = SimListener::bind(MESH_PORT).await?;
+        let accepting = self.mesh_tap.accepting();
+        let listener = MeshListener::bind(MESH_PORT, accepting, name).await?;
         let address = format!("tcp://{name}:{MESH_PORT}");
         self.mesh_tap.booted(name);
         let dialer = SimDialer::tapped(&self.mesh_tap, name);
         let link = TcpLink::new(name, listener, address, dialer, self.timing.link);
-        Ok(Arc::new(link))
+        Ok(Arc::new(TappedLink::new(link, accepting, name)))
     }
 
     pub(super) fn join(&self, link: Arc<dyn MeshLink>) -> MeshJoin {

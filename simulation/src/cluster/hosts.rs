@@ -9,12 +9,18 @@ use playhouse::{ApiServer, PlayServer};
 use super::env::{Env, Server, Workload, expect_no_tasks};
 use super::ports::CLIENT_PORT;
 use crate::app::{Boot, STAGE_TYPE, SimPlayer, SimRoom, api_handlers};
+use crate::lifecycle::StageBook;
 use crate::net::SimListener;
+use crate::trace::now;
 
 type Software = Pin<Box<dyn Future<Output = turmoil::Result>>>;
 
+/// A Play server's shutdown timeout: its graceful stop aborts stages still running then.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The software of Play server host `name`: serve clients, join the mesh, run until the
-/// cluster stops, stop gracefully, check for leaked tasks. Restartable (bounce).
+/// cluster stops, stop gracefully (checking that it closed every stage: see
+/// [`crate::lifecycle`]), check for leaked tasks. Restartable (bounce).
 pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<> {
     let env = env.clone();
     move || {
@@ -22,21 +28,23 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
         Box::pin(async move {
             let boot_number = env.next_boot(name);
             let boot = Boot::new(name, boot_number);
+            let book = StageBook::new(&env.trace, name);
             let timing = env.timing;
             let builder = PlayServer::builder().server_id(name);
-            let builder = crate::relay_room::register(builder, name, boot_number);
-            let builder = crate::clock_room::register(builder);
+            let builder = crate::relay_room::register(builder, name, boot_number, &book);
+            let builder = crate::clock_room::register(builder, &book);
+            let (stages, actors) = (book.clone(), book.clone());
             let server = builder
                 .stage(
                     STAGE_TYPE,
-                    move |init| SimRoom::new(init, &boot),
-                    |_| SimPlayer::default(),
+                    move |init| SimRoom::new(init, &boot, &stages),
+                    move |_| SimPlayer::new(&actors),
                 )
                 .default_stage_type(STAGE_TYPE)
                 .configure(|c| {
                     c.idle_timeout = timing.idle_timeout;
                     c.auth_timeout = timing.auth_timeout;
-                    c.shutdown_timeout = Duration::from_secs(2);
+                    c.shutdown_timeout = SHUTDOWN_TIMEOUT;
                     let mut resume = playhouse::ResumeConfig::default();
                     resume.window = timing.resume_window;
                     c.resume = Some(resume);
@@ -48,7 +56,10 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
             env.trace.record(name, "up");
             env.register(name, Server::Play(server.clone()));
             env.wait_stop().await;
+            book.stop_began();
+            let deadline = now() + SHUTDOWN_TIMEOUT;
             server.stop().await;
+            book.check_stop(deadline);
             drop(server);
             expect_no_tasks(&env, name, Duration::from_secs(3)).await;
             env.trace.record(name, "stopped");

@@ -216,7 +216,7 @@ async fn mesh_side(api: ApiServer, env: Env, plan: Plan) {
 async fn client_side(env: Env, plan: Plan) {
     let trace = env.trace.clone();
     let rng = env.rng.fork();
-    let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, CLIENT_STAGE);
+    let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, CLIENT_STAGE).of_type(RELAY);
     if !client
         .join_when_ready(
             &env,

@@ -163,7 +163,7 @@ async fn mesh_side(api: ApiServer, env: Env) {
 async fn client_side(env: Env) {
     let trace = env.trace.clone();
     let rng = env.rng.fork();
-    let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, CLIENT_STAGE);
+    let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, CLIENT_STAGE).of_type(RELAY);
     if !client
         .join_when_ready(
             &env,

@@ -13,6 +13,12 @@
 //! * queues stay bounded (request caches empty at the end, late replies at most the failed
 //!   requests and, with the replies that completed requests, at most the replies on the
 //!   wire; connectors with nothing pending);
+//! * a node that declares a peer down drops every connection with it, the one the peer
+//!   dialed included: closed within a tick of the verdict, nothing read from it after; once
+//!   quiet, a node holds one connection from each peer (the tap's accepting side);
+//! * a graceful stop closes every stage: each stage open when it began runs `on_destroy`
+//!   exactly once before the shutdown deadline, after each of its actors' (on every close
+//!   path: never twice, never before its actors; see [`crate::lifecycle`]);
 //! * no task outlives a graceful shutdown (every host's runtime is empty after it stops).
 
 use std::fmt;

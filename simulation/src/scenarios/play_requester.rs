@@ -200,7 +200,7 @@ async fn ask(
 async fn client_side(env: Env, plan: Plan) {
     let trace = env.trace.clone();
     let rng = env.rng.fork();
-    let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, RELAY_STAGE);
+    let mut client = SimClient::new(&env, CLIENT, "alice", PLAY, RELAY_STAGE).of_type(RELAY);
     if !client
         .join_when_ready(
             &env,

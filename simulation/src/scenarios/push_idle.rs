@@ -76,7 +76,7 @@ async fn dead(env: Env, cut_at: Rc<Cell<Duration>>) {
     let trace = env.trace.clone();
     let rng = env.rng.fork();
     wait_until(Duration::from_secs(20), || env.is_finished(BASELINE)).await;
-    let mut client = SimClient::new(&env, DEAD, "bob", PLAY, STAGE);
+    let mut client = SimClient::new(&env, DEAD, "bob", PLAY, STAGE).of_type(CLOCK);
     if !client
         .login_retrying(Duration::from_millis(100), Duration::from_secs(5))
         .await
@@ -104,7 +104,7 @@ async fn live(env: Env, cut_at: Rc<Cell<Duration>>) {
         env.finish(BASELINE);
         return env.finish(LIVE);
     }
-    let mut client = SimClient::new(&env, LIVE, "alice", PLAY, STAGE);
+    let mut client = SimClient::new(&env, LIVE, "alice", PLAY, STAGE).of_type(CLOCK);
     if !client
         .login_retrying(Duration::from_millis(100), Duration::from_secs(5))
         .await

@@ -103,7 +103,7 @@ async fn player(env: Env, name: &'static str, account: &'static str) {
         trace.violation(name, "the clock stage was never created");
         return env.finish(name);
     }
-    let mut client = SimClient::new(&env, name, account, PLAY, STAGE);
+    let mut client = SimClient::new(&env, name, account, PLAY, STAGE).of_type(CLOCK);
     if !client
         .login_retrying(Duration::from_millis(100), Duration::from_secs(5))
         .await

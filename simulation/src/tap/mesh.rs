@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, BytesMut};
 use prost::Message;
 
+use super::accepted::AcceptTap;
 use super::stream::{Observer, Tapped, lock};
 use crate::trace::Trace;
 
@@ -44,6 +45,8 @@ struct MeshState {
 pub struct MeshTap {
     trace: Trace,
     state: Arc<Mutex<MeshState>>,
+    /// The accepting side of every connection.
+    accepting: AcceptTap,
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -60,7 +63,13 @@ impl MeshTap {
         MeshTap {
             trace: trace.clone(),
             state: Arc::default(),
+            accepting: AcceptTap::new(trace),
         }
+    }
+
+    /// The tap on the accepting side of every connection.
+    pub fn accepting(&self) -> &AcceptTap {
+        &self.accepting
     }
 
     /// `stream`, dialed by node `local` to node `remote`, tapped.

@@ -8,6 +8,7 @@
 //! new connections carry traffic, which is what a node must find out for itself.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,11 +39,12 @@ pub(crate) enum Fault {
 }
 
 /// Which way bytes flow through a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum Way {
     /// From the dialing node to the server behind the proxy.
     Forward,
-    Backward,
+    /// From the server, which counts here the connections it ends.
+    Backward(Arc<AtomicUsize>),
 }
 
 /// The current reset token: connections accepted now end when it is cancelled.
@@ -54,6 +56,8 @@ pub(crate) struct FaultProxy {
     fault: watch::Sender<Fault>,
     resets: Resets,
     stop: CancellationToken,
+    /// Connections the server behind the proxy closed (its side ended).
+    closed_by_server: Arc<AtomicUsize>,
 }
 
 impl Drop for FaultProxy {
@@ -75,9 +79,13 @@ impl FaultProxy {
         let (fault, faults) = watch::channel(Fault::Pass);
         let resets: Resets = Arc::default();
         let stop = CancellationToken::new();
+        let closed_by_server = Arc::new(AtomicUsize::new(0));
         tokio::spawn(accept_loop(
             listener,
-            upstream,
+            Upstream {
+                address: upstream,
+                closed: Arc::clone(&closed_by_server),
+            },
             faults,
             Arc::clone(&resets),
             stop.clone(),
@@ -87,7 +95,14 @@ impl FaultProxy {
             fault,
             resets,
             stop,
+            closed_by_server,
         }
+    }
+
+    /// How many connections through the proxy the server behind it has closed so far (read
+    /// to their end on its side, whatever the fault then does with the FIN).
+    pub(crate) fn closed_by_server(&self) -> usize {
+        self.closed_by_server.load(Ordering::SeqCst)
     }
 
     /// `tcp://127.0.0.1:port`.
@@ -108,9 +123,16 @@ impl FaultProxy {
     }
 }
 
+/// The server behind the proxy, and the count of connections it closed.
+#[derive(Clone)]
+struct Upstream {
+    address: SocketAddr,
+    closed: Arc<AtomicUsize>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    upstream: SocketAddr,
+    upstream: Upstream,
     faults: watch::Receiver<Fault>,
     resets: Resets,
     stop: CancellationToken,
@@ -122,13 +144,13 @@ async fn accept_loop(
         };
         let Ok((client, _)) = accepted else { continue };
         let reset = resets.lock().unwrap().clone();
-        tokio::spawn(connection(client, upstream, faults.clone(), reset));
+        tokio::spawn(connection(client, upstream.clone(), faults.clone(), reset));
     }
 }
 
 async fn connection(
     client: TcpStream,
-    upstream: SocketAddr,
+    upstream: Upstream,
     mut faults: watch::Receiver<Fault>,
     reset: CancellationToken,
 ) {
@@ -151,7 +173,7 @@ async fn connection(
             }
         }
     }
-    let Ok(server) = TcpStream::connect(upstream).await else {
+    let Ok(server) = TcpStream::connect(upstream.address).await else {
         return abort(client);
     };
     let _ = server.set_nodelay(true);
@@ -167,7 +189,7 @@ async fn connection(
     tokio::spawn(pump(
         server_read,
         client_write,
-        Way::Backward,
+        Way::Backward(upstream.closed),
         faults,
         reset,
     ));
@@ -201,9 +223,12 @@ async fn pump(
             // The end (or an error): pass the FIN on, unless this direction is or went
             // silent (a partition swallows FINs too).
             _ => {
+                if let Way::Backward(closed) = &way {
+                    closed.fetch_add(1, Ordering::SeqCst);
+                }
                 let silent = match *faults.borrow() {
                     Fault::Partition | Fault::Freeze => true,
-                    Fault::DropForward => way == Way::Forward,
+                    Fault::DropForward => matches!(way, Way::Forward),
                     Fault::Pass | Fault::Delay(_) => false,
                 };
                 if !swallowed && !silent {
@@ -227,7 +252,7 @@ async fn pump(
                 Duration::ZERO
             }
             Fault::DropForward => {
-                swallowed |= way == Way::Forward;
+                swallowed |= matches!(way, Way::Forward);
                 Duration::ZERO
             }
         };

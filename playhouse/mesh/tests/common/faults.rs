@@ -87,6 +87,11 @@ struct Pair {
 
 impl Pair {
     async fn start(bind: Bind) -> Pair {
+        Pair::start_with(bind, |_| {}).await
+    }
+
+    /// [`Pair::start`] with `fb`'s settings changed by `tune_b`.
+    async fn start_with(bind: Bind, tune_b: impl FnOnce(&mut MeshConfig)) -> Pair {
         let directory = Proxied::default();
         let tune = |config: &mut MeshConfig| {
             config.heartbeat_interval = INTERVAL;
@@ -95,7 +100,11 @@ impl Pair {
         let a = node_with(bind, "fa", Arc::new(directory.clone()), tune).await;
         let to_a = FaultProxy::start(a.mesh.address()).await;
         directory.route("fa", &to_a);
-        let b = node_with(bind, "fb", Arc::new(directory.clone()), tune).await;
+        let tune_b = |config: &mut MeshConfig| {
+            tune(config);
+            tune_b(config);
+        };
+        let b = node_with(bind, "fb", Arc::new(directory.clone()), tune_b).await;
         let to_b = FaultProxy::start(b.mesh.address()).await;
         directory.route("fb", &to_b);
         a.mesh.refresh().await.unwrap();
@@ -286,6 +295,40 @@ pub(crate) async fn one_way_loss_is_detected_within_the_heartbeat_timeout(bind: 
 /// `fb` freezes: its connections stay open, nothing is read or written.
 pub(crate) async fn a_frozen_peer_is_detected_within_the_heartbeat_timeout(bind: Bind) {
     silent_fault(bind, Noticed::ByA, |pair| pair.set(Fault::Freeze)).await;
+}
+
+/// `fa` declares `fb` down while `fb`, whose heartbeat timeout is far off, keeps the
+/// connection it dialed to `fa` open: what `fa` sends is lost, what `fb` sends arrives. The
+/// reset of `fa`'s link must drop that connection too, not only redial its own: only `fa`
+/// can close it (`fb` declares nobody down, and the fault passes everything `fb` dialed).
+/// Then `fb` dials again and, once healed, the pair recovers.
+pub(crate) async fn a_reset_drops_the_connection_the_peer_dialed_too(bind: Bind) {
+    let pair = Pair::start_with(bind, |config| {
+        config.heartbeat_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let closed = pair.to_a.closed_by_server();
+    let fault = Instant::now();
+    pair.to_b.set(Fault::Partition);
+    while pair.a.mesh.peers_declared_down() == 0 {
+        assert!(
+            fault.elapsed() <= TIMEOUT + SLACK,
+            "fa never declared fb down"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let verdict = Instant::now();
+    while pair.to_a.closed_by_server() == closed {
+        assert!(
+            verdict.elapsed() <= TIMEOUT,
+            "fa declared fb down {:?} ago and still holds the connection fb dialed",
+            verdict.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pair.b.mesh.peers_declared_down(), 0, "only fa noticed");
+    pair.set(Fault::Pass);
+    pair.recovers().await;
 }
 
 /// Connections reset: the link notices at once (no heartbeat needed), the request in
