@@ -36,10 +36,8 @@ impl Session {
         match until_killed(&self.kill, self.rx.recv()).await? {
             Some(Outbound::Thaw) => Ok(()),
             Some(Outbound::Moved(endpoints)) => self.moved(&endpoints).await,
-            Some(Outbound::Close(code)) => {
-                tracing::debug!(%code, "closed while frozen for a move");
-                Err(End::Drained)
-            }
+            // Not resumable: it cannot follow its stage, and is told why.
+            Some(Outbound::Close(code)) => self.close_with(code).await,
             Some(other) => {
                 tracing::warn!(?other, "unexpected message while frozen for a move");
                 Err(End::ClosedByServer)
