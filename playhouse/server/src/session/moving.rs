@@ -50,7 +50,14 @@ impl Session {
     /// (`@Move@`); the session ends here (its token now lives on the target).
     async fn moved(&mut self, endpoints: &BTreeMap<String, String>) -> Result<(), End> {
         if let Some(resume) = self.resume.take() {
-            self.ctx.resumes().remove(&resume.token);
+            let resumes = self.ctx.resumes();
+            resumes.remove(&resume.token);
+            let endpoints = Arc::new(endpoints.clone());
+            let window = resume.config.window;
+            resumes.moved_away(resume.token, endpoints, window);
+            if !self.connected {
+                resumes.moved_while_away(tokio::time::Instant::now() + window);
+            }
         }
         let stage_id = match &self.state {
             State::Joined { stage, .. } => stage.stage_id(),
