@@ -7,7 +7,7 @@ mod move_in;
 use std::sync::{Arc, Weak};
 
 use playhouse_mesh::{InboundHandler, Mesh, RoutePacket};
-use playhouse_protocol::{ErrorCode, Packet};
+use playhouse_protocol::ErrorCode;
 use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
@@ -77,7 +77,7 @@ impl PlayInbound {
     fn to_stage(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
         let Some(stage) = host.get(packet.route.stage_id()) else {
             return match host.moved_to(packet.route.stage_id()) {
-                Some(target) => forward_moved(mesh, packet, &target),
+                Some(target) => mesh_reply::forward_moved(mesh, packet, &target),
                 None => mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_NOT_FOUND),
             };
         };
@@ -99,20 +99,6 @@ impl PlayInbound {
                 mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_NOT_FOUND);
             }
         }
-    }
-}
-
-/// A message for a stage that moved away: a request is answered `STAGE_MOVED` with the new
-/// server's id (the sender's mesh retries there and remembers it); a one-way message is
-/// passed on.
-fn forward_moved(mesh: &Mesh, packet: RoutePacket, target: &str) {
-    if packet.route.is_request() {
-        let moved = Packet::new(packet.route.msg_id(), target.to_owned());
-        if let Err(error) = mesh.reply(&packet.route, ErrorCode::STAGE_MOVED, moved) {
-            tracing::debug!(%error, "could not redirect a request to a moved stage");
-        }
-    } else if let Err(error) = mesh.send(target, packet.route, packet.payload) {
-        tracing::debug!(%error, target, "could not pass a message on to a moved stage");
     }
 }
 

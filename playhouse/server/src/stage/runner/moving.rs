@@ -59,14 +59,27 @@ impl<S: Stage> StageRunner<S> {
             .iter()
             .filter_map(|(key, cell)| Some((*key, cell.link.session()?.freeze())))
             .collect();
+        // 2. Whatever reaches the stage meanwhile moves with it, in order. The mailbox is
+        //    emptied while the sessions answer: one waiting for room in it to pass on a
+        //    client's message can then take its freeze.
+        let mut held_msgs = Vec::new();
         let mut sessions: BTreeMap<u64, SessionState> = BTreeMap::new();
-        for (key, state) in frozen {
-            if let Ok(Ok(Some(state))) = tokio::time::timeout(FREEZE_WAIT, state).await {
-                sessions.insert(key, state);
+        let give_up = tokio::time::Instant::now() + FREEZE_WAIT;
+        for (key, mut state) in frozen {
+            loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut state => {
+                        if let Ok(Some(state)) = answer {
+                            sessions.insert(key, state);
+                        }
+                        break;
+                    }
+                    Some(msg) = self.rx.recv() => held_msgs.push(msg),
+                    _ = tokio::time::sleep_until(give_up) => break,
+                }
             }
         }
-        // 2. Whatever reached the stage meanwhile moves with it, in order.
-        let mut held_msgs = Vec::new();
         while let Ok(msg) = self.rx.try_recv() {
             held_msgs.push(msg);
         }
