@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::session::context::SessionContext;
 use crate::stage::handle::NotQueued;
 use crate::stage::host::StageHost;
-use playhouse_mesh::proto::MoveStageReq;
+use playhouse_mesh::proto::{MoveStageReq, MoveStatusReq};
 use prost::Name;
 
 use self::command::Command;
@@ -110,6 +110,8 @@ impl InboundHandler for PlayInbound {
         let header = &packet.route;
         if header.is_framework() && header.msg_id() == MoveStageReq::NAME {
             move_in::move_in(&host, self.sessions.upgrade(), mesh, packet);
+        } else if header.is_framework() && header.msg_id() == MoveStatusReq::NAME {
+            move_in::move_status(&host, mesh, packet);
         } else if header.is_framework() {
             match Command::parse(&packet) {
                 Ok(command) => command.apply(&host, mesh, packet),

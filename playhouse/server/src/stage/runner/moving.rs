@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use playhouse_mesh::Route;
-use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MovedActor};
+use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MoveStatusReq, MovedActor};
+use playhouse_mesh::{MeshError, Route};
 use playhouse_protocol::ErrorCode;
 use prost::{Message, Name};
 use tokio::sync::oneshot;
@@ -107,7 +107,19 @@ impl<S: Stage> StageRunner<S> {
         };
         let route = Route::new(MoveStageReq::NAME).with_framework(true);
         let payload = Bytes::from(request.encode_to_vec());
-        let reply = mesh.request(&target, route, payload).await;
+        let reply = match mesh.request(&target, route, payload).await {
+            // No answer: the move may have gone through with its answer lost. Ask (after the
+            // move on the same link, so the target has taken it in if it ever will).
+            Err(MeshError::Timeout) => {
+                let status = MoveStatusReq {
+                    stage_id: self.stage_id,
+                };
+                let route = Route::new(MoveStatusReq::NAME).with_framework(true);
+                let payload = Bytes::from(status.encode_to_vec());
+                mesh.request(&target, route, payload).await
+            }
+            other => other,
+        };
         let endpoints = reply.map_err(|e| e.code()).and_then(|reply| {
             MoveStageRes::decode(reply.payload).map_err(|_| ErrorCode::INVALID_MESSAGE)
         });
