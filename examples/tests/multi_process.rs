@@ -190,10 +190,11 @@ async fn a_play_node_drains_on_sigterm_and_tells_its_clients() {
     let pid = play.child.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success());
-    // Draining: a new stage there is refused with SERVER_DRAINING (24)...
-    let body = serde_json::json!({"stage_type": "EchoRoom", "stage_id": 8});
+    // Draining: a new stage there is refused with SERVER_DRAINING (24)... (a fresh id each
+    // time: a stage created before the signal arrived would just exist)
     let started = Instant::now();
-    loop {
+    for stage_id in 8.. {
+        let body = serde_json::json!({"stage_type": "EchoRoom", "stage_id": stage_id});
         let (_, reply) = post(&http, "/api/stages", &body).await;
         if reply["error_code"] == 24 {
             break;
