@@ -118,6 +118,11 @@ fn stage_clock() {
     sweep("stage_clock");
 }
 
+#[test]
+fn rolling_drain() {
+    sweep("rolling_drain");
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {
