@@ -97,6 +97,17 @@ pub struct Events {
 }
 
 impl Events {
+    /// The next event already published, if any (a lagging receiver skips what it missed).
+    pub fn try_next(&mut self) -> Option<ClientEvent> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The next event, waiting at most `within`.
     pub async fn next(&mut self, within: Duration) -> Result<ClientEvent, String> {
         self.next_until(Instant::now() + within)

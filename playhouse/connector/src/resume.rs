@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use playhouse_protocol::{
-    Capabilities, ClientCodec, ClientFrame, CodecConfig, Encoder, ErrorCode, RESUME_MSG_ID,
-    ResumeGrant, ResumeRequest, ResumeStreams, read_count,
+    Capabilities, ClientCodec, ClientFrame, CodecConfig, Encoder, ErrorCode, MOVE_MSG_ID,
+    MoveNotice, RESUME_MSG_ID, ResumeGrant, ResumeRequest, ResumeStreams, read_count,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
@@ -125,6 +125,8 @@ pub(crate) enum Handshake {
     },
     /// The server no longer has the session.
     Lost,
+    /// The session's stage moved while we were away: it resumes at this endpoint.
+    Moved(Arc<str>),
 }
 
 /// Dials and asks to resume: hello (with `capabilities`), then `@Resume@`, then waits for the
@@ -154,6 +156,11 @@ pub(crate) async fn handshake(
             Some(Err(error)) => return Err(io::Error::other(error.to_string())),
             None => return Err(io::ErrorKind::UnexpectedEof.into()),
         };
+        if frame.msg_id == MOVE_MSG_ID
+            && let Some(notice) = MoveNotice::from_payload(&frame.payload)
+        {
+            return Ok(Handshake::Moved(Arc::from(notice.endpoint)));
+        }
         if frame.msg_id != RESUME_MSG_ID || frame.msg_seq != 1 {
             if frame.is_control() {
                 continue; // a heartbeat echo, say

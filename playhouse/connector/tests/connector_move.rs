@@ -635,3 +635,35 @@ async fn a_move_notice_that_races_a_failed_write_is_followed() {
     drop(old);
     connector.disconnect().await;
 }
+
+/// A client away when its stage moved comes back to the old server, which answers its resume
+/// with where the session went (`@Move@` instead of the resume answer): it resumes there at
+/// once, and the session goes on.
+#[tokio::test]
+async fn a_session_away_during_its_move_follows_the_answer_to_its_resume() {
+    let setup = Setup::new(Kind::Tcp);
+    let (mut a, mut b) = (setup.server().await, setup.server().await);
+    let (connector, mut pushes, events) = connector(setup.config());
+    let on_a = logged_in(&connector, &mut a, Some(grant())).await;
+    // The connection drops without a word.
+    drop(on_a);
+    let mut again_on_a = accept(&mut a).await;
+    let hello = next_raw(&mut again_on_a).await;
+    assert!(hello.is_hello(), "{hello:?}");
+    let resume = next_raw(&mut again_on_a).await;
+    assert_eq!(resume.msg_id, RESUME_MSG_ID, "{resume:?}");
+    again_on_a.send(move_to(&b.endpoint)).await.unwrap();
+    drop(again_on_a);
+    let mut on_b = tokio::select! {
+        _ = a.accept.recv() => panic!("went back to A"),
+        conn = accept(&mut b) => conn,
+    };
+    expect_resume(&mut on_b, 1, 0).await;
+    on_b.send(push("after the move")).await.unwrap();
+    assert_eq!(next_push(&mut pushes).await, "after the move");
+    let seen = events.lock().unwrap().clone();
+    assert!(seen.contains(&SessionEvent::Moved), "{seen:?}");
+    assert!(!seen.contains(&SessionEvent::Lost), "{seen:?}");
+    assert_eq!(connector.endpoint().as_deref(), Some(b.endpoint.as_str()));
+    connector.disconnect().await;
+}

@@ -77,9 +77,14 @@ impl PlayServer {
             left
         };
         if moved > 0 && closed_at_deadline == 0 {
-            // Messages still addressed to the moved stages here are passed on for a while.
-            let until = deadline.min(Instant::now() + self.config().drain_forwarding);
-            tokio::time::sleep_until(until).await;
+            // Messages still addressed to the moved stages here are passed on for a while,
+            // and players away during the move may come back here to learn where it went
+            // (within their resume window), all within the deadline.
+            let forwarding = Instant::now() + self.config().drain_forwarding;
+            let until = self
+                .moved_away_until()
+                .map_or(forwarding, |at| at.max(forwarding));
+            tokio::time::sleep_until(deadline.min(until)).await;
         }
         let report = DrainReport {
             stages,

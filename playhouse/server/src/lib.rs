@@ -118,6 +118,7 @@ mod config;
 mod drain;
 mod fd_limit;
 mod handlers;
+mod histogram;
 #[cfg(feature = "http")]
 mod http_server;
 mod limits;

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::histogram::Histogram;
+
 /// Transports with their own session gauges; anything else counts as `other`.
 const TRANSPORTS: [&str; 5] = ["tcp", "tls", "ws", "wss", "other"];
 
@@ -72,11 +74,6 @@ impl Rejection {
     }
 }
 
-/// Upper bounds (seconds) of the request latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
 /// Counters and gauges of one server.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -106,9 +103,15 @@ pub(crate) struct Metrics {
     sessions_lost: AtomicU64,
     /// Mesh messages a full stage mailbox refused: `[requests, one-way]`.
     stage_busy: [AtomicU64; 2],
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    latency: Histogram,
+    /// Stages moved away, moves that failed, and their players: moved with their stage,
+    /// or closed (not resumable, they could not follow).
+    stages_moved: AtomicU64,
+    stage_moves_failed: AtomicU64,
+    clients_moved: AtomicU64,
+    clients_closed_by_move: AtomicU64,
+    /// How long each move held its stage frozen.
+    move_pause: Histogram,
 }
 
 fn transport_index(transport: &str) -> usize {
@@ -223,13 +226,24 @@ impl Metrics {
     }
 
     pub(crate) fn observe_latency(&self, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
-            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.latency.observe(latency);
+    }
+
+    /// A stage moved to another server after `paused` frozen: `moved` of its players went
+    /// with it, `closed` could not.
+    pub(crate) fn stage_moved(&self, paused: Duration, moved: usize, closed: usize) {
+        self.stages_moved.fetch_add(1, Ordering::Relaxed);
+        self.move_pause.observe(paused);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.clients_moved
+            .fetch_add(count(moved), Ordering::Relaxed);
+        self.clients_closed_by_move
+            .fetch_add(count(closed), Ordering::Relaxed);
+    }
+
+    /// A stage could not move (the target refused or was unreachable); it stayed.
+    pub(crate) fn stage_move_failed(&self) {
+        self.stage_moves_failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition; `stages` and `queued` are sampled by the caller.
@@ -266,7 +280,7 @@ impl Metrics {
                 "playhouse_sessions_total{{server=\"{server_id}\",transport=\"{transport}\"}} {n}"
             );
         }
-        let simple: [(&str, &str, &str, u64); 14] = [
+        let simple: [(&str, &str, &str, u64); 18] = [
             ("playhouse_stages", "gauge", "Live stages.", stages as u64),
             (
                 "playhouse_stages_created_total",
@@ -292,6 +306,30 @@ impl Metrics {
                 "counter",
                 "Stages closed at a drain's deadline; their clients got STAGE_DRAINED.",
                 load(&self.stages_drained),
+            ),
+            (
+                "playhouse_stages_moved_total",
+                "counter",
+                "Stages moved, live and with their players, to another Play server.",
+                load(&self.stages_moved),
+            ),
+            (
+                "playhouse_stage_moves_failed_total",
+                "counter",
+                "Stage moves a target refused or did not answer; the stage stayed.",
+                load(&self.stage_moves_failed),
+            ),
+            (
+                "playhouse_clients_moved_total",
+                "counter",
+                "Players whose resumable session followed their stage to another server.",
+                load(&self.clients_moved),
+            ),
+            (
+                "playhouse_clients_closed_by_move_total",
+                "counter",
+                "Players not resumable when their stage moved: closed with STAGE_DRAINED.",
+                load(&self.clients_closed_by_move),
             ),
             (
                 "playhouse_actors",
@@ -405,33 +443,17 @@ impl Metrics {
                 load(&self.rejected[i])
             );
         }
-        label(
+        self.latency.render(
             &mut out,
             "playhouse_request_latency_seconds",
-            "histogram",
             "Time from a client request's arrival to its reply leaving the server.",
+            server_id,
         );
-        let mut cumulative = 0;
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += load(&self.latency_buckets[i]);
-            let _ = writeln!(
-                out,
-                "playhouse_request_latency_seconds_bucket{{server=\"{server_id}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = load(&self.latency_count);
-        let _ = writeln!(
-            out,
-            "playhouse_request_latency_seconds_bucket{{server=\"{server_id}\",le=\"+Inf\"}} {count}"
-        );
-        let sum = load(&self.latency_sum_micros) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "playhouse_request_latency_seconds_sum{{server=\"{server_id}\"}} {sum}"
-        );
-        let _ = writeln!(
-            out,
-            "playhouse_request_latency_seconds_count{{server=\"{server_id}\"}} {count}"
+        self.move_pause.render(
+            &mut out,
+            "playhouse_stage_move_pause_seconds",
+            "How long a stage moving to another server was frozen (snapshot to accepted).",
+            server_id,
         );
         out
     }

@@ -123,6 +123,12 @@ impl PlayServer {
         &self.inner.config
     }
 
+    /// Until when a client away during its stage's move may come back here to learn where
+    /// it went (for the drain).
+    pub(crate) fn moved_away_until(&self) -> Option<tokio::time::Instant> {
+        self.inner.sessions.resumes().away_until()
+    }
+
     /// The metrics (for the drain).
     pub(crate) fn metrics_handle(&self) -> &Metrics {
         &self.inner.metrics

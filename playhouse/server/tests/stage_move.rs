@@ -107,8 +107,17 @@ impl MovableActor for Mover {
 }
 
 async fn play(id: &str, directory: &MemoryDirectory) -> (PlayServer, SocketAddr) {
+    play_with(id, directory, |_| {}).await
+}
+
+async fn play_with(
+    id: &str,
+    directory: &MemoryDirectory,
+    configure: impl FnOnce(&mut playhouse::PlayConfig),
+) -> (PlayServer, SocketAddr) {
     let server = PlayServer::builder()
         .server_id(id)
+        .configure(configure)
         .movable_stage("Counter", |_| Counter { count: 0 }, |_| Mover::default())
         .default_stage_type("Counter")
         .build()
@@ -464,5 +473,66 @@ async fn mesh_messages_to_a_moved_stage_find_it_before_and_after_its_old_server_
         .unwrap();
     assert_eq!(peek(api2.sender()).await, "2");
     assert_eq!(peek(sender).await, "2");
+    play2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_away_during_the_move_learns_where_its_stage_went() {
+    let directory = MemoryDirectory::new();
+    // A short resume window: the old server stays up for it, for players away at the move.
+    let window = |c: &mut playhouse::PlayConfig| {
+        if let Some(resume) = c.resume.as_mut() {
+            resume.window = Duration::from_secs(3);
+        }
+    };
+    let (play1, addr1) = play_with("play-1", &directory, window).await;
+    let (play2, addr2) = play("play-2", &directory).await;
+    eventually("play-1 sees play-2", || {
+        let center = play1
+            .services()
+            .get::<playhouse::ServerInfoCenter>()
+            .unwrap();
+        center.get("play-2").is_some()
+    })
+    .await;
+    let mut player = Player::log_in(addr1, 6, "carol").await;
+    player.add(6).await;
+    let reply = player.next().await.unwrap();
+    assert_eq!(count_of(&reply).1, 1);
+    // The connection drops; the session waits for its client, and the stage moves meanwhile.
+    drop(std::mem::replace(
+        &mut player.client,
+        RawClient::connect(addr1, 6).await,
+    ));
+    let drain = tokio::spawn({
+        let play1 = play1.clone();
+        async move { play1.drain(Duration::from_secs(10)).await }
+    });
+    eventually("the stage on play-2", || play2.stage_count() == 1).await;
+
+    // Back at the old server: told where the session went.
+    let mut back = RawClient::connect(addr1, 6).await;
+    back.send_frame(ClientFrame::hello(0, Capabilities::RESUME))
+        .await;
+    let request = ResumeRequest {
+        token: player.grant.token,
+        received: player.received,
+    };
+    back.send_frame(ClientFrame::resume(77, request)).await;
+    let notice = back.recv().await.expect("an answer");
+    assert_eq!(notice.msg_id, MOVE_MSG_ID);
+    let notice = MoveNotice::from_payload(&notice.payload).unwrap();
+    assert_eq!(notice.endpoint, addr2.to_string());
+    // Resumed there: the count goes on.
+    let theirs = player.resume_at(addr2, 6).await;
+    assert_eq!(theirs, 1);
+    player.add(6).await;
+    let reply = player.next().await.unwrap();
+    assert_eq!((count_of(&reply).1, count_of(&reply).2), (2, 2));
+    let report = tokio::time::timeout(Duration::from_secs(40), drain)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.moved, 1);
     play2.stop().await;
 }

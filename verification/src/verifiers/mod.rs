@@ -10,6 +10,7 @@ mod auto_dispose;
 mod callback_performance;
 mod compression;
 mod connection;
+mod drain;
 mod game_loop;
 mod limits;
 mod messaging;
@@ -61,5 +62,6 @@ pub fn all() -> Vec<Category> {
         reconnection::category(),
         timeouts::category(),
         session_resume::category(),
+        drain::category(),
     ]
 }

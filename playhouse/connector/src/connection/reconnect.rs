@@ -3,6 +3,7 @@
 //! what the server never received.
 
 use std::io;
+use std::sync::Arc;
 
 use playhouse_protocol::{ClientFrame, ResumeRequest};
 use tokio::sync::oneshot;
@@ -21,7 +22,7 @@ impl Task {
         &mut self,
         close: &mut oneshot::Receiver<()>,
     ) -> Result<(Reader, Writer), End> {
-        let (Some(setup), Some(session)) = (self.resume.clone(), self.session.as_ref()) else {
+        let (Some(mut setup), Some(session)) = (self.resume.clone(), self.session.as_ref()) else {
             return Err(End::SessionLost);
         };
         self.callbacks
@@ -65,6 +66,24 @@ impl Task {
                     return Err(End::SessionLost);
                 }
                 Ok(Ok(Handshake::Lost)) => return Err(End::SessionLost),
+                Ok(Ok(Handshake::Moved(endpoint))) => {
+                    // The stage moved while we were away: resume there, at once.
+                    tracing::info!(%endpoint, "the session moved while away; resuming there");
+                    let followed = setup.dial.move_to(Arc::clone(&endpoint))
+                        && self
+                            .resume
+                            .as_mut()
+                            .is_some_and(|own| own.dial.move_to(Arc::clone(&endpoint)));
+                    if !followed {
+                        return Err(End::Moved(endpoint));
+                    }
+                    *self
+                        .status
+                        .endpoint
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(endpoint);
+                    self.moved = true;
+                }
                 Ok(Ok(Handshake::Resumed {
                     reader,
                     writer,

@@ -36,10 +36,8 @@ impl Session {
         match until_killed(&self.kill, self.rx.recv()).await? {
             Some(Outbound::Thaw) => Ok(()),
             Some(Outbound::Moved(endpoints)) => self.moved(&endpoints).await,
-            Some(Outbound::Close(code)) => {
-                tracing::debug!(%code, "closed while frozen for a move");
-                Err(End::Drained)
-            }
+            // Not resumable: it cannot follow its stage, and is told why.
+            Some(Outbound::Close(code)) => self.close_with(code).await,
             Some(other) => {
                 tracing::warn!(?other, "unexpected message while frozen for a move");
                 Err(End::ClosedByServer)
@@ -52,7 +50,14 @@ impl Session {
     /// (`@Move@`); the session ends here (its token now lives on the target).
     async fn moved(&mut self, endpoints: &BTreeMap<String, String>) -> Result<(), End> {
         if let Some(resume) = self.resume.take() {
-            self.ctx.resumes().remove(&resume.token);
+            let resumes = self.ctx.resumes();
+            resumes.remove(&resume.token);
+            let endpoints = Arc::new(endpoints.clone());
+            let window = resume.config.window;
+            resumes.moved_away(resume.token, endpoints, window);
+            if !self.connected {
+                resumes.moved_while_away(tokio::time::Instant::now() + window);
+            }
         }
         let stage_id = match &self.state {
             State::Joined { stage, .. } => stage.stage_id(),

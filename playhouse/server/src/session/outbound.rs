@@ -54,7 +54,7 @@ impl Session {
 
     /// Tells the client why the server closes its connection (only a client that sent a
     /// hello knows the `@Close@` frame), flushes, and ends the session.
-    async fn close_with(&mut self, code: ErrorCode) -> Result<(), End> {
+    pub(super) async fn close_with(&mut self, code: ErrorCode) -> Result<(), End> {
         if self.capabilities.is_some() {
             let stage_id = match &self.state {
                 State::Joined { stage, .. } => stage.stage_id(),

@@ -10,9 +10,11 @@ pub(crate) mod registry;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
+use std::collections::BTreeMap;
+
 use playhouse_protocol::{
-    ACK_MSG_ID, Capabilities, ClientFrame, END_MSG_ID, ErrorCode, RESUME_MSG_ID, ResumeRequest,
-    ServerFrame, read_count,
+    ACK_MSG_ID, Capabilities, ClientFrame, END_MSG_ID, ErrorCode, MoveNotice, RESUME_MSG_ID,
+    ResumeRequest, ServerFrame, read_count,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -83,6 +85,10 @@ impl Session {
             return self.reply_error(&frame, ErrorCode::INVALID_MESSAGE).await;
         };
         let Some(target) = self.ctx.resumes().find(&request.token) else {
+            if let Some(endpoints) = self.ctx.resumes().moved_to(&request.token) {
+                // Its stage moved while the client was away: it resumes over there.
+                return self.tell_moved(&endpoints).await;
+            }
             tracing::debug!(token = ?request.token, "resume of an unknown or lost session");
             return self.reply_error(&frame, ErrorCode::SESSION_LOST).await;
         };
@@ -92,6 +98,23 @@ impl Session {
             received: request.received,
         });
         Err(End::HandedOver)
+    }
+
+    /// A client resuming a session whose stage moved: told where (`@Move@`), then closed.
+    async fn tell_moved(&mut self, endpoints: &BTreeMap<String, String>) -> Result<(), End> {
+        match endpoints.get(self.transport) {
+            Some(endpoint) => {
+                let notice = MoveNotice {
+                    endpoint: endpoint.clone(),
+                };
+                tracing::debug!(%endpoint, "resume of a session that moved; told where");
+                self.send_now(ServerFrame::move_notice(0, &notice)).await?;
+            }
+            None => {
+                tracing::debug!("resume of a session that moved to a server without this transport")
+            }
+        }
+        Err(End::Moved)
     }
 
     /// Makes the session resumable if the client asked and the server offers it: registers

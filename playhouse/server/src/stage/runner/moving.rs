@@ -101,6 +101,16 @@ impl<S: Stage> StageRunner<S> {
         match endpoints {
             Ok(res) => {
                 let endpoints = Arc::new(res.endpoints.into_iter().collect());
+                let closed = self
+                    .actors
+                    .iter()
+                    .filter(|(key, cell)| {
+                        cell.link.session().is_some() && !sessions.contains_key(key)
+                    })
+                    .count();
+                self.env
+                    .metrics
+                    .stage_moved(started.elapsed(), sessions.len(), closed);
                 for (key, cell) in &self.actors {
                     if let Some(session) = cell.link.session() {
                         session.push(match sessions.contains_key(key) {
@@ -132,6 +142,7 @@ impl<S: Stage> StageRunner<S> {
             }
             Err(code) => {
                 tracing::warn!(target, %code, "stage move refused; it stays here");
+                self.env.metrics.stage_move_failed();
                 for cell in self.actors.values() {
                     if let Some(session) = cell.link.session() {
                         session.push(Outbound::Thaw);
