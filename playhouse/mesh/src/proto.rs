@@ -4,6 +4,6 @@
 
 pub use crate::wire::{
     ClientBoundFrame, CreateStageReq, CreateStageRes, DestroyStageReq, DestroyStageRes,
-    GetOrCreateStageReq, GetOrCreateStageRes, HeldMessage, MoveStageReq, MoveStageRes, MovedActor,
-    MovedSession, RouteHeader,
+    GetOrCreateStageReq, GetOrCreateStageRes, HeldMessage, MoveStageReq, MoveStageRes,
+    MoveStatusReq, MovedActor, MovedSession, RouteHeader,
 };

@@ -11,8 +11,8 @@ use playhouse_mesh::proto::{
     CreateStageReq, CreateStageRes, DestroyStageReq, DestroyStageRes, GetOrCreateStageReq,
     GetOrCreateStageRes,
 };
-use playhouse_mesh::{MeshError, Route};
-use playhouse_protocol::{MsgId, Packet};
+use playhouse_mesh::{MeshError, Route, ServerState, ServerType};
+use playhouse_protocol::{ErrorCode, MsgId, Packet};
 use prost::Message;
 
 use crate::sender::MeshHandle;
@@ -22,6 +22,9 @@ use crate::services::Services;
 /// The result of `create_stage`: the new stage's id and what its `on_create` returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateStageResult {
+    /// The Play server the stage is on: the one asked, or, when that one was draining,
+    /// another running Play server of its service.
+    pub play_id: String,
     /// The stage id (generated when 0 was asked for).
     pub stage_id: i64,
     /// The packet `Stage::on_create` returned.
@@ -31,6 +34,9 @@ pub struct CreateStageResult {
 /// The result of `get_or_create_stage`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GetOrCreateStageResult {
+    /// The Play server the stage is on: the one asked, or, when that one was draining (and
+    /// did not have the stage), another running Play server of its service.
+    pub play_id: String,
     /// The stage id.
     pub stage_id: i64,
     /// Whether this call created it.
@@ -113,9 +119,67 @@ impl ApiSender {
         }
     }
 
+    /// A framework command for Play server `play_id` that creates a stage; when `play_id` is
+    /// draining (`SERVER_DRAINING`), it goes to the other running Play servers of its service
+    /// in turn. The server that answered, and its answer.
+    fn placed<Req, Res>(
+        &self,
+        play_id: &str,
+        request: Req,
+    ) -> impl Future<Output = Result<(String, Res), MeshError>> + Send + 'static
+    where
+        Req: Message + prost::Name + Clone + 'static,
+        Res: Message + Default + 'static,
+    {
+        let this = self.clone();
+        let play_id = play_id.to_owned();
+        async move {
+            let first = this.framework::<Req, Res>(&play_id, request.clone()).await;
+            match first {
+                Err(MeshError::Remote { code, .. }) if code == ErrorCode::SERVER_DRAINING => {}
+                other => return other.map(|res| (play_id, res)),
+            }
+            let others = this.other_play_servers(&play_id);
+            let mut last = MeshError::Remote {
+                code: ErrorCode::SERVER_DRAINING,
+                packet: Packet::empty(Req::NAME),
+            };
+            for other in others {
+                match this.framework::<Req, Res>(&other, request.clone()).await {
+                    Ok(res) => return Ok((other, res)),
+                    Err(error) => last = error,
+                }
+            }
+            Err(last)
+        }
+    }
+
+    /// The running Play servers of `play_id`'s service, other than it.
+    fn other_play_servers(&self, play_id: &str) -> Vec<String> {
+        let Some(mesh) = self.sender.mesh() else {
+            return Vec::new();
+        };
+        let servers = mesh.servers();
+        let service = servers
+            .get(play_id)
+            .map_or(mesh.service_id(), |s| s.service_id);
+        servers
+            .all()
+            .into_iter()
+            .filter(|s| {
+                s.server_type == ServerType::Play
+                    && s.state == ServerState::Running
+                    && s.service_id == service
+                    && s.server_id != play_id
+            })
+            .map(|s| s.server_id)
+            .collect()
+    }
+
     /// Creates stage `stage_id` (0: a fresh id) of `stage_type` on Play server `play_id`,
-    /// handing `packet` to its `on_create`. Fails with `StageAlreadyExists`,
-    /// `InvalidStageType`, or the code `on_create` refused with.
+    /// handing `packet` to its `on_create`; on another running Play server of its service
+    /// when `play_id` is draining (see [`CreateStageResult::play_id`]). Fails with
+    /// `StageAlreadyExists`, `InvalidStageType`, or the code `on_create` refused with.
     pub fn create_stage(
         &self,
         play_id: &str,
@@ -129,10 +193,11 @@ impl ApiSender {
             msg_id: packet.msg_id.to_string(),
             payload: packet.payload,
         };
-        let reply = self.framework::<_, CreateStageRes>(play_id, request);
+        let reply = self.placed::<_, CreateStageRes>(play_id, request);
         async move {
-            let res = reply.await?;
+            let (play_id, res) = reply.await?;
             Ok(CreateStageResult {
+                play_id,
                 stage_id: res.stage_id,
                 reply: Packet::new(MsgId::from(res.msg_id.as_str()), res.payload),
             })
@@ -140,7 +205,9 @@ impl ApiSender {
     }
 
     /// Returns stage `stage_id` of `stage_type` on `play_id`, creating it (with `packet`)
-    /// when missing.
+    /// when missing; when `play_id` is draining and does not have it, it is created on another
+    /// running Play server of its service (see [`GetOrCreateStageResult::play_id`]; a later
+    /// call naming `play_id` may pick yet another one: ask where it landed).
     pub fn get_or_create_stage(
         &self,
         play_id: &str,
@@ -154,10 +221,11 @@ impl ApiSender {
             msg_id: packet.msg_id.to_string(),
             payload: packet.payload,
         };
-        let reply = self.framework::<_, GetOrCreateStageRes>(play_id, request);
+        let reply = self.placed::<_, GetOrCreateStageRes>(play_id, request);
         async move {
-            let res = reply.await?;
+            let (play_id, res) = reply.await?;
             Ok(GetOrCreateStageResult {
+                play_id,
                 stage_id: res.stage_id,
                 is_created: res.is_created,
                 reply: Packet::new(MsgId::from(res.msg_id.as_str()), res.payload),

@@ -32,3 +32,15 @@ pub(crate) fn send_message<M: Message + Name>(mesh: &Mesh, request: &Route, mess
         Packet::from_message(message),
     );
 }
+
+/// A message for a stage that moved to server `target`: a request is answered `STAGE_MOVED`
+/// with the new server's id (the sender's mesh retries there and remembers it); a one-way
+/// message is passed on.
+pub(crate) fn forward_moved(mesh: &Mesh, packet: playhouse_mesh::RoutePacket, target: &str) {
+    if packet.route.is_request() {
+        let moved = Packet::new(packet.route.msg_id(), target.to_owned());
+        send(mesh, &packet.route, ErrorCode::STAGE_MOVED, moved);
+    } else if let Err(error) = mesh.send(target, packet.route, packet.payload) {
+        tracing::debug!(%error, target, "could not pass a message on to a moved stage");
+    }
+}

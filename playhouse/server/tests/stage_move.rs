@@ -452,6 +452,15 @@ async fn mesh_messages_to_a_moved_stage_find_it_before_and_after_its_old_server_
         .send_to_stage("play-1", 5, Packet::empty("Bump"))
         .unwrap();
     assert_eq!(peek(sender.clone()).await, "1");
+    // A new stage asked of the draining server lands on another one of its service.
+    let placed = sender
+        .get_or_create_stage("play-1", "Counter", 9, Packet::empty("Make"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (placed.play_id.as_str(), placed.is_created),
+        ("play-2", true)
+    );
     let report = tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
     assert_eq!(report.moved, 1);
 
@@ -473,6 +482,7 @@ async fn mesh_messages_to_a_moved_stage_find_it_before_and_after_its_old_server_
         .unwrap();
     assert_eq!(peek(api2.sender()).await, "2");
     assert_eq!(peek(sender).await, "2");
+    assert_eq!(play2.stage_count(), 2);
     play2.stop().await;
 }
 

@@ -7,7 +7,7 @@ mod move_in;
 use std::sync::{Arc, Weak};
 
 use playhouse_mesh::{InboundHandler, Mesh, RoutePacket};
-use playhouse_protocol::{ErrorCode, Packet};
+use playhouse_protocol::ErrorCode;
 use tokio::sync::Semaphore;
 
 use crate::api_sender::ApiSender;
@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::session::context::SessionContext;
 use crate::stage::handle::NotQueued;
 use crate::stage::host::StageHost;
-use playhouse_mesh::proto::MoveStageReq;
+use playhouse_mesh::proto::{MoveStageReq, MoveStatusReq};
 use prost::Name;
 
 use self::command::Command;
@@ -77,7 +77,7 @@ impl PlayInbound {
     fn to_stage(&self, host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
         let Some(stage) = host.get(packet.route.stage_id()) else {
             return match host.moved_to(packet.route.stage_id()) {
-                Some(target) => forward_moved(mesh, packet, &target),
+                Some(target) => mesh_reply::forward_moved(mesh, packet, &target),
                 None => mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_NOT_FOUND),
             };
         };
@@ -102,20 +102,6 @@ impl PlayInbound {
     }
 }
 
-/// A message for a stage that moved away: a request is answered `STAGE_MOVED` with the new
-/// server's id (the sender's mesh retries there and remembers it); a one-way message is
-/// passed on.
-fn forward_moved(mesh: &Mesh, packet: RoutePacket, target: &str) {
-    if packet.route.is_request() {
-        let moved = Packet::new(packet.route.msg_id(), target.to_owned());
-        if let Err(error) = mesh.reply(&packet.route, ErrorCode::STAGE_MOVED, moved) {
-            tracing::debug!(%error, "could not redirect a request to a moved stage");
-        }
-    } else if let Err(error) = mesh.send(target, packet.route, packet.payload) {
-        tracing::debug!(%error, target, "could not pass a message on to a moved stage");
-    }
-}
-
 impl InboundHandler for PlayInbound {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket) {
         let Some(host) = self.host.upgrade() else {
@@ -124,6 +110,8 @@ impl InboundHandler for PlayInbound {
         let header = &packet.route;
         if header.is_framework() && header.msg_id() == MoveStageReq::NAME {
             move_in::move_in(&host, self.sessions.upgrade(), mesh, packet);
+        } else if header.is_framework() && header.msg_id() == MoveStatusReq::NAME {
+            move_in::move_status(&host, mesh, packet);
         } else if header.is_framework() {
             match Command::parse(&packet) {
                 Ok(command) => command.apply(&host, mesh, packet),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use playhouse_mesh::proto::{MoveStageReq, MoveStageRes};
+use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MoveStatusReq};
 use playhouse_mesh::{Mesh, RoutePacket};
 use playhouse_protocol::ErrorCode;
 use prost::Message;
@@ -76,6 +76,20 @@ pub(super) fn move_in(
             Err(_) => mesh_reply::send_code(&mesh, &packet.route, ErrorCode::STAGE_CREATION_FAILED),
         }
     });
+}
+
+/// Whether a stage that moved here runs here (its mover lost our answer): answered as the
+/// move would have been, or `STAGE_NOT_FOUND`.
+pub(super) fn move_status(host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
+    let Ok(request) = MoveStatusReq::decode(packet.payload.clone()) else {
+        return mesh_reply::send_code(mesh, &packet.route, ErrorCode::INVALID_MESSAGE);
+    };
+    if host.get(request.stage_id).is_none() {
+        return mesh_reply::send_code(mesh, &packet.route, ErrorCode::STAGE_NOT_FOUND);
+    }
+    let endpoints = advertised(host.endpoints(), mesh.address());
+    let endpoints = endpoints.into_iter().collect();
+    mesh_reply::send_message(mesh, &packet.route, &MoveStageRes { endpoints });
 }
 
 /// Client endpoints as a client elsewhere can dial them: a listener bound to every interface

@@ -7,6 +7,7 @@ use playhouse_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
 use super::StageRunner;
+use crate::mesh_reply;
 use crate::reply::error_frame;
 use crate::sender::MeshHandle;
 use crate::session::handle::{Outbound, SessionHandle, SessionId};
@@ -77,12 +78,17 @@ impl<S: Stage> StageRunner<S> {
         self.ctx.game_loop = None;
         self.ctx.tasks.abort_all();
         self.env.registry.remove(self.stage_id, self.incarnation);
+        let moved_to = self
+            .moved
+            .then(|| self.env.registry.moved_to(self.stage_id))
+            .flatten();
         refuse_queued(
             &mut self.rx,
             self.stage_id,
             self.created,
             &self.gone,
             &self.env.mesh,
+            moved_to,
         );
     }
 }
@@ -100,7 +106,7 @@ pub(crate) fn refuse_stillborn(
     if let Some(done) = create.done {
         let _ = done.send(Err(ErrorCode::STAGE_CREATION_FAILED));
     }
-    refuse_queued(&mut rx, stage_id, false, &HashMap::new(), &env.mesh);
+    refuse_queued(&mut rx, stage_id, false, &HashMap::new(), &env.mesh, None);
 }
 
 /// Closes a finished stage's mailbox and answers what is still in it. Nothing queued goes
@@ -113,6 +119,7 @@ fn refuse_queued(
     created: bool,
     gone: &HashMap<SessionId, SessionHandle>,
     mesh: &MeshHandle,
+    moved_to: Option<std::sync::Arc<str>>,
 ) {
     rx.close();
     let code = if created {
@@ -145,11 +152,14 @@ fn refuse_queued(
                     handle.send(error_frame(packet.msg_id, seq, stage_id, code));
                 }
             }
-            StageMsg::Server { packet } => {
-                if let Some(mesh) = mesh.get() {
+            StageMsg::Server { packet } => match (mesh.get(), &moved_to) {
+                // The stage moved away: the message goes after it.
+                (Some(mesh), Some(target)) => mesh_reply::forward_moved(mesh, packet, target),
+                (Some(mesh), None) => {
                     ReplyTarget::mesh(mesh.clone(), packet.route).reply_error(code);
                 }
-            }
+                (None, _) => {}
+            },
             _ => {}
         }
     }

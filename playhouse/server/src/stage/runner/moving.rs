@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use playhouse_mesh::Route;
-use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MovedActor};
+use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MoveStatusReq, MovedActor};
+use playhouse_mesh::{MeshError, Route};
 use playhouse_protocol::ErrorCode;
 use prost::{Message, Name};
 use tokio::sync::oneshot;
@@ -59,14 +59,27 @@ impl<S: Stage> StageRunner<S> {
             .iter()
             .filter_map(|(key, cell)| Some((*key, cell.link.session()?.freeze())))
             .collect();
+        // 2. Whatever reaches the stage meanwhile moves with it, in order. The mailbox is
+        //    emptied while the sessions answer: one waiting for room in it to pass on a
+        //    client's message can then take its freeze.
+        let mut held_msgs = Vec::new();
         let mut sessions: BTreeMap<u64, SessionState> = BTreeMap::new();
-        for (key, state) in frozen {
-            if let Ok(Ok(Some(state))) = tokio::time::timeout(FREEZE_WAIT, state).await {
-                sessions.insert(key, state);
+        let give_up = tokio::time::Instant::now() + FREEZE_WAIT;
+        for (key, mut state) in frozen {
+            loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut state => {
+                        if let Ok(Some(state)) = answer {
+                            sessions.insert(key, state);
+                        }
+                        break;
+                    }
+                    Some(msg) = self.rx.recv() => held_msgs.push(msg),
+                    _ = tokio::time::sleep_until(give_up) => break,
+                }
             }
         }
-        // 2. Whatever reached the stage meanwhile moves with it, in order.
-        let mut held_msgs = Vec::new();
         while let Ok(msg) = self.rx.try_recv() {
             held_msgs.push(msg);
         }
@@ -94,7 +107,19 @@ impl<S: Stage> StageRunner<S> {
         };
         let route = Route::new(MoveStageReq::NAME).with_framework(true);
         let payload = Bytes::from(request.encode_to_vec());
-        let reply = mesh.request(&target, route, payload).await;
+        let reply = match mesh.request(&target, route, payload).await {
+            // No answer: the move may have gone through with its answer lost. Ask (after the
+            // move on the same link, so the target has taken it in if it ever will).
+            Err(MeshError::Timeout) => {
+                let status = MoveStatusReq {
+                    stage_id: self.stage_id,
+                };
+                let route = Route::new(MoveStatusReq::NAME).with_framework(true);
+                let payload = Bytes::from(status.encode_to_vec());
+                mesh.request(&target, route, payload).await
+            }
+            other => other,
+        };
         let endpoints = reply.map_err(|e| e.code()).and_then(|reply| {
             MoveStageRes::decode(reply.payload).map_err(|_| ErrorCode::INVALID_MESSAGE)
         });
