@@ -7,12 +7,15 @@
 //! the stage pushes every applied operation to them. An API server sends mesh requests and
 //! one-way messages to each stage, always addressed at the server the stage was created on.
 //! Meanwhile each Play server in turn is drained (its stages move, with their players, to the
-//! other running servers), then restarted; the network has seeded latency. Checked:
+//! other running servers), then restarted; the network has seeded latency, and on two seeds
+//! in three a drain begins with a short cut between the draining server and a player or
+//! another Play server (a move notice or a move's transfer held until the heal). Checked:
 //!
 //! * each drain moves every stage it held (none closed at the deadline) and ends within its
 //!   deadline;
 //! * no session is lost (`SessionEvent::Lost`), and each player follows its stage at least
-//!   once (`SessionEvent::Moved`);
+//!   once (`SessionEvent::Moved`), each time told on its live connection (the client tap
+//!   sees every `@Move@`), never only by coming back to the old server;
 //! * every request, from a player or over the mesh, is answered exactly once, successfully
 //!   (a mesh request to a moved stage is never `SERVER_NOT_FOUND`), with the number its
 //!   operation has in the stage's final log;
@@ -23,12 +26,15 @@
 //! * the stage's timer runs again after a move (the log has ticks from several servers).
 
 use std::collections::BTreeMap;
+use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use playhouse::{ApiServer, Packet as ServerPacket};
 use playhouse_connector::{Connector, ConnectorConfig, Packet, ReconnectPolicy, SessionEvent};
+use turmoil::net::TcpStream;
 
 use crate::cluster::Cluster;
 use crate::cluster::env::{Env, HostFault, Workload, sleep, wait_until};
@@ -36,6 +42,8 @@ use crate::cluster::ports::CLIENT_PORT;
 use crate::cluster::timing::{Network, Timing};
 use crate::move_room::MOVER;
 use crate::net::dial;
+use crate::tap::client::ClientTap;
+use crate::tap::stream::Tapped;
 use crate::trace::Trace;
 
 const PLAYS: [&str; 3] = ["play-1", "play-2", "play-3"];
@@ -106,7 +114,9 @@ async fn director(env: Env, shared: Arc<Mutex<Shared>>) {
     env.wait_finished(&joined, Duration::from_secs(20)).await;
     for play in PLAYS {
         sleep(env.rng.millis(300, 1500)).await;
-        if let Some((report, took)) = env.drain(play, DRAIN_WITHIN, Duration::from_secs(20)).await {
+        let drain = env.drain(play, DRAIN_WITHIN, Duration::from_secs(20));
+        let (drained, ()) = tokio::join!(drain, cut_during_move(&env, play));
+        if let Some((report, took)) = drained {
             env.trace.check(
                 play,
                 report.stages >= 1 && report.moved == report.stages,
@@ -127,6 +137,26 @@ async fn director(env: Env, shared: Arc<Mutex<Shared>>) {
     env.wait_finished(&names, Duration::from_secs(30)).await;
     check_api(&env, &lock(&shared));
     env.stop_servers().await;
+}
+
+/// A cut while `play` drains, on some seeds: between it and a player (whose stage may be
+/// the one moving: its move notice waits for the heal) or another Play server (a move's
+/// transfer waits for the heal); shorter than the heartbeat timeouts, so nobody gives up.
+async fn cut_during_move(env: &Env, play: &str) {
+    let others: Vec<&str> = PLAYS.iter().copied().filter(|p| *p != play).collect();
+    let other = match env.rng.range(0..3) {
+        0 => return,
+        1 => env.rng.pick(&PLAYERS).0,
+        _ => *env.rng.pick(&others),
+    };
+    sleep(env.rng.millis(0, 20)).await;
+    env.trace
+        .record("director", format_args!("cut {play} <-> {other}"));
+    crate::network::cut(play, other);
+    sleep(env.rng.millis(50, 600)).await;
+    crate::network::heal(play, other);
+    env.trace
+        .record("director", format_args!("healed {play} <-> {other}"));
 }
 
 /// Every API operation is in its stage's final log exactly once, each request answered with
@@ -269,23 +299,23 @@ fn on_push(trace: &Trace, who: &str, seen: &Mutex<Seen>, packet: &Packet) {
 }
 
 /// Dials `host:port` on the simulated network (the endpoint the connector was given, or
-/// the one a move named).
+/// the one a move named), through the client's wire tap.
 fn dialer(
     timeout: Duration,
-) -> impl Fn(
-    &str,
-) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<turmoil::net::TcpStream>> + Send>>
+    tap: ClientTap,
+) -> impl Fn(&str) -> Pin<Box<dyn Future<Output = io::Result<Tapped<TcpStream>>> + Send>>
 + Send
 + Sync
 + 'static {
     move |endpoint: &str| {
         let endpoint = endpoint.to_owned();
+        let tap = tap.clone();
         Box::pin(async move {
             let (host, port) = endpoint
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-                .ok_or(std::io::ErrorKind::InvalidInput)?;
-            dial(&host, port, timeout).await
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            Ok(tap.wrap(dial(&host, port, timeout).await?))
         })
     }
 }
@@ -304,8 +334,10 @@ async fn player(
     wait_until(Duration::from_secs(20), || env.is_finished(STAGES)).await;
     let home = PLAYS[usize::try_from(stage - 1).expect("a stage from 1")];
     let endpoint = format!("{home}:{CLIENT_PORT}");
+    let tap = ClientTap::new(&env.trace, name);
+    let dial = dialer(env.timing.connect_timeout, tap.clone());
     let connected = connector
-        .connect_with_endpoint(&endpoint, dialer(env.timing.connect_timeout), stage, MOVER)
+        .connect_with_endpoint(&endpoint, dial, stage, MOVER)
         .await;
     let auth = match connected {
         Ok(()) => connector
@@ -359,6 +391,16 @@ async fn player(
         }
     };
     check_player(&env, name, &sent, &lock(&seen), &log);
+    // Connected at every move, so told on the live connection each time (not only when it
+    // came back to the old server).
+    let (live, answered) = tap.moves();
+    env.trace.record(
+        name,
+        format_args!("move notices: {live} live, {answered} in answer to a resume"),
+    );
+    env.trace.check(name, answered == 0, || {
+        format!("{answered} move(s) learned only by coming back to the old server")
+    });
     lock(&shared).logs.insert(stage, log);
     connector.disconnect().await;
     env.finish(name);
