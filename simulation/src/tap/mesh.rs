@@ -202,7 +202,11 @@ impl MeshConnection {
                     None
                 } else if let Some(asked) = moved_answer(state, &self.remote, header.msg_seq) {
                     // A request held by a stage that moved is answered by its new server.
-                    state.answered.entry(asked).or_default().insert(header.msg_seq);
+                    state
+                        .answered
+                        .entry(asked)
+                        .or_default()
+                        .insert(header.msg_seq);
                     None
                 } else if state
                     .answered
