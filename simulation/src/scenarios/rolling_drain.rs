@@ -201,36 +201,52 @@ async fn api_ops(api: ApiServer, env: Env, shared: Arc<Mutex<Shared>>) {
         });
     }
     env.finish(STAGES);
+    let loops = PLAYS.iter().enumerate().map(|(k, play)| {
+        let stage = k as i64 + 1;
+        stage_ops(&env, &sender, &shared, play, stage)
+    });
+    futures_util::future::join_all(loops).await;
+    // One-way messages still on their way arrive before the players read the logs.
+    sleep(Duration::from_secs(1)).await;
+}
+
+/// The API's operations on `stage` (created on `play`), until the drains are done: two
+/// one-way messages and a request at a time, a few milliseconds apart, so that some reach
+/// the stage while it is frozen for a move (held, and moved with it).
+async fn stage_ops(
+    env: &Env,
+    sender: &playhouse::ApiSender,
+    shared: &Mutex<Shared>,
+    play: &str,
+    stage: i64,
+) {
     let mut i = 0u64;
     while !env.is_finished(DRAINS) {
-        for (k, play) in PLAYS.iter().enumerate() {
-            let stage = k as i64 + 1;
+        for _ in 0..2 {
             i += 1;
-            let op = format!("api:o{i}");
+            let op = format!("api:{stage}o{i}");
             match sender.send_to_stage(play, stage, ServerPacket::new("Op", op.clone())) {
-                Ok(()) => lock(&shared).api_ops.push((stage, op, None)),
+                Ok(()) => lock(shared).api_ops.push((stage, op, None)),
                 Err(error) => env.trace.violation(
                     API,
                     format_args!("one-way {op} to stage {stage} at {play} refused: {error}"),
                 ),
             }
-            i += 1;
-            let op = format!("api:r{i}");
-            let reply = sender
-                .request_to_stage(play, stage, ServerPacket::new("Op", op.clone()))
-                .await;
-            match reply.map(|p| String::from_utf8_lossy(&p.payload).parse::<usize>()) {
-                Ok(Ok(n)) => lock(&shared).api_ops.push((stage, op, Some(n))),
-                outcome => env.trace.violation(
-                    API,
-                    format_args!("request {op} to stage {stage} at {play}: {outcome:?}"),
-                ),
-            }
         }
-        sleep(env.rng.millis(20, 80)).await;
+        i += 1;
+        let op = format!("api:{stage}r{i}");
+        let reply = sender
+            .request_to_stage(play, stage, ServerPacket::new("Op", op.clone()))
+            .await;
+        match reply.map(|p| String::from_utf8_lossy(&p.payload).parse::<usize>()) {
+            Ok(Ok(n)) => lock(shared).api_ops.push((stage, op, Some(n))),
+            outcome => env.trace.violation(
+                API,
+                format_args!("request {op} to stage {stage} at {play}: {outcome:?}"),
+            ),
+        }
+        sleep(env.rng.millis(2, 20)).await;
     }
-    // One-way messages still on their way arrive before the players read the logs.
-    sleep(Duration::from_secs(1)).await;
 }
 
 /// What one player's callbacks saw.
