@@ -27,7 +27,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// Registers the movable stage type on a Play server being built.
 pub fn register(builder: PlayServerBuilder) -> PlayServerBuilder {
-    builder.movable_stage(MOVER, |_| MoveRoom::default(), |_| MovePlayer::default())
+    builder.movable_stage(MOVER, |_| MoveRoom::default(), |_| MovePlayer)
 }
 
 /// The movable stage: its state is the log of applied operations.
