@@ -35,6 +35,7 @@ pub mod directory;
 pub mod invariants;
 pub mod lifecycle;
 pub mod mesh_client;
+pub mod move_room;
 pub mod net;
 pub mod network;
 pub mod relay_room;

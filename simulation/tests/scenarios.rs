@@ -118,6 +118,13 @@ fn stage_clock() {
     sweep("stage_clock");
 }
 
+/// About 1.2 s a seed (debug build): a quarter of the seeds here; the full sweep is
+/// `cargo run -p simulation -- --scenario rolling_drain --seeds 0..200 --check-replay`.
+#[test]
+fn rolling_drain() {
+    sweep_range("rolling_drain", 0..seeds().div_ceil(4));
+}
+
 /// The slowest scenario, in two halves so both run at once.
 #[test]
 fn chaos() {

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse::{ApiServer, MeshJoin, PlayServer};
+use playhouse::{ApiServer, DrainReport, MeshJoin, PlayServer};
 use playhouse_mesh::{MeshLink, TcpLink};
 
 use super::ports::MESH_PORT;
@@ -79,6 +79,10 @@ struct State {
     boots: BTreeMap<String, u64>,
     stopped: BTreeSet<String>,
     finished: BTreeSet<String>,
+    /// Drains asked for and not yet begun: the server, and its deadline.
+    drains: BTreeMap<String, Duration>,
+    /// Drains done: what each reported and how long it took.
+    drained: BTreeMap<String, (DrainReport, Duration)>,
 }
 
 /// What every host, client and the run loop of one simulation share. Cheap to clone; lives
@@ -328,6 +332,53 @@ impl Env {
         self.trace.check("director", stopped, || {
             format!("servers {names:?} did not stop")
         });
+    }
+
+    /// Drains Play server `name` within `within` (on its own host, which then ends its
+    /// software: bounce it to restart); what the drain reported and how long it took, or
+    /// `None` if it did not end within `limit`.
+    pub async fn drain(
+        &self,
+        name: &str,
+        within: Duration,
+        limit: Duration,
+    ) -> Option<(DrainReport, Duration)> {
+        self.trace
+            .record("director", format_args!("drain {name} within {within:?}"));
+        {
+            let mut state = self.state.borrow_mut();
+            state.drained.remove(name);
+            state.drains.insert(name.to_owned(), within);
+        }
+        let state = Rc::clone(&self.state);
+        wait_until(limit, || state.borrow().drained.contains_key(name)).await;
+        let done = self.state.borrow_mut().drained.remove(name);
+        self.trace.check("director", done.is_some(), || {
+            format!("the drain of {name} did not end in {limit:?}")
+        });
+        done
+    }
+
+    /// Waits until the cluster stops (`None`) or a drain of `name` is asked for (its
+    /// deadline).
+    pub(super) async fn wait_stop_or_drain(&self, name: &str) -> Option<Duration> {
+        loop {
+            if self.stop.get() {
+                return None;
+            }
+            if let Some(within) = self.state.borrow_mut().drains.remove(name) {
+                return Some(within);
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Records that `name`'s drain ended.
+    pub(super) fn drained(&self, name: &str, report: DrainReport, took: Duration) {
+        let mut state = self.state.borrow_mut();
+        state.servers.remove(name);
+        state.runtimes.remove(name);
+        state.drained.insert(name.to_owned(), (report, took));
     }
 
     /// Host faults asked for since the last call (the run loop applies them).

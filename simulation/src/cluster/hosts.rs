@@ -33,6 +33,7 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
             let builder = PlayServer::builder().server_id(name);
             let builder = crate::relay_room::register(builder, name, boot_number, &book);
             let builder = crate::clock_room::register(builder, &book);
+            let builder = crate::move_room::register(builder);
             let (stages, actors) = (book.clone(), book.clone());
             let server = builder
                 .stage(
@@ -55,7 +56,19 @@ pub fn play_host(env: &Env, name: &'static str) -> impl Fn() -> Software + use<>
             server.join_mesh(env.join(link)).await?;
             env.trace.record(name, "up");
             env.register(name, Server::Play(server.clone()));
-            env.wait_stop().await;
+            if let Some(within) = env.wait_stop_or_drain(name).await {
+                // Drained: the server stops by itself; the host's software ends (a bounce
+                // restarts it).
+                let began = now();
+                let report = server.drain(within).await;
+                let took = now() - began;
+                env.trace
+                    .record(name, format_args!("drained in {took:?}: {report:?}"));
+                drop(server);
+                expect_no_tasks(&env, name, Duration::from_secs(3)).await;
+                env.drained(name, report, took);
+                return Ok(());
+            }
             book.stop_began();
             let deadline = now() + SHUTDOWN_TIMEOUT;
             server.stop().await;

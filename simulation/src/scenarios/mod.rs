@@ -40,6 +40,7 @@ mod play_requester;
 mod play_restart;
 mod push_idle;
 mod request_timeout;
+mod rolling_drain;
 mod session_resume;
 mod silent_peer;
 mod stage_clock;
@@ -142,6 +143,11 @@ pub const ALL: &[Scenario] = &[
         name: "stage_clock",
         about: "stage timers, the fixed-step game loop and async blocks under client cuts and latency jitter: on time, exact counts, results in order, nothing left after the stage closes",
         run: stage_clock::run,
+    },
+    Scenario {
+        name: "rolling_drain",
+        about: "every Play server drained and restarted in turn: movable stages move with their resumable players and their state, mesh messages addressed at the old server find them, nothing lost or applied twice",
+        run: rolling_drain::run,
     },
 ];
 

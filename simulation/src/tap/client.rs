@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use playhouse_protocol::{
-    ClientCodec, CodecConfig, Decoder, RESUME_MSG_ID, ResumeRequest, SESSION_MSG_ID, ServerCodec,
-    is_control_msg_id,
+    ClientCodec, CodecConfig, Decoder, MOVE_MSG_ID, RESUME_MSG_ID, ResumeRequest, SESSION_MSG_ID,
+    ServerCodec, is_control_msg_id,
 };
 
 use super::stream::{Observer, Tapped, lock};
@@ -30,6 +30,8 @@ struct ClientState {
     decided: bool,
     /// Replies checked (for the trace summary).
     replies: u64,
+    /// `@Move@` notices read on a live connection, and in answer to a `@Resume@`.
+    moves: (u64, u64),
 }
 
 /// The tap of one game client's connections.
@@ -76,6 +78,12 @@ impl ClientTap {
     /// Replies checked so far.
     pub fn replies(&self) -> u64 {
         lock(&self.state).replies
+    }
+
+    /// `@Move@` notices read so far: on a live connection (the stage moved while the client
+    /// was there), and in answer to a `@Resume@` (the client came back to the old server).
+    pub fn moves(&self) -> (u64, u64) {
+        lock(&self.state).moves
     }
 }
 
@@ -130,6 +138,12 @@ impl ClientConnection {
             if msg_id == RESUME_MSG_ID && state.resuming.is_some_and(|(s, _)| s == seq) {
                 let (_, received) = state.resuming.take().unwrap_or_default();
                 state.frames = (error == 0).then_some(received);
+            }
+            if msg_id == MOVE_MSG_ID {
+                match state.resuming {
+                    None => state.moves.0 += 1,
+                    Some(_) => state.moves.1 += 1,
+                }
             }
             let number = if is_control_msg_id(msg_id) {
                 None

@@ -1,5 +1,5 @@
 //! Mesh connections: replies matched to requests per (requester, responder) pair across the
-//! two connections of a pair, no request sequence sent twice, and the connections opened and
+//! two connections of a pair (or from the server a stage moved to, for a request it held), no request sequence sent twice, and the connections opened and
 //! closed per pair counted.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,6 +136,19 @@ impl MeshTap {
     }
 }
 
+/// The (requester, responder) pair a request of `requester` numbered `seq` is outstanding
+/// at, taken out, whatever the responder: a stage moving away takes the requests it holds
+/// with it, and its new server answers them.
+fn moved_answer(state: &mut MeshState, requester: &str, seq: u32) -> Option<(String, String)> {
+    let key = state
+        .outstanding
+        .iter()
+        .find(|((asker, _), seqs)| asker == requester && seqs.contains(&seq))
+        .map(|(key, _)| key.clone())?;
+    state.outstanding.get_mut(&key)?.remove(&seq);
+    Some(key)
+}
+
 struct MeshConnection {
     tap: MeshTap,
     local: String,
@@ -186,6 +199,14 @@ impl MeshConnection {
                     .get_mut(&key)
                     .is_some_and(|o| o.remove(&header.msg_seq))
                 {
+                    None
+                } else if let Some(asked) = moved_answer(state, &self.remote, header.msg_seq) {
+                    // A request held by a stage that moved is answered by its new server.
+                    state
+                        .answered
+                        .entry(asked)
+                        .or_default()
+                        .insert(header.msg_seq);
                     None
                 } else if state
                     .answered
