@@ -92,11 +92,16 @@ impl Session {
     async fn close_after_notice(&mut self) {
         let _ = self.writer.get_mut().shutdown().await;
         let mut sink = [0u8; 4096];
+        let kill = self.kill.clone();
         let input = self.reader.get_mut();
-        let _ = tokio::time::timeout(MOVE_LINGER, async {
+        let drain_input = tokio::time::timeout(MOVE_LINGER, async {
             while matches!(input.read(&mut sink).await, Ok(n) if n > 0) {}
-        })
-        .await;
+        });
+        // A server that stops meanwhile does not wait for it.
+        tokio::select! {
+            _ = kill.cancelled() => {}
+            _ = drain_input => {}
+        }
     }
 }
 
