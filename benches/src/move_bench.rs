@@ -352,21 +352,24 @@ pub async fn players(
     stop: &Arc<AtomicBool>,
     rate: Option<f64>,
 ) -> Vec<Arc<Player>> {
-    let mut joins = Vec::new();
-    for s in 0..stages {
-        let stage_id = first_stage + s as i64;
-        for k in 0..per_stage {
-            joins.push(tokio::spawn(async move {
-                Player::join(port, stage_id, format!("p{stage_id}-{k}")).await
-            }));
+    let seats: Vec<(i64, usize)> = (0..stages)
+        .flat_map(|s| (0..per_stage).map(move |k| (first_stage + s as i64, k)))
+        .collect();
+    let mut players = Vec::with_capacity(seats.len());
+    // Logins in waves of 100: a thousand connects at once overflow the listener's backlog.
+    for wave in seats.chunks(100) {
+        let joins: Vec<_> = wave
+            .iter()
+            .map(|&(stage_id, k)| {
+                tokio::spawn(Player::join(port, stage_id, format!("p{stage_id}-{k}")))
+            })
+            .collect();
+        for join in joins {
+            let player = Arc::new(join.await.expect("a player joined"));
+            let (playing, stop) = (Arc::clone(&player), Arc::clone(stop));
+            tokio::spawn(async move { playing.play(&stop, rate).await });
+            players.push(player);
         }
-    }
-    let mut players = Vec::new();
-    for join in joins {
-        let player = Arc::new(join.await.expect("a player joined"));
-        let (playing, stop) = (Arc::clone(&player), Arc::clone(stop));
-        tokio::spawn(async move { playing.play(&stop, rate).await });
-        players.push(player);
     }
     players
 }
