@@ -19,7 +19,7 @@ use playhouse::{
     MovableActor, MovableStage, Packet, PlayServer, ServerInfoCenter, Stage, StageContext,
     StageInit,
 };
-use playhouse_connector::{Connector, ConnectorConfig, ConnectorError};
+use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, SessionEvent};
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// The stage type's name.
@@ -243,6 +243,9 @@ pub struct Player {
     /// Requests answered.
     answered: AtomicU64,
     switches: Mutex<Vec<Switch>>,
+    /// When the connector reported each move followed ([`SessionEvent::Moved`]: the session
+    /// resumed on the new server).
+    resumed: Arc<Mutex<Vec<Instant>>>,
     /// Why it stopped before it was told to.
     failure: Mutex<Option<ConnectorError>>,
 }
@@ -255,6 +258,15 @@ impl Player {
             .resume(true)
             .use_main_thread_callbacks(false);
         let connector = Connector::new(config);
+        let resumed = Arc::new(Mutex::new(Vec::new()));
+        connector.on_session({
+            let resumed = Arc::clone(&resumed);
+            move |event| {
+                if event == SessionEvent::Moved {
+                    lock(&resumed).push(Instant::now());
+                }
+            }
+        });
         connector
             .connect("127.0.0.1", port, stage_id, ROOM)
             .await
@@ -269,6 +281,7 @@ impl Player {
             moves_seen: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             switches: Mutex::new(Vec::new()),
+            resumed,
             failure: Mutex::new(None),
         }
     }
@@ -324,6 +337,11 @@ impl Player {
     /// The moves it has seen.
     pub fn switches(&self) -> Vec<Switch> {
         lock(&self.switches).clone()
+    }
+
+    /// When its session resumed on the server its stage moved to, for each move followed.
+    pub fn resumed(&self) -> Vec<Instant> {
+        lock(&self.resumed).clone()
     }
 
     /// Why it stopped playing, if it did.

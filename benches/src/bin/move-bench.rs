@@ -81,25 +81,54 @@ fn per_sec(rate: f64) -> Option<f64> {
     (rate > 0.0).then_some(rate)
 }
 
-/// The pause, from-snapshot and from-drain samples of every player's move number `moves + 1`.
-fn pauses(
-    players: &[Arc<Player>],
-    recorder: &Recorder,
-    moves: u64,
-    drain_started: Instant,
-    out: &mut [Vec<f64>; 3],
-) {
-    for player in players {
-        for switch in player.switches() {
-            if switch.moves_before != moves {
-                continue;
+/// What each player saw of its stage's move number `moves + 1`, in milliseconds.
+#[derive(Default)]
+struct Pauses {
+    /// Its last reply from the old server to its first from the new one.
+    gap: Vec<f64>,
+    /// The snapshot to its session resumed on the new server.
+    snapshot_to_resumed: Vec<f64>,
+    /// The snapshot to its first reply from the new server.
+    snapshot_to_reply: Vec<f64>,
+    /// The drain's start to its session resumed on the new server.
+    drain_to_resumed: Vec<f64>,
+}
+
+impl Pauses {
+    fn add(&mut self, players: &[Arc<Player>], recorder: &Recorder, moves: u64, drain: Instant) {
+        for player in players {
+            let saved = recorder.saved(player.stage_id, moves);
+            if let Some(resumed) = player.resumed().get(moves as usize) {
+                self.drain_to_resumed.push(ms(*resumed - drain));
+                if let Some(saved) = saved {
+                    self.snapshot_to_resumed
+                        .push(ms(resumed.saturating_duration_since(saved)));
+                }
             }
-            out[0].push(ms(switch.first_new - switch.last_old));
-            if let Some(saved) = recorder.saved(player.stage_id, moves) {
-                out[1].push(ms(switch.first_new.saturating_duration_since(saved)));
+            for switch in player.switches() {
+                if switch.moves_before != moves {
+                    continue;
+                }
+                self.gap.push(ms(switch.first_new - switch.last_old));
+                if let Some(saved) = saved {
+                    self.snapshot_to_reply
+                        .push(ms(switch.first_new.saturating_duration_since(saved)));
+                }
             }
-            out[2].push(ms(switch.first_new - drain_started));
         }
+    }
+
+    fn json(mut self, paced: bool) -> serde_json::Value {
+        let mut out = json!({
+            "snapshot_to_resumed": summary(&mut self.snapshot_to_resumed),
+            "drain_start_to_resumed": summary(&mut self.drain_to_resumed),
+        });
+        // A paced client's next request waits for its tick: its reply gap says little.
+        if !paced {
+            out["reply_gap"] = summary(&mut self.gap);
+            out["snapshot_to_first_reply"] = summary(&mut self.snapshot_to_reply);
+        }
+        out
     }
 }
 
@@ -114,7 +143,7 @@ async fn pause_case(args: &Args) -> serde_json::Value {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let answered_before: u64 = players.iter().map(|p| p.answered()).sum();
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    let mut pauses = Pauses::default();
     let mut drains = Vec::new();
     for m in 0..args.moves {
         let id = format!("play-{}", m + 1);
@@ -127,7 +156,7 @@ async fn pause_case(args: &Args) -> serde_json::Value {
         until_moved(&players, m as u64 + 1)
             .await
             .unwrap_or_else(|e| panic!("a player failed: {e}"));
-        pauses(&players, &recorder, m as u64, drain_started, &mut samples);
+        pauses.add(&players, &recorder, m as u64, drain_started);
         current = next;
     }
     let answered: u64 = players.iter().map(|p| p.answered()).sum::<u64>() - answered_before;
@@ -137,13 +166,10 @@ async fn pause_case(args: &Args) -> serde_json::Value {
         player.leave().await;
     }
     current.stop().await;
-    let [mut gap, mut from_snapshot, mut from_drain] = samples;
     json!({
         "case": "pause", "link": format!("{:?}", args.link).to_lowercase(),
         "players": args.players, "state_kib": args.state_kib, "moves": args.moves,
-        "pause": summary(&mut gap),
-        "snapshot_to_first_reply": summary(&mut from_snapshot),
-        "drain_start_to_first_reply": summary(&mut from_drain),
+        "pause": pauses.json(false),
         "drain_call": summary(&mut drains),
         "requests_per_sec": requests_per_sec.round(),
     })
@@ -193,13 +219,12 @@ async fn drain_case(args: &Args) -> serde_json::Value {
     let samples = tokio::task::spawn_blocking(move || bystander.join().expect("bystander"))
         .await
         .expect("bystander");
-    let mut pause: [Vec<f64>; 3] = Default::default();
-    pauses(&players, &recorder, 0, drain_started, &mut pause);
+    let mut pauses = Pauses::default();
+    pauses.add(&players, &recorder, 0, drain_started);
     for player in &players {
         player.leave().await;
     }
     play2.stop().await;
-    let [mut gap, mut from_snapshot, mut from_drain] = pause;
     let before = samples.window(drain_started - window, drain_started);
     let during = samples.window(drain_started, drain_returned);
     let after = samples.window(drain_returned, drain_returned + window);
@@ -213,9 +238,7 @@ async fn drain_case(args: &Args) -> serde_json::Value {
         "player_requests_during": answered_during,
         "cores_used_before": cores(cpu_at_drain - cpu_at_start, window),
         "cores_used_during": cores(cpu_at_drained - cpu_at_drain, drain_returned - drain_started),
-        "pause": summary(&mut gap),
-        "snapshot_to_first_reply": summary(&mut from_snapshot),
-        "drain_start_to_first_reply": summary(&mut from_drain),
+        "pause": pauses.json(rate.is_some()),
         "bystander": {
             "ccu": args.bystander_ccu, "rate": args.bystander_rate,
             "before": before.json(), "during": during.json(), "after": after.json(),
