@@ -9,7 +9,7 @@
 #          prints the JSON lines, then the medians.
 #        bash benches/run.sh move [ROUNDS]
 #          live stage moves (issue 27): the pause per move and a 100-stage drain (players back
-#          to back, then at 20 requests/s with a bystander server measured), ROUNDS times
+#          to back, then at 10 requests/s with a bystander server measured), ROUNDS times
 #          (default 3); prints the JSON lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,7 +90,7 @@ if [ "$QUICK" = move ]; then
   for _ in $(seq "$ROUNDS"); do
     "$B/move-bench" --case pause --moves 30
     "$B/move-bench" --case drain --stages 100 --rate 0
-    "$B/move-bench" --case drain --stages 100 --rate 20 --bystander-ccu 100 --bystander-rate 100
+    "$B/move-bench" --case drain --stages 100 --rate 10 --bystander-ccu 100 --bystander-rate 100
   done
   echo "# load: $(uptime)"
   exit 0

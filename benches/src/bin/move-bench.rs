@@ -2,16 +2,18 @@
 //!
 //! * `pause`: one stage of `--players` resumable clients issuing requests back to back, with
 //!   `--state-kib` of state, moved `--moves` times (each time a new Play server joins and the
-//!   one holding the stage drains). Per client and move: the pause (its last reply from the old
-//!   server to its first from the new one), and the time from the snapshot, and from the
-//!   drain's start, to that first reply.
-//! * `drain`: `--stages` such stages on play-1 drained to play-2: the time until the last
-//!   stage runs on play-2, until `drain()` returns (play-1 stopped), and until every client
-//!   has had a reply from play-2; the clients' pauses; and, with `--bystander-ccu`, the
-//!   throughput and latency of a third server's clients (another service, so it takes no
-//!   stage) before, during and after the drain.
+//!   one holding the stage drains).
+//! * `drain`: `--stages` such stages on play-1 drained to play-2 (players back to back, or
+//!   `--rate` requests a second each): the time until the last stage runs on play-2, until
+//!   `drain()` returns (play-1 stopped), and until every client has resumed on play-2; and,
+//!   with `--bystander-ccu`, the throughput and latency of a third server's clients (another
+//!   service, so it takes no stage) before, during and after the drain.
 //!
-//! Prints one JSON line per case.
+//! Per client and move, both cases report the time from the stage's snapshot, and from the
+//! drain's start, to the client's session resumed on the new server (`SessionEvent::Moved`);
+//! for clients requesting back to back also the reply gap (its last reply from the old server
+//! to its first from the new one) and the snapshot to that first reply. Prints one JSON line
+//! per case.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -194,6 +196,7 @@ async fn drain_case(args: &Args) -> serde_json::Value {
     let window = Duration::from_secs_f64(args.window);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu_at_start = cpu_seconds();
+    let answered_at_start: u64 = players.iter().map(|p| p.answered()).sum();
     tokio::time::sleep(window).await;
     let answered_before: u64 = players.iter().map(|p| p.answered()).sum();
     let cpu_at_drain = cpu_seconds();
@@ -235,6 +238,9 @@ async fn drain_case(args: &Args) -> serde_json::Value {
         "all_stages_on_target_ms": ms(last_in - drain_started).round(),
         "drain_call_ms": ms(drain_returned - drain_started).round(),
         "all_clients_on_target_ms": ms(clients_moved - drain_started).round(),
+        "player_requests_per_sec_before": ((answered_before - answered_at_start) as f64
+            / window.as_secs_f64())
+        .round(),
         "player_requests_during": answered_during,
         "cores_used_before": cores(cpu_at_drain - cpu_at_start, window),
         "cores_used_during": cores(cpu_at_drained - cpu_at_drain, drain_returned - drain_started),
