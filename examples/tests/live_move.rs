@@ -24,9 +24,9 @@ const PLAYERS_PER_STAGE: usize = 10;
 /// How long play-1's drain may take (its deadline); it must exit in half of it: stages that
 /// did not move would be closed at the deadline.
 const DRAIN_SECS: u64 = 20;
-/// Each player sends one `Bump` and one `Add` this often (50 messages a second: a quarter of
-/// the server's per-connection rate limit).
-const ROUND: Duration = Duration::from_millis(40);
+/// Each player sends one `Bump` and one `Add` this often (100 messages a second: half the
+/// server's per-connection rate limit), so that many requests are in flight as rooms move.
+const ROUND: Duration = Duration::from_millis(20);
 /// Rounds every player plays before the SIGTERM, and again after play-1 has exited.
 const ROUNDS_AROUND: u64 = 5;
 
