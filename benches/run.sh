@@ -7,10 +7,14 @@
 #          SECONDS per loaded run (default 10), IDLE_CCU idle clients for memory (default 2000,
 #          0: skip);
 #          prints the JSON lines, then the medians.
+#        bash benches/run.sh move [ROUNDS]
+#          live stage moves (issue 27): the pause per move and a 100-stage drain (players back
+#          to back, then at 10 requests/s with a bystander server measured), ROUNDS times
+#          (default 3); prints the JSON lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p playhouse-benches --bins
-B=target/release
+B=${CARGO_TARGET_DIR:-target}/release
 QUICK=${1:-}
 DUR=20; BIG_DUR=60; BIG_CCU=10000
 if [ "$QUICK" = quick ]; then DUR=5; BIG_DUR=10; BIG_CCU=2000; fi
@@ -77,6 +81,18 @@ for case in cases:
               f"| {(off - empty) * 1048576 / ccu:,.0f} B | {(on - empty) * 1048576 / ccu:,.0f} B "
               f"| +{(on - off) * 1048576 / ccu:,.0f} B |")
 PY
+  exit 0
+fi
+
+if [ "$QUICK" = move ]; then
+  ROUNDS=${2:-3}
+  echo "# load: $(uptime)"
+  for _ in $(seq "$ROUNDS"); do
+    "$B/move-bench" --case pause --moves 30
+    "$B/move-bench" --case drain --stages 100 --rate 0
+    "$B/move-bench" --case drain --stages 100 --rate 10 --bystander-ccu 100 --bystander-rate 100
+  done
+  echo "# load: $(uptime)"
   exit 0
 fi
 

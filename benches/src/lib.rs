@@ -6,13 +6,18 @@
 //! * [`loadgen`]: the load generator: many clients over TCP, WebSocket or TLS, request or
 //!   one-way mode, in-flight window, latency histogram, server RSS.
 //! * [`report`]: results as one JSON line and a readable table.
+//! * [`move_bench`]: moving live stages (issue 27): a movable stage with state, Play servers
+//!   over a real mesh link, clients that notice their stage moved; [`bystander`]: a server
+//!   that is not draining, measured while another drains.
 //!
-//! The binaries (`bench-server`, `loadgen`, `mesh-bench`) are thin wrappers; `run.sh` runs a
+//! The binaries (`bench-server`, `loadgen`, `mesh-bench`, `move-bench`) are thin wrappers; `run.sh` runs a
 //! whole comparison, `colyseus/run.sh` the WebSocket comparison with Colyseus (driven by a Node
 //! load generator), and `RESULTS.md` records the numbers.
 
 pub mod bench_server;
+pub mod bystander;
 pub mod loadgen;
+pub mod move_bench;
 pub mod report;
 
 /// Message ids the load generator and both servers agree on.

@@ -1,5 +1,6 @@
 //! Shared pieces of the example server processes: configuration from the environment, the
-//! mesh join, the echo room, and waiting for a stop signal.
+//! mesh join, the echo room, the movable tally room ([`tally`]), and waiting for a stop
+//! signal.
 //!
 //! Environment (all optional):
 //!
@@ -19,6 +20,7 @@
 
 pub mod compat;
 pub mod counter;
+pub mod tally;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,86 +4,22 @@
 //!
 //! Needs a Redis server: `bash ci/redis.sh` starts one (the test command runs it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
+use common::nodes::{WAIT, fresh_prefix, start, start_with};
 use playhouse_connector::{Connector, ConnectorConfig, ConnectorError, ErrorCode, Packet};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn redis_url() -> String {
-    std::env::var("PLAYHOUSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A child process that is killed when dropped.
-struct Node {
-    child: Child,
-    endpoints: Value,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(bin: &str, id: &str, prefix: &str) -> Node {
-    start_with(bin, id, prefix, &[])
-}
-
-/// [`start`] with extra environment variables.
-fn start_with(bin: &str, id: &str, prefix: &str, extra: &[(&str, &str)]) -> Node {
-    let mut child = Command::new(bin)
-        .envs(extra.iter().copied())
-        .env("PLAYHOUSE_SERVER_ID", id)
-        .env("PLAYHOUSE_REDIS_URL", redis_url())
-        .env("PLAYHOUSE_REDIS_PREFIX", prefix)
-        .env("PLAYHOUSE_PLAY_ID", "play-1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the node");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(WAIT)
-        .expect("the node printed no endpoints");
-    let endpoints: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-        panic!("{bin} did not start (is Redis up? run `bash ci/redis.sh`): {line:?}")
-    });
-    Node { child, endpoints }
-}
 
 /// `POST path` with a JSON body; returns the status code and the parsed body.
 async fn post(http: &str, path: &str, body: &Value) -> (u16, Value) {
     common::http(http, "POST", path, Some(body)).await
 }
 
-/// Creates a stage over HTTP, retrying while the mesh is still connecting.
+/// Creates an `EchoRoom` over HTTP, retrying while the mesh is still connecting.
 async fn create_stage(http: &str, stage_id: i64) -> Value {
-    let body = serde_json::json!({"stage_type": "EchoRoom", "stage_id": stage_id});
-    let started = Instant::now();
-    loop {
-        let (status, reply) = post(http, "/api/stages", &body).await;
-        if status == 200 {
-            return reply;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "stage never created: {status} {reply}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::nodes::create_stage(http, "EchoRoom", stage_id).await
 }
 
 /// A connector logged in as `user` to `stage_id` on the Play node at `tcp`.
@@ -109,30 +45,6 @@ async fn echo_through(tcp: &str, stage_id: i64, user: &str) {
         .unwrap();
     assert_eq!(echo.payload, "across processes");
     connector.disconnect().await;
-}
-
-/// A directory prefix no other test run shares.
-fn fresh_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("playhouse:test:{}:{nanos}:", std::process::id())
-}
-
-/// Waits for `node` to exit by itself; its exit status.
-async fn exits(node: &mut Node, within: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < within,
-            "the node did not exit within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,9 +99,7 @@ async fn a_play_node_drains_on_sigterm_and_tells_its_clients() {
     let tcp = play.endpoints["tcp"].as_str().unwrap().to_owned();
     let player = joined(&tcp, 7, "carol").await;
 
-    let pid = play.child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success());
+    play.terminate();
     // Draining: a new stage there is refused with SERVER_DRAINING (24)... (a fresh id each
     // time: a stage created before the signal arrived would just exist)
     let started = Instant::now();
@@ -210,7 +120,7 @@ async fn a_play_node_drains_on_sigterm_and_tells_its_clients() {
     assert_eq!(echo.payload, "mid-drain");
 
     // At the deadline the stage closes; the player is told why, and the process exits.
-    let status = exits(&mut play, WAIT).await;
+    let status = play.exits(WAIT).await;
     assert!(status.success(), "{status}");
     let after = player.request(Packet::new("Echo", "too late")).await;
     match after {
@@ -230,6 +140,6 @@ async fn a_play_node_drains_on_post_drain() {
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply, serde_json::json!({"draining": true, "stages": 0}));
     // Nothing to wait for: it stops at once.
-    let status = exits(&mut play, WAIT).await;
+    let status = play.exits(WAIT).await;
     assert!(status.success(), "{status}");
 }

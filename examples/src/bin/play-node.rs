@@ -1,13 +1,16 @@
-//! A Play server process: the `EchoRoom` stage type over TCP, joined to the mesh, with an
-//! admin listener (`GET /metrics`, `POST /drain`).
+//! A Play server process: the `EchoRoom` and `TallyRoom` stage types over TCP, joined to the
+//! mesh, with an admin listener (`GET /metrics`, `POST /drain`).
 //!
-//! On SIGTERM it drains (`PLAYHOUSE_ON_SIGTERM=drain`, the default): no new stages or players,
-//! the stages it holds play on for up to `PLAYHOUSE_DRAIN_SECS` (default 60), then it stops.
+//! On SIGTERM it drains (`PLAYHOUSE_ON_SIGTERM=drain`, the default): no new stages or players;
+//! `TallyRoom`s (a movable stage type) move, live and with their players, to the other running
+//! Play servers of the mesh; `EchoRoom`s (not movable) play on for up to
+//! `PLAYHOUSE_DRAIN_SECS` (default 60) and are then closed; then it stops.
 //! `PLAYHOUSE_ON_SIGTERM=stop` stops at once. A second signal during a drain stops at once.
 
 use std::time::Duration;
 
 use playhouse::PlayServer;
+use playhouse_examples::tally::{TallyPlayer, TallyRoom};
 use playhouse_examples::{EchoPlayer, EchoRoom, env_or, init_logging, mesh_join, stop_signal};
 
 #[tokio::main]
@@ -25,6 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = PlayServer::builder()
         .server_id(&id)
         .stage("EchoRoom", |_| EchoRoom, |_| EchoPlayer)
+        .movable_stage(
+            "TallyRoom",
+            |_| TallyRoom::default(),
+            |_| TallyPlayer::default(),
+        )
         .configure(|c| c.drain_timeout = Duration::from_secs(drain_secs))
         .build()?;
     let tcp = server

@@ -1,4 +1,7 @@
-//! Helpers shared by the examples' integration tests.
+//! Helpers shared by the examples' integration tests: one HTTP request, and the example
+//! processes as children ([`nodes`]).
+
+pub(crate) mod nodes;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
