@@ -51,9 +51,15 @@ impl Stage for Counter {
         actor.link.reply(Packet::new("Count", text));
     }
 
-    /// From other servers: `Peek` answers the count, `Bump` adds one.
+    /// From other servers: `Peek` answers the count, `Bump` adds one, `Nap` adds one slowly.
     async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
         if packet.msg_id == "Bump" {
+            self.count += 1;
+        }
+        if packet.msg_id == "Nap" {
+            // Busy: whatever reaches the stage now waits in its mailbox.
+            NAPPING.store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(400)).await;
             self.count += 1;
         }
         ctx.reply(Packet::new("Count", self.count.to_string()));
@@ -544,5 +550,67 @@ async fn a_player_away_during_the_move_learns_where_its_stage_went() {
         .unwrap()
         .unwrap();
     assert_eq!(report.moved, 1);
+    play2.stop().await;
+}
+
+/// Set when a stage starts its `Nap` (only one test sends one).
+static NAPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `playhouse_stage_queued_messages` of `server`.
+fn queued(server: &PlayServer) -> u64 {
+    let metrics = server.metrics();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("playhouse_stage_queued_messages"))
+        .unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_reach_a_stage_during_its_move_are_handled_once_at_its_new_server() {
+    let directory = MemoryDirectory::new();
+    let (play1, _) = play("play-1", &directory).await;
+    let (play2, _) = play("play-2", &directory).await;
+    let api1 = api("api-1", &directory).await;
+    let sender = api1.sender();
+    eventually("the mesh", || {
+        let center = play1
+            .services()
+            .get::<playhouse::ServerInfoCenter>()
+            .unwrap();
+        center.get("play-2").is_some() && api1.mesh().servers().get("play-1").is_some()
+    })
+    .await;
+    sender
+        .create_stage("play-1", "Counter", 11, Packet::empty("Make"))
+        .await
+        .unwrap();
+    // The stage is busy; the move waits in its mailbox, and three messages behind it.
+    sender
+        .send_to_stage("play-1", 11, Packet::empty("Nap"))
+        .unwrap();
+    eventually("the nap to start", || {
+        NAPPING.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+    let drain = tokio::spawn({
+        let play1 = play1.clone();
+        async move { play1.drain(Duration::from_secs(10)).await }
+    });
+    eventually("the move queued", || queued(&play1) == 1).await;
+    for _ in 0..3 {
+        sender
+            .send_to_stage("play-1", 11, Packet::empty("Bump"))
+            .unwrap();
+    }
+    eventually("the bumps queued", || queued(&play1) == 4).await;
+    let report = tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
+    assert_eq!(report.moved, 1);
+    // Held, moved, and handled there once each: the nap and three bumps.
+    let reply = sender
+        .request_to_stage("play-1", 11, Packet::empty("Peek"))
+        .await
+        .unwrap();
+    assert_eq!(reply.payload, "4");
     play2.stop().await;
 }

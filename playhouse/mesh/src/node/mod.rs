@@ -231,6 +231,16 @@ impl Mesh {
                 self.request_once(&target, header, payload.clone(), left)
                     .await
             };
+            if stage_id != 0 && !redirected && matches!(reply, Err(MeshError::ServerNotFound(_))) {
+                // The stage's server is gone: if the stage moved, the directory says where.
+                let _ = self.refresh().await;
+                let moved = self.locate(asked, stage_id);
+                if moved != target {
+                    target = moved;
+                    redirected = true;
+                    continue;
+                }
+            }
             match reply {
                 Err(MeshError::Remote { code, packet })
                     if code == ErrorCode::STAGE_MOVED && stage_id != 0 =>
