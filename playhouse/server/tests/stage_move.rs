@@ -135,6 +135,21 @@ async fn play_with(
     (server, addr)
 }
 
+/// Waits until `server`'s directory view lists `peer`.
+async fn sees(server: &PlayServer, peer: &str) {
+    let center = server
+        .services()
+        .get::<playhouse::ServerInfoCenter>()
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while center.get(peer).is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} never saw {peer}", server.server_id()));
+}
+
 /// A resumable client speaking raw frames, keeping what it sent for a replay.
 struct Player {
     client: RawClient,
@@ -233,19 +248,7 @@ async fn a_drained_servers_stage_moves_with_its_player_and_its_state() {
     let directory = MemoryDirectory::new();
     let (play1, addr1) = play("play-1", &directory).await;
     let (play2, addr2) = play("play-2", &directory).await;
-    tokio::time::timeout(WAIT, async {
-        while play1
-            .services()
-            .get::<playhouse::ServerInfoCenter>()
-            .unwrap()
-            .get("play-2")
-            .is_none()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("play-1 sees play-2");
+    sees(&play1, "play-2").await;
 
     let mut player = Player::log_in(addr1, 5, "alice").await;
     for n in 1..=3 {
@@ -308,17 +311,7 @@ async fn pair(directory: &MemoryDirectory) -> (PlayServer, PlayServer, SocketAdd
     let ws1 = play1.listen_ws("127.0.0.1:0", "/ws").await.unwrap();
     let (play2, _) = play("play-2", directory).await;
     play2.listen_ws("127.0.0.1:0", "/ws").await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        let center = play1
-            .services()
-            .get::<playhouse::ServerInfoCenter>()
-            .unwrap();
-        while center.get("play-2").is_none() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("play-1 sees play-2");
+    sees(&play1, "play-2").await;
     (play1, play2, tcp1, ws1)
 }
 
@@ -433,12 +426,9 @@ async fn mesh_messages_to_a_moved_stage_find_it_before_and_after_its_old_server_
             .await;
         String::from_utf8(reply.expect("the stage answers").payload.to_vec()).unwrap()
     };
-    eventually("the mesh", || {
-        let center = play1
-            .services()
-            .get::<playhouse::ServerInfoCenter>()
-            .unwrap();
-        center.get("play-2").is_some() && api1.mesh().servers().get("play-1").is_some()
+    sees(&play1, "play-2").await;
+    eventually("api-1 sees play-1", || {
+        api1.mesh().servers().get("play-1").is_some()
     })
     .await;
     sender
@@ -503,14 +493,7 @@ async fn a_player_away_during_the_move_learns_where_its_stage_went() {
     };
     let (play1, addr1) = play_with("play-1", &directory, window).await;
     let (play2, addr2) = play("play-2", &directory).await;
-    eventually("play-1 sees play-2", || {
-        let center = play1
-            .services()
-            .get::<playhouse::ServerInfoCenter>()
-            .unwrap();
-        center.get("play-2").is_some()
-    })
-    .await;
+    sees(&play1, "play-2").await;
     let mut player = Player::log_in(addr1, 6, "carol").await;
     player.add(6).await;
     let reply = player.next().await.unwrap();
@@ -573,12 +556,9 @@ async fn messages_that_reach_a_stage_during_its_move_are_handled_once_at_its_new
     let (play2, _) = play("play-2", &directory).await;
     let api1 = api("api-1", &directory).await;
     let sender = api1.sender();
-    eventually("the mesh", || {
-        let center = play1
-            .services()
-            .get::<playhouse::ServerInfoCenter>()
-            .unwrap();
-        center.get("play-2").is_some() && api1.mesh().servers().get("play-1").is_some()
+    sees(&play1, "play-2").await;
+    eventually("api-1 sees play-1", || {
+        api1.mesh().servers().get("play-1").is_some()
     })
     .await;
     sender

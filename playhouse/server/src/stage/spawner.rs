@@ -97,17 +97,11 @@ impl<S: Stage> StageSpawner for TypedSpawner<S> {
         incarnation: u64,
         create: CreateRequest,
     ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle) {
-        let (tx, rx) = mpsc::channel(env.mailbox_capacity);
         let factories = Arc::clone(&self.0);
-        let task = env.tracker.spawn(build_and_run(
-            factories,
-            Arc::clone(env),
-            stage_id,
-            incarnation,
-            rx,
-            create,
-        ));
-        (tx, task.abort_handle())
+        let env_for_task = Arc::clone(env);
+        start_task(env, move |rx| {
+            build_and_run(factories, env_for_task, stage_id, incarnation, rx, create)
+        })
     }
 
     fn name(&self) -> &Arc<str> {
@@ -125,18 +119,26 @@ impl<S: Stage> StageSpawner for TypedSpawner<S> {
         incarnation: u64,
         request: RestoreRequest,
     ) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle) {
-        let (tx, rx) = mpsc::channel(env.mailbox_capacity);
         let factories = Arc::clone(&self.0);
-        let task = env.tracker.spawn(restore_and_run(
-            factories,
-            Arc::clone(env),
-            stage_id,
-            incarnation,
-            rx,
-            request,
-        ));
-        (tx, task.abort_handle())
+        let env_for_task = Arc::clone(env);
+        start_task(env, move |rx| {
+            restore_and_run(factories, env_for_task, stage_id, incarnation, rx, request)
+        })
     }
+}
+
+/// Starts a stage's task on `env`'s tracker with a fresh mailbox; the mailbox's sender and
+/// the task's abort handle.
+fn start_task<F>(
+    env: &StageEnv,
+    run: impl FnOnce(mpsc::Receiver<StageMsg>) -> F,
+) -> (mpsc::Sender<StageMsg>, tokio::task::AbortHandle)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(env.mailbox_capacity);
+    let task = env.tracker.spawn(run(rx));
+    (tx, task.abort_handle())
 }
 
 /// The task of a stage that moved here: rebuilt from its snapshot by the type's restore
@@ -173,7 +175,6 @@ async fn restore_and_run<S: Stage>(
     };
     let name = Arc::clone(&factories.name);
     let make_actor = Arc::clone(&factories.make_actor);
-    let env_for_refusal = Arc::clone(&env);
     let mut runner = StageRunner::new(stage, stage_id, incarnation, name, make_actor, env, rx)
         .movable(Some(ops));
     let restored =
@@ -190,7 +191,6 @@ async fn restore_and_run<S: Stage>(
             runner.abandon();
         }
     }
-    drop(env_for_refusal);
 }
 
 /// The stage's task: builds the stage with the user's factory, then runs it until it closes.
