@@ -134,3 +134,45 @@ async fn a_drain_ends_when_its_relayed_clients_leave_without_waiting_for_the_dea
     assert_eq!(counts(&again.request("Add", b"").await), (2, 1));
     play2.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_client_follows_its_stage_moving_on_again() {
+    let directory = MemoryDirectory::new();
+    let (play1, addr1) = play("play-1", &directory).await;
+    let (play2, _) = play("play-2", &directory).await;
+    sees(&play1, "play-2").await;
+
+    let mut alice = RawClient::connect(addr1, 9).await;
+    assert_eq!(alice.authenticate("alice").await, ErrorCode::SUCCESS);
+    assert_eq!(counts(&alice.request("Add", b"").await), (1, 1));
+    let drain1 = tokio::spawn({
+        let play1 = play1.clone();
+        async move { play1.drain(Duration::from_secs(30)).await }
+    });
+    eventually("the stage runs at play-2", || play2.stage_count() == 1).await;
+    assert_eq!(counts(&alice.request("Add", b"").await), (2, 2));
+
+    // play-3 comes up, play-2 drains in turn: the stage moves on, and alice, still connected
+    // to play-1, with it. Requests sent meanwhile are answered once each.
+    let (play3, _) = play("play-3", &directory).await;
+    sees(&play2, "play-3").await;
+    let in_flight = alice.request_nowait("Add", b"").await;
+    let drain2 = tokio::spawn({
+        let play2 = play2.clone();
+        async move { play2.drain(Duration::from_secs(30)).await }
+    });
+    let reply = alice.recv().await.expect("the in-flight reply");
+    assert_eq!(reply.msg_seq, in_flight);
+    assert_eq!(counts(&reply), (3, 3));
+    eventually("the stage runs at play-3", || play3.stage_count() == 1).await;
+    for n in 0..5 {
+        assert_eq!(counts(&alice.request("Add", b"").await), (4 + n, 4 + n));
+    }
+    let report2 = tokio::time::timeout(WAIT, drain2).await.unwrap().unwrap();
+    assert_eq!((report2.moved, report2.relayed_at_deadline), (1, 0));
+    assert_eq!(counts(&alice.request("Add", b"").await), (9, 9));
+    drop(alice);
+    let report1 = tokio::time::timeout(WAIT, drain1).await.unwrap().unwrap();
+    assert_eq!(report1.moved, 1);
+    play3.stop().await;
+}
