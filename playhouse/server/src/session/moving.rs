@@ -33,32 +33,44 @@ impl Session {
         self.flush().await?;
         let capabilities = self.capabilities.unwrap_or_default();
         let state = self.resume.as_ref().map(|r| r.to_state(capabilities));
-        if state.is_none() {
+        let relayable = state.is_none();
+        if relayable {
             // Not resumable: relayed from here if the move succeeds. Counted as such from now,
             // so a drain that sees the move done waits for this connection too.
             self.ctx.relayed().insert(self.handle.clone());
         }
         let _ = reply.send(state);
-        // Nothing else is expected while the stage is frozen: another frame would be one the
-        // snapshot does not know of, so the session could not move on consistently.
-        match until_killed(&self.kill, self.rx.recv()).await? {
-            Some(Outbound::Thaw) => {
-                self.ctx.relayed().remove(self.id);
-                Ok(())
+        loop {
+            match until_killed(&self.kill, self.rx.recv()).await? {
+                Some(Outbound::Thaw) => {
+                    self.ctx.relayed().remove(self.id);
+                    return Ok(());
+                }
+                Some(Outbound::Moved(endpoints)) => return self.moved(&endpoints).await,
+                // Not resumable: it cannot follow its stage, and is told why.
+                Some(Outbound::Close(code)) => return self.close_with(code).await,
+                // Not resumable, and kept here: relayed to the stage's new server.
+                Some(Outbound::Relay(server)) => {
+                    self.relay_to(server);
+                    return Ok(());
+                }
+                // Relayed already by the stage's new server, which may answer before the
+                // move's outcome reaches here: written as they come.
+                Some(Outbound::Frame(frame)) if relayable => {
+                    self.queued.release(&frame);
+                    self.feed(frame).await?;
+                    self.flush().await?;
+                }
+                Some(Outbound::Detached(code)) if relayable => self.detach(code),
+                // Nothing else is expected while the stage is frozen: a frame for a resumable
+                // session would be one the snapshot does not know of, so the session could
+                // not move on consistently.
+                Some(other) => {
+                    tracing::warn!(?other, "unexpected message while frozen for a move");
+                    return Err(End::ClosedByServer);
+                }
+                None => return Err(End::ClosedByServer),
             }
-            Some(Outbound::Moved(endpoints)) => self.moved(&endpoints).await,
-            // Not resumable: it cannot follow its stage, and is told why.
-            Some(Outbound::Close(code)) => self.close_with(code).await,
-            // Not resumable, and kept here: relayed to the stage's new server.
-            Some(Outbound::Relay(server)) => {
-                self.relay_to(server);
-                Ok(())
-            }
-            Some(other) => {
-                tracing::warn!(?other, "unexpected message while frozen for a move");
-                Err(End::ClosedByServer)
-            }
-            None => Err(End::ClosedByServer),
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use playhouse_mesh::proto::relay_to_client::What;
 use playhouse_mesh::proto::{ClientBoundFrame, RelayToClient, RelayToStage};
-use playhouse_mesh::{Mesh, Route, RoutePacket};
+use playhouse_mesh::{Mesh, MeshError, REPLY_RETRY, Route, RoutePacket};
 use playhouse_protocol::{ErrorCode, MsgId, Packet, ServerFrame};
 use prost::{Message, Name};
 use tokio::sync::Notify;
@@ -51,7 +51,7 @@ impl RelayLink {
 
     /// Relays a message from actor `actor`'s client; handed back when the mesh cannot take
     /// it (the stage's server is gone).
-    pub(crate) fn client(
+    pub(crate) async fn client(
         &self,
         actor: u64,
         session: SessionId,
@@ -67,31 +67,94 @@ impl RelayLink {
             home: self.mesh.server_id().to_owned(),
         };
         self.send(session, &message)
+            .await
             .map_err(|()| Undelivered(packet))
     }
 
     /// Tells the stage that actor `actor`'s connection ended.
-    pub(crate) fn disconnected(&self, actor: u64, session: SessionId) {
+    pub(crate) async fn disconnected(&self, actor: u64, session: SessionId) {
         let message = RelayToStage {
             actor,
             gone: true,
             home: self.mesh.server_id().to_owned(),
             ..RelayToStage::default()
         };
-        let _ = self.send(session, &message);
+        let _ = self.send(session, &message).await;
     }
 
-    fn send(&self, session: SessionId, message: &RelayToStage) -> Result<(), ()> {
+    async fn send(&self, session: SessionId, message: &RelayToStage) -> Result<(), ()> {
         let route = Route::new(RelayToStage::NAME)
             .with_framework(true)
             .with_stage(self.stage_id)
             .with_sid(session);
         let payload = Bytes::from(message.encode_to_vec());
-        self.mesh
-            .send(&self.server, route, payload)
+        send_relayed(&self.mesh, &self.server, route, payload)
+            .await
             .map_err(|error| {
                 tracing::debug!(%error, server = %self.server, "relay to the stage failed");
             })
+    }
+}
+
+/// Sends one relayed message to `target`, which this server may not have met yet (the stage
+/// just moved there): while it is not reachable, the directory is read once and the send
+/// retried, for up to [`REPLY_RETRY`]. The caller waits, so what it relays stays in order.
+pub(crate) async fn send_relayed(
+    mesh: &Mesh,
+    target: &str,
+    route: Route,
+    payload: Bytes,
+) -> Result<(), MeshError> {
+    let give_up = tokio::time::Instant::now() + REPLY_RETRY;
+    let mut refreshed = false;
+    loop {
+        let header = Route::from_header(route.to_header());
+        match mesh.send(target, header, payload.clone()) {
+            Err(MeshError::ServerNotFound(_)) if tokio::time::Instant::now() < give_up => {
+                if !refreshed {
+                    refreshed = mesh.refresh().await.is_ok();
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How often a relayed message to a server not reachable yet is tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A relayed player's message that reached its stage's mailbox as the stage moved away.
+pub(crate) struct RelayedMessage {
+    pub(crate) stage_id: i64,
+    pub(crate) actor: u64,
+    pub(crate) seq: u16,
+    pub(crate) packet: Packet,
+}
+
+impl RelayedMessage {
+    /// Passes the message on to the stage at `target`, from stand-in `from` (whose home is
+    /// where errors go).
+    pub(crate) fn pass_on(self, mesh: &Mesh, target: &str, from: &SessionHandle) {
+        let Some((home, session)) = from.home() else {
+            return;
+        };
+        let message = RelayToStage {
+            actor: self.actor,
+            msg_seq: u32::from(self.seq),
+            msg_id: self.packet.msg_id.to_string(),
+            payload: self.packet.payload,
+            gone: false,
+            home: home.to_string(),
+        };
+        let route = Route::new(RelayToStage::NAME)
+            .with_framework(true)
+            .with_stage(self.stage_id)
+            .with_sid(session);
+        let payload = Bytes::from(message.encode_to_vec());
+        if let Err(error) = mesh.send(target, route, payload) {
+            tracing::debug!(%error, target, "could not pass a relayed message on");
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::SessionContext;
 use super::handle::{Outbound, QueuedBytes, RELAYED, SessionHandle, SessionId};
-use super::relay::frame_to_wire;
+use super::relay::{frame_to_wire, send_relayed};
 use crate::stage::handle::StageHandle;
 
 /// The forwarding half of a stand-in, started once its stage runs.
@@ -79,7 +79,7 @@ impl StandIn {
                 },
                 // Closed here (the account logged in again, or the server stops).
                 _ = self.kill.cancelled() => {
-                    let _ = self.send(What::Kill(true));
+                    let _ = self.send(What::Kill(true)).await;
                     return;
                 }
             };
@@ -98,7 +98,7 @@ impl StandIn {
                 }
                 Outbound::Moved(_) | Outbound::Thaw => continue,
             };
-            match self.send(what) {
+            match self.send(what).await {
                 Ok(()) => {}
                 Err(MeshError::TooLarge { len, .. }) => {
                     tracing::warn!(len, "a frame too large for the mesh; not relayed");
@@ -116,12 +116,12 @@ impl StandIn {
         }
     }
 
-    fn send(&self, what: What) -> Result<(), MeshError> {
+    async fn send(&self, what: What) -> Result<(), MeshError> {
         let route = Route::new(RelayToClient::NAME)
             .with_framework(true)
             .with_sid(self.id & !RELAYED);
         let message = RelayToClient { what: Some(what) };
         let payload = Bytes::from(message.encode_to_vec());
-        self.mesh.send(&self.home, route, payload)
+        send_relayed(&self.mesh, &self.home, route, payload).await
     }
 }

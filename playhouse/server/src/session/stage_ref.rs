@@ -35,7 +35,7 @@ impl StageRef {
     ) -> Result<(), Undelivered> {
         match self {
             StageRef::Local(stage) => stage.client(actor, session, seq, packet).await,
-            StageRef::Relayed(link) => link.client(actor, session, seq, packet),
+            StageRef::Relayed(link) => link.client(actor, session, seq, packet).await,
         }
     }
 
@@ -43,7 +43,7 @@ impl StageRef {
     pub(crate) async fn disconnected(&self, actor: u64, session: SessionId) {
         match self {
             StageRef::Local(stage) => stage.disconnected(actor, session).await,
-            StageRef::Relayed(link) => link.disconnected(actor, session),
+            StageRef::Relayed(link) => link.disconnected(actor, session).await,
         }
     }
 }

@@ -142,6 +142,8 @@ impl<S: Stage> StageRunner<S> {
                             // connection stays, relayed to the stage's new server.
                             false => {
                                 relayed += 1;
+                                // What it sent meanwhile goes after the stage.
+                                self.gone.insert(session.id, session.clone());
                                 Outbound::Relay(Arc::clone(&target))
                             }
                         });
