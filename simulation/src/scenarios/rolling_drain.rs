@@ -156,13 +156,12 @@ async fn director(env: Env, shared: Arc<Mutex<Shared>>, relayed: RelayedOps) {
     let mut names: Vec<String> = PLAYERS.iter().map(|(n, ..)| (*n).to_owned()).collect();
     names.extend([API, GRACE.0, HEIDI.0].map(str::to_owned));
     env.wait_finished(&names, Duration::from_secs(30)).await;
-    let shared = lock(&shared);
-    check_api(&env, &shared);
-    check_relayed(
-        &env,
-        &relayed,
-        shared.logs.get(&GRACE.2).map_or(&[], Vec::as_slice),
-    );
+    {
+        let shared = lock(&shared);
+        check_api(&env, &shared);
+        let log = shared.logs.get(&GRACE.2).map_or(&[][..], Vec::as_slice);
+        check_relayed(&env, &relayed, log);
+    }
     env.stop_servers().await;
 }
 
