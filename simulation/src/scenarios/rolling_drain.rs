@@ -23,7 +23,9 @@
 //!   each names the operation the final log has at that number;
 //! * the stage's state is continuous: every operation sent (requests and one-way messages,
 //!   from players and over the mesh) is in the final log exactly once;
-//! * the stage's timer runs again after a move (the log has ticks from several servers).
+//! * the stage's timer runs again after a move (the log has ticks from several servers);
+//! * a player without resume is relayed across its stage's move, and a stage of a type that
+//!   cannot move closes at the deadline with `StageDrained` (see [`super::drain_strays`]).
 
 use std::collections::BTreeMap;
 use std::io;
