@@ -175,7 +175,10 @@ async fn a_relayed_client_follows_its_stage_moving_on_again() {
     let mut replies = std::collections::BTreeMap::new();
     for _ in 0..sent.len() {
         let reply = alice.recv().await.expect("a reply to each request");
-        assert!(replies.insert(reply.msg_seq, reply).is_none(), "answered twice");
+        assert!(
+            replies.insert(reply.msg_seq, reply).is_none(),
+            "answered twice"
+        );
     }
     for (k, seq) in sent.iter().enumerate() {
         let n = 3 + k as u64;
