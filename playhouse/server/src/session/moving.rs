@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use playhouse_protocol::{MoveNotice, ResumeStreams, ServerCodec, ServerFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -117,7 +116,7 @@ impl Session {
                     self.feed_raw(ServerFrame::move_notice(stage_id, &notice))
                         .await?;
                     self.flush().await?;
-                    self.close_after_notice().await;
+                    self.close_after_notice(true).await;
                 }
                 None => tracing::warn!(
                     transport = self.transport,
@@ -128,29 +127,7 @@ impl Session {
         tracing::debug!("the stage moved; the session goes on at its new server");
         Err(End::Moved)
     }
-
-    /// Closes the connection gracefully once the notice is out: the write side ends after it
-    /// (FIN), and what the client sent meanwhile (it replays that at the new server) is read
-    /// and dropped until it closes, for at most [`MOVE_LINGER`]. Closing with unread input
-    /// resets the connection (RST), and a client that had not read the notice yet loses it.
-    async fn close_after_notice(&mut self) {
-        let _ = self.writer.get_mut().shutdown().await;
-        let mut sink = [0u8; 4096];
-        let kill = self.kill.clone();
-        let input = self.reader.get_mut();
-        let drain_input = tokio::time::timeout(MOVE_LINGER, async {
-            while matches!(input.read(&mut sink).await, Ok(n) if n > 0) {}
-        });
-        // A server that stops meanwhile does not wait for it.
-        tokio::select! {
-            _ = kill.cancelled() => {}
-            _ = drain_input => {}
-        }
-    }
 }
-
-/// How long a moved session's old connection waits for its client to close it.
-const MOVE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A session adopted from its moved state, not yet tied to its stage.
 pub(crate) struct Adopted {
