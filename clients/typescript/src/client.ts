@@ -63,7 +63,7 @@ export interface ClientEvents {
   moved: { endpoint: string; url: string };
   /** The session could not be resumed (window passed, the server forgot it): what the server
    * sent meanwhile is lost; authenticate again on a new client. */
-  lost: { reason: string };
+  lost: { reason: string; code?: number };
   /** The client is closed for good: `code` 0 when the application closed it, the `@Close@`
    * notice's code (e.g. 25 StageDrained), or 60201 Disconnected. */
   closed: { code: number; reason: string };
@@ -398,9 +398,9 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
   }
 
   /** @internal The session is gone for good. */
-  lose(reason: string): void {
+  lose(reason: string, code?: number): void {
     if (this.state === "closed") return;
-    this.emit("lost", { reason });
+    this.emit("lost", { reason, code });
     this.finish(ErrorCode.SessionLost, reason);
   }
 

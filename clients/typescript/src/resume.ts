@@ -11,7 +11,7 @@ import { encodeFrame, HELLO, isControl, MOVE, RESUME, type ServerFrame } from ".
 import { Link } from "./link.js";
 import { Backoff, Capability, helloPayload, readCount, resumePayload } from "./session.js";
 
-type Attempt = { kind: "resumed" } | { kind: "lost"; reason: string } | { kind: "moved"; endpoint: string } | { kind: "failed" };
+type Attempt = { kind: "resumed" } | { kind: "lost"; reason: string; code?: number } | { kind: "moved"; endpoint: string } | { kind: "failed" };
 
 /** Resumes `client`'s session; `moving` is where a `@Move@` said the stage went. */
 export async function resumeSession(client: PlayHouseClient, moving?: string): Promise<void> {
@@ -35,7 +35,7 @@ export async function resumeSession(client: PlayHouseClient, moving?: string): P
     const attempt = await tryOnce(client, Math.min(left, client.attemptTimeoutMs), moved);
     if (attempt.kind === "resumed") return;
     if (attempt.kind === "lost") {
-      client.lose(attempt.reason);
+      client.lose(attempt.reason, attempt.code);
       return;
     }
     if (attempt.kind === "moved") {
@@ -87,7 +87,7 @@ function tryOnce(client: PlayHouseClient, timeoutMs: number, moved: string | und
           clearTimeout(timer);
           if (frame.errorCode !== 0) {
             link.close();
-            resolve({ kind: "lost", reason: `the server cannot resume the session (${frame.errorCode})` });
+            resolve({ kind: "lost", reason: `the server cannot resume the session (${frame.errorCode})`, code: frame.errorCode });
             return;
           }
           const count = readCount(frame.payload);
