@@ -72,6 +72,39 @@ export const scenariosOfResume: Scenario[] = [
     },
   },
   {
+    name: "acks: 1,500 pushes in bursts of 500 (more than the server keeps unacknowledged) and a cut: the session still resumes",
+    async run(env) {
+      const { client } = await login(env, "acks", { url: `ws://${env.proxy.doors[0]}/ws`, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+      try {
+        let count = 0;
+        let last = 0;
+        let ordered = true;
+        onMessage(client, BroadcastNotifySchema, (m) => {
+          ordered &&= m.sequence === last + 1;
+          last = m.sequence;
+          count++;
+        });
+        // Three bursts of 500: the server keeps at most 1,024 frames unacknowledged, so only a
+        // client that acknowledges keeps its session. (One burst of more than 1,024 frames loses
+        // the session whatever the client does: the acknowledgements cannot come back in time.)
+        for (let round = 1; round <= 3; round++) {
+          equal((await call(client, BroadcastTriggerSchema, { eventType: "acks", data: "", count: 500 }, BroadcastTriggerReplySchema)).pushed, 500, "pushed");
+          await until(() => count >= 500 * round, 10_000, `${500 * round} pushes`);
+          last = 0;
+        }
+        const resumed = client.once("resumed");
+        const lost = client.once("lost");
+        await env.proxy.cutAll();
+        const outcome = await within(Promise.race([resumed.then(() => "resumed"), lost.then((l) => `lost: ${l.reason}`)]), 10_000, "the resume");
+        equal(outcome, "resumed", "after 1,500 pushes the session");
+        equal([count, ordered], [1500, true], "each push once, in order");
+        equal((await call(client, EchoRequestSchema, { content: "still", sequence: 1 }, EchoReplySchema)).content, "still", "echo");
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
     name: "moved: @Move@ mid-stream, the session resumes at the new endpoint, and later resumes go there",
     async run(env) {
       const [, from, to] = env.proxy.doors;
