@@ -113,6 +113,7 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
   private readonly handlers = new Map<string, Set<(packet: Packet) => void>>();
   private nextSeq = 0;
   private forming?: Uint8Array[];
+  private authSent = false;
   private closing?: number;
   private moving?: string;
   private ticker?: ReturnType<typeof setInterval>;
@@ -181,7 +182,9 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
 
   /**
    * Sends a request and resolves with its reply; rejects with {@link PlayHouseError}: the
-   * server's error code, 60202 after the timeout, 60201 when the client closes first.
+   * server's error code, 60202 after the timeout, 60201 when the client closes first, 60203
+   * before an authenticate request was sent (requests may follow it without waiting for its
+   * reply).
    */
   request(
     msgId: string,
@@ -193,7 +196,7 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
         reject(new PlayHouseError(ErrorCode.Disconnected, "the client is closed", msgId));
         return;
       }
-      if (!this.authenticated && !options.authenticate && !options.anyTime) {
+      if (!this.authSent && !options.authenticate && !options.anyTime) {
         reject(new PlayHouseError(ErrorCode.Unauthenticated, "authenticate first", msgId));
         return;
       }
@@ -214,6 +217,7 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
       } else if (options.authenticate) {
         // Data frames after the authenticate request are counted if a session forms.
         this.forming = this.has(Capability.RESUME) ? [] : undefined;
+        this.authSent = true;
         this.link?.send(frame);
       } else {
         this.sendData(frame);
@@ -224,7 +228,7 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
   /** Sends a one-way message (nothing answers it). */
   send(msgId: string, payload: Uint8Array = new Uint8Array()): void {
     if (this.state === "closed") throw new PlayHouseError(ErrorCode.Disconnected, "the client is closed", msgId);
-    if (!this.authenticated) throw new PlayHouseError(ErrorCode.Unauthenticated, "authenticate first", msgId);
+    if (!this.authSent) throw new PlayHouseError(ErrorCode.Unauthenticated, "authenticate first", msgId);
     this.sendData(encodeFrame(msgId, 0, this.stageId, payload));
   }
 
@@ -253,10 +257,12 @@ export class PlayHouseClient extends Emitter<ClientEvents> {
     throw new PlayHouseError(ErrorCode.SystemError, "65535 requests are pending");
   }
 
-  /** A data frame: numbered in the session (kept until acknowledged), sent when connected. */
+  /** A data frame: numbered in the session (kept until acknowledged), sent when connected.
+   * Frames sent after an authenticate request and before its `@Session@` are kept for the
+   * session that forms (the server counts them in it). */
   private sendData(frame: Uint8Array): void {
-    if (this.session) this.session.recordSent(frame);
-    else this.forming?.push(frame);
+    if (this.forming) this.forming.push(frame);
+    else this.session?.recordSent(frame);
     if (this.state === "open") this.link?.send(frame);
   }
 

@@ -5,7 +5,7 @@
  */
 import { call, ErrorCode, onMessage } from "../src/index.js";
 import { equal, ok, rejectsWith, until, within } from "./check.js";
-import { connect, login, type Scenario } from "./env.js";
+import { account, connect, login, type Scenario } from "./env.js";
 import {
   AuthenticateReplySchema,
   AuthenticateRequestSchema,
@@ -66,6 +66,31 @@ export const scenariosOfResume: Scenario[] = [
         equal(after.armed, 0, "every armed cut happened");
         equal(after.cuts - before.cuts, 3, "cuts");
         equal([resumed, lost], [3, 0], "resumed three times, never lost");
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
+    name: "requests pipelined behind the authenticate request count in the session (a cut before its reply)",
+    async run(env) {
+      const client = await connect(env, { url: `ws://${env.proxy.doors[0]}/ws`, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+      try {
+        let resumed = 0;
+        client.on("resumed", () => resumed++);
+        // Downstream: the hello's answer, @Session@, then the authenticate reply: cut there.
+        await env.proxy.arm([{ direction: "down", after: 3 }]);
+        const auth = call(client, AuthenticateRequestSchema, { userId: account(env, "pipelined"), token: "t" }, AuthenticateReplySchema, {
+          authenticate: true,
+        });
+        const probes = range(100, 104).map((id) =>
+          call(client, ResumeProbeRequestSchema, { id, delayMs: 0 }, ResumeProbeReplySchema, { timeoutMs: 10_000 }).then((r) => r.id),
+        );
+        ok((await auth).success, "the authenticate reply, replayed after the resume");
+        equal(await Promise.all(probes), range(100, 104), "the pipelined requests' replies");
+        const history = await call(client, ResumeProbeHistoryRequestSchema, {}, ResumeProbeHistoryReplySchema);
+        equal(history.handledIds, range(100, 104), "each handled once");
+        equal([resumed, (await env.proxy.stats()).armed], [1, 0], "one cut, one resume");
       } finally {
         client.close();
       }
