@@ -110,8 +110,9 @@ export const scenariosOfResume: Scenario[] = [
           count++;
         });
         // Three bursts of 500: the server keeps at most 1,024 frames unacknowledged, so only a
-        // client that acknowledges keeps its session. (One burst of more than 1,024 frames loses
-        // the session whatever the client does: the acknowledgements cannot come back in time.)
+        // client that acknowledges keeps its session. (One burst of more than 1,024 frames fills
+        // the server's outbound queue for the client, which it closes as a slow consumer,
+        // whatever the client does.)
         for (let round = 1; round <= 3; round++) {
           equal((await call(client, BroadcastTriggerSchema, { eventType: "acks", data: "", count: 500 }, BroadcastTriggerReplySchema)).pushed, 500, "pushed");
           await until(() => count >= 500 * round, 10_000, `${500 * round} pushes`);
