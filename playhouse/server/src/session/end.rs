@@ -131,7 +131,10 @@ impl Session {
                         }
                         _ => break,
                     },
-                    Outbound::Detached(_) | Outbound::Freeze(_) | Outbound::Thaw => continue,
+                    Outbound::Detached(_)
+                    | Outbound::Freeze(_)
+                    | Outbound::Thaw
+                    | Outbound::Relay(_) => continue,
                 };
                 let last = frame.is_close() || frame.msg_id == MOVE_MSG_ID;
                 if self.writer.feed(frame).await.is_err() {
@@ -147,6 +150,7 @@ impl Session {
         if end != End::ProtocolError && self.connected {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
         }
+        self.ctx.relayed().remove(self.id);
         if let State::Joined { stage, actor } = self.state {
             stage.disconnected(actor, self.id).await;
         }

@@ -16,7 +16,9 @@ use super::end::End;
 use super::handle::{Outbound, QueuedBytes, SessionHandle};
 use super::killable::until_killed;
 use super::moved_state::SessionState;
+use super::relay::RelayLink;
 use super::resume::buffer::Resumable;
+use super::stage_ref::StageRef;
 use super::state::{Session, State};
 use crate::stage::handle::StageHandle;
 
@@ -31,19 +33,61 @@ impl Session {
         self.flush().await?;
         let capabilities = self.capabilities.unwrap_or_default();
         let state = self.resume.as_ref().map(|r| r.to_state(capabilities));
+        let relayable = state.is_none();
+        if relayable {
+            // Not resumable: relayed from here if the move succeeds. Counted as such from now,
+            // so a drain that sees the move done waits for this connection too.
+            self.ctx.relayed().insert(self.handle.clone());
+        }
         let _ = reply.send(state);
-        // Nothing else is expected while the stage is frozen: another frame would be one the
-        // snapshot does not know of, so the session could not move on consistently.
-        match until_killed(&self.kill, self.rx.recv()).await? {
-            Some(Outbound::Thaw) => Ok(()),
-            Some(Outbound::Moved(endpoints)) => self.moved(&endpoints).await,
-            // Not resumable: it cannot follow its stage, and is told why.
-            Some(Outbound::Close(code)) => self.close_with(code).await,
-            Some(other) => {
-                tracing::warn!(?other, "unexpected message while frozen for a move");
-                Err(End::ClosedByServer)
+        loop {
+            match until_killed(&self.kill, self.rx.recv()).await? {
+                Some(Outbound::Thaw) => {
+                    self.ctx.relayed().remove(self.id);
+                    return Ok(());
+                }
+                Some(Outbound::Moved(endpoints)) => return self.moved(&endpoints).await,
+                // Not resumable: it cannot follow its stage, and is told why.
+                Some(Outbound::Close(code)) => return self.close_with(code).await,
+                // Not resumable, and kept here: relayed to the stage's new server.
+                Some(Outbound::Relay(server)) => {
+                    self.relay_to(server);
+                    return Ok(());
+                }
+                // Relayed already by the stage's new server, which may answer before the
+                // move's outcome reaches here: written as they come.
+                Some(Outbound::Frame(frame)) if relayable => {
+                    self.queued.release(&frame);
+                    self.feed(frame).await?;
+                    self.flush().await?;
+                }
+                Some(Outbound::Detached(code)) if relayable => self.detach(code),
+                // Nothing else is expected while the stage is frozen: a frame for a resumable
+                // session would be one the snapshot does not know of, so the session could
+                // not move on consistently.
+                Some(other) => {
+                    tracing::warn!(?other, "unexpected message while frozen for a move");
+                    return Err(End::ClosedByServer);
+                }
+                None => return Err(End::ClosedByServer),
             }
-            None => Err(End::ClosedByServer),
+        }
+    }
+
+    /// The stage moved to `server` and this connection, not resumable, stays here: its
+    /// messages are relayed there from now (a relayed one follows the stage on).
+    pub(super) fn relay_to(&mut self, server: Arc<str>) {
+        let mesh = self.ctx.host().mesh().get().cloned();
+        let (State::Joined { stage, .. }, Some(mesh)) = (&mut self.state, mesh) else {
+            self.ctx.relayed().remove(self.id);
+            return;
+        };
+        match stage {
+            StageRef::Relayed(link) => link.moved_to(server),
+            StageRef::Local(local) => {
+                tracing::debug!(%server, "the stage moved; this connection is relayed to it");
+                *stage = StageRef::Relayed(RelayLink::new(mesh, server, local.stage_id()));
+            }
         }
     }
 
@@ -183,7 +227,10 @@ impl Adopted {
     /// resumes (or the resume window passes).
     pub(crate) fn start(self, stage: StageHandle, actor: u64) {
         let mut session = self.session;
-        session.state = State::Joined { stage, actor };
+        session.state = State::Joined {
+            stage: stage.into(),
+            actor,
+        };
         let span = tracing::info_span!("session", id = session.id, moved = true);
         tokio::spawn(tracing::Instrument::instrument(
             async move {

@@ -39,6 +39,7 @@ impl Session {
                 }
                 Outbound::Close(code) => return self.close_with(code).await,
                 Outbound::Freeze(reply) => return self.frozen(reply).await,
+                Outbound::Relay(server) => self.relay_to(server),
                 // Only meaningful while frozen.
                 Outbound::Moved(_) | Outbound::Thaw => {}
             }
