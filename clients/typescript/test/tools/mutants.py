@@ -43,7 +43,7 @@ MUTANTS = [
     ("no-jitter", "src/session.ts",
      "return base + this.random() * (base / 2);", "return base + 0 * this.random();"),
     ("no-doubling", "src/session.ts",
-     "this.next = Math.min(Math.max(base * 2, this.initialMs), this.maxMs);", "this.next = base;"),
+     "this.next = Math.min(Math.max(base * 2, this.initialMs), this.maxMs);", "this.next = base + 0 * this.initialMs;"),
     ("no-stage-adoption", "src/client.ts",
      "if (this.stageId === 0n && frame.stageId !== 0n) this.stageId = frame.stageId;", ""),
     ("forget-logged-frames", "src/client.ts",
