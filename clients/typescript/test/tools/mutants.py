@@ -51,6 +51,18 @@ MUTANTS = [
     ("push-twice", "src/client.ts",
      'this.emit("push", packet);\n      for (const handler of [...(this.handlers.get(frame.msgId) ?? [])]) handler(packet);',
      'this.emit("push", packet);\n      for (const handler of [...(this.handlers.get(frame.msgId) ?? [])]) { handler(packet); if (frame.msgId === "BroadcastNotify" && packet.payload.length % 7 === 0) handler(packet); }'),
+    ("no-request-timeout", "src/client.ts",
+     "if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {", "if (timeoutMs > 1e12) {"),
+    ("error-code-replaced", "src/client.ts",
+     "entry.reject(new PlayHouseError(frame.errorCode, undefined, frame.msgId, frame.payload));",
+     "entry.reject(new PlayHouseError(ErrorCode.SystemError, undefined, frame.msgId, frame.payload));"),
+    ("no-stage-type-bit", "src/session.ts",
+     "const requested = name ? bits | Capability.STAGE_TYPE : bits & ~Capability.STAGE_TYPE;",
+     "const requested = bits & ~Capability.STAGE_TYPE;"),
+    ("no-lz4-asked", "src/client.ts",
+     "const bits = (options.lz4 === false ? 0 : Capability.LZ4)", "const bits = (0 * Capability.LZ4)"),
+    ("pending-kept-at-close", "src/client.ts",
+     "entry.reject(new PlayHouseError(rejectWith, `${entry.msgId}: ${reason}`, entry.msgId));", "void rejectWith;"),
 ]
 
 
