@@ -91,6 +91,15 @@ pub async fn start(config: ArenaConfig) -> Result<Arena, Box<dyn std::error::Err
         .server_id("arena-api-1")
         .start(MeshJoin::memory("127.0.0.1:0", &directory))
         .await?;
+    // Ready once the API server can reach the rooms' server.
+    let center = api.mesh().servers().clone();
+    let met = tokio::time::timeout(Duration::from_secs(10), async {
+        while center.get(PLAY_ID).is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    met.await
+        .map_err(|_| "the API server never saw the Play server")?;
     let app = App {
         sender: api.sender(),
         tcp,
