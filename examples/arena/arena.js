@@ -9,8 +9,9 @@ const field = $("field").getContext("2d");
 const status = (text) => { $("status").textContent = text; };
 $("name").value = localStorage.getItem("arena-name") || `player-${Math.floor(Math.random() * 9000 + 1000)}`;
 
-/** What the page shows and checks (the browser test reads it). */
-window.arena = { client: null, snapshot: null, snapshots: 0, name: "", events: [] };
+/** What the page shows and checks (the browser test reads it): the latest snapshot, the
+ * recent ticks' scores, ticks that arrived out of sequence, the client's events and joins. */
+window.arena = { client: null, snapshot: null, snapshots: 0, name: "", events: [], joins: 0, gaps: 0, scores: {} };
 
 function draw(snapshot) {
   field.clearRect(0, 0, 800, 600);
@@ -52,9 +53,15 @@ async function join() {
   await client.authenticate(new TextEncoder().encode(name));
   window.arena.client = client;
   window.arena.name = name;
+  window.arena.joins += 1;
   onMessage(client, SnapshotSchema, (snapshot) => {
+    const last = window.arena.snapshot;
+    if (last && snapshot.tick !== last.tick + 1n) window.arena.gaps += 1;
     window.arena.snapshot = snapshot;
     window.arena.snapshots += 1;
+    const scores = window.arena.scores;
+    scores[String(snapshot.tick)] = Object.fromEntries(snapshot.avatars.map((a) => [a.name, a.score]));
+    delete scores[String(snapshot.tick - 200n)];
     draw(snapshot);
   });
   const note = (event) => (detail) => { window.arena.events.push(event); status(`${event} (room ${stageId})`); };
