@@ -178,6 +178,9 @@ def main():
         check(scored, "the bots scored (the scoreboard moves)")
 
         if args.screenshot:
+            bob.call("Emulation.setDeviceMetricsOverride", width=1100, height=700,
+                     deviceScaleFactor=1, mobile=False)
+            time.sleep(0.3)
             shot = bob.call("Page.captureScreenshot", format="png")
             with open(args.screenshot, "wb") as f:
                 f.write(base64.b64decode(shot["data"]))
