@@ -68,7 +68,7 @@ pub use link::zmq::config::ZmqLinkConfig;
 #[cfg(feature = "zmq")]
 pub use link::zmq::error::ZmqLinkError;
 pub use link::{EventSink, LinkError, LinkEvent, MeshLink};
-pub use node::{InboundHandler, Mesh};
+pub use node::{InboundHandler, Mesh, MeshObserver};
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use route::{Route, RoutePacket};

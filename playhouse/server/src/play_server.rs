@@ -141,6 +141,7 @@ impl PlayServer {
         let inbound = Arc::clone(&self.inner.inbound);
         let center = self.inner.center.clone();
         let mesh = join(self.server_id(), ServerType::Play, setup, inbound, center).await?;
+        mesh.observe(Arc::clone(&self.inner.metrics) as _);
         self.inner
             .host
             .mesh()
@@ -204,9 +205,7 @@ impl PlayServer {
     /// The server's metrics in the Prometheus text format.
     pub fn metrics(&self) -> String {
         let host = &self.inner.host;
-        self.inner
-            .metrics
-            .render(self.server_id(), host.len(), host.queued())
+        self.inner.metrics.render(host.len(), host.queued())
     }
 
     /// Serves the admin endpoints over HTTP until the server stops, under
@@ -228,7 +227,7 @@ impl PlayServer {
                     let server = server.clone();
                     async move {
                         (
-                            [("content-type", "text/plain; version=0.0.4")],
+                            [("content-type", crate::metrics::CONTENT_TYPE)],
                             server.metrics(),
                         )
                     }

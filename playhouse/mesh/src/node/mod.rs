@@ -33,6 +33,15 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket);
 }
 
+/// Told of round trips as they complete, e.g. to keep latency histograms (see
+/// [`Mesh::observe`]). Called on the mesh's own tasks: keep it cheap.
+pub trait MeshObserver: Send + Sync + 'static {
+    /// A request this node sent to `peer` was answered `took` after it was sent.
+    fn request_round_trip(&self, peer: &str, took: Duration);
+    /// A liveness ping to `peer` was answered `took` after it was sent.
+    fn liveness_round_trip(&self, peer: &str, took: Duration);
+}
+
 /// Most moves a request follows before giving up (a stage moves once per drain).
 const MAX_STAGE_HOPS: usize = 4;
 
@@ -134,6 +143,12 @@ impl Mesh {
     /// [`MeshConfig::heartbeat_timeout`].
     pub fn peers_declared_down(&self) -> u64 {
         self.shared.liveness.declared()
+    }
+
+    /// Tells `observer` of every answered request and liveness ping from now on. Only the
+    /// first observer is kept: `false` if one was set already.
+    pub fn observe(&self, observer: Arc<dyn MeshObserver>) -> bool {
+        self.shared.observer.set(observer).is_ok()
     }
 
     /// The default request timeout.
@@ -305,10 +320,14 @@ impl Mesh {
         let mut header = route.header;
         header.msg_seq = seq;
         header.is_reply = false;
+        let sent = tokio::time::Instant::now();
         self.shared.send_raw(target, header, payload)?;
         match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(result)) => {
                 entry.disarm();
+                if let Some(observer) = self.shared.observer.get() {
+                    observer.request_round_trip(target, sent.elapsed());
+                }
                 result
             }
             Ok(Err(_)) => Err(MeshError::Closed),

@@ -65,7 +65,8 @@ pub(crate) async fn run<Io>(
         read_codec.set_max_incoming(ctx.config().max_unauthenticated_packet_size);
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
-        let queued = Arc::new(QueuedBytes::new(ctx.config().session_outbound_bytes));
+        let queued = QueuedBytes::new(ctx.config().session_outbound_bytes);
+        let queued = Arc::new(queued.counted(Arc::clone(ctx.metrics())));
         // A child of the server's stop token: a stop reaches even a session that waits on a
         // full stage mailbox.
         let kill = ctx.stop_token().child_token();
@@ -131,6 +132,7 @@ impl Session {
             transport,
             connected: true,
             handover: None,
+            opened: tokio::time::Instant::now(),
             ctx,
             reader,
             writer,
@@ -159,6 +161,7 @@ impl Session {
         }
         let metrics = Arc::clone(self.ctx.metrics());
         let (connected, transport) = (self.connected, self.transport);
+        metrics.session_ended(self.opened.elapsed());
         self.close(end).await;
         if connected {
             metrics.session_closed(transport);

@@ -28,6 +28,8 @@ pub(super) enum StageMsg {
         session: SessionId,
         seq: u16,
         packet: Packet,
+        /// When it entered the mailbox (for `playhouse_stage_mailbox_wait_seconds`).
+        queued: tokio::time::Instant,
     },
     /// A joined client's connection ended.
     Disconnected { actor: u64, session: SessionId },
@@ -142,6 +144,7 @@ impl StageHandle {
             session,
             seq,
             packet,
+            queued: tokio::time::Instant::now(),
         });
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! another server, a join, a dropped connection.
 
 use playhouse_protocol::{MsgId, Packet};
+use tokio::time::Instant;
 
 use super::StageRunner;
 use crate::session::handle::SessionId;
@@ -27,7 +28,8 @@ impl<S: Stage> StageRunner<S> {
                 session,
                 seq,
                 packet,
-            } => self.dispatch(actor, session, seq, packet).await,
+                queued,
+            } => self.dispatch(actor, session, seq, packet, queued).await,
             StageMsg::Disconnected { actor, session } => self.disconnected(actor, session).await,
             StageMsg::Server { packet } => {
                 let playhouse_mesh::RoutePacket {
@@ -49,7 +51,14 @@ impl<S: Stage> StageRunner<S> {
         }
     }
 
-    async fn dispatch(&mut self, actor: u64, session: SessionId, seq: u16, packet: Packet) {
+    async fn dispatch(
+        &mut self,
+        actor: u64,
+        session: SessionId,
+        seq: u16,
+        packet: Packet,
+        queued: Instant,
+    ) {
         let Some(cell) = self.actors.get_mut(&actor) else {
             return;
         };
@@ -57,7 +66,11 @@ impl<S: Stage> StageRunner<S> {
             return; // from a connection the actor has since replaced
         }
         cell.link.begin(packet.msg_id.clone(), seq);
+        let started = Instant::now();
         self.stage.on_dispatch(&mut self.ctx, cell, packet).await;
+        self.env
+            .metrics
+            .handled(started - queued, started.elapsed());
         cell.link.end();
         self.leave_if_asked(actor).await;
     }
