@@ -319,7 +319,7 @@ impl Metrics {
             ),
             handler: b.histogram(
                 "playhouse_stage_handler_seconds",
-                "Time stage code took to handle one client message (on_dispatch, to its first await)",
+                "Time stage code took to handle one client message (on_dispatch, its awaits included)",
                 histogram::FAST,
             ),
             tick: b.histogram(
