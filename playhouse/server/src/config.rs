@@ -117,6 +117,12 @@ pub struct PlayConfig {
     /// Default: [`HttpLimits::default`].
     #[cfg(feature = "http")]
     pub metrics_http: HttpLimits,
+    /// The bearer token of the admin listener ([`crate::PlayServer::listen_metrics`]):
+    /// actions always need it, and every request does when the listener is bound to a
+    /// non-loopback address. Default: `None`: one is generated when the listener starts and
+    /// logged once ([`crate::PlayServer::admin_token`]).
+    #[cfg(feature = "http")]
+    pub admin_token: Option<String>,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
     pub max_connections_per_ip: Option<usize>,
@@ -198,6 +204,8 @@ impl Default for PlayConfig {
             fd_reserve: 2 * 1_024 + 256,
             #[cfg(feature = "http")]
             metrics_http: HttpLimits::default(),
+            #[cfg(feature = "http")]
+            admin_token: None,
             max_connections_per_ip: None,
             rate_limit: Some(RateLimit {
                 per_second: 200,

@@ -77,6 +77,22 @@ impl Histogram {
         inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// The bucket bounds (seconds).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn bounds(&self) -> &'static [f64] {
+        self.inner.bounds
+    }
+
+    /// Observations per bucket (not cumulative), the overflow last.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn counts(&self) -> Vec<u64> {
+        self.inner
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Observations so far.
     pub(crate) fn count(&self) -> u64 {
         self.inner
@@ -84,31 +100,6 @@ impl Histogram {
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .sum()
-    }
-
-    /// The `q` quantile (0..=1) as the upper bound of the bucket it falls in (`None` before any
-    /// observation; the last bound for the overflow). What the admin page's charts show.
-    pub(crate) fn quantile_bound(&self, q: f64) -> Option<f64> {
-        let counts: Vec<u64> = self
-            .inner
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let wanted = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in counts.iter().enumerate() {
-            seen += n;
-            if seen >= wanted {
-                let last = self.inner.bounds.len() - 1;
-                return Some(self.inner.bounds[i.min(last)]);
-            }
-        }
-        self.inner.bounds.last().copied()
     }
 }
 
@@ -164,7 +155,6 @@ mod tests {
         assert!(out.contains("x_seconds_bucket{server=\"s\",le=\"+Inf\"} 3"));
         assert!(out.contains("x_seconds_sum{server=\"s\"} 30.033"));
         assert!(out.contains("x_seconds_count{server=\"s\"} 3"));
-        assert_eq!(histogram.quantile_bound(0.5), Some(0.05));
-        assert_eq!(histogram.quantile_bound(0.99), Some(5.0));
+        assert_eq!(histogram.counts(), [0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
     }
 }

@@ -141,6 +141,8 @@ pub(crate) struct Metrics {
     session_duration: Histogram,
     mesh_request: PerPeer,
     liveness: PerPeer,
+    /// The last liveness round trip of each peer (the admin page's cluster view).
+    last_liveness: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
 }
 
 fn transport_index(transport: &str) -> usize {
@@ -345,6 +347,7 @@ impl Metrics {
                 "playhouse_mesh_liveness_rtt_seconds",
                 "Round trip of a liveness ping, by peer server",
             ),
+            last_liveness: std::sync::Mutex::default(),
             registry: b.0,
         }
     }
@@ -388,6 +391,7 @@ impl Metrics {
     }
 
     /// Frames received from clients so far.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn messages_in_total(&self) -> u64 {
         self.messages_in.get()
     }
@@ -451,6 +455,7 @@ impl Metrics {
     }
 
     /// Actors in every stage right now.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn actors_now(&self) -> i64 {
         self.actors.get()
     }
@@ -470,8 +475,16 @@ impl Metrics {
     }
 
     /// The request latency histogram (for the admin page's p99).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn latency(&self) -> &Histogram {
         &self.latency
+    }
+
+    /// The last liveness round trip to `peer`, if it ever answered a ping.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn last_liveness(&self, peer: &str) -> Option<Duration> {
+        let last = self.last_liveness.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(peer).copied()
     }
 
     /// A client message waited `waited` in a stage mailbox, then stage code took `took`.
@@ -522,6 +535,12 @@ impl playhouse_mesh::MeshObserver for Metrics {
 
     fn liveness_round_trip(&self, peer: &str, took: Duration) {
         per_peer(&self.liveness, peer, took);
+        let mut last = self.last_liveness.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rtt) = last.get_mut(peer) {
+            *rtt = took;
+        } else {
+            last.insert(peer.to_owned(), took);
+        }
     }
 }
 

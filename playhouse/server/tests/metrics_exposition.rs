@@ -213,7 +213,10 @@ async fn each_histogram_moves_when_its_event_happens() {
     drop(client);
     let deadline = Instant::now() + WAIT;
     while gauge(&play, "playhouse_sessions", &[("transport", "tcp")]) > 0.0 {
-        assert!(Instant::now() < deadline, "the dropped connection is never noticed");
+        assert!(
+            Instant::now() < deadline,
+            "the dropped connection is never noticed"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut again = RawClient::connect(addr, 1).await;

@@ -87,6 +87,9 @@ pub(crate) struct StageHandle {
     stage_id: i64,
     stage_type: Arc<str>,
     tx: mpsc::Sender<StageMsg>,
+    /// When the stage was registered here (the admin page shows its age).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    created: tokio::time::Instant,
 }
 
 impl StageHandle {
@@ -95,7 +98,14 @@ impl StageHandle {
             stage_id,
             stage_type,
             tx,
+            created: tokio::time::Instant::now(),
         }
+    }
+
+    /// When the stage was registered here.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn created(&self) -> tokio::time::Instant {
+        self.created
     }
 
     /// The stage's id.
@@ -200,7 +210,7 @@ impl StageHandle {
     }
 
     /// Messages waiting in the mailbox right now.
-    pub(super) fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
