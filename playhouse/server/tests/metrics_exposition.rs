@@ -273,6 +273,33 @@ async fn names_types_and_labels_follow_prometheus_conventions() {
         }
     }
     assert!(families.len() >= 30, "{families:?}");
+    // The Grafana dashboard in docs/ reads only series the server exposes (per-peer families
+    // appear with their first peer, so they are named here).
+    let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+    let known = |name: &str| {
+        let base = name.strip_suffix("_bucket").unwrap_or(name);
+        families.contains(base)
+            || [
+                "playhouse_mesh_request_seconds",
+                "playhouse_mesh_liveness_rtt_seconds",
+            ]
+            .contains(&base)
+    };
+    let mut read = 0;
+    for (at, _) in dashboard.match_indices("playhouse_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if name != "playhouse_" {
+            assert!(
+                known(&name),
+                "the dashboard reads {name}, which the server does not expose"
+            );
+            read += 1;
+        }
+    }
+    assert!(read >= 12, "{read} series read by the dashboard");
     for sample in &scrape.samples {
         assert_eq!(
             sample.labels.get("server"),
