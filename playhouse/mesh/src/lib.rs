@@ -47,6 +47,7 @@ pub mod proto;
 #[cfg(feature = "redis")]
 mod redis_directory;
 mod route;
+mod trace;
 mod wire;
 
 #[cfg(feature = "bench-internals")]
@@ -72,3 +73,4 @@ pub use node::{InboundHandler, Mesh, MeshObserver};
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use route::{Route, RoutePacket};
+pub use trace::TraceContext;

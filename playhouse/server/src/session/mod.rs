@@ -57,7 +57,8 @@ pub(crate) async fn run<Io>(
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = ctx.next_session_id();
-    let span = tracing::info_span!("session", id, %peer, transport);
+    let server = ctx.host().control().server_id();
+    let span = tracing::info_span!("session", server, id, %peer, transport);
     async move {
         let codec = ServerCodec::new(ctx.config().codec);
         let mut read_codec = codec.clone();

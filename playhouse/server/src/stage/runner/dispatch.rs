@@ -3,6 +3,7 @@
 
 use playhouse_protocol::{MsgId, Packet};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::StageRunner;
 use crate::session::handle::SessionId;
@@ -37,13 +38,21 @@ impl<S: Stage> StageRunner<S> {
                     payload,
                 } = packet;
                 let request = Packet::new(MsgId::from(header.msg_id()), payload);
+                let trace = header.trace();
                 // The header moves into the reply target: no copy per message.
                 self.ctx.server_reply = self
                     .env
                     .mesh
                     .get()
                     .map(|mesh| ReplyTarget::mesh(mesh.clone(), header));
-                self.stage.on_dispatch_server(&mut self.ctx, request).await;
+                match trace {
+                    Some(trace) => {
+                        let span = tracing::info_span!("mesh", trace_id = %trace.trace_id());
+                        let handled = self.stage.on_dispatch_server(&mut self.ctx, request);
+                        trace.scope(handled).instrument(span).await;
+                    }
+                    None => self.stage.on_dispatch_server(&mut self.ctx, request).await,
+                }
                 self.ctx.server_reply = None;
             }
             StageMsg::Close { farewell } => self.begin_close(farewell),
@@ -67,7 +76,12 @@ impl<S: Stage> StageRunner<S> {
         }
         cell.link.begin(packet.msg_id.clone(), seq);
         let started = Instant::now();
-        self.stage.on_dispatch(&mut self.ctx, cell, packet).await;
+        // Debug level: no cost per message unless asked for (RUST_LOG=playhouse=debug).
+        let span = tracing::debug_span!("actor", account = %cell.link.account_id());
+        self.stage
+            .on_dispatch(&mut self.ctx, cell, packet)
+            .instrument(span)
+            .await;
         self.env
             .metrics
             .handled(started - queued, started.elapsed());
