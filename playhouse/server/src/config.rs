@@ -113,6 +113,12 @@ pub struct PlayConfig {
     /// [`HttpLimits::max_connections`]) and 256 for mesh links, Redis, files and logs. Raise
     /// it if the process runs more HTTP servers or larger caps.
     pub fd_reserve: usize,
+    /// Whether the per-message metrics are kept: frame and byte counters, the latency,
+    /// mailbox-wait, handler and tick histograms, outbound queued bytes, mesh round trips.
+    /// Off, they read zero (gauges of sessions, stages and actors, and the refusal counters
+    /// are always kept). For measuring what metrics cost (`benches/observe_cost.sh`); leave it
+    /// on. Default: `true`.
+    pub collect_metrics: bool,
     /// Limits of the HTTP server [`crate::PlayServer::listen_metrics`] runs.
     /// Default: [`HttpLimits::default`].
     #[cfg(feature = "http")]
@@ -202,6 +208,7 @@ impl Default for PlayConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             fd_reserve: 2 * 1_024 + 256,
+            collect_metrics: true,
             #[cfg(feature = "http")]
             metrics_http: HttpLimits::default(),
             #[cfg(feature = "http")]

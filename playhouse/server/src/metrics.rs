@@ -141,6 +141,8 @@ pub(crate) struct Metrics {
     session_duration: Histogram,
     mesh_request: PerPeer,
     liveness: PerPeer,
+    /// Per-message metrics are kept ([`crate::PlayConfig::collect_metrics`]).
+    collect: bool,
     /// The last liveness round trip of each peer (the admin page's cluster view).
     last_liveness: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
 }
@@ -348,8 +350,20 @@ impl Metrics {
                 "Round trip of a liveness ping, by peer server",
             ),
             last_liveness: std::sync::Mutex::default(),
+            collect: true,
             registry: b.0,
         }
+    }
+
+    /// Keeps the per-message metrics (`true`) or skips them.
+    pub(crate) fn collecting(mut self, collect: bool) -> Self {
+        self.collect = collect;
+        self
+    }
+
+    /// Whether per-message metrics are kept (callers skip taking timestamps otherwise).
+    pub(crate) fn collects(&self) -> bool {
+        self.collect
     }
 
     /// A stage was created.
@@ -380,12 +394,18 @@ impl Metrics {
 
     /// A client frame of `bytes` bytes on the wire arrived.
     pub(crate) fn message_in(&self, bytes: usize) {
+        if !self.collect {
+            return;
+        }
         self.messages_in.inc();
         self.bytes_in.inc_by(count(bytes));
     }
 
     /// A frame with a payload of `payload` bytes went to a client.
     pub(crate) fn message_out(&self, payload: usize) {
+        if !self.collect {
+            return;
+        }
         self.messages_out.inc();
         self.bytes_out.inc_by(count(payload));
     }
@@ -398,6 +418,9 @@ impl Metrics {
 
     /// Bytes entered (`delta > 0`) or left (`delta < 0`) a session's outbound queue.
     pub(crate) fn outbound_queued(&self, delta: i64) {
+        if !self.collect {
+            return;
+        }
         self.outbound_bytes.inc_by(delta);
     }
 
@@ -471,6 +494,9 @@ impl Metrics {
     }
 
     pub(crate) fn observe_latency(&self, latency: Duration) {
+        if !self.collect {
+            return;
+        }
         self.latency.observe(latency);
     }
 
@@ -489,12 +515,18 @@ impl Metrics {
 
     /// A client message waited `waited` in a stage mailbox, then stage code took `took`.
     pub(crate) fn handled(&self, waited: Duration, took: Duration) {
+        if !self.collect {
+            return;
+        }
         self.mailbox_wait.observe(waited);
         self.handler.observe(took);
     }
 
     /// One game-loop step took `took`.
     pub(crate) fn tick(&self, took: Duration) {
+        if !self.collect {
+            return;
+        }
         self.tick.observe(took);
     }
 
@@ -530,6 +562,9 @@ impl Metrics {
 
 impl playhouse_mesh::MeshObserver for Metrics {
     fn request_round_trip(&self, peer: &str, took: Duration) {
+        if !self.collect {
+            return;
+        }
         per_peer(&self.mesh_request, peer, took);
     }
 

@@ -75,16 +75,19 @@ impl<S: Stage> StageRunner<S> {
             return; // from a connection the actor has since replaced
         }
         cell.link.begin(packet.msg_id.clone(), seq);
-        let started = Instant::now();
+        let timed = self.env.metrics.collects();
+        let started = timed.then(Instant::now);
         // Debug level: no cost per message unless asked for (RUST_LOG=playhouse=debug).
         let span = tracing::debug_span!("actor", account = %cell.link.account_id());
         self.stage
             .on_dispatch(&mut self.ctx, cell, packet)
             .instrument(span)
             .await;
-        self.env
-            .metrics
-            .handled(started - queued, started.elapsed());
+        if let Some(started) = started {
+            self.env
+                .metrics
+                .handled(started - queued, started.elapsed());
+        }
         cell.link.end();
         self.leave_if_asked(actor).await;
     }
