@@ -43,6 +43,7 @@ mod link;
 mod liveness;
 mod locations;
 mod node;
+mod observer;
 pub mod proto;
 #[cfg(feature = "redis")]
 mod redis_directory;
@@ -69,7 +70,8 @@ pub use link::zmq::config::ZmqLinkConfig;
 #[cfg(feature = "zmq")]
 pub use link::zmq::error::ZmqLinkError;
 pub use link::{EventSink, LinkError, LinkEvent, MeshLink};
-pub use node::{InboundHandler, Mesh, MeshObserver};
+pub use node::{InboundHandler, Mesh};
+pub use observer::MeshObserver;
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use route::{Route, RoutePacket};

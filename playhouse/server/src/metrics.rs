@@ -11,11 +11,11 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::histogram::{self, Histogram};
+use crate::metrics_registry::{Builder, PerPeer, per_peer};
 
 /// Transports with their own session gauges; anything else counts as `other`.
 const TRANSPORTS: [&str; 5] = ["tcp", "tls", "ws", "wss", "other"];
@@ -84,12 +84,6 @@ impl Rejection {
     }
 }
 
-/// One label of a series: its name and (bounded) value.
-type Label = [(&'static str, Cow<'static, str>); 1];
-
-/// Histograms with one series per peer server.
-type PerPeer = Family<Label, Histogram>;
-
 /// Counters, gauges and histograms of one server.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -111,7 +105,7 @@ pub(crate) struct Metrics {
     stages_moved: Counter,
     stage_moves_failed: Counter,
     clients_moved: Counter,
-    clients_closed_by_move: Counter,
+    clients_relayed: Counter,
     /// Actors in every stage.
     actors: Gauge,
     queued: Gauge,
@@ -164,59 +158,6 @@ fn level(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Registers metrics one after another (the exposition keeps this order).
-struct Builder(Registry);
-
-impl Builder {
-    fn counter(&mut self, name: &str, help: &str) -> Counter {
-        let counter = Counter::default();
-        self.0.register(name, help, counter.clone());
-        counter
-    }
-
-    fn gauge(&mut self, name: &str, help: &str) -> Gauge {
-        let gauge = Gauge::default();
-        self.0.register(name, help, gauge.clone());
-        gauge
-    }
-
-    fn histogram(&mut self, name: &str, help: &str, bounds: &'static [f64]) -> Histogram {
-        let histogram = Histogram::new(bounds);
-        self.0.register(name, help, histogram.clone());
-        histogram
-    }
-
-    /// One series per value of `label`, all created now.
-    fn labelled<M, const N: usize>(
-        &mut self,
-        name: &str,
-        help: &str,
-        label: &'static str,
-        values: [&'static str; N],
-    ) -> [M; N]
-    where
-        M: prometheus_client::metrics::TypedMetric
-            + prometheus_client::encoding::EncodeMetric
-            + Default
-            + Clone
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-    {
-        let family = Family::<Label, M>::default();
-        let series = values.map(|value| family.get_or_create_owned(&[(label, value.into())]));
-        self.0.register(name, help, family);
-        series
-    }
-
-    fn per_peer(&mut self, name: &str, help: &str) -> PerPeer {
-        let family = PerPeer::default();
-        self.0.register(name, help, family.clone());
-        family
-    }
-}
-
 impl Metrics {
     /// The metrics of server `server_id` (the `server` label of every series).
     pub(crate) fn new(server_id: &str) -> Self {
@@ -253,9 +194,9 @@ impl Metrics {
                 "playhouse_clients_moved",
                 "Players whose resumable session followed their stage to another server",
             ),
-            clients_closed_by_move: b.counter(
-                "playhouse_clients_closed_by_move",
-                "Players not resumable when their stage moved: closed with STAGE_DRAINED",
+            clients_relayed: b.counter(
+                "playhouse_clients_relayed",
+                "Players not resumable when their stage moved: kept connected here, relayed to it",
             ),
             actors: b.gauge("playhouse_actors", "Actors in every stage"),
             queued: b.gauge("playhouse_stage_queued_messages", "Messages waiting in stage mailboxes"),
@@ -536,12 +477,12 @@ impl Metrics {
     }
 
     /// A stage moved to another server after `paused` frozen: `moved` of its players went
-    /// with it, `closed` could not.
-    pub(crate) fn stage_moved(&self, paused: Duration, moved: usize, closed: usize) {
+    /// with it, `relayed` stayed connected here and are relayed to it.
+    pub(crate) fn stage_moved(&self, paused: Duration, moved: usize, relayed: usize) {
         self.stages_moved.inc();
         self.move_pause.observe(paused);
         self.clients_moved.inc_by(count(moved));
-        self.clients_closed_by_move.inc_by(count(closed));
+        self.clients_relayed.inc_by(count(relayed));
     }
 
     /// A stage could not move (the target refused or was unreachable); it stayed.
@@ -584,12 +525,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new("")
     }
-}
-
-/// Observes `took` in `peer`'s series (the peer's series is created once, then read-locked).
-fn per_peer(family: &PerPeer, peer: &str, took: Duration) {
-    let label: Label = [("peer", Cow::Owned(peer.to_owned()))];
-    family.get_or_create(&label).observe(took);
 }
 
 /// The content type of [`Metrics::render`].

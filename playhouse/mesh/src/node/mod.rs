@@ -33,15 +33,6 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn handle(&self, mesh: &Mesh, packet: RoutePacket);
 }
 
-/// Told of round trips as they complete, e.g. to keep latency histograms (see
-/// [`Mesh::observe`]). Called on the mesh's own tasks: keep it cheap.
-pub trait MeshObserver: Send + Sync + 'static {
-    /// A request this node sent to `peer` was answered `took` after it was sent.
-    fn request_round_trip(&self, peer: &str, took: Duration);
-    /// A liveness ping to `peer` was answered `took` after it was sent.
-    fn liveness_round_trip(&self, peer: &str, took: Duration);
-}
-
 /// Most moves a request follows before giving up (a stage moves once per drain).
 const MAX_STAGE_HOPS: usize = 4;
 
@@ -147,7 +138,7 @@ impl Mesh {
 
     /// Tells `observer` of every answered request and liveness ping from now on. Only the
     /// first observer is kept: `false` if one was set already.
-    pub fn observe(&self, observer: Arc<dyn MeshObserver>) -> bool {
+    pub fn observe(&self, observer: Arc<dyn crate::observer::MeshObserver>) -> bool {
         self.shared.observer.set(observer).is_ok()
     }
 

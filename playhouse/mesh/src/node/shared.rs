@@ -40,7 +40,7 @@ pub(super) struct Shared {
     pub(super) refresh_pending: AtomicBool,
     pub(super) shutdown: CancellationToken,
     /// Told of every answered request and pong (see [`super::Mesh::observe`]).
-    pub(super) observer: std::sync::OnceLock<Arc<dyn super::MeshObserver>>,
+    pub(super) observer: std::sync::OnceLock<Arc<dyn crate::observer::MeshObserver>>,
 }
 
 /// Most moved-in stages a directory entry lists (the newest).
