@@ -72,11 +72,13 @@ impl TraceContext {
     /// Parses a `traceparent` (version 00; an all-zero id is invalid).
     pub fn parse(traceparent: &str) -> Option<TraceContext> {
         let mut parts = traceparent.split('-');
-        let (version, trace, span, _flags) =
+        let (version, trace, span, flags) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version != "00" || trace.len() != 32 || span.len() != 16 || parts.next().is_some() {
+        let sizes = (version.len(), trace.len(), span.len(), flags.len());
+        if version != "00" || sizes != (2, 32, 16, 2) || parts.next().is_some() {
             return None;
         }
+        u8::from_str_radix(flags, 16).ok()?;
         let trace_id = u128::from_str_radix(trace, 16).ok()?;
         let span_id = u64::from_str_radix(span, 16).ok()?;
         (trace_id != 0 && span_id != 0).then_some(TraceContext { trace_id, span_id })

@@ -113,7 +113,7 @@ async fn elsewhere_every_request_needs_the_token() {
     // No token configured: one was generated and logged once.
     let token = server.admin_token();
     assert_eq!(token.len(), 32);
-    assert_eq!(log.count(&*token), 1, "the generated token is logged once");
+    assert_eq!(log.count(&token), 1, "the generated token is logged once");
 
     assert_eq!(http(admin, "GET", "/metrics", None).await.0, 401);
     assert_eq!(
@@ -128,7 +128,7 @@ async fn elsewhere_every_request_needs_the_token() {
     let (status, page) = http(admin, "GET", "/", None).await;
     assert_eq!(status, 200);
     assert!(page.contains("<title>PlayHouse admin</title>"));
-    assert_eq!(log.count(&*token), 1, "and never logged again");
+    assert_eq!(log.count(&token), 1, "and never logged again");
     server.stop().await;
 }
 

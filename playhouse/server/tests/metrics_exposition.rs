@@ -44,7 +44,7 @@ impl Stage for Room {
             "AskApi" => {
                 let asked = ctx.sender().request_to_api("api-1", Packet::empty("Ping"));
                 let reply = asked.await;
-                let answer = reply.map_or_else(|_| Packet::empty("Failed"), |r| r);
+                let answer = reply.unwrap_or_else(|_| Packet::empty("Failed"));
                 actor.link.reply(answer);
             }
             "Loop" => {

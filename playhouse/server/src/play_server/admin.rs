@@ -46,10 +46,10 @@ impl Guard {
         }
     }
 
-    /// `Ok` when the request may go on; else the `401` to answer (and a log line).
-    fn check(&self, headers: &HeaderMap, action: bool, what: &str) -> Result<(), Response> {
+    /// `None` when the request may go on; else the `401` to answer (and a log line).
+    fn refuse(&self, headers: &HeaderMap, action: bool, what: &str) -> Option<Response> {
         if !action && self.open_reads {
-            return Ok(());
+            return None;
         }
         let given = headers
             .get(header::AUTHORIZATION)
@@ -57,7 +57,7 @@ impl Guard {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if same(given.as_bytes(), self.token.as_bytes()) {
-            return Ok(());
+            return None;
         }
         if let Some(suppressed) = self.refusals.allow() {
             tracing::warn!(
@@ -72,7 +72,7 @@ impl Guard {
             [(header::WWW_AUTHENTICATE, "Bearer")],
             "a bearer token is required (Authorization: Bearer <PlayConfig::admin_token>)\n",
         );
-        Err(refused.into_response())
+        Some(refused.into_response())
     }
 }
 
@@ -175,7 +175,7 @@ impl PlayServer {
         let s = self.clone();
         let g = guard.clone();
         let metrics = get(move |headers: HeaderMap| async move {
-            if let Err(refused) = g.check(&headers, false, "GET /metrics") {
+            if let Some(refused) = g.refuse(&headers, false, "GET /metrics") {
                 return refused;
             }
             let content_type = [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)];
@@ -183,7 +183,7 @@ impl PlayServer {
         });
         let (s, g) = (self.clone(), guard.clone());
         let state = get(move |headers: HeaderMap| async move {
-            if let Err(refused) = g.check(&headers, false, "GET /admin/state") {
+            if let Some(refused) = g.refuse(&headers, false, "GET /admin/state") {
                 return refused;
             }
             let json = [(header::CONTENT_TYPE, "application/json")];
@@ -191,7 +191,7 @@ impl PlayServer {
         });
         let (s, g) = (self.clone(), guard.clone());
         let close = post(move |headers: HeaderMap, Path(id): Path<i64>| async move {
-            if let Err(refused) = g.check(&headers, true, "POST /stages/{id}/close") {
+            if let Some(refused) = g.refuse(&headers, true, "POST /stages/{id}/close") {
                 return refused;
             }
             match s.inner.host.destroy(id) {
@@ -205,7 +205,7 @@ impl PlayServer {
         });
         let (s, g) = (self.clone(), guard);
         let drain = post(move |headers: HeaderMap, query: RawQuery| async move {
-            if let Err(refused) = g.check(&headers, true, "POST /drain") {
+            if let Some(refused) = g.refuse(&headers, true, "POST /drain") {
                 return refused;
             }
             s.drain_from_http(query.0.as_deref()).into_response()
