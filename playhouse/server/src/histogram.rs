@@ -13,6 +13,8 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
+use crate::sharded::{SHARDS, shard};
+
 /// Upper bounds (seconds) for request-scale durations: 0.5 ms to 5 s.
 pub(crate) const LATENCY: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -36,12 +38,23 @@ pub(crate) struct Histogram {
     inner: Arc<Inner>,
 }
 
+/// One row of counts per shard (`crate::sharded`): each runtime thread adds to its own row.
 #[derive(Debug)]
 struct Inner {
     bounds: &'static [f64],
-    /// One per bound, plus the overflow (above the last bound).
-    buckets: Box<[AtomicU64]>,
-    sum_nanos: AtomicU64,
+    /// Row `i` at `i * stride`: one count per bound, the overflow (above the last bound), then
+    /// the sum in nanoseconds; a cache line of slack after each row keeps rows apart.
+    slots: Box<[AtomicU64]>,
+    stride: usize,
+}
+
+impl Inner {
+    /// Slot `at` of every row, added up.
+    fn total(&self, at: usize) -> u64 {
+        (0..SHARDS)
+            .map(|row| self.slots[row * self.stride + at].load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 impl Default for Histogram {
@@ -53,12 +66,13 @@ impl Default for Histogram {
 impl Histogram {
     /// A histogram with buckets at `bounds` (seconds, ascending).
     pub(crate) fn new(bounds: &'static [f64]) -> Self {
-        let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        let stride = bounds.len() + 2 + 8;
+        let slots = (0..SHARDS * stride).map(|_| AtomicU64::new(0)).collect();
         Histogram {
             inner: Arc::new(Inner {
                 bounds,
-                buckets,
-                sum_nanos: AtomicU64::new(0),
+                slots,
+                stride,
             }),
         }
     }
@@ -72,9 +86,10 @@ impl Histogram {
             .iter()
             .position(|b| seconds <= *b)
             .unwrap_or(inner.bounds.len());
-        inner.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let row = shard() * inner.stride;
+        inner.slots[row + i].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        inner.slots[row + inner.bounds.len() + 1].fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The bucket bounds (seconds).
@@ -86,19 +101,15 @@ impl Histogram {
     /// Observations per bucket (not cumulative), the overflow last.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn counts(&self) -> Vec<u64> {
-        self.inner
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
+        (0..=self.inner.bounds.len())
+            .map(|i| self.inner.total(i))
             .collect()
     }
 
     /// Observations so far.
     pub(crate) fn count(&self) -> u64 {
-        self.inner
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
+        (0..=self.inner.bounds.len())
+            .map(|i| self.inner.total(i))
             .sum()
     }
 }
@@ -115,11 +126,11 @@ impl EncodeMetric for Histogram {
         let buckets: Vec<(f64, u64)> = inner
             .bounds
             .iter()
-            .zip(inner.buckets.iter())
-            .map(|(bound, n)| (*bound, n.load(Ordering::Relaxed)))
+            .enumerate()
+            .map(|(i, bound)| (*bound, inner.total(i)))
             .collect();
         let count = self.count();
-        let sum = inner.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = inner.total(inner.bounds.len() + 1) as f64 / 1e9;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 

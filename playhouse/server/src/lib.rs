@@ -133,6 +133,7 @@ mod reply;
 mod sender;
 mod services;
 mod session;
+mod sharded;
 mod stage;
 pub mod testing;
 #[cfg(all(feature = "http", feature = "ws"))]

@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::histogram::{self, Histogram};
 use crate::metrics_registry::{Builder, PerPeer, per_peer};
+use crate::sharded::{ShardedCounter, ShardedGauge};
 
 /// Transports with their own session gauges; anything else counts as `other`.
 const TRANSPORTS: [&str; 5] = ["tcp", "tls", "ws", "wss", "other"];
@@ -109,12 +110,12 @@ pub(crate) struct Metrics {
     /// Actors in every stage.
     actors: Gauge,
     queued: Gauge,
-    messages_in: Counter,
-    messages_out: Counter,
-    bytes_in: Counter,
-    bytes_out: Counter,
+    messages_in: ShardedCounter,
+    messages_out: ShardedCounter,
+    bytes_in: ShardedCounter,
+    bytes_out: ShardedCounter,
     /// Bytes waiting in every session's outbound queue.
-    outbound_bytes: Gauge,
+    outbound_bytes: ShardedGauge,
     /// Resumable sessions taken over by a new connection.
     sessions_resumed: Counter,
     /// Resumable sessions lost (window passed, replay buffer overflowed).
@@ -200,11 +201,11 @@ impl Metrics {
             ),
             actors: b.gauge("playhouse_actors", "Actors in every stage"),
             queued: b.gauge("playhouse_stage_queued_messages", "Messages waiting in stage mailboxes"),
-            messages_in: b.counter("playhouse_messages_in", "Frames received from clients"),
-            messages_out: b.counter("playhouse_messages_out", "Frames sent to clients"),
-            bytes_in: b.counter("playhouse_bytes_in", "Frame bytes received"),
-            bytes_out: b.counter("playhouse_bytes_out", "Frame payload bytes sent (before compression)"),
-            outbound_bytes: b.gauge(
+            messages_in: b.sharded("playhouse_messages_in", "Frames received from clients"),
+            messages_out: b.sharded("playhouse_messages_out", "Frames sent to clients"),
+            bytes_in: b.sharded("playhouse_bytes_in", "Frame bytes received"),
+            bytes_out: b.sharded("playhouse_bytes_out", "Frame payload bytes sent (before compression)"),
+            outbound_bytes: b.sharded(
                 "playhouse_outbound_queued_bytes",
                 "Frame bytes waiting in the sessions' outbound queues",
             ),
@@ -338,8 +339,8 @@ impl Metrics {
         if !self.collect {
             return;
         }
-        self.messages_in.inc();
-        self.bytes_in.inc_by(count(bytes));
+        self.messages_in.add(1);
+        self.bytes_in.add(level(bytes));
     }
 
     /// A frame with a payload of `payload` bytes went to a client.
@@ -347,14 +348,14 @@ impl Metrics {
         if !self.collect {
             return;
         }
-        self.messages_out.inc();
-        self.bytes_out.inc_by(count(payload));
+        self.messages_out.add(1);
+        self.bytes_out.add(level(payload));
     }
 
     /// Frames received from clients so far.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn messages_in_total(&self) -> u64 {
-        self.messages_in.get()
+        u64::try_from(self.messages_in.get()).unwrap_or(0)
     }
 
     /// Bytes entered (`delta > 0`) or left (`delta < 0`) a session's outbound queue.
@@ -362,7 +363,7 @@ impl Metrics {
         if !self.collect {
             return;
         }
-        self.outbound_bytes.inc_by(delta);
+        self.outbound_bytes.add(delta);
     }
 
     /// A connection did not authenticate within `auth_timeout`.

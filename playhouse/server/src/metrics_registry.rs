@@ -33,6 +33,17 @@ impl Builder {
         gauge
     }
 
+    /// A counter or gauge changed on the hot path (per-thread shards).
+    pub(crate) fn sharded<const GAUGE: bool>(
+        &mut self,
+        name: &str,
+        help: &str,
+    ) -> crate::sharded::Sharded<GAUGE> {
+        let metric = crate::sharded::Sharded::<GAUGE>::default();
+        self.0.register(name, help, metric.clone());
+        metric
+    }
+
     pub(crate) fn histogram(
         &mut self,
         name: &str,
