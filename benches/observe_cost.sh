@@ -9,10 +9,12 @@
 #   BIN_DIR: release `bench-server` and `loadgen` (default target/release; build them with
 #   `cargo build --release -p playhouse-benches --bins`). ROUNDS (default 3), SECONDS per
 #   measured window (default 10).
+#   ON (default `on`): the mode measured against `off`; `metrics` is every metric without the
+#   `tracing` subscriber.
 # Prints one JSON line per case and mode to $OUT (default /tmp/playhouse-observe-cost.jsonl),
 # then a table of medians: on / off for each case.
 set -euo pipefail
-BIN=${1:-${CARGO_TARGET_DIR:-target}/release}; ROUNDS=${2:-3}; SECS=${3:-10}
+BIN=${1:-${CARGO_TARGET_DIR:-target}/release}; ROUNDS=${2:-3}; SECS=${3:-10}; ON=${ON:-on}
 OUT=${OUT:-/tmp/playhouse-observe-cost.jsonl}; : > "$OUT"
 ulimit -n 65536 2>/dev/null || true
 SERVER_OUT=/tmp/playhouse-observe-cost-server.json
@@ -38,7 +40,7 @@ one() { # observe
 }
 
 for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then one off; one on; else one on; one off; fi
+  if [ $((round % 2)) = 1 ]; then one off; one "$ON"; else one "$ON"; one off; fi
 done
 
 python3 - "$OUT" <<'PY'
@@ -50,7 +52,7 @@ n = len(values("off", "tcp-request-1000x8"))
 print(f"| case | off (median of {n}) | on | on/off | runs off | runs on |")
 print("|---|---:|---:|---:|---|---|")
 for case in ["tcp-request-1000x8", "tcp-send-1000x8"]:
-    off, on = values("off", case), values("on", case)
+    off, on = values("off", case), [r["result"]["msgs_per_sec"] for r in runs if r["observe"] != "off" and r["case"] == case]
     mo, mn = statistics.median(off), statistics.median(on)
     fmt = lambda xs: " ".join(f"{x:,.0f}" for x in xs)
     print(f"| {case} | {mo:,.0f} | {mn:,.0f} | {mn / mo:.1%} | {fmt(off)} | {fmt(on)} |")

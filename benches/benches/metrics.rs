@@ -1,8 +1,8 @@
 //! What one observation costs on the request path: `prometheus-client`'s own histogram (a
-//! mutex per observation) against the lock-free one PlayHouse registers with it
-//! (`playhouse/server/src/histogram.rs`, copied here: it is crate-private), alone and with a
-//! second thread observing into the same histogram (every session task shares one), and a
-//! counter increment for scale.
+//! mutex per observation) against a lock-free one of shared atomics (PlayHouse's algorithm in
+//! `playhouse/server/src/histogram.rs`, copied here without its per-thread rows: it is
+//! crate-private), alone and with a second thread observing into the same histogram (every
+//! session task shares one), and a counter increment for scale.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -21,7 +21,8 @@ struct Args {
     actor_ttl_ms: u64,
     /// Framework: `on` keeps every metric, logs at INFO through a `tracing` subscriber (to
     /// stderr) and serves the admin listener, as a production server would; `off` keeps no
-    /// per-message metric and installs no subscriber (see `benches/observe_cost.sh`).
+    /// per-message metric and installs no subscriber; `metrics` keeps every metric and serves
+    /// the admin listener without a subscriber (see `benches/observe_cost.sh`).
     #[arg(long, default_value = "on")]
     observe: String,
 }
@@ -39,8 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ws = raw_ws_server(&args.bind).await?;
         serde_json::json!({"mode": "raw-ws", "ws": ws.to_string(), "pid": pid})
     } else {
-        let observe = args.observe == "on";
-        if observe {
+        let observe = args.observe != "off";
+        if args.observe == "on" {
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::INFO)
                 .with_writer(std::io::stderr)
