@@ -4,10 +4,12 @@
 //! may use the Play server's TCP listener instead.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path as AxumPath, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
@@ -25,6 +27,9 @@ pub struct ArenaConfig {
     pub tcp: String,
     /// How long a player whose connection dropped keeps its place (its actor).
     pub keep_dropped: Duration,
+    /// The TypeScript client's package, built (`npm ci && npm run build`): the page loads
+    /// the client, the arena's generated messages and protobuf-es from it.
+    pub client_dir: PathBuf,
 }
 
 impl Default for ArenaConfig {
@@ -33,6 +38,10 @@ impl Default for ArenaConfig {
             http: "127.0.0.1:8080".into(),
             tcp: "127.0.0.1:7700".into(),
             keep_dropped: Duration::from_secs(60),
+            client_dir: PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../clients/typescript"
+            )),
         }
     }
 }
@@ -67,6 +76,7 @@ pub const PLAY_ID: &str = "arena-play-1";
 struct App {
     sender: ApiSender,
     tcp: SocketAddr,
+    client_dir: Arc<PathBuf>,
 }
 
 /// The room `POST /join?room=N` asks for (default 1); `None` for a malformed query.
@@ -91,12 +101,31 @@ pub async fn start(config: ArenaConfig) -> Result<Arena, Box<dyn std::error::Err
         .server_id("arena-api-1")
         .start(MeshJoin::memory("127.0.0.1:0", &directory))
         .await?;
+    // Ready once the API server can reach the rooms' server.
+    let center = api.mesh().servers().clone();
+    let met = tokio::time::timeout(Duration::from_secs(10), async {
+        while center.get(PLAY_ID).is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    met.await
+        .map_err(|_| "the API server never saw the Play server")?;
+    let client_dir = Arc::new(config.client_dir.clone());
+    if !client_dir.join("dist/src/index.js").exists() {
+        tracing::warn!(
+            dir = %client_dir.display(),
+            "the TypeScript client is not built: the page cannot load it (run `npm ci && npm run build` there, or use examples/arena/run.sh)"
+        );
+    }
     let app = App {
         sender: api.sender(),
         tcp,
+        client_dir,
     };
     let router = axum::Router::new()
         .route("/", get(page))
+        .route("/arena.js", get(script))
+        .route("/{dir}/{*path}", get(module))
         .route("/join", post(join))
         .with_state(app)
         .merge(play.websocket_router("/ws", false));
@@ -122,6 +151,42 @@ async fn page() -> impl IntoResponse {
         [(header::CACHE_CONTROL, "no-store")],
         Html(include_str!("../../arena/index.html")),
     )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        include_str!("../../arena/arena.js"),
+    )
+}
+
+/// A module of the TypeScript client's package: `/client/..` (the client), `/gen/..` (the
+/// generated messages), `/pb/..` (protobuf-es), read from [`ArenaConfig::client_dir`].
+async fn module(
+    State(app): State<App>,
+    AxumPath((dir, path)): AxumPath<(String, String)>,
+) -> Result<impl IntoResponse, StatusCode> {
+    let base = match dir.as_str() {
+        "client" => "dist/src",
+        "gen" => "dist/test/gen",
+        "pb" => "node_modules/@bufbuild/protobuf/dist/esm",
+        _ => return Err(StatusCode::NOT_FOUND),
+    };
+    let safe = path
+        .split('/')
+        .all(|part| !part.is_empty() && !part.starts_with('.'))
+        && path.ends_with(".js");
+    if !safe {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    let file = app.client_dir.join(base).join(&path);
+    let text = tokio::fs::read_to_string(file)
+        .await
+        .map_err(|_| StatusCode::NOT_FOUND)?;
+    Ok(([(header::CONTENT_TYPE, "text/javascript")], text))
 }
 
 /// Finds or creates the room through the mesh and says where to play: the stage id, and the

@@ -11,6 +11,7 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::messages::{Snapshot, Steer};
+use super::room::unix_micros;
 use super::world::RADIUS;
 
 /// What `POST /join` answered.
@@ -63,6 +64,17 @@ pub async fn play(
     name: &str,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<u64, String> {
+    play_measured(joined, name, stop, None).await
+}
+
+/// [`play`], adding each snapshot's push latency (microseconds from the server's send to this
+/// callback, by the wall clock: meaningful on one machine) to `latencies`.
+pub async fn play_measured(
+    joined: &Joined,
+    name: &str,
+    stop: impl std::future::Future<Output = ()>,
+    latencies: Option<Arc<Mutex<Vec<u64>>>>,
+) -> Result<u64, String> {
     let config = ConnectorConfig::default()
         .resume(true)
         .use_main_thread_callbacks(false);
@@ -76,6 +88,13 @@ pub async fn play(
                 && let Ok(snapshot) = Snapshot::decode(packet.payload)
             {
                 seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(latencies) = &latencies {
+                    let latency = unix_micros().saturating_sub(snapshot.sent_at_us);
+                    latencies
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(latency);
+                }
                 *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
             }
         });

@@ -72,8 +72,16 @@ impl ArenaRoom {
                 })
                 .collect(),
             server: ctx.control().server_id().to_owned(),
+            sent_at_us: unix_micros(),
         }
     }
+}
+
+/// Now, in microseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// A player: its name is its account.
