@@ -63,6 +63,42 @@ fn quantile(sorted: &[u64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
+/// The game loop's tick duration from the server's `playhouse_stage_tick_seconds` histogram
+/// (all rooms, since the start): the bucket bounds under which 50% and 99% of the ticks fell,
+/// in ms, and the tick count.
+async fn tick_quantiles(admin: std::net::SocketAddr) -> Option<(f64, f64, u64)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin).await.ok()?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    // `..._bucket{...,le="0.001"} 123`: cumulative counts by upper bound.
+    let mut buckets: Vec<(f64, u64)> = text
+        .lines()
+        .filter(|l| l.starts_with("playhouse_stage_tick_seconds_bucket"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    let at = |q: f64| {
+        let rank = (total as f64 * q).ceil() as u64;
+        buckets
+            .iter()
+            .find(|(_, count)| *count >= rank)
+            .map_or(f64::INFINITY, |(bound, _)| bound * 1000.0)
+    };
+    Some((at(0.5), at(0.99), total))
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let config = ArenaConfig {
         http: "127.0.0.1:0".into(),
@@ -70,7 +106,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         ..ArenaConfig::default()
     };
     let arena = start(config).await?;
-    let line = json!({"http": arena.http.to_string(), "pid": std::process::id()});
+    let admin = arena.play.listen_metrics("127.0.0.1:0").await?;
+    let line = json!({
+        "http": arena.http.to_string(),
+        "admin": admin.to_string(),
+        "pid": std::process::id(),
+    });
     println!("{line}");
     // Until the parent closes our stdin (or dies).
     let mut stdin = BufReader::new(tokio::io::stdin());
@@ -104,6 +145,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ready: serde_json::Value = serde_json::from_str(&first)?;
     let http = ready["http"].as_str().ok_or("no http")?.parse()?;
     let pid = u32::try_from(ready["pid"].as_u64().ok_or("no pid")?)?;
+    let admin: std::net::SocketAddr = ready["admin"].as_str().ok_or("no admin")?.parse()?;
     let base_rss = rss_bytes(pid).unwrap_or(0);
 
     let rooms = args.bots.div_ceil(args.per_room.max(1));
@@ -132,6 +174,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu = cpu_seconds_of(pid) - cpu_before;
     let elapsed = started.elapsed().as_secs_f64();
     let loaded_rss = rss_bytes(pid).unwrap_or(0);
+    let ticks = tick_quantiles(admin).await.unwrap_or_default();
     let mut samples =
         std::mem::take(&mut *latencies.lock().unwrap_or_else(PoisonError::into_inner));
     let _ = stop.send(true);
@@ -159,6 +202,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "p99": quantile(&samples, 0.99),
             "max": quantile(&samples, 1.0),
         },
+        "tick_ms": {"p50_at_most": ticks.0, "p99_at_most": ticks.1, "ticks": ticks.2},
         "snapshots_per_s": (samples.len() as f64 / elapsed).round(),
         "expected_snapshots_per_s": args.bots * 20,
         "server_rss_mb": {"base": base_rss / 1_048_576, "loaded": loaded_rss / 1_048_576},

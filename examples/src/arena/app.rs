@@ -196,10 +196,22 @@ async fn join(State(app): State<App>, RawQuery(query): RawQuery) -> (StatusCode,
         let body = json!({"error": "the only parameter is room=<a number from 1>"});
         return (StatusCode::BAD_REQUEST, Json(body));
     };
-    let opened = app
-        .sender
-        .get_or_create_stage(PLAY_ID, ARENA, room, Packet::empty("OpenArena"))
-        .await;
+    // Right after start-up the mesh link to the Play server may still be connecting: a request
+    // then fails at once with ServerNotFound, and is tried again for up to a second.
+    let mut tries = 0;
+    let opened = loop {
+        let opened = app
+            .sender
+            .get_or_create_stage(PLAY_ID, ARENA, room, Packet::empty("OpenArena"))
+            .await;
+        match opened {
+            Err(playhouse::MeshError::ServerNotFound(_)) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other,
+        }
+    };
     match opened {
         Ok(found) => (
             StatusCode::OK,
