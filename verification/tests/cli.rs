@@ -187,7 +187,17 @@ async fn serve_prints_one_json_line_serves_and_stops_on_sigterm() {
     };
     assert_eq!(
         keys(&servers[0]),
-        ["id", "mesh", "tcp", "tls", "type", "ws", "wss"]
+        [
+            "admin",
+            "admin_token",
+            "id",
+            "mesh",
+            "tcp",
+            "tls",
+            "type",
+            "ws",
+            "wss"
+        ]
     );
     assert_eq!(keys(&servers[1]), ["id", "mesh", "tcp", "type"]);
     assert_eq!(keys(&servers[2]), ["http", "id", "mesh", "type"]);
