@@ -366,7 +366,12 @@ fn check_epochs(report: &mut Report, epochs: &HashMap<(String, u64), Epoch>) {
             for (seq, (is_add, sent, failed)) in &e.ops {
                 if !*is_add && !*failed && !e.answers.contains_key(seq) {
                     let detail = format!("{player} epoch {epoch}: Bump {seq} never pushed back");
-                    report.violate(*sent, "no silent loss", detail);
+                    let check = if e.resumable {
+                        "resumed session complete"
+                    } else {
+                        "no silent loss"
+                    };
+                    report.violate(*sent, check, detail);
                 }
             }
         }

@@ -189,6 +189,7 @@ impl Cluster {
         match step.kind {
             Kind::Partition => net::block(&target, &client, true, true).await?,
             Kind::OneWay => net::block(&client, &target, false, true).await?,
+            Kind::OneWayBack => net::block(&target, &client, false, true).await?,
             Kind::MeshPartition => {
                 for other in ["api-1", "play-1", "play-2"] {
                     if other != target.name {
@@ -214,7 +215,11 @@ impl Cluster {
     pub async fn heal(&mut self, step: &Step) -> Result<(), ClusterError> {
         let out = self.out.clone();
         match step.kind {
-            Kind::Partition | Kind::OneWay | Kind::MeshPartition | Kind::MeshOneWay => {
+            Kind::Partition
+            | Kind::OneWay
+            | Kind::OneWayBack
+            | Kind::MeshPartition
+            | Kind::MeshOneWay => {
                 for host in self.hosts.clone() {
                     net::heal(&host).await?;
                 }

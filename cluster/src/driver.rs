@@ -301,6 +301,8 @@ pub async fn run(workload: Workload, history: Arc<Writer>) {
             workload.rooms,
         );
         tasks.push(tokio::spawn(async move {
+            // The players create the rooms first.
+            tokio::time::sleep(Duration::from_secs(3)).await;
             let mut n = 0;
             while Instant::now() < until {
                 n += 1;

@@ -16,6 +16,9 @@ pub enum Kind {
     Partition,
     /// What the client sends to the Play server is dropped; the other way works.
     OneWay,
+    /// What the Play server sends to the client is dropped (replies and pushes); the other
+    /// way works, so the server goes on handling what the client sends.
+    OneWayBack,
     /// The Play server is cut from the rest of the mesh (API server, other Play server),
     /// both ways; clients still reach it.
     MeshPartition,
@@ -36,9 +39,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Partition,
         Kind::OneWay,
+        Kind::OneWayBack,
         Kind::MeshPartition,
         Kind::MeshOneWay,
         Kind::Loss,
@@ -53,6 +57,7 @@ impl Kind {
         match self {
             Kind::Partition => "partition",
             Kind::OneWay => "one-way",
+            Kind::OneWayBack => "one-way-back",
             Kind::MeshPartition => "mesh-partition",
             Kind::MeshOneWay => "mesh-one-way",
             Kind::Loss => "loss",
@@ -73,7 +78,11 @@ impl Kind {
     pub fn silent(self) -> bool {
         matches!(
             self,
-            Kind::Partition | Kind::MeshPartition | Kind::MeshOneWay | Kind::Stop
+            Kind::Partition
+                | Kind::OneWayBack
+                | Kind::MeshPartition
+                | Kind::MeshOneWay
+                | Kind::Stop
         )
     }
 
