@@ -20,7 +20,6 @@
 //! and one for the time before the first.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 
 use playhouse_connector::ErrorCode;
 
@@ -77,8 +76,14 @@ pub struct Row {
     pub failed: BTreeMap<String, u64>,
     /// First failed mesh request to the target after the fault, in ms after it.
     pub detect_ms: Option<u64>,
+    /// First client connection seen dropping after the fault (a Connector's `reconnecting` or
+    /// `disconnect`), in ms after it.
+    pub client_detect_ms: Option<u64>,
     /// Slowest recovery after the heal, in ms.
     pub recover_ms: Option<u64>,
+    /// Resumable sessions resumed (`resumed`), lost (`lost`), and plain connections dropped
+    /// (`disconnect`), by the time they happened.
+    pub sessions: BTreeMap<&'static str, u64>,
     /// Violations counted.
     pub violations: u64,
 }
@@ -91,6 +96,9 @@ pub struct Report {
     /// Every violation.
     pub violations: Vec<Violation>,
 }
+
+/// Get-or-create calls racing for one `(Play server, stage id)`: `(sent, done, created)`.
+type Races = BTreeMap<(String, i64), Vec<(u64, u64, bool)>>;
 
 #[derive(Debug, Default)]
 struct Epoch {
@@ -167,7 +175,7 @@ pub fn check(records: &[Record]) -> Report {
         });
     }
     let mut epochs: HashMap<(String, u64), Epoch> = HashMap::new();
-    let mut races: BTreeMap<(String, i64), Vec<(u64, u64, bool)>> = BTreeMap::new();
+    let mut races: Races = BTreeMap::new();
     for record in records {
         match record {
             Record::Login {
@@ -247,6 +255,21 @@ pub fn check(records: &[Record]) -> Report {
                 t,
             } => {
                 let e = epochs.entry((player.clone(), *epoch)).or_default();
+                let counted = match event.as_str() {
+                    "resumed" => Some("resumed"),
+                    "lost" => Some("lost"),
+                    "disconnect" if !e.resumable && e.closing.is_none() => Some("dropped"),
+                    _ => None,
+                };
+                let segment = report.segment(*t);
+                let row = &mut report.rows[segment];
+                let dropped = matches!(event.as_str(), "reconnecting" | "disconnect");
+                if segment > 0 && dropped && e.closing.is_none() && row.client_detect_ms.is_none() {
+                    row.client_detect_ms = Some(t.saturating_sub(row.from));
+                }
+                if let Some(name) = counted {
+                    *report.rows[segment].sessions.entry(name).or_default() += 1;
+                }
                 match event.as_str() {
                     "closing" => e.closing = Some(*t),
                     "lost" => e.broken = true,
@@ -380,11 +403,7 @@ fn check_epochs(report: &mut Report, epochs: &HashMap<(String, u64), Epoch>) {
 
 type Fault = (u64, u64, u64, String, String);
 
-fn check_races(
-    report: &mut Report,
-    races: &BTreeMap<(String, i64), Vec<(u64, u64, bool)>>,
-    faults: &[Fault],
-) {
+fn check_races(report: &mut Report, races: &Races, faults: &[Fault]) {
     for ((play, stage), calls) in races {
         let created = calls.iter().filter(|c| c.2).count();
         let from = calls.iter().map(|c| c.0).min().unwrap_or(0);
@@ -441,12 +460,11 @@ fn check_recovery(report: &mut Report, records: &[Record], end: u64) {
                 ptally: Some(_),
                 ..
             } = record
+                && let Some(slot) = first.get_mut(&format!("player {player}"))
+                && *done >= healed
+                && slot.is_none_or(|f| *done < f)
             {
-                if let Some(slot) = first.get_mut(&format!("player {player}")) {
-                    if *done >= healed && slot.is_none_or(|f| *done < f) {
-                        *slot = Some(*done);
-                    }
-                }
+                *slot = Some(*done);
             }
         }
         let mut slowest = 0;
@@ -461,58 +479,4 @@ fn check_recovery(report: &mut Report, records: &[Record], end: u64) {
         }
         report.rows[i].recover_ms = Some(slowest);
     }
-}
-
-/// The summary table, one row per fault, then the violations (the first few of each check).
-pub fn table(report: &Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| fault | ops | ok | failed (by code) | detect ms | recover ms | violations |\n| --- | ---: | ---: | --- | ---: | ---: | ---: |"
-    );
-    for row in &report.rows {
-        let failed: Vec<String> = row
-            .failed
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        let ms = |v: Option<u64>| {
-            v.map_or("-".to_owned(), |v| {
-                if v == u64::MAX {
-                    "never".to_owned()
-                } else {
-                    v.to_string()
-                }
-            })
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            row.name,
-            row.ops,
-            row.ok,
-            if failed.is_empty() {
-                "-".to_owned()
-            } else {
-                failed.join(", ")
-            },
-            ms(row.detect_ms),
-            ms(row.recover_ms),
-            row.violations
-        );
-    }
-    let mut shown: HashMap<&str, usize> = HashMap::new();
-    for v in &report.violations {
-        let n = shown.entry(v.check).or_default();
-        *n += 1;
-        if *n <= 5 {
-            let _ = writeln!(
-                out,
-                "VIOLATION [{}] in {}: {}",
-                v.check, report.rows[v.segment].name, v.detail
-            );
-        }
-    }
-    let _ = writeln!(out, "{} violation(s)", report.violations.len());
-    out
 }

@@ -13,3 +13,4 @@ pub mod history;
 pub mod net;
 pub mod procs;
 pub mod rng;
+pub mod summary;

@@ -12,11 +12,11 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use playhouse_cluster::check;
 use playhouse_cluster::cluster::{API_HTTP, Bins, Cluster, PLAY_TCP};
 use playhouse_cluster::faults::{self, Kind};
 use playhouse_cluster::history::{self, Record, Writer, now_ms};
 use playhouse_cluster::net;
+use playhouse_cluster::{check, summary};
 
 #[derive(Parser)]
 struct Args {
@@ -206,6 +206,7 @@ async fn run_cluster(
             applied,
             healed,
         });
+        faults_log.flush()?;
         tokio::time::sleep(GAP).await;
     }
     faults_log.flush()?;
@@ -222,7 +223,7 @@ async fn run_cluster(
 fn verdict(out: &Path) -> Result<bool, Error> {
     let records = history::read(&[&out.join("history.jsonl"), &out.join("faults.jsonl")])?;
     let report = check::check(&records);
-    let table = check::table(&report);
+    let table = summary::table(&report);
     println!("{table}");
     std::fs::write(out.join("summary.md"), &table)?;
     Ok(report.violations.is_empty())
