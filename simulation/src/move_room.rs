@@ -22,12 +22,17 @@ use playhouse::{
 
 /// The stage type name.
 pub const MOVER: &str = "Mover";
+/// The same stage registered as a type that does not opt into moving.
+pub const FIXED: &str = "Fixed";
 /// The repeat timer's period.
 pub const TICK: Duration = Duration::from_millis(100);
 
-/// Registers the movable stage type on a Play server being built.
+/// Registers the movable stage type, and the same stage as a type that cannot move, on a
+/// Play server being built.
 pub fn register(builder: PlayServerBuilder) -> PlayServerBuilder {
-    builder.movable_stage(MOVER, |_| MoveRoom::default(), |_| MovePlayer)
+    builder
+        .movable_stage(MOVER, |_| MoveRoom::default(), |_| MovePlayer)
+        .stage(FIXED, |_| MoveRoom::default(), |_| MovePlayer)
 }
 
 /// The movable stage: its state is the log of applied operations.

@@ -147,7 +147,7 @@ impl ConnectorError {
 /// What a close code means for the player.
 fn closed_hint(code: ErrorCode) -> &'static str {
     if code == ErrorCode::STAGE_DRAINED {
-        ": its server was drained (a deploy) and the stage could not move; join a stage again"
+        ": its server was drained (a deploy) and the stage could not move, or this client could not follow it (no resumable session); join a stage again"
     } else {
         ""
     }

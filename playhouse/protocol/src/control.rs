@@ -28,6 +28,11 @@ pub const CLOSE_MSG_ID: &str = "@Close@";
 /// counts) at the endpoint in the payload (a [`MoveNotice`](crate::resume::MoveNotice)), over
 /// the same transport.
 pub const MOVE_MSG_ID: &str = "@Move@";
+/// Server -> client: the message id of the error reply (`INVALID_MESSAGE`) to a request whose
+/// own id was empty. A reply like any other (counted in a resumable session's streams, not a
+/// control frame); it has an id of its own because the original's connectors reject a frame
+/// with an empty one.
+pub const INVALID_MSG_ID: &str = "@Invalid@";
 
 /// Whether `msg_id` is one of the framework's control frames (heartbeat, hello, and the
 /// resume frames above): control frames are never counted in a resumable session's streams.

@@ -14,8 +14,9 @@ use crate::resume::{MoveNotice, ResumeGrant, ResumeRequest, count_payload};
 pub const LENGTH_PREFIX: usize = 4;
 /// Longest message id, in bytes (its length travels in one byte).
 pub const MAX_MSG_ID_LEN: usize = u8::MAX as usize;
-/// Smallest client body: a one-byte id plus `id_len`, `seq` and `stage_id`.
-pub const CLIENT_HEADER_MIN: usize = 1 + 1 + 2 + 8;
+/// Smallest client body: `id_len`, `seq` and `stage_id`. The id may be empty (the original
+/// server accepts that; the session answers such a request with `INVALID_MESSAGE`).
+pub const CLIENT_HEADER_MIN: usize = 1 + 2 + 8;
 /// Smallest server body: a one-byte id plus `id_len`, `seq`, `stage_id`, `error_code`,
 /// `original_size`.
 pub const SERVER_HEADER_MIN: usize = 1 + 1 + 2 + 8 + 2 + 4;
@@ -73,7 +74,7 @@ impl ClientFrame {
     ///
     /// [`CodecConfig::max_packet_size`]: crate::codec::config::CodecConfig::max_packet_size
     pub const fn body_len_for(msg_id_len: usize, payload_len: usize) -> usize {
-        CLIENT_HEADER_MIN - 1 + msg_id_len + payload_len
+        CLIENT_HEADER_MIN + msg_id_len + payload_len
     }
 
     /// The length this frame's prefix announces: its body, `id_len` through payload.

@@ -26,13 +26,19 @@ pub struct DrainReport {
     /// The ones still running at the deadline: closed, their clients told
     /// [`ErrorCode::STAGE_DRAINED`].
     pub closed_at_deadline: usize,
+    /// Players of moved stages who were not resumable, so stayed connected here, relayed to
+    /// their stage's new server, and were still connected at the deadline: closed, told
+    /// [`ErrorCode::STAGE_DRAINED`].
+    pub relayed_at_deadline: usize,
 }
 
 impl PlayServer {
     /// Drains the server, then stops it. Stages of movable types
     /// ([`PlayServerBuilder::movable_stage`](crate::PlayServerBuilder::movable_stage)) move,
-    /// live and with their players, to the other running Play servers of the service; the
-    /// others stay until they end or the deadline. At once: the server is marked
+    /// live and with their players, to the other running Play servers of the service
+    /// (resumable clients follow; the others stay connected here and are relayed to their
+    /// stage over the mesh until they leave or the deadline); the other stages stay until
+    /// they end or the deadline. At once: the server is marked
     /// [`ServerState::Draining`] in the mesh directory (service routing and placement skip
     /// it), creates no stage (logins and other servers asking get
     /// [`ErrorCode::SERVER_DRAINING`]) and admits no new player to its stages (a returning
@@ -76,6 +82,7 @@ impl PlayServer {
             host.close_all(by, Some(ErrorCode::STAGE_DRAINED)).await;
             left
         };
+        let relayed_at_deadline = self.end_relays(deadline).await;
         if moved > 0 && closed_at_deadline == 0 {
             // Messages still addressed to the moved stages here are passed on for a while,
             // and players away during the move may come back here to learn where it went
@@ -91,10 +98,40 @@ impl PlayServer {
             moved,
             ended: stages.saturating_sub(closed_at_deadline + moved),
             closed_at_deadline,
+            relayed_at_deadline,
         };
         tracing::info!(?report, "drained; stopping");
         self.stop().await;
         report
+    }
+}
+
+impl PlayServer {
+    /// Keeps relaying the connections of players whose stages moved and who could not follow
+    /// (not resumable) until they leave or `deadline`, then closes the rest, telling them
+    /// [`ErrorCode::STAGE_DRAINED`]; how many were closed.
+    async fn end_relays(&self, deadline: Instant) -> usize {
+        let relayed = self.relayed();
+        let clients = relayed.len();
+        if clients == 0 {
+            return 0;
+        }
+        tracing::info!(clients, "relaying players of moved stages until they leave");
+        if tokio::time::timeout_at(deadline, relayed.all_ended())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let left = relayed.len();
+        tracing::warn!(
+            clients = left,
+            "drain deadline passed; closing the relayed connections"
+        );
+        relayed.close_all(ErrorCode::STAGE_DRAINED);
+        let flushed = relayed.all_ended();
+        let _ = tokio::time::timeout(self.config().shutdown_timeout, flushed).await;
+        left
     }
 }
 

@@ -109,7 +109,7 @@ pub(crate) struct Metrics {
     stages_moved: AtomicU64,
     stage_moves_failed: AtomicU64,
     clients_moved: AtomicU64,
-    clients_closed_by_move: AtomicU64,
+    clients_relayed: AtomicU64,
     /// How long each move held its stage frozen.
     move_pause: Histogram,
 }
@@ -230,15 +230,15 @@ impl Metrics {
     }
 
     /// A stage moved to another server after `paused` frozen: `moved` of its players went
-    /// with it, `closed` could not.
-    pub(crate) fn stage_moved(&self, paused: Duration, moved: usize, closed: usize) {
+    /// with it, `relayed` stayed connected here and are relayed to it.
+    pub(crate) fn stage_moved(&self, paused: Duration, moved: usize, relayed: usize) {
         self.stages_moved.fetch_add(1, Ordering::Relaxed);
         self.move_pause.observe(paused);
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         self.clients_moved
             .fetch_add(count(moved), Ordering::Relaxed);
-        self.clients_closed_by_move
-            .fetch_add(count(closed), Ordering::Relaxed);
+        self.clients_relayed
+            .fetch_add(count(relayed), Ordering::Relaxed);
     }
 
     /// A stage could not move (the target refused or was unreachable); it stayed.
@@ -326,10 +326,10 @@ impl Metrics {
                 load(&self.clients_moved),
             ),
             (
-                "playhouse_clients_closed_by_move_total",
+                "playhouse_clients_relayed_total",
                 "counter",
-                "Players not resumable when their stage moved: closed with STAGE_DRAINED.",
-                load(&self.clients_closed_by_move),
+                "Players not resumable when their stage moved: kept connected here, relayed to it.",
+                load(&self.clients_relayed),
             ),
             (
                 "playhouse_actors",

@@ -129,6 +129,11 @@ impl PlayServer {
         self.inner.sessions.resumes().away_until()
     }
 
+    /// Connections relayed to stages that moved away (for the drain).
+    pub(crate) fn relayed(&self) -> &crate::session::relay::RelayedSessions {
+        self.inner.sessions.relayed()
+    }
+
     /// The metrics (for the drain).
     pub(crate) fn metrics_handle(&self) -> &Metrics {
         &self.inner.metrics

@@ -200,7 +200,7 @@ impl HarnessClient {
                 Outbound::Freeze(reply) => {
                     let _ = reply.send(None);
                 }
-                Outbound::Moved(_) => return None,
+                Outbound::Moved(_) | Outbound::Relay(_) => return None,
                 Outbound::Thaw => {}
             }
         }

@@ -10,145 +10,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use playhouse::testing::EchoActor;
-use playhouse::{
-    ActorCell, ActorInit, ErrorCode, MemoryDirectory, MeshJoin, MovableActor, MovableStage, Packet,
-    PlayServer, Stage, StageContext, StageInit,
-};
+use playhouse::{ErrorCode, MemoryDirectory, MeshJoin, Packet, PlayServer};
 use playhouse_protocol::{
     Capabilities, ClientFrame, MOVE_MSG_ID, MoveNotice, RESUME_MSG_ID, ResumeGrant, ResumeRequest,
     SESSION_MSG_ID, ServerFrame, read_count,
 };
 use support::RawClient;
+use support::movable::{play, play_with, sees};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A counter: every `Add` adds one and answers the new count; its state is the count.
-struct Counter {
-    count: u64,
-}
-
-impl Stage for Counter {
-    type Actor = Mover;
-
-    async fn on_create(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: Packet,
-    ) -> Result<Packet, ErrorCode> {
-        Ok(Packet::empty("Created"))
-    }
-
-    async fn on_dispatch(
-        &mut self,
-        _: &mut StageContext<Self>,
-        actor: &mut ActorCell<Mover>,
-        packet: Packet,
-    ) {
-        self.count += 1;
-        actor.actor.adds += 1;
-        let text = format!("{} {} {}", packet.msg_id, self.count, actor.actor.adds);
-        actor.link.reply(Packet::new("Count", text));
-    }
-
-    /// From other servers: `Peek` answers the count, `Bump` adds one, `Nap` adds one slowly.
-    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
-        if packet.msg_id == "Bump" {
-            self.count += 1;
-        }
-        if packet.msg_id == "Nap" {
-            // Busy: whatever reaches the stage now waits in its mailbox.
-            NAPPING.store(true, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            self.count += 1;
-        }
-        ctx.reply(Packet::new("Count", self.count.to_string()));
-    }
-}
-
-impl MovableStage for Counter {
-    fn save(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.count.to_le_bytes())
-    }
-
-    fn restore(_: &StageInit<'_>, state: Bytes) -> Result<Self, ErrorCode> {
-        let bytes: [u8; 8] = state[..]
-            .try_into()
-            .map_err(|_| ErrorCode::INVALID_MESSAGE)?;
-        Ok(Counter {
-            count: u64::from_le_bytes(bytes),
-        })
-    }
-}
-
-/// A player counting its own adds (its state moves too).
-#[derive(Default)]
-struct Mover {
-    adds: u64,
-}
-
-impl playhouse::Actor for Mover {
-    async fn on_authenticate(
-        &mut self,
-        link: &mut playhouse::ActorLink,
-        packet: Packet,
-    ) -> Result<Packet, playhouse::ErrorReply> {
-        EchoActor.on_authenticate(link, packet).await
-    }
-}
-
-impl MovableActor for Mover {
-    fn save(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.adds.to_le_bytes())
-    }
-
-    fn restore(_: &ActorInit<'_>, state: Bytes) -> Result<Self, ErrorCode> {
-        let bytes: [u8; 8] = state[..]
-            .try_into()
-            .map_err(|_| ErrorCode::INVALID_MESSAGE)?;
-        Ok(Mover {
-            adds: u64::from_le_bytes(bytes),
-        })
-    }
-}
-
-async fn play(id: &str, directory: &MemoryDirectory) -> (PlayServer, SocketAddr) {
-    play_with(id, directory, |_| {}).await
-}
-
-async fn play_with(
-    id: &str,
-    directory: &MemoryDirectory,
-    configure: impl FnOnce(&mut playhouse::PlayConfig),
-) -> (PlayServer, SocketAddr) {
-    let server = PlayServer::builder()
-        .server_id(id)
-        .configure(configure)
-        .movable_stage("Counter", |_| Counter { count: 0 }, |_| Mover::default())
-        .default_stage_type("Counter")
-        .build()
-        .unwrap();
-    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
-    let join =
-        MeshJoin::memory("127.0.0.1:0", directory).refresh_interval(Duration::from_millis(50));
-    server.join_mesh(join).await.unwrap();
-    (server, addr)
-}
-
-/// Waits until `server`'s directory view lists `peer`.
-async fn sees(server: &PlayServer, peer: &str) {
-    let center = server
-        .services()
-        .get::<playhouse::ServerInfoCenter>()
-        .unwrap();
-    tokio::time::timeout(WAIT, async {
-        while center.get(peer).is_none() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{} never saw {peer}", server.server_id()));
-}
 
 /// A resumable client speaking raw frames, keeping what it sent for a replay.
 struct Player {
@@ -536,9 +406,6 @@ async fn a_player_away_during_the_move_learns_where_its_stage_went() {
     play2.stop().await;
 }
 
-/// Set when a stage starts its `Nap` (only one test sends one).
-static NAPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// `playhouse_stage_queued_messages` of `server`.
 fn queued(server: &PlayServer) -> u64 {
     let metrics = server.metrics();
@@ -570,7 +437,7 @@ async fn messages_that_reach_a_stage_during_its_move_are_handled_once_at_its_new
         .send_to_stage("play-1", 11, Packet::empty("Nap"))
         .unwrap();
     eventually("the nap to start", || {
-        NAPPING.load(std::sync::atomic::Ordering::SeqCst)
+        support::movable::NAPPING.load(std::sync::atomic::Ordering::SeqCst)
     })
     .await;
     let drain = tokio::spawn({

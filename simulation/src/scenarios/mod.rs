@@ -33,6 +33,7 @@ mod client_reconnect;
 mod crash_inflight;
 mod directory_churn;
 mod directory_wipe;
+mod drain_strays;
 mod idle_timeout;
 mod late_reply;
 mod oneway_delivery;

@@ -23,7 +23,9 @@
 //!   each names the operation the final log has at that number;
 //! * the stage's state is continuous: every operation sent (requests and one-way messages,
 //!   from players and over the mesh) is in the final log exactly once;
-//! * the stage's timer runs again after a move (the log has ticks from several servers).
+//! * the stage's timer runs again after a move (the log has ticks from several servers);
+//! * a player without resume is relayed across its stage's move, and a stage of a type that
+//!   cannot move closes at the deadline with `StageDrained` (see [`super::drain_strays`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,11 +38,15 @@ use playhouse::{ApiServer, Packet as ServerPacket};
 use playhouse_connector::{Connector, ConnectorConfig, Packet, ReconnectPolicy, SessionEvent};
 use turmoil::net::TcpStream;
 
+use super::drain_strays::{
+    FIRST_DRAIN, FIXED_STAGE, GRACE, HEIDI, RelayedOps, check_relayed, fixed_player, relayed_player,
+};
 use crate::cluster::Cluster;
 use crate::cluster::env::{Env, HostFault, Workload, sleep, wait_until};
+use crate::cluster::hosts::SHUTDOWN_TIMEOUT;
 use crate::cluster::ports::CLIENT_PORT;
 use crate::cluster::timing::{Network, Timing};
-use crate::move_room::MOVER;
+use crate::move_room::{FIXED, MOVER};
 use crate::net::dial;
 use crate::tap::client::ClientTap;
 use crate::tap::stream::Tapped;
@@ -98,31 +104,48 @@ pub(super) fn run(seed: u64) -> crate::cluster::Outcome {
         let script = player(env.clone(), name, account, stage, Arc::clone(&shared));
         cluster.client(name, script);
     }
-    cluster.client("director", director(env, shared));
+    let relayed = RelayedOps::default();
+    let stray = relayed_player(env.clone(), PLAYS[0], STAGES, Arc::clone(&relayed));
+    cluster.client(GRACE.0, stray);
+    cluster.client(HEIDI.0, fixed_player(env.clone(), PLAYS[0], STAGES, DRAINS));
+    cluster.client("director", director(env, shared, relayed));
     cluster.run()
 }
 
-async fn director(env: Env, shared: Arc<Mutex<Shared>>) {
+async fn director(env: Env, shared: Arc<Mutex<Shared>>, relayed: RelayedOps) {
     let mut all: Vec<&str> = PLAYS.to_vec();
     all.push(API);
     env.wait_up(&all, Duration::from_secs(10)).await;
     env.wait_mesh(&all, Duration::from_secs(10)).await;
     let joined: Vec<String> = PLAYERS
         .iter()
-        .map(|(n, ..)| format!("{n} joined"))
+        .map(|(n, ..)| *n)
+        .chain([GRACE.0, HEIDI.0])
+        .map(|n| format!("{n} joined"))
         .collect();
     env.wait_finished(&joined, Duration::from_secs(20)).await;
-    for play in PLAYS {
+    for (k, play) in PLAYS.into_iter().enumerate() {
         sleep(env.rng.millis(300, 1500)).await;
+        if k == 0 {
+            env.finish(FIRST_DRAIN);
+        }
         let drain = env.drain(play, DRAIN_WITHIN, Duration::from_secs(20));
         let (drained, ()) = tokio::join!(drain, cut_during_move(&env, play));
+        // The first server drained holds the stage that cannot move: it closes at the
+        // deadline, and the server then stops (within its shutdown timeout).
+        let (fixed, limit) = match k {
+            0 => (1, DRAIN_WITHIN + SHUTDOWN_TIMEOUT),
+            _ => (0, DRAIN_WITHIN),
+        };
         if let Some((report, took)) = drained {
             env.trace.check(
                 play,
-                report.stages >= 1 && report.moved == report.stages,
+                report.stages > fixed
+                    && report.moved == report.stages - fixed
+                    && report.closed_at_deadline == fixed,
                 || format!("a drain left stages behind: {report:?}"),
             );
-            env.trace.check(play, took <= DRAIN_WITHIN, || {
+            env.trace.check(play, took <= limit, || {
                 format!("the drain took {took:?}, past its deadline {DRAIN_WITHIN:?}")
             });
         }
@@ -133,9 +156,14 @@ async fn director(env: Env, shared: Arc<Mutex<Shared>>) {
     sleep(env.rng.millis(300, 1000)).await;
     env.finish(DRAINS);
     let mut names: Vec<String> = PLAYERS.iter().map(|(n, ..)| (*n).to_owned()).collect();
-    names.push(API.to_owned());
+    names.extend([API, GRACE.0, HEIDI.0].map(str::to_owned));
     env.wait_finished(&names, Duration::from_secs(30)).await;
-    check_api(&env, &lock(&shared));
+    {
+        let shared = lock(&shared);
+        check_api(&env, &shared);
+        let log = shared.logs.get(&GRACE.2).map_or(&[][..], Vec::as_slice);
+        check_relayed(&env, &relayed, log);
+    }
     env.stop_servers().await;
 }
 
@@ -191,10 +219,14 @@ async fn api_ops(api: ApiServer, env: Env, shared: Arc<Mutex<Shared>>) {
     let mut all: Vec<&str> = PLAYS.to_vec();
     all.push(API);
     env.wait_mesh(&all, Duration::from_secs(10)).await;
-    for (i, play) in PLAYS.iter().enumerate() {
-        let stage = i as i64 + 1;
+    let fixed = (PLAYS[0], FIXED, FIXED_STAGE);
+    let stages = PLAYS
+        .iter()
+        .enumerate()
+        .map(|(i, play)| (*play, MOVER, i as i64 + 1));
+    for (play, kind, stage) in stages.chain([fixed]) {
         let created = sender
-            .create_stage(play, MOVER, stage, ServerPacket::empty("Make"))
+            .create_stage(play, kind, stage, ServerPacket::empty("Make"))
             .await;
         env.trace.check(API, created.is_ok(), || {
             format!("stage {stage} not created on {play}: {created:?}")

@@ -1,9 +1,10 @@
 //! Drain: a Play server drained before a deploy, as its clients see it. Each verifier starts
 //! its own Play servers (a mesh of their own, in memory) so the shared ones keep serving.
 //! A movable stage moves with its players (they follow over TCP and WebSocket, once or
-//! twice, with requests and pushes streaming); a client without a resumable session, and a
-//! stage that cannot move, end with `StageDrained`; a new stage on a draining server is
-//! refused with `ServerDraining`.
+//! twice, with requests and pushes streaming); a client without a resumable session stays
+//! connected to the drained server, relayed to its stage's new home, until the deadline
+//! closes it with `StageDrained`, as it does a stage that cannot move; a new stage on a
+//! draining server is refused with `ServerDraining`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ pub(super) fn category() -> Category {
                 Box::pin(follows(t, Transport::websocket(), 2))
             }),
             TestCase::new("MovedTwice_FollowsBothMoves", |t| Box::pin(moved_twice(t))),
-            TestCase::new("WithoutResume_ClosedWithStageDrained", |t| {
+            TestCase::new("WithoutResume_RelayedUntilTheDeadline", |t| {
                 Box::pin(without_resume(t))
             }),
             TestCase::new("NonMovableStage_ClosedAtDeadline", |t| {
@@ -338,18 +339,51 @@ async fn without_resume(t: TestCtx) -> TestResult {
     let (play1, tcp1, _) = play("drain-c1", &directory).await?;
     let (play2, _, _) = play("drain-c2", &directory).await?;
     sees(&play1, &["drain-c2"]).await?;
-    let (connector, _, _) = player(tcp1, Transport::Tcp, false, t.stage_id(4), "").await?;
-    add(&connector).await.map_err(|e| e.to_string())?;
-    let report = spawn_drain(&play1, WAIT).await.map_err(|e| e.to_string())?;
+    let (connector, tap, sessions) = player(tcp1, Transport::Tcp, false, t.stage_id(4), "").await?;
+    let mut events = tap.subscribe();
+    let mut expected = add(&connector).await.map_err(|e| e.to_string())?;
+    let drain = spawn_drain(&play1, Duration::from_millis(1500));
+    // It plays on over its connection to the draining server, across the move and after.
+    let mut after_move = 0;
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    let played = tokio::time::timeout(WAIT, async {
+        while after_move < 5 {
+            pace.tick().await;
+            if play2.stage_count() == 1 {
+                after_move += 1;
+            }
+            expected += 1;
+            let got = add(&connector)
+                .await
+                .map_err(|e| format!("Add #{expected}: {e}"))?;
+            ensure_eq!(got, expected, "the stage's count across the move");
+        }
+        Ok(())
+    })
+    .await;
+    played.map_err(|_| "the stage never moved".to_owned())??;
+    ensure_eq!(play1.stage_count(), 0, "stages left on the drained server");
     ensure_eq!(
-        report.moved,
-        1,
-        "the stage moved without this player's connection"
+        pushes(&mut events),
+        (1..=expected).collect::<Vec<_>>(),
+        "pushes, each once, in order"
     );
+    // At the drain deadline the connection closes, and the client is told why.
     ensure_eq!(
         closed_code(&connector).await?,
         ErrorCode::STAGE_DRAINED,
         "close code"
+    );
+    let report = drain.await.map_err(|e| e.to_string())?;
+    ensure_eq!(
+        (report.moved, report.relayed_at_deadline),
+        (1, 1),
+        "stages moved, relayed clients closed at the deadline"
+    );
+    let seen = sessions.lock().unwrap().clone();
+    ensure!(
+        !seen.contains(&SessionEvent::Moved),
+        "a client without resume cannot follow: {seen:?}"
     );
     play2.stop().await;
     Ok(())

@@ -1,14 +1,18 @@
 //! ProtocolConnection: the connector reaches play-1 over TCP, TLS, WebSocket and WebSocket
 //! over TLS — connect,
 //! then authenticate and a request/reply on each transport. TLS trusts the certificate the
-//! servers generated at start-up and refuses a server it cannot verify.
+//! servers generated at start-up and refuses a server it cannot verify. A request whose
+//! message id is empty (the original's codec allows it) is answered `InvalidMessage` under
+//! the id `@Invalid@`, and the connection stays.
 
 use playhouse_connector::{Connector, ConnectorConfig, TlsTrust};
+use prost::Message;
 
 use crate::check::TestResult;
 use crate::client::{self, WAIT, describe};
 use crate::context::TestCtx;
 use crate::proto::{EchoReply, EchoRequest};
+use crate::raw::{RawClient, client_frame};
 use crate::runner::{Category, TestCase};
 use crate::servers::TEST_STAGE;
 use crate::{ensure, ensure_eq};
@@ -41,6 +45,9 @@ pub(super) fn category() -> Category {
             }),
             TestCase::new("Tls_UntrustedCertificate_Refused", |t| {
                 Box::pin(untrusted(t))
+            }),
+            TestCase::new("EmptyMsgId_InvalidMessageAndConnectionStays", |t| {
+                Box::pin(empty_msg_id(t))
             }),
         ],
     }
@@ -181,5 +188,30 @@ async fn untrusted(t: TestCtx) -> TestResult {
         !authenticated,
         "a connector that does not trust the certificate got through"
     );
+    Ok(())
+}
+
+async fn empty_msg_id(t: TestCtx) -> TestResult {
+    let mut raw = RawClient::connect(t.addr()).await?;
+    raw.authenticate(t.stage_id(10), "empty_msg_id").await?;
+    // A one-way message and a request, both with an empty id.
+    raw.write(&client_frame(b"", 0, t.stage_id(10), b""))
+        .await?;
+    raw.write(&client_frame(b"", 7, t.stage_id(10), b""))
+        .await?;
+    let reply = raw.reply(7, WAIT).await?;
+    ensure_eq!(reply.msg_id.as_str(), "@Invalid@", "the error reply's id");
+    ensure_eq!(reply.error_code, 11, "the error code (InvalidMessage)");
+    // The connection and the session go on.
+    let echo = EchoRequest {
+        content: "still here".into(),
+        sequence: 8,
+    };
+    raw.send("EchoRequest", 8, t.stage_id(10), &echo.encode_to_vec())
+        .await?;
+    let reply = raw.reply(8, WAIT).await?;
+    ensure_eq!(reply.error_code, 0, "the next request's error code");
+    let echoed = EchoReply::decode(&reply.payload[..]).map_err(|e| e.to_string())?;
+    ensure_eq!(echoed.content.as_str(), "still here", "the echo");
     Ok(())
 }

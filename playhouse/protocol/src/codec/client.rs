@@ -51,7 +51,7 @@ impl Decoder for ClientCodec {
         let Some(mut body) = split_body(src, max, SERVER_HEADER_MIN)? else {
             return Ok(None);
         };
-        let msg_id = split_msg_id(&mut body, 2 + 8 + 2 + 4)?;
+        let msg_id = split_msg_id(&mut body, 2 + 8 + 2 + 4, false)?;
         let msg_seq = body.get_u16_le();
         let stage_id = body.get_i64_le();
         let error_code = ErrorCode(body.get_u16_le());

@@ -39,10 +39,15 @@ pub(super) fn split_body(
 }
 
 /// Reads `[id_len][msg_id]` from the front of `body`; `fixed` is the header size after the id.
-pub(super) fn split_msg_id(body: &mut Bytes, fixed: usize) -> Result<MsgId, DecodeError> {
+/// An empty id is an error unless `empty_allowed`.
+pub(super) fn split_msg_id(
+    body: &mut Bytes,
+    fixed: usize,
+    empty_allowed: bool,
+) -> Result<MsgId, DecodeError> {
     let len = body.len();
     let id_len = body[0] as usize;
-    if id_len == 0 {
+    if id_len == 0 && !empty_allowed {
         return Err(DecodeError::EmptyMsgId);
     }
     if 1 + id_len + fixed > len {

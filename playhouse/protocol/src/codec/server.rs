@@ -71,7 +71,8 @@ impl Decoder for ServerCodec {
         let Some(mut body) = split_body(src, self.max_incoming, CLIENT_HEADER_MIN)? else {
             return Ok(None);
         };
-        let msg_id = split_msg_id(&mut body, 2 + 8)?;
+        // A client's empty id is no framing error: the session answers it.
+        let msg_id = split_msg_id(&mut body, 2 + 8, true)?;
         let msg_seq = body.get_u16_le();
         let stage_id = body.get_i64_le();
         Ok(Some(ClientFrame {

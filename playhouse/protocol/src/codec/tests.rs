@@ -122,19 +122,32 @@ fn bad_lengths_are_rejected() {
     ));
     assert!(matches!(
         decode_client_bytes(&10i32.to_le_bytes()),
-        Err(DecodeError::BodyTooShort { len: 10, min: 12 })
+        Err(DecodeError::BodyTooShort { len: 10, min: 11 })
+    ));
+}
+
+#[test]
+fn a_client_frame_may_have_an_empty_id_a_server_frame_may_not() {
+    // The smallest client body: no id, seq 7, stage 0, no payload.
+    let mut frame = 11i32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&[0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let decoded = decode_client_bytes(&frame).unwrap().unwrap();
+    assert!(decoded.msg_id.is_empty());
+    assert_eq!((decoded.msg_seq, decoded.stage_id), (7, 0));
+    assert!(decoded.payload.is_empty());
+
+    let body = [0u8; SERVER_HEADER_MIN];
+    let mut frame = i32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    assert!(matches!(
+        client().decode(&mut BytesMut::from(&frame[..])),
+        Err(DecodeError::EmptyMsgId)
     ));
 }
 
 #[test]
 fn bad_msg_ids_are_rejected() {
     let mut body = vec![0u8; 12];
-    let mut frame = (12i32).to_le_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    assert!(matches!(
-        decode_client_bytes(&frame),
-        Err(DecodeError::EmptyMsgId)
-    ));
 
     body[0] = 2; // id of 2 bytes needs 13 bytes of body
     let mut frame = (12i32).to_le_bytes().to_vec();

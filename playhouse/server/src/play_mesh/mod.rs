@@ -3,6 +3,7 @@
 
 mod command;
 mod move_in;
+mod relay;
 
 use std::sync::{Arc, Weak};
 
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::session::context::SessionContext;
 use crate::stage::handle::NotQueued;
 use crate::stage::host::StageHost;
-use playhouse_mesh::proto::{MoveStageReq, MoveStatusReq};
+use playhouse_mesh::proto::{MoveStageReq, MoveStatusReq, RelayToClient, RelayToStage};
 use prost::Name;
 
 use self::command::Command;
@@ -112,6 +113,12 @@ impl InboundHandler for PlayInbound {
             move_in::move_in(&host, self.sessions.upgrade(), mesh, packet);
         } else if header.is_framework() && header.msg_id() == MoveStatusReq::NAME {
             move_in::move_status(&host, mesh, packet);
+        } else if header.is_framework() && header.msg_id() == RelayToStage::NAME {
+            relay::to_stage(&host, mesh, packet);
+        } else if header.is_framework() && header.msg_id() == RelayToClient::NAME {
+            if let Some(sessions) = self.sessions.upgrade() {
+                crate::session::relay::to_client(sessions.relayed(), &packet);
+            }
         } else if header.is_framework() {
             match Command::parse(&packet) {
                 Ok(command) => command.apply(&host, mesh, packet),

@@ -14,6 +14,7 @@ use prost::Message;
 use crate::mesh_reply;
 use crate::session::context::SessionContext;
 use crate::session::moving::adopt;
+use crate::session::relay_proxy::stand_in;
 use crate::stage::host::StageHost;
 use crate::stage::moving::{ActorSnapshot, Held, StageSnapshot, session_from_wire};
 
@@ -28,14 +29,23 @@ pub(super) fn move_in(
         return mesh_reply::send_code(mesh, &packet.route, ErrorCode::INVALID_MESSAGE);
     };
     let mut adopted = Vec::new();
+    let mut stand_ins = Vec::new();
     let mut actors = Vec::with_capacity(request.actors.len());
     for moved in request.actors {
         let state = moved.session.and_then(session_from_wire);
         let session = state.and_then(|state| adopt(sessions.as_ref()?, state));
-        let handle = session.map(|(handle, session)| {
+        let mut handle = session.map(|(handle, session)| {
             adopted.push((moved.key, session));
             handle
         });
+        // A player connected without resume plays on through its home server.
+        if let (None, Some(relay), Some(sessions)) = (&handle, moved.relay, &sessions) {
+            let home = Arc::from(relay.home);
+            let (stand_in_handle, forwarder) =
+                stand_in(sessions, mesh.clone(), home, relay.session);
+            stand_ins.push((moved.key, forwarder));
+            handle = Some(stand_in_handle);
+        }
         actors.push(ActorSnapshot {
             key: moved.key,
             account_id: moved.account_id,
@@ -60,6 +70,9 @@ pub(super) fn move_in(
     };
     for (key, session) in adopted {
         session.start(stage.clone(), key);
+    }
+    for (key, forwarder) in stand_ins {
+        forwarder.start(stage.clone(), key);
     }
     let endpoints = advertised(host.endpoints(), mesh.address());
     let mesh = mesh.clone();

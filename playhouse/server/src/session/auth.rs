@@ -74,7 +74,10 @@ impl Session {
         match outcome {
             Ok(JoinOutcome::Joined { actor }) => {
                 tracing::debug!(stage = stage.stage_id(), actor, "authenticated");
-                self.state = State::Joined { stage, actor };
+                self.state = State::Joined {
+                    stage: stage.into(),
+                    actor,
+                };
                 let max = self.ctx.config().codec.max_packet_size;
                 self.reader.decoder_mut().set_max_incoming(max);
                 self.start_resume().await?;

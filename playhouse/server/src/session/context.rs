@@ -8,6 +8,7 @@ use playhouse_protocol::{Capabilities, MsgId};
 use tokio_util::sync::CancellationToken;
 
 use super::handle::SessionId;
+use super::relay::RelayedSessions;
 use super::resume::registry::ResumeRegistry;
 use crate::config::PlayConfig;
 use crate::limits::StageQuota;
@@ -30,6 +31,8 @@ pub(crate) struct SessionContext {
     stop: CancellationToken,
     /// Resumable sessions by token.
     resumes: ResumeRegistry,
+    /// Sessions whose stage moved away, relayed to it from here.
+    relayed: RelayedSessions,
     next_session_id: AtomicU64,
 }
 
@@ -47,6 +50,7 @@ impl SessionContext {
             metrics,
             stop: CancellationToken::new(),
             resumes: ResumeRegistry::default(),
+            relayed: RelayedSessions::default(),
             next_session_id: AtomicU64::new(1),
         }
     }
@@ -89,6 +93,10 @@ impl SessionContext {
 
     pub(crate) fn resumes(&self) -> &ResumeRegistry {
         &self.resumes
+    }
+
+    pub(crate) fn relayed(&self) -> &RelayedSessions {
+        &self.relayed
     }
 
     pub(crate) fn next_session_id(&self) -> SessionId {

@@ -5,9 +5,13 @@ use std::fmt;
 
 use futures_util::SinkExt;
 use playhouse_protocol::{MOVE_MSG_ID, MoveNotice, ServerFrame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::handle::Outbound;
 use super::state::{Session, State};
+
+/// How long a connection closed after a last notice waits for its client to close it.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a connection ended. It decides what happens next (a resumable session outlives a lost
 /// connection; a handed-over socket goes to the session it resumes) and is logged as text.
@@ -100,6 +104,25 @@ impl fmt::Display for End {
 }
 
 impl Session {
+    /// Closes the connection gracefully once a last notice (`@Move@`, `@Close@`) is out: the
+    /// write side ends after it (FIN), and what the client sent meanwhile is read and dropped
+    /// until it closes, for at most [`LINGER`]. Closing with unread input resets the
+    /// connection (RST), and a client that had not read the notice yet loses it. With
+    /// `stop_aware`, a stopping server does not wait for the client.
+    pub(super) async fn close_after_notice(&mut self, stop_aware: bool) {
+        let _ = self.writer.get_mut().shutdown().await;
+        let mut sink = [0u8; 4096];
+        let kill = self.kill.clone();
+        let input = self.reader.get_mut();
+        let drain_input = tokio::time::timeout(LINGER, async {
+            while matches!(input.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        tokio::select! {
+            _ = kill.cancelled(), if stop_aware => {}
+            _ = drain_input => {}
+        }
+    }
+
     /// Flushes what is queued (bounded in time; a queued close notice is the last frame),
     /// then tells the stage the client is gone.
     pub(super) async fn close(mut self, end: End) {
@@ -131,7 +154,10 @@ impl Session {
                         }
                         _ => break,
                     },
-                    Outbound::Detached(_) | Outbound::Freeze(_) | Outbound::Thaw => continue,
+                    Outbound::Detached(_)
+                    | Outbound::Freeze(_)
+                    | Outbound::Thaw
+                    | Outbound::Relay(_) => continue,
                 };
                 let last = frame.is_close() || frame.msg_id == MOVE_MSG_ID;
                 if self.writer.feed(frame).await.is_err() {
@@ -147,6 +173,7 @@ impl Session {
         if end != End::ProtocolError && self.connected {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;
         }
+        self.ctx.relayed().remove(self.id);
         if let State::Joined { stage, actor } = self.state {
             stage.disconnected(actor, self.id).await;
         }

@@ -34,6 +34,9 @@ pub(crate) enum Outbound {
     Moved(Arc<BTreeMap<String, String>>),
     /// The move failed: read again.
     Thaw,
+    /// The stage moved to Play server `.0` and this connection, not resumable, stays here:
+    /// its messages are relayed there over the mesh from now (see `session::relay`).
+    Relay(Arc<str>),
 }
 
 /// The bytes a queued frame accounts for: what it takes on the wire, uncompressed.
@@ -82,7 +85,14 @@ pub(crate) struct SessionHandle {
     kill: CancellationToken,
     metrics: Arc<Metrics>,
     queued: Arc<QueuedBytes>,
+    /// Set on a relayed player's stand-in at the stage's server: the id of the server that
+    /// holds the connection (the session's id there is `id` without [`RELAYED`]).
+    home: Option<Arc<str>>,
 }
+
+/// The bit set in the id of a relayed session's stand-in: ids of local sessions never have
+/// it, so a stand-in's id is its session's id at home with this bit, at every server.
+pub(crate) const RELAYED: SessionId = 1 << 63;
 
 impl SessionHandle {
     pub(crate) fn new(
@@ -98,7 +108,20 @@ impl SessionHandle {
             kill,
             metrics,
             queued,
+            home: None,
         }
+    }
+
+    /// Marks a handle as the stand-in for session `self.id` of server `home`.
+    pub(crate) fn relayed_from(mut self, home: Arc<str>) -> Self {
+        self.home = Some(home);
+        self
+    }
+
+    /// For a relayed player's stand-in: the server holding the connection, and the session's
+    /// id there.
+    pub(crate) fn home(&self) -> Option<(&Arc<str>, SessionId)> {
+        Some((self.home.as_ref()?, self.id & !RELAYED))
     }
 
     /// Queues a frame without waiting. A full queue (in frames or in bytes) means the client

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use playhouse_protocol::{Capabilities, ClientFrame, ErrorCode, Hello, ServerFrame};
+use playhouse_protocol::{
+    Capabilities, ClientFrame, ErrorCode, Hello, INVALID_MSG_ID, MsgId, ServerFrame,
+};
 use tokio::time::Instant;
 
 use super::end::End;
@@ -44,6 +46,27 @@ impl Session {
     }
 
     async fn on_data(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), End> {
+        if frame.msg_id.is_empty() {
+            // The original accepts such a frame, and its C++ connector cannot survive the
+            // connection closing under a pending request: a request gets `INVALID_MESSAGE`
+            // (under an id of its own: those connectors reject an empty one), a one-way
+            // message is dropped, and the connection stays.
+            throttled!(
+                warn,
+                seq = frame.msg_seq,
+                "message with an empty id; refused"
+            );
+            if frame.msg_seq == 0 {
+                return Ok(());
+            }
+            let reply = error_frame(
+                MsgId::from(INVALID_MSG_ID),
+                frame.msg_seq,
+                frame.stage_id,
+                ErrorCode::INVALID_MESSAGE,
+            );
+            return self.send_now(reply).await;
+        }
         let is_auth = frame.msg_id == *self.ctx.auth_msg_id();
         match &self.state {
             State::Joined { .. } if is_auth => {

@@ -24,7 +24,10 @@ mod killable;
 pub(crate) mod moved_state;
 pub(crate) mod moving;
 mod outbound;
+pub(crate) mod relay;
+pub(crate) mod relay_proxy;
 pub(crate) mod resume;
+mod stage_ref;
 mod state;
 
 use std::collections::VecDeque;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use playhouse_protocol::{MoveNotice, ResumeStreams, ServerCodec, ServerFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -16,7 +15,9 @@ use super::end::End;
 use super::handle::{Outbound, QueuedBytes, SessionHandle};
 use super::killable::until_killed;
 use super::moved_state::SessionState;
+use super::relay::RelayLink;
 use super::resume::buffer::Resumable;
+use super::stage_ref::StageRef;
 use super::state::{Session, State};
 use crate::stage::handle::StageHandle;
 
@@ -31,19 +32,61 @@ impl Session {
         self.flush().await?;
         let capabilities = self.capabilities.unwrap_or_default();
         let state = self.resume.as_ref().map(|r| r.to_state(capabilities));
+        let relayable = state.is_none();
+        if relayable {
+            // Not resumable: relayed from here if the move succeeds. Counted as such from now,
+            // so a drain that sees the move done waits for this connection too.
+            self.ctx.relayed().insert(self.handle.clone());
+        }
         let _ = reply.send(state);
-        // Nothing else is expected while the stage is frozen: another frame would be one the
-        // snapshot does not know of, so the session could not move on consistently.
-        match until_killed(&self.kill, self.rx.recv()).await? {
-            Some(Outbound::Thaw) => Ok(()),
-            Some(Outbound::Moved(endpoints)) => self.moved(&endpoints).await,
-            // Not resumable: it cannot follow its stage, and is told why.
-            Some(Outbound::Close(code)) => self.close_with(code).await,
-            Some(other) => {
-                tracing::warn!(?other, "unexpected message while frozen for a move");
-                Err(End::ClosedByServer)
+        loop {
+            match until_killed(&self.kill, self.rx.recv()).await? {
+                Some(Outbound::Thaw) => {
+                    self.ctx.relayed().remove(self.id);
+                    return Ok(());
+                }
+                Some(Outbound::Moved(endpoints)) => return self.moved(&endpoints).await,
+                // Not resumable: it cannot follow its stage, and is told why.
+                Some(Outbound::Close(code)) => return self.close_with(code).await,
+                // Not resumable, and kept here: relayed to the stage's new server.
+                Some(Outbound::Relay(server)) => {
+                    self.relay_to(server);
+                    return Ok(());
+                }
+                // Relayed already by the stage's new server, which may answer before the
+                // move's outcome reaches here: written as they come.
+                Some(Outbound::Frame(frame)) if relayable => {
+                    self.queued.release(&frame);
+                    self.feed(frame).await?;
+                    self.flush().await?;
+                }
+                Some(Outbound::Detached(code)) if relayable => self.detach(code),
+                // Nothing else is expected while the stage is frozen: a frame for a resumable
+                // session would be one the snapshot does not know of, so the session could
+                // not move on consistently.
+                Some(other) => {
+                    tracing::warn!(?other, "unexpected message while frozen for a move");
+                    return Err(End::ClosedByServer);
+                }
+                None => return Err(End::ClosedByServer),
             }
-            None => Err(End::ClosedByServer),
+        }
+    }
+
+    /// The stage moved to `server` and this connection, not resumable, stays here: its
+    /// messages are relayed there from now (a relayed one follows the stage on).
+    pub(super) fn relay_to(&mut self, server: Arc<str>) {
+        let mesh = self.ctx.host().mesh().get().cloned();
+        let (State::Joined { stage, .. }, Some(mesh)) = (&mut self.state, mesh) else {
+            self.ctx.relayed().remove(self.id);
+            return;
+        };
+        match stage {
+            StageRef::Relayed(link) => link.moved_to(server),
+            StageRef::Local(local) => {
+                tracing::debug!(%server, "the stage moved; this connection is relayed to it");
+                *stage = StageRef::Relayed(RelayLink::new(mesh, server, local.stage_id()));
+            }
         }
     }
 
@@ -73,7 +116,7 @@ impl Session {
                     self.feed_raw(ServerFrame::move_notice(stage_id, &notice))
                         .await?;
                     self.flush().await?;
-                    self.close_after_notice().await;
+                    self.close_after_notice(true).await;
                 }
                 None => tracing::warn!(
                     transport = self.transport,
@@ -84,29 +127,7 @@ impl Session {
         tracing::debug!("the stage moved; the session goes on at its new server");
         Err(End::Moved)
     }
-
-    /// Closes the connection gracefully once the notice is out: the write side ends after it
-    /// (FIN), and what the client sent meanwhile (it replays that at the new server) is read
-    /// and dropped until it closes, for at most [`MOVE_LINGER`]. Closing with unread input
-    /// resets the connection (RST), and a client that had not read the notice yet loses it.
-    async fn close_after_notice(&mut self) {
-        let _ = self.writer.get_mut().shutdown().await;
-        let mut sink = [0u8; 4096];
-        let kill = self.kill.clone();
-        let input = self.reader.get_mut();
-        let drain_input = tokio::time::timeout(MOVE_LINGER, async {
-            while matches!(input.read(&mut sink).await, Ok(n) if n > 0) {}
-        });
-        // A server that stops meanwhile does not wait for it.
-        tokio::select! {
-            _ = kill.cancelled() => {}
-            _ = drain_input => {}
-        }
-    }
 }
-
-/// How long a moved session's old connection waits for its client to close it.
-const MOVE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A session adopted from its moved state, not yet tied to its stage.
 pub(crate) struct Adopted {
@@ -183,7 +204,10 @@ impl Adopted {
     /// resumes (or the resume window passes).
     pub(crate) fn start(self, stage: StageHandle, actor: u64) {
         let mut session = self.session;
-        session.state = State::Joined { stage, actor };
+        session.state = State::Joined {
+            stage: stage.into(),
+            actor,
+        };
         let span = tracing::info_span!("session", id = session.id, moved = true);
         tokio::spawn(tracing::Instrument::instrument(
             async move {

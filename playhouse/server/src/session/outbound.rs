@@ -39,6 +39,7 @@ impl Session {
                 }
                 Outbound::Close(code) => return self.close_with(code).await,
                 Outbound::Freeze(reply) => return self.frozen(reply).await,
+                Outbound::Relay(server) => self.relay_to(server),
                 // Only meaningful while frozen.
                 Outbound::Moved(_) | Outbound::Thaw => {}
             }
@@ -61,6 +62,12 @@ impl Session {
                 _ => 0,
             };
             self.feed(ServerFrame::close(stage_id, code)).await?;
+            self.flush().await?;
+            // The notice must reach the client: no reset for what it sent meanwhile. This
+            // runs as the server drains, and a stop that follows must not cut it short.
+            self.close_after_notice(false).await;
+            tracing::debug!(%code, "closing the connection with a reason");
+            return Err(End::Drained);
         }
         self.flush().await?;
         tracing::debug!(%code, "closing the connection with a reason");

@@ -15,16 +15,16 @@ use super::context::SessionContext;
 use super::handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
 use super::resume::buffer::Resumable;
 use super::resume::registry::{BoxRead, BoxWrite, Handover};
+use super::stage_ref::StageRef;
 use crate::limits::TokenBucket;
-use crate::stage::handle::StageHandle;
 
 /// Where a connection stands in the authentication flow.
 #[derive(Debug)]
 pub(super) enum State {
     /// Connected, never authenticated: only heartbeats and the authenticate message allowed.
     Fresh,
-    /// Authenticated into a stage as an actor.
-    Joined { stage: StageHandle, actor: u64 },
+    /// Authenticated into a stage as an actor (the stage here, or relayed to another server).
+    Joined { stage: StageRef, actor: u64 },
     /// Was in a stage that it left or that closed: requests get `code`; authenticate again
     /// by `reauth_by` (the auth timeout after detaching) to join a stage, or be closed.
     Detached { code: ErrorCode, reauth_by: Instant },
@@ -70,6 +70,15 @@ impl Session {
     /// The actor left its stage or the stage closed: requests get `code` from now on, and
     /// the connection has the auth timeout, counted from now, to join a stage again.
     pub(super) fn detach(&mut self, code: ErrorCode) {
+        if matches!(
+            self.state,
+            State::Joined {
+                stage: StageRef::Relayed(_),
+                ..
+            }
+        ) {
+            self.ctx.relayed().remove(self.id);
+        }
         let reauth_by = Instant::now() + self.ctx.config().auth_timeout;
         self.state = State::Detached { code, reauth_by };
     }

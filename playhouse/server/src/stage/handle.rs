@@ -146,6 +146,31 @@ impl StageHandle {
         Ok(())
     }
 
+    /// Queues a message from actor `actor`'s relayed client without waiting (the mesh never
+    /// parks on a stage): `STAGE_BUSY` when the mailbox is full, `STAGE_NOT_FOUND` when the
+    /// stage has closed.
+    pub(crate) fn try_client(
+        &self,
+        actor: u64,
+        session: SessionId,
+        seq: u16,
+        packet: Packet,
+    ) -> Result<(), ErrorCode> {
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(StageMsg::Client {
+                    actor,
+                    session,
+                    seq,
+                    packet,
+                });
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Err(ErrorCode::STAGE_BUSY),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(ErrorCode::STAGE_NOT_FOUND),
+        }
+    }
+
     /// Tells the stage that actor `actor`'s connection ended (nothing, if it has closed).
     pub(crate) async fn disconnected(&self, actor: u64, session: SessionId) {
         let _ = self

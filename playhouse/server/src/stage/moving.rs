@@ -5,9 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use playhouse_mesh::proto::{ClientBoundFrame, HeldMessage, MovedSession};
+use playhouse_mesh::proto::{HeldMessage, MovedSession};
 use playhouse_mesh::{Route, RoutePacket};
-use playhouse_protocol::{Capabilities, ErrorCode, MsgId, Packet, ResumeToken, ServerFrame};
+use playhouse_protocol::{Capabilities, ErrorCode, MsgId, Packet, ResumeToken};
 use tokio::sync::oneshot;
 
 use super::actor::ActorInit;
@@ -15,6 +15,7 @@ use super::context::{StageContext, StageInit};
 use super::model::{MovableActor, MovableStage, Stage};
 use crate::session::handle::SessionHandle;
 use crate::session::moved_state::SessionState;
+use crate::session::relay::{frame_from_wire, frame_to_wire};
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -128,17 +129,7 @@ pub(crate) fn session_to_wire(state: &SessionState) -> MovedSession {
     MovedSession {
         token: Bytes::copy_from_slice(&state.token.0),
         sent: state.sent,
-        unacked: state
-            .unacked
-            .iter()
-            .map(|frame| ClientBoundFrame {
-                msg_id: frame.msg_id.to_string(),
-                msg_seq: u32::from(frame.msg_seq),
-                stage_id: frame.stage_id,
-                error_code: u32::from(frame.error_code.0),
-                payload: frame.payload.clone(),
-            })
-            .collect(),
+        unacked: state.unacked.iter().map(frame_to_wire).collect(),
         received: state.received,
         acked: state.acked,
         capabilities: state.capabilities.0,
@@ -151,15 +142,7 @@ pub(crate) fn session_from_wire(moved: MovedSession) -> Option<SessionState> {
     let unacked = moved
         .unacked
         .into_iter()
-        .map(|frame| {
-            Some(ServerFrame::new(
-                MsgId::from(frame.msg_id.as_str()),
-                u16::try_from(frame.msg_seq).ok()?,
-                frame.stage_id,
-                ErrorCode(u16::try_from(frame.error_code).ok()?),
-                frame.payload,
-            ))
-        })
+        .map(frame_from_wire)
         .collect::<Option<Vec<_>>>()?;
     Some(SessionState {
         token,

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod destroys;
+pub mod movable;
 pub mod player;
 pub mod serve;
 

@@ -188,7 +188,7 @@ impl Session {
                     // The stage moves while the client is away: it resumes at the new server
                     // (a move fails: the session stays parked here).
                     Outbound::Freeze(reply) => self.frozen(reply).await?,
-                    Outbound::Moved(_) | Outbound::Thaw => {}
+                    Outbound::Moved(_) | Outbound::Thaw | Outbound::Relay(_) => {}
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.ctx.metrics().session_lost();

@@ -11,6 +11,7 @@ use crate::mesh_reply;
 use crate::reply::error_frame;
 use crate::sender::MeshHandle;
 use crate::session::handle::{Outbound, SessionHandle, SessionId};
+use crate::session::relay::RelayedMessage;
 use crate::stage::actor::ReplyTarget;
 use crate::stage::env::StageEnv;
 use crate::stage::handle::{CreateRequest, JoinOutcome, StageMsg};
@@ -143,15 +144,26 @@ fn refuse_queued(
                 let _ = done.send(JoinOutcome::Rejected);
             }
             StageMsg::Client {
+                actor,
                 session,
                 seq,
                 packet,
-                ..
-            } if seq != 0 => {
-                if let Some(handle) = gone.get(&session) {
+            } => match (gone.get(&session), mesh.get(), &moved_to) {
+                // A relayed player's message that came in during the move: after the stage.
+                (Some(handle), Some(mesh), Some(target)) if handle.home().is_some() => {
+                    let message = RelayedMessage {
+                        stage_id,
+                        actor,
+                        seq,
+                        packet,
+                    };
+                    message.pass_on(mesh, target, handle);
+                }
+                (Some(handle), _, _) if seq != 0 => {
                     handle.send(error_frame(packet.msg_id, seq, stage_id, code));
                 }
-            }
+                _ => {}
+            },
             StageMsg::Server { packet } => match (mesh.get(), &moved_to) {
                 // The stage moved away: the message goes after it.
                 (Some(mesh), Some(target)) => mesh_reply::forward_moved(mesh, packet, target),

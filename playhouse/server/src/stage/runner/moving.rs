@@ -18,14 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MoveStatusReq, MovedActor};
+use playhouse_mesh::proto::{MoveStageReq, MoveStageRes, MoveStatusReq, MovedActor, RelayedFrom};
 use playhouse_mesh::{MeshError, Route};
 use playhouse_protocol::ErrorCode;
 use prost::{Message, Name};
 use tokio::sync::oneshot;
 
 use super::StageRunner;
-use crate::session::handle::Outbound;
+use crate::session::handle::{Outbound, SessionHandle};
 use crate::session::moved_state::SessionState;
 use crate::stage::actor::{ActorCell, ActorInit, ActorLink};
 use crate::stage::context::{Client, StageInit};
@@ -96,6 +96,12 @@ impl<S: Stage> StageRunner<S> {
                 account_id: cell.link.account_id().to_owned(),
                 state: (ops.save_actor)(&cell.actor),
                 session: sessions.get(key).map(session_to_wire),
+                relay: match cell.link.session() {
+                    Some(session) if !sessions.contains_key(key) => {
+                        Some(relayed_from(session, mesh.server_id()))
+                    }
+                    _ => None,
+                },
             })
             .collect();
         let request = MoveStageReq {
@@ -126,25 +132,26 @@ impl<S: Stage> StageRunner<S> {
         match endpoints {
             Ok(res) => {
                 let endpoints = Arc::new(res.endpoints.into_iter().collect());
-                let closed = self
-                    .actors
-                    .iter()
-                    .filter(|(key, cell)| {
-                        cell.link.session().is_some() && !sessions.contains_key(key)
-                    })
-                    .count();
-                self.env
-                    .metrics
-                    .stage_moved(started.elapsed(), sessions.len(), closed);
+                let target: Arc<str> = Arc::from(target);
+                let mut relayed = 0;
                 for (key, cell) in &self.actors {
                     if let Some(session) = cell.link.session() {
                         session.push(match sessions.contains_key(key) {
                             true => Outbound::Moved(Arc::clone(&endpoints)),
-                            // A player without a resumable session cannot follow.
-                            false => Outbound::Close(ErrorCode::STAGE_DRAINED),
+                            // A player without a resumable session cannot follow: its
+                            // connection stays, relayed to the stage's new server.
+                            false => {
+                                relayed += 1;
+                                // What it sent meanwhile goes after the stage.
+                                self.gone.insert(session.id, session.clone());
+                                Outbound::Relay(Arc::clone(&target))
+                            }
                         });
                     }
                 }
+                self.env
+                    .metrics
+                    .stage_moved(started.elapsed(), sessions.len(), relayed);
                 // Logins that were waiting: the stage is not here any more.
                 for msg in held_msgs {
                     if let StageMsg::Join { packet, done, .. } = msg {
@@ -158,8 +165,9 @@ impl<S: Stage> StageRunner<S> {
                 self.ctx.closing = true;
                 self.env.registry.moved_away(self.stage_id, &target);
                 tracing::info!(
-                    target,
+                    %target,
                     players = sessions.len(),
+                    relayed,
                     paused_ms = started.elapsed().as_millis() as u64,
                     "stage moved"
                 );
@@ -289,6 +297,16 @@ fn held_of<A>(msg: &StageMsg, actors: &BTreeMap<u64, ActorCell<A>>) -> Option<He
         StageMsg::Server { packet } => Some(Held::Server(packet.clone())),
         _ => None,
     }
+}
+
+/// Where a player not resumable plays from when its stage moves: the server holding its
+/// connection (this one, unless it is relayed already) and its session's id there.
+fn relayed_from(session: &SessionHandle, here: &str) -> RelayedFrom {
+    let (home, id) = match session.home() {
+        Some((home, id)) => (home.to_string(), id),
+        None => (here.to_owned(), session.id),
+    };
+    RelayedFrom { home, session: id }
 }
 
 /// The stage's init view, for restoring it.
