@@ -112,6 +112,11 @@ impl Connector {
         timeout: Duration,
         authenticate: bool,
     ) -> Result<Packet, ConnectorError> {
+        // The timeout runs from this call: a request made while a resumable session
+        // reconnects waits in the command queue until the connection task is back, and must
+        // not wait longer than its timeout there either (it may still be sent and run later;
+        // its reply is then dropped).
+        let deadline = tokio::time::Instant::now() + timeout;
         let connection = self.admit(&packet, authenticate)?;
         let authenticate = authenticate || self.is_authenticate_id(&packet);
         let (sender, reply) = oneshot::channel();
@@ -121,14 +126,19 @@ impl Connector {
             authenticate,
             responder: Responder::Future(sender),
         };
-        // Waiting for room here is the backpressure an async caller expects.
-        connection
-            .commands
-            .send(Command::Request(request))
+        let requested = async move {
+            // Waiting for room here is the backpressure an async caller expects.
+            connection
+                .commands
+                .send(Command::Request(request))
+                .await
+                .map_err(|_| ConnectorError::Disconnected)?;
+            drop(connection);
+            reply.await.unwrap_or(Err(ConnectorError::Disconnected))
+        };
+        tokio::time::timeout_at(deadline, requested)
             .await
-            .map_err(|_| ConnectorError::Disconnected)?;
-        drop(connection);
-        reply.await.unwrap_or(Err(ConnectorError::Disconnected))
+            .unwrap_or(Err(ConnectorError::RequestTimeout))
     }
 
     fn is_authenticate_id(&self, packet: &Packet) -> bool {
