@@ -129,18 +129,31 @@ async fn run(
         () = stop_signal() => true,
     };
     net::teardown().await?;
+    if std::fs::read_to_string(owner_mark()).is_ok_and(|o| o == std::process::id().to_string()) {
+        let _ = std::fs::remove_file(owner_mark());
+    }
     if interrupted {
         return Err("interrupted; namespaces removed".into());
     }
     verdict(&out)
 }
 
+/// Names the run that owns the namespaces (its pid), so that a finished run's watchdog
+/// leaves the next run's alone.
+fn owner_mark() -> PathBuf {
+    std::env::temp_dir().join("playhouse-cluster.owner")
+}
+
 /// A detached shell that tears the namespaces down once this process is gone, however it
-/// ended (SIGKILL included).
+/// ended (SIGKILL included), unless another run has taken them over meanwhile.
 fn watchdog(exe: &Path) -> std::io::Result<()> {
+    let pid = std::process::id();
+    let mark = owner_mark();
+    std::fs::write(&mark, pid.to_string())?;
     let script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 1; done; exec '{}' teardown",
-        std::process::id(),
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         [ \"$(cat '{}' 2>/dev/null)\" = {pid} ] && exec '{}' teardown",
+        mark.display(),
         exe.display()
     );
     std::process::Command::new("setsid")
