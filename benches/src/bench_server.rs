@@ -56,6 +56,16 @@ impl Stage for BenchStage {
 /// A Play server with `BenchStage` as its default stage type, limits raised for load tests;
 /// `actor_ttl_ms` > 0 removes actors disconnected that long.
 pub fn framework_server(actor_ttl_ms: u64) -> PlayServer {
+    bench_play_server(actor_ttl_ms, true)
+}
+
+/// [`framework_server`] keeping no per-message metric (`PlayConfig::collect_metrics` off):
+/// the baseline of what metrics cost.
+pub fn without_metrics(actor_ttl_ms: u64) -> PlayServer {
+    bench_play_server(actor_ttl_ms, false)
+}
+
+fn bench_play_server(actor_ttl_ms: u64, collect_metrics: bool) -> PlayServer {
     PlayServer::builder()
         .server_id("bench-play")
         .stage("BenchStage", |_| BenchStage, |_| EchoActor)
@@ -69,6 +79,7 @@ pub fn framework_server(actor_ttl_ms: u64) -> PlayServer {
             c.stage_creation_rate_per_source = None;
             c.disconnected_actor_ttl =
                 (actor_ttl_ms > 0).then(|| std::time::Duration::from_millis(actor_ttl_ms));
+            c.collect_metrics = collect_metrics;
         })
         .build()
         .expect("valid configuration")

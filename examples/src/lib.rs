@@ -18,6 +18,7 @@
 //!
 //! Each process prints one JSON line with its endpoints on stdout once it is ready.
 
+pub mod arena;
 pub mod compat;
 pub mod counter;
 pub mod tally;

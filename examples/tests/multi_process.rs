@@ -132,11 +132,17 @@ async fn a_play_node_drains_on_sigterm_and_tells_its_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_play_node_drains_on_post_drain() {
     let prefix = fresh_prefix();
-    let mut play = start(env!("CARGO_BIN_EXE_play-node"), "play-1", &prefix);
+    let token = [("PLAYHOUSE_ADMIN_TOKEN", "admin-test-token")];
+    let mut play = start_with(env!("CARGO_BIN_EXE_play-node"), "play-1", &prefix, &token);
     let admin = play.endpoints["admin"].as_str().unwrap().to_owned();
-    let (status, _) = common::http(&admin, "POST", "/drain?within_secs=soon", None).await;
+    // An action without the token is refused, even on loopback.
+    let (status, _) = common::http(&admin, "POST", "/drain?within_secs=5", None).await;
+    assert_eq!(status, 401);
+    let token = Some("admin-test-token");
+    let drain = |path| common::http_as(&admin, "POST", path, None, token);
+    let (status, _) = drain("/drain?within_secs=soon").await;
     assert_eq!(status, 400);
-    let (status, reply) = common::http(&admin, "POST", "/drain?within_secs=5", None).await;
+    let (status, reply) = drain("/drain?within_secs=5").await;
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply, serde_json::json!({"draining": true, "stages": 0}));
     // Nothing to wait for: it stops at once.

@@ -4,7 +4,9 @@
 //! SIGINT/SIGTERM.
 
 use clap::Parser;
-use playhouse_benches::bench_server::{framework_server, raw_server, raw_ws_server};
+use playhouse_benches::bench_server::{
+    framework_server, raw_server, raw_ws_server, without_metrics,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -17,6 +19,12 @@ struct Args {
     /// Framework: remove actors disconnected this long (milliseconds; 0 = never).
     #[arg(long, default_value_t = 0)]
     actor_ttl_ms: u64,
+    /// Framework: `on` keeps every metric, logs at INFO through a `tracing` subscriber (to
+    /// stderr) and serves the admin listener, as a production server would; `off` keeps no
+    /// per-message metric and installs no subscriber; `metrics` keeps every metric and serves
+    /// the admin listener without a subscriber (see `benches/observe_cost.sh`).
+    #[arg(long, default_value = "on")]
+    observe: String,
 }
 
 #[tokio::main]
@@ -32,7 +40,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ws = raw_ws_server(&args.bind).await?;
         serde_json::json!({"mode": "raw-ws", "ws": ws.to_string(), "pid": pid})
     } else {
-        let play = server.insert(framework_server(args.actor_ttl_ms));
+        let observe = args.observe != "off";
+        if args.observe == "on" {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(std::io::stderr)
+                .init();
+        }
+        let play = if observe {
+            framework_server(args.actor_ttl_ms)
+        } else {
+            without_metrics(args.actor_ttl_ms)
+        };
+        let play = server.insert(play);
+        if observe {
+            play.listen_metrics("127.0.0.1:0").await?;
+        }
         let tcp = play.listen_tcp(&args.bind).await?;
         let ws = play.listen_ws("127.0.0.1:0", "/ws").await?;
         let certs = playhouse_transport::tls::self_signed(&["localhost", "127.0.0.1"])

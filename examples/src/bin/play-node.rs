@@ -33,7 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             |_| TallyRoom::default(),
             |_| TallyPlayer::default(),
         )
-        .configure(|c| c.drain_timeout = Duration::from_secs(drain_secs))
+        .configure(|c| {
+            c.drain_timeout = Duration::from_secs(drain_secs);
+            // None: one is generated and logged once.
+            c.admin_token = std::env::var("PLAYHOUSE_ADMIN_TOKEN").ok();
+        })
         .build()?;
     let tcp = server
         .listen_tcp(env_or("PLAYHOUSE_TCP_BIND", "127.0.0.1:0"))

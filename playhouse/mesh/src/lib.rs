@@ -43,10 +43,12 @@ mod link;
 mod liveness;
 mod locations;
 mod node;
+mod observer;
 pub mod proto;
 #[cfg(feature = "redis")]
 mod redis_directory;
 mod route;
+mod trace;
 mod wire;
 
 #[cfg(feature = "bench-internals")]
@@ -69,6 +71,8 @@ pub use link::zmq::config::ZmqLinkConfig;
 pub use link::zmq::error::ZmqLinkError;
 pub use link::{EventSink, LinkError, LinkEvent, MeshLink};
 pub use node::{InboundHandler, Mesh};
+pub use observer::MeshObserver;
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use route::{Route, RoutePacket};
+pub use trace::TraceContext;

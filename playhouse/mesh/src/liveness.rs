@@ -106,9 +106,10 @@ impl Liveness {
     }
 
     /// A pong from `peer` echoing `payload`: the path worked when that ping was sent.
-    pub(crate) fn pong(&self, peer: &str, payload: &[u8]) {
+    /// Returns the round trip (`None` for a payload that is no ping's).
+    pub(crate) fn pong(&self, peer: &str, payload: &[u8]) -> Option<Duration> {
         let Ok(nanos) = <[u8; 8]>::try_from(payload) else {
-            return;
+            return None;
         };
         let sent = self.epoch + Duration::from_nanos(u64::from_le_bytes(nanos));
         if let Some(clock) = self.clocks().get_mut(peer) {
@@ -120,6 +121,7 @@ impl Liveness {
             self.down_count.store(down.len(), Ordering::Release);
             tracing::info!(%peer, "mesh peer answers again");
         }
+        Some(Instant::now().saturating_duration_since(sent))
     }
 
     /// Updates the clocks at `now` for the peers in `peers` (each with whether its link

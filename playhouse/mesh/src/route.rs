@@ -37,6 +37,11 @@ impl Route {
         Route { header }
     }
 
+    /// The trace this message belongs to (`None`: untraced, e.g. a reply or an old sender).
+    pub fn trace(&self) -> Option<crate::trace::TraceContext> {
+        crate::trace::TraceContext::parse(&self.header.traceparent)
+    }
+
     /// A message `msg_id` (e.g. a protobuf short type name).
     pub fn new(msg_id: impl Into<String>) -> Route {
         Route {

@@ -113,10 +113,22 @@ pub struct PlayConfig {
     /// [`HttpLimits::max_connections`]) and 256 for mesh links, Redis, files and logs. Raise
     /// it if the process runs more HTTP servers or larger caps.
     pub fd_reserve: usize,
+    /// Whether the per-message metrics are kept: frame and byte counters, the latency,
+    /// mailbox-wait, handler and tick histograms, outbound queued bytes, mesh round trips.
+    /// Off, they read zero (gauges of sessions, stages and actors, and the refusal counters
+    /// are always kept). For measuring what metrics cost (`benches/observe_cost.sh`); leave it
+    /// on. Default: `true`.
+    pub collect_metrics: bool,
     /// Limits of the HTTP server [`crate::PlayServer::listen_metrics`] runs.
     /// Default: [`HttpLimits::default`].
     #[cfg(feature = "http")]
     pub metrics_http: HttpLimits,
+    /// The bearer token of the admin listener ([`crate::PlayServer::listen_metrics`]):
+    /// actions always need it, and every request does when the listener is bound to a
+    /// non-loopback address. Default: `None`: one is generated when the listener starts and
+    /// logged once ([`crate::PlayServer::admin_token`]).
+    #[cfg(feature = "http")]
+    pub admin_token: Option<String>,
     /// Open connections allowed from one IP address. Default: `None` (no limit; load tests
     /// and NATed players share addresses).
     pub max_connections_per_ip: Option<usize>,
@@ -196,8 +208,11 @@ impl Default for PlayConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             fd_reserve: 2 * 1_024 + 256,
+            collect_metrics: true,
             #[cfg(feature = "http")]
             metrics_http: HttpLimits::default(),
+            #[cfg(feature = "http")]
+            admin_token: None,
             max_connections_per_ip: None,
             rate_limit: Some(RateLimit {
                 per_second: 200,

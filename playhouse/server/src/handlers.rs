@@ -160,7 +160,24 @@ impl HandlerRegistry {
         let request = Packet::new(header.msg_id(), packet.payload);
         let run = handler(request, sender);
         let mesh = mesh.clone();
-        tokio::spawn(async move {
+        let trace = header.trace();
+        let span = tracing::info_span!(
+            "handler",
+            server = mesh.server_id(),
+            msg_id = %header.msg_id(),
+            account = header.account_id(),
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(trace) = trace {
+            span.record("trace_id", trace.trace_id());
+        }
+        let run = async move {
+            match trace {
+                Some(trace) => trace.scope(run).await,
+                None => run.await,
+            }
+        };
+        let task = async move {
             let answer = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(answer) => answer,
                 Err(_) => {
@@ -180,7 +197,8 @@ impl HandlerRegistry {
                     packet: Some(packet),
                 })) => mesh_reply::send(&mesh, &header, code, packet),
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
         true
     }
 }

@@ -125,6 +125,7 @@ mod limits;
 mod mesh_join;
 mod mesh_reply;
 mod metrics;
+mod metrics_registry;
 mod play_mesh;
 mod play_server;
 mod play_server_builder;
@@ -132,6 +133,7 @@ mod reply;
 mod sender;
 mod services;
 mod session;
+mod sharded;
 mod stage;
 pub mod testing;
 #[cfg(all(feature = "http", feature = "ws"))]

@@ -1,5 +1,8 @@
 //! The Play server: registered stage types, listeners, sessions, graceful stop.
 
+#[cfg(feature = "http")]
+mod admin;
+
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -49,6 +52,9 @@ struct Inner {
     /// Set once the task that runs the shutdown on a stop request has been spawned.
     stop_watched: AtomicBool,
     stopped: CancellationToken,
+    /// The admin listener's bearer token, once asked for (see `admin`).
+    #[cfg(feature = "http")]
+    admin_token: std::sync::OnceLock<Arc<str>>,
 }
 
 /// A Play server: hosts stages and serves clients on any number of listeners.
@@ -107,6 +113,8 @@ impl PlayServer {
             stop_started: AtomicBool::new(false),
             stop_watched: AtomicBool::new(false),
             stopped: CancellationToken::new(),
+            #[cfg(feature = "http")]
+            admin_token: std::sync::OnceLock::new(),
         };
         PlayServer {
             inner: Arc::new(inner),
@@ -146,6 +154,7 @@ impl PlayServer {
         let inbound = Arc::clone(&self.inner.inbound);
         let center = self.inner.center.clone();
         let mesh = join(self.server_id(), ServerType::Play, setup, inbound, center).await?;
+        mesh.observe(Arc::clone(&self.inner.metrics) as _);
         self.inner
             .host
             .mesh()
@@ -209,53 +218,7 @@ impl PlayServer {
     /// The server's metrics in the Prometheus text format.
     pub fn metrics(&self) -> String {
         let host = &self.inner.host;
-        self.inner
-            .metrics
-            .render(self.server_id(), host.len(), host.queued())
-    }
-
-    /// Serves the admin endpoints over HTTP until the server stops, under
-    /// [`PlayConfig::metrics_http`] (see [`crate::serve_http`]); returns the bound address:
-    /// `GET /metrics` ([`PlayServer::metrics`]), and `POST /drain` (optional query
-    /// `within_secs`, default [`PlayConfig::drain_timeout`]), which starts
-    /// [`PlayServer::drain`] and answers `202 Accepted` with `{"draining":true,"stages":N}`.
-    /// Bind it where only operators reach it. Feature `http` (on by default).
-    #[cfg(feature = "http")]
-    pub async fn listen_metrics(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let server = self.clone();
-        let drainer = self.clone();
-        let app = axum::Router::new()
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let server = server.clone();
-                    async move {
-                        (
-                            [("content-type", "text/plain; version=0.0.4")],
-                            server.metrics(),
-                        )
-                    }
-                }),
-            )
-            .route(
-                "/drain",
-                axum::routing::post(move |query: axum::extract::RawQuery| {
-                    let server = drainer.clone();
-                    async move { server.drain_from_http(query.0.as_deref()) }
-                }),
-            );
-        let stop = self.inner.control.token().clone();
-        let limits = self.inner.config.metrics_http.clone();
-        tokio::spawn(crate::http_server::serve_http(
-            listener,
-            app,
-            limits,
-            stop.cancelled_owned(),
-        ));
-        tracing::info!(server = self.server_id(), %local, "metrics at GET /metrics");
-        Ok(local)
+        self.inner.metrics.render(host.len(), host.queued())
     }
 
     /// `POST /drain[?within_secs=N]`: starts a drain in the background; `202 Accepted` with

@@ -167,7 +167,8 @@ impl PlayServerBuilder {
             return Err(BuildError::InvalidAuthenticateMsgId);
         }
         let control = ServerControl::new(Arc::from(self.server_id.as_str()));
-        let metrics = Arc::new(Metrics::default());
+        let metrics =
+            Arc::new(Metrics::new(&self.server_id).collecting(self.config.collect_metrics));
         let center = ServerInfoCenter::default();
         let mut services = self.services;
         services.insert(Arc::new(control.clone()));

@@ -80,8 +80,9 @@ async fn malformed_frames_close_only_their_own_connection() {
         (-1i32).to_le_bytes().to_vec(),
         0i32.to_le_bytes().to_vec(),
         i32::MAX.to_le_bytes().to_vec(),
-        // msg id length 0
-        [&12i32.to_le_bytes()[..], &[0u8; 12]].concat(),
+        // a body shorter than the smallest frame (an empty id is answered, not closed: see
+        // session_empty_msg_id.rs)
+        [&10i32.to_le_bytes()[..], &[0u8; 10]].concat(),
         // msg id past the body
         [&12i32.to_le_bytes()[..], &[200u8], &[b'x'; 11]].concat(),
         // invalid UTF-8 id

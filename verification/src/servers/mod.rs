@@ -119,6 +119,8 @@ pub struct Servers {
     pub play_tls: SocketAddr,
     /// play-1's WebSocket-over-TLS endpoint (path `/ws`).
     pub play_wss: SocketAddr,
+    /// play-1's admin listener (`GET /metrics`, the admin page at `/`).
+    pub play_admin: SocketAddr,
     /// `play-2`.
     pub play2: PlayServer,
     /// play-2's TCP endpoint.
@@ -150,6 +152,7 @@ impl Servers {
             .listen_tls("127.0.0.1:0", Arc::clone(&certs.server))
             .await?;
         let play_wss = play.listen_wss("127.0.0.1:0", "/ws", certs.server).await?;
+        let play_admin = play.listen_metrics("127.0.0.1:0").await?;
         play.join_mesh(mesh_join(&directory)).await?;
 
         let (play2, play2_tcp) = start_play(play_server_builder(PLAY_2)).await?;
@@ -165,6 +168,7 @@ impl Servers {
             play_ws,
             play_tls,
             play_wss,
+            play_admin,
             play2,
             play2_tcp,
             api1,
@@ -220,7 +224,8 @@ impl Servers {
     }
 
     /// Every endpoint as one JSON object, one key per listener that exists:
-    /// `{"servers":[{"id":"play-1","type":"play","tcp":..,"ws":..,"tls":..,"wss":..,"mesh":..},
+    /// `{"servers":[{"id":"play-1","type":"play","tcp":..,"ws":..,"tls":..,"wss":..,"admin":..,
+    /// "admin_token":..,"mesh":..},
     /// {"id":"play-2",..},{"id":"api-1","type":"api","http":..,"mesh":..},{"id":"api-2",..}]}`.
     pub fn endpoints_json(&self) -> String {
         serde_json::json!({
@@ -232,6 +237,8 @@ impl Servers {
                     "ws": self.play_ws.to_string(),
                     "tls": self.play_tls.to_string(),
                     "wss": self.play_wss.to_string(),
+                    "admin": self.play_admin.to_string(),
+                    "admin_token": &*self.play.admin_token(),
                     "mesh": self.mesh_address(PLAY_1),
                 },
                 {

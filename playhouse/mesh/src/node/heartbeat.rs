@@ -23,7 +23,12 @@ impl Shared {
                     self.refresh_soon();
                 }
             }
-            liveness::PONG => self.liveness.pong(from, &payload),
+            liveness::PONG => {
+                let took = self.liveness.pong(from, &payload);
+                if let (Some(took), Some(observer)) = (took, self.observer.get()) {
+                    observer.liveness_round_trip(from, took);
+                }
+            }
             _ => tracing::debug!(%from, kind, "unknown liveness message; dropped"),
         }
     }

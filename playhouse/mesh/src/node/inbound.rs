@@ -38,6 +38,18 @@ impl Shared {
                     payload,
                 };
                 if !is_reply {
+                    if tracing::enabled!(tracing::Level::DEBUG)
+                        && let Some(trace) = packet.route.trace()
+                    {
+                        tracing::debug!(
+                            server = self.server_id(),
+                            %from,
+                            msg_id = packet.route.msg_id(),
+                            stage_id = packet.route.stage_id(),
+                            trace_id = %trace.trace_id(),
+                            "mesh message received"
+                        );
+                    }
                     return Some(packet);
                 }
                 let code = packet.error_code();

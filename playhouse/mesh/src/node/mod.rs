@@ -136,6 +136,12 @@ impl Mesh {
         self.shared.liveness.declared()
     }
 
+    /// Tells `observer` of every answered request and liveness ping from now on. Only the
+    /// first observer is kept: `false` if one was set already.
+    pub fn observe(&self, observer: Arc<dyn crate::observer::MeshObserver>) -> bool {
+        self.shared.observer.set(observer).is_ok()
+    }
+
     /// The default request timeout.
     pub fn request_timeout(&self) -> Duration {
         self.shared.config.request_timeout
@@ -305,10 +311,14 @@ impl Mesh {
         let mut header = route.header;
         header.msg_seq = seq;
         header.is_reply = false;
+        let sent = tokio::time::Instant::now();
         self.shared.send_raw(target, header, payload)?;
         match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(result)) => {
                 entry.disarm();
+                if let Some(observer) = self.shared.observer.get() {
+                    observer.request_round_trip(target, sent.elapsed());
+                }
                 result
             }
             Ok(Err(_)) => Err(MeshError::Closed),

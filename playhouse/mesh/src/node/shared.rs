@@ -39,6 +39,8 @@ pub(super) struct Shared {
     /// A refresh asked for by a ping from an unknown peer is under way.
     pub(super) refresh_pending: AtomicBool,
     pub(super) shutdown: CancellationToken,
+    /// Told of every answered request and pong (see [`super::Mesh::observe`]).
+    pub(super) observer: std::sync::OnceLock<Arc<dyn crate::observer::MeshObserver>>,
 }
 
 /// Most moved-in stages a directory entry lists (the newest).
@@ -79,6 +81,7 @@ impl Shared {
             state: AtomicU8::new(RUNNING),
             directory_failed: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
+            observer: std::sync::OnceLock::new(),
         }
     }
 

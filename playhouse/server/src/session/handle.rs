@@ -50,6 +50,8 @@ pub(crate) fn frame_cost(frame: &ServerFrame) -> usize {
 pub(crate) struct QueuedBytes {
     queued: AtomicUsize,
     limit: usize,
+    /// Where the server's `playhouse_outbound_queued_bytes` is kept (none in unit tests).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl QueuedBytes {
@@ -57,6 +59,19 @@ impl QueuedBytes {
         QueuedBytes {
             queued: AtomicUsize::new(0),
             limit,
+            metrics: None,
+        }
+    }
+
+    /// Counts the queue in the server's `playhouse_outbound_queued_bytes` too.
+    pub(crate) fn counted(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn account(&self, delta: i64) {
+        if let Some(metrics) = &self.metrics {
+            metrics.outbound_queued(delta);
         }
     }
 
@@ -68,12 +83,23 @@ impl QueuedBytes {
             self.queued.fetch_sub(cost, Ordering::AcqRel);
             return false;
         }
+        self.account(i64::try_from(cost).unwrap_or(i64::MAX));
         true
     }
 
     /// Gives back what a dequeued frame reserved.
     pub(crate) fn release(&self, frame: &ServerFrame) {
-        self.queued.fetch_sub(frame_cost(frame), Ordering::AcqRel);
+        let cost = frame_cost(frame);
+        self.queued.fetch_sub(cost, Ordering::AcqRel);
+        self.account(-i64::try_from(cost).unwrap_or(i64::MAX));
+    }
+}
+
+impl Drop for QueuedBytes {
+    /// Frames still queued when the session ends are dropped with it: uncount them.
+    fn drop(&mut self) {
+        let left = *self.queued.get_mut();
+        self.account(-i64::try_from(left).unwrap_or(i64::MAX));
     }
 }
 

@@ -60,7 +60,8 @@ pub(crate) async fn run<Io>(
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = ctx.next_session_id();
-    let span = tracing::info_span!("session", id, %peer, transport);
+    let server = ctx.host().control().server_id();
+    let span = tracing::info_span!("session", server, id, %peer, transport);
     async move {
         let codec = ServerCodec::new(ctx.config().codec);
         let mut read_codec = codec.clone();
@@ -68,7 +69,8 @@ pub(crate) async fn run<Io>(
         read_codec.set_max_incoming(ctx.config().max_unauthenticated_packet_size);
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
-        let queued = Arc::new(QueuedBytes::new(ctx.config().session_outbound_bytes));
+        let queued = QueuedBytes::new(ctx.config().session_outbound_bytes);
+        let queued = Arc::new(queued.counted(Arc::clone(ctx.metrics())));
         // A child of the server's stop token: a stop reaches even a session that waits on a
         // full stage mailbox.
         let kill = ctx.stop_token().child_token();
@@ -134,6 +136,7 @@ impl Session {
             transport,
             connected: true,
             handover: None,
+            opened: tokio::time::Instant::now(),
             ctx,
             reader,
             writer,
@@ -162,6 +165,7 @@ impl Session {
         }
         let metrics = Arc::clone(self.ctx.metrics());
         let (connected, transport) = (self.connected, self.transport);
+        metrics.session_ended(self.opened.elapsed());
         self.close(end).await;
         if connected {
             metrics.session_closed(transport);

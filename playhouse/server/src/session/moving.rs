@@ -164,7 +164,8 @@ pub(crate) fn adopt(
     let writer = FramedWrite::new(Box::new(tokio::io::sink()) as _, codec);
     let id = ctx.next_session_id();
     let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
-    let queued = Arc::new(QueuedBytes::new(ctx.config().session_outbound_bytes));
+    let queued = QueuedBytes::new(ctx.config().session_outbound_bytes);
+    let queued = Arc::new(queued.counted(Arc::clone(ctx.metrics())));
     let kill = ctx.stop_token().child_token();
     let handle = SessionHandle::new(
         id,

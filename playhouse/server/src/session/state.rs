@@ -64,6 +64,8 @@ pub(super) struct Session {
     pub(super) connected: bool,
     /// Set when this connection asks to resume another session.
     pub(super) handover: Option<Handover>,
+    /// When the session began here (for `playhouse_session_duration_seconds`).
+    pub(super) opened: Instant,
 }
 
 impl Session {

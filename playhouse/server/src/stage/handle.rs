@@ -28,6 +28,8 @@ pub(super) enum StageMsg {
         session: SessionId,
         seq: u16,
         packet: Packet,
+        /// When it entered the mailbox (for `playhouse_stage_mailbox_wait_seconds`).
+        queued: tokio::time::Instant,
     },
     /// A joined client's connection ended.
     Disconnected { actor: u64, session: SessionId },
@@ -85,6 +87,9 @@ pub(crate) struct StageHandle {
     stage_id: i64,
     stage_type: Arc<str>,
     tx: mpsc::Sender<StageMsg>,
+    /// When the stage was registered here (the admin page shows its age).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    created: tokio::time::Instant,
 }
 
 impl StageHandle {
@@ -93,7 +98,14 @@ impl StageHandle {
             stage_id,
             stage_type,
             tx,
+            created: tokio::time::Instant::now(),
         }
+    }
+
+    /// When the stage was registered here.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn created(&self) -> tokio::time::Instant {
+        self.created
     }
 
     /// The stage's id.
@@ -142,6 +154,7 @@ impl StageHandle {
             session,
             seq,
             packet,
+            queued: tokio::time::Instant::now(),
         });
         Ok(())
     }
@@ -163,6 +176,7 @@ impl StageHandle {
                     session,
                     seq,
                     packet,
+                    queued: tokio::time::Instant::now(),
                 });
                 Ok(())
             }
@@ -222,7 +236,7 @@ impl StageHandle {
     }
 
     /// Messages waiting in the mailbox right now.
-    pub(super) fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
 

@@ -167,14 +167,18 @@ impl Session {
             .resume
             .as_ref()
             .map_or_else(Default::default, |r| r.config.window);
-        let deadline = Instant::now() + window;
+        let parked = Instant::now();
+        let deadline = parked + window;
         let stop = self.ctx.stop_token().clone();
         loop {
             tokio::select! {
                 biased;
                 _ = self.kill.cancelled() => return Err(End::ClosedByServer),
                 _ = stop.cancelled() => return Err(End::ServerStopping),
-                Some(attach) = next_attach(&mut self.resume) => return self.install(attach).await,
+                Some(attach) = next_attach(&mut self.resume) => {
+                    self.ctx.metrics().resume_gap(parked.elapsed());
+                    return self.install(attach).await;
+                }
                 Some(outbound) = self.rx.recv() => match outbound {
                     Outbound::Frame(frame) => {
                         self.queued.release(&frame);

@@ -148,6 +148,7 @@ fn refuse_queued(
                 session,
                 seq,
                 packet,
+                ..
             } => match (gone.get(&session), mesh.get(), &moved_to) {
                 // A relayed player's message that came in during the move: after the stage.
                 (Some(handle), Some(mesh), Some(target)) if handle.home().is_some() => {

@@ -2,6 +2,8 @@
 //! another server, a join, a dropped connection.
 
 use playhouse_protocol::{MsgId, Packet};
+use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::StageRunner;
 use crate::session::handle::SessionId;
@@ -27,7 +29,8 @@ impl<S: Stage> StageRunner<S> {
                 session,
                 seq,
                 packet,
-            } => self.dispatch(actor, session, seq, packet).await,
+                queued,
+            } => self.dispatch(actor, session, seq, packet, queued).await,
             StageMsg::Disconnected { actor, session } => self.disconnected(actor, session).await,
             StageMsg::Server { packet } => {
                 let playhouse_mesh::RoutePacket {
@@ -35,13 +38,21 @@ impl<S: Stage> StageRunner<S> {
                     payload,
                 } = packet;
                 let request = Packet::new(MsgId::from(header.msg_id()), payload);
+                let trace = header.trace();
                 // The header moves into the reply target: no copy per message.
                 self.ctx.server_reply = self
                     .env
                     .mesh
                     .get()
                     .map(|mesh| ReplyTarget::mesh(mesh.clone(), header));
-                self.stage.on_dispatch_server(&mut self.ctx, request).await;
+                match trace {
+                    Some(trace) => {
+                        let span = tracing::info_span!("mesh", trace_id = %trace.trace_id());
+                        let handled = self.stage.on_dispatch_server(&mut self.ctx, request);
+                        trace.scope(handled).instrument(span).await;
+                    }
+                    None => self.stage.on_dispatch_server(&mut self.ctx, request).await,
+                }
                 self.ctx.server_reply = None;
             }
             StageMsg::Close { farewell } => self.begin_close(farewell),
@@ -49,7 +60,14 @@ impl<S: Stage> StageRunner<S> {
         }
     }
 
-    async fn dispatch(&mut self, actor: u64, session: SessionId, seq: u16, packet: Packet) {
+    async fn dispatch(
+        &mut self,
+        actor: u64,
+        session: SessionId,
+        seq: u16,
+        packet: Packet,
+        queued: Instant,
+    ) {
         let Some(cell) = self.actors.get_mut(&actor) else {
             return;
         };
@@ -57,7 +75,19 @@ impl<S: Stage> StageRunner<S> {
             return; // from a connection the actor has since replaced
         }
         cell.link.begin(packet.msg_id.clone(), seq);
-        self.stage.on_dispatch(&mut self.ctx, cell, packet).await;
+        let timed = self.env.metrics.collects();
+        let started = timed.then(Instant::now);
+        // Debug level: no cost per message unless asked for (RUST_LOG=playhouse=debug).
+        let span = tracing::debug_span!("actor", account = %cell.link.account_id());
+        self.stage
+            .on_dispatch(&mut self.ctx, cell, packet)
+            .instrument(span)
+            .await;
+        if let Some(started) = started {
+            self.env
+                .metrics
+                .handled(started - queued, started.elapsed());
+        }
         cell.link.end();
         self.leave_if_asked(actor).await;
     }

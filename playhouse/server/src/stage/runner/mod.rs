@@ -132,7 +132,12 @@ impl<S: Stage> StageRunner<S> {
     }
 
     async fn run_from(mut self, start: Start) {
-        let span = tracing::info_span!("stage", id = self.stage_id, kind = %self.stage_type);
+        let span = tracing::info_span!(
+            "stage",
+            server = self.env.control.server_id(),
+            id = self.stage_id,
+            kind = %self.stage_type
+        );
         async move {
             let driven = async {
                 match start {

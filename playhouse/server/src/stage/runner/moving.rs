@@ -261,6 +261,7 @@ impl<S: Stage> StageRunner<S> {
                         session,
                         seq,
                         packet,
+                        queued: tokio::time::Instant::now(),
                     })
                     .await;
                 }
@@ -285,6 +286,7 @@ fn held_of<A>(msg: &StageMsg, actors: &BTreeMap<u64, ActorCell<A>>) -> Option<He
             session,
             seq,
             packet,
+            ..
         } => {
             // Only from the connection the actor has now.
             let current = actors.get(actor)?.link.session()?.id;

@@ -68,14 +68,23 @@ impl<S: Stage> StageRunner<S> {
                 total: game.total,
                 tick: game.ticks,
             };
+            let step = tick.delta;
+            let started = Instant::now();
             callback(&mut self.stage, &mut self.ctx, tick);
+            let took = started.elapsed();
+            self.env.metrics.tick(took);
+            if took > step {
+                self.env.metrics.tick_overrun();
+            }
             if self.ctx.closing {
                 return;
             }
         }
+        let metrics = std::sync::Arc::clone(&self.env.metrics);
         if let Some(game) = self.current_game_loop(generation) {
             if game.accumulated >= game.step {
                 game.accumulated = Duration::ZERO;
+                metrics.tick_overrun();
             }
             game.callback = Some(callback);
             game.next = now + (game.step - game.accumulated);

@@ -1,0 +1,127 @@
+//! Trace ids across the mesh: a W3C `traceparent`-shaped context
+//! (`00-<32 hex trace id>-<16 hex span id>-01`) carried in the route header's `traceparent`
+//! field, so the log lines of every server one call crosses can be joined on `trace_id`.
+//!
+//! A message sent while a trace is current (a handler or stage handling a traced message;
+//! see [`TraceContext::scope`]) continues it with a new span id; any other message starts a
+//! trace. Replies and liveness messages carry none. Receivers log the trace id on their
+//! handling spans. Old servers ignore the field (protobuf), and a message without it is
+//! simply untraced.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::BuildHasher;
+
+tokio::task_local! {
+    static CURRENT: TraceContext;
+}
+
+/// One hop of a trace: the trace it belongs to and this hop's span.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    trace_id: u128,
+    span_id: u64,
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.traceparent())
+    }
+}
+
+/// 64 bits that differ from call to call (std's per-instance random hash keys; no syscall).
+fn random_u64() -> u64 {
+    let bits = RandomState::new().hash_one(std::time::SystemTime::now());
+    bits.max(1)
+}
+
+impl TraceContext {
+    /// A new trace.
+    pub fn new_root() -> TraceContext {
+        let trace_id = (u128::from(random_u64()) << 64) | u128::from(random_u64());
+        TraceContext {
+            trace_id,
+            span_id: random_u64(),
+        }
+    }
+
+    /// The next hop of this trace: same trace id, a new span id.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id,
+            span_id: random_u64(),
+        }
+    }
+
+    /// The trace current on this task ([`TraceContext::scope`]), if any.
+    pub fn current() -> Option<TraceContext> {
+        CURRENT.try_with(|t| *t).ok()
+    }
+
+    /// What a message sent now carries: the current trace's next hop, or a new trace.
+    pub fn for_send() -> TraceContext {
+        TraceContext::current().map_or_else(TraceContext::new_root, |t| t.child())
+    }
+
+    /// Runs `future` with this trace current (messages it sends continue the trace).
+    pub async fn scope<F: Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
+    }
+
+    /// Parses a `traceparent` (version 00; an all-zero id is invalid).
+    pub fn parse(traceparent: &str) -> Option<TraceContext> {
+        let mut parts = traceparent.split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let sizes = (version.len(), trace.len(), span.len(), flags.len());
+        if version != "00" || sizes != (2, 32, 16, 2) || parts.next().is_some() {
+            return None;
+        }
+        u8::from_str_radix(flags, 16).ok()?;
+        let trace_id = u128::from_str_radix(trace, 16).ok()?;
+        let span_id = u64::from_str_radix(span, 16).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(TraceContext { trace_id, span_id })
+    }
+
+    /// The `traceparent` form (sampled flag set).
+    pub fn traceparent(&self) -> String {
+        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+    }
+
+    /// The trace id, 32 hex digits (what log lines carry as `trace_id`).
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_round_trip_and_children_keep_the_trace() {
+        let root = TraceContext::new_root();
+        let text = root.traceparent();
+        assert_eq!(text.len(), 55);
+        assert_eq!(TraceContext::parse(&text), Some(root));
+        let child = root.child();
+        assert_eq!(child.trace_id(), root.trace_id());
+        assert_ne!(child.traceparent(), root.traceparent());
+        assert_ne!(TraceContext::new_root().trace_id(), root.trace_id());
+        for bad in ["", "01-", &text[..54], &text.replace("00-", "01-")] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+        let zero = format!("00-{}-{}-01", "0".repeat(32), "1".repeat(16));
+        assert_eq!(TraceContext::parse(&zero), None);
+    }
+
+    #[tokio::test]
+    async fn a_scope_makes_a_trace_current() {
+        assert_eq!(TraceContext::current(), None);
+        let root = TraceContext::new_root();
+        let seen = root.scope(async { TraceContext::for_send() }).await;
+        assert_eq!(seen.trace_id(), root.trace_id());
+        assert_ne!(TraceContext::for_send().trace_id(), root.trace_id());
+    }
+}
