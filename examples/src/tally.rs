@@ -10,7 +10,9 @@
 //! | one-way `Bump` | push `Bumped` to that player |
 //!
 //! Both answers carry `"<room tally> <player tally>"` (decimal, one space), so a client can
-//! check that nothing was lost or applied twice, across a move too. Another server's mesh
+//! check that nothing was lost or applied twice, across a move too. A message with a payload
+//! (a tag, e.g. the client's sequence number) gets it back after one more space, so that each
+//! answer names the message it answers. Another server's mesh
 //! request `Tally` is answered with the room's tally (unchanged); anything else gets `Pong`.
 
 use bytes::Bytes;
@@ -32,9 +34,14 @@ pub struct TallyPlayer {
     tally: u64,
 }
 
-/// `"<room> <player>"`, what both answers carry.
-fn tallies(room: u64, player: u64) -> String {
-    format!("{room} {player}")
+/// `"<room> <player>"`, what both answers carry, then `" <tag>"` when the message had a
+/// payload.
+fn tallies(room: u64, player: u64, tag: &[u8]) -> String {
+    if tag.is_empty() {
+        format!("{room} {player}")
+    } else {
+        format!("{room} {player} {}", String::from_utf8_lossy(tag))
+    }
 }
 
 /// Reads a tally saved by [`TallyRoom`] or [`TallyPlayer`].
@@ -58,11 +65,11 @@ impl Stage for TallyRoom {
         &mut self,
         _: &mut StageContext<Self>,
         actor: &mut ActorCell<TallyPlayer>,
-        _: Packet,
+        packet: Packet,
     ) {
         self.tally += 1;
         actor.actor.tally += 1;
-        let text = tallies(self.tally, actor.actor.tally);
+        let text = tallies(self.tally, actor.actor.tally, &packet.payload);
         if actor.link.is_request() {
             actor.link.reply(Packet::new("Tally", text));
         } else {

@@ -1,6 +1,9 @@
 //! An API server process with an HTTP front door: `POST /api/stages` and
 //! `POST /api/stages/get-or-create` with JSON `{"stage_type": "...", "stage_id": N}` create
-//! stages on the Play server named by `PLAYHOUSE_PLAY_ID`.
+//! stages on the Play server named by `PLAYHOUSE_PLAY_ID` (or by `"play_id"` in the body).
+//! `POST /api/stages/request` with `{"stage_id": N, "msg_id": "..."}` (and optionally
+//! `"play_id"`) sends a mesh request to that stage (`Stage::on_dispatch_server`) and answers
+//! `{"msg_id": ..., "payload": ...}` (the reply's payload as UTF-8).
 
 use axum::Json;
 use axum::extract::State;
@@ -21,6 +24,22 @@ struct App {
 struct StageRequest {
     stage_type: String,
     stage_id: i64,
+    /// The Play server to create it on; `PLAYHOUSE_PLAY_ID` when absent.
+    play_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MeshRequest {
+    stage_id: i64,
+    msg_id: String,
+    /// The Play server that has the stage; `PLAYHOUSE_PLAY_ID` when absent.
+    play_id: Option<String>,
+}
+
+impl App {
+    fn play_id<'a>(&'a self, named: &'a Option<String>) -> &'a str {
+        named.as_deref().unwrap_or(&self.play_id)
+    }
 }
 
 /// Mesh errors become 502 with the PlayHouse error code in the body.
@@ -36,7 +55,12 @@ async fn create(
     let packet = Packet::empty("HttpCreate");
     match app
         .sender
-        .create_stage(&app.play_id, &request.stage_type, request.stage_id, packet)
+        .create_stage(
+            app.play_id(&request.play_id),
+            &request.stage_type,
+            request.stage_id,
+            packet,
+        )
         .await
     {
         Ok(created) => (
@@ -54,12 +78,38 @@ async fn get_or_create(
     let packet = Packet::empty("HttpCreate");
     let result = app
         .sender
-        .get_or_create_stage(&app.play_id, &request.stage_type, request.stage_id, packet)
+        .get_or_create_stage(
+            app.play_id(&request.play_id),
+            &request.stage_type,
+            request.stage_id,
+            packet,
+        )
         .await;
     match result {
         Ok(r) => (
             StatusCode::OK,
             Json(json!({"stage_id": r.stage_id, "created": r.is_created})),
+        ),
+        Err(error) => failure(&error),
+    }
+}
+
+async fn stage_request(
+    State(app): State<App>,
+    Json(request): Json<MeshRequest>,
+) -> (StatusCode, Json<Value>) {
+    let packet = Packet::empty(request.msg_id.as_str());
+    let result = app
+        .sender
+        .request_to_stage(app.play_id(&request.play_id), request.stage_id, packet)
+        .await;
+    match result {
+        Ok(reply) => (
+            StatusCode::OK,
+            Json(json!({
+                "msg_id": reply.msg_id.to_string(),
+                "payload": String::from_utf8_lossy(&reply.payload),
+            })),
         ),
         Err(error) => failure(&error),
     }
@@ -80,6 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = axum::Router::new()
         .route("/api/stages", post(create))
         .route("/api/stages/get-or-create", post(get_or_create))
+        .route("/api/stages/request", post(stage_request))
         .with_state(app);
     let listener =
         tokio::net::TcpListener::bind(env_or("PLAYHOUSE_HTTP_BIND", "127.0.0.1:0")).await?;

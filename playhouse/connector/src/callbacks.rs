@@ -28,7 +28,8 @@ type SessionHandler = dyn FnMut(SessionEvent) + Send;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// The connection dropped; the connector is dialing again. Requests stay pending and
+    /// The connection dropped; the connector is dialing again. Requests stay pending (each
+    /// still fails with `RequestTimeout` at its timeout; the server may yet run it) and
     /// pushes are not lost, unless the session is lost.
     Reconnecting,
     /// A new connection took the session over: what the server sent meanwhile follows, once

@@ -1,10 +1,12 @@
 //! What the API asks the connection task to do, and where each request's outcome goes.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use playhouse_protocol::Packet;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::callbacks::{Callbacks, Event, ReplyCallback};
 use crate::error::ConnectorError;
@@ -18,11 +20,21 @@ pub(crate) enum Command {
     Request(Request),
 }
 
+/// `timeout` from now, saturating instead of overflowing.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
+
 /// A request on its way to the task.
 #[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) packet: Packet,
-    pub(crate) timeout: Duration,
+    /// When it times out: its timeout from the call, however long it waits for the task.
+    pub(crate) deadline: Instant,
+    /// Set by the task when it takes the request (after that, the task times it out).
+    pub(crate) taken: Option<Arc<AtomicBool>>,
     /// A successful reply marks the connection authenticated.
     pub(crate) authenticate: bool,
     pub(crate) responder: Responder,

@@ -7,7 +7,6 @@ use playhouse_protocol::{ClientFrame, Encoder, Packet};
 use tokio::time::Instant;
 
 use super::command::{Command, Request, Responder, complete};
-use super::event_loop::deadline;
 use super::task::{InFlight, Task};
 use crate::error::ConnectorError;
 
@@ -60,18 +59,24 @@ impl Task {
     pub(super) fn start_request(&mut self, request: Request) {
         let Request {
             packet,
-            timeout,
+            deadline,
+            taken,
             authenticate,
             responder,
         } = request;
+        if let Some(taken) = taken {
+            taken.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        if deadline <= Instant::now() {
+            // It waited out its timeout before the task could take it (a reconnect).
+            self.complete(responder, Err(ConnectorError::RequestTimeout));
+            return;
+        }
         let in_flight = InFlight {
             authenticate,
             responder,
         };
-        let seq = match self
-            .pending
-            .insert(in_flight, deadline(Instant::now(), timeout))
-        {
+        let seq = match self.pending.insert(in_flight, deadline) {
             Ok(seq) => seq,
             Err(in_flight) => {
                 let error =

@@ -55,10 +55,17 @@ impl Task {
                     .await
                     .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
             };
-            let outcome = tokio::select! {
-                biased;
-                _ = &mut *close => return Err(End::Client),
-                outcome = tokio::time::timeout_at(give_up, attempt) => outcome,
+            let outcome = self
+                .expiring(async {
+                    tokio::select! {
+                        biased;
+                        _ = &mut *close => None,
+                        outcome = tokio::time::timeout_at(give_up, attempt) => Some(outcome),
+                    }
+                })
+                .await;
+            let Some(outcome) = outcome else {
+                return Err(End::Client);
             };
             match outcome {
                 Err(_) => {
@@ -112,11 +119,35 @@ impl Task {
                     let delay = backoff.next_delay();
                     tracing::debug!(%error, ?delay, "resume attempt failed");
                     let wake = (Instant::now() + delay).min(give_up);
-                    tokio::select! {
-                        biased;
-                        _ = &mut *close => return Err(End::Client),
-                        _ = sleep_until(wake) => {}
+                    let closed = self
+                        .expiring(async {
+                            tokio::select! {
+                                biased;
+                                _ = &mut *close => true,
+                                () = sleep_until(wake) => false,
+                            }
+                        })
+                        .await;
+                    if closed {
+                        return Err(End::Client);
                     }
+                }
+            }
+        }
+    }
+
+    /// Waits for `work`, failing the requests whose timeout passes meanwhile: a request's
+    /// timeout holds while its session reconnects, as it does on a live connection. (The
+    /// server may still run it once the session resumes; its late reply is discarded.)
+    async fn expiring<F: Future>(&mut self, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            let next = self.pending.next_deadline();
+            tokio::select! {
+                biased;
+                output = &mut work => return output,
+                () = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                    self.expire(Instant::now());
                 }
             }
         }

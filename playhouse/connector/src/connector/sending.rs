@@ -2,7 +2,7 @@
 //! of send, request and authenticate.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use playhouse_protocol::{ClientFrame, MAX_MSG_ID_LEN, Packet};
@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{Connector, lock};
 use crate::callbacks::{Event, ReplyCallback};
-use crate::connection::command::{Command, Request, Responder, complete};
+use crate::connection::command::{Command, Request, Responder, complete, deadline_after};
 use crate::connection::handle::ConnectionHandle;
 use crate::error::ConnectorError;
 
@@ -112,23 +112,44 @@ impl Connector {
         timeout: Duration,
         authenticate: bool,
     ) -> Result<Packet, ConnectorError> {
+        // The timeout runs from this call. A request made while a resumable session
+        // reconnects waits in the command queue until the connection task is back: if its
+        // deadline passes before the task took it, it fails here (the task drops it unsent);
+        // once taken, the task times it out at the same deadline.
+        let deadline = deadline_after(timeout);
         let connection = self.admit(&packet, authenticate)?;
         let authenticate = authenticate || self.is_authenticate_id(&packet);
-        let (sender, reply) = oneshot::channel();
+        let (sender, mut reply) = oneshot::channel();
+        let taken = Arc::new(AtomicBool::new(false));
         let request = Request {
             packet,
-            timeout,
+            deadline,
+            taken: Some(Arc::clone(&taken)),
             authenticate,
             responder: Responder::Future(sender),
         };
-        // Waiting for room here is the backpressure an async caller expects.
-        connection
-            .commands
-            .send(Command::Request(request))
-            .await
-            .map_err(|_| ConnectorError::Disconnected)?;
-        drop(connection);
-        reply.await.unwrap_or(Err(ConnectorError::Disconnected))
+        let queued = async move {
+            // Waiting for room here is the backpressure an async caller expects.
+            connection
+                .commands
+                .send(Command::Request(request))
+                .await
+                .map_err(|_| ConnectorError::Disconnected)
+        };
+        match tokio::time::timeout_at(deadline, queued).await {
+            Ok(sent) => sent?,
+            Err(_) => return Err(ConnectorError::RequestTimeout),
+        }
+        tokio::select! {
+            biased;
+            result = &mut reply => return result.unwrap_or(Err(ConnectorError::Disconnected)),
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        if taken.load(Ordering::SeqCst) {
+            reply.await.unwrap_or(Err(ConnectorError::Disconnected))
+        } else {
+            Err(ConnectorError::RequestTimeout)
+        }
     }
 
     fn is_authenticate_id(&self, packet: &Packet) -> bool {
@@ -159,7 +180,8 @@ impl Connector {
         let authenticate = authenticate || self.is_authenticate_id(&packet);
         let request = Request {
             packet,
-            timeout,
+            deadline: deadline_after(timeout),
+            taken: None,
             authenticate,
             responder,
         };

@@ -1,0 +1,342 @@
+//! The workload, run inside the client's namespace by `cluster-driver`: Connector players in
+//! `TallyRoom`s (resumable and not) sending one-way `Bump`s and `Add` requests tagged with
+//! their sequence numbers; get-or-create races through the API server's HTTP; mesh requests
+//! from the API server to the rooms. Every operation and its outcome goes to the history.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use playhouse_connector::{Connector, ConnectorConfig, Packet, SessionEvent};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::history::{Record, Writer, now_ms};
+
+/// The Connector's request timeout: no request may take longer (plus [`SLACK`]).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an HTTP call may take: the mesh's request timeout (10 s) plus a margin.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Scheduling slack allowed on top of a timeout.
+pub const SLACK: Duration = Duration::from_secs(2);
+/// How often each player plays a round (one `Bump`, one `Add`).
+const ROUND: Duration = Duration::from_millis(100);
+
+/// Where the servers are, and for how long to play.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The API server's HTTP address.
+    pub api: String,
+    /// `(server id, client TCP address)` of each Play server.
+    pub plays: Vec<(String, String)>,
+    /// Rooms per Play server.
+    pub rooms: i64,
+    /// How long to play.
+    pub duration: Duration,
+}
+
+/// One HTTP/1.1 POST with a JSON body; the status and the parsed body, or why there was no
+/// answer.
+pub async fn post(addr: &str, path: &str, body: &Value) -> Result<(u16, Value), String> {
+    let call = async {
+        let body = body.to_string();
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let status = response
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad response {response:?}"))?;
+        let json = response.split("\r\n\r\n").nth(1).unwrap_or("null");
+        Ok((status, serde_json::from_str(json).unwrap_or(Value::Null)))
+    };
+    match tokio::time::timeout(HTTP_TIMEOUT + SLACK, call).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer".to_owned()),
+    }
+}
+
+/// One HTTP operation against the API server, recorded.
+async fn http_op(history: &Writer, api: &str, op: &str, play: &str, stage: i64) -> Option<Value> {
+    let (path, body) = if op == "request" {
+        let body = json!({"play_id": play, "stage_id": stage, "msg_id": "Tally"});
+        ("/api/stages/request", body)
+    } else {
+        let body = json!({"play_id": play, "stage_id": stage, "stage_type": "TallyRoom"});
+        ("/api/stages/get-or-create", body)
+    };
+    let sent = now_ms();
+    let result = post(api, path, &body).await;
+    let done = now_ms();
+    let (status, body, error) = match result {
+        Ok((status, body)) => (status, body, None),
+        Err(error) => (0, Value::Null, Some(error)),
+    };
+    history.write(&Record::Http {
+        op: op.to_owned(),
+        play: play.to_owned(),
+        stage,
+        sent,
+        done,
+        status,
+        created: body["created"].as_bool(),
+        code: body["error_code"].as_u64().map(|c| c as u16),
+        error,
+    });
+    (status == 200).then_some(body)
+}
+
+/// `"<room> <player> <tag>"` of a `TallyRoom` answer: the player tally and the tag.
+fn answer(packet: &Packet) -> Option<(u64, u64)> {
+    let text = String::from_utf8_lossy(&packet.payload);
+    let mut parts = text.split(' ').skip(1);
+    let player = parts.next()?.parse().ok()?;
+    let tag = parts.next()?.parse().ok()?;
+    Some((player, tag))
+}
+
+/// One player: logs in, plays rounds until its connection (or session) ends, logs in again.
+struct Player {
+    name: String,
+    resumable: bool,
+    play: String,
+    tcp: String,
+    stage: i64,
+}
+
+impl Player {
+    fn config(&self) -> ConnectorConfig {
+        ConnectorConfig::default()
+            .resume(self.resumable)
+            .use_main_thread_callbacks(false)
+            .request_timeout(REQUEST_TIMEOUT)
+            .heartbeat_interval(Duration::from_secs(1))
+            .heartbeat_timeout(Duration::from_secs(4))
+            .connect_timeout(Duration::from_secs(3))
+    }
+
+    /// A connected, authenticated connector for epoch `epoch`, and the flag its end sets.
+    async fn log_in(
+        &self,
+        history: &Arc<Writer>,
+        api: &str,
+        epoch: u64,
+    ) -> Option<(Connector, Arc<AtomicBool>)> {
+        http_op(history, api, "get_or_create", &self.play, self.stage).await?;
+        let connector = Connector::new(self.config());
+        let ended = Arc::new(AtomicBool::new(false));
+        connector.on_receive({
+            let (history, player) = (Arc::clone(history), self.name.clone());
+            move |_, _, packet| {
+                if let ("Bumped", Some((ptally, seq))) = (&*packet.msg_id, answer(&packet)) {
+                    let (player, t) = (player.clone(), now_ms());
+                    history.write(&Record::Push {
+                        player,
+                        epoch,
+                        seq,
+                        ptally,
+                        t,
+                    });
+                }
+            }
+        });
+        let name = self.name.clone();
+        let session = move |event: &str| Record::Session {
+            player: name.clone(),
+            epoch,
+            event: event.to_owned(),
+            t: now_ms(),
+        };
+        connector.on_session({
+            let (history, ended, session) =
+                (Arc::clone(history), Arc::clone(&ended), session.clone());
+            move |event| {
+                let name = match event {
+                    SessionEvent::Reconnecting => "reconnecting",
+                    SessionEvent::Resumed => "resumed",
+                    SessionEvent::Lost => {
+                        ended.store(true, Ordering::SeqCst);
+                        "lost"
+                    }
+                    SessionEvent::Moved => "moved",
+                    _ => "other",
+                };
+                history.write(&session(name));
+            }
+        });
+        connector.on_disconnect({
+            let (history, ended, resumable) =
+                (Arc::clone(history), Arc::clone(&ended), self.resumable);
+            move || {
+                if !resumable {
+                    ended.store(true, Ordering::SeqCst);
+                }
+                history.write(&session("disconnect"));
+            }
+        });
+        let (host, port) = self.tcp.rsplit_once(':')?;
+        let port = port.parse().ok()?;
+        connector
+            .connect(host, port, self.stage, "TallyRoom")
+            .await
+            .ok()?;
+        let auth = Packet::new("AuthenticateRequest", self.name.clone());
+        let logged = tokio::time::timeout(REQUEST_TIMEOUT, connector.authenticate(auth)).await;
+        if !matches!(logged, Ok(Ok(_))) {
+            connector.disconnect().await;
+            return None;
+        }
+        history.write(&Record::Login {
+            player: self.name.clone(),
+            epoch,
+            resumable: self.resumable,
+            play: self.play.clone(),
+            stage: self.stage,
+            t: now_ms(),
+        });
+        Some((connector, ended))
+    }
+
+    async fn run(self, history: Arc<Writer>, api: String, until: Instant) {
+        let mut epoch = 0;
+        while Instant::now() < until {
+            epoch += 1;
+            let Some((connector, ended)) = self.log_in(&history, &api, epoch).await else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            };
+            let mut seq = 0;
+            let mut tick = tokio::time::interval(ROUND);
+            while Instant::now() < until && !ended.load(Ordering::SeqCst) {
+                tick.tick().await;
+                seq += 1;
+                let sent = now_ms();
+                let code = connector
+                    .send(Packet::new("Bump", seq.to_string()))
+                    .err()
+                    .map(|e| e.code().0);
+                let (player, bump_seq) = (self.name.clone(), seq);
+                history.write(&Record::Bump {
+                    player,
+                    epoch,
+                    seq: bump_seq,
+                    sent,
+                    code,
+                });
+                seq += 1;
+                let sent = now_ms();
+                let reply = connector.request(Packet::new("Add", seq.to_string())).await;
+                let done = now_ms();
+                let (ptally, code) = match &reply {
+                    Ok(packet) => (answer(packet).map(|a| a.0), None),
+                    Err(error) => (None, Some(error.code().0)),
+                };
+                history.write(&Record::Add {
+                    player: self.name.clone(),
+                    epoch,
+                    seq,
+                    sent,
+                    done,
+                    ptally,
+                    code,
+                });
+            }
+            // The last pushes are on their way: wait for them before closing.
+            if !ended.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            history.write(&Record::Session {
+                player: self.name.clone(),
+                epoch,
+                event: "closing".to_owned(),
+                t: now_ms(),
+            });
+            connector.disconnect().await;
+        }
+    }
+}
+
+/// Plays `workload`, writing to `history`; returns when its duration is over.
+pub async fn run(workload: Workload, history: Arc<Writer>) {
+    let until = Instant::now() + workload.duration;
+    let mut tasks = Vec::new();
+    for (p, (play, tcp)) in workload.plays.iter().enumerate() {
+        for r in 1..=workload.rooms {
+            let stage = (p as i64) * 100 + r;
+            for resumable in [true, false] {
+                let kind = if resumable { 'r' } else { 'n' };
+                let player = Player {
+                    name: format!("p{stage}{kind}"),
+                    resumable,
+                    play: play.clone(),
+                    tcp: tcp.clone(),
+                    stage,
+                };
+                tasks.push(tokio::spawn(player.run(
+                    Arc::clone(&history),
+                    workload.api.clone(),
+                    until,
+                )));
+            }
+        }
+        // API-to-stage mesh requests, one at a time per Play server.
+        let (history, api, play, rooms) = (
+            Arc::clone(&history),
+            workload.api.clone(),
+            play.clone(),
+            workload.rooms,
+        );
+        tasks.push(tokio::spawn(async move {
+            // The players create the rooms first.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let mut n = 0;
+            while Instant::now() < until {
+                n += 1;
+                let stage = (p as i64) * 100 + 1 + n % rooms;
+                http_op(&history, &api, "request", &play, stage).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }));
+    }
+    // Get-or-create races: three calls at once for a fresh id, every few seconds.
+    let (history_races, api, plays) = (
+        Arc::clone(&history),
+        workload.api.clone(),
+        workload.plays.clone(),
+    );
+    tasks.push(tokio::spawn(async move {
+        let mut id = 10_000;
+        while Instant::now() < until {
+            id += 1;
+            let play = plays[(id as usize) % plays.len()].0.clone();
+            let racers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (history, api, play) =
+                        (Arc::clone(&history_races), api.clone(), play.clone());
+                    tokio::spawn(async move { http_op(&history, &api, "race", &play, id).await })
+                })
+                .collect();
+            for racer in racers {
+                let _ = racer.await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }));
+    for task in tasks {
+        let _ = task.await;
+    }
+}

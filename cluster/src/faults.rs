@@ -1,0 +1,147 @@
+//! The faults, and their schedule from a seed.
+//!
+//! Network faults are `nft` rules in one namespace (see [`crate::net`]); process faults are
+//! signals to one node's pid. The kernel here has no `sch_netem` (`CONFIG_NET_SCH_NETEM` is
+//! not set), so latency, jitter, reordering and duplication are not among them; loss is
+//! `nft`'s `numgen random`.
+
+use std::time::Duration;
+
+use crate::rng::Rng;
+
+/// One kind of fault; each hits one Play server (or Redis, or the client's connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Client and Play server cannot reach each other, both ways.
+    Partition,
+    /// What the client sends to the Play server is dropped; the other way works.
+    OneWay,
+    /// What the Play server sends to the client is dropped (replies and pushes); the other
+    /// way works, so the server goes on handling what the client sends.
+    OneWayBack,
+    /// The Play server is cut from the rest of the mesh (API server, other Play server),
+    /// both ways; clients still reach it.
+    MeshPartition,
+    /// What the Play server sends to the API server is dropped (pongs and replies), not what
+    /// it receives.
+    MeshOneWay,
+    /// 20% of the Play server's packets are dropped, both ways.
+    Loss,
+    /// The Play server is frozen (SIGSTOP), then thawed (SIGCONT).
+    Stop,
+    /// The Play server is killed (SIGKILL) and started again at the heal.
+    Kill,
+    /// Redis is killed and started again, empty, at the heal.
+    RedisWipe,
+    /// The client's TCP connections to the Play server are destroyed (`ss -K`).
+    Cut,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 10] = [
+        Kind::Partition,
+        Kind::OneWay,
+        Kind::OneWayBack,
+        Kind::MeshPartition,
+        Kind::MeshOneWay,
+        Kind::Loss,
+        Kind::Stop,
+        Kind::Kill,
+        Kind::RedisWipe,
+        Kind::Cut,
+    ];
+
+    /// Its name in the history and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Partition => "partition",
+            Kind::OneWay => "one-way",
+            Kind::OneWayBack => "one-way-back",
+            Kind::MeshPartition => "mesh-partition",
+            Kind::MeshOneWay => "mesh-one-way",
+            Kind::Loss => "loss",
+            Kind::Stop => "stop",
+            Kind::Kill => "kill",
+            Kind::RedisWipe => "redis-wipe",
+            Kind::Cut => "cut",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the target stops answering without closing anything: the mesh's liveness
+    /// must declare it down, which takes its heartbeat timeout, so these are held longer.
+    pub fn silent(self) -> bool {
+        matches!(
+            self,
+            Kind::Partition
+                | Kind::OneWayBack
+                | Kind::MeshPartition
+                | Kind::MeshOneWay
+                | Kind::Stop
+        )
+    }
+
+    /// How long it is held, from the seed.
+    fn hold(self, rng: &mut Rng) -> Duration {
+        let secs = match self {
+            Kind::Cut => 0,
+            _ if self.silent() => rng.range(7, 12),
+            _ => rng.range(3, 8),
+        };
+        Duration::from_secs(secs)
+    }
+}
+
+/// One fault of the schedule.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Its number.
+    pub id: u64,
+    /// What.
+    pub kind: Kind,
+    /// The Play server it hits (`play-1`, `play-2`); Redis for [`Kind::RedisWipe`].
+    pub target: String,
+    /// How long it is held before the heal.
+    pub hold: Duration,
+}
+
+/// The schedule of a run: the kinds in an order from the seed (each once per round), each
+/// followed by a quiet gap in which the cluster must recover.
+pub fn plan(seed: u64, kinds: &[Kind], budget: Duration, gap: Duration) -> Vec<Step> {
+    let mut rng = Rng::new(seed);
+    let mut steps = Vec::new();
+    let mut used = Duration::ZERO;
+    let mut id = 0;
+    'rounds: loop {
+        let mut round = kinds.to_vec();
+        rng.shuffle(&mut round);
+        for kind in round {
+            let hold = kind.hold(&mut rng);
+            if used + hold + gap > budget {
+                break 'rounds;
+            }
+            used += hold + gap;
+            id += 1;
+            let target = if kind == Kind::RedisWipe {
+                "redis".to_owned()
+            } else {
+                format!("play-{}", rng.range(1, 2))
+            };
+            steps.push(Step {
+                id,
+                kind,
+                target,
+                hold,
+            });
+        }
+        if kinds.is_empty() {
+            break;
+        }
+    }
+    steps
+}

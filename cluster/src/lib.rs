@@ -1,0 +1,16 @@
+//! The real cluster under real network faults (issue 30): `play-node`s, an `api-node`,
+//! Redis and a Connector workload, each in its own network namespace joined to a bridge
+//! ([`net`], [`cluster`]); faults on a schedule from a seed ([`faults`]); every operation
+//! recorded ([`history`], [`driver`]) and checked after the run ([`check`]).
+//!
+//! `cluster run --seed S --duration SECS` runs it (as root); see `docs/testing.md`.
+
+pub mod check;
+pub mod cluster;
+pub mod driver;
+pub mod faults;
+pub mod history;
+pub mod net;
+pub mod procs;
+pub mod rng;
+pub mod summary;
