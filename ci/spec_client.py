@@ -435,7 +435,22 @@ def run_checks(endpoints):
     cut("negative length", raw(struct.pack("<i", -1)))
     cut("zero length", raw(struct.pack("<i", 0)))
     cut("huge length", raw(struct.pack("<i", 0x7FFFFFFF)))
-    cut("msg id length 0", raw(struct.pack("<i", 12) + bytes(12)))
+    cut("a body shorter than 11 bytes", raw(struct.pack("<i", 10) + bytes(10)))
+
+    def empty_msg_id():
+        # An empty msg id is no protocol error: a request gets 11 InvalidMessage under the id
+        # "@Invalid@", a one-way message is dropped, and the connection stays.
+        client = Client(endpoints["tcp"], 424244)
+        client.sock.settimeout(20)
+        authenticate(client, "spec-empty-id")
+        client.sock.sendall(struct.pack("<i", 11) + bytes([0]) + struct.pack("<Hq", 0, 424244))
+        client.sock.sendall(struct.pack("<i", 11) + bytes([0]) + struct.pack("<Hq", 777, 424244))
+        msg_id, _, _, error, _ = client.reply(777)
+        assert (msg_id, error) == ("@Invalid@", 11), (msg_id, error)
+        seq = client.request("EchoRequest", encode("EchoRequest", content="after", sequence=2))
+        _, _, _, error, payload = client.reply(seq)
+        assert error == 0 and decode("EchoReply", payload)["content"] == "after", (error, payload)
+    checks.append(("an empty msg id gets InvalidMessage and the connection stays", empty_msg_id))
     cut("msg id past the body", raw(struct.pack("<i", 12) + bytes([200]) + b"x" * 11))
     cut("invalid UTF-8 msg id", raw(struct.pack("<i", 12) + bytes([1, 0xFF]) + bytes(10)))
     cut("garbage", raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
