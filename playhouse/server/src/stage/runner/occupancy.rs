@@ -92,9 +92,11 @@ impl<S: Stage> StageRunner<S> {
         self.disconnected.remove(&key);
         self.env.metrics.actors_left(1);
         self.note_occupancy();
-        cell.actor.on_destroy(&mut cell.link).await;
+        // The connection learns it left before anything `on_destroy` sends it: a client that
+        // logs in again as soon as it sees that must find its session detached already.
         if let Some(session) = cell.link.session() {
             session.push(Outbound::Detached(ErrorCode::NOT_AUTHENTICATED));
         }
+        cell.actor.on_destroy(&mut cell.link).await;
     }
 }
