@@ -5,8 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use playhouse_mesh::{Route, TraceContext};
 use playhouse_mesh::{Mesh, MeshError, RoutingPolicy, ServerType};
+use playhouse_mesh::{Route, TraceContext};
 use playhouse_protocol::Packet;
 
 /// Where a server's mesh node lives once it has joined (servers are built before joining).

@@ -248,7 +248,9 @@ async fn a_request_made_with_a_callback_in_a_block_or_spawned_continues_the_trac
         let trace_id = sent_trace_id(&lines, msg_id);
         let handler_line = lines
             .iter()
-            .find(|l| l.contains("the API handler runs") && l.contains(&format!("variant={variant}")))
+            .find(|l| {
+                l.contains("the API handler runs") && l.contains(&format!("variant={variant}"))
+            })
             .unwrap();
         if !handler_line.contains(&trace_id) {
             broken.push(format!("{msg_id}: trace {trace_id} not in {handler_line}"));
