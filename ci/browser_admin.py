@@ -3,9 +3,8 @@
 servers) is started, a test client (raw TCP, SPEC §4 frames) creates stage 4747 on play-1 and
 keeps echoing, and headless Chromium, driven over the DevTools protocol, opens the page and
 checks that it lists both Play servers and the stage (its one actor, its tick overruns), that
-its charts update each second, and
-that the stage's Close button closes it (gone from the page and from the server). It saves a
-screenshot (--screenshot PATH) of the page with the stage listed and the charts running.
+its charts update each second, and that the stage's Close button closes it (gone from the page
+and from the server). It saves a screenshot (--screenshot PATH) of the page with the stage listed and the charts running.
 
 Usage: browser_admin.py [--screenshot PATH] --spawn CMD...   (CMD is `verification --serve`)
 Needs `chromium` (ci/chromium.sh installs it). Prints TAP; exit 1 on failure.
