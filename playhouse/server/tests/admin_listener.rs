@@ -215,7 +215,11 @@ async fn the_page_state_counts_each_stages_actors_and_tick_overruns() {
     let loops = Arc::clone(&stopped);
     let server = PlayServer::builder()
         .server_id("play-1")
-        .stage("Loop", move |_| Overrunning(Arc::clone(&loops)), |_| EchoActor)
+        .stage(
+            "Loop",
+            move |_| Overrunning(Arc::clone(&loops)),
+            |_| EchoActor,
+        )
         .stage("Room", |_| EchoStage, |_| EchoActor)
         .default_stage_type("Loop")
         .build()
@@ -232,7 +236,10 @@ async fn the_page_state_counts_each_stages_actors_and_tick_overruns() {
 
     let (status, state) = http(admin, "GET", "/admin/state", None).await;
     assert_eq!(status, 200);
-    assert!(state.contains(r#"{"id":5,"type":"Loop","actors":2,"queued":0,"#), "{state}");
+    assert!(
+        state.contains(r#"{"id":5,"type":"Loop","actors":2,"queued":0,"#),
+        "{state}"
+    );
     assert!(state.contains(r#""tick_overruns":2}"#), "{state}");
 
     drop(clients);

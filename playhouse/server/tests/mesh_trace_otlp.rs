@@ -139,7 +139,12 @@ async fn cluster() -> (PlayServer, ApiServer) {
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
-    let value = span.attributes.iter().find(|a| a.key == key)?.value.as_ref()?;
+    let value = span
+        .attributes
+        .iter()
+        .find(|a| a.key == key)?
+        .value
+        .as_ref()?;
     match value.value.as_ref()? {
         Value::StringValue(text) => Some(text.clone()),
         _ => None,
@@ -159,10 +164,14 @@ async fn one_mesh_request_is_one_otlp_trace_across_the_api_and_play_servers() {
 
     // The caller's span on api-1: the request is made and awaited inside it.
     let call = tracing::info_span!("client call");
-    let reply = async { api.sender().request_to_stage("play-1", 9, Packet::empty("Ask")).await }
-        .instrument(call)
-        .await
-        .unwrap();
+    let reply = async {
+        api.sender()
+            .request_to_stage("play-1", 9, Packet::empty("Ask"))
+            .await
+    }
+    .instrument(call)
+    .await
+    .unwrap();
     assert_eq!(&*reply.msg_id, "Found");
 
     // The spans end as the handler and the stage finish; each flush posts what has ended.
@@ -191,13 +200,29 @@ async fn one_mesh_request_is_one_otlp_trace_across_the_api_and_play_servers() {
     let trace = hex(&call.trace_id);
     assert!(call.parent_span_id.is_empty(), "the call starts the trace");
     for (name, span) in [("stage", stage), ("lookup", lookup)] {
-        assert_eq!(hex(&span.trace_id), trace, "{name} span is in the call's trace");
+        assert_eq!(
+            hex(&span.trace_id),
+            trace,
+            "{name} span is in the call's trace"
+        );
     }
-    assert_eq!(stage.parent_span_id, call.span_id, "play-1's span: child of api-1's call");
-    assert_eq!(lookup.parent_span_id, stage.span_id, "api-1's handler: child of the stage's");
+    assert_eq!(
+        stage.parent_span_id, call.span_id,
+        "play-1's span: child of api-1's call"
+    );
+    assert_eq!(
+        lookup.parent_span_id, stage.span_id,
+        "api-1's handler: child of the stage's"
+    );
     // The log lines' trace id is the OTLP trace id.
-    assert_eq!(attribute(stage, "trace_id").as_deref(), Some(trace.as_str()));
-    assert_eq!(attribute(lookup, "trace_id").as_deref(), Some(trace.as_str()));
+    assert_eq!(
+        attribute(stage, "trace_id").as_deref(),
+        Some(trace.as_str())
+    );
+    assert_eq!(
+        attribute(lookup, "trace_id").as_deref(),
+        Some(trace.as_str())
+    );
 
     play.stop().await;
     api.stop().await;

@@ -87,7 +87,10 @@ impl<S: Stage> StageRunner<S> {
         let (post_tx, post_rx) = mpsc::channel(env.mailbox_capacity);
         // Registered before the task that builds this runner started (or not at all: a
         // stage refused before it lived has no page to show).
-        let stats = env.registry.stats(stage_id, incarnation).unwrap_or_default();
+        let stats = env
+            .registry
+            .stats(stage_id, incarnation)
+            .unwrap_or_default();
         let ctx = StageContext::new(
             stage_id,
             Arc::clone(&stage_type),
