@@ -43,9 +43,9 @@ use tracing::Instrument;
 use self::context::SessionContext;
 use self::end::End;
 use self::handle::{QueuedBytes, SessionHandle};
-use self::resume::registry::{BoxRead, BoxWrite};
+use self::resume::registry::BoxRead;
 use self::state::{Session, State};
-use self::write_codec::Writer;
+use self::write_codec::{BoxWrite, Writer};
 use crate::limits::{ConnectionPermit, TokenBucket};
 use playhouse_protocol::ServerCodec;
 

@@ -10,7 +10,10 @@ use bytes::BytesMut;
 use playhouse_protocol::{EncodeError, Encoder, ServerCodec, ServerFrame, SharedFrame};
 use tokio_util::codec::FramedWrite;
 
-use super::resume::registry::BoxWrite;
+use tokio::io::AsyncWrite;
+
+/// The write half of a connection, whatever its transport.
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A connection's write half, framed.
 pub(crate) type Writer = FramedWrite<BoxWrite, WriteCodec>;

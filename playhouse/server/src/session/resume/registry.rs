@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use playhouse_protocol::{Capabilities, ResumeToken, ServerCodec};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -18,8 +18,6 @@ use crate::limits::throttled;
 
 /// The read half of a connection, whatever its transport.
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-/// The write half of a connection, whatever its transport.
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A new connection handed to the session it resumes.
 pub(crate) struct Attach {
