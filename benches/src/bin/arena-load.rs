@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::Parser;
-use playhouse_benches::loadgen::{cpu_seconds, raise_fd_limit, rss_bytes};
 use playhouse_benches::move_bench::quantile;
+use playhouse_benches::process::{cpu_seconds, raise_fd_limit, rss_bytes};
 use playhouse_examples::arena::app::{ArenaConfig, start};
 use playhouse_examples::arena::bot::{join_room, play_measured};
 use serde_json::json;

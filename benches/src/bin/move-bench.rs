@@ -22,10 +22,10 @@ use std::time::Duration;
 use clap::Parser;
 use playhouse::MemoryDirectory;
 use playhouse_benches::bystander;
-use playhouse_benches::loadgen::{cpu_seconds, raise_fd_limit};
 use playhouse_benches::move_bench::{
     Link, Player, Recorder, play_server, players, summary, until_moved, until_sees,
 };
+use playhouse_benches::process::{cpu_seconds, raise_fd_limit};
 use serde_json::json;
 use tokio::time::Instant;
 

@@ -86,6 +86,10 @@ impl StandIn {
                     self.queued.release(&frame);
                     (What::Frame(frame_to_wire(&frame)), false)
                 }
+                Outbound::Shared(shared) => {
+                    self.queued.release(shared.frame());
+                    (What::Frame(frame_to_wire(shared.frame())), false)
+                }
                 Outbound::Detached(code) => (What::Detached(u32::from(code.0)), false),
                 Outbound::Close(code) => (What::Close(u32::from(code.0)), true),
                 Outbound::Relay(server) => (What::MovedTo(server.to_string()), true),
