@@ -15,6 +15,8 @@
 //!   (heartbeat timeout plus interval), not at the request timeout.
 //! - **recovery**: after each heal, every player and the mesh requests to each Play server
 //!   succeed again within the recovery bound.
+//! - the checks of a drain, and one stage per id from the Play servers' stage lists: see
+//!   [`crate::moves`].
 //!
 //! The summary has one row per fault (the time from its application to the next fault's),
 //! and one for the time before the first.
@@ -37,7 +39,8 @@ pub const LIVENESS_BOUND_MS: u64 = 7_500;
 /// Every player and every Play server's mesh requests succeed again within this after a
 /// heal (a killed Play server: [`RESTART_BOUND_MS`]).
 pub const RECOVERY_BOUND_MS: u64 = 10_000;
-/// Recovery bound after a killed Play server is started again (its clients log in again).
+/// Recovery bound after a killed or drained Play server is started again (its clients log
+/// in again; a drained one's rooms are started afresh there, see `rooms::REHOME`).
 pub const RESTART_BOUND_MS: u64 = 15_000;
 /// Request timeout plus slack (see `driver`).
 const ADD_BOUND_MS: u64 = 7_000;
@@ -81,8 +84,11 @@ pub struct Row {
     pub client_detect_ms: Option<u64>,
     /// Slowest recovery after the heal, in ms.
     pub recover_ms: Option<u64>,
+    /// A drain: the last resumable session to follow its room, in ms after the SIGTERM.
+    pub follow_ms: Option<u64>,
     /// Resumable sessions resumed (`resumed`), lost (`lost`), and plain connections dropped
-    /// (`disconnect`), by the time they happened.
+    /// (`disconnect`), by the time they happened; for a drain, sessions that followed their
+    /// room (`moved`) and plain connections closed with 25 StageDrained (`drained`).
     pub sessions: BTreeMap<&'static str, u64>,
     /// Violations counted.
     pub violations: u64,
@@ -115,11 +121,13 @@ struct Epoch {
 }
 
 impl Report {
-    fn segment(&self, t: u64) -> usize {
+    /// The row time `t` falls in.
+    pub(crate) fn segment(&self, t: u64) -> usize {
         self.rows.iter().rposition(|r| r.from <= t).unwrap_or(0)
     }
 
-    fn violate(&mut self, t: u64, check: &'static str, detail: String) {
+    /// Records a violation of `check` at time `t`.
+    pub(crate) fn violate(&mut self, t: u64, check: &'static str, detail: String) {
         let segment = self.segment(t);
         self.rows[segment].violations += 1;
         self.violations.push(Violation {
@@ -325,18 +333,27 @@ pub fn check(records: &[Record]) -> Report {
                     ));
                 }
             }
-            Record::Fault { .. } => {}
+            Record::Fault { .. }
+            | Record::Moved { .. }
+            | Record::Ended { .. }
+            | Record::Stages { .. } => {}
         }
     }
     check_epochs(&mut report, &epochs);
     check_races(&mut report, &races, &faults);
+    crate::moves::check(&mut report, records, &faults);
     check_recovery(&mut report, records, end);
     report
 }
 
 fn time(record: &Record) -> Option<u64> {
     Some(match record {
-        Record::Login { t, .. } | Record::Push { t, .. } | Record::Session { t, .. } => *t,
+        Record::Login { t, .. }
+        | Record::Push { t, .. }
+        | Record::Session { t, .. }
+        | Record::Moved { t, .. }
+        | Record::Ended { t, .. }
+        | Record::Stages { t, .. } => *t,
         Record::Add { done, .. } | Record::Http { done, .. } => *done,
         Record::Bump { sent, .. } => *sent,
         Record::Fault { healed, .. } => *healed,
@@ -401,7 +418,8 @@ fn check_epochs(report: &mut Report, epochs: &HashMap<(String, u64), Epoch>) {
     }
 }
 
-type Fault = (u64, u64, u64, String, String);
+/// A fault of the history: applied, healed, id, kind, target.
+pub type Fault = (u64, u64, u64, String, String);
 
 fn check_races(report: &mut Report, races: &Races, faults: &[Fault]) {
     for ((play, stage), calls) in races {
@@ -423,7 +441,7 @@ fn check_recovery(report: &mut Report, records: &[Record], end: u64) {
     for i in 1..report.rows.len() {
         let row = report.rows[i].clone();
         let Some(healed) = row.healed else { continue };
-        let bound = if row.kind == "kill" {
+        let bound = if row.kind == "kill" || row.kind == "drain" {
             RESTART_BOUND_MS
         } else {
             RECOVERY_BOUND_MS
