@@ -171,10 +171,9 @@ impl Player {
     ) -> Option<Login> {
         let mut room = rooms.room(self.slot);
         let created = http_op(history, api, "get_or_create", &room.at, room.stage).await?;
-        if let Some(at) = created["play_id"].as_str() {
-            rooms.located(room.stage, at);
-            room.at = at.to_owned();
-        }
+        let at = created["play_id"].as_str().unwrap_or(&room.at).to_owned();
+        rooms.located(room.stage, &at);
+        room.at = at;
         let tcp = rooms.tcp(&room.at)?;
         let connector = Connector::new(self.config());
         let ended = Arc::new(AtomicBool::new(false));
@@ -420,8 +419,10 @@ pub async fn run(workload: Workload, history: Arc<Writer>) {
             let mut n = 0;
             while Instant::now() < until {
                 n += 1;
-                let room = rooms.room(slots[n % slots.len()]);
-                http_op(&history, &api, "request", &room.at, room.stage).await;
+                // A slot's fresh room is asked once its players have created it.
+                if let Some(room) = rooms.created(slots[n % slots.len()]) {
+                    http_op(&history, &api, "request", &room.at, room.stage).await;
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }));

@@ -27,6 +27,8 @@ struct Slot {
     at: String,
     /// When the room was first seen away from home.
     away_since: Option<Instant>,
+    /// Whether a get-or-create made sure the room exists (mesh requests wait for it).
+    created: bool,
     /// Counts fresh rooms from 0.
     generation: u64,
 }
@@ -61,6 +63,7 @@ impl Rooms {
                     stage: (p as i64) * 100 + r,
                     at: play.clone(),
                     away_since: None,
+                    created: false,
                     generation: 0,
                 });
             }
@@ -100,6 +103,12 @@ impl Rooms {
         }
     }
 
+    /// Slot `slot`'s room, once a get-or-create made sure it exists.
+    pub fn created(&self, slot: usize) -> Option<Room> {
+        let created = self.lock()[slot].created;
+        created.then(|| self.room(slot))
+    }
+
     /// The client TCP address of Play server `play`.
     pub fn tcp(&self, play: &str) -> Option<String> {
         self.plays
@@ -121,6 +130,7 @@ impl Rooms {
     pub fn located(&self, stage: i64, play: &str) {
         let mut slots = self.lock();
         if let Some(slot) = slots.iter_mut().find(|s| s.stage == stage) {
+            slot.created = true;
             if slot.at != play {
                 slot.at = play.to_owned();
             }
@@ -142,6 +152,7 @@ impl Rooms {
                 slot.stage += GENERATION;
                 slot.at = slot.home.clone();
                 slot.away_since = None;
+                slot.created = false;
             }
         }
     }
@@ -164,8 +175,10 @@ mod tests {
         assert_eq!(rooms.len(), 6);
         assert_eq!(rooms.room(4).stage, 102);
         assert_eq!(rooms.play_at("10.0.0.2:7000").as_deref(), Some("play-2"));
+        assert_eq!(rooms.created(0), None);
         rooms.located(1, "play-2");
         assert_eq!(rooms.room(0).at, "play-2");
+        assert_eq!(rooms.created(0), Some(rooms.room(0)));
         rooms.rehome();
         assert_eq!(rooms.room(0).generation, 0);
         tokio::time::advance(REHOME).await;
@@ -173,6 +186,7 @@ mod tests {
         let fresh = rooms.room(0);
         assert_eq!((fresh.stage, fresh.at.as_str()), (1 + GENERATION, "play-1"));
         assert_eq!(fresh.generation, 1);
+        assert_eq!(rooms.created(0), None);
         // The old room is nobody's now.
         rooms.located(1, "play-1");
         assert_eq!(rooms.room(0), fresh);
