@@ -11,23 +11,17 @@ Needs `chromium` (ci/chromium.sh installs it). Prints TAP; exit 1 on failure.
 """
 import base64
 import json
-import os
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.request
 
-from devtools import DevTools, chromium, page_target, recv_exact
+from devtools import Chromium, chromium, recv_exact
 
 STAGE = 4747
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,860", "--remote-debugging-port=0"]
 
 
 # ---- the test client: SPEC §4 frames over TCP ------------------------------------------------
@@ -95,55 +89,52 @@ class Player:
 
 # ---- a minimal DevTools-protocol client (WebSocket text frames over a socket) ----------------
 
-def run(browser, play, screenshot):
+def run(play, screenshot):
     checks = []
 
     def check(name, ok, detail=""):
         checks.append({"name": f"admin page: {name}", "ok": bool(ok), "detail": detail})
 
     player = Player(play["tcp"])
-    profile = tempfile.mkdtemp(prefix="playhouse-chromium-")
-    with open(os.devnull, "w") as quiet:
-        chrome = subprocess.Popen([browser, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                  stdout=quiet, stderr=quiet, start_new_session=True)
     try:
-        tools = DevTools(page_target(profile))
-        url = f"http://{play['admin']}/#token={play['admin_token']}"
-        tools.call("Page.navigate", url=url)
-        servers = tools.wait_for("""(() => { const ids = [...document.querySelectorAll('#cluster tr[data-server]')]
-              .map(tr => tr.dataset.server); return ids.includes('play-1') && ids.includes('play-2') && ids; })()""")
-        check("lists both Play servers from the directory", servers, f"rows: {servers}")
-        row = f"#stages tr[data-stage='{STAGE}']"
-        stage = tools.wait_for(f"!!document.querySelector(\"{row}\")")
-        check(f"lists stage {STAGE} the test client created", stage,
-              tools.eval("document.querySelector('#stages').innerText"))
-        first = tools.eval("window.chartUpdates") or 0
-        later = tools.wait_for(f"window.chartUpdates >= {first + 3} && window.chartUpdates", within=10)
-        check("charts update every second", later, f"updates {first} then {later}")
-        moving = tools.eval("document.querySelector('#rate').toDataURL().length")
-        check("the messages/s chart is drawn", moving and moving > 2000, f"data URL {moving} chars")
-        if screenshot:
-            # Half a minute of chart for the picture.
-            tools.wait_for("window.chartUpdates >= 30", within=40)
-            shot = tools.call("Page.captureScreenshot", format="png")
-            with open(screenshot, "wb") as f:
-                f.write(base64.b64decode(shot["data"]))
-        tools.eval(f"document.querySelector(\"{row} button.close\").click()")
-        gone = tools.wait_for(f"!document.querySelector(\"{row}\")", within=10)
-        check("Close closes the stage: it leaves the page", gone)
-        req = urllib.request.Request(f"http://{play['admin']}/admin/state")
-        with urllib.request.urlopen(req, timeout=5) as r:
-            state = json.load(r)
-        ids = [s["id"] for s in state["stages"]]
-        check("and the server no longer has it", STAGE not in ids, f"stages {ids}")
+        with Chromium() as chrome:
+            check_page(chrome.tools, play, screenshot, check)
     except Exception as error:  # a broken step is a failed check, not a crash
         check("run", False, repr(error))
     finally:
         player.close()
-        os.killpg(chrome.pid, signal.SIGKILL)
-        chrome.wait()
-        shutil.rmtree(profile, ignore_errors=True)
     return checks
+
+
+def check_page(tools, play, screenshot, check):
+    url = f"http://{play['admin']}/#token={play['admin_token']}"
+    tools.call("Page.navigate", url=url)
+    servers = tools.wait_for("""(() => { const ids = [...document.querySelectorAll('#cluster tr[data-server]')]
+          .map(tr => tr.dataset.server); return ids.includes('play-1') && ids.includes('play-2') && ids; })()""")
+    check("lists both Play servers from the directory", servers, f"rows: {servers}")
+    row = f"#stages tr[data-stage='{STAGE}']"
+    stage = tools.wait_for(f"!!document.querySelector(\"{row}\")")
+    check(f"lists stage {STAGE} the test client created", stage,
+          tools.eval("document.querySelector('#stages').innerText"))
+    first = tools.eval("window.chartUpdates") or 0
+    later = tools.wait_for(f"window.chartUpdates >= {first + 3} && window.chartUpdates", within=10)
+    check("charts update every second", later, f"updates {first} then {later}")
+    moving = tools.eval("document.querySelector('#rate').toDataURL().length")
+    check("the messages/s chart is drawn", moving and moving > 2000, f"data URL {moving} chars")
+    if screenshot:
+        # Half a minute of chart for the picture.
+        tools.wait_for("window.chartUpdates >= 30", within=40)
+        shot = tools.call("Page.captureScreenshot", format="png")
+        with open(screenshot, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+    tools.eval(f"document.querySelector(\"{row} button.close\").click()")
+    gone = tools.wait_for(f"!document.querySelector(\"{row}\")", within=10)
+    check("Close closes the stage: it leaves the page", gone)
+    req = urllib.request.Request(f"http://{play['admin']}/admin/state")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        state = json.load(r)
+    ids = [s["id"] for s in state["stages"]]
+    check("and the server no longer has it", STAGE not in ids, f"stages {ids}")
 
 
 def main():
@@ -158,11 +149,10 @@ def main():
     try:
         endpoints = json.loads(server.stdout.readline())
         play = next(s for s in endpoints["servers"] if s["id"] == "play-1")
-        browser = chromium()
-        if browser is None:
+        if chromium() is None:
             print("1..1\nnot ok 1 - admin page: chromium not found (run ci/chromium.sh)")
             return 1
-        checks = run(browser, play, screenshot)
+        checks = run(play, screenshot)
         print(f"1..{len(checks)}")
         failed = 0
         for i, c in enumerate(checks, 1):

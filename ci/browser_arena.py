@@ -20,21 +20,17 @@ Prints TAP; exit 1 on failure.
 """
 import argparse
 import base64
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import socket
-import tempfile
 import threading
 import time
 
-from devtools import DevTools, chromium, page_target
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1100,720", "--remote-debugging-port=0"]
+from devtools import Chromium, chromium
 
 results = []
 
@@ -103,27 +99,19 @@ class CuttingProxy:
                 pass
 
 
-def open_page(browser, url, profiles):
-    profile = tempfile.mkdtemp(prefix="arena-chromium-")
-    profiles.append(profile)
-    process = subprocess.Popen([browser, *FLAGS, f"--user-data-dir={profile}", url],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, DevTools(page_target(profile))
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--arena", required=True)
     parser.add_argument("--bots", required=True)
     parser.add_argument("--screenshot")
     args = parser.parse_args()
-    browser = chromium()
-    if not browser:
+    if not chromium():
         print("Bail out! chromium not found (bash ci/chromium.sh)")
         return 1
     env = dict(os.environ, ARENA_HTTP="127.0.0.1:0", ARENA_TCP="127.0.0.1:0")
     arena = subprocess.Popen([args.arena], stdout=subprocess.PIPE, env=env, text=True)
-    processes, profiles = [arena], []
+    processes = [arena]
+    pages = contextlib.ExitStack()
     try:
         ready = json.loads(arena.stdout.readline())
         base = ready["url"]
@@ -134,9 +122,8 @@ def main():
         host, port = ready["http"].rsplit(":", 1)
         proxy = CuttingProxy((host, int(port)))
         ann_url = f"http://127.0.0.1:{proxy.port}/?name=ann&room=1"
-        ann_process, ann = open_page(browser, ann_url, profiles)
-        bob_process, bob = open_page(browser, f"{base}?name=bob&room=1", profiles)
-        processes += [ann_process, bob_process]
+        ann = pages.enter_context(Chromium(ann_url, window="1100,720")).tools
+        bob = pages.enter_context(Chromium(f"{base}?name=bob&room=1", window="1100,720")).tools
         both = "(() => { const s = window.arena && window.arena.snapshot;" \
                " return !!s && ['ann', 'bob'].every(n => s.avatars.some(a => a.name === n)); })()"
         check(bool(ann.wait_for(both) and bob.wait_for(both)), "both pages see ann and bob")
@@ -185,6 +172,7 @@ def main():
             with open(args.screenshot, "wb") as f:
                 f.write(base64.b64decode(shot["data"]))
     finally:
+        pages.close()
         for process in reversed(processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -192,8 +180,6 @@ def main():
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        for profile in profiles:
-            subprocess.run(["rm", "-rf", profile], check=False)
     failed = results.count(False)
     print(f"# {len(results) - failed} passed, {failed} failed")
     return 1 if failed or len(results) < 6 else 0

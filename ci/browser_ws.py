@@ -11,13 +11,12 @@ Needs `chromium` (ci/chromium.sh installs it). Prints TAP; exit 1 on failure.
 """
 import http.server
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
+
+from devtools import Chromium, chromium
 
 PAGE = r"""<!doctype html>
 <meta charset="utf-8">
@@ -116,15 +115,7 @@ def endpoints_from(argv):
     return json.loads(argv[0]), None
 
 
-def chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def run_page(browser, ws):
+def run_page(ws):
     """Loads the page in headless Chromium against `ws`; returns its checks."""
     result = {}
     done = threading.Event()
@@ -151,19 +142,12 @@ def run_page(browser, ws):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/?ws={ws}"
-    profile = tempfile.mkdtemp(prefix="playhouse-chromium-")
-    # The verification servers' certificate is generated at start-up: no CA vouches for it.
-    args = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--ignore-certificate-errors", f"--user-data-dir={profile}", url]
-    with open(os.devnull, "w") as quiet:
-        chrome = subprocess.Popen(args, stdout=quiet, stderr=quiet, start_new_session=True)
     try:
-        finished = done.wait(60)
+        # The verification servers' certificate is generated at start-up: no CA vouches for it.
+        with Chromium(url, extra=["--ignore-certificate-errors"]):
+            finished = done.wait(60)
     finally:
-        os.killpg(chrome.pid, signal.SIGKILL)
-        chrome.wait()
         httpd.shutdown()
-        shutil.rmtree(profile, ignore_errors=True)
     return result.get("checks") or [
         {"name": "browser: page reported", "ok": False,
          "detail": "no verdict within 60 s" if not finished else "empty verdict"}]
@@ -173,8 +157,7 @@ def main():
     endpoints, server = endpoints_from(sys.argv[1:])
     try:
         play = next(s for s in endpoints["servers"] if s["id"] == "play-1")
-        browser = chromium()
-        if browser is None:
+        if chromium() is None:
             print("1..1\nnot ok 1 - browser: chromium not found (run ci/chromium.sh)")
             return 1
         checks = []
@@ -184,7 +167,7 @@ def main():
                                "detail": f"no {scheme} key for play-1"})
                 continue
             url = f"{scheme}://{play[scheme]}/ws"
-            for check in run_page(browser, url):
+            for check in run_page(url):
                 check["name"] = f"{check['name']} ({scheme}, chromium)"
                 checks.append(check)
         print(f"1..{len(checks)}")

@@ -1,13 +1,21 @@
 """A small DevTools-protocol client for the browser checks: Chromium's page WebSocket (no
-library), `call` for a method, `eval` for JavaScript, `wait_for` an expression to hold."""
+library), `call` for a method, `eval` for JavaScript, `wait_for` an expression to hold; and
+`Chromium`, a headless browser with its own profile, cleaned up however the check ends."""
 import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
+import subprocess
+import tempfile
 import time
 import urllib.request
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--remote-debugging-port=0"]
 
 
 def recv_exact(sock, n):
@@ -115,3 +123,40 @@ def page_target(profile, within=30):
             pass
         time.sleep(0.2)
     raise RuntimeError("Chromium's DevTools endpoint never came up")
+
+
+class Chromium:
+    """`with Chromium(url) as browser:` a headless Chromium showing `url` in a profile of its
+    own; `browser.tools` is its page's DevTools. On exit the browser (its whole process group)
+    is killed and the profile removed."""
+
+    def __init__(self, url="about:blank", window="1280,860", extra=()):
+        self.url, self.window, self.extra = url, window, list(extra)
+        self.process, self.profile, self.tools = None, None, None
+
+    def __enter__(self):
+        path = chromium()
+        if path is None:
+            raise RuntimeError("chromium not found (bash ci/chromium.sh installs it)")
+        self.profile = tempfile.mkdtemp(prefix="playhouse-chromium-")
+        argv = [path, *FLAGS, f"--window-size={self.window}", *self.extra,
+                f"--user-data-dir={self.profile}", self.url]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+        try:
+            self.tools = DevTools(page_target(self.profile))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_):
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+        return False

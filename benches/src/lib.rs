@@ -18,7 +18,9 @@ pub mod bench_server;
 pub mod bystander;
 pub mod loadgen;
 pub mod move_bench;
+pub mod process;
 pub mod report;
+pub mod spread;
 
 /// Message ids the load generator and both servers agree on.
 pub mod ids {

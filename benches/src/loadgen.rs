@@ -26,13 +26,15 @@ use playhouse_protocol::{
     ACK_MSG_ID, Capabilities, ClientCodec, ClientFrame, CodecConfig, DecodeError, ResumeGrant,
     ResumeStreams, SESSION_MSG_ID, ServerFrame, read_count,
 };
-use playhouse_transport::dial::{ClientIo, DialOptions, dial};
+use playhouse_transport::dial::{ClientIo, DialOptions};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Interval;
 use tokio_util::codec::Framed;
 
 use crate::ids;
+use crate::process::rss_bytes;
 use crate::report::Report;
+use crate::spread::{dial_from, is_active, source_for};
 
 /// Most frames a resumable client keeps sent and unacknowledged, as the connector does: a
 /// full buffer holds further sends back until the server acknowledges.
@@ -94,6 +96,11 @@ pub struct Plan {
     /// Send a heartbeat (preceded by a pending acknowledgement when resumable) this often;
     /// `None`: never.
     pub heartbeat: Option<Duration>,
+    /// Client source addresses: 127.0.0.1 up to 127.0.0.`sources` in turn (1: the kernel's
+    /// choice), for more connections than one source address has ports.
+    pub sources: u8,
+    /// Only this many clients (spread evenly) run `mode`; the others stay idle. `None`: all.
+    pub active: Option<usize>,
 }
 
 /// Counters shared by every client.
@@ -105,6 +112,8 @@ struct Shared {
     errors: AtomicU64,
     connect_failures: AtomicU64,
     authenticated: AtomicU64,
+    /// When the last client to authenticate did, in ms from the first connection.
+    all_in_ms: AtomicU64,
     /// Clients the server granted a resumable session.
     granted: AtomicU64,
     /// Counted while measuring, added once per client when it ends.
@@ -112,19 +121,6 @@ struct Shared {
     bytes_out: AtomicU64,
     acks_in: AtomicU64,
     acks_out: AtomicU64,
-}
-
-/// Raises this process's open-file limit as far as allowed (10K clients need 10K sockets).
-pub fn raise_fd_limit() -> u64 {
-    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
-}
-
-/// The resident set size of `pid` in bytes, from `/proc/PID/status`.
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Runs the plan and reports.
@@ -151,7 +147,7 @@ pub async fn run(plan: Plan) -> Report {
         let options = Arc::clone(&options);
         let host = host.to_owned();
         clients.push(tokio::spawn(async move {
-            client(index, &host, port, &options, &client_plan, &shared).await
+            client(index, &host, port, &options, &client_plan, &shared, start).await
         }));
         // Spread connection setup over the first half of the ramp.
         if plan.ccu > 100 && index % 100 == 99 {
@@ -190,6 +186,7 @@ pub async fn run(plan: Plan) -> Report {
         transport: format!("{:?}", plan.transport).to_lowercase(),
         ccu: plan.ccu,
         authenticated: shared.authenticated.load(Ordering::Acquire),
+        all_in_seconds: shared.all_in_ms.load(Ordering::Acquire) as f64 / 1000.0,
         inflight: plan.inflight,
         size: plan.size,
         seconds: elapsed.as_secs_f64(),
@@ -219,8 +216,10 @@ async fn client(
     options: &DialOptions,
     plan: &Plan,
     shared: &Shared,
+    start: Instant,
 ) -> Option<Histogram<u64>> {
-    let Ok(io) = dial(host, port, options).await else {
+    let source = source_for(index, plan.sources);
+    let Ok(io) = dial_from(source, host, port, options).await else {
         shared.connect_failures.fetch_add(1, Ordering::Relaxed);
         return None;
     };
@@ -239,6 +238,11 @@ async fn client(
         plan,
         shared,
         stage_id: (index / plan.per_stage.max(1)) as i64 + 1,
+        mode: if is_active(index, plan.ccu, plan.active) {
+            plan.mode
+        } else {
+            Mode::Idle
+        },
         streams: None,
         outstanding: VecDeque::new(),
         latency: Histogram::<u64>::new(3).expect("histogram"),
@@ -250,6 +254,8 @@ async fn client(
         shared.connect_failures.fetch_add(1, Ordering::Relaxed);
         return None;
     }
+    let in_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    shared.all_in_ms.fetch_max(in_ms, Ordering::Relaxed);
     client.load(index).await;
     let io = client.framed.get_ref();
     shared.bytes_in.fetch_add(io.read, Ordering::Relaxed);
@@ -267,6 +273,8 @@ struct Client<'a> {
     plan: &'a Plan,
     shared: &'a Shared,
     stage_id: i64,
+    /// `plan.mode`, or idle for a client that is not one of the active ones.
+    mode: Mode,
     /// The resumable session's streams, once granted.
     streams: Option<ResumeStreams<ClientFrame>>,
     /// Send times of outstanding messages, oldest first (replies and pushes come in order).
@@ -321,12 +329,12 @@ impl Client<'_> {
     async fn load(&mut self, index: usize) {
         let plan = self.plan;
         let payload = Bytes::from(vec![0x5Au8; plan.size]);
-        let window = match (plan.mode, plan.rate) {
+        let window = match (self.mode, plan.rate) {
             (Mode::Idle, _) => 0,
             (_, Some(_)) => usize::MAX,
             (_, None) => plan.inflight.max(1),
         };
-        let mut ticker = match (plan.mode, plan.rate) {
+        let mut ticker = match (self.mode, plan.rate) {
             (Mode::Idle, _) => Some(tokio::time::interval(IDLE_WAKE)),
             (_, Some(rate)) => Some(tokio::time::interval(Duration::from_secs_f64(1.0 / rate))),
             (_, None) => None,
@@ -343,7 +351,7 @@ impl Client<'_> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         });
-        let rated = plan.rate.is_some() && plan.mode != Mode::Idle;
+        let rated = plan.rate.is_some() && self.mode != Mode::Idle;
         let mut seq: u16 = 1;
         let mut tick_due = !rated;
         loop {
@@ -354,7 +362,7 @@ impl Client<'_> {
             // Fill the window (in rate mode, one message per tick).
             while tick_due && self.outstanding.len() < window && self.has_room() {
                 seq = seq.wrapping_add(1).max(1);
-                let frame = match plan.mode {
+                let frame = match self.mode {
                     Mode::Request => {
                         ClientFrame::new(ids::REQUEST, seq, self.stage_id, payload.clone())
                     }

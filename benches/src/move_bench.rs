@@ -405,24 +405,6 @@ pub async fn until_moved(players: &[Arc<Player>], moves: u64) -> Result<(), Stri
     }
 }
 
-/// CPU time this process has used (user + system), from `/proc/self/stat`; 0 when unknown.
-pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // After the command name (in parentheses): state is field 3, utime 14, stime 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(14), ticks(15)) {
-        // The kernel's USER_HZ is 100 on Linux.
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => 0.0,
-    }
-}
-
 /// The `q` quantile (0..=1) of `samples` (sorted here), nearest rank.
 pub fn quantile(samples: &mut [f64], q: f64) -> f64 {
     if samples.is_empty() {

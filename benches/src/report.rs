@@ -13,6 +13,8 @@ pub struct Report {
     pub ccu: usize,
     /// Clients that authenticated.
     pub authenticated: u64,
+    /// Seconds from the first connection until the last client authenticated.
+    pub all_in_seconds: f64,
     /// In-flight window per client.
     pub inflight: usize,
     /// Payload bytes.
@@ -57,7 +59,8 @@ impl Report {
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "mode": self.mode, "transport": self.transport, "ccu": self.ccu,
-            "authenticated": self.authenticated, "inflight": self.inflight, "size": self.size,
+            "authenticated": self.authenticated, "all_in_s": self.all_in_seconds,
+            "inflight": self.inflight, "size": self.size,
             "seconds": self.seconds, "messages": self.messages,
             "msgs_per_sec": self.msgs_per_sec.round(),
             "p50_us": self.p50_us, "p95_us": self.p95_us, "p99_us": self.p99_us,
@@ -89,8 +92,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "mode {} over {}, {} clients ({} authenticated), in flight {}, {} B",
-            self.mode, self.transport, self.ccu, self.authenticated, self.inflight, self.size
+            "mode {} over {}, {} clients ({} authenticated, the last after {:.1} s), in flight {}, {} B",
+            self.mode,
+            self.transport,
+            self.ccu,
+            self.authenticated,
+            self.all_in_seconds,
+            self.inflight,
+            self.size
         )?;
         writeln!(
             f,

@@ -34,6 +34,11 @@ pub struct Args {
     /// Start the servers, print one JSON line with every endpoint, serve until SIGINT/SIGTERM.
     #[arg(long, conflicts_with_all = ["ci", "categories"])]
     pub serve: bool,
+    /// Start two Play servers of the Drain category's kind in a mesh of their own, print one
+    /// JSON line with their endpoints (and the first one's admin listener and token), serve
+    /// until SIGINT/SIGTERM: `POST /drain` on the first moves its stages to the second.
+    #[arg(long, conflicts_with_all = ["ci", "categories", "serve"])]
+    pub serve_drain: bool,
 }
 
 /// Runs the program for `args`; the exit code tells CI whether everything passed.
@@ -45,6 +50,9 @@ pub async fn run(args: Args) -> ExitCode {
     }
     if args.serve {
         return serve().await;
+    }
+    if args.serve_drain {
+        return serve_drain().await;
     }
     let selected = match select(&all, &args.categories) {
         Ok(selected) => selected,
@@ -169,6 +177,32 @@ async fn serve() -> ExitCode {
     tracing::info!("signal received; stopping");
     servers.stop().await;
     ExitCode::SUCCESS
+}
+
+/// `--serve-drain`: one JSON line on stdout, then serve until SIGINT or SIGTERM.
+async fn serve_drain() -> ExitCode {
+    let (servers, json) = match verifiers::serve_drain_pair().await {
+        Ok(pair) => pair,
+        Err(error) => {
+            eprintln!("could not start the servers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let printed = {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{json}").and_then(|()| out.flush()).is_ok()
+    };
+    if printed && let Err(error) = shutdown_signal().await {
+        eprintln!("cannot listen for signals: {error}");
+    }
+    for server in servers {
+        server.stop().await;
+    }
+    if printed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[cfg(unix)]

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::Parser;
-use playhouse_benches::loadgen::{raise_fd_limit, rss_bytes};
+use playhouse_benches::move_bench::quantile;
+use playhouse_benches::process::{cpu_seconds, raise_fd_limit, rss_bytes};
 use playhouse_examples::arena::app::{ArenaConfig, start};
 use playhouse_examples::arena::bot::{join_room, play_measured};
 use serde_json::json;
@@ -37,30 +38,6 @@ struct Args {
     /// Seconds of play before measuring.
     #[arg(long, default_value_t = 5)]
     warmup: u64,
-}
-
-/// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.
-fn cpu_seconds_of(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(14), ticks(15)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => 0.0,
-    }
-}
-
-fn quantile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((sorted.len() as f64) * q).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
 /// The game loop's tick duration from the server's `playhouse_stage_tick_seconds` histogram
@@ -168,15 +145,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clear();
-    let cpu_before = cpu_seconds_of(pid);
+    let cpu_before = cpu_seconds(pid);
     let started = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    let cpu = cpu_seconds_of(pid) - cpu_before;
+    let cpu = cpu_seconds(pid) - cpu_before;
     let elapsed = started.elapsed().as_secs_f64();
     let loaded_rss = rss_bytes(pid).unwrap_or(0);
     let ticks = tick_quantiles(admin).await.unwrap_or_default();
-    let mut samples =
-        std::mem::take(&mut *latencies.lock().unwrap_or_else(PoisonError::into_inner));
+    let samples = std::mem::take(&mut *latencies.lock().unwrap_or_else(PoisonError::into_inner));
     let _ = stop.send(true);
     let mut failed = 0;
     while let Some(outcome) = bots.join_next().await {
@@ -186,7 +162,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(child.stdin.take());
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    samples.sort_unstable();
+    let mut latency_ms: Vec<f64> = samples.iter().map(|&us| us as f64 / 1000.0).collect();
     let cores = cpu / elapsed;
     let per_player = loaded_rss.saturating_sub(base_rss) as f64 / args.bots.max(1) as f64;
     let line = json!({
@@ -198,9 +174,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "server_cpu_cores": (cores * 1000.0).round() / 1000.0,
         "players_per_core": if cores > 0.0 { (args.bots as f64 / cores).round() } else { 0.0 },
         "push_latency_ms": {
-            "p50": quantile(&samples, 0.5),
-            "p99": quantile(&samples, 0.99),
-            "max": quantile(&samples, 1.0),
+            "p50": quantile(&mut latency_ms, 0.5),
+            "p99": quantile(&mut latency_ms, 0.99),
+            "max": quantile(&mut latency_ms, 1.0),
         },
         "tick_ms": {"p50_at_most": ticks.0, "p99_at_most": ticks.1, "ticks": ticks.2},
         "snapshots_per_s": (samples.len() as f64 / elapsed).round(),

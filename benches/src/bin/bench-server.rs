@@ -29,7 +29,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    playhouse_benches::loadgen::raise_fd_limit();
+    playhouse_benches::process::raise_fd_limit();
     let args = Args::parse();
     let pid = std::process::id();
     let mut server = None;

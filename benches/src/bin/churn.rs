@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use playhouse_benches::ids;
-use playhouse_benches::loadgen::{raise_fd_limit, rss_bytes};
+use playhouse_benches::process::{raise_fd_limit, rss_bytes};
 use playhouse_protocol::{ClientCodec, ClientFrame};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;

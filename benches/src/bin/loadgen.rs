@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use playhouse_benches::loadgen::{Mode, Plan, Transport, raise_fd_limit, run};
+use playhouse_benches::loadgen::{Mode, Plan, Transport, run};
+use playhouse_benches::process::raise_fd_limit;
 
 #[derive(Parser)]
 #[command(about = "PlayHouse load generator: prints a table and one JSON line")]
@@ -48,6 +49,13 @@ struct Args {
     /// Seconds between heartbeats (each preceded by a pending ack when resumable); none by default.
     #[arg(long)]
     heartbeat: Option<f64>,
+    /// Source addresses 127.0.0.1..=127.0.0.N in turn: one source address reaches one port
+    /// from about 28,000 ephemeral ports, so 100,000 clients need 4.
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
+    /// Only this many clients (spread evenly) run `--mode`; the rest authenticate and idle.
+    #[arg(long)]
+    active: Option<usize>,
 }
 
 #[tokio::main]
@@ -83,6 +91,8 @@ async fn main() {
         server_pid: args.server_pid,
         resume: args.resume,
         heartbeat: args.heartbeat.map(Duration::from_secs_f64),
+        sources: args.sources,
+        active: args.active,
     })
     .await;
     eprintln!("{report}");

@@ -22,10 +22,10 @@ use std::time::Duration;
 use clap::Parser;
 use playhouse::MemoryDirectory;
 use playhouse_benches::bystander;
-use playhouse_benches::loadgen::raise_fd_limit;
 use playhouse_benches::move_bench::{
-    Link, Player, Recorder, cpu_seconds, play_server, players, summary, until_moved, until_sees,
+    Link, Player, Recorder, play_server, players, summary, until_moved, until_sees,
 };
+use playhouse_benches::process::{cpu_seconds, raise_fd_limit};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -195,15 +195,15 @@ async fn drain_case(args: &Args) -> serde_json::Value {
 
     let window = Duration::from_secs_f64(args.window);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu_at_start = cpu_seconds();
+    let cpu_at_start = cpu_seconds(std::process::id());
     let answered_at_start: u64 = players.iter().map(|p| p.answered()).sum();
     tokio::time::sleep(window).await;
     let answered_before: u64 = players.iter().map(|p| p.answered()).sum();
-    let cpu_at_drain = cpu_seconds();
+    let cpu_at_drain = cpu_seconds(std::process::id());
     let drain_started = Instant::now();
     let report = play1.drain(Duration::from_secs(60)).await;
     let drain_returned = Instant::now();
-    let cpu_at_drained = cpu_seconds();
+    let cpu_at_drained = cpu_seconds(std::process::id());
     assert_eq!(report.moved, args.stages, "{report:?}");
     until_moved(&players, 1)
         .await

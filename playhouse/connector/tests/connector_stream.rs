@@ -35,17 +35,45 @@ fn config() -> ConnectorConfig {
 /// Connects `connector` over an in-memory stream of `buffer` bytes each way; returns the
 /// server's end, unread.
 async fn connected_raw(connector: &Connector, buffer: usize) -> DuplexStream {
+    connected_dialing(connector, buffer, |_| Redial::Connect)
+        .await
+        .0
+}
+
+/// How a dial after the first (a resumable session reconnecting) ends.
+enum Redial {
+    Connect,
+    Refuse,
+    Hang,
+}
+
+/// [`connected_raw`], with dial `n` (from 1) after the first ending as `redial(n)` says;
+/// also returns the count of dials so far.
+async fn connected_dialing(
+    connector: &Connector,
+    buffer: usize,
+    redial: fn(usize) -> Redial,
+) -> (DuplexStream, Arc<AtomicUsize>) {
     let (far_tx, mut far_rx) = mpsc::unbounded_channel();
+    let dials = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&dials);
     let dial = move || {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
         let (near, far) = tokio::io::duplex(buffer);
         let _ = far_tx.send(far);
-        async move { Ok(near) }
+        async move {
+            match if n == 0 { Redial::Connect } else { redial(n) } {
+                Redial::Connect => Ok(near),
+                Redial::Refuse => Err(io::ErrorKind::ConnectionRefused.into()),
+                Redial::Hang => std::future::pending().await,
+            }
+        }
     };
     connector
         .connect_with(dial, STAGE, "Room")
         .await
         .expect("connected");
-    far_rx.recv().await.expect("dialed")
+    (far_rx.recv().await.expect("dialed"), dials)
 }
 
 /// The next client frame, skipping the capability hello a resumable connector opens with.
@@ -98,7 +126,16 @@ async fn authenticated(connector: &Connector) -> Server {
 
 /// Connected and authenticated, the server granting `grant` (a resumable session) first.
 async fn authenticated_granting(connector: &Connector, grant: Option<ResumeGrant>) -> Server {
-    let far = connected_raw(connector, 64 * 1024).await;
+    authenticate_over(connector, connected_raw(connector, 64 * 1024).await, grant).await
+}
+
+/// Authenticates `connector` over its connection's server end `far`, the server granting
+/// `grant` first; the server end framed.
+async fn authenticate_over(
+    connector: &Connector,
+    far: DuplexStream,
+    grant: Option<ResumeGrant>,
+) -> Server {
     let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
     let (result, ()) = tokio::join!(
         connector.authenticate(Packet::new("AuthenticateRequest", "u")),
@@ -315,41 +352,17 @@ async fn failed_resume_attempts_back_off() {
         jitter_seed: Some(1),
     };
     let connector = Connector::new(config().resume(true).reconnect(policy));
-    let dials = Arc::new(AtomicUsize::new(0));
-    let (far_tx, mut far_rx) = mpsc::unbounded_channel();
-    let counted = Arc::clone(&dials);
-    let dial = move || {
-        let n = counted.fetch_add(1, Ordering::SeqCst);
-        let (near, far) = tokio::io::duplex(64 * 1024);
-        let _ = far_tx.send(far);
-        async move {
-            match n {
-                0 => Ok(near),
-                // Refused at once; a broken backoff would spin, so stop answering at all
-                // after a thousand and let the assertion below say so.
-                1..1000 => Err(io::ErrorKind::ConnectionRefused.into()),
-                _ => std::future::pending().await,
-            }
+    // Refused at once; a broken backoff would spin, so stop answering at all after a
+    // thousand and let the assertion below say so.
+    let redial = |n| {
+        if n < 1000 {
+            Redial::Refuse
+        } else {
+            Redial::Hang
         }
     };
-    connector
-        .connect_with(dial, STAGE, "Room")
-        .await
-        .expect("connected");
-    let far = far_rx.recv().await.expect("dialed");
-    let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
-    let (result, ()) = tokio::join!(
-        connector.authenticate(Packet::new("AuthenticateRequest", "u")),
-        async {
-            let request = next(&mut server).await;
-            server
-                .send(ServerFrame::session_grant(&grant()))
-                .await
-                .unwrap();
-            server.send(reply(&request, b"ok".to_vec())).await.unwrap();
-        }
-    );
-    result.expect("authenticated");
+    let (far, dials) = connected_dialing(&connector, 64 * 1024, redial).await;
+    let server = authenticate_over(&connector, far, Some(grant())).await;
     drop(server);
     tokio::time::sleep(Duration::from_secs(3)).await;
     // At once, then after 100–150, 200–300, 400–600, 800–1200 ms, ... : 5 or 6 in 3 s.
@@ -367,39 +380,8 @@ async fn failed_resume_attempts_back_off() {
 #[tokio::test(start_paused = true)]
 async fn a_request_times_out_while_its_session_reconnects() {
     let connector = Connector::new(config().resume(true));
-    let (far_tx, mut far_rx) = mpsc::unbounded_channel();
-    let dials = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&dials);
-    let dial = move || {
-        let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
-        let (near, far) = tokio::io::duplex(64 * 1024);
-        let _ = far_tx.send(far);
-        async move {
-            if first {
-                Ok(near)
-            } else {
-                Err(io::ErrorKind::ConnectionRefused.into())
-            }
-        }
-    };
-    connector
-        .connect_with(dial, STAGE, "Room")
-        .await
-        .expect("connected");
-    let far = far_rx.recv().await.expect("dialed");
-    let mut server = Framed::new(far, ServerCodec::new(CodecConfig::default()));
-    let (result, ()) = tokio::join!(
-        connector.authenticate(Packet::new("AuthenticateRequest", "u")),
-        async {
-            let request = next(&mut server).await;
-            server
-                .send(ServerFrame::session_grant(&grant()))
-                .await
-                .unwrap();
-            server.send(reply(&request, b"ok".to_vec())).await.unwrap();
-        }
-    );
-    result.expect("authenticated");
+    let (far, dials) = connected_dialing(&connector, 64 * 1024, |_| Redial::Refuse).await;
+    let mut server = authenticate_over(&connector, far, Some(grant())).await;
     let timeout = Duration::from_secs(2);
     let asking = connector.clone();
     let started = tokio::time::Instant::now();

@@ -64,6 +64,7 @@ pub use capabilities::Capabilities;
 pub use codec::client::ClientCodec;
 pub use codec::config::{CodecConfig, DEFAULT_MAX_PACKET_SIZE};
 pub use codec::server::ServerCodec;
+pub use codec::shared::SharedFrame;
 pub use control::{
     ACK_MSG_ID, CLOSE_MSG_ID, END_MSG_ID, HEARTBEAT_MSG_ID, HELLO_MSG_ID, INVALID_MSG_ID,
     MOVE_MSG_ID, RESUME_MSG_ID, SESSION_MSG_ID, is_control_msg_id,

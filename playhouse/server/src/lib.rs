@@ -84,8 +84,8 @@ struct ReadmeDoctests;
 struct DocsIndexDoctests;
 
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/guide.md")]
-struct GuideDoctests;
+#[doc = include_str!("../../../docs/programming.md")]
+struct ProgrammingDoctests;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/wire-protocol.md")]

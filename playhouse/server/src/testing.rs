@@ -190,11 +190,18 @@ impl HarnessClient {
         }
     }
 
+    /// The next thing the stage queued for this client, as it queued it.
+    #[cfg(test)]
+    pub(crate) async fn outbound(&mut self) -> Option<Outbound> {
+        self.rx.recv().await
+    }
+
     /// The next frame the stage sent this client (`None` once the stage is gone).
     pub async fn frame(&mut self) -> Option<ServerFrame> {
         loop {
             match self.rx.recv().await? {
                 Outbound::Frame(frame) => return Some(frame),
+                Outbound::Shared(shared) => return Some(shared.frame().clone()),
                 Outbound::Detached(_) => continue,
                 Outbound::Close(_) => return None,
                 Outbound::Freeze(reply) => {

@@ -16,7 +16,7 @@ use playhouse_protocol::{
     SESSION_MSG_ID, ServerFrame, read_count,
 };
 use support::RawClient;
-use support::movable::{play, play_with, sees};
+use support::movable::{metric, play, play_with, sees};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -407,15 +407,6 @@ async fn a_player_away_during_the_move_learns_where_its_stage_went() {
 }
 
 /// `playhouse_stage_queued_messages` of `server`.
-fn queued(server: &PlayServer) -> u64 {
-    let metrics = server.metrics();
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("playhouse_stage_queued_messages"))
-        .unwrap();
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_that_reach_a_stage_during_its_move_are_handled_once_at_its_new_server() {
     let directory = MemoryDirectory::new();
@@ -444,13 +435,19 @@ async fn messages_that_reach_a_stage_during_its_move_are_handled_once_at_its_new
         let play1 = play1.clone();
         async move { play1.drain(Duration::from_secs(10)).await }
     });
-    eventually("the move queued", || queued(&play1) == 1).await;
+    eventually("the move queued", || {
+        metric(&play1, "playhouse_stage_queued_messages") == 1
+    })
+    .await;
     for _ in 0..3 {
         sender
             .send_to_stage("play-1", 11, Packet::empty("Bump"))
             .unwrap();
     }
-    eventually("the bumps queued", || queued(&play1) == 4).await;
+    eventually("the bumps queued", || {
+        metric(&play1, "playhouse_stage_queued_messages") == 4
+    })
+    .await;
     let report = tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
     assert_eq!(report.moved, 1);
     // Held, moved, and handled there once each: the nap and three bumps.

@@ -18,7 +18,7 @@ use playhouse_mesh::{
 use playhouse_protocol::ServerFrame;
 use prost::Name;
 use support::RawClient;
-use support::movable::{Counter, Mover, play, sees};
+use support::movable::{Counter, Mover, metric, play, sees};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -48,12 +48,6 @@ fn counts(reply: &ServerFrame) -> (u64, u64) {
     let mut parts = text.split(' ').skip(1);
     let mut next = || parts.next().unwrap().parse().unwrap();
     (next(), next())
-}
-
-fn metric(server: &PlayServer, name: &str) -> u64 {
-    let text = server.metrics();
-    let line = text.lines().find(|l| l.starts_with(name)).unwrap();
-    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

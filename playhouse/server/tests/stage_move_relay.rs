@@ -11,7 +11,7 @@ use std::time::Duration;
 use playhouse::{ErrorCode, MemoryDirectory};
 use playhouse_protocol::{Capabilities, ClientFrame, ServerFrame};
 use support::RawClient;
-use support::movable::{play, play_with, sees};
+use support::movable::{metric, play, play_with, sees};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -35,14 +35,6 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The value of metric `name` in `text`.
-fn metric(text: &str, name: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(name))
-        .unwrap_or_else(|| panic!("no {name}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_without_resume_plays_on_relayed_until_the_drain_deadline_closes_it() {
     let directory = MemoryDirectory::new();
@@ -79,9 +71,8 @@ async fn a_client_without_resume_plays_on_relayed_until_the_drain_deadline_close
         assert_eq!(counts(&alice.request("Add", b"").await), (4 + 2 * n, 3 + n));
         assert_eq!(counts(&bob.request("Add", b"").await), (5 + 2 * n, 2 + n));
     }
-    let metrics = play1.metrics();
-    assert_eq!(metric(&metrics, "playhouse_clients_relayed_total"), 2);
-    assert_eq!(metric(&metrics, "playhouse_clients_moved_total"), 0);
+    assert_eq!(metric(&play1, "playhouse_clients_relayed_total"), 2);
+    assert_eq!(metric(&play1, "playhouse_clients_moved_total"), 0);
 
     // At the deadline both are closed: Bob, who said hello, is told why.
     let close = bob.recv().await.expect("a close notice");
@@ -116,7 +107,7 @@ async fn a_drain_ends_when_its_relayed_clients_leave_without_waiting_for_the_dea
     });
     eventually("the stage runs at play-2", || play2.stage_count() == 1).await;
     assert_eq!(counts(&alice.request("Add", b"").await), (1, 1));
-    assert_eq!(metric(&play2.metrics(), "playhouse_actors"), 1);
+    assert_eq!(metric(&play2, "playhouse_actors"), 1);
     // Alice leaves: the drain ends long before its deadline, and the stage at play-2 learns
     // she is gone (her actor is removed), so she logs in there afresh.
     drop(alice);
@@ -126,7 +117,7 @@ async fn a_drain_ends_when_its_relayed_clients_leave_without_waiting_for_the_dea
         .unwrap();
     assert_eq!((report.moved, report.relayed_at_deadline), (1, 0));
     eventually("play-2 removes alice's actor", || {
-        metric(&play2.metrics(), "playhouse_actors") == 0
+        metric(&play2, "playhouse_actors") == 0
     })
     .await;
     let mut again = RawClient::connect(addr2, 7).await;

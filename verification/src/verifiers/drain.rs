@@ -150,6 +150,28 @@ async fn play(
     Ok((server, tcp, ws))
 }
 
+/// `verification --serve-drain`: two Play servers of this category's kind (`Tally`, movable,
+/// each `Add` pushes `Pushed <n>` and answers `<n>`) in a mesh of their own, for a client of
+/// another language to follow a real move: `POST /drain` (bearer `admin_token`) on
+/// `drain-1`'s admin listener moves its stages to `drain-2`. Returns the servers and the JSON
+/// line describing them (`{"servers":[{"id","tcp","ws","admin","admin_token"},{"id","tcp","ws"}]}`).
+pub async fn serve_pair() -> Result<(Vec<PlayServer>, serde_json::Value), String> {
+    let directory = MemoryDirectory::new();
+    let (first, tcp1, ws1) = play("drain-1", &directory).await?;
+    let (second, tcp2, ws2) = play("drain-2", &directory).await?;
+    let admin = first
+        .listen_metrics("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    sees(&first, &["drain-2"]).await?;
+    let json = serde_json::json!({"servers": [
+        {"id": "drain-1", "tcp": tcp1.to_string(), "ws": ws1.to_string(),
+         "admin": admin.to_string(), "admin_token": &*first.admin_token()},
+        {"id": "drain-2", "tcp": tcp2.to_string(), "ws": ws2.to_string()},
+    ]});
+    Ok((vec![first, second], json))
+}
+
 /// Waits until `server` sees every one of `peers` in its directory view.
 async fn sees(server: &PlayServer, peers: &[&str]) -> TestResult {
     let center = server

@@ -32,6 +32,8 @@ mod timer;
 
 use crate::runner::Category;
 
+pub use drain::serve_pair as serve_drain_pair;
+
 /// Every category, in run order.
 pub fn all() -> Vec<Category> {
     vec![

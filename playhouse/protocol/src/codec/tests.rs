@@ -441,3 +441,38 @@ proptest! {
         let _ = client().decode(&mut src);
     }
 }
+
+/// What `codec` writes for `frame` on its own.
+fn encoded(mut codec: ServerCodec, frame: &ServerFrame) -> BytesMut {
+    let mut wire = BytesMut::new();
+    codec.encode(frame.clone(), &mut wire).unwrap();
+    wire
+}
+
+#[test]
+fn a_shared_frame_is_encoded_once_per_kind_of_connection_and_written_as_each_would() {
+    use super::shared::SharedFrame;
+    let big = ServerFrame::new("World", 0, 9, ErrorCode::SUCCESS, vec![b'a'; 4096]);
+    let shared = SharedFrame::new(big.clone());
+    for codec in [server(), lz4_server(), server(), lz4_server()] {
+        let mut wire = BytesMut::from(&b"before"[..]);
+        let want = encoded(codec.clone(), &big);
+        let mut codec = codec;
+        shared.encode_with(&mut codec, &mut wire).unwrap();
+        assert_eq!(&wire[..6], b"before", "appended, not overwritten");
+        assert_eq!(&wire[6..], &want[..]);
+    }
+    assert_eq!(shared.encodings(), 2, "one plain, one compressed");
+
+    // Under the compression threshold both kinds write the plain encoding: made once.
+    let small = SharedFrame::new(ServerFrame::new("Tick", 0, 9, ErrorCode::SUCCESS, "1"));
+    for mut codec in [server(), lz4_server(), server()] {
+        let mut wire = BytesMut::new();
+        small.encode_with(&mut codec, &mut wire).unwrap();
+        assert_eq!(
+            client().decode(&mut wire).unwrap().as_ref(),
+            Some(small.frame())
+        );
+    }
+    assert_eq!(small.encodings(), 1);
+}

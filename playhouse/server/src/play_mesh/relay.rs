@@ -2,16 +2,15 @@
 //! home (`RelayToStage`) goes into the stage's mailbox as if the client were connected here
 //! (see `session::relay` for the home, `session::relay_proxy` for the way back).
 
-use bytes::Bytes;
+use playhouse_mesh::proto::RelayToStage;
 use playhouse_mesh::proto::relay_to_client::What;
-use playhouse_mesh::proto::{RelayToClient, RelayToStage};
 use playhouse_mesh::{Mesh, Route, RoutePacket};
 use playhouse_protocol::{ErrorCode, MsgId, Packet};
-use prost::{Message, Name};
+use prost::Message;
 
 use crate::reply::error_frame;
 use crate::session::handle::RELAYED;
-use crate::session::relay::frame_to_wire;
+use crate::session::relay::{client_bound, frame_to_wire};
 use crate::stage::host::StageHost;
 
 /// A relayed client's message, or the end of its connection (never waits: runs on the
@@ -59,13 +58,7 @@ fn refuse(mesh: &Mesh, message: &RelayToStage, route: &Route, code: ErrorCode) {
     }
     let msg_id = MsgId::from(message.msg_id.as_str());
     let frame = error_frame(msg_id, seq, route.stage_id(), code);
-    let answer = RelayToClient {
-        what: Some(What::Frame(frame_to_wire(&frame))),
-    };
-    let back = Route::new(RelayToClient::NAME)
-        .with_framework(true)
-        .with_sid(route.sid());
-    let payload = Bytes::from(answer.encode_to_vec());
+    let (back, payload) = client_bound(route.sid(), What::Frame(frame_to_wire(&frame)));
     if let Err(error) = mesh.send(&message.home, back, payload) {
         tracing::debug!(%error, "could not answer a relayed request");
     }

@@ -142,6 +142,10 @@ impl Session {
                         self.queued.release(&frame);
                         frame
                     }
+                    Outbound::Shared(shared) => {
+                        self.queued.release(shared.frame());
+                        shared.frame().clone()
+                    }
                     Outbound::Close(code) if said_hello => ServerFrame::close(stage_id, code),
                     Outbound::Close(_) => break,
                     // The stage moved as the server stops: the client still learns where.
@@ -167,8 +171,8 @@ impl Session {
                     break;
                 }
             }
-            let _ = self.writer.flush().await;
-            let _ = self.writer.close().await;
+            let _ = SinkExt::<ServerFrame>::flush(&mut self.writer).await;
+            let _ = SinkExt::<ServerFrame>::close(&mut self.writer).await;
         };
         if end != End::ProtocolError && self.connected {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush).await;

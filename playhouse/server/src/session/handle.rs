@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use playhouse_protocol::{ErrorCode, ServerFrame};
+use playhouse_protocol::{ErrorCode, ServerFrame, SharedFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +21,9 @@ pub(crate) type SessionId = u64;
 pub(crate) enum Outbound {
     /// Write a frame.
     Frame(ServerFrame),
+    /// Write a frame that other connections write too (a broadcast): encoded once per kind
+    /// of connection (see [`SharedFrame`]).
+    Shared(Arc<SharedFrame>),
     /// The actor left the stage (or the stage closed): requests now get `code`.
     Detached(ErrorCode),
     /// The server closes the connection on purpose: say why (`@Close@` with `code`, to a
@@ -154,12 +157,22 @@ impl SessionHandle {
     /// does not read fast enough: the connection is closed rather than letting memory or the
     /// stage suffer.
     pub(crate) fn send(&self, frame: ServerFrame) {
-        let cost = frame_cost(&frame);
+        self.queue(frame_cost(&frame), Outbound::Frame(frame));
+    }
+
+    /// Queues a frame other connections are sent too (a broadcast).
+    pub(crate) fn send_shared(&self, shared: Arc<SharedFrame>) {
+        self.queue(frame_cost(shared.frame()), Outbound::Shared(shared));
+    }
+
+    /// Queues a frame of `cost` bytes, unless the queue is over its limits (then the client
+    /// is a slow consumer, closed).
+    fn queue(&self, cost: usize, outbound: Outbound) {
         if !self.queued.reserve(cost) {
             self.slow_consumer("outbound bytes over the limit");
             return;
         }
-        if let Err(error) = self.tx.try_send(Outbound::Frame(frame)) {
+        if let Err(error) = self.tx.try_send(outbound) {
             self.queued.queued.fetch_sub(cost, Ordering::AcqRel);
             if matches!(error, mpsc::error::TrySendError::Full(_)) {
                 self.slow_consumer("outbound queue full");
@@ -168,8 +181,10 @@ impl SessionHandle {
     }
 
     pub(crate) fn push(&self, outbound: Outbound) {
-        if let Outbound::Frame(frame) = outbound {
-            return self.send(frame);
+        match outbound {
+            Outbound::Frame(frame) => return self.send(frame),
+            Outbound::Shared(shared) => return self.send_shared(shared),
+            _ => {}
         }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(outbound) {
             self.slow_consumer("outbound queue full");

@@ -7,7 +7,8 @@
 //! * `event_loop`: the `select!` loop over the connection, its queue and its deadlines;
 //!   `frame_deadline`: the time a frame that has started has to finish;
 //! * `inbound`: each frame from the client, by kind; `auth`: logging into a stage;
-//! * `outbound`: the batched, size-checked, latency-timed write path;
+//! * `outbound`: the batched, size-checked, latency-timed write path; `write_codec`: the
+//!   codec it writes with (broadcasts encoded once);
 //! * `resume`: parking a lost connection's session, taking it over from a new one, replay;
 //! * `end`: why a connection ended ([`End`](end::End)), and closing the session;
 //! * `killable`: waits that a kill or a stop ends;
@@ -29,6 +30,7 @@ pub(crate) mod relay_proxy;
 pub(crate) mod resume;
 mod stage_ref;
 mod state;
+mod write_codec;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,8 +43,9 @@ use tracing::Instrument;
 use self::context::SessionContext;
 use self::end::End;
 use self::handle::{QueuedBytes, SessionHandle};
-use self::resume::registry::{BoxRead, BoxWrite};
+use self::resume::registry::BoxRead;
 use self::state::{Session, State};
+use self::write_codec::{BoxWrite, Writer};
 use crate::limits::{ConnectionPermit, TokenBucket};
 use playhouse_protocol::ServerCodec;
 
@@ -84,7 +87,8 @@ pub(crate) async fn run<Io>(
         );
         // Small to start: 10,000 mostly idle sessions must stay cheap.
         let reader = FramedRead::with_capacity(Box::new(read) as BoxRead, read_codec, READ_BUFFER);
-        let writer = FramedWrite::with_capacity(Box::new(write) as BoxWrite, codec, WRITE_BUFFER);
+        let writer =
+            FramedWrite::with_capacity(Box::new(write) as BoxWrite, codec.into(), WRITE_BUFFER);
         let mut session = Session::new(
             id,
             ctx,
@@ -114,7 +118,7 @@ impl Session {
         id: handle::SessionId,
         ctx: Arc<SessionContext>,
         reader: FramedRead<BoxRead, ServerCodec>,
-        writer: FramedWrite<BoxWrite, ServerCodec>,
+        writer: Writer,
         rx: mpsc::Receiver<handle::Outbound>,
         handle: SessionHandle,
         queued: Arc<QueuedBytes>,

@@ -60,6 +60,11 @@ impl Session {
                     self.feed(frame).await?;
                     self.flush().await?;
                 }
+                Some(Outbound::Shared(shared)) if relayable => {
+                    self.queued.release(shared.frame());
+                    self.feed(shared.frame().clone()).await?;
+                    self.flush().await?;
+                }
                 Some(Outbound::Detached(code)) if relayable => self.detach(code),
                 // Nothing else is expected while the stage is frozen: a frame for a resumable
                 // session would be one the snapshot does not know of, so the session could
@@ -161,7 +166,7 @@ pub(crate) fn adopt(
     let resume = Resumable::from_streams(token, config, streams, attach_rx);
     let codec = ServerCodec::new(ctx.config().codec);
     let reader = FramedRead::new(Box::new(tokio::io::empty()) as _, codec.clone());
-    let writer = FramedWrite::new(Box::new(tokio::io::sink()) as _, codec);
+    let writer = FramedWrite::new(Box::new(tokio::io::sink()) as _, codec.into());
     let id = ctx.next_session_id();
     let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
     let queued = QueuedBytes::new(ctx.config().session_outbound_bytes);

@@ -3,16 +3,18 @@
 //! latency histogram.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use playhouse_protocol::{ErrorCode, ServerFrame};
+use playhouse_protocol::{EncodeError, Encoder, ErrorCode, ServerFrame, SharedFrame};
 use tokio::time::Instant;
 
 use super::end::End;
 use super::handle::Outbound;
 use super::killable::bounded;
 use super::state::{Session, State};
+use super::write_codec::WriteCodec;
 use crate::limits::throttled;
 use crate::metrics::Rejection;
 
@@ -31,6 +33,10 @@ impl Session {
                 Outbound::Frame(frame) => {
                     self.queued.release(&frame);
                     self.feed(frame).await?;
+                }
+                Outbound::Shared(shared) => {
+                    self.queued.release(shared.frame());
+                    self.feed_shared(shared).await?;
                 }
                 Outbound::Detached(code) => {
                     if matches!(self.state, State::Joined { .. }) {
@@ -77,7 +83,13 @@ impl Session {
     /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.
     pub(super) async fn flush(&mut self) -> Result<(), End> {
         let timeout = self.ctx.config().write_timeout;
-        match bounded(&self.kill, timeout, self.writer.flush()).await {
+        match bounded(
+            &self.kill,
+            timeout,
+            SinkExt::<ServerFrame>::flush(&mut self.writer),
+        )
+        .await
+        {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(_))) => Err(End::WriteFailed),
             Ok(Err(reason)) => Err(reason),
@@ -92,11 +104,7 @@ impl Session {
     /// reply, turned into a `PACKET_TOO_LARGE` error reply, so the requester learns it at once
     /// instead of waiting for its timeout.
     pub(super) fn checked(&self, mut frame: ServerFrame) -> Option<ServerFrame> {
-        // The body as the codec would write it uncompressed (its limit applies to that).
-        let body = frame.body_len();
-        if body > self.ctx.config().codec.max_packet_size {
-            throttled!(error, msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
-            self.ctx.metrics().reject(Rejection::OversizedFrame);
+        if self.oversized(&frame) {
             if frame.msg_seq == 0 {
                 return None;
             }
@@ -104,6 +112,18 @@ impl Session {
             frame.payload = Bytes::new();
         }
         Some(frame)
+    }
+
+    /// Whether `frame` is over `max_packet_size` (logged and counted if so).
+    fn oversized(&self, frame: &ServerFrame) -> bool {
+        // The body as the codec would write it uncompressed (its limit applies to that).
+        let body = frame.body_len();
+        if body <= self.ctx.config().codec.max_packet_size {
+            return false;
+        }
+        throttled!(error, msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
+        self.ctx.metrics().reject(Rejection::OversizedFrame);
+        true
     }
 
     pub(super) async fn feed(&mut self, frame: ServerFrame) -> Result<(), End> {
@@ -116,6 +136,23 @@ impl Session {
 
     /// Writes a frame as it is (checked and numbered already, or a replay).
     pub(super) async fn feed_raw(&mut self, frame: ServerFrame) -> Result<(), End> {
+        self.count_out(&frame);
+        self.write(frame).await
+    }
+
+    /// Writes a frame other connections write too, in the encoding made for the first one
+    /// like this one. A broadcast is a push: one over the size limit is dropped.
+    async fn feed_shared(&mut self, shared: Arc<SharedFrame>) -> Result<(), End> {
+        if self.oversized(shared.frame()) {
+            return Ok(());
+        }
+        self.record(shared.frame())?;
+        self.count_out(shared.frame());
+        self.write(shared).await
+    }
+
+    /// Counts `frame` as sent, and times the request it answers.
+    fn count_out(&mut self, frame: &ServerFrame) {
         let metrics = &self.ctx.metrics();
         metrics.message_out(frame.payload.len());
         if frame.msg_seq != 0
@@ -127,9 +164,16 @@ impl Session {
         {
             metrics.observe_latency(Instant::now() - arrived);
         }
+    }
+
+    /// Hands `item` to the writer's buffer.
+    async fn write<I>(&mut self, item: I) -> Result<(), End>
+    where
+        WriteCodec: Encoder<I, Error = EncodeError>,
+    {
         // `feed` writes out when the buffer is full, so it can block on a non-reading client.
         let timeout = self.ctx.config().write_timeout;
-        let fed = match bounded(&self.kill, timeout, self.writer.feed(frame)).await {
+        let fed = match bounded(&self.kill, timeout, self.writer.feed(item)).await {
             Ok(fed) => fed?,
             Err(_) => {
                 self.ctx.metrics().reject(Rejection::SlowConsumer);
@@ -138,7 +182,7 @@ impl Session {
         };
         match fed {
             Ok(()) => Ok(()),
-            Err(playhouse_protocol::EncodeError::Io(_)) => Err(End::WriteFailed),
+            Err(EncodeError::Io(_)) => Err(End::WriteFailed),
             Err(error) => {
                 // Sizes are checked above; this is a frame no client could read.
                 throttled!(error, %error, "dropping an outgoing frame");

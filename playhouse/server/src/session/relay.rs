@@ -58,14 +58,8 @@ impl RelayLink {
         seq: u16,
         packet: Packet,
     ) -> Result<(), Undelivered> {
-        let message = RelayToStage {
-            actor,
-            msg_seq: u32::from(seq),
-            msg_id: packet.msg_id.to_string(),
-            payload: packet.payload.clone(),
-            gone: false,
-            home: self.mesh.server_id().to_owned(),
-        };
+        let home = self.mesh.server_id().to_owned();
+        let message = client_message(actor, seq, packet.clone(), home);
         self.send(session, &message)
             .await
             .map_err(|()| Undelivered(packet))
@@ -83,17 +77,43 @@ impl RelayLink {
     }
 
     async fn send(&self, session: SessionId, message: &RelayToStage) -> Result<(), ()> {
-        let route = Route::new(RelayToStage::NAME)
-            .with_framework(true)
-            .with_stage(self.stage_id)
-            .with_sid(session);
-        let payload = Bytes::from(message.encode_to_vec());
+        let (route, payload) = stage_bound(self.stage_id, session, message);
         send_relayed(&self.mesh, &self.server, route, payload)
             .await
             .map_err(|error| {
                 tracing::debug!(%error, server = %self.server, "relay to the stage failed");
             })
     }
+}
+
+/// A client's message for actor `actor` (`seq` 0: one-way), relayed from its home `home`.
+fn client_message(actor: u64, seq: u16, packet: Packet, home: String) -> RelayToStage {
+    RelayToStage {
+        actor,
+        msg_seq: u32::from(seq),
+        msg_id: packet.msg_id.to_string(),
+        payload: packet.payload,
+        gone: false,
+        home,
+    }
+}
+
+/// The route and payload that take `message` to stage `stage_id`, for session `session`.
+fn stage_bound(stage_id: i64, session: SessionId, message: &RelayToStage) -> (Route, Bytes) {
+    let route = Route::new(RelayToStage::NAME)
+        .with_framework(true)
+        .with_stage(stage_id)
+        .with_sid(session);
+    (route, Bytes::from(message.encode_to_vec()))
+}
+
+/// The route and payload that take `what` back to session `session` at its home.
+pub(crate) fn client_bound(session: SessionId, what: What) -> (Route, Bytes) {
+    let route = Route::new(RelayToClient::NAME)
+        .with_framework(true)
+        .with_sid(session);
+    let message = RelayToClient { what: Some(what) };
+    (route, Bytes::from(message.encode_to_vec()))
 }
 
 /// Sends one relayed message to `target`, which this server may not have met yet (the stage
@@ -139,19 +159,8 @@ impl RelayedMessage {
         let Some((home, session)) = from.home() else {
             return;
         };
-        let message = RelayToStage {
-            actor: self.actor,
-            msg_seq: u32::from(self.seq),
-            msg_id: self.packet.msg_id.to_string(),
-            payload: self.packet.payload,
-            gone: false,
-            home: home.to_string(),
-        };
-        let route = Route::new(RelayToStage::NAME)
-            .with_framework(true)
-            .with_stage(self.stage_id)
-            .with_sid(session);
-        let payload = Bytes::from(message.encode_to_vec());
+        let message = client_message(self.actor, self.seq, self.packet, home.to_string());
+        let (route, payload) = stage_bound(self.stage_id, session, &message);
         if let Err(error) = mesh.send(target, route, payload) {
             tracing::debug!(%error, target, "could not pass a relayed message on");
         }

@@ -4,17 +4,14 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use playhouse_mesh::proto::RelayToClient;
 use playhouse_mesh::proto::relay_to_client::What;
-use playhouse_mesh::{Mesh, MeshError, Route};
-use prost::{Message, Name};
+use playhouse_mesh::{Mesh, MeshError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::context::SessionContext;
 use super::handle::{Outbound, QueuedBytes, RELAYED, SessionHandle, SessionId};
-use super::relay::{frame_to_wire, send_relayed};
+use super::relay::{client_bound, frame_to_wire, send_relayed};
 use crate::stage::handle::StageHandle;
 
 /// The forwarding half of a stand-in, started once its stage runs.
@@ -89,6 +86,10 @@ impl StandIn {
                     self.queued.release(&frame);
                     (What::Frame(frame_to_wire(&frame)), false)
                 }
+                Outbound::Shared(shared) => {
+                    self.queued.release(shared.frame());
+                    (What::Frame(frame_to_wire(shared.frame())), false)
+                }
                 Outbound::Detached(code) => (What::Detached(u32::from(code.0)), false),
                 Outbound::Close(code) => (What::Close(u32::from(code.0)), true),
                 Outbound::Relay(server) => (What::MovedTo(server.to_string()), true),
@@ -118,11 +119,7 @@ impl StandIn {
     }
 
     async fn send(&self, what: What) -> Result<(), MeshError> {
-        let route = Route::new(RelayToClient::NAME)
-            .with_framework(true)
-            .with_sid(self.id & !RELAYED);
-        let message = RelayToClient { what: Some(what) };
-        let payload = Bytes::from(message.encode_to_vec());
+        let (route, payload) = client_bound(self.id & !RELAYED, what);
         send_relayed(&self.mesh, &self.home, route, payload).await
     }
 }

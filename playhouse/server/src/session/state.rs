@@ -8,14 +8,15 @@ use std::sync::Arc;
 use playhouse_protocol::{Capabilities, ErrorCode, ServerCodec};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::context::SessionContext;
 use super::handle::{Outbound, QueuedBytes, SessionHandle, SessionId};
 use super::resume::buffer::Resumable;
-use super::resume::registry::{BoxRead, BoxWrite, Handover};
+use super::resume::registry::{BoxRead, Handover};
 use super::stage_ref::StageRef;
+use super::write_codec::Writer;
 use crate::limits::TokenBucket;
 
 /// Where a connection stands in the authentication flow.
@@ -38,7 +39,7 @@ pub(super) struct Session {
     pub(super) source: IpAddr,
     pub(super) ctx: Arc<SessionContext>,
     pub(super) reader: FramedRead<BoxRead, ServerCodec>,
-    pub(super) writer: FramedWrite<BoxWrite, ServerCodec>,
+    pub(super) writer: Writer,
     pub(super) rx: mpsc::Receiver<Outbound>,
     pub(super) handle: SessionHandle,
     /// Bytes queued through `handle` and not yet taken by `write_batch`.

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use playhouse_protocol::{ErrorCode, Packet, ServerFrame};
+use playhouse_protocol::{ErrorCode, Packet, ServerFrame, SharedFrame};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -273,18 +273,19 @@ impl<S: Send + 'static> StageContext<S> {
 
     /// Pushes `packet` to every connected client in the stage.
     pub fn broadcast(&self, packet: Packet) {
-        let frame = ServerFrame::from_packet(packet, 0, self.stage_id);
+        // Encoded once for all of them (once more for clients that agreed to compression).
+        let frame = SharedFrame::new(ServerFrame::from_packet(packet, 0, self.stage_id));
         for client in self.clients.values() {
-            client.session.send(frame.clone());
+            client.session.send_shared(frame.clone());
         }
     }
 
     /// Pushes `packet` to every connected client except `account_id`.
     pub fn broadcast_except(&self, account_id: &str, packet: Packet) {
-        let frame = ServerFrame::from_packet(packet, 0, self.stage_id);
+        let frame = SharedFrame::new(ServerFrame::from_packet(packet, 0, self.stage_id));
         for client in self.clients.values() {
             if &*client.account_id != account_id {
-                client.session.send(frame.clone());
+                client.session.send_shared(frame.clone());
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The stage loop in memory: no sockets, a paused clock, so timings are exact.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use playhouse_protocol::{ErrorCode, Packet, ServerFrame};
@@ -10,6 +11,7 @@ use super::context::StageContext;
 use super::model::{Actor, Stage};
 use super::timer::TimerId;
 use crate::reply::ErrorReply;
+use crate::session::handle::Outbound;
 use crate::testing::{HarnessClient, StageHarness};
 
 struct Probe;
@@ -51,6 +53,7 @@ impl Stage for Probe {
                     ctx.stop_game_loop();
                 }
             }),
+            "Broadcast" => push(ctx, "all".into()),
             "Stall" => tokio::time::sleep(Duration::from_millis(100)).await,
             "Count" => {
                 ctx.add_count_timer(
@@ -100,9 +103,11 @@ impl Actor for ProbeActor {
     async fn on_authenticate(
         &mut self,
         link: &mut ActorLink,
-        _: Packet,
+        packet: Packet,
     ) -> Result<Packet, ErrorReply> {
-        link.set_account_id("probe");
+        // The login's payload names the account ("probe" if empty).
+        let name = String::from_utf8_lossy(&packet.payload);
+        link.set_account_id(if name.is_empty() { "probe" } else { &*name });
         Ok(Packet::empty("Ok"))
     }
 }
@@ -266,4 +271,23 @@ async fn async_block_runs_pre_off_the_loop_and_post_on_it() {
     assert_eq!(at - start, Duration::from_millis(50));
     let reply = h.frame().await;
     assert_eq!((reply.msg_id.as_ref(), reply.msg_seq), ("AsyncDone", 7));
+}
+
+/// A broadcast is one frame shared by every client's queue (written in the encoding the first
+/// connection of each kind made: see `SharedFrame`), not a copy per client.
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_is_one_shared_frame_for_every_client() {
+    let stage = StageHarness::start("Probe", |_| Probe, |_| ProbeActor, Packet::empty("Create"))
+        .await
+        .expect("created");
+    let mut ann = stage.join(Packet::new("Auth", "ann")).await.expect("ann");
+    let mut bob = stage.join(Packet::new("Auth", "bob")).await.expect("bob");
+    ann.send(Packet::empty("Broadcast")).await.unwrap();
+    let (Some(Outbound::Shared(to_ann)), Some(Outbound::Shared(to_bob))) =
+        (ann.outbound().await, bob.outbound().await)
+    else {
+        panic!("each client is queued a shared frame");
+    };
+    assert!(Arc::ptr_eq(&to_ann, &to_bob), "the same frame");
+    assert_eq!(&*to_ann.frame().msg_id, "Push");
 }

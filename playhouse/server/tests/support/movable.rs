@@ -142,3 +142,16 @@ pub async fn sees(server: &PlayServer, peer: &str) {
 
 /// Set when a stage starts its `Nap` (only one test sends one).
 pub static NAPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The value of series `name` (its first line, whatever its labels) in `server`'s metrics.
+pub fn metric(server: &PlayServer, name: &str) -> u64 {
+    let text = server.metrics();
+    let line = text
+        .lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in the exposition"));
+    let value = line.rsplit(' ').next().unwrap_or_default();
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: {value} is not a count"))
+}

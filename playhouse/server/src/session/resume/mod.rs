@@ -161,7 +161,7 @@ impl Session {
         }
         // Let the old socket go now (its peer sees it end), not when a new one replaces it.
         let codec = self.writer.encoder().clone();
-        self.reader = FramedRead::new(Box::new(tokio::io::empty()), codec.clone());
+        self.reader = FramedRead::new(Box::new(tokio::io::empty()), (*codec).clone());
         self.writer = FramedWrite::new(Box::new(tokio::io::sink()), codec);
         let window = self
             .resume
@@ -183,6 +183,13 @@ impl Session {
                     Outbound::Frame(frame) => {
                         self.queued.release(&frame);
                         if let Some(frame) = self.checked(frame) {
+                            self.record(&frame)?;
+                        }
+                    }
+                    // Kept for the replay as a frame of this session's own.
+                    Outbound::Shared(shared) => {
+                        self.queued.release(shared.frame());
+                        if let Some(frame) = self.checked(shared.frame().clone()) {
                             self.record(&frame)?;
                         }
                     }

@@ -7,22 +7,22 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use playhouse_protocol::{Capabilities, ResumeToken, ServerCodec};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
+
+use crate::session::write_codec::Writer;
 
 use crate::limits::throttled;
 
 /// The read half of a connection, whatever its transport.
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-/// The write half of a connection, whatever its transport.
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A new connection handed to the session it resumes.
 pub(crate) struct Attach {
     pub(crate) reader: FramedRead<BoxRead, ServerCodec>,
-    pub(crate) writer: FramedWrite<BoxWrite, ServerCodec>,
+    pub(crate) writer: Writer,
     /// The `@Resume@` request's sequence, for the reply.
     pub(crate) seq: u16,
     /// Server frames the client says it received.
