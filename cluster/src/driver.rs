@@ -359,7 +359,12 @@ impl Player {
 }
 
 /// Reads each Play server's stage list every [`STAGES_EVERY`] until `until`.
-async fn stage_lists(history: Arc<Writer>, admins: Vec<(String, String)>, token: String, until: Instant) {
+async fn stage_lists(
+    history: Arc<Writer>,
+    admins: Vec<(String, String)>,
+    token: String,
+    until: Instant,
+) {
     let mut tick = tokio::time::interval(STAGES_EVERY);
     while Instant::now() < until {
         tick.tick().await;

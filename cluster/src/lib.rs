@@ -14,6 +14,7 @@ pub mod history;
 pub mod moves;
 pub mod net;
 pub mod procs;
+pub mod report;
 pub mod rng;
 pub mod rooms;
 pub mod summary;

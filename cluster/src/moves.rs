@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use playhouse_connector::ErrorCode;
 
-use crate::check::{Fault, Report};
 use crate::history::Record;
+use crate::report::{Fault, Report};
 
 /// Longest time one stage id may be listed by two Play servers at once.
 pub const OVERLAP_MS: u64 = 2_000;
@@ -266,10 +266,7 @@ fn one_stage_per_id(report: &mut Report, records: &[Record]) {
             })
         });
         if let Some((p, q, from, to)) = overlap {
-            let detail = format!(
-                "stage {id} listed by both {p} and {q} for {} ms",
-                to - from
-            );
+            let detail = format!("stage {id} listed by both {p} and {q} for {} ms", to - from);
             report.violate(from, "one stage per id", detail);
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use crate::check::{Report, Row};
+use crate::report::{Report, Row};
 
 fn ms(v: Option<u64>) -> String {
     match v {

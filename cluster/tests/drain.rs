@@ -3,8 +3,9 @@
 //! not followed, a plain player dropped otherwise, a relayed request failing, and a stage
 //! listed by both servers are each reported under their own name.
 
-use playhouse_cluster::check::{Report, check};
+use playhouse_cluster::check::check;
 use playhouse_cluster::history::Record;
+use playhouse_cluster::report::Report;
 
 const T0: u64 = 1_000_000;
 /// The drain's SIGTERM.
@@ -153,5 +154,10 @@ fn a_stage_listed_by_both_servers_is_reported_past_a_hand_over() {
     }
     history.retain(|r| !matches!(r, Record::Stages { play, ids, t } if play == "play-1" && ids.is_empty() && *t > H));
     let report = check(&history);
-    assert_eq!(checks(&report), ["one stage per id"], "{:?}", report.violations);
+    assert_eq!(
+        checks(&report),
+        ["one stage per id"],
+        "{:?}",
+        report.violations
+    );
 }
