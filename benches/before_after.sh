@@ -9,6 +9,9 @@
 #   (e.g. build a checkout of the old commit with
 #    `CARGO_TARGET_DIR=/tmp/before cargo build --release -p playhouse-benches --bins`).
 #   ROUNDS (default 3), SECONDS per measured window (default 10).
+#   CASES (environment, default all): the cases to run, e.g. CASES="broadcast mesh". The
+#   broadcast case (50 WebSocket clients in one room, one sender x 8, server CPU per delivery)
+#   uses the Node load generator of benches/colyseus (`npm ci` there first).
 # Prints one JSON line per case and build to $OUT (default /tmp/playhouse-before-after.jsonl),
 # then a table of medians: after / before for each case.
 set -euo pipefail
@@ -35,12 +38,28 @@ load() { # build bin-dir case transport loadgen-args...
     --server-pid "$PID" --duration "$SECS" "$@" 2>/dev/null)"
   stop
 }
+CASES=${CASES:-tcp ws mesh broadcast}
+NODE=benches/colyseus/node_modules/.bin/node
+wants() { case " $CASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+broadcast() { # build bin-dir: the Node load generator's broadcast case
+  serve "$2"
+  record "$1" broadcast-50x8 "$(timeout 120 "$NODE" benches/colyseus/loadgen.mjs --protocol playhouse \
+    --target "$WS" --pid "$PID" --warmup 2 --case broadcast --clients 50 --inflight 8 --duration "$SECS")"
+  stop
+}
 one() { # build bin-dir
-  load "$1" "$2" tcp-request-1000x8 tcp --ccu 1000 --inflight 8 --size 64
-  load "$1" "$2" tcp-send-1000x8 tcp --ccu 1000 --mode send --inflight 8 --size 64
-  load "$1" "$2" ws-request-1000x1 ws --ccu 1000 --inflight 1 --size 64
-  load "$1" "$2" ws-request-100x8 ws --ccu 100 --inflight 8 --size 64
-  record "$1" mesh "$("$2/mesh-bench" --inflight 64 --size 64 --duration "$SECS" 2>/dev/null)"
+  if wants tcp; then
+    load "$1" "$2" tcp-request-1000x8 tcp --ccu 1000 --inflight 8 --size 64
+    load "$1" "$2" tcp-send-1000x8 tcp --ccu 1000 --mode send --inflight 8 --size 64
+  fi
+  if wants ws; then
+    load "$1" "$2" ws-request-1000x1 ws --ccu 1000 --inflight 1 --size 64
+    load "$1" "$2" ws-request-100x8 ws --ccu 100 --inflight 8 --size 64
+  fi
+  if wants mesh; then
+    record "$1" mesh "$("$2/mesh-bench" --inflight 64 --size 64 --duration "$SECS" 2>/dev/null)"
+  fi
+  if wants broadcast && [ -x "$NODE" ]; then broadcast "$1" "$2"; fi
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -55,10 +74,13 @@ def med(build, case, key):
     return statistics.median(r["result"][key] for r in runs if r["build"] == build and r["case"] == case)
 rows = [(c, "msgs_per_sec") for c in ["tcp-request-1000x8", "tcp-send-1000x8", "ws-request-1000x1", "ws-request-100x8"]]
 rows += [("mesh", "api_to_stage_msgs_per_sec"), ("mesh", "stage_to_stage_msgs_per_sec"), ("mesh", "raw_zmq_msgs_per_sec")]
-n = len([r for r in runs if r["build"] == "before" and r["case"] == "mesh"])
+rows += [("broadcast-50x8", "server_cpu_us_per_delivery"), ("broadcast-50x8", "delivered_per_sec")]
+n = max(len([r for r in runs if r["build"] == "before" and r["case"] == c]) for c, _ in rows)
 print(f"| case | metric (median of {n}) | before | after | after/before |")
 print("|---|---|---:|---:|---:|")
 for case, key in rows:
+    if not any(r["case"] == case for r in runs):
+        continue
     b, a = med("before", case, key), med("after", case, key)
-    print(f"| {case} | {key} | {b:,.0f} | {a:,.0f} | {a / b:.1%} |")
+    print(f"| {case} | {key} | {b:,.3f} | {a:,.3f} | {a / b:.1%} |")
 PY

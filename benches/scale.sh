@@ -17,6 +17,14 @@ ACTIVE=${2:-1000}
 SECONDS_MEASURED=${3:-30}
 RAMP=$(( CCU / 2500 + 5 ))
 ulimit -n 262144 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Without CAP_SYS_RESOURCE the hard limit stays where it is: run what fits, and say so.
+LIMIT=$(ulimit -n)
+WANTED=$CCU
+if [ "$LIMIT" != unlimited ] && [ "$CCU" -gt $(( LIMIT - 1000 )) ]; then
+    CCU=$(( LIMIT - 1000 ))
+    RAMP=$(( CCU / 2500 + 5 ))
+    echo "# the descriptor limit is $LIMIT (hard): $CCU clients instead of $WANTED" >&2
+fi
 echo "# descriptor limit $(ulimit -n), $CCU clients ($ACTIVE active at 1 request/s), ramp ${RAMP}s, measured ${SECONDS_MEASURED}s" >&2
 cargo build -q --release -p playhouse-benches --bin bench-server --bin loadgen
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -35,10 +43,11 @@ import json, sys
 r = json.loads(sys.stdin.read())
 ccu, before_kib = int(sys.argv[1]), int(sys.argv[2])
 r['case'] = 'scale'
+r['wanted_ccu'] = int(sys.argv[3])
 r['server_rss_start_mb'] = round(before_kib / 1024, 1)
 r['rss_per_client_kib'] = round((r['server_rss_mb'] * 1024 - before_kib) / max(r['authenticated'], 1), 2)
 print(json.dumps(r))
-" "$CCU" "$before"
+" "$CCU" "$before" "$WANTED"
     kill -TERM "$server"
     wait "$server" || true
     rm -f "$out"

@@ -2,9 +2,9 @@
 """A real browser on play-1's admin page: the verification cluster (two Play servers, two API
 servers) is started, a test client (raw TCP, SPEC §4 frames) creates stage 4747 on play-1 and
 keeps echoing, and headless Chromium, driven over the DevTools protocol, opens the page and
-checks that it lists both Play servers and the stage, that its charts update each second, and
-that the stage's Close button closes it (gone from the page and from the server). It saves a
-screenshot (--screenshot PATH) of the page with the stage listed and the charts running.
+checks that it lists both Play servers and the stage (its one actor, its tick overruns), that
+its charts update each second, and that the stage's Close button closes it (gone from the page
+and from the server). It saves a screenshot (--screenshot PATH) of the page with the stage listed and the charts running.
 
 Usage: browser_admin.py [--screenshot PATH] --spawn CMD...   (CMD is `verification --serve`)
 Needs `chromium` (ci/chromium.sh installs it). Prints TAP; exit 1 on failure.
@@ -116,6 +116,12 @@ def check_page(tools, play, screenshot, check):
     stage = tools.wait_for(f"!!document.querySelector(\"{row}\")")
     check(f"lists stage {STAGE} the test client created", stage,
           tools.eval("document.querySelector('#stages').innerText"))
+    cells = tools.eval(f"""(() => {{ const heads = [...document.querySelectorAll('#stages th')]
+          .map(th => th.textContent); const row = document.querySelector("{row}");
+          return row && Object.fromEntries(heads.map((h, i) => [h, row.cells[i].textContent])); }})()""")
+    check("the stage's row shows its one actor and its tick overruns",
+          cells and cells.get("actors") == "1" and cells.get("tick overruns", "").isdigit(),
+          f"row: {cells}")
     first = tools.eval("window.chartUpdates") or 0
     later = tools.wait_for(f"window.chartUpdates >= {first + 3} && window.chartUpdates", within=10)
     check("charts update every second", later, f"updates {first} then {later}")

@@ -31,4 +31,4 @@ combinations() {
 
 combinations playhouse-transport tls ws ws-client dev-certs
 combinations playhouse-mesh zmq redis bench-internals
-combinations playhouse ws tls http zmq redis
+combinations playhouse ws tls http zmq redis otlp

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The TypeScript client (clients/typescript): installs its dependencies from the committed
 # lockfile (npm ci), builds it (protobuf-es types from proto/, then tsc), and runs its suite in
-# Node and in headless Chromium against `verification --serve`, which each suite spawns.
+# Node and in headless Chromium against `verification --serve` (and `--serve-drain`, for a real
+# move), which each suite spawns.
 #
 # Usage: bash ci/typescript.sh PATH/TO/verification
 set -euo pipefail

@@ -16,6 +16,18 @@ export interface ProxyControl {
   stats(): Promise<{ accepted: number[]; cuts: number; armed: number; live: number }>;
 }
 
+/** Two Play servers of their own (`verification --serve-drain`, spawned by the Node side):
+ * `from` (drain-1) is drained into `to` (drain-2). */
+export interface DrainPair {
+  /** `host:port` of drain-1's WebSocket listener (path `/ws`). */
+  from: string;
+  /** `host:port` of drain-2's WebSocket listener. */
+  to: string;
+  /** `POST /drain` on drain-1's admin listener, with its bearer token: the answer. */
+  drain(): Promise<{ status: number; body: string }>;
+  stop(): Promise<void>;
+}
+
 /** Where the suite runs. */
 export interface Env {
   /** `ws://…/ws` and `wss://…/ws` of play-1. */
@@ -24,6 +36,8 @@ export interface Env {
   /** How the client makes WebSockets here (the `ws` package in Node, nothing in a browser). */
   socket: Pick<ClientOptions, "WebSocket" | "createWebSocket">;
   proxy: ProxyControl;
+  /** Starts a fresh drain pair (drain-1 stops once drained, so each use needs its own). */
+  drainPair(): Promise<DrainPair>;
   /** "node" or "chromium": part of each account name, so runs never share a player. */
   where: string;
 }

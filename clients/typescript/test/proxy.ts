@@ -127,7 +127,13 @@ export class CutProxy {
     if (pair.closed) return;
     pair.closed = true;
     this.pairs.delete(pair);
-    pair.client.terminate();
+    // Ends the client's TCP stream (FIN, no WebSocket close frame: an abrupt drop to the
+    // client) rather than destroying it: a destroyed socket with the client's data unread
+    // sends RST, and Chromium then dropped frames forwarded just before the cut (the
+    // @Session@ ahead of a cut AuthenticateReply, say).
+    const socket = (pair.client as unknown as { _socket?: { end(): void } })._socket;
+    if (socket) socket.end();
+    else pair.client.terminate();
     pair.upstream.terminate();
   }
 

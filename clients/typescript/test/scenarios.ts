@@ -31,6 +31,7 @@ import {
   UnhandledRequestSchema,
 } from "./gen/test_messages_pb.js";
 import { account, connect, login, type Env, type Scenario } from "./env.js";
+import { scenariosOfDrain } from "./drain_scenarios.js";
 import { scenariosOfResume } from "./resume_scenarios.js";
 
 async function basics(env: Env, url: string): Promise<void> {
@@ -251,5 +252,6 @@ export const scenarios: Scenario[] = [
     },
   },
   ...scenariosOfResume,
+  ...scenariosOfDrain,
 ];
 

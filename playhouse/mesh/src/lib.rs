@@ -75,4 +75,4 @@ pub use observer::MeshObserver;
 #[cfg(feature = "redis")]
 pub use redis_directory::{RedisDirectory, RedisDirectoryConfig};
 pub use route::{Route, RoutePacket};
-pub use trace::TraceContext;
+pub use trace::{SpanSource, TraceContext};

@@ -42,6 +42,15 @@ impl Route {
         crate::trace::TraceContext::parse(&self.header.traceparent)
     }
 
+    /// Part of `trace` (sent as its `traceparent`). Without it, the node gives a message the
+    /// trace current when it is sent ([`TraceContext::for_send`](crate::trace::TraceContext::for_send)):
+    /// set it when a message is built in one task and sent from another.
+    #[must_use]
+    pub fn with_trace(mut self, trace: crate::trace::TraceContext) -> Route {
+        self.header.traceparent = trace.traceparent();
+        self
+    }
+
     /// A message `msg_id` (e.g. a protobuf short type name).
     pub fn new(msg_id: impl Into<String>) -> Route {
         Route {

@@ -7,15 +7,27 @@
 //! trace. Replies and liveness messages carry none. Receivers log the trace id on their
 //! handling spans. Old servers ignore the field (protobuf), and a message without it is
 //! simply untraced.
+//!
+//! An exporter of spans (the `otlp` feature of `playhouse`) registers a [`SpanSource`] with
+//! [`TraceContext::set_span_source`]: a message sent inside an exported span of the current
+//! trace then names that span as its parent, so the receiver's span hangs under it. Without
+//! one, nothing changes (one atomic load per message sent).
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 tokio::task_local! {
     static CURRENT: TraceContext;
 }
+
+/// The exported span current on this thread, as a trace context (its trace id and span id),
+/// if there is one (see [`TraceContext::set_span_source`]).
+pub type SpanSource = fn() -> Option<TraceContext>;
+
+static SPAN_SOURCE: OnceLock<SpanSource> = OnceLock::new();
 
 /// One hop of a trace: the trace it belongs to and this hop's span.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,9 +71,39 @@ impl TraceContext {
         CURRENT.try_with(|t| *t).ok()
     }
 
-    /// What a message sent now carries: the current trace's next hop, or a new trace.
+    /// A context from its ids (`None` if either is zero, which W3C calls invalid).
+    pub fn from_ids(trace_id: u128, span_id: u64) -> Option<TraceContext> {
+        (trace_id != 0 && span_id != 0).then_some(TraceContext { trace_id, span_id })
+    }
+
+    /// The trace id as a number.
+    pub fn trace_id_u128(&self) -> u128 {
+        self.trace_id
+    }
+
+    /// This hop's span id as a number (the parent span of whoever receives it).
+    pub fn span_id_u64(&self) -> u64 {
+        self.span_id
+    }
+
+    /// Registers where [`TraceContext::for_send`] finds the exported span current when a
+    /// message is sent (once per process; later calls are ignored).
+    pub fn set_span_source(source: SpanSource) {
+        let _ = SPAN_SOURCE.set(source);
+    }
+
+    /// What a message sent now carries: the current trace's next hop, or a new trace. With a
+    /// [`SpanSource`], the exported span current now, when it belongs to the current trace
+    /// (or there is none): the receiver's span then continues it as its child.
     pub fn for_send() -> TraceContext {
-        TraceContext::current().map_or_else(TraceContext::new_root, |t| t.child())
+        let current = TraceContext::current();
+        if let Some(source) = SPAN_SOURCE.get()
+            && let Some(span) = source()
+            && current.is_none_or(|c| c.trace_id == span.trace_id)
+        {
+            return span;
+        }
+        current.map_or_else(TraceContext::new_root, |t| t.child())
     }
 
     /// Runs `future` with this trace current (messages it sends continue the trace).
@@ -81,7 +123,7 @@ impl TraceContext {
         u8::from_str_radix(flags, 16).ok()?;
         let trace_id = u128::from_str_radix(trace, 16).ok()?;
         let span_id = u64::from_str_radix(span, 16).ok()?;
-        (trace_id != 0 && span_id != 0).then_some(TraceContext { trace_id, span_id })
+        TraceContext::from_ids(trace_id, span_id)
     }
 
     /// The `traceparent` form (sampled flag set).

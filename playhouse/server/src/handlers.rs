@@ -170,6 +170,8 @@ impl HandlerRegistry {
         );
         if let Some(trace) = trace {
             span.record("trace_id", trace.trace_id());
+            #[cfg(feature = "otlp")]
+            crate::telemetry::continue_remote(&span, trace);
         }
         let run = async move {
             match trace {

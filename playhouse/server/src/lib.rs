@@ -16,6 +16,8 @@
 //! * `serve_http` / `HttpLimits` (feature `http`): an axum app (an API server's HTTP front
 //!   door, the metrics endpoint, a WebSocket route) served with timeouts and a connection cap;
 //!   [`raise_fd_limit`] so that every connection cap fits under the process's descriptors.
+//! * `otlp_layer` (feature `otlp`): spans exported to an OpenTelemetry collector, in the
+//!   traces the mesh carries from server to server.
 //!
 //! # Features
 //!
@@ -30,10 +32,12 @@
 //! | `http`  | no      | `serve_http`, `HttpLimits`, `PlayServer::listen_metrics`, `websocket_router` (with `ws`) | axum, hyper |
 //! | `zmq`   | no      | `MeshJoin::zmq`, the ZeroMQ mesh link                              | zeromq   |
 //! | `redis` | no      | `RedisDirectory`: a mesh directory across machines                 | redis    |
+//! | `otlp`  | no      | `otlp_layer`: spans exported over OTLP/HTTP, one trace across the mesh | opentelemetry, opentelemetry-otlp (HTTP, protobuf; no gRPC, no TLS), tracing-opentelemetry, hyper |
 //! | `full`  | no      | all of the above                                                   |          |
 //!
 //! TLS is often ended by a load balancer in front of the game; `http` is for an API server or
-//! a metrics scrape; `zmq` and `redis` are for a mesh of processes on several machines.
+//! a metrics scrape; `zmq` and `redis` are for a mesh of processes on several machines;
+//! `otlp` is for sending traces to an OpenTelemetry collector (Jaeger, Tempo, ...).
 //!
 //! ```no_run
 //! use playhouse::{Actor, ActorCell, ActorLink, ErrorCode, ErrorReply, Packet, PlayServer, Stage, StageContext};
@@ -135,6 +139,8 @@ mod services;
 mod session;
 mod sharded;
 mod stage;
+#[cfg(feature = "otlp")]
+mod telemetry;
 pub mod testing;
 #[cfg(all(feature = "http", feature = "ws"))]
 mod ws_route;
@@ -171,3 +177,5 @@ pub use stage::context::{GameTick, StageContext, StageInit};
 pub use stage::model::{Actor, MovableActor, MovableStage, Stage};
 pub use stage::timer::TimerId;
 pub use stage::typed::{AsyncClientHandler, AsyncServerHandler, StageRoutes};
+#[cfg(feature = "otlp")]
+pub use telemetry::{OtlpError, OtlpExport, OtlpLayer, otlp_layer};

@@ -5,8 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use playhouse_mesh::Route;
 use playhouse_mesh::{Mesh, MeshError, RoutingPolicy, ServerType};
+use playhouse_mesh::{Route, TraceContext};
 use playhouse_protocol::Packet;
 
 /// Where a server's mesh node lives once it has joined (servers are built before joining).
@@ -82,7 +82,11 @@ impl Sender {
         stage_id: i64,
         system: bool,
     ) -> impl Future<Output = Result<Packet, MeshError>> + Send + 'static {
-        let header = self.header(&packet, stage_id, system);
+        // The trace is taken now, where the request is made: the future may run on another
+        // task (`StageContext::request_with_callback`, an async block, a spawned task).
+        let header = self
+            .header(&packet, stage_id, system)
+            .with_trace(TraceContext::for_send());
         let node = self.node(target).cloned();
         let target = target.to_owned();
         async move {

@@ -1,18 +1,21 @@
 //! The admin listener's security over real sockets: on a loopback bind reads are open and
 //! actions need the bearer token; on any other bind every request but the page's HTML needs
-//! it; refusals get 401 and a log line. And the admin page's JSON and the close action.
+//! it; refusals get 401 and a log line. And the admin page's JSON (per stage its actors and
+//! game-loop overruns) and the close action.
 
 mod support;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use playhouse::PlayServer;
 use playhouse::testing::{EchoActor, EchoStage};
+use playhouse::{ActorCell, ErrorCode, Packet, PlayServer, Stage, StageContext};
 use support::RawClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// Log output, captured.
 #[derive(Clone, Default)]
@@ -146,7 +149,7 @@ async fn the_page_state_lists_stages_and_the_close_action_closes_one() {
         "{state}"
     );
     assert!(
-        state.contains(r#"{"id":77,"type":"Room","queued":0,"#),
+        state.contains(r#"{"id":77,"type":"Room","actors":1,"queued":0,"#),
         "{state}"
     );
     assert!(
@@ -170,5 +173,75 @@ async fn the_page_state_lists_stages_and_the_close_action_closes_one() {
         http(admin, "POST", "/stages/77/close", Some("t")).await.0,
         404
     );
+    server.stop().await;
+}
+
+/// A stage whose game loop runs two ticks, each longer than its 1 ms timestep, then stops and
+/// says so.
+struct Overrunning(Arc<Notify>);
+
+impl Stage for Overrunning {
+    type Actor = EchoActor;
+
+    async fn on_create(
+        &mut self,
+        ctx: &mut StageContext<Self>,
+        _: Packet,
+    ) -> Result<Packet, ErrorCode> {
+        let stopped = Arc::clone(&self.0);
+        ctx.start_game_loop(Duration::from_millis(1), move |_, ctx, tick| {
+            // Blocks past the timestep: each of the two ticks is an overrun.
+            std::thread::sleep(Duration::from_millis(3));
+            if tick.tick == 2 {
+                ctx.stop_game_loop();
+                stopped.notify_one();
+            }
+        });
+        Ok(Packet::empty("Created"))
+    }
+
+    async fn on_dispatch(
+        &mut self,
+        _: &mut StageContext<Self>,
+        _: &mut ActorCell<EchoActor>,
+        _: Packet,
+    ) {
+    }
+}
+
+#[tokio::test]
+async fn the_page_state_counts_each_stages_actors_and_tick_overruns() {
+    let stopped = Arc::new(Notify::new());
+    let loops = Arc::clone(&stopped);
+    let server = PlayServer::builder()
+        .server_id("play-1")
+        .stage(
+            "Loop",
+            move |_| Overrunning(Arc::clone(&loops)),
+            |_| EchoActor,
+        )
+        .stage("Room", |_| EchoStage, |_| EchoActor)
+        .default_stage_type("Loop")
+        .build()
+        .unwrap();
+    let tcp = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let admin = server.listen_metrics("127.0.0.1:0").await.unwrap();
+    let mut clients = Vec::new();
+    for user in ["alice", "bob"] {
+        let mut client = RawClient::connect(tcp, 5).await;
+        assert!(client.authenticate(user).await.is_success());
+        clients.push(client);
+    }
+    stopped.notified().await;
+
+    let (status, state) = http(admin, "GET", "/admin/state", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        state.contains(r#"{"id":5,"type":"Loop","actors":2,"queued":0,"#),
+        "{state}"
+    );
+    assert!(state.contains(r#""tick_overruns":2}"#), "{state}");
+
+    drop(clients);
     server.stop().await;
 }

@@ -2,6 +2,8 @@
 //! API server in turn, and the log lines of both servers (the sender's, the receiver's, the
 //! stage's and the handler's) carry the same `trace_id`. Real sockets (TCP link), in-memory
 //! directory; the servers share this process, so their lines are told apart by `server`.
+//! A request a stage makes with a callback, in an async block or on a spawned task continues
+//! the trace of the message it handles too.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -11,6 +13,7 @@ use playhouse::{
     Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshError,
     MeshJoin, Packet, PlayServer, Stage, StageContext,
 };
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Log output, captured.
@@ -59,7 +62,29 @@ impl Stage for Room {
     ) {
     }
 
-    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, _packet: Packet) {
+    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
+        // The request leaves the handler: made here, sent from another task.
+        let lookup = |variant: &str| Packet::new("Lookup", variant.as_bytes().to_vec());
+        match &*packet.msg_id {
+            "AskWithCallback" => {
+                let request = ctx.sender().request_to_api("api-1", lookup("callback"));
+                ctx.request_with_callback(request, |_: &mut Room, _, result| {
+                    tracing::info!(ok = result.is_ok(), "the callback runs");
+                });
+                return;
+            }
+            "AskInBlock" => {
+                let sender = ctx.sender();
+                let request = async move { sender.request_to_api("api-1", lookup("block")).await };
+                ctx.async_block(request, |_: &mut Room, _, _| {});
+                return;
+            }
+            "AskSpawned" => {
+                tokio::spawn(ctx.sender().request_to_api("api-1", lookup("spawned")));
+                return;
+            }
+            _ => {}
+        }
         tracing::info!("stage asks the API server");
         let looked_up = ctx
             .sender()
@@ -79,8 +104,8 @@ impl Actor for Nobody {
     }
 }
 
-#[tokio::test]
-async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
+/// Captures this thread's log lines (the test's current-thread runtime runs every task here).
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let log = Captured::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -88,8 +113,12 @@ async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (log, tracing::subscriber::set_default(subscriber))
+}
 
+/// play-1 with stage 9 of `Room`, and api-1 whose `Lookup` handler reports the payload it
+/// got on `looked_up`.
+async fn cluster(looked_up: mpsc::Sender<String>) -> (PlayServer, ApiServer) {
     let directory = MemoryDirectory::new();
     let join =
         || MeshJoin::memory("127.0.0.1:0", &directory).refresh_interval(Duration::from_millis(50));
@@ -102,9 +131,14 @@ async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
     let api = ApiServer::builder()
         .server_id("api-1")
         .handlers(|h| {
-            h.add("Lookup", |_: Packet, _sender| async move {
-                tracing::info!("the API handler runs");
-                Ok::<_, ErrorCode>(Packet::empty("Found"))
+            h.add("Lookup", move |packet: Packet, _sender| {
+                let looked_up = looked_up.clone();
+                async move {
+                    let variant = String::from_utf8_lossy(&packet.payload).into_owned();
+                    tracing::info!(%variant, "the API handler runs");
+                    let _ = looked_up.send(variant).await;
+                    Ok::<_, ErrorCode>(Packet::empty("Found"))
+                }
             });
         })
         .start(join())
@@ -123,6 +157,27 @@ async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
         assert!(Instant::now() < deadline, "play-1 never reachable");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (play, api)
+}
+
+/// The trace id api-1 logged sending `msg_id`.
+fn sent_trace_id(lines: &[String], msg_id: &str) -> String {
+    let sent = lines
+        .iter()
+        .find(|l| {
+            l.contains("mesh message sent")
+                && l.contains("server=\"api-1\"")
+                && l.contains(&format!("msg_id={msg_id} "))
+        })
+        .unwrap_or_else(|| panic!("api-1 logged no send of {msg_id}:\n{}", lines.join("\n")));
+    sent.split("trace_id=").nth(1).unwrap()[..32].to_owned()
+}
+
+#[tokio::test]
+async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
+    let (log, _guard) = capture();
+    let (looked_up, _) = mpsc::channel(8);
+    let (play, api) = cluster(looked_up).await;
 
     let reply = api
         .sender()
@@ -132,15 +187,7 @@ async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
     assert_eq!(&*reply.msg_id, "Found");
 
     let lines = log.lines();
-    let sent = lines
-        .iter()
-        .find(|l| {
-            l.contains("mesh message sent")
-                && l.contains("server=\"api-1\"")
-                && l.contains("msg_id=Ask")
-        })
-        .unwrap_or_else(|| panic!("api-1 logged no send of Ask:\n{}", lines.join("\n")));
-    let trace_id = sent.split("trace_id=").nth(1).unwrap()[..32].to_owned();
+    let trace_id = sent_trace_id(&lines, "Ask");
     let traced: Vec<&String> = lines.iter().filter(|l| l.contains(&trace_id)).collect();
     let has = |what: &str, server: &str| {
         traced
@@ -172,6 +219,44 @@ async fn one_mesh_call_has_one_trace_id_in_both_servers_logs() {
         has("the API handler runs", "api-1"),
         "the handler's line:\n{all}"
     );
+    play.stop().await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_made_with_a_callback_in_a_block_or_spawned_continues_the_trace() {
+    let (log, _guard) = capture();
+    let (looked_up, mut handled) = mpsc::channel(8);
+    let (play, api) = cluster(looked_up).await;
+
+    let asks = [
+        ("AskWithCallback", "callback"),
+        ("AskInBlock", "block"),
+        ("AskSpawned", "spawned"),
+    ];
+    for (msg_id, variant) in asks {
+        api.sender()
+            .send_to_stage("play-1", 9, Packet::empty(msg_id))
+            .unwrap();
+        let ran = tokio::time::timeout(Duration::from_secs(10), handled.recv()).await;
+        assert_eq!(ran.unwrap().as_deref(), Some(variant));
+    }
+
+    let lines = log.lines();
+    let mut broken = Vec::new();
+    for (msg_id, variant) in asks {
+        let trace_id = sent_trace_id(&lines, msg_id);
+        let handler_line = lines
+            .iter()
+            .find(|l| {
+                l.contains("the API handler runs") && l.contains(&format!("variant={variant}"))
+            })
+            .unwrap();
+        if !handler_line.contains(&trace_id) {
+            broken.push(format!("{msg_id}: trace {trace_id} not in {handler_line}"));
+        }
+    }
+    assert!(broken.is_empty(), "traces lost:\n{}", broken.join("\n"));
     play.stop().await;
     api.stop().await;
 }

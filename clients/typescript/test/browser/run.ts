@@ -2,7 +2,9 @@
  * The client suite in headless Chromium: the same built modules (dist/src, dist/test) load in a
  * page, unbundled, through an import map, and run every scenario and unit check with the
  * browser's own WebSocket against `verification --serve` (spawned; PLAYHOUSE_VERIFICATION names
- * the binary). The cutting proxy stays here in Node; the page drives it over HTTP. Prints TAP
+ * the binary). The cutting proxy stays here in Node, and so do the drain pairs
+ * (`verification --serve-drain`, spawned on the page's request, and their `POST /drain`, which
+ * needs the admin token and would need CORS from the page); the page drives both over HTTP. Prints TAP
  * and a closing `N passed, N failed` line; exits 1 on a failure.
  *
  * CHROMIUM names the browser (default: chromium on the PATH).
@@ -15,7 +17,8 @@ import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CutProxy } from "../proxy.js";
-import { serve } from "../servers.js";
+import type { DrainPair } from "../env.js";
+import { serve, serveDrain } from "../servers.js";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
 const PB = "/node_modules/@bufbuild/protobuf/dist/esm";
@@ -38,7 +41,11 @@ const config = await (await fetch("/config")).json();
 const proxy = new Proxy({ doors: config.doors }, {
   get: (target, op) => op in target ? target[op] : (...args) => post("/proxy", { op, args }),
 });
-const env = { ws: config.ws, wss: config.wss, socket: {}, proxy, where: "chromium" };
+const drainPair = async () => {
+  const { from, to } = await post("/drain", { op: "start" });
+  return { from, to, drain: () => post("/drain", { op: "drain" }), stop: () => post("/drain", { op: "stop" }) };
+};
+const env = { ws: config.ws, wss: config.wss, socket: {}, proxy, drainPair, where: "chromium" };
 for (const s of [...units, ...scenarios]) {
   let ok = true, detail = "";
   try { await s.run(env); } catch (e) { ok = false; detail = String(e && e.stack || e); }
@@ -66,6 +73,20 @@ async function main(): Promise<number> {
     shut: (door: never) => proxy.shut(door),
     stats: () => ({ accepted: [...proxy.accepted], cuts: proxy.cuts, armed: proxy.armed, live: proxy.live }),
   };
+  // The page's drain pair (one at a time).
+  let pair: DrainPair | undefined;
+  const drainOps: Record<string, () => Promise<unknown>> = {
+    start: async () => {
+      await pair?.stop();
+      pair = await serveDrain();
+      return { from: pair.from, to: pair.to };
+    },
+    drain: () => pair!.drain(),
+    stop: async () => {
+      await pair?.stop();
+      pair = undefined;
+    },
+  };
   const body = (req: IncomingMessage) =>
     new Promise<unknown>((ok) => {
       const chunks: Buffer[] = [];
@@ -82,6 +103,7 @@ async function main(): Promise<number> {
       if (req.method === "POST") {
         const input = (await body(req)) as { op: string; args: never[]; name: string; ok: boolean; detail: string };
         if (url.pathname === "/proxy") return reply(res, "application/json", JSON.stringify((await ops[input.op](...input.args)) ?? null));
+        if (url.pathname === "/drain") return reply(res, "application/json", JSON.stringify((await drainOps[input.op]()) ?? null));
         if (url.pathname === "/result") {
           results.push(input);
           console.error(`${input.ok ? "ok" : "not ok"} - ${input.name}`);
@@ -135,6 +157,7 @@ async function main(): Promise<number> {
   rmSync(profile, { recursive: true, force: true });
   http.close();
   await proxy.stop();
+  await drainOps.stop();
   await served.stop();
 
   const expected = (await import("../scenarios.js")).scenarios.length + (await import("../units.js")).units.length;

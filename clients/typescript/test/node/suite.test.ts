@@ -1,6 +1,7 @@
 /**
  * The client suite in Node against `verification --serve` (spawned; PLAYHOUSE_VERIFICATION
- * names the binary), through the cutting proxy where a scenario needs one. Node 20 has no
+ * names the binary), through the cutting proxy where a scenario needs one, and against
+ * `verification --serve-drain` (spawned by the scenario that drains one). Node 20 has no
  * global WebSocket: the `ws` package (a dev dependency) is passed in.
  */
 import { after, before, test } from "node:test";
@@ -9,7 +10,7 @@ import type { WebSocketLike } from "../../src/index.js";
 import type { Env } from "../env.js";
 import { CutProxy } from "../proxy.js";
 import { scenarios } from "../scenarios.js";
-import { serve, type Served } from "../servers.js";
+import { serve, serveDrain, type Served } from "../servers.js";
 
 let served: Served;
 let proxy: CutProxy;
@@ -35,6 +36,7 @@ before(async () => {
       shut: (door) => proxy.shut(door),
       stats: async () => ({ accepted: [...proxy.accepted], cuts: proxy.cuts, armed: proxy.armed, live: proxy.live }),
     },
+    drainPair: () => serveDrain(),
   } satisfies Env);
 });
 

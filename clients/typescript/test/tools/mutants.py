@@ -27,6 +27,8 @@ MUTANTS = [
      "    const due = this.session?.receivedOne();\n    if (isControl(frame.msgId)) {\n      this.onControl(frame);\n      return;\n    }"),
     ("ignore-move", "src/client.ts",
      "this.moving = moveEndpoint(frame.payload);", "void moveEndpoint;"),
+    ("move-keeps-old-host", "src/endpoint.ts",
+     "next.host = endpoint;", "void endpoint;"),
     ("ignore-move-while-away", "src/resume.ts",
      "if (endpoint) {", "if (endpoint === \"never\") {"),
     ("ignore-close", "src/client.ts",

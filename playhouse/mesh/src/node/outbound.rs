@@ -31,16 +31,21 @@ impl Shared {
             });
         }
         let mut header = header;
-        if header.traceparent.is_empty() && !header.is_reply && header.liveness == 0 {
-            let trace = crate::trace::TraceContext::for_send();
-            header.traceparent = trace.traceparent();
-            tracing::debug!(
-                server = self.server_id(),
-                to = target,
-                msg_id = %header.msg_id,
-                trace_id = %trace.trace_id(),
-                "mesh message sent"
-            );
+        if !header.is_reply && header.liveness == 0 {
+            if header.traceparent.is_empty() {
+                header.traceparent = crate::trace::TraceContext::for_send().traceparent();
+            }
+            if tracing::enabled!(tracing::Level::DEBUG)
+                && let Some(trace) = crate::trace::TraceContext::parse(&header.traceparent)
+            {
+                tracing::debug!(
+                    server = self.server_id(),
+                    to = target,
+                    msg_id = %header.msg_id,
+                    trace_id = %trace.trace_id(),
+                    "mesh message sent"
+                );
+            }
         }
         let encoded = self.encode(header);
         self.send_encoded(target, encoded, payload)

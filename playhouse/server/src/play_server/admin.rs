@@ -240,12 +240,14 @@ impl PlayServer {
         for (i, stage) in stages.iter().enumerate() {
             let _ = write!(
                 out,
-                r#"{}{{"id":{},"type":{},"queued":{},"age_secs":{:.1}}}"#,
+                r#"{}{{"id":{},"type":{},"actors":{},"queued":{},"age_secs":{:.1},"tick_overruns":{}}}"#,
                 if i == 0 { "" } else { "," },
                 stage.stage_id(),
                 json_str(stage.stage_type()),
+                stage.stats().actors(),
                 stage.queued(),
                 (now - stage.created()).as_secs_f64(),
+                stage.stats().tick_overruns(),
             );
         }
         out.push_str(r#"],"cluster":["#);

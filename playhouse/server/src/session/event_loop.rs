@@ -50,7 +50,7 @@ impl Session {
                 Some(attach) = next_attach(&mut self.resume) => {
                     // The client came back on a new connection before this one was noticed
                     // dead: the new one replaces it.
-                    if let Err(reason) = self.install(attach).await {
+                    if let Err(reason) = Box::pin(self.install(attach)).await {
                         return reason;
                     }
                     idle_deadline = Instant::now() + self.ctx.config().idle_timeout;

@@ -24,25 +24,32 @@ impl Session {
         frame: ClientFrame,
         auth_deadline: Instant,
     ) -> Result<(), End> {
+        // Every path but a message to the stage is boxed: what this future holds inline, every
+        // idle connection holds (see `run`).
         if frame.is_heartbeat() {
-            if let Some(count) = self.resume.as_mut().and_then(|r| r.pending_ack()) {
-                self.feed(ServerFrame::ack(count)).await?;
-            }
-            return self.send_now(ServerFrame::heartbeat()).await;
+            return Box::pin(self.heartbeat()).await;
         }
         if frame.is_hello() {
-            return self.hello(frame).await;
+            return Box::pin(self.hello(frame)).await;
         }
         if self.granted(Capabilities::RESUME) && frame.is_control() {
-            return self.resume_control(frame).await;
+            return Box::pin(self.resume_control(frame)).await;
         }
         // A data frame of a resumable session (not the authentication that starts one).
         let counted = self.resume.is_some();
         self.on_data(frame, auth_deadline).await?;
         if counted && let Some(count) = self.resume.as_mut().and_then(|r| r.received_one()) {
-            self.send_now(ServerFrame::ack(count)).await?;
+            Box::pin(self.send_now(ServerFrame::ack(count))).await?;
         }
         Ok(())
+    }
+
+    /// Answers a heartbeat (after the acknowledgement a resumable session owes).
+    async fn heartbeat(&mut self) -> Result<(), End> {
+        if let Some(count) = self.resume.as_mut().and_then(|r| r.pending_ack()) {
+            self.feed(ServerFrame::ack(count)).await?;
+        }
+        self.send_now(ServerFrame::heartbeat()).await
     }
 
     async fn on_data(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), End> {
@@ -65,13 +72,13 @@ impl Session {
                 frame.stage_id,
                 ErrorCode::INVALID_MESSAGE,
             );
-            return self.send_now(reply).await;
+            return Box::pin(self.send_now(reply)).await;
         }
         let is_auth = frame.msg_id == *self.ctx.auth_msg_id();
         match &self.state {
             State::Joined { .. } if is_auth => {
                 let reply = reply_frame(&frame, ErrorCode::ALREADY_AUTHENTICATED);
-                self.send_now(reply).await
+                Box::pin(self.send_now(reply)).await
             }
             State::Joined { stage, actor } => {
                 let (stage_id, seq) = (frame.stage_id, frame.msg_seq);
@@ -88,22 +95,20 @@ impl Session {
                 if seq == 0 {
                     return Ok(());
                 }
-                self.send_now(error_frame(packet.msg_id, seq, stage_id, code))
-                    .await
+                Box::pin(self.send_now(error_frame(packet.msg_id, seq, stage_id, code))).await
             }
-            _ if is_auth => self.authenticate(frame, auth_deadline).await,
+            _ if is_auth => Box::pin(self.authenticate(frame, auth_deadline)).await,
             State::Fresh => {
                 throttled!(warn, msg_id = %frame.msg_id, "message before authentication");
                 self.ctx.metrics().reject(Rejection::BeforeAuth);
                 // A request learns why before the close (a wrong authenticate message id is
                 // the usual cause); the connection ends either way.
-                self.reply_error(&frame, ErrorCode::NOT_AUTHENTICATED)
-                    .await?;
+                Box::pin(self.reply_error(&frame, ErrorCode::NOT_AUTHENTICATED)).await?;
                 Err(End::BeforeAuth)
             }
             State::Detached { code, .. } => {
                 let code = *code;
-                self.reply_error(&frame, code).await
+                Box::pin(self.reply_error(&frame, code)).await
             }
         }
     }

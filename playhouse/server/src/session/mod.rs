@@ -103,7 +103,9 @@ pub(crate) async fn run<Io>(
         );
         tracing::debug!("connected");
         let end = session.serve().await;
-        session.go_on(end).await;
+        // Boxed with the other cold paths (logging in, resuming, moving, closing): what a
+        // session's future holds inline is what every idle connection costs.
+        Box::pin(session.go_on(end)).await;
         drop(permit);
     }
     .instrument(span)

@@ -43,8 +43,9 @@ impl Session {
                         self.detach(code);
                     }
                 }
-                Outbound::Close(code) => return self.close_with(code).await,
-                Outbound::Freeze(reply) => return self.frozen(reply).await,
+                // Cold paths, boxed: an idle session's future stays small (see `run`).
+                Outbound::Close(code) => return Box::pin(self.close_with(code)).await,
+                Outbound::Freeze(reply) => return Box::pin(self.frozen(reply)).await,
                 Outbound::Relay(server) => self.relay_to(server),
                 // Only meaningful while frozen.
                 Outbound::Moved(_) | Outbound::Thaw => {}

@@ -35,7 +35,9 @@ impl StageRef {
     ) -> Result<(), Undelivered> {
         match self {
             StageRef::Local(stage) => stage.client(actor, session, seq, packet).await,
-            StageRef::Relayed(link) => link.client(actor, session, seq, packet).await,
+            // Boxed: the relayed path (mesh sends, a directory read) is rare and its future
+            // large, and every session's future would hold it inline.
+            StageRef::Relayed(link) => Box::pin(link.client(actor, session, seq, packet)).await,
         }
     }
 

@@ -231,8 +231,16 @@ impl<S: Send + 'static> StageContext<S> {
         P: FnOnce(&mut S, &mut StageContext<S>, T) + Send + 'static,
     {
         let tx = self.post_tx.clone();
+        // `pre` continues the trace and span of the code that started it (its log lines and
+        // the mesh messages it sends belong to the same call).
+        let trace = playhouse_mesh::TraceContext::current();
+        let span = tracing::Span::current();
         self.tasks.spawn(async move {
-            let value = pre.await;
+            let pre = tracing::Instrument::instrument(pre, span);
+            let value = match trace {
+                Some(trace) => trace.scope(pre).await,
+                None => pre.await,
+            };
             let post: Post<S> = Box::new(move |stage, ctx| post(stage, ctx, value));
             // The stage may have closed meanwhile; then the result has nowhere to go.
             let _ = tx.send(post).await;

@@ -3,6 +3,7 @@
 //! (closing). What goes into the mailbox ([`StageMsg`]) is the stage's own business.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use playhouse_mesh::RoutePacket;
 use playhouse_protocol::{ErrorCode, MsgId, Packet};
@@ -90,6 +91,43 @@ pub(crate) struct StageHandle {
     /// When the stage was registered here (the admin page shows its age).
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     created: tokio::time::Instant,
+    /// What the stage's loop publishes about itself.
+    stats: Arc<StageStats>,
+}
+
+/// What a stage's loop publishes for the admin page: its actors and its game loop's
+/// overruns. Written where they change (a join, a leave, an overrun), never per message.
+#[derive(Debug, Default)]
+pub(crate) struct StageStats {
+    actors: AtomicI64,
+    tick_overruns: AtomicU64,
+}
+
+impl StageStats {
+    /// Actors in the stage.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn actors(&self) -> u64 {
+        u64::try_from(self.actors.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Game-loop ticks that took longer than the timestep, or were skipped after a stall.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn tick_overruns(&self) -> u64 {
+        self.tick_overruns.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn actors_joined(&self) {
+        self.actors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn actors_left(&self, n: usize) {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.actors.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(super) fn tick_overrun(&self) {
+        self.tick_overruns.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl StageHandle {
@@ -99,7 +137,19 @@ impl StageHandle {
             stage_type,
             tx,
             created: tokio::time::Instant::now(),
+            stats: Arc::default(),
         }
+    }
+
+    /// What the stage's loop publishes about itself.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn stats(&self) -> &StageStats {
+        &self.stats
+    }
+
+    /// The same, for the stage's loop to write to.
+    pub(super) fn shared_stats(&self) -> Arc<StageStats> {
+        Arc::clone(&self.stats)
     }
 
     /// When the stage was registered here.

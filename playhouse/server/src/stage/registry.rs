@@ -9,7 +9,7 @@ use playhouse_protocol::ErrorCode;
 
 use tokio::sync::mpsc;
 
-use super::handle::{StageHandle, StageMsg};
+use super::handle::{StageHandle, StageMsg, StageStats};
 use crate::limits::StagePermit;
 
 struct Entry {
@@ -81,6 +81,13 @@ impl StageRegistry {
 
     pub(super) fn get(&self, stage_id: i64) -> Option<StageHandle> {
         self.lock().get(&stage_id).map(|e| e.handle.clone())
+    }
+
+    /// The stats the loop of stage `stage_id`'s `incarnation` publishes, if it is registered.
+    pub(super) fn stats(&self, stage_id: i64, incarnation: u64) -> Option<Arc<StageStats>> {
+        let stages = self.lock();
+        let entry = stages.get(&stage_id)?;
+        (entry.incarnation == incarnation).then(|| entry.handle.shared_stats())
     }
 
     pub(super) fn len(&self) -> usize {

@@ -31,7 +31,7 @@ impl<S: Stage> StageRunner<S> {
             return;
         }
         let actors = std::mem::take(&mut self.actors);
-        self.env.metrics.actors_left(actors.len());
+        self.actors_left(actors.len());
         for (_, mut cell) in actors {
             cell.actor.on_destroy(&mut cell.link).await;
             if let Some(session) = cell.link.session() {
@@ -74,7 +74,7 @@ impl<S: Stage> StageRunner<S> {
     /// Leaves the registry and answers whatever is still queued.
     pub(super) fn finish(&mut self) {
         // Actors still here when stage code panicked.
-        self.env.metrics.actors_left(self.actors.len());
+        self.actors_left(self.actors.len());
         self.ctx.timers.clear();
         self.ctx.game_loop = None;
         self.ctx.tasks.abort_all();

@@ -48,6 +48,8 @@ impl<S: Stage> StageRunner<S> {
                 match trace {
                     Some(trace) => {
                         let span = tracing::info_span!("mesh", trace_id = %trace.trace_id());
+                        #[cfg(feature = "otlp")]
+                        crate::telemetry::continue_remote(&span, trace);
                         let handled = self.stage.on_dispatch_server(&mut self.ctx, request);
                         trace.scope(handled).instrument(span).await;
                     }

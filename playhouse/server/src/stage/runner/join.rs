@@ -113,8 +113,8 @@ impl<S: Stage> StageRunner<S> {
                 session: session.clone(),
             },
         );
+        self.actors_joined();
         let cell = self.actors.entry(key).or_insert(cell);
-        self.env.metrics.actors_joined();
         self.empty_since = None;
         self.stage.on_post_join_stage(&mut self.ctx, cell).await;
         session.send(reply);

@@ -28,7 +28,7 @@ use tracing::Instrument;
 use super::actor::{ActorCell, ActorFactory};
 use super::context::{Post, StageContext};
 use super::env::StageEnv;
-use super::handle::{CreateRequest, StageMsg};
+use super::handle::{CreateRequest, StageMsg, StageStats};
 use super::model::Stage;
 use super::moving::{MoveOps, RestoreRequest};
 use crate::limits::throttled;
@@ -70,6 +70,8 @@ pub(crate) struct StageRunner<S: Stage> {
     expiries: BTreeSet<(Instant, u64)>,
     /// Since when the stage has had no actors (for `stage_idle_timeout`).
     empty_since: Option<Instant>,
+    /// Its actors and overruns, for the admin page (its handle reads them).
+    stats: Arc<StageStats>,
 }
 
 impl<S: Stage> StageRunner<S> {
@@ -83,6 +85,12 @@ impl<S: Stage> StageRunner<S> {
         rx: mpsc::Receiver<StageMsg>,
     ) -> Self {
         let (post_tx, post_rx) = mpsc::channel(env.mailbox_capacity);
+        // Registered before the task that builds this runner started (or not at all: a
+        // stage refused before it lived has no page to show).
+        let stats = env
+            .registry
+            .stats(stage_id, incarnation)
+            .unwrap_or_default();
         let ctx = StageContext::new(
             stage_id,
             Arc::clone(&stage_type),
@@ -112,7 +120,20 @@ impl<S: Stage> StageRunner<S> {
             disconnected: HashMap::new(),
             expiries: BTreeSet::new(),
             empty_since: None,
+            stats,
         }
+    }
+
+    /// `n` actors left (the server's gauge and this stage's count).
+    fn actors_left(&self, n: usize) {
+        self.env.metrics.actors_left(n);
+        self.stats.actors_left(n);
+    }
+
+    /// An actor joined (the server's gauge and this stage's count).
+    fn actors_joined(&self) {
+        self.env.metrics.actors_joined();
+        self.stats.actors_joined();
     }
 
     /// A runner that can move its stage to another server.

@@ -158,7 +158,7 @@ impl<S: Stage> StageRunner<S> {
                         let _ = done.send(JoinOutcome::StageGone { packet });
                     }
                 }
-                self.env.metrics.actors_left(self.actors.len());
+                self.actors_left(self.actors.len());
                 self.actors.clear();
                 self.ctx.clients.clear();
                 self.moved = true;
@@ -229,7 +229,7 @@ impl<S: Stage> StageRunner<S> {
             self.next_actor = self.next_actor.max(moved.key + 1);
         }
         for _ in 0..self.actors.len() {
-            self.env.metrics.actors_joined();
+            self.actors_joined();
         }
         Ok(())
     }

@@ -90,7 +90,7 @@ impl<S: Stage> StageRunner<S> {
         self.accounts.remove(cell.link.account_id());
         self.ctx.clients.remove(&key);
         self.disconnected.remove(&key);
-        self.env.metrics.actors_left(1);
+        self.actors_left(1);
         self.note_occupancy();
         // The connection learns it left before anything `on_destroy` sends it: a client that
         // logs in again as soon as it sees that must find its session detached already.

@@ -75,16 +75,21 @@ impl<S: Stage> StageRunner<S> {
             self.env.metrics.tick(took);
             if took > step {
                 self.env.metrics.tick_overrun();
+                self.stats.tick_overrun();
             }
             if self.ctx.closing {
                 return;
             }
         }
-        let metrics = std::sync::Arc::clone(&self.env.metrics);
+        let (metrics, stats) = (
+            std::sync::Arc::clone(&self.env.metrics),
+            std::sync::Arc::clone(&self.stats),
+        );
         if let Some(game) = self.current_game_loop(generation) {
             if game.accumulated >= game.step {
                 game.accumulated = Duration::ZERO;
                 metrics.tick_overrun();
+                stats.tick_overrun();
             }
             game.callback = Some(callback);
             game.next = now + (game.step - game.accumulated);
