@@ -15,6 +15,8 @@
 //!   (heartbeat timeout plus interval), not at the request timeout.
 //! - **recovery**: after each heal, every player and the mesh requests to each Play server
 //!   succeed again within the recovery bound.
+//! - the checks of a drain, and one stage per id from the Play servers' stage lists: see
+//!   [`crate::moves`].
 //!
 //! The summary has one row per fault (the time from its application to the next fault's),
 //! and one for the time before the first.
@@ -24,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use playhouse_connector::ErrorCode;
 
 use crate::history::Record;
+use crate::report::{Fault, Report, Row};
 
 /// A wire code by name, e.g. `SERVER_NOT_FOUND (2)`.
 fn code_name(code: u16) -> String {
@@ -37,65 +40,13 @@ pub const LIVENESS_BOUND_MS: u64 = 7_500;
 /// Every player and every Play server's mesh requests succeed again within this after a
 /// heal (a killed Play server: [`RESTART_BOUND_MS`]).
 pub const RECOVERY_BOUND_MS: u64 = 10_000;
-/// Recovery bound after a killed Play server is started again (its clients log in again).
+/// Recovery bound after a killed or drained Play server is started again (its clients log
+/// in again; a drained one's rooms are started afresh there, see `rooms::REHOME`).
 pub const RESTART_BOUND_MS: u64 = 15_000;
 /// Request timeout plus slack (see `driver`).
 const ADD_BOUND_MS: u64 = 7_000;
 /// HTTP timeout plus slack (see `driver`).
 const HTTP_BOUND_MS: u64 = 17_000;
-
-/// One broken invariant.
-#[derive(Debug, Clone)]
-pub struct Violation {
-    /// The row it belongs to.
-    pub segment: usize,
-    /// Which check.
-    pub check: &'static str,
-    /// What was seen.
-    pub detail: String,
-}
-
-/// One row of the summary.
-#[derive(Debug, Clone, Default)]
-pub struct Row {
-    /// `baseline` or `<id> <kind> <target>`.
-    pub name: String,
-    /// When it starts (ms).
-    pub from: u64,
-    /// The fault's heal time, if any.
-    pub healed: Option<u64>,
-    /// The fault's target.
-    pub target: String,
-    /// The fault's kind.
-    pub kind: String,
-    /// Operations started in it.
-    pub ops: u64,
-    /// Of which succeeded.
-    pub ok: u64,
-    /// Failures by wire code (or transport error).
-    pub failed: BTreeMap<String, u64>,
-    /// First failed mesh request to the target after the fault, in ms after it.
-    pub detect_ms: Option<u64>,
-    /// First client connection seen dropping after the fault (a Connector's `reconnecting` or
-    /// `disconnect`), in ms after it.
-    pub client_detect_ms: Option<u64>,
-    /// Slowest recovery after the heal, in ms.
-    pub recover_ms: Option<u64>,
-    /// Resumable sessions resumed (`resumed`), lost (`lost`), and plain connections dropped
-    /// (`disconnect`), by the time they happened.
-    pub sessions: BTreeMap<&'static str, u64>,
-    /// Violations counted.
-    pub violations: u64,
-}
-
-/// The checker's verdict.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// One row per fault, after the baseline.
-    pub rows: Vec<Row>,
-    /// Every violation.
-    pub violations: Vec<Violation>,
-}
 
 /// Get-or-create calls racing for one `(Play server, stage id)`: `(sent, done, created)`.
 type Races = BTreeMap<(String, i64), Vec<(u64, u64, bool)>>;
@@ -112,32 +63,6 @@ struct Epoch {
     pushes: Vec<u64>,
     broken: bool,
     closing: Option<u64>,
-}
-
-impl Report {
-    fn segment(&self, t: u64) -> usize {
-        self.rows.iter().rposition(|r| r.from <= t).unwrap_or(0)
-    }
-
-    fn violate(&mut self, t: u64, check: &'static str, detail: String) {
-        let segment = self.segment(t);
-        self.rows[segment].violations += 1;
-        self.violations.push(Violation {
-            segment,
-            check,
-            detail,
-        });
-    }
-
-    fn outcome(&mut self, t: u64, failure: Option<String>) {
-        let segment = self.segment(t);
-        let row = &mut self.rows[segment];
-        row.ops += 1;
-        match failure {
-            None => row.ok += 1,
-            Some(why) => *row.failed.entry(why).or_default() += 1,
-        }
-    }
 }
 
 /// Checks `records` (the driver's and the orchestrator's histories together).
@@ -325,18 +250,27 @@ pub fn check(records: &[Record]) -> Report {
                     ));
                 }
             }
-            Record::Fault { .. } => {}
+            Record::Fault { .. }
+            | Record::Moved { .. }
+            | Record::Ended { .. }
+            | Record::Stages { .. } => {}
         }
     }
     check_epochs(&mut report, &epochs);
     check_races(&mut report, &races, &faults);
+    crate::moves::check(&mut report, records, &faults);
     check_recovery(&mut report, records, end);
     report
 }
 
 fn time(record: &Record) -> Option<u64> {
     Some(match record {
-        Record::Login { t, .. } | Record::Push { t, .. } | Record::Session { t, .. } => *t,
+        Record::Login { t, .. }
+        | Record::Push { t, .. }
+        | Record::Session { t, .. }
+        | Record::Moved { t, .. }
+        | Record::Ended { t, .. }
+        | Record::Stages { t, .. } => *t,
         Record::Add { done, .. } | Record::Http { done, .. } => *done,
         Record::Bump { sent, .. } => *sent,
         Record::Fault { healed, .. } => *healed,
@@ -401,8 +335,6 @@ fn check_epochs(report: &mut Report, epochs: &HashMap<(String, u64), Epoch>) {
     }
 }
 
-type Fault = (u64, u64, u64, String, String);
-
 fn check_races(report: &mut Report, races: &Races, faults: &[Fault]) {
     for ((play, stage), calls) in races {
         let created = calls.iter().filter(|c| c.2).count();
@@ -423,7 +355,7 @@ fn check_recovery(report: &mut Report, records: &[Record], end: u64) {
     for i in 1..report.rows.len() {
         let row = report.rows[i].clone();
         let Some(healed) = row.healed else { continue };
-        let bound = if row.kind == "kill" {
+        let bound = if row.kind == "kill" || row.kind == "drain" {
             RESTART_BOUND_MS
         } else {
             RECOVERY_BOUND_MS

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::faults::{Kind, Step};
+use crate::faults::{DRAIN_SECS, Kind, Step};
 use crate::net::{self, Host, NetError};
 use crate::procs::{Node, ProcError, Spec};
 
@@ -13,10 +13,15 @@ use crate::procs::{Node, ProcError, Spec};
 pub const PLAY_TCP: u16 = 7000;
 /// Every server's mesh port.
 const MESH: u16 = 7100;
-/// The Play servers' admin port.
-const ADMIN: u16 = 7200;
 /// The API server's HTTP port.
 pub const API_HTTP: u16 = 8080;
+/// The Play servers' admin port (`GET /admin/state`, read by the workload).
+pub const PLAY_ADMIN: u16 = 7200;
+/// The Play servers' admin token: a fixed one, for a listener that exists only inside the
+/// cluster's namespaces.
+pub const ADMIN_TOKEN: &str = "playhouse-cluster-admin";
+/// How long a drained Play server may take to exit: its deadline, its shutdown, a margin.
+const DRAIN_EXIT: Duration = Duration::from_secs(DRAIN_SECS + 15);
 
 /// A cluster that could not start or take a fault.
 #[derive(Debug, thiserror::Error)]
@@ -111,8 +116,10 @@ impl Cluster {
                 kv("PLAYHOUSE_REDIS_URL", redis_url.clone()),
                 kv("PLAYHOUSE_MESH_BIND", format!("{}:{MESH}", h.addr)),
                 kv("PLAYHOUSE_TCP_BIND", format!("{}:{PLAY_TCP}", h.addr)),
-                kv("PLAYHOUSE_ADMIN_BIND", format!("{}:{ADMIN}", h.addr)),
-                kv("PLAYHOUSE_ON_SIGTERM", "stop"),
+                kv("PLAYHOUSE_ADMIN_BIND", format!("{}:{PLAY_ADMIN}", h.addr)),
+                kv("PLAYHOUSE_ON_SIGTERM", "drain"),
+                kv("PLAYHOUSE_DRAIN_SECS", DRAIN_SECS.to_string()),
+                kv("PLAYHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
                 kv("RUST_LOG", "warn"),
             ];
             let spec = Spec {
@@ -207,6 +214,7 @@ impl Cluster {
             Kind::Kill => self.play(&step.target).kill().await,
             Kind::RedisWipe => self.redis.kill().await,
             Kind::Cut => net::cut(&client, &target).await?,
+            Kind::Drain => self.play(&step.target).signal("TERM").await?,
         }
         Ok(())
     }
@@ -229,6 +237,16 @@ impl Cluster {
             Kind::Kill => self.play(&step.target).restart(&out).await?,
             Kind::RedisWipe => self.redis.restart(&out).await?,
             Kind::Cut => {}
+            Kind::Drain => {
+                let play = self.play(&step.target);
+                if !play.exited(DRAIN_EXIT).await {
+                    eprintln!(
+                        "cluster: {} still up {DRAIN_EXIT:?} after SIGTERM; killed",
+                        step.target
+                    );
+                }
+                play.restart(&out).await?;
+            }
         }
         Ok(())
     }

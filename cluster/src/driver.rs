@@ -1,10 +1,12 @@
 //! The workload, run inside the client's namespace by `cluster-driver`: Connector players in
 //! `TallyRoom`s (resumable and not) sending one-way `Bump`s and `Add` requests tagged with
 //! their sequence numbers; get-or-create races through the API server's HTTP; mesh requests
-//! from the API server to the rooms. Every operation and its outcome goes to the history.
+//! from the API server to the rooms; the Play servers' stage lists (`GET /admin/state`).
+//! Rooms that a drain moves are followed ([`crate::rooms`]). Every operation and its outcome
+//! goes to the history.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use playhouse_connector::{Connector, ConnectorConfig, Packet, SessionEvent};
@@ -13,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::history::{Record, Writer, now_ms};
+use crate::rooms::{Room, Rooms};
 
 /// The Connector's request timeout: no request may take longer (plus [`SLACK`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +25,8 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 pub const SLACK: Duration = Duration::from_secs(2);
 /// How often each player plays a round (one `Bump`, one `Add`).
 const ROUND: Duration = Duration::from_millis(100);
+/// How often the Play servers' stage lists are read.
+const STAGES_EVERY: Duration = Duration::from_millis(500);
 
 /// Where the servers are, and for how long to play.
 #[derive(Debug, Clone)]
@@ -30,6 +35,10 @@ pub struct Workload {
     pub api: String,
     /// `(server id, client TCP address)` of each Play server.
     pub plays: Vec<(String, String)>,
+    /// `(server id, admin address)` of each Play server.
+    pub admins: Vec<(String, String)>,
+    /// The Play servers' admin token.
+    pub token: String,
     /// Rooms per Play server.
     pub rooms: i64,
     /// How long to play.
@@ -39,15 +48,28 @@ pub struct Workload {
 /// One HTTP/1.1 POST with a JSON body; the status and the parsed body, or why there was no
 /// answer.
 pub async fn post(addr: &str, path: &str, body: &Value) -> Result<(u16, Value), String> {
+    let body = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(addr, head).await
+}
+
+/// One HTTP/1.1 GET with a bearer token; the status and the parsed body.
+pub async fn get(addr: &str, path: &str, token: &str) -> Result<(u16, Value), String> {
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    exchange(addr, head).await
+}
+
+/// Sends `request` on a fresh connection and reads the answer to its end.
+async fn exchange(addr: &str, request: String) -> Result<(u16, Value), String> {
     let call = async {
-        let body = body.to_string();
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
         stream
             .write_all(request.as_bytes())
             .await
@@ -109,13 +131,22 @@ fn answer(packet: &Packet) -> Option<(u64, u64)> {
     Some((player, tag))
 }
 
-/// One player: logs in, plays rounds until its connection (or session) ends, logs in again.
+/// One player: logs in to its slot's room, plays rounds until its connection (or session)
+/// ends or its slot starts a fresh room, logs in again.
 struct Player {
     name: String,
     resumable: bool,
-    play: String,
-    tcp: String,
-    stage: i64,
+    slot: usize,
+}
+
+/// A logged-in player's connector and what its callbacks tell the rounds.
+struct Login {
+    connector: Connector,
+    /// Set when the connection (plain) or the session (resumable) ended.
+    ended: Arc<AtomicBool>,
+    /// When the session last followed a move (ms; 0: not since last looked at).
+    moved: Arc<AtomicU64>,
+    room: Room,
 }
 
 impl Player {
@@ -129,16 +160,24 @@ impl Player {
             .connect_timeout(Duration::from_secs(3))
     }
 
-    /// A connected, authenticated connector for epoch `epoch`, and the flag its end sets.
+    /// A connected, authenticated connector for epoch `epoch`, in its slot's room wherever
+    /// it lives (the get-or-create's `play_id` says where).
     async fn log_in(
         &self,
         history: &Arc<Writer>,
         api: &str,
+        rooms: &Rooms,
         epoch: u64,
-    ) -> Option<(Connector, Arc<AtomicBool>)> {
-        http_op(history, api, "get_or_create", &self.play, self.stage).await?;
+    ) -> Option<Login> {
+        let mut room = rooms.room(self.slot);
+        let created = http_op(history, api, "get_or_create", &room.at, room.stage).await?;
+        let at = created["play_id"].as_str().unwrap_or(&room.at).to_owned();
+        rooms.located(room.stage, &at);
+        room.at = at;
+        let tcp = rooms.tcp(&room.at)?;
         let connector = Connector::new(self.config());
         let ended = Arc::new(AtomicBool::new(false));
+        let moved = Arc::new(AtomicU64::new(0));
         connector.on_receive({
             let (history, player) = (Arc::clone(history), self.name.clone());
             move |_, _, packet| {
@@ -162,8 +201,12 @@ impl Player {
             t: now_ms(),
         };
         connector.on_session({
-            let (history, ended, session) =
-                (Arc::clone(history), Arc::clone(&ended), session.clone());
+            let (history, ended, moved, session) = (
+                Arc::clone(history),
+                Arc::clone(&ended),
+                Arc::clone(&moved),
+                session.clone(),
+            );
             move |event| {
                 let name = match event {
                     SessionEvent::Reconnecting => "reconnecting",
@@ -172,7 +215,11 @@ impl Player {
                         ended.store(true, Ordering::SeqCst);
                         "lost"
                     }
-                    SessionEvent::Moved => "moved",
+                    SessionEvent::Moved => {
+                        // Recorded with where to by the rounds (`Record::Moved`).
+                        moved.store(now_ms(), Ordering::SeqCst);
+                        return;
+                    }
                     _ => "other",
                 };
                 history.write(&session(name));
@@ -188,10 +235,10 @@ impl Player {
                 history.write(&session("disconnect"));
             }
         });
-        let (host, port) = self.tcp.rsplit_once(':')?;
+        let (host, port) = tcp.rsplit_once(':')?;
         let port = port.parse().ok()?;
         connector
-            .connect(host, port, self.stage, "TallyRoom")
+            .connect(host, port, room.stage, "TallyRoom")
             .await
             .ok()?;
         let auth = Packet::new("AuthenticateRequest", self.name.clone());
@@ -204,25 +251,55 @@ impl Player {
             player: self.name.clone(),
             epoch,
             resumable: self.resumable,
-            play: self.play.clone(),
-            stage: self.stage,
+            play: room.at.clone(),
+            stage: room.stage,
             t: now_ms(),
         });
-        Some((connector, ended))
+        Some(Login {
+            connector,
+            ended,
+            moved,
+            room,
+        })
     }
 
-    async fn run(self, history: Arc<Writer>, api: String, until: Instant) {
+    /// Records a move the session followed since last looked at: where to, from the
+    /// connector's endpoint.
+    fn followed(&self, history: &Writer, rooms: &Rooms, login: &Login, epoch: u64) {
+        let t = login.moved.swap(0, Ordering::SeqCst);
+        if t == 0 {
+            return;
+        }
+        let to = login
+            .connector
+            .endpoint()
+            .and_then(|e| rooms.play_at(&e))
+            .unwrap_or_else(|| "?".to_owned());
+        rooms.located(login.room.stage, &to);
+        history.write(&Record::Moved {
+            player: self.name.clone(),
+            epoch,
+            to,
+            t,
+        });
+    }
+
+    async fn run(self, history: Arc<Writer>, api: String, rooms: Arc<Rooms>, until: Instant) {
         let mut epoch = 0;
         while Instant::now() < until {
             epoch += 1;
-            let Some((connector, ended)) = self.log_in(&history, &api, epoch).await else {
+            let Some(login) = self.log_in(&history, &api, &rooms, epoch).await else {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             };
+            let connector = &login.connector;
+            let ended = &login.ended;
+            let current = || rooms.room(self.slot).generation == login.room.generation;
             let mut seq = 0;
             let mut tick = tokio::time::interval(ROUND);
-            while Instant::now() < until && !ended.load(Ordering::SeqCst) {
+            while Instant::now() < until && !ended.load(Ordering::SeqCst) && current() {
                 tick.tick().await;
+                self.followed(&history, &rooms, &login, epoch);
                 seq += 1;
                 let sent = now_ms();
                 let code = connector
@@ -255,8 +332,19 @@ impl Player {
                     code,
                 });
             }
-            // The last pushes are on their way: wait for them before closing.
-            if !ended.load(Ordering::SeqCst) {
+            self.followed(&history, &rooms, &login, epoch);
+            if ended.load(Ordering::SeqCst) {
+                // Why it ended: what the Connector answers a use of the ended connection.
+                if let Err(error) = connector.send(Packet::empty("Gone")) {
+                    history.write(&Record::Ended {
+                        player: self.name.clone(),
+                        epoch,
+                        code: error.code().0,
+                        t: now_ms(),
+                    });
+                }
+            } else {
+                // The last pushes are on their way: wait for them before closing.
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             history.write(&Record::Session {
@@ -270,35 +358,65 @@ impl Player {
     }
 }
 
+/// Reads each Play server's stage list every [`STAGES_EVERY`] until `until`.
+async fn stage_lists(
+    history: Arc<Writer>,
+    admins: Vec<(String, String)>,
+    token: String,
+    until: Instant,
+) {
+    let mut tick = tokio::time::interval(STAGES_EVERY);
+    while Instant::now() < until {
+        tick.tick().await;
+        for (play, admin) in &admins {
+            let Ok((200, state)) = get(admin, "/admin/state", &token).await else {
+                continue;
+            };
+            let ids = state["stages"]
+                .as_array()
+                .map(|stages| stages.iter().filter_map(|s| s["id"].as_i64()).collect())
+                .unwrap_or_default();
+            history.write(&Record::Stages {
+                play: play.clone(),
+                ids,
+                t: now_ms(),
+            });
+        }
+    }
+}
+
 /// Plays `workload`, writing to `history`; returns when its duration is over.
 pub async fn run(workload: Workload, history: Arc<Writer>) {
     let until = Instant::now() + workload.duration;
+    let rooms = Arc::new(Rooms::new(&workload.plays, workload.rooms));
     let mut tasks = Vec::new();
-    for (p, (play, tcp)) in workload.plays.iter().enumerate() {
-        for r in 1..=workload.rooms {
-            let stage = (p as i64) * 100 + r;
-            for resumable in [true, false] {
-                let kind = if resumable { 'r' } else { 'n' };
-                let player = Player {
-                    name: format!("p{stage}{kind}"),
-                    resumable,
-                    play: play.clone(),
-                    tcp: tcp.clone(),
-                    stage,
-                };
-                tasks.push(tokio::spawn(player.run(
-                    Arc::clone(&history),
-                    workload.api.clone(),
-                    until,
-                )));
-            }
+    for slot in 0..rooms.len() {
+        let stage = rooms.room(slot).stage;
+        for resumable in [true, false] {
+            let kind = if resumable { 'r' } else { 'n' };
+            let player = Player {
+                name: format!("p{stage}{kind}"),
+                resumable,
+                slot,
+            };
+            tasks.push(tokio::spawn(player.run(
+                Arc::clone(&history),
+                workload.api.clone(),
+                Arc::clone(&rooms),
+                until,
+            )));
         }
-        // API-to-stage mesh requests, one at a time per Play server.
-        let (history, api, play, rooms) = (
+    }
+    for (play, _) in &workload.plays {
+        // API-to-stage mesh requests to the rooms of this Play server's slots, wherever they
+        // live, one at a time.
+        let slots: Vec<usize> = (0..rooms.len())
+            .filter(|s| rooms.home(*s) == *play)
+            .collect();
+        let (history, api, rooms) = (
             Arc::clone(&history),
             workload.api.clone(),
-            play.clone(),
-            workload.rooms,
+            Arc::clone(&rooms),
         );
         tasks.push(tokio::spawn(async move {
             // The players create the rooms first.
@@ -306,12 +424,29 @@ pub async fn run(workload: Workload, history: Arc<Writer>) {
             let mut n = 0;
             while Instant::now() < until {
                 n += 1;
-                let stage = (p as i64) * 100 + 1 + n % rooms;
-                http_op(&history, &api, "request", &play, stage).await;
+                // A slot's fresh room is asked once its players have created it.
+                if let Some(room) = rooms.created(slots[n % slots.len()]) {
+                    http_op(&history, &api, "request", &room.at, room.stage).await;
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }));
     }
+    tasks.push(tokio::spawn({
+        let rooms = Arc::clone(&rooms);
+        async move {
+            while Instant::now() < until {
+                rooms.rehome();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }));
+    tasks.push(tokio::spawn(stage_lists(
+        Arc::clone(&history),
+        workload.admins.clone(),
+        workload.token.clone(),
+        until,
+    )));
     // Get-or-create races: three calls at once for a fresh id, every few seconds.
     let (history_races, api, plays) = (
         Arc::clone(&history),

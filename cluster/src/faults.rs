@@ -35,11 +35,20 @@ pub enum Kind {
     RedisWipe,
     /// The client's TCP connections to the Play server are destroyed (`ss -K`).
     Cut,
+    /// The Play server drains (SIGTERM to `play-node`): its rooms move, live and with their
+    /// players, to the other Play server; it exits at the drain deadline
+    /// ([`DRAIN_SECS`]) and is started again at the heal.
+    Drain,
 }
+
+/// The Play servers' drain deadline (`PLAYHOUSE_DRAIN_SECS`): players without a resumable
+/// session are relayed to their room's new server until then, and closed with 25
+/// StageDrained at it.
+pub const DRAIN_SECS: u64 = 6;
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Partition,
         Kind::OneWay,
         Kind::OneWayBack,
@@ -50,6 +59,7 @@ impl Kind {
         Kind::Kill,
         Kind::RedisWipe,
         Kind::Cut,
+        Kind::Drain,
     ];
 
     /// Its name in the history and on the command line.
@@ -65,6 +75,7 @@ impl Kind {
             Kind::Kill => "kill",
             Kind::RedisWipe => "redis-wipe",
             Kind::Cut => "cut",
+            Kind::Drain => "drain",
         }
     }
 
@@ -90,12 +101,19 @@ impl Kind {
     fn hold(self, rng: &mut Rng) -> Duration {
         let secs = match self {
             Kind::Cut => 0,
+            // The drain's deadline, the stop after it, and a margin: the heal then waits
+            // for the process to be gone.
+            Kind::Drain => DRAIN_SECS + 3,
             _ if self.silent() => rng.range(7, 12),
             _ => rng.range(3, 8),
         };
         Duration::from_secs(secs)
     }
 }
+
+/// The short run's duration (`ci/cluster.sh` without arguments): long enough for every kind
+/// once with seed 1.
+pub const SHORT_RUN_SECS: u64 = 340;
 
 /// One fault of the schedule.
 #[derive(Debug, Clone)]
@@ -144,4 +162,21 @@ pub fn plan(seed: u64, kinds: &[Kind], budget: Duration, gap: Duration) -> Vec<S
         }
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ci/cluster.sh`'s short run: seed 1, its duration less the warm-up at both ends.
+    #[test]
+    fn the_short_run_has_every_kind_once() {
+        let budget = Duration::from_secs(SHORT_RUN_SECS - 30);
+        let steps = plan(1, &Kind::ALL, budget, Duration::from_secs(20));
+        let mut kinds: Vec<&str> = steps.iter().map(|s| s.kind.name()).collect();
+        kinds.sort_unstable();
+        let mut all: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        all.sort_unstable();
+        assert_eq!(kinds, all);
+    }
 }

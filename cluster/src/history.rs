@@ -80,7 +80,7 @@ pub enum Record {
         t: u64,
     },
     /// A connection or session event: `disconnect`, `reconnecting`, `resumed`, `lost`,
-    /// `moved`.
+    /// `closing` (the player leaves).
     Session {
         /// The player.
         player: String,
@@ -89,6 +89,38 @@ pub enum Record {
         /// What happened.
         event: String,
         /// When.
+        t: u64,
+    },
+    /// A resumable session followed its room to another Play server (`SessionEvent::Moved`).
+    Moved {
+        /// The player.
+        player: String,
+        /// Its epoch.
+        epoch: u64,
+        /// The Play server it follows its room to.
+        to: String,
+        /// When.
+        t: u64,
+    },
+    /// A player's connection (or session) ended without the player leaving: the wire code
+    /// the Connector gives for it (25 StageDrained for a close at a drain's deadline).
+    Ended {
+        /// The player.
+        player: String,
+        /// Its epoch.
+        epoch: u64,
+        /// The code of using the connection after its end.
+        code: u16,
+        /// When.
+        t: u64,
+    },
+    /// The stages a Play server listed (`GET /admin/state`).
+    Stages {
+        /// The Play server.
+        play: String,
+        /// Their ids.
+        ids: Vec<i64>,
+        /// When the answer came.
         t: u64,
     },
     /// An HTTP call to the API server: `get_or_create` or `request` (a mesh request to a

@@ -131,9 +131,21 @@ impl Node {
         let _ = self.child.wait().await;
     }
 
-    /// SIGTERM, then SIGKILL after `grace`.
+    /// Waits up to `within` for it to exit by itself; whether it did.
+    pub async fn exited(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .is_ok()
+    }
+
+    /// SIGTERM, a second SIGTERM a moment later (a `play-node` draining on the first stops
+    /// at the second), then SIGKILL after `grace`.
     pub async fn stop(&mut self, grace: Duration) {
         let _ = self.signal("CONT").await;
+        let _ = self.signal("TERM").await;
+        if self.exited(Duration::from_millis(300)).await {
+            return;
+        }
         let _ = self.signal("TERM").await;
         if tokio::time::timeout(grace, self.child.wait())
             .await

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use crate::check::{Report, Row};
+use crate::report::{Report, Row};
 
 fn ms(v: Option<u64>) -> String {
     match v {
@@ -36,12 +36,12 @@ pub fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| fault | ops | ok | failed (by code) | sessions | mesh detect ms | client detect ms | recover ms | violations |\n| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |"
+        "| fault | ops | ok | failed (by code) | sessions | mesh detect ms | client detect ms | follow ms | recover ms | violations |\n| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"
     );
     for row in &report.rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.name,
             row.ops,
             row.ok,
@@ -49,6 +49,7 @@ pub fn table(report: &Report) -> String {
             joined(&row.sessions),
             ms(row.detect_ms),
             ms(row.client_detect_ms),
+            ms(row.follow_ms),
             ms(row.recover_ms),
             row.violations
         );
@@ -59,7 +60,7 @@ pub fn table(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n| fault kind | faults | ops | ok | failed | sessions | mesh detect ms | client detect ms | recover ms | violations |\n| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | ---: |"
+        "\n| fault kind | faults | ops | ok | failed | sessions | mesh detect ms | client detect ms | follow ms | recover ms | violations |\n| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: |"
     );
     for (kind, rows) in &kinds {
         let mut sessions: BTreeMap<&str, u64> = BTreeMap::new();
@@ -71,10 +72,11 @@ pub fn table(report: &Report) -> String {
         let sum = |f: fn(&Row) -> u64| rows.iter().map(|r| f(r)).sum::<u64>();
         let detect: Vec<u64> = rows.iter().filter_map(|r| r.detect_ms).collect();
         let client: Vec<u64> = rows.iter().filter_map(|r| r.client_detect_ms).collect();
+        let follow: Vec<u64> = rows.iter().filter_map(|r| r.follow_ms).collect();
         let recover: Vec<u64> = rows.iter().filter_map(|r| r.recover_ms).collect();
         let _ = writeln!(
             out,
-            "| {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             rows.len(),
             sum(|r| r.ops),
             sum(|r| r.ok),
@@ -82,6 +84,7 @@ pub fn table(report: &Report) -> String {
             joined(&sessions),
             range(&detect),
             range(&client),
+            range(&follow),
             range(&recover),
             sum(|r| r.violations),
         );

@@ -1,8 +1,9 @@
 //! The history checker on hand-written histories: a clean one passes, and each invariant,
 //! broken once, is reported under its own name.
 
-use playhouse_cluster::check::{Report, check};
+use playhouse_cluster::check::check;
 use playhouse_cluster::history::Record;
+use playhouse_cluster::report::Report;
 
 const T0: u64 = 1_000_000;
 

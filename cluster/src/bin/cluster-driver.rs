@@ -24,6 +24,12 @@ struct Args {
     /// `<server id>=<client TCP address>` of each Play server.
     #[arg(long, required = true)]
     play: Vec<String>,
+    /// `<server id>=<admin address>` of each Play server (its stage list is read).
+    #[arg(long)]
+    admin: Vec<String>,
+    /// The Play servers' admin token.
+    #[arg(long, default_value = "")]
+    token: String,
     /// Rooms per Play server.
     #[arg(long, default_value_t = 3)]
     rooms: i64,
@@ -32,20 +38,24 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let plays = args
-        .play
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(id, addr)| (id.to_owned(), addr.to_owned()))
-                .ok_or_else(|| format!("--play {p}: expected <id>=<addr>"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let pairs = |list: &[String]| {
+        list.iter()
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(id, addr)| (id.to_owned(), addr.to_owned()))
+                    .ok_or_else(|| format!("{p}: expected <id>=<addr>"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let plays = pairs(&args.play)?;
+    let admins = pairs(&args.admin)?;
     let history = Arc::new(Writer::create(&args.out)?);
     println!("{{\"ready\": true}}");
     let workload = Workload {
         api: args.api,
         plays,
+        admins,
+        token: args.token,
         rooms: args.rooms,
         duration: Duration::from_secs(args.duration),
     };

@@ -12,7 +12,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use playhouse_cluster::cluster::{API_HTTP, Bins, Cluster, PLAY_TCP};
+use playhouse_cluster::cluster::{ADMIN_TOKEN, API_HTTP, Bins, Cluster, PLAY_ADMIN, PLAY_TCP};
 use playhouse_cluster::faults::{self, Kind};
 use playhouse_cluster::history::{self, Record, Writer, now_ms};
 use playhouse_cluster::net;
@@ -184,12 +184,19 @@ async fn run_cluster(
     let mut cluster = Cluster::start(bins, out).await?;
     let plays: Vec<String> = ["play-1", "play-2"]
         .iter()
-        .map(|p| format!("--play={p}={}:{PLAY_TCP}", cluster.host(p).addr))
+        .flat_map(|p| {
+            let addr = &cluster.host(p).addr;
+            [
+                format!("--play={p}={addr}:{PLAY_TCP}"),
+                format!("--admin={p}={addr}:{PLAY_ADMIN}"),
+            ]
+        })
         .collect();
     let mut args = vec![
         format!("--out={}", out.join("history.jsonl").display()),
         format!("--duration={duration}"),
         format!("--api={}:{API_HTTP}", cluster.host("api-1").addr),
+        format!("--token={ADMIN_TOKEN}"),
     ];
     args.extend(plays);
     let mut driver = cluster.start_driver(bins, &args).await?;

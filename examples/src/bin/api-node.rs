@@ -1,6 +1,8 @@
 //! An API server process with an HTTP front door: `POST /api/stages` and
 //! `POST /api/stages/get-or-create` with JSON `{"stage_type": "...", "stage_id": N}` create
-//! stages on the Play server named by `PLAYHOUSE_PLAY_ID` (or by `"play_id"` in the body).
+//! stages on the Play server named by `PLAYHOUSE_PLAY_ID` (or by `"play_id"` in the body);
+//! get-or-create answers with the `"play_id"` the stage is on (another one than named when
+//! the named one drains).
 //! `POST /api/stages/request` with `{"stage_id": N, "msg_id": "..."}` (and optionally
 //! `"play_id"`) sends a mesh request to that stage (`Stage::on_dispatch_server`) and answers
 //! `{"msg_id": ..., "payload": ...}` (the reply's payload as UTF-8).
@@ -88,7 +90,7 @@ async fn get_or_create(
     match result {
         Ok(r) => (
             StatusCode::OK,
-            Json(json!({"stage_id": r.stage_id, "created": r.is_created})),
+            Json(json!({"stage_id": r.stage_id, "created": r.is_created, "play_id": r.play_id})),
         ),
         Err(error) => failure(&error),
     }
