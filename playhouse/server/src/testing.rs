@@ -190,6 +190,13 @@ impl HarnessClient {
         }
     }
 
+    /// Sends a request as a relayed client's message numbered `order` by its home.
+    #[cfg(test)]
+    pub(crate) fn relayed(&self, seq: u16, packet: Packet, order: u64) -> Result<(), ErrorCode> {
+        self.stage
+            .try_client(self.actor, self.session, seq, packet, order)
+    }
+
     /// The next thing the stage queued for this client, as it queued it.
     #[cfg(test)]
     pub(crate) async fn outbound(&mut self) -> Option<Outbound> {

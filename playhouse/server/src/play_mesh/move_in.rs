@@ -39,7 +39,9 @@ pub(super) fn move_in(
             handle
         });
         // A player connected without resume plays on through its home server.
+        let mut relay_next = 0;
         if let (None, Some(relay), Some(sessions)) = (&handle, moved.relay, &sessions) {
+            relay_next = relay.next_order.max(1);
             let home = Arc::from(relay.home);
             let (stand_in_handle, forwarder) =
                 stand_in(sessions, mesh.clone(), home, relay.session);
@@ -51,6 +53,7 @@ pub(super) fn move_in(
             account_id: moved.account_id,
             state: moved.state,
             session: handle,
+            relay_next,
         });
     }
     let snapshot = StageSnapshot {

@@ -43,7 +43,7 @@ pub(super) fn to_stage(host: &StageHost, mesh: &Mesh, packet: RoutePacket) {
         MsgId::from(message.msg_id.as_str()),
         message.payload.clone(),
     );
-    if let Err(code) = stage.try_client(message.actor, session, seq, client) {
+    if let Err(code) = stage.try_client(message.actor, session, seq, client, message.order) {
         refuse(mesh, &message, &packet.route, code);
     }
 }

@@ -9,6 +9,7 @@
 //! `STAGE_DRAINED`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -29,6 +30,9 @@ pub(crate) struct RelayLink {
     /// The Play server the stage runs on.
     server: Arc<str>,
     stage_id: i64,
+    /// The number of the next message relayed (`RelayToStage.order`): the stage takes them
+    /// in this order, however they reach it.
+    next_order: AtomicU64,
 }
 
 impl RelayLink {
@@ -37,6 +41,7 @@ impl RelayLink {
             mesh,
             server,
             stage_id,
+            next_order: AtomicU64::new(1),
         }
     }
 
@@ -59,10 +64,15 @@ impl RelayLink {
         packet: Packet,
     ) -> Result<(), Undelivered> {
         let home = self.mesh.server_id().to_owned();
-        let message = client_message(actor, seq, packet.clone(), home);
+        // The caller waits for each send: one message numbered at a time.
+        let order = self.next_order.load(Ordering::Relaxed);
+        let message = client_message(actor, seq, packet.clone(), home, order);
         self.send(session, &message)
             .await
-            .map_err(|()| Undelivered(packet))
+            .map_err(|()| Undelivered(packet))?;
+        // Numbered only once sent: a message not sent leaves no gap to wait on.
+        self.next_order.store(order + 1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Tells the stage that actor `actor`'s connection ended.
@@ -86,8 +96,9 @@ impl RelayLink {
     }
 }
 
-/// A client's message for actor `actor` (`seq` 0: one-way), relayed from its home `home`.
-fn client_message(actor: u64, seq: u16, packet: Packet, home: String) -> RelayToStage {
+/// A client's message for actor `actor` (`seq` 0: one-way), relayed from its home `home`
+/// as its number `order` there.
+fn client_message(actor: u64, seq: u16, packet: Packet, home: String, order: u64) -> RelayToStage {
     RelayToStage {
         actor,
         msg_seq: u32::from(seq),
@@ -95,6 +106,7 @@ fn client_message(actor: u64, seq: u16, packet: Packet, home: String) -> RelayTo
         payload: packet.payload,
         gone: false,
         home,
+        order,
     }
 }
 
@@ -150,6 +162,8 @@ pub(crate) struct RelayedMessage {
     pub(crate) actor: u64,
     pub(crate) seq: u16,
     pub(crate) packet: Packet,
+    /// Its number from the home: the stage's next server takes it in that order.
+    pub(crate) order: u64,
 }
 
 impl RelayedMessage {
@@ -159,7 +173,8 @@ impl RelayedMessage {
         let Some((home, session)) = from.home() else {
             return;
         };
-        let message = client_message(self.actor, self.seq, self.packet, home.to_string());
+        let home = home.to_string();
+        let message = client_message(self.actor, self.seq, self.packet, home, self.order);
         let (route, payload) = stage_bound(self.stage_id, session, &message);
         if let Err(error) = mesh.send(target, route, payload) {
             tracing::debug!(%error, target, "could not pass a relayed message on");

@@ -31,6 +31,9 @@ pub(super) enum StageMsg {
         packet: Packet,
         /// When it entered the mailbox (for `playhouse_stage_mailbox_wait_seconds`).
         queued: tokio::time::Instant,
+        /// A relayed client's message: its number from the home (`RelayToStage.order`),
+        /// the order the stage takes them in. 0: a client connected here.
+        order: u64,
     },
     /// A joined client's connection ended.
     Disconnected { actor: u64, session: SessionId },
@@ -205,19 +208,21 @@ impl StageHandle {
             seq,
             packet,
             queued: tokio::time::Instant::now(),
+            order: 0,
         });
         Ok(())
     }
 
     /// Queues a message from actor `actor`'s relayed client without waiting (the mesh never
     /// parks on a stage): `STAGE_BUSY` when the mailbox is full, `STAGE_NOT_FOUND` when the
-    /// stage has closed.
+    /// stage has closed. `order` is the message's number from the home.
     pub(crate) fn try_client(
         &self,
         actor: u64,
         session: SessionId,
         seq: u16,
         packet: Packet,
+        order: u64,
     ) -> Result<(), ErrorCode> {
         match self.tx.try_reserve() {
             Ok(permit) => {
@@ -227,6 +232,7 @@ impl StageHandle {
                     seq,
                     packet,
                     queued: tokio::time::Instant::now(),
+                    order,
                 });
                 Ok(())
             }

@@ -16,6 +16,7 @@ pub(crate) mod host;
 pub(crate) mod model;
 pub(crate) mod moving;
 mod registry;
+mod relay_order;
 mod runner;
 mod spawner;
 pub(crate) mod timer;

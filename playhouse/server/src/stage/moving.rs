@@ -66,6 +66,8 @@ pub(crate) struct ActorSnapshot {
     pub(crate) account_id: String,
     pub(crate) state: Bytes,
     pub(crate) session: Option<SessionHandle>,
+    /// A relayed player's: the number of its next message from its home (0: not relayed).
+    pub(crate) relay_next: u64,
 }
 
 /// A message that reached a moving stage after its snapshot, handled on the target in order.
@@ -76,6 +78,8 @@ pub(crate) enum Held {
         actor: u64,
         seq: u16,
         packet: Packet,
+        /// A relayed client's: its number from the home (0: connected at the stage's server).
+        order: u64,
     },
     /// From another server (answered from the target).
     Server(RoutePacket),
@@ -92,12 +96,18 @@ pub(crate) struct RestoreRequest {
 impl Held {
     pub(crate) fn to_wire(&self) -> HeldMessage {
         match self {
-            Held::Client { actor, seq, packet } => HeldMessage {
+            Held::Client {
+                actor,
+                seq,
+                packet,
+                order,
+            } => HeldMessage {
                 actor: *actor,
                 msg_seq: u32::from(*seq),
                 msg_id: packet.msg_id.to_string(),
                 payload: packet.payload.clone(),
                 route: None,
+                order: *order,
             },
             Held::Server(packet) => HeldMessage {
                 actor: 0,
@@ -105,6 +115,7 @@ impl Held {
                 msg_id: String::new(),
                 payload: packet.payload.clone(),
                 route: Some(packet.route.to_header()),
+                order: 0,
             },
         }
     }
@@ -119,6 +130,7 @@ impl Held {
                 actor: held.actor,
                 seq: u16::try_from(held.msg_seq).unwrap_or(0),
                 packet: Packet::new(MsgId::from(held.msg_id.as_str()), held.payload),
+                order: held.order,
             },
         }
     }

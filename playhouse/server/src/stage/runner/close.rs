@@ -148,6 +148,7 @@ fn refuse_queued(
                 session,
                 seq,
                 packet,
+                order,
                 ..
             } => match (gone.get(&session), mesh.get(), &moved_to) {
                 // A relayed player's message that came in during the move: after the stage.
@@ -157,6 +158,7 @@ fn refuse_queued(
                         actor,
                         seq,
                         packet,
+                        order,
                     };
                     message.pass_on(mesh, target, handle);
                 }

@@ -10,6 +10,7 @@ use crate::session::handle::SessionId;
 use crate::stage::actor::ReplyTarget;
 use crate::stage::handle::StageMsg;
 use crate::stage::model::Stage;
+use crate::stage::relay_order::Relayed;
 
 impl<S: Stage> StageRunner<S> {
     pub(super) async fn handle(&mut self, msg: StageMsg) {
@@ -30,7 +31,24 @@ impl<S: Stage> StageRunner<S> {
                 seq,
                 packet,
                 queued,
+                order: 0,
             } => self.dispatch(actor, session, seq, packet, queued).await,
+            StageMsg::Client {
+                actor,
+                session,
+                seq,
+                packet,
+                queued,
+                order,
+            } => {
+                let message = Relayed {
+                    actor,
+                    seq,
+                    packet,
+                    queued,
+                };
+                self.relayed(session, order, message).await;
+            }
             StageMsg::Disconnected { actor, session } => self.disconnected(actor, session).await,
             StageMsg::Server { packet } => {
                 let playhouse_mesh::RoutePacket {
@@ -62,7 +80,7 @@ impl<S: Stage> StageRunner<S> {
         }
     }
 
-    async fn dispatch(
+    pub(super) async fn dispatch(
         &mut self,
         actor: u64,
         session: SessionId,

@@ -13,6 +13,7 @@ mod dispatch;
 mod join;
 mod moving;
 mod occupancy;
+mod relayed;
 mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -31,6 +32,7 @@ use super::env::StageEnv;
 use super::handle::{CreateRequest, StageMsg, StageStats};
 use super::model::Stage;
 use super::moving::{MoveOps, RestoreRequest};
+use super::relay_order::RelayOrder;
 use crate::limits::throttled;
 use crate::session::handle::{SessionHandle, SessionId};
 
@@ -72,6 +74,8 @@ pub(crate) struct StageRunner<S: Stage> {
     empty_since: Option<Instant>,
     /// Its actors and overruns, for the admin page (its handle reads them).
     stats: Arc<StageStats>,
+    /// Relayed players' messages, taken in their home's order.
+    relay_order: RelayOrder,
 }
 
 impl<S: Stage> StageRunner<S> {
@@ -121,6 +125,7 @@ impl<S: Stage> StageRunner<S> {
             expiries: BTreeSet::new(),
             empty_since: None,
             stats,
+            relay_order: RelayOrder::default(),
         }
     }
 
@@ -210,6 +215,7 @@ impl<S: Stage> StageRunner<S> {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => {
                         self.fire_due();
+                        self.release_overdue().await;
                         self.expire_actors().await;
                         self.dispose_if_idle();
                     }

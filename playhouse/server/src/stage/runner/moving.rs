@@ -86,6 +86,7 @@ impl<S: Stage> StageRunner<S> {
         let held: Vec<Held> = held_msgs
             .iter()
             .filter_map(|msg| held_of(msg, &self.actors))
+            .chain(self.relay_order.take_waiting())
             .collect();
         // 3. The snapshot, sent in one request.
         let actors = self
@@ -98,7 +99,8 @@ impl<S: Stage> StageRunner<S> {
                 session: sessions.get(key).map(session_to_wire),
                 relay: match cell.link.session() {
                     Some(session) if !sessions.contains_key(key) => {
-                        Some(relayed_from(session, mesh.server_id()))
+                        let next = self.relay_order.next(session.id);
+                        Some(relayed_from(session, mesh.server_id(), next))
                     }
                     _ => None,
                 },
@@ -225,6 +227,9 @@ impl<S: Stage> StageRunner<S> {
                     }
                 }
             }
+            if let Some(session) = link.session().filter(|_| moved.relay_next > 0) {
+                self.relay_order.seed(session.id, moved.relay_next);
+            }
             self.actors.insert(moved.key, ActorCell { actor, link });
             self.next_actor = self.next_actor.max(moved.key + 1);
         }
@@ -247,7 +252,12 @@ impl<S: Stage> StageRunner<S> {
         let _ = done.send(Ok(()));
         for held in snapshot.held {
             match held {
-                Held::Client { actor, seq, packet } => {
+                Held::Client {
+                    actor,
+                    seq,
+                    packet,
+                    order,
+                } => {
                     let Some(session) = self
                         .actors
                         .get(&actor)
@@ -262,6 +272,7 @@ impl<S: Stage> StageRunner<S> {
                         seq,
                         packet,
                         queued: tokio::time::Instant::now(),
+                        order,
                     })
                     .await;
                 }
@@ -286,6 +297,7 @@ fn held_of<A>(msg: &StageMsg, actors: &BTreeMap<u64, ActorCell<A>>) -> Option<He
             session,
             seq,
             packet,
+            order,
             ..
         } => {
             // Only from the connection the actor has now.
@@ -294,6 +306,7 @@ fn held_of<A>(msg: &StageMsg, actors: &BTreeMap<u64, ActorCell<A>>) -> Option<He
                 actor: *actor,
                 seq: *seq,
                 packet: packet.clone(),
+                order: *order,
             })
         }
         StageMsg::Server { packet } => Some(Held::Server(packet.clone())),
@@ -303,12 +316,17 @@ fn held_of<A>(msg: &StageMsg, actors: &BTreeMap<u64, ActorCell<A>>) -> Option<He
 
 /// Where a player not resumable plays from when its stage moves: the server holding its
 /// connection (this one, unless it is relayed already) and its session's id there.
-fn relayed_from(session: &SessionHandle, here: &str) -> RelayedFrom {
+/// `next_order` is the number of the next relayed message it has not handled.
+fn relayed_from(session: &SessionHandle, here: &str, next_order: u64) -> RelayedFrom {
     let (home, id) = match session.home() {
         Some((home, id)) => (home.to_string(), id),
         None => (here.to_owned(), session.id),
     };
-    RelayedFrom { home, session: id }
+    RelayedFrom {
+        home,
+        session: id,
+        next_order,
+    }
 }
 
 /// The stage's init view, for restoring it.

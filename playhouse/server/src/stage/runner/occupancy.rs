@@ -19,6 +19,7 @@ impl<S: Stage> StageRunner<S> {
             return;
         }
         cell.link.set_session(None);
+        self.relay_order.forget(session);
         self.ctx.clients.remove(&actor);
         if let Some(ttl) = self.env.actor_ttl {
             let now = Instant::now();
@@ -95,6 +96,7 @@ impl<S: Stage> StageRunner<S> {
         // The connection learns it left before anything `on_destroy` sends it: a client that
         // logs in again as soon as it sees that must find its session detached already.
         if let Some(session) = cell.link.session() {
+            self.relay_order.forget(session.id);
             session.push(Outbound::Detached(ErrorCode::NOT_AUTHENTICATED));
         }
         cell.actor.on_destroy(&mut cell.link).await;

@@ -14,6 +14,7 @@ impl<S: Stage> StageRunner<S> {
         let expiry = [
             self.expiries.first().map(|(at, _)| *at),
             self.idle_deadline(),
+            self.relay_order.deadline(),
         ]
         .into_iter()
         .flatten()
