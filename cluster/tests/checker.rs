@@ -5,18 +5,9 @@ use playhouse_cluster::check::check;
 use playhouse_cluster::history::Record;
 use playhouse_cluster::report::Report;
 
-const T0: u64 = 1_000_000;
+mod support;
 
-fn login(player: &str, resumable: bool) -> Record {
-    Record::Login {
-        player: player.to_owned(),
-        epoch: 1,
-        resumable,
-        play: "play-1".to_owned(),
-        stage: 1,
-        t: T0,
-    }
-}
+use support::{T0, login};
 
 fn bump(player: &str, seq: u64) -> Record {
     Record::Bump {
@@ -39,16 +30,8 @@ fn push(player: &str, seq: u64, ptally: u64) -> Record {
 }
 
 fn add(player: &str, seq: u64, ptally: Option<u64>, took: u64) -> Record {
-    let sent = T0 + seq * 100;
-    Record::Add {
-        player: player.to_owned(),
-        epoch: 1,
-        seq,
-        sent,
-        done: sent + took,
-        ptally,
-        code: ptally.is_none().then_some(60202),
-    }
+    let code = ptally.is_none().then_some(60202);
+    support::add(player, seq, T0 + seq * 100, took, ptally, code)
 }
 
 /// Rounds 1..=rounds of a player whose every message was applied once and answered.

@@ -7,33 +7,24 @@ use playhouse_cluster::check::check;
 use playhouse_cluster::history::Record;
 use playhouse_cluster::report::Report;
 
-const T0: u64 = 1_000_000;
+mod support;
+
+use support::{T0, login};
+
 /// The drain's SIGTERM.
 const A: u64 = T0 + 10_000;
 /// Its heal (the restart).
 const H: u64 = A + 9_000;
 
-fn login(player: &str, resumable: bool) -> Record {
-    Record::Login {
-        player: player.to_owned(),
-        epoch: 1,
-        resumable,
-        play: "play-1".to_owned(),
-        stage: 1,
-        t: T0,
-    }
-}
-
 fn add(player: &str, seq: u64, sent: u64, ok: bool, code: u16) -> Record {
-    Record::Add {
-        player: player.to_owned(),
-        epoch: 1,
+    support::add(
+        player,
         seq,
         sent,
-        done: sent + 5,
-        ptally: ok.then_some(seq),
-        code: (!ok).then_some(code),
-    }
+        5,
+        ok.then_some(seq),
+        (!ok).then_some(code),
+    )
 }
 
 fn session(player: &str, event: &str, t: u64) -> Record {

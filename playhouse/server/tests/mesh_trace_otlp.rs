@@ -13,57 +13,16 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use playhouse::{
-    Actor, ActorCell, ActorLink, ApiServer, ErrorCode, ErrorReply, MemoryDirectory, MeshError,
-    MeshJoin, Packet, PlayServer, Stage, StageContext,
-};
+use playhouse::Packet;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_subscriber::prelude::*;
 
-/// `Ask` (from another server) asks api-1 `Lookup` and answers with its reply.
-struct Room;
-struct Nobody;
+mod support;
 
-impl Stage for Room {
-    type Actor = Nobody;
-
-    async fn on_create(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: Packet,
-    ) -> Result<Packet, ErrorCode> {
-        Ok(Packet::empty("Created"))
-    }
-
-    async fn on_dispatch(
-        &mut self,
-        _: &mut StageContext<Self>,
-        _: &mut ActorCell<Nobody>,
-        _: Packet,
-    ) {
-    }
-
-    async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, _packet: Packet) {
-        let looked_up = ctx
-            .sender()
-            .request_to_api("api-1", Packet::empty("Lookup"))
-            .await;
-        ctx.reply(looked_up.unwrap_or_else(|_| Packet::empty("Failed")));
-    }
-}
-
-impl Actor for Nobody {
-    async fn on_authenticate(
-        &mut self,
-        _: &mut ActorLink,
-        _: Packet,
-    ) -> Result<Packet, ErrorReply> {
-        Err(ErrorReply::from(ErrorCode::AUTHENTICATION_FAILED))
-    }
-}
+use support::trace_room::cluster;
 
 /// A collector on a real socket: its base address, and the spans it has been sent (with the
 /// service each came from).
@@ -101,43 +60,6 @@ async fn collector() -> (String, mpsc::Receiver<(String, Span)>) {
     (format!("http://{addr}"), received)
 }
 
-/// play-1 with stage 9 of `Room`, and api-1 answering `Lookup`.
-async fn cluster() -> (PlayServer, ApiServer) {
-    let directory = MemoryDirectory::new();
-    let join =
-        || MeshJoin::memory("127.0.0.1:0", &directory).refresh_interval(Duration::from_millis(50));
-    let play = PlayServer::builder()
-        .server_id("play-1")
-        .stage("Room", |_| Room, |_| Nobody)
-        .build()
-        .unwrap();
-    play.join_mesh(join()).await.unwrap();
-    let api = ApiServer::builder()
-        .server_id("api-1")
-        .handlers(|h| {
-            h.add("Lookup", |_: Packet, _sender| async move {
-                Ok::<_, ErrorCode>(Packet::empty("Found"))
-            });
-        })
-        .start(join())
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let created = api
-            .sender()
-            .create_stage("play-1", "Room", 9, Packet::empty("Make"))
-            .await;
-        if !matches!(created, Err(MeshError::ServerNotFound(_))) {
-            created.unwrap();
-            break;
-        }
-        assert!(Instant::now() < deadline, "play-1 never reachable");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (play, api)
-}
-
 fn attribute(span: &Span, key: &str) -> Option<String> {
     let value = span
         .attributes
@@ -160,7 +82,8 @@ async fn one_mesh_request_is_one_otlp_trace_across_the_api_and_play_servers() {
     let (endpoint, mut received) = collector().await;
     let (otlp, export) = playhouse::otlp_layer(&endpoint, "mesh-trace-otlp").unwrap();
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(otlp));
-    let (play, api) = cluster().await;
+    let (looked_up, _handled) = mpsc::channel(8);
+    let (play, api) = cluster(looked_up).await;
 
     // The caller's span on api-1: the request is made and awaited inside it.
     let call = tracing::info_span!("client call");

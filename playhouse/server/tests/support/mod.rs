@@ -7,6 +7,7 @@ pub mod destroys;
 pub mod movable;
 pub mod player;
 pub mod serve;
+pub mod trace_room;
 
 use std::net::SocketAddr;
 use std::time::Duration;
