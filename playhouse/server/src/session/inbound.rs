@@ -82,7 +82,7 @@ impl Session {
             }
             State::Joined { stage, actor } => {
                 let (stage_id, seq) = (frame.stage_id, frame.msg_seq);
-                if seq != 0 {
+                if seq != 0 && self.ctx.metrics().collects() {
                     track_request(&mut self.in_flight, seq);
                 }
                 let sent = stage.client(*actor, self.id, seq, frame.into_packet());

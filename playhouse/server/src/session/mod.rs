@@ -136,6 +136,7 @@ impl Session {
             rate: ctx.config().rate_limit.map(TokenBucket::new),
             stage_creations: ctx.config().stage_creation_rate.map(TokenBucket::new),
             in_flight: VecDeque::new(),
+            write_clock: None,
             capabilities: None,
             stage_type: None,
             resume: None,

@@ -83,6 +83,7 @@ impl Session {
 
     /// Flushes, unless the client stops reading for `write_timeout` or the server kills us.
     pub(super) async fn flush(&mut self) -> Result<(), End> {
+        self.write_clock = None;
         let timeout = self.ctx.config().write_timeout;
         match bounded(
             &self.kill,
@@ -163,7 +164,9 @@ impl Session {
                 .position(|(seq, _)| *seq == frame.msg_seq)
             && let Some((_, arrived)) = self.in_flight.remove(at)
         {
-            metrics.observe_latency(Instant::now() - arrived);
+            // The replies of one batch go out together: one clock read for them all.
+            let now = *self.write_clock.get_or_insert_with(Instant::now);
+            metrics.observe_latency(now.saturating_duration_since(arrived));
         }
     }
 

@@ -51,6 +51,8 @@ pub(super) struct Session {
     pub(super) stage_creations: Option<TokenBucket>,
     /// Arrival times of requests awaiting a reply, oldest first, for the latency histogram.
     pub(super) in_flight: VecDeque<(u16, Instant)>,
+    /// When the replies written since the last flush were written (read once per batch).
+    pub(super) write_clock: Option<Instant>,
     /// What the capability handshake granted; `None` until the client sent its hello (old
     /// clients never do, and get the original protocol).
     pub(super) capabilities: Option<Capabilities>,

@@ -76,6 +76,9 @@ pub(crate) struct StageRunner<S: Stage> {
     stats: Arc<StageStats>,
     /// Relayed players' messages, taken in their home's order.
     relay_order: RelayOrder,
+    /// When the last client message's handler ended, while the loop has gone straight on
+    /// to the next message since (see `dispatch`; `None` once anything else ran).
+    handled_until: Option<Instant>,
 }
 
 impl<S: Stage> StageRunner<S> {
@@ -126,6 +129,7 @@ impl<S: Stage> StageRunner<S> {
             empty_since: None,
             stats,
             relay_order: RelayOrder::default(),
+            handled_until: None,
         }
     }
 
@@ -208,6 +212,7 @@ impl<S: Stage> StageRunner<S> {
     /// The loop, until the stage closes (or moves away).
     async fn serve(&mut self) {
         while !self.ctx.closing {
+            self.handled_until = None;
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;

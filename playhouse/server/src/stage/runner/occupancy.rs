@@ -88,6 +88,7 @@ impl<S: Stage> StageRunner<S> {
         let Some(mut cell) = self.actors.remove(&key) else {
             return;
         };
+        self.handled_until = None; // `on_destroy` runs below
         self.accounts.remove(cell.link.account_id());
         self.ctx.clients.remove(&key);
         self.disconnected.remove(&key);
