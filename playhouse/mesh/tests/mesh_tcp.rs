@@ -38,6 +38,11 @@ async fn unknown_or_dead_servers_fail_fast_and_recover() {
     common::unknown_or_dead_servers_fail_fast_and_recover(TCP).await;
 }
 
+#[tokio::test]
+async fn a_listed_peer_still_connecting_is_waited_for() {
+    common::a_listed_peer_still_connecting_is_waited_for(TCP).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_partition_is_detected_within_the_heartbeat_timeout() {
     common::faults::silent_partition_is_detected_within_the_heartbeat_timeout(TCP).await;

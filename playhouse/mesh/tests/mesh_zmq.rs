@@ -73,6 +73,11 @@ async fn unknown_or_dead_servers_fail_fast_and_recover() {
 }
 
 #[tokio::test]
+async fn a_listed_peer_still_connecting_is_waited_for() {
+    common::a_listed_peer_still_connecting_is_waited_for(ZMQ).await;
+}
+
+#[tokio::test]
 async fn link_reports_unknown_down_and_lost_peers() {
     let (a, mut a_events) = link("la").await;
     let (b, mut b_events) = link("lb").await;

@@ -66,6 +66,7 @@ impl Shared {
                 }
             }
             LinkEvent::PeerDown { target } => {
+                self.lost().insert(target.to_string());
                 let failed = self.cache.fail_target(&target);
                 if failed > 0 {
                     tracing::warn!(%target, failed, "peer connection lost; its requests failed");

@@ -225,8 +225,9 @@ impl Mesh {
         let stage_id = route.header.stage_id;
         let asked = target;
         let mut target = self.locate(asked, stage_id);
-        // Sent elsewhere than asked: to a server this node may not have met yet.
-        let mut redirected = target != asked;
+        // Sent elsewhere than asked: to a server this node may not have met yet. So is one
+        // the directory lists whose link is still connecting (it just started, or so did we).
+        let mut redirected = target != asked || self.connecting(&target);
         for _ in 0..MAX_STAGE_HOPS {
             let header = Route::from_header(route.header.clone());
             let reply = if redirected {
@@ -263,6 +264,18 @@ impl Mesh {
             }
         }
         Err(MeshError::ServerNotFound(target))
+    }
+
+    /// Whether `target` is listed in the directory and its link is not up yet, with no sign
+    /// it failed (its connection did not break since the directory gave its address, and
+    /// it was not declared down): a request waits for it (for up to `REPLY_RETRY`) instead
+    /// of failing at once.
+    fn connecting(&self, target: &str) -> bool {
+        let shared = &self.shared;
+        shared.center.get(target).is_some()
+            && !shared.link.is_connected(target)
+            && !shared.liveness.is_down(target)
+            && !shared.lost().contains(target)
     }
 
     /// A request to a server this node may not have met yet (a stage moved there): while it

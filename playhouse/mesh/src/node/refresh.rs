@@ -34,12 +34,14 @@ impl Shared {
             .center
             .update(list, now, ttl, |id| link.is_connected(id));
         for server in removed {
+            self.lost().remove(&server.server_id);
             tracing::info!(peer = %server.server_id, "mesh peer left the directory");
             self.link.disconnect(&server.server_id);
             self.cache.fail_target(&server.server_id);
         }
         for server in changed {
             tracing::debug!(peer = %server.server_id, address = %server.address, "mesh peer");
+            self.lost().remove(&server.server_id);
             self.link.connect(&server.server_id, &server.address);
         }
         Ok(())

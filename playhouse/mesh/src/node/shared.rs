@@ -38,6 +38,10 @@ pub(super) struct Shared {
     pub(super) pong_header: Bytes,
     /// A refresh asked for by a ping from an unknown peer is under way.
     pub(super) refresh_pending: AtomicBool,
+    /// Peers whose connection broke since the directory last gave their address: a request
+    /// to one whose link is not up fails at once, while one to a peer being dialed for the
+    /// first time waits for it (see `Mesh::connecting`).
+    lost: Mutex<std::collections::HashSet<String>>,
     pub(super) shutdown: CancellationToken,
     /// Told of every answered request and pong (see [`super::Mesh::observe`]).
     pub(super) observer: std::sync::OnceLock<Arc<dyn crate::observer::MeshObserver>>,
@@ -51,6 +55,11 @@ const DISABLED: u8 = 1;
 const DRAINING: u8 = 2;
 
 impl Shared {
+    /// The peers whose connection broke since the directory last gave their address.
+    pub(super) fn lost(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.lost.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(super) fn new(
         config: MeshConfig,
         link: Arc<dyn MeshLink>,
@@ -72,6 +81,7 @@ impl Shared {
             ping_header: liveness_header(liveness::PING),
             pong_header: liveness_header(liveness::PONG),
             refresh_pending: AtomicBool::new(false),
+            lost: Mutex::default(),
             config,
             link,
             directory,

@@ -304,3 +304,21 @@ pub(crate) async fn unknown_or_dead_servers_fail_fast_and_recover(bind: Bind) {
     assert_eq!(&reply.payload[..], b"again");
     assert_eq!(a.mesh.pending_requests(), 0);
 }
+
+/// A request to a server the directory lists but whose link is still connecting (both just
+/// started) waits for the link instead of failing with `ServerNotFound`.
+pub(crate) async fn a_listed_peer_still_connecting_is_waited_for(bind: Bind) {
+    let directory = MemoryDirectory::new();
+    let a = node(bind, "wa", &directory).await;
+    let b = node(bind, "wb", &directory).await;
+    a.mesh.refresh().await.unwrap();
+    // No wait for the connection: the request goes out as soon as `wb` is listed.
+    let reply = a
+        .mesh
+        .request("wb", header("Echo"), Bytes::from_static(b"early"))
+        .await
+        .expect("a request to a listed peer waits for its link");
+    assert_eq!(&reply.payload[..], b"early");
+    b.mesh.shutdown().await;
+    a.mesh.shutdown().await;
+}
