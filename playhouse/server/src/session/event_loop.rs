@@ -77,7 +77,8 @@ impl Session {
                         return End::ProtocolError;
                     }
                     Next::Frame(frame) => {
-                        idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
+                        let arrived = Instant::now();
+                        idle_deadline = arrived + self.ctx.config().idle_timeout;
                         let metrics = &self.ctx.metrics();
                         metrics.message_in(frame.wire_len());
                         if self.rate.as_mut().is_some_and(|bucket| !bucket.take()) {
@@ -85,7 +86,7 @@ impl Session {
                             metrics.reject(Rejection::RateLimited);
                             return End::RateLimited;
                         }
-                        if let Err(reason) = self.on_frame(frame, auth_deadline).await {
+                        if let Err(reason) = self.on_frame(frame, arrived, auth_deadline).await {
                             return reason;
                         }
                     }

@@ -18,10 +18,11 @@ use crate::reply::error_frame;
 use crate::stage::handle::Undelivered;
 
 impl Session {
-    /// One frame from the client.
+    /// One frame from the client, which `arrived` then.
     pub(super) async fn on_frame(
         &mut self,
         frame: ClientFrame,
+        arrived: Instant,
         auth_deadline: Instant,
     ) -> Result<(), End> {
         // Every path but a message to the stage is boxed: what this future holds inline, every
@@ -37,7 +38,7 @@ impl Session {
         }
         // A data frame of a resumable session (not the authentication that starts one).
         let counted = self.resume.is_some();
-        self.on_data(frame, auth_deadline).await?;
+        self.on_data(frame, arrived, auth_deadline).await?;
         if counted && let Some(count) = self.resume.as_mut().and_then(|r| r.received_one()) {
             Box::pin(self.send_now(ServerFrame::ack(count))).await?;
         }
@@ -52,7 +53,12 @@ impl Session {
         self.send_now(ServerFrame::heartbeat()).await
     }
 
-    async fn on_data(&mut self, frame: ClientFrame, auth_deadline: Instant) -> Result<(), End> {
+    async fn on_data(
+        &mut self,
+        frame: ClientFrame,
+        arrived: Instant,
+        auth_deadline: Instant,
+    ) -> Result<(), End> {
         if frame.msg_id.is_empty() {
             // The original accepts such a frame, and its C++ connector cannot survive the
             // connection closing under a pending request: a request gets `INVALID_MESSAGE`
@@ -83,7 +89,7 @@ impl Session {
             State::Joined { stage, actor } => {
                 let (stage_id, seq) = (frame.stage_id, frame.msg_seq);
                 if seq != 0 && self.ctx.metrics().collects() {
-                    track_request(&mut self.in_flight, seq);
+                    track_request(&mut self.in_flight, seq, arrived);
                 }
                 let sent = stage.client(*actor, self.id, seq, frame.into_packet());
                 let Err(Undelivered(packet)) = until_killed(&self.kill, sent).await? else {

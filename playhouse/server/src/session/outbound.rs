@@ -201,11 +201,11 @@ impl Session {
     }
 }
 
-/// Notes when request `seq` arrived, for the latency histogram (the oldest tracked request is
-/// forgotten when too many are awaiting a reply).
-pub(super) fn track_request(in_flight: &mut VecDeque<(u16, Instant)>, seq: u16) {
+/// Notes that request `seq` arrived at `arrived`, for the latency histogram (the oldest
+/// tracked request is forgotten when too many are awaiting a reply).
+pub(super) fn track_request(in_flight: &mut VecDeque<(u16, Instant)>, seq: u16, arrived: Instant) {
     if in_flight.len() == TRACKED_REQUESTS {
         in_flight.pop_front();
     }
-    in_flight.push_back((seq, Instant::now()));
+    in_flight.push_back((seq, arrived));
 }
