@@ -50,7 +50,7 @@ impl Session {
                 Some(attach) = next_attach(&mut self.resume) => {
                     // The client came back on a new connection before this one was noticed
                     // dead: the new one replaces it.
-                    if let Err(reason) = Box::pin(self.install(attach)).await {
+                    if let Err(reason) = cold!(self.install(attach)) {
                         return reason;
                     }
                     idle_deadline = Instant::now() + self.ctx.config().idle_timeout;
@@ -68,11 +68,13 @@ impl Session {
                         return End::FrameTimeout;
                     }
                     Next::Failed(playhouse_protocol::DecodeError::Io(error)) => {
-                        tracing::debug!(%error, "connection error");
+                        self.span.in_scope(|| tracing::debug!(%error, "connection error"));
                         return End::TransportError;
                     }
                     Next::Failed(error) => {
-                        throttled!(warn, %error, "bad frame; closing the connection");
+                        self.span.in_scope(|| {
+                            throttled!(warn, %error, "bad frame; closing the connection");
+                        });
                         self.ctx.metrics().reject(Rejection::of(&error));
                         return End::ProtocolError;
                     }
@@ -82,7 +84,9 @@ impl Session {
                         let metrics = &self.ctx.metrics();
                         metrics.message_in(frame.wire_len());
                         if self.rate.as_mut().is_some_and(|bucket| !bucket.take()) {
-                            throttled!(warn, "message rate limit exceeded; closing the connection");
+                            self.span.in_scope(|| {
+                                throttled!(warn, "message rate limit exceeded; closing the connection");
+                            });
                             metrics.reject(Rejection::RateLimited);
                             return End::RateLimited;
                         }

@@ -28,19 +28,19 @@ impl Session {
         // Every path but a message to the stage is boxed: what this future holds inline, every
         // idle connection holds (see `run`).
         if frame.is_heartbeat() {
-            return Box::pin(self.heartbeat()).await;
+            return cold!(self.heartbeat());
         }
         if frame.is_hello() {
-            return Box::pin(self.hello(frame)).await;
+            return cold!(self.hello(frame));
         }
         if self.granted(Capabilities::RESUME) && frame.is_control() {
-            return Box::pin(self.resume_control(frame)).await;
+            return cold!(self.resume_control(frame));
         }
         // A data frame of a resumable session (not the authentication that starts one).
         let counted = self.resume.is_some();
         self.on_data(frame, arrived, auth_deadline).await?;
         if counted && let Some(count) = self.resume.as_mut().and_then(|r| r.received_one()) {
-            Box::pin(self.send_now(ServerFrame::ack(count))).await?;
+            cold!(self.send_now(ServerFrame::ack(count)))?;
         }
         Ok(())
     }
@@ -64,11 +64,10 @@ impl Session {
             // connection closing under a pending request: a request gets `INVALID_MESSAGE`
             // (under an id of its own: those connectors reject an empty one), a one-way
             // message is dropped, and the connection stays.
-            throttled!(
-                warn,
-                seq = frame.msg_seq,
-                "message with an empty id; refused"
-            );
+            let seq = frame.msg_seq;
+            self.span.in_scope(|| {
+                throttled!(warn, seq, "message with an empty id; refused");
+            });
             if frame.msg_seq == 0 {
                 return Ok(());
             }
@@ -78,13 +77,13 @@ impl Session {
                 frame.stage_id,
                 ErrorCode::INVALID_MESSAGE,
             );
-            return Box::pin(self.send_now(reply)).await;
+            return cold!(self.send_now(reply));
         }
         let is_auth = frame.msg_id == *self.ctx.auth_msg_id();
         match &self.state {
             State::Joined { .. } if is_auth => {
                 let reply = reply_frame(&frame, ErrorCode::ALREADY_AUTHENTICATED);
-                Box::pin(self.send_now(reply)).await
+                cold!(self.send_now(reply))
             }
             State::Joined { stage, actor } => {
                 let (stage_id, seq) = (frame.stage_id, frame.msg_seq);
@@ -101,20 +100,22 @@ impl Session {
                 if seq == 0 {
                     return Ok(());
                 }
-                Box::pin(self.send_now(error_frame(packet.msg_id, seq, stage_id, code))).await
+                cold!(self.send_now(error_frame(packet.msg_id, seq, stage_id, code)))
             }
-            _ if is_auth => Box::pin(self.authenticate(frame, auth_deadline)).await,
+            _ if is_auth => cold!(self.authenticate(frame, auth_deadline)),
             State::Fresh => {
-                throttled!(warn, msg_id = %frame.msg_id, "message before authentication");
+                self.span.in_scope(|| {
+                    throttled!(warn, msg_id = %frame.msg_id, "message before authentication");
+                });
                 self.ctx.metrics().reject(Rejection::BeforeAuth);
                 // A request learns why before the close (a wrong authenticate message id is
                 // the usual cause); the connection ends either way.
-                Box::pin(self.reply_error(&frame, ErrorCode::NOT_AUTHENTICATED)).await?;
+                cold!(self.reply_error(&frame, ErrorCode::NOT_AUTHENTICATED))?;
                 Err(End::BeforeAuth)
             }
             State::Detached { code, .. } => {
                 let code = *code;
-                Box::pin(self.reply_error(&frame, code)).await
+                cold!(self.reply_error(&frame, code))
             }
         }
     }

@@ -14,6 +14,17 @@
 //! * `killable`: waits that a kill or a stop ends;
 //! * `handle`: the stage's view of a connection; `context`: what all sessions share.
 
+/// Runs a cold path of a session (logging in, resuming, moving, closing, an error reply):
+/// boxed, so the session's future holds only a pointer to it (what an idle connection
+/// costs), and inside the session's span (which the hot loop does not enter, see
+/// `Session::span`). `cold!(self.method(args))` evaluates to the path's output.
+macro_rules! cold {
+    ($session:ident . $($call:tt)+) => {{
+        let span = $session.span.clone();
+        ::tracing::Instrument::instrument(::std::boxed::Box::pin($session.$($call)+), span).await
+    }};
+}
+
 mod auth;
 pub(crate) mod context;
 mod end;
@@ -38,7 +49,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tracing::Instrument;
 
 use self::context::SessionContext;
 use self::end::End;
@@ -65,7 +75,7 @@ pub(crate) async fn run<Io>(
     let id = ctx.next_session_id();
     let server = ctx.host().control().server_id();
     let span = tracing::info_span!("session", server, id, %peer, transport);
-    async move {
+    let mut session = span.in_scope(|| {
         let codec = ServerCodec::new(ctx.config().codec);
         let mut read_codec = codec.clone();
         // Small frames only until the client has authenticated.
@@ -89,7 +99,8 @@ pub(crate) async fn run<Io>(
         let reader = FramedRead::with_capacity(Box::new(read) as BoxRead, read_codec, READ_BUFFER);
         let writer =
             FramedWrite::with_capacity(Box::new(write) as BoxWrite, codec.into(), WRITE_BUFFER);
-        let mut session = Session::new(
+        tracing::debug!("connected");
+        Session::new(
             id,
             ctx,
             reader,
@@ -100,16 +111,15 @@ pub(crate) async fn run<Io>(
             kill,
             transport,
             peer.ip(),
-        );
-        tracing::debug!("connected");
-        let end = session.serve().await;
-        // Boxed with the other cold paths (logging in, resuming, moving, closing): what a
-        // session's future holds inline is what every idle connection costs.
-        Box::pin(session.go_on(end)).await;
-        drop(permit);
-    }
-    .instrument(span)
-    .await
+        )
+    });
+    session.span = span;
+    // The loop is not inside the span: see `Session::span`.
+    let end = session.serve().await;
+    // Boxed with the other cold paths (logging in, resuming, moving, closing): what a
+    // session's future holds inline is what every idle connection costs.
+    Box::pin(session.go_on(end)).await;
+    drop(permit);
 }
 
 impl Session {
@@ -144,6 +154,7 @@ impl Session {
             connected: true,
             handover: None,
             opened: tokio::time::Instant::now(),
+            span: tracing::Span::none(),
             ctx,
             reader,
             writer,
@@ -159,13 +170,13 @@ impl Session {
     async fn go_on(mut self, mut end: End) {
         loop {
             if end == End::HandedOver {
-                self.hand_over().await;
+                cold!(self.hand_over());
                 return;
             }
             if !self.resumable_after(end) {
                 break;
             }
-            end = match self.park(end).await {
+            end = match cold!(self.park(end)) {
                 Ok(()) => self.serve().await,
                 Err(end) => end,
             };
@@ -173,7 +184,7 @@ impl Session {
         let metrics = Arc::clone(self.ctx.metrics());
         let (connected, transport) = (self.connected, self.transport);
         metrics.session_ended(self.opened.elapsed());
-        self.close(end).await;
+        cold!(self.close(end));
         if connected {
             metrics.session_closed(transport);
         }

@@ -89,6 +89,7 @@ impl Session {
         match stage {
             StageRef::Relayed(link) => link.moved_to(server),
             StageRef::Local(local) => {
+                let _span = self.span.enter(); // no await while entered
                 tracing::debug!(%server, "the stage moved; this connection is relayed to it");
                 *stage = StageRef::Relayed(RelayLink::new(mesh, server, local.stage_id()));
             }
@@ -214,16 +215,13 @@ impl Adopted {
             stage: stage.into(),
             actor,
         };
-        let span = tracing::info_span!("session", id = session.id, moved = true);
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let end = match session.park(End::Moved).await {
-                    Ok(()) => session.serve().await,
-                    Err(end) => end,
-                };
-                session.go_on(end).await;
-            },
-            span,
-        ));
+        session.span = tracing::info_span!("session", id = session.id, moved = true);
+        tokio::spawn(async move {
+            let end = match cold!(session.park(End::Moved)) {
+                Ok(()) => session.serve().await,
+                Err(end) => end,
+            };
+            Box::pin(session.go_on(end)).await;
+        });
     }
 }

@@ -44,8 +44,8 @@ impl Session {
                     }
                 }
                 // Cold paths, boxed: an idle session's future stays small (see `run`).
-                Outbound::Close(code) => return Box::pin(self.close_with(code)).await,
-                Outbound::Freeze(reply) => return Box::pin(self.frozen(reply)).await,
+                Outbound::Close(code) => return cold!(self.close_with(code)),
+                Outbound::Freeze(reply) => return cold!(self.frozen(reply)),
                 Outbound::Relay(server) => self.relay_to(server),
                 // Only meaningful while frozen.
                 Outbound::Moved(_) | Outbound::Thaw => {}
@@ -123,7 +123,9 @@ impl Session {
         if body <= self.ctx.config().codec.max_packet_size {
             return false;
         }
-        throttled!(error, msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
+        self.span.in_scope(|| {
+            throttled!(error, msg_id = %frame.msg_id, body, "outgoing frame over max_packet_size; dropped");
+        });
         self.ctx.metrics().reject(Rejection::OversizedFrame);
         true
     }
@@ -189,7 +191,8 @@ impl Session {
             Err(EncodeError::Io(_)) => Err(End::WriteFailed),
             Err(error) => {
                 // Sizes are checked above; this is a frame no client could read.
-                throttled!(error, %error, "dropping an outgoing frame");
+                self.span
+                    .in_scope(|| throttled!(error, %error, "dropping an outgoing frame"));
                 Ok(())
             }
         }

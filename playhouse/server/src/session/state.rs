@@ -69,6 +69,10 @@ pub(super) struct Session {
     pub(super) handover: Option<Handover>,
     /// When the session began here (for `playhouse_session_duration_seconds`).
     pub(super) opened: Instant,
+    /// Its span (`session`: server, id, peer, transport). Entered by its cold paths (`cold!`)
+    /// and around its log lines, not on every poll of the loop that carries its messages:
+    /// a span entered per poll costs every message.
+    pub(super) span: tracing::Span,
 }
 
 impl Session {
