@@ -128,18 +128,50 @@ impl TraceContext {
 
     /// The `traceparent` form (sampled flag set).
     pub fn traceparent(&self) -> String {
-        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+        // Every request sent carries one: written into a buffer of its length, then copied
+        // into a string of that capacity (no formatting machinery, one allocation).
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        hex_into(&mut text[3..35], self.trace_id);
+        hex_into(&mut text[36..52], u128::from(self.span_id));
+        String::from(std::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 
     /// The trace id, 32 hex digits (what log lines carry as `trace_id`).
     pub fn trace_id(&self) -> String {
-        format!("{:032x}", self.trace_id)
+        let mut text = [b'0'; 32];
+        hex_into(&mut text, self.trace_id);
+        String::from(std::str::from_utf8(&text).expect("hex digits are ASCII"))
+    }
+}
+
+/// Writes the low `out.len()` hex digits of `value` into `out`, most significant first.
+fn hex_into(out: &mut [u8], mut value: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_traceparent_is_the_w3c_form_in_lowercase_hex() {
+        let context =
+            TraceContext::from_ids(0x0af7651916cd43dd8448eb211c80319c, 0xb7ad6b7169203331).unwrap();
+        assert_eq!(
+            context.traceparent(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        assert_eq!(context.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        let small = TraceContext::from_ids(1, 2).unwrap();
+        assert_eq!(
+            small.traceparent(),
+            "00-00000000000000000000000000000001-0000000000000002-01"
+        );
+    }
 
     #[test]
     fn traceparents_round_trip_and_children_keep_the_trace() {
