@@ -42,10 +42,23 @@ impl fmt::Debug for TraceContext {
     }
 }
 
-/// 64 bits that differ from call to call (std's per-instance random hash keys; no syscall).
+thread_local! {
+    /// Each thread's SplitMix64 state, seeded once from std's random hash keys.
+    static RANDOM: std::cell::Cell<u64> =
+        std::cell::Cell::new(RandomState::new().hash_one(std::time::SystemTime::now()));
+}
+
+/// 64 bits that differ from call to call, never 0 (SplitMix64: ids need to be unlikely to
+/// collide, not unguessable; every request sent makes some, so no clock read or hash each).
 fn random_u64() -> u64 {
-    let bits = RandomState::new().hash_one(std::time::SystemTime::now());
-    bits.max(1)
+    RANDOM.with(|state| {
+        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)).max(1)
+    })
 }
 
 impl TraceContext {
@@ -171,6 +184,16 @@ mod tests {
             small.traceparent(),
             "00-00000000000000000000000000000001-0000000000000002-01"
         );
+    }
+
+    #[test]
+    fn new_traces_do_not_repeat_and_are_valid() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let root = TraceContext::new_root();
+            assert!(TraceContext::parse(&root.traceparent()).is_some());
+            assert!(seen.insert(root.trace_id_u128()), "a trace id repeated");
+        }
     }
 
     #[test]
