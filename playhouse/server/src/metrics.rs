@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::histogram::{self, Histogram};
-use crate::metrics_registry::{Builder, PerPeer, per_peer};
+use crate::metrics_registry::{Builder, PerPeer};
 use crate::sharded::{ShardedCounter, ShardedGauge};
 
 /// Transports with their own session gauges; anything else counts as `other`.
@@ -507,11 +507,11 @@ impl playhouse_mesh::MeshObserver for Metrics {
         if !self.collect {
             return;
         }
-        per_peer(&self.mesh_request, peer, took);
+        self.mesh_request.observe(peer, took);
     }
 
     fn liveness_round_trip(&self, peer: &str, took: Duration) {
-        per_peer(&self.liveness, peer, took);
+        self.liveness.observe(peer, took);
         let mut last = self.last_liveness.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rtt) = last.get_mut(peer) {
             *rtt = took;

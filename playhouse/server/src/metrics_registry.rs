@@ -2,6 +2,8 @@
 //! registration order) and the per-peer histogram families.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -14,8 +16,32 @@ use crate::histogram::Histogram;
 /// One label of a series: its name and (bounded) value.
 pub(crate) type Label = [(&'static str, Cow<'static, str>); 1];
 
-/// Histograms with one series per peer server.
-pub(crate) type PerPeer = Family<Label, Histogram>;
+/// Histograms with one series per peer server (their number is the cluster's), observed
+/// without allocating: each peer's histogram is found by its name under a read lock; only a
+/// peer's first observation creates its series.
+#[derive(Debug, Default)]
+pub(crate) struct PerPeer {
+    /// What the exposition encodes.
+    family: Family<Label, Histogram>,
+    /// Each peer's histogram of `family` (sharing its counts), by server id.
+    peers: RwLock<HashMap<Box<str>, Histogram>>,
+}
+
+impl PerPeer {
+    /// Observes `took` in `peer`'s series.
+    pub(crate) fn observe(&self, peer: &str, took: Duration) {
+        let known = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(histogram) = known.get(peer) {
+            return histogram.observe(took);
+        }
+        drop(known);
+        let label: Label = [("peer", Cow::Owned(peer.to_owned()))];
+        let histogram = self.family.get_or_create(&label).clone();
+        histogram.observe(took);
+        let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
+        peers.insert(Box::from(peer), histogram);
+    }
+}
 
 /// Registers metrics one after another (the exposition keeps this order).
 pub(crate) struct Builder(pub(crate) Registry);
@@ -80,14 +106,8 @@ impl Builder {
     }
 
     pub(crate) fn per_peer(&mut self, name: &str, help: &str) -> PerPeer {
-        let family = PerPeer::default();
-        self.0.register(name, help, family.clone());
-        family
+        let per_peer = PerPeer::default();
+        self.0.register(name, help, per_peer.family.clone());
+        per_peer
     }
-}
-
-/// Observes `took` in `peer`'s series (the peer's series is created once, then read-locked).
-pub(crate) fn per_peer(family: &PerPeer, peer: &str, took: Duration) {
-    let label: Label = [("peer", Cow::Owned(peer.to_owned()))];
-    family.get_or_create(&label).observe(took);
 }
