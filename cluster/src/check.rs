@@ -9,6 +9,8 @@
 //!   resumable session was never lost) every `Bump` gets its push: a resumed session's
 //!   pushes are consecutive.
 //! - **no hang**: every request ends within its timeout, a failure with a wire code.
+//! - **stage-to-stage**: a room's mesh request (`Ask`) ends within the player's request
+//!   timeout, a failure with a wire code, and a success carries the answer of the room asked.
 //! - **one stage per id**: of the get-or-create calls racing for a fresh id, one created it,
 //!   unless its Play server was killed meanwhile.
 //! - **liveness**: a mesh request to a silent Play server fails within the liveness bound
@@ -250,6 +252,28 @@ pub fn check(records: &[Record]) -> Report {
                     ));
                 }
             }
+            Record::Ask {
+                player,
+                epoch,
+                tag,
+                play,
+                stage,
+                sent,
+                done,
+                answered,
+                code,
+            } => {
+                report.outcome(*sent, code.map(code_name));
+                let what = format!("{player} epoch {epoch} Ask {tag} of {play}/{stage}");
+                if done - sent > ADD_BOUND_MS {
+                    let detail = format!("{what} took {} ms", done - sent);
+                    report.violate(*sent, "no hang", detail);
+                }
+                if code.is_none() && *answered != Some(*stage) {
+                    let detail = format!("{what} answered by {answered:?}");
+                    report.violate(*sent, "stage-to-stage answer", detail);
+                }
+            }
             Record::Fault { .. }
             | Record::Moved { .. }
             | Record::Ended { .. }
@@ -271,7 +295,7 @@ fn time(record: &Record) -> Option<u64> {
         | Record::Moved { t, .. }
         | Record::Ended { t, .. }
         | Record::Stages { t, .. } => *t,
-        Record::Add { done, .. } | Record::Http { done, .. } => *done,
+        Record::Add { done, .. } | Record::Http { done, .. } | Record::Ask { done, .. } => *done,
         Record::Bump { sent, .. } => *sent,
         Record::Fault { healed, .. } => *healed,
     })
@@ -379,6 +403,14 @@ fn check_recovery(report: &mut Report, records: &[Record], end: u64) {
                 } if op == "request" => {
                     let slot = first.entry(format!("mesh to {play}")).or_insert(None);
                     if *status == 200 && *done >= healed && slot.is_none_or(|f| *done < f) {
+                        *slot = Some(*done);
+                    }
+                }
+                Record::Ask {
+                    play, code, done, ..
+                } => {
+                    let slot = first.entry(format!("stage mesh to {play}")).or_insert(None);
+                    if code.is_none() && *done >= healed && slot.is_none_or(|f| *done < f) {
                         *slot = Some(*done);
                     }
                 }

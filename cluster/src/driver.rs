@@ -1,7 +1,7 @@
 //! The workload, run inside the client's namespace by `cluster-driver`: Connector players in
 //! `TallyRoom`s (resumable and not) sending one-way `Bump`s and `Add` requests tagged with
 //! their sequence numbers; get-or-create races through the API server's HTTP; mesh requests
-//! from the API server to the rooms; the Play servers' stage lists (`GET /admin/state`).
+//! from the API server to the rooms, and from room to room (`Ask`); the Play servers' stage lists (`GET /admin/state`).
 //! Rooms that a drain moves are followed ([`crate::rooms`]). Every operation and its outcome
 //! goes to the history.
 
@@ -25,6 +25,8 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 pub const SLACK: Duration = Duration::from_secs(2);
 /// How often each player plays a round (one `Bump`, one `Add`).
 const ROUND: Duration = Duration::from_millis(100);
+/// Every how many rounds a player's room asks the next slot's room over the mesh.
+const ASK_EVERY: u64 = 3;
 /// How often the Play servers' stage lists are read.
 const STAGES_EVERY: Duration = Duration::from_millis(500);
 
@@ -129,6 +131,14 @@ fn answer(packet: &Packet) -> Option<(u64, u64)> {
     let player = parts.next()?.parse().ok()?;
     let tag = parts.next()?.parse().ok()?;
     Some((player, tag))
+}
+
+/// `"<tally> <stage id> <tag>"` of a `Peeked` answer: the stage id, when the tag is `tag`.
+fn peeked(packet: &Packet, tag: u64) -> Option<i64> {
+    let text = String::from_utf8_lossy(&packet.payload);
+    let mut parts = text.split(' ').skip(1);
+    let stage = parts.next()?.parse().ok()?;
+    (parts.next()?.parse::<u64>().ok()? == tag).then_some(stage)
 }
 
 /// One player: logs in to its slot's room, plays rounds until its connection (or session)
@@ -284,6 +294,46 @@ impl Player {
         });
     }
 
+    /// A stage-to-stage request: asks the player's room to `Peek` another slot's room (a
+    /// resumable player the next slot's, often on the same Play server; a plain player the
+    /// one half the slots on, on another server when there are two).
+    async fn ask(
+        &self,
+        history: &Writer,
+        rooms: &Rooms,
+        connector: &Connector,
+        epoch: u64,
+        tag: u64,
+    ) {
+        let step = if self.resumable {
+            1
+        } else {
+            1 + rooms.len() / 2
+        };
+        let Some(room) = rooms.created((self.slot + step) % rooms.len()) else {
+            return;
+        };
+        let sent = now_ms();
+        let payload = format!("{} {} {tag}", room.at, room.stage);
+        let reply = connector.request(Packet::new("Ask", payload)).await;
+        let done = now_ms();
+        let (answered, code) = match &reply {
+            Ok(packet) => (peeked(packet, tag), None),
+            Err(error) => (None, Some(error.code().0)),
+        };
+        history.write(&Record::Ask {
+            player: self.name.clone(),
+            epoch,
+            tag,
+            play: room.at,
+            stage: room.stage,
+            sent,
+            done,
+            answered,
+            code,
+        });
+    }
+
     async fn run(self, history: Arc<Writer>, api: String, rooms: Arc<Rooms>, until: Instant) {
         let mut epoch = 0;
         while Instant::now() < until {
@@ -331,6 +381,9 @@ impl Player {
                     ptally,
                     code,
                 });
+                if seq % (2 * ASK_EVERY) == 0 {
+                    self.ask(&history, &rooms, connector, epoch, seq / 2).await;
+                }
             }
             self.followed(&history, &rooms, &login, epoch);
             if ended.load(Ordering::SeqCst) {

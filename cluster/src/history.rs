@@ -114,6 +114,28 @@ pub enum Record {
         /// When.
         t: u64,
     },
+    /// A request `Ask`: the player's room asks another room over the mesh (a stage-to-stage
+    /// request) and replies with its answer.
+    Ask {
+        /// The player.
+        player: String,
+        /// Its epoch.
+        epoch: u64,
+        /// The tag the request carries (counts the player's asks in the epoch).
+        tag: u64,
+        /// The Play server of the room asked, as the driver last knew it.
+        play: String,
+        /// The room asked.
+        stage: i64,
+        /// When it was sent.
+        sent: u64,
+        /// When the outcome came.
+        done: u64,
+        /// The stage id the answer names (when it succeeded and carried the tag back).
+        answered: Option<i64>,
+        /// The wire error code, when it failed.
+        code: Option<u16>,
+    },
     /// The stages a Play server listed (`GET /admin/state`).
     Stages {
         /// The Play server.

@@ -62,6 +62,22 @@ fn mesh(sent: u64, took: u64, status: u16, code: Option<u16>) -> Record {
     }
 }
 
+/// A stage-to-stage `Ask` of room `stage` on play-2, answered by `answered` or failed with
+/// `code`.
+fn ask(tag: u64, took: u64, answered: Option<i64>, code: Option<u16>) -> Record {
+    Record::Ask {
+        player: "a".to_owned(),
+        epoch: 1,
+        tag,
+        play: "play-2".to_owned(),
+        stage: 102,
+        sent: T0 + tag * 300,
+        done: T0 + tag * 300 + took,
+        answered,
+        code,
+    }
+}
+
 fn race(sent: u64, created: bool) -> Record {
     Record::Http {
         op: "race".to_owned(),
@@ -85,6 +101,7 @@ fn a_clean_history_passes() {
     let mut history = clean("a", true, 10);
     history.extend(clean("b", false, 10));
     history.push(mesh(T0, 30, 200, None));
+    history.extend([ask(1, 8, Some(102), None), ask(2, 4_000, None, Some(2))]);
     history.extend([race(T0, true), race(T0, false), race(T0, false)]);
     assert_eq!(checks(&check(&history)), Vec::<&str>::new());
 }
@@ -200,4 +217,35 @@ fn a_player_that_never_succeeds_after_the_heal_has_not_recovered() {
     history.push(mesh(T0 + 60_000, 10, 200, None));
     let found = checks(&check(&history));
     assert!(found.contains(&"recovery"), "{found:?}");
+}
+
+#[test]
+fn a_stage_to_stage_answer_from_another_room_or_past_the_timeout_is_reported() {
+    let mut history = clean("a", true, 3);
+    history.push(ask(1, 8, Some(101), None));
+    assert_eq!(checks(&check(&history)), ["stage-to-stage answer"]);
+    // A success whose answer did not carry the tag back names no room.
+    *history.last_mut().expect("an ask") = ask(1, 8, None, None);
+    assert_eq!(checks(&check(&history)), ["stage-to-stage answer"]);
+    let mut history = clean("a", true, 3);
+    history.push(ask(1, 8_000, None, Some(3)));
+    assert_eq!(checks(&check(&history)), ["no hang"]);
+}
+
+#[test]
+fn room_to_room_requests_that_never_succeed_after_the_heal_have_not_recovered() {
+    let mut history = clean("a", true, 3);
+    history.push(ask(1, 8, Some(102), None));
+    history.push(Record::Fault {
+        id: 1,
+        kind: "mesh-partition".to_owned(),
+        target: "play-2".to_owned(),
+        applied: T0 + 1_000,
+        healed: T0 + 2_000,
+    });
+    history.push(add("a", 60, Some(60), 5));
+    history.push(ask(200, 10, None, Some(2)));
+    assert_eq!(checks(&check(&history)), ["recovery"]);
+    history.push(ask(20, 10, Some(102), None));
+    assert_eq!(checks(&check(&history)), Vec::<&str>::new());
 }

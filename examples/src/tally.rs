@@ -13,7 +13,12 @@
 //! check that nothing was lost or applied twice, across a move too. A message with a payload
 //! (a tag, e.g. the client's sequence number) gets it back after one more space, so that each
 //! answer names the message it answers. Another server's mesh
-//! request `Tally` is answered with the room's tally (unchanged); anything else gets `Pong`.
+//! request `Tally` is answered with the room's tally (unchanged), `Peek` with
+//! `"<tally> <stage id>"`; anything else gets `Pong`.
+//!
+//! A request `Ask` with payload `"<play id> <stage id> <tag>"` does not count: the room asks
+//! that other room over the mesh (`Peek`, a stage-to-stage request) and replies `Peeked` with
+//! its answer and the tag, `"<tally> <stage id> <tag>"`, or fails with the mesh's error code.
 
 use bytes::Bytes;
 use playhouse::{
@@ -63,10 +68,13 @@ impl Stage for TallyRoom {
 
     async fn on_dispatch(
         &mut self,
-        _: &mut StageContext<Self>,
+        ctx: &mut StageContext<Self>,
         actor: &mut ActorCell<TallyPlayer>,
         packet: Packet,
     ) {
+        if packet.msg_id == "Ask" {
+            return ask(ctx, actor, &packet.payload);
+        }
         self.tally += 1;
         actor.actor.tally += 1;
         let text = tallies(self.tally, actor.actor.tally, &packet.payload);
@@ -80,10 +88,40 @@ impl Stage for TallyRoom {
     async fn on_dispatch_server(&mut self, ctx: &mut StageContext<Self>, packet: Packet) {
         if packet.msg_id == "Tally" {
             ctx.reply(Packet::new("Tally", self.tally.to_string()));
+        } else if packet.msg_id == "Peek" {
+            let text = format!("{} {}", self.tally, ctx.stage_id());
+            ctx.reply(Packet::new("Peek", text));
         } else {
             ctx.reply(Packet::new("Pong", packet.payload));
         }
     }
+}
+
+/// `Ask`: a stage-to-stage `Peek` of the room named in `payload`, answered to the player
+/// when the mesh answers (the stage loop goes on meanwhile).
+fn ask(ctx: &mut StageContext<TallyRoom>, actor: &mut ActorCell<TallyPlayer>, payload: &[u8]) {
+    let Some(target) = actor.link.reply_target() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(payload);
+    let mut parts = text.splitn(3, ' ');
+    let (Some(play), Some(Ok(stage)), tag) = (
+        parts.next(),
+        parts.next().map(str::parse::<i64>),
+        parts.next().unwrap_or("").to_owned(),
+    ) else {
+        return target.reply_error(ErrorCode::INVALID_MESSAGE);
+    };
+    let peek = ctx
+        .sender()
+        .request_to_stage(play, stage, Packet::empty("Peek"));
+    ctx.request_with_callback(peek, move |_, _, answer| match answer {
+        Ok(answer) => {
+            let text = format!("{} {tag}", String::from_utf8_lossy(&answer.payload));
+            target.reply(Packet::new("Peeked", text));
+        }
+        Err(error) => target.reply_error(error.code()),
+    });
 }
 
 impl MovableStage for TallyRoom {
