@@ -39,7 +39,7 @@ impl Route {
 
     /// The trace this message belongs to (`None`: untraced, e.g. a reply or an old sender).
     pub fn trace(&self) -> Option<crate::trace::TraceContext> {
-        crate::trace::TraceContext::parse(&self.header.traceparent)
+        crate::trace::TraceContext::parse(text(&self.header.traceparent))
     }
 
     /// Part of `trace` (sent as its `traceparent`). Without it, the node gives a message the
@@ -47,15 +47,16 @@ impl Route {
     /// set it when a message is built in one task and sent from another.
     #[must_use]
     pub fn with_trace(mut self, trace: crate::trace::TraceContext) -> Route {
-        self.header.traceparent = trace.traceparent();
+        self.header.traceparent = Bytes::from(trace.traceparent());
         self
     }
 
-    /// A message `msg_id` (e.g. a protobuf short type name).
-    pub fn new(msg_id: impl Into<String>) -> Route {
+    /// A message `msg_id` (e.g. a protobuf short type name; a [`MsgId`] is taken without a
+    /// copy).
+    pub fn new(msg_id: impl Into<MsgId>) -> Route {
         Route {
             header: RouteHeader {
-                msg_id: msg_id.into(),
+                msg_id: msg_id.into().into_bytes(),
                 ..RouteHeader::default()
             },
         }
@@ -71,7 +72,7 @@ impl Route {
     /// About account `account_id`.
     #[must_use]
     pub fn with_account(mut self, account_id: impl Into<String>) -> Route {
-        self.header.account_id = account_id.into();
+        self.header.account_id = Bytes::from(account_id.into());
         self
     }
 
@@ -105,12 +106,17 @@ impl Route {
 
     /// What the payload is.
     pub fn msg_id(&self) -> &str {
-        &self.header.msg_id
+        text(&self.header.msg_id)
+    }
+
+    /// What the payload is, as a [`MsgId`] sharing the received frame's bytes (no copy).
+    pub fn msg_id_shared(&self) -> MsgId {
+        MsgId::try_from(self.header.msg_id.clone()).unwrap_or_default()
     }
 
     /// The sending server's id (received messages).
     pub fn from(&self) -> &str {
-        &self.header.from
+        text(&self.header.from)
     }
 
     /// The sending server's service id (received messages).
@@ -125,7 +131,7 @@ impl Route {
 
     /// The account the message concerns.
     pub fn account_id(&self) -> &str {
-        &self.header.account_id
+        text(&self.header.account_id)
     }
 
     /// The client session on the sending server that caused it (0: none).
@@ -159,6 +165,28 @@ impl Route {
     }
 }
 
+/// A text field of the header. Received headers are checked to be UTF-8 when decoded
+/// ([`decode_header`]), and sent ones are built from `str`s, so `""` is never seen in
+/// practice for a non-empty field.
+fn text(field: &Bytes) -> &str {
+    std::str::from_utf8(field).unwrap_or_default()
+}
+
+/// Decodes a received route header: its text fields are slices of `encoded` (no copies),
+/// and a header whose text is not UTF-8 is refused as `string` fields would be.
+pub(crate) fn decode_header(encoded: Bytes) -> Option<RouteHeader> {
+    let header = <RouteHeader as prost::Message>::decode(encoded).ok()?;
+    let utf8 = [
+        &header.msg_id,
+        &header.from,
+        &header.account_id,
+        &header.traceparent,
+    ]
+    .into_iter()
+    .all(|field| std::str::from_utf8(field).is_ok());
+    utf8.then_some(header)
+}
+
 /// A mesh message: its route and payload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RoutePacket {
@@ -171,11 +199,43 @@ pub struct RoutePacket {
 impl RoutePacket {
     /// The message as a [`Packet`] (id from the header).
     pub fn packet(&self) -> Packet {
-        Packet::new(MsgId::from(self.route.msg_id()), self.payload.clone())
+        Packet::new(self.route.msg_id_shared(), self.payload.clone())
     }
 
     /// The error code of a reply.
     pub fn error_code(&self) -> ErrorCode {
         self.route.error_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use prost::Message;
+
+    use super::{Route, decode_header};
+
+    #[test]
+    fn a_decoded_header_shares_the_frame_and_refuses_text_that_is_not_utf8() {
+        let route = Route::new("Chat").with_account("alice").with_stage(7);
+        let encoded = Bytes::from(route.to_header().encode_to_vec());
+        let decoded = Route::from_header(decode_header(encoded.clone()).expect("decodes"));
+        assert_eq!(decoded, route);
+        assert_eq!((decoded.msg_id(), decoded.account_id()), ("Chat", "alice"));
+        let id = decoded.msg_id_shared();
+        let frame = encoded.as_ptr_range();
+        assert!(frame.contains(&id.as_bytes().as_ptr()), "no copy of the id");
+        for field in 0..4 {
+            let mut header = route.to_header();
+            let bad = Bytes::from_static(&[0xff, 0xfe]);
+            match field {
+                0 => header.msg_id = bad,
+                1 => header.from = bad,
+                2 => header.account_id = bad,
+                _ => header.traceparent = bad,
+            }
+            let encoded = Bytes::from(header.encode_to_vec());
+            assert_eq!(decode_header(encoded), None, "field {field}");
+        }
     }
 }

@@ -157,7 +157,7 @@ impl HandlerRegistry {
             mesh_reply::send_code(mesh, &header, ErrorCode::SYSTEM_ERROR);
             return true;
         };
-        let request = Packet::new(header.msg_id(), packet.payload);
+        let request = Packet::new(header.msg_id_shared(), packet.payload);
         let run = handler(request, sender);
         let mesh = mesh.clone();
         let trace = header.trace();

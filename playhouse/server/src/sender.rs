@@ -57,7 +57,7 @@ impl Sender {
     }
 
     fn header(&self, packet: &Packet, stage_id: i64, is_system: bool) -> Route {
-        Route::new(packet.msg_id.to_string())
+        Route::new(packet.msg_id.clone())
             .with_stage(stage_id)
             .with_account(self.account_id.to_string())
             .with_reply_stage(self.stage_id)

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use prost::Message;
+use bytes::Bytes;
 
 use super::shared::Shared;
 use crate::error::MeshError;
 use crate::link::LinkEvent;
-use crate::route::{Route, RoutePacket};
-use crate::wire::RouteHeader;
+use crate::route::{Route, RoutePacket, decode_header};
 
 impl Shared {
     /// Handles one event of the link; a message for the inbound handler comes back.
@@ -21,7 +20,7 @@ impl Shared {
                 header,
                 payload,
             } => {
-                let Ok(mut header) = RouteHeader::decode(header) else {
+                let Some(mut header) = decode_header(header) else {
                     tracing::warn!(%from, "undecodable route header; dropped");
                     return None;
                 };
@@ -29,8 +28,11 @@ impl Shared {
                     self.on_liveness(&from, header.liveness, payload);
                     return None;
                 }
-                header.from.clear();
-                header.from.push_str(&from);
+                // The connection says who sent it; the header's own claim is kept only when
+                // it agrees (then without a copy).
+                if header.from != from.as_bytes() {
+                    header.from = Bytes::copy_from_slice(from.as_bytes());
+                }
                 let is_reply = header.is_reply;
                 let seq = header.msg_seq;
                 let packet = RoutePacket {
@@ -79,7 +81,7 @@ impl Shared {
                 }
             }
             LinkEvent::SendFailed { target, header } => {
-                if let Ok(header) = RouteHeader::decode(header)
+                if let Some(header) = decode_header(header)
                     && !header.is_reply
                     && header.msg_seq != 0
                 {

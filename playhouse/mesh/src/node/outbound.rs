@@ -33,15 +33,17 @@ impl Shared {
         let mut header = header;
         if !header.is_reply && header.liveness == 0 {
             if header.traceparent.is_empty() {
-                header.traceparent = crate::trace::TraceContext::for_send().traceparent();
+                let traceparent = crate::trace::TraceContext::for_send().traceparent();
+                header.traceparent = Bytes::from(traceparent);
             }
             if tracing::enabled!(tracing::Level::DEBUG)
-                && let Some(trace) = crate::trace::TraceContext::parse(&header.traceparent)
+                && let Ok(traceparent) = std::str::from_utf8(&header.traceparent)
+                && let Some(trace) = crate::trace::TraceContext::parse(traceparent)
             {
                 tracing::debug!(
                     server = self.server_id(),
                     to = target,
-                    msg_id = %header.msg_id,
+                    msg_id = %String::from_utf8_lossy(&header.msg_id),
                     trace_id = %trace.trace_id(),
                     "mesh message sent"
                 );
@@ -53,8 +55,7 @@ impl Shared {
 
     /// The header as sent by this server.
     fn encode(&self, mut header: RouteHeader) -> Bytes {
-        header.from.clear();
-        header.from.push_str(self.server_id());
+        header.from = self.from.clone();
         header.service_id = u32::from(self.config.service_id);
         Bytes::from(header.encode_to_vec())
     }
@@ -81,6 +82,7 @@ impl Shared {
         code: ErrorCode,
         packet: Packet,
     ) -> Result<(), MeshError> {
+        let requester = request.from();
         let request = &request.header;
         if request.msg_seq == 0 {
             return Ok(());
@@ -104,7 +106,7 @@ impl Shared {
         // reply carries nothing of the request's routing (stage, session, system flags).
         let header = RouteHeader {
             msg_seq: request.msg_seq,
-            msg_id: packet.msg_id.to_string(),
+            msg_id: packet.msg_id.clone().into_bytes(),
             error_code: u32::from(code.0),
             is_reply: true,
             ..RouteHeader::default()
@@ -112,10 +114,10 @@ impl Shared {
         let header = self.encode(header);
         // Cheap clones (reference counts): the retry needs them only if the requester is
         // not connected yet.
-        match self.send_encoded(&request.from, header.clone(), packet.payload.clone()) {
+        match self.send_encoded(requester, header.clone(), packet.payload.clone()) {
             Err(MeshError::ServerNotFound(_)) => {
                 let shared = Arc::clone(self);
-                let target = request.from.clone();
+                let target = requester.to_owned();
                 tokio::spawn(
                     async move { shared.retry_reply(target, header, packet.payload).await },
                 );

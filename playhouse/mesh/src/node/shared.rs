@@ -36,6 +36,8 @@ pub(super) struct Shared {
     /// Encoded headers of this node's pings and pongs.
     pub(super) ping_header: Bytes,
     pub(super) pong_header: Bytes,
+    /// This server's id as every header it sends carries it (shared, not copied, per send).
+    pub(super) from: Bytes,
     /// A refresh asked for by a ping from an unknown peer is under way.
     pub(super) refresh_pending: AtomicBool,
     /// Peers whose connection broke since the directory last gave their address: a request
@@ -81,6 +83,7 @@ impl Shared {
             ping_header: liveness_header(liveness::PING),
             pong_header: liveness_header(liveness::PONG),
             refresh_pending: AtomicBool::new(false),
+            from: Bytes::copy_from_slice(config.server_id.as_bytes()),
             lost: Mutex::default(),
             config,
             link,

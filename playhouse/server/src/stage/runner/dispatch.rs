@@ -1,7 +1,7 @@
 //! Mailbox messages handed to stage code: a client's message to its actor, a message from
 //! another server, a join, a dropped connection.
 
-use playhouse_protocol::{MsgId, Packet};
+use playhouse_protocol::Packet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -58,7 +58,7 @@ impl<S: Stage> StageRunner<S> {
                     route: header,
                     payload,
                 } = packet;
-                let request = Packet::new(MsgId::from(header.msg_id()), payload);
+                let request = Packet::new(header.msg_id_shared(), payload);
                 let trace = header.trace();
                 // The header moves into the reply target: no copy per message.
                 self.ctx.server_reply = self
