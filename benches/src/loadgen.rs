@@ -32,7 +32,7 @@ use tokio::time::Interval;
 use tokio_util::codec::Framed;
 
 use crate::ids;
-use crate::process::rss_bytes;
+use crate::process::{cpu_seconds, rss_bytes};
 use crate::report::Report;
 use crate::spread::{dial_from, is_active, source_for};
 
@@ -160,6 +160,7 @@ pub async fn run(plan: Plan) -> Report {
 
     shared.measuring.store(true, Ordering::Release);
     let measured_from = Instant::now();
+    let cpu_from = plan.server_pid.map(cpu_seconds);
     let mut peak_rss = 0;
     let sampler = async {
         loop {
@@ -173,6 +174,10 @@ pub async fn run(plan: Plan) -> Report {
     shared.measuring.store(false, Ordering::Release);
     let elapsed = measured_from.elapsed();
     let completed = shared.completed.load(Ordering::Acquire);
+    let server_cpu_seconds = match (plan.server_pid, cpu_from) {
+        (Some(pid), Some(from)) => cpu_seconds(pid) - from,
+        _ => 0.0,
+    };
     shared.done.store(true, Ordering::Release);
 
     let mut latency = Histogram::<u64>::new(3).expect("histogram");
@@ -199,6 +204,7 @@ pub async fn run(plan: Plan) -> Report {
         errors: shared.errors.load(Ordering::Acquire),
         connect_failures: shared.connect_failures.load(Ordering::Acquire),
         server_rss_mb: peak_rss as f64 / (1024.0 * 1024.0),
+        server_cpu_seconds,
         resume: plan.resume,
         granted: shared.granted.load(Ordering::Acquire),
         bytes_in: shared.bytes_in.load(Ordering::Acquire),

@@ -39,6 +39,9 @@ pub struct Report {
     pub connect_failures: u64,
     /// Peak server RSS while measuring (MiB; 0 when unknown).
     pub server_rss_mb: f64,
+    /// Server CPU time (user + system) while measuring, in seconds (0 when unknown; the
+    /// kernel counts it in 10 ms ticks).
+    pub server_cpu_seconds: f64,
     /// Whether the clients asked for resumable sessions.
     pub resume: bool,
     /// Clients the server granted a resumable session.
@@ -67,12 +70,22 @@ impl Report {
             "max_us": self.max_us, "errors": self.errors,
             "connect_failures": self.connect_failures,
             "server_rss_mb": (self.server_rss_mb * 10.0).round() / 10.0,
+            "server_cpu_us_per_msg": round2(self.per_message_us(self.server_cpu_seconds)),
             "resume": self.resume, "granted": self.granted,
             "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
             "bytes_in_per_msg": round2(self.per_message(self.bytes_in)),
             "bytes_out_per_msg": round2(self.per_message(self.bytes_out)),
             "acks_in": self.acks_in, "acks_out": self.acks_out,
         })
+    }
+
+    /// `seconds` per completed message, in µs (0 when none completed).
+    pub fn per_message_us(&self, seconds: f64) -> f64 {
+        if self.messages == 0 {
+            0.0
+        } else {
+            seconds * 1e6 / self.messages as f64
+        }
     }
 
     /// `total` per completed message (0 when none completed).
