@@ -30,6 +30,6 @@ bin="${CARGO_TARGET_DIR:-target}/debug"
 args=("$@")
 if [ "${#args[@]}" -eq 0 ]; then
     # The short run: every fault kind once, fixed seed.
-    args=(--seed 1 --duration 340)  # faults::SHORT_RUN_SECS
+    args=(--seed 1 --duration 385)  # faults::SHORT_RUN_SECS
 fi
 exec "$bin/cluster" run --out "${PLAYHOUSE_CLUSTER_OUT:-/tmp/playhouse-cluster}" "${args[@]}"

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::faults::{DRAIN_SECS, Kind, Step};
+use crate::impair::{Impairment, Link};
 use crate::net::{self, Host, NetError};
 use crate::procs::{Node, ProcError, Spec};
 
@@ -64,6 +65,8 @@ pub struct Cluster {
     redis: Node,
     plays: Vec<Node>,
     api: Node,
+    /// The Play servers' impairable links, by host name.
+    links: std::collections::BTreeMap<String, Link>,
 }
 
 fn kv(k: &str, v: impl Into<String>) -> (String, String) {
@@ -75,7 +78,7 @@ impl Cluster {
     /// `out`.
     pub async fn start(bins: &Bins, out: &Path) -> Result<Cluster, ClusterError> {
         let hosts = hosts();
-        net::setup(&hosts).await?;
+        let links = net::setup(&hosts, &["play-1", "play-2"], 0x11AB).await?;
         let host = |name: &str| hosts.iter().find(|h| h.name == name).cloned().unwrap();
         let redis_host = host("redis");
         let redis = Node::start(
@@ -157,6 +160,7 @@ impl Cluster {
             redis,
             plays,
             api,
+            links,
         })
     }
 
@@ -215,6 +219,8 @@ impl Cluster {
             Kind::RedisWipe => self.redis.kill().await,
             Kind::Cut => net::cut(&client, &target).await?,
             Kind::Drain => self.play(&step.target).signal("TERM").await?,
+            Kind::Delay => self.impair(&step.target, Kind::Delay.impairment()),
+            Kind::Duplicate => self.impair(&step.target, Kind::Duplicate.impairment()),
         }
         Ok(())
     }
@@ -237,6 +243,7 @@ impl Cluster {
             Kind::Kill => self.play(&step.target).restart(&out).await?,
             Kind::RedisWipe => self.redis.restart(&out).await?,
             Kind::Cut => {}
+            Kind::Delay | Kind::Duplicate => self.impair(&step.target, Impairment::default()),
             Kind::Drain => {
                 let play = self.play(&step.target);
                 if !play.exited(DRAIN_EXIT).await {
@@ -249,6 +256,12 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    fn impair(&self, name: &str, impairment: Impairment) {
+        if let Some(link) = self.links.get(name) {
+            link.set(impairment);
+        }
     }
 
     /// Stops every node (SIGTERM, then SIGKILL).

@@ -1,9 +1,9 @@
 //! The faults, and their schedule from a seed.
 //!
-//! Network faults are `nft` rules in one namespace (see [`crate::net`]); process faults are
-//! signals to one node's pid. The kernel here has no `sch_netem` (`CONFIG_NET_SCH_NETEM` is
-//! not set), so latency, jitter, reordering and duplication are not among them; loss is
-//! `nft`'s `numgen random`.
+//! Network faults are `nft` rules in one namespace (see [`crate::net`]), or a Play server's
+//! link forwarder holding frames back and duplicating them ([`crate::impair`]: the kernel
+//! here has no `sch_netem`); process faults are signals to one node's pid. Loss is `nft`'s
+//! `numgen random`.
 
 use std::time::Duration;
 
@@ -39,6 +39,12 @@ pub enum Kind {
     /// players, to the other Play server; it exits at the drain deadline
     /// ([`DRAIN_SECS`]) and is started again at the heal.
     Drain,
+    /// The Play server's link holds every frame 200 ms, plus up to 100 ms more at random per
+    /// frame (both ways), so frames also overtake each other.
+    Delay,
+    /// 10% of the Play server's frames are sent twice, and every frame is held 0–40 ms at
+    /// random (reordered).
+    Duplicate,
 }
 
 /// The Play servers' drain deadline (`PLAYHOUSE_DRAIN_SECS`): players without a resumable
@@ -48,7 +54,7 @@ pub const DRAIN_SECS: u64 = 6;
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Partition,
         Kind::OneWay,
         Kind::OneWayBack,
@@ -60,6 +66,8 @@ impl Kind {
         Kind::RedisWipe,
         Kind::Cut,
         Kind::Drain,
+        Kind::Delay,
+        Kind::Duplicate,
     ];
 
     /// Its name in the history and on the command line.
@@ -76,6 +84,8 @@ impl Kind {
             Kind::RedisWipe => "redis-wipe",
             Kind::Cut => "cut",
             Kind::Drain => "drain",
+            Kind::Delay => "delay",
+            Kind::Duplicate => "duplicate",
         }
     }
 
@@ -97,6 +107,24 @@ impl Kind {
         )
     }
 
+    /// What a link-impairing kind does to the link (nothing for the other kinds).
+    pub fn impairment(self) -> crate::impair::Impairment {
+        use crate::impair::Impairment;
+        match self {
+            Kind::Delay => Impairment {
+                delay: Duration::from_millis(200),
+                jitter: Duration::from_millis(100),
+                ..Impairment::default()
+            },
+            Kind::Duplicate => Impairment {
+                jitter: Duration::from_millis(40),
+                duplicate: 10,
+                ..Impairment::default()
+            },
+            _ => Impairment::default(),
+        }
+    }
+
     /// How long it is held, from the seed.
     fn hold(self, rng: &mut Rng) -> Duration {
         let secs = match self {
@@ -113,7 +141,7 @@ impl Kind {
 
 /// The short run's duration (`ci/cluster.sh` without arguments): long enough for every kind
 /// once with seed 1.
-pub const SHORT_RUN_SECS: u64 = 340;
+pub const SHORT_RUN_SECS: u64 = 385;
 
 /// One fault of the schedule.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod driver;
 pub mod faults;
 pub mod history;
+pub mod impair;
 pub mod moves;
 pub mod net;
 pub mod procs;

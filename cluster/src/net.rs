@@ -1,13 +1,17 @@
 //! The virtual network: one network namespace per node, each joined by a veth pair to a bridge
 //! in a namespace of its own, with addresses of 10.231.0.0/24 that exist only inside them (no
 //! default route: nothing in a namespace can reach an address outside). Faults are `nft`
-//! rules inside a node's namespace (table `inet phc`), so healing is flushing that table.
+//! rules inside a node's namespace (table `inet phc`), so healing is flushing that table; a
+//! Play server's link is a TAP pair with a forwarder that can delay, reorder, duplicate and
+//! drop frames ([`crate::impair`]).
 //!
 //! Every namespace's name starts with [`PREFIX`]; [`teardown`] removes them all (killing
 //! what runs inside), and runs at the start of every run too, so a killed run leaves nothing
 //! behind for long (the run's watchdog tears down when the run's process dies).
 
 use tokio::process::Command;
+
+use crate::impair::Link;
 
 /// What every namespace, and every veth end in the root namespace, is named with.
 pub const PREFIX: &str = "phc-";
@@ -112,8 +116,14 @@ pub async fn teardown() -> Result<usize, NetError> {
 }
 
 /// Builds the bridge and one namespace per host, joined to it, with the `nft` table for
-/// faults; loopback up in each.
-pub async fn setup(hosts: &[Host]) -> Result<(), NetError> {
+/// faults; loopback up in each. The hosts named in `impaired` are joined by a TAP pair and a
+/// forwarder ([`crate::impair`]) instead of a veth pair: their links, by host name.
+pub async fn setup(
+    hosts: &[Host],
+    impaired: &[&str],
+    seed: u64,
+) -> Result<std::collections::BTreeMap<String, Link>, NetError> {
+    let mut links = std::collections::BTreeMap::new();
     run("ip", &["netns", "add", BRIDGE_NS]).await?;
     in_ns(BRIDGE_NS, &["ip", "link", "add", "br0", "type", "bridge"]).await?;
     in_ns(BRIDGE_NS, &["ip", "link", "set", "br0", "up"]).await?;
@@ -123,14 +133,27 @@ pub async fn setup(hosts: &[Host]) -> Result<(), NetError> {
         in_ns(ns, &["ip", "link", "set", "lo", "up"]).await?;
         let inner = format!("{PREFIX}n{i}");
         let outer = format!("{PREFIX}b{i}");
-        run(
-            "ip",
-            &[
-                "link", "add", &inner, "netns", ns, "type", "veth", "peer", "name", &outer,
-                "netns", BRIDGE_NS,
-            ],
-        )
-        .await?;
+        if impaired.contains(&host.name.as_str()) {
+            let link =
+                Link::open(&inner, &outer, seed.wrapping_add(i as u64)).map_err(|source| {
+                    NetError::Spawn {
+                        command: format!("tap {inner} {outer}"),
+                        source,
+                    }
+                })?;
+            run("ip", &["link", "set", &inner, "netns", ns]).await?;
+            run("ip", &["link", "set", &outer, "netns", BRIDGE_NS]).await?;
+            links.insert(host.name.clone(), link);
+        } else {
+            run(
+                "ip",
+                &[
+                    "link", "add", &inner, "netns", ns, "type", "veth", "peer", "name", &outer,
+                    "netns", BRIDGE_NS,
+                ],
+            )
+            .await?;
+        }
         in_ns(ns, &["ip", "link", "set", &inner, "name", "eth0"]).await?;
         let cidr = format!("{}/24", host.addr);
         in_ns(ns, &["ip", "addr", "add", &cidr, "dev", "eth0"]).await?;
@@ -139,7 +162,7 @@ pub async fn setup(hosts: &[Host]) -> Result<(), NetError> {
         in_ns(BRIDGE_NS, &["ip", "link", "set", &outer, "up"]).await?;
         nft(ns, FAULT_TABLE).await?;
     }
-    Ok(())
+    Ok(links)
 }
 
 /// The table faults add rules to; flushing its chains heals.
