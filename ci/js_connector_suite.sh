@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs PlayHouse-NET's own JavaScript connector integration suite (vitest, tests/integration:
-# core C01–C11, advanced A01–A06) against our compat-server, one test file at a time, and prints
-# `N passed, M failed` (plus `, S skipped` when any) as its last line.
+# core C01–C11, advanced A01–A06) against our compat-server, one test file at a time, each against
+# a fresh server, and prints `N passed, M failed` (plus `, S skipped` when any) as its last line.
 #
 # Usage: ci/js_connector_suite.sh [COMPAT_SERVER_BINARY] [--expect-total K]
 #
@@ -177,17 +177,11 @@ fi
 [ -x "$CONN/node_modules/.bin/vitest" ] || die "npm ci did not install vitest"
 
 # ------------------------------------------------------------------------------ server
-SERVER_OUT="$WORK/logs/server.stdout"
-SERVER_ERR="$WORK/logs/server.stderr"
-: >"$SERVER_OUT"
-: >"$SERVER_ERR"
-log "starting $BINARY"
-if command -v setsid >/dev/null 2>&1; then
-    setsid "$BINARY" </dev/null >"$SERVER_OUT" 2>"$SERVER_ERR" &
-else
-    "$BINARY" </dev/null >"$SERVER_OUT" 2>"$SERVER_ERR" &
-fi
-SERVER_PID=$!
+# Each test file gets a fresh server: the fixture picks stage ids counting up from a random start
+# per file, so files sharing one server can land on each other's ids, and five taken ids in a row
+# fail the test that wanted a stage (seen once in CI). A fresh server is what each file expects.
+SERVER_OUT=""
+SERVER_ERR=""
 
 server_failed() {
     log "$*"
@@ -200,24 +194,38 @@ server_failed() {
     exit 1
 }
 
-READY=""
-deadline=$((SECONDS + READY_TIMEOUT))
-while :; do
-    READY="$(grep -m1 '^[[:space:]]*{' "$SERVER_OUT" 2>/dev/null || true)"
-    [ -n "$READY" ] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        rc=0
-        wait "$SERVER_PID" 2>/dev/null || rc=$?
-        SERVER_PID=""
-        server_failed "compat-server exited (status $rc) before printing its ready line"
+# start_server SLUG: starts the binary with its output under logs/SLUG.server.*, waits for the
+# ready line and exports the fixture's TEST_SERVER_* variables for it.
+start_server() {
+    SERVER_OUT="$WORK/logs/$1.server.stdout"
+    SERVER_ERR="$WORK/logs/$1.server.stderr"
+    : >"$SERVER_OUT"
+    : >"$SERVER_ERR"
+    if command -v setsid >/dev/null 2>&1; then
+        setsid "$BINARY" </dev/null >"$SERVER_OUT" 2>"$SERVER_ERR" &
+    else
+        "$BINARY" </dev/null >"$SERVER_OUT" 2>"$SERVER_ERR" &
     fi
-    [ "$SECONDS" -lt "$deadline" ] ||
-        server_failed "compat-server printed no ready line within ${READY_TIMEOUT}s"
-    sleep 0.2
-done
+    SERVER_PID=$!
 
-# Prints "HTTP_PORT HTTPS_PORT"; fails on anything but the expected JSON object.
-if ! PORTS="$(python3 - "$READY" <<'PY'
+    local ready="" deadline=$((SECONDS + READY_TIMEOUT)) rc
+    while :; do
+        ready="$(grep -m1 '^[[:space:]]*{' "$SERVER_OUT" 2>/dev/null || true)"
+        [ -n "$ready" ] && break
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            rc=0
+            wait "$SERVER_PID" 2>/dev/null || rc=$?
+            SERVER_PID=""
+            server_failed "compat-server exited (status $rc) before printing its ready line"
+        fi
+        [ "$SECONDS" -lt "$deadline" ] ||
+            server_failed "compat-server printed no ready line within ${READY_TIMEOUT}s"
+        sleep 0.2
+    done
+
+    # Prints "HTTP_PORT HTTPS_PORT"; fails on anything but the expected JSON object.
+    local ports
+    if ! ports="$(python3 - "$ready" <<'PY'
 import json, sys
 obj = json.loads(sys.argv[1])
 def port(key):
@@ -229,16 +237,21 @@ def port(key):
 print(port("http"), port("https"))
 PY
 )"; then
-    server_failed "could not parse the server's ready line: $READY"
-fi
-read -r HTTP_PORT HTTPS_PORT <<<"$PORTS"
-log "server ready: $READY"
+        server_failed "could not parse the server's ready line: $ready"
+    fi
+    local http_port https_port
+    read -r http_port https_port <<<"$ports"
+    [ -n "$SERVER_ANNOUNCED" ] || log "server ready: $ready (a fresh one per test file)"
+    SERVER_ANNOUNCED=1
+    export TEST_SERVER_HTTP_PORT="$http_port"
+    export TEST_SERVER_WS_PORT="$http_port"
+    export TEST_SERVER_HTTPS_PORT="$https_port"
+    export TEST_SERVER_WSS_PORT="$https_port"
+}
+SERVER_ANNOUNCED=""
+log "server: $BINARY"
 
 export TEST_SERVER_HOST=127.0.0.1
-export TEST_SERVER_HTTP_PORT="$HTTP_PORT"
-export TEST_SERVER_WS_PORT="$HTTP_PORT"
-export TEST_SERVER_HTTPS_PORT="$HTTPS_PORT"
-export TEST_SERVER_WSS_PORT="$HTTPS_PORT"
 export TEST_SERVER_WS_PATH=/ws
 export NODE_TLS_REJECT_UNAUTHORIZED=0
 export NODE_NO_WARNINGS=1
@@ -365,6 +378,7 @@ for file in "${FILES[@]}"; do
     json="$WORK/logs/reports/$slug.json"
     vlog="$WORK/logs/reports/$slug.log"
     rm -f "$json"
+    start_server "$slug"
     rc=0
     (cd "$CONN" && timeout --kill-after=15 "$FILE_TIMEOUT" \
         npx vitest run --config vitest.integration.config.ts "$file" \
@@ -380,6 +394,7 @@ for file in "${FILES[@]}"; do
         echo "!!!! compat-server exited during $label; its stderr (last 40 lines):"
         tail -n 40 "$SERVER_ERR" | sed 's/^/       | /'
     fi
+    stop_server
 done
 
 # ----------------------------------------------------------------------------- verdict
