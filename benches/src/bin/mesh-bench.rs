@@ -32,6 +32,9 @@ struct Args {
     /// The framework's link: `zmq` (ZeroMQ ROUTER) or `tcp` (length-delimited).
     #[arg(long, default_value = "zmq")]
     link: String,
+    /// Only the framework's cases (for a profile of them alone); the ratios are then left out.
+    #[arg(long)]
+    framework_only: bool,
 }
 
 fn router(identity: &str) -> RouterSocket {
@@ -40,8 +43,42 @@ fn router(identity: &str) -> RouterSocket {
     RouterSocket::with_options(options)
 }
 
+/// One measured window's result: messages per second, and this process's CPU time (user and
+/// system; both ends of every case run in this one process) per message.
+#[derive(Clone, Copy)]
+struct Rate {
+    per_sec: f64,
+    cpu_us: f64,
+}
+
+/// A window being measured: when it started and the CPU time used until then.
+struct Window {
+    started: Instant,
+    cpu: f64,
+}
+
+impl Window {
+    fn start() -> Self {
+        Window {
+            cpu: playhouse_benches::process::cpu_seconds(std::process::id()),
+            started: Instant::now(),
+        }
+    }
+
+    /// `messages` completed in the window, over `seconds` (the window's own length when `None`).
+    fn end(self, messages: u64, seconds: Option<f64>) -> Rate {
+        let cpu = playhouse_benches::process::cpu_seconds(std::process::id()) - self.cpu;
+        let seconds = seconds.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
+        let n = messages.max(1) as f64;
+        Rate {
+            per_sec: messages as f64 / seconds,
+            cpu_us: cpu * 1e6 / n,
+        }
+    }
+}
+
 /// Raw ping-pong: `b` keeps `inflight` requests outstanding to `a`, which echoes each.
-async fn raw_zmq(args: &Args) -> f64 {
+async fn raw_zmq(args: &Args) -> Rate {
     let mut a = router("raw-a");
     let endpoint = a.bind("tcp://127.0.0.1:0").await.expect("bind").to_string();
     tokio::spawn(async move {
@@ -69,21 +106,21 @@ async fn raw_zmq(args: &Args) -> f64 {
         b.send(message()).await.expect("send");
     }
     let duration = Duration::from_secs_f64(args.duration);
-    let started = Instant::now();
+    let window = Window::start();
     let mut done = 0u64;
-    while started.elapsed() < duration {
+    while window.started.elapsed() < duration {
         b.recv().await.expect("recv");
         done += 1;
         b.send(message()).await.expect("send");
     }
-    done as f64 / started.elapsed().as_secs_f64()
+    window.end(done, None)
 }
 
 /// Raw zeromq in the framework's topology (see `ZmqLink`): each side receives on a bound
 /// ROUTER and sends on a ROUTER of the same identity that dialed the other side's bound one,
 /// so requests and replies take two TCP connections. `b` keeps `inflight` requests
 /// outstanding to `a`, which echoes each.
-async fn raw_zmq_topology(args: &Args) -> f64 {
+async fn raw_zmq_topology(args: &Args) -> Rate {
     let mut a_in = router("topo-a");
     let a_endpoint = a_in
         .bind("tcp://127.0.0.1:0")
@@ -123,14 +160,14 @@ async fn raw_zmq_topology(args: &Args) -> f64 {
         b_out.send(message()).await.expect("send");
     }
     let duration = Duration::from_secs_f64(args.duration);
-    let started = Instant::now();
+    let window = Window::start();
     let mut done = 0u64;
-    while started.elapsed() < duration {
+    while window.started.elapsed() < duration {
         b_in.recv().await.expect("recv");
         done += 1;
         b_out.send(message()).await.expect("send");
     }
-    done as f64 / started.elapsed().as_secs_f64()
+    window.end(done, None)
 }
 
 /// The least any actor framework on this crate does per request, in the mesh's topology: raw
@@ -139,7 +176,7 @@ async fn raw_zmq_topology(args: &Args) -> f64 {
 /// as `ZmqLink::send` does, and await a oneshot; a receive task completes them by sequence.
 /// On `a`, the receive task queues each request for a stage task, which answers it. No route
 /// header, no node, no metrics: what the framework adds on top of this is ours.
-async fn raw_zmq_hops(args: &Args) -> f64 {
+async fn raw_zmq_hops(args: &Args) -> Rate {
     let mut a_in = router("hops-a");
     let a_endpoint = a_in
         .bind("tcp://127.0.0.1:0")
@@ -200,7 +237,8 @@ async fn raw_zmq_hops(args: &Args) -> f64 {
     let next_seq = Arc::new(AtomicU64::new(1));
     let count = Arc::new(AtomicU64::new(0));
     let duration = Duration::from_secs_f64(args.duration);
-    let started = Instant::now();
+    let window = Window::start();
+    let started = window.started;
     let mut callers = Vec::new();
     for _ in 0..args.inflight {
         let (pending, b_out) = (Arc::clone(&pending), Arc::clone(&b_out));
@@ -228,7 +266,7 @@ async fn raw_zmq_hops(args: &Args) -> f64 {
     for caller in callers {
         let _ = caller.await;
     }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    window.end(count.load(Ordering::Relaxed), None)
 }
 
 struct Echo;
@@ -319,7 +357,7 @@ async fn join(directory: &MemoryDirectory, kind: &str) -> MeshJoin {
     join.refresh_interval(Duration::from_millis(100))
 }
 
-async fn framework(args: &Args) -> (f64, f64) {
+async fn framework(args: &Args) -> (Rate, Rate) {
     let directory = MemoryDirectory::new();
     let mut plays = Vec::new();
     for id in ["play-1", "play-2"] {
@@ -357,7 +395,8 @@ async fn framework(args: &Args) -> (f64, f64) {
     // API → stage.
     let duration = Duration::from_secs_f64(args.duration);
     let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
+    let window = Window::start();
+    let started = window.started;
     let mut tasks = Vec::new();
     for _ in 0..args.inflight {
         let (sender, count) = (sender.clone(), Arc::clone(&count));
@@ -377,68 +416,103 @@ async fn framework(args: &Args) -> (f64, f64) {
     for task in tasks {
         let _ = task.await;
     }
-    let api_to_stage = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let api_to_stage = window.end(count.load(Ordering::Relaxed), None);
 
     // Stage → stage, driven from a stage on play-1.
     let drive = format!("{},{},{}", args.inflight, duration.as_millis(), args.size);
-    let timed = Instant::now();
+    let window = Window::start();
     let driven = sender
         .request_to_stage("play-1", 1, Packet::new("Drive", drive))
         .await
         .expect("drive");
-    let stage_to_stage = String::from_utf8_lossy(&driven.payload)
-        .parse::<f64>()
-        .unwrap_or(0.0)
-        / timed
-            .elapsed()
-            .as_secs_f64()
-            .min(args.duration + 0.5)
-            .max(args.duration);
-    (api_to_stage, stage_to_stage)
+    let seconds = window
+        .started
+        .elapsed()
+        .as_secs_f64()
+        .min(args.duration + 0.5)
+        .max(args.duration);
+    let driven = String::from_utf8_lossy(&driven.payload)
+        .parse::<u64>()
+        .unwrap_or(0);
+    (api_to_stage, window.end(driven, Some(seconds)))
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.framework_only {
+        let (api_to_stage, stage_to_stage) = framework(&args).await;
+        for (name, r) in [
+            ("API → stage", api_to_stage),
+            ("stage → stage", stage_to_stage),
+        ] {
+            eprintln!(
+                "{name:<30}{:>10.0} msg/s  {:>6.2} µs CPU/msg",
+                r.per_sec, r.cpu_us
+            );
+        }
+        std::process::exit(0);
+    }
     let raw = raw_zmq(&args).await;
     let topology = raw_zmq_topology(&args).await;
     let hops = raw_zmq_hops(&args).await;
     let (api_to_stage, stage_to_stage) = framework(&args).await;
     let of = |x: f64, of: f64| (x / of * 100.0).round() / 100.0;
-    eprintln!("raw zeromq ROUTER ping-pong  {raw:>10.0} msg/s");
-    eprintln!(
-        "raw zeromq, mesh topology    {topology:>10.0} msg/s  ({:.0}% of raw)",
-        topology / raw * 100.0
+    let cpu = |r: Rate| (r.cpu_us * 100.0).round() / 100.0;
+    let line = |name: &str, r: Rate, rest: String| {
+        eprintln!(
+            "{name:<30}{:>10.0} msg/s  {:>6.2} µs CPU/msg{rest}",
+            r.per_sec, r.cpu_us
+        );
+    };
+    line("raw zeromq ROUTER ping-pong", raw, String::new());
+    line(
+        "raw zeromq, mesh topology",
+        topology,
+        format!("  ({:.0}% of raw)", topology.per_sec / raw.per_sec * 100.0),
     );
-    eprintln!(
-        "raw zeromq + the hops        {hops:>10.0} msg/s  ({:.0}% of raw)",
-        hops / raw * 100.0
+    line(
+        "raw zeromq + the hops",
+        hops,
+        format!("  ({:.0}% of raw)", hops.per_sec / raw.per_sec * 100.0),
     );
-    eprintln!(
-        "API → stage (framework)      {api_to_stage:>10.0} msg/s  ({:.0}% of raw, {:.0}% of raw + the hops)",
-        api_to_stage / raw * 100.0,
-        api_to_stage / hops * 100.0
-    );
-    eprintln!(
-        "stage → stage (framework)    {stage_to_stage:>10.0} msg/s  ({:.0}% of raw, {:.0}% of raw + the hops)",
-        stage_to_stage / raw * 100.0,
-        stage_to_stage / hops * 100.0
-    );
+    for (name, r) in [
+        ("API → stage (framework)", api_to_stage),
+        ("stage → stage (framework)", stage_to_stage),
+    ] {
+        line(
+            name,
+            r,
+            format!(
+                "  ({:.0}% of raw, {:.0}% of raw + the hops; CPU: raw ÷ this {:.0}%)",
+                r.per_sec / raw.per_sec * 100.0,
+                r.per_sec / hops.per_sec * 100.0,
+                raw.cpu_us / r.cpu_us * 100.0
+            ),
+        );
+    }
     println!(
         "{}",
         serde_json::json!({
             "link": args.link, "inflight": args.inflight, "size": args.size, "seconds": args.duration,
-            "raw_zmq_msgs_per_sec": raw.round(),
-            "raw_zmq_topology_msgs_per_sec": topology.round(),
-            "raw_zmq_hops_msgs_per_sec": hops.round(),
-            "api_to_stage_msgs_per_sec": api_to_stage.round(),
-            "stage_to_stage_msgs_per_sec": stage_to_stage.round(),
-            "topology_ratio": of(topology, raw),
-            "hops_ratio": of(hops, raw),
-            "api_to_stage_ratio": of(api_to_stage, raw),
-            "stage_to_stage_ratio": of(stage_to_stage, raw),
-            "api_to_stage_hops_ratio": of(api_to_stage, hops),
-            "stage_to_stage_hops_ratio": of(stage_to_stage, hops),
+            "raw_zmq_msgs_per_sec": raw.per_sec.round(),
+            "raw_zmq_topology_msgs_per_sec": topology.per_sec.round(),
+            "raw_zmq_hops_msgs_per_sec": hops.per_sec.round(),
+            "api_to_stage_msgs_per_sec": api_to_stage.per_sec.round(),
+            "stage_to_stage_msgs_per_sec": stage_to_stage.per_sec.round(),
+            "raw_zmq_cpu_us_per_msg": cpu(raw),
+            "raw_zmq_topology_cpu_us_per_msg": cpu(topology),
+            "raw_zmq_hops_cpu_us_per_msg": cpu(hops),
+            "api_to_stage_cpu_us_per_msg": cpu(api_to_stage),
+            "stage_to_stage_cpu_us_per_msg": cpu(stage_to_stage),
+            "topology_ratio": of(topology.per_sec, raw.per_sec),
+            "hops_ratio": of(hops.per_sec, raw.per_sec),
+            "api_to_stage_ratio": of(api_to_stage.per_sec, raw.per_sec),
+            "stage_to_stage_ratio": of(stage_to_stage.per_sec, raw.per_sec),
+            "api_to_stage_hops_ratio": of(api_to_stage.per_sec, hops.per_sec),
+            "stage_to_stage_hops_ratio": of(stage_to_stage.per_sec, hops.per_sec),
+            "api_to_stage_cpu_ratio": of(raw.cpu_us, api_to_stage.cpu_us),
+            "stage_to_stage_cpu_ratio": of(raw.cpu_us, stage_to_stage.cpu_us),
         })
     );
     std::process::exit(0);
