@@ -290,6 +290,11 @@ impl ServerInfoCenter {
             .map(|(_, server)| server)
     }
 
+    /// Whether server `server_id` is known (what [`get`](Self::get) says without a copy).
+    pub fn contains(&self, server_id: &str) -> bool {
+        self.read().iter().any(|s| s.info.server_id == server_id)
+    }
+
     /// One server by id.
     pub fn get(&self, server_id: &str) -> Option<ServerInfo> {
         self.read()

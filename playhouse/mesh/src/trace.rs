@@ -126,16 +126,15 @@ impl TraceContext {
 
     /// Parses a `traceparent` (version 00; an all-zero id is invalid).
     pub fn parse(traceparent: &str) -> Option<TraceContext> {
-        let mut parts = traceparent.split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let sizes = (version.len(), trace.len(), span.len(), flags.len());
-        if version != "00" || sizes != (2, 32, 16, 2) || parts.next().is_some() {
+        // `00-` 32 digits `-` 16 digits `-` 2 digits: read at fixed places (every mesh
+        // request that reaches a stage carries one).
+        let text = traceparent.as_bytes();
+        if text.len() != 55 || &text[..3] != b"00-" || text[35] != b'-' || text[52] != b'-' {
             return None;
         }
-        u8::from_str_radix(flags, 16).ok()?;
-        let trace_id = u128::from_str_radix(trace, 16).ok()?;
-        let span_id = u64::from_str_radix(span, 16).ok()?;
+        hex_value(&text[53..])?;
+        let trace_id = hex_value(&text[3..35])?;
+        let span_id = u64::try_from(hex_value(&text[36..52])?).ok()?;
         TraceContext::from_ids(trace_id, span_id)
     }
 
@@ -158,6 +157,19 @@ impl TraceContext {
 }
 
 /// Writes the low `out.len()` hex digits of `value` into `out`, most significant first.
+/// The value of up to 32 hex digits (either case); `None` if any is not one.
+fn hex_value(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |value, &digit| {
+        let nibble = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            b'A'..=b'F' => digit - b'A' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u128::from(nibble))
+    })
+}
+
 fn hex_into(out: &mut [u8], mut value: u128) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for digit in out.iter_mut().rev() {
@@ -206,9 +218,19 @@ mod tests {
         assert_eq!(child.trace_id(), root.trace_id());
         assert_ne!(child.traceparent(), root.traceparent());
         assert_ne!(TraceContext::new_root().trace_id(), root.trace_id());
+        let not_hex = format!("{}g{}", &text[..10], &text[11..]);
+        let sign = format!("{}+{}", &text[..36], &text[37..]);
+        let dash = format!("{}x{}", &text[..35], &text[36..]);
+        let flags = format!("{}-0z", &text[..52]);
+        let long = format!("{text}-");
         for bad in ["", "01-", &text[..54], &text.replace("00-", "01-")] {
             assert_eq!(TraceContext::parse(bad), None, "{bad}");
         }
+        for bad in [&not_hex, &sign, &dash, &flags, &long] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+        let upper = text.to_uppercase();
+        assert_eq!(TraceContext::parse(&upper), Some(root), "{upper}");
         let zero = format!("00-{}-{}-01", "0".repeat(32), "1".repeat(16));
         assert_eq!(TraceContext::parse(&zero), None);
     }

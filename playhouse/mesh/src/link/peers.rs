@@ -1,12 +1,13 @@
 //! The bookkeeping both links share: the peers the node wants connected, each at its address
 //! with the task that keeps its connection; where rare events go; and shutting it all down.
 //!
-//! What a link keeps of a connection (`C`: a send queue, a socket's send half) it shares with
+//! What a link keeps of a connection (`C`: a send queue, an outbox) it shares with
 //! the connection's task, which marks it up or down; the table only replaces and drops whole
 //! entries, so a replaced task writes to an entry nobody reads any more.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,9 @@ pub(super) struct PeerTable<C> {
     /// the node that owns this link).
     sink: Mutex<Option<EventSink>>,
     shutdown: CancellationToken,
+    /// Set as `shutdown` is cancelled: what every send reads (the token's own check takes a
+    /// lock).
+    closed: AtomicBool,
     tasks: TaskTracker,
 }
 
@@ -50,6 +54,7 @@ impl<C> PeerTable<C> {
             peers: Mutex::new(BTreeMap::new()),
             sink: Mutex::new(None),
             shutdown: CancellationToken::new(),
+            closed: AtomicBool::new(false),
             tasks: TaskTracker::new(),
         }
     }
@@ -60,7 +65,7 @@ impl<C> PeerTable<C> {
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.shutdown.is_cancelled()
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Runs a task of the link.
@@ -160,6 +165,7 @@ impl<C> PeerTable<C> {
 
     /// Stops every task of the link, drops every connection and lets the sink go.
     pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.shutdown.cancel();
         lock(&self.peers).clear();
         *lock(&self.sink) = None;

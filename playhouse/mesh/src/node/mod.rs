@@ -10,6 +10,7 @@ mod outbound;
 mod refresh;
 mod shared;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +84,7 @@ impl Mesh {
         let weak = Arc::downgrade(&mesh.shared);
         mesh.shared.link.start(Arc::new(move |event: LinkEvent| {
             if let Some(shared) = weak.upgrade()
-                && !shared.shutdown.is_cancelled()
+                && !shared.is_closed()
                 && let Some(packet) = shared.on_event(event)
             {
                 handler.handle(&Mesh { shared }, packet);
@@ -184,16 +185,19 @@ impl Mesh {
     /// Where stage `stage_id` of server `target` lives, as far as this node knows: learned
     /// from a redirect, or, when `target` is no longer in the directory, from the entry of the
     /// server it moved to.
-    fn locate(&self, target: &str, stage_id: i64) -> String {
+    fn locate<'a>(&self, target: &'a str, stage_id: i64) -> Cow<'a, str> {
         let shared = &self.shared;
-        let target = shared.locations.resolve(target, stage_id);
-        if stage_id == 0 || shared.center.get(&target).is_some() {
+        let target = match shared.locations.resolve(target, stage_id) {
+            Some(moved) => Cow::Owned(moved),
+            None => Cow::Borrowed(target),
+        };
+        if stage_id == 0 || shared.center.contains(&target) {
             return target;
         }
         match shared.center.moved_to(&target, stage_id) {
             Some(to) => {
                 shared.locations.record(&target, stage_id, &to);
-                to
+                Cow::Owned(to)
             }
             None => target,
         }
@@ -231,8 +235,9 @@ impl Mesh {
         for _ in 0..MAX_STAGE_HOPS {
             let header = Route::from_header(route.header.clone());
             let reply = if redirected {
-                self.request_new_peer(&target, header, payload.clone(), deadline)
-                    .await
+                // Boxed: the rare path's future (a directory read in it) would otherwise
+                // make every request's future, moved on each call, several times larger.
+                Box::pin(self.request_new_peer(&target, header, payload.clone(), deadline)).await
             } else {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 self.request_once(&target, header, payload.clone(), left)
@@ -240,7 +245,7 @@ impl Mesh {
             };
             if stage_id != 0 && !redirected && matches!(reply, Err(MeshError::ServerNotFound(_))) {
                 // The stage's server is gone: if the stage moved, the directory says where.
-                let _ = self.refresh().await;
+                let _ = Box::pin(self.refresh()).await;
                 let moved = self.locate(asked, stage_id);
                 if moved != target {
                     target = moved;
@@ -257,13 +262,13 @@ impl Mesh {
                     };
                     tracing::debug!(stage_id, from = %target, to, "stage moved; request sent there");
                     self.shared.locations.record(&target, stage_id, to);
-                    target = to.to_owned();
+                    target = Cow::Owned(to.to_owned());
                     redirected = true;
                 }
                 other => return other,
             }
         }
-        Err(MeshError::ServerNotFound(target))
+        Err(MeshError::ServerNotFound(target.into_owned()))
     }
 
     /// Whether `target` is listed in the directory and its link is not up yet, with no sign
@@ -272,8 +277,8 @@ impl Mesh {
     /// of failing at once.
     fn connecting(&self, target: &str) -> bool {
         let shared = &self.shared;
-        shared.center.get(target).is_some()
-            && !shared.link.is_connected(target)
+        !shared.link.is_connected(target)
+            && shared.center.contains(target)
             && !shared.liveness.is_down(target)
             && !shared.lost().contains(target)
     }
@@ -354,10 +359,9 @@ impl Mesh {
     /// Leaves the directory, fails pending requests and closes the link.
     pub async fn shutdown(&self) {
         let shared = &self.shared;
-        if shared.shutdown.is_cancelled() {
+        if !shared.close() {
             return;
         }
-        shared.shutdown.cancel();
         let _ = shared.directory.remove(shared.server_id()).await;
         shared.cache.fail_all(MeshError::Closed);
         shared.link.close();

@@ -61,7 +61,7 @@ impl Shared {
     }
 
     fn send_encoded(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), MeshError> {
-        if self.shutdown.is_cancelled() {
+        if self.is_closed() {
             return Err(MeshError::Closed);
         }
         if self.liveness.is_down(target) {

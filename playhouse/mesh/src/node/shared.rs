@@ -45,6 +45,9 @@ pub(super) struct Shared {
     /// first time waits for it (see `Mesh::connecting`).
     lost: Mutex<std::collections::HashSet<String>>,
     pub(super) shutdown: CancellationToken,
+    /// Set as `shutdown` is cancelled: what every send and every received message reads
+    /// (the token's own check takes a lock).
+    closed: AtomicBool,
     /// Told of every answered request and pong (see [`super::Mesh::observe`]).
     pub(super) observer: std::sync::OnceLock<Arc<dyn crate::observer::MeshObserver>>,
 }
@@ -94,8 +97,21 @@ impl Shared {
             state: AtomicU8::new(RUNNING),
             directory_failed: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
+            closed: AtomicBool::new(false),
             observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether the node shut down.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Shuts the node down; `false` when it already was.
+    pub(super) fn close(&self) -> bool {
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        self.shutdown.cancel();
+        first
     }
 
     pub(super) fn server_id(&self) -> &str {

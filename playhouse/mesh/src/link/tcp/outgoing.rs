@@ -95,6 +95,10 @@ async fn run_peer<D: Dialer>(
                             let Some(frame) = frame else { return };
                             batch.clear();
                             batch.push(frame);
+                            // One scheduler turn for the other tasks that are ready to queue
+                            // theirs: woken by the first frame, this task would otherwise
+                            // write each frame with a system call of its own.
+                            tokio::task::yield_now().await;
                             while batch.len() < 256 {
                                 match rx.try_recv() {
                                     Ok(frame) => batch.push(frame),

@@ -227,3 +227,128 @@ async fn frames_for_a_peer_that_stops_reading_are_reported_failed() {
     assert_eq!(failed, [1, 2, 3]);
     assert!(!a.is_connected("b"));
 }
+
+/// Dials in memory and counts the writes made on each connection.
+struct CountingPeer {
+    far_ends: mpsc::UnboundedSender<tokio::io::DuplexStream>,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A connection's near end that counts its writes.
+struct Counted {
+    io: tokio::io::DuplexStream,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl Dialer for CountingPeer {
+    type Io = Counted;
+
+    async fn dial(&self, _host: &str, _port: u16) -> io::Result<Self::Io> {
+        let (near, far) = tokio::io::duplex(1 << 16);
+        let _ = self.far_ends.send(far);
+        Ok(Counted {
+            io: near,
+            writes: Arc::clone(&self.writes),
+        })
+    }
+}
+
+/// Frames sent by tasks that are ready together leave in one write. On one worker, the
+/// connection's task woken by the first frame would run right after that frame's task
+/// (tokio runs a task woken by the running one next) and write it alone; the turn it waits
+/// lets the other nine queue theirs first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn frames_from_tasks_ready_together_leave_in_one_write() {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncReadExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (far_ends, mut dialed) = mpsc::unbounded_channel();
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dialer = CountingPeer {
+        far_ends,
+        writes: Arc::clone(&writes),
+    };
+    let address = "tcp://127.0.0.1:1".to_owned();
+    let a = Arc::new(TcpLink::new(
+        "a",
+        listener,
+        address,
+        dialer,
+        TcpLinkConfig::default(),
+    ));
+    a.start(Arc::new(|_| {}));
+    a.connect("b", "tcp://peer.test:7000");
+    until_up(&*a, "b").await;
+    let mut far = dialed.recv().await.expect("b was dialed");
+    let greeted = writes.load(Ordering::Relaxed);
+
+    let sent = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move {
+            let mut senders = Vec::new();
+            for n in 0..10u8 {
+                let a = Arc::clone(&a);
+                senders.push(tokio::spawn(async move {
+                    a.send("b", Bytes::from(vec![n]), Bytes::from_static(b"x"))
+                }));
+            }
+            for sender in senders {
+                sender.await.unwrap().unwrap();
+            }
+        }
+    });
+    sent.await.unwrap();
+    // The hello and ten frames of [len][id len][header][payload] each reach the far end.
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let arrived = tokio::time::timeout(Duration::from_secs(5), async {
+        while received.windows(1).filter(|w| w[0] == b'x').count() < 10 {
+            let n = far.read(&mut chunk).await.unwrap();
+            assert_ne!(n, 0, "the link closed the connection");
+            received.extend_from_slice(&chunk[..n]);
+        }
+    });
+    arrived.await.expect("the ten frames arrive");
+    assert_eq!(
+        writes.load(Ordering::Relaxed) - greeted,
+        1,
+        "one write for the ten frames"
+    );
+}

@@ -2,7 +2,8 @@
 //! of its own, owned by a task that connects, checks the peer's identity, publishes the
 //! socket's send half for senders, then watches the connection and re-dials it when lost.
 
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -11,12 +12,13 @@ use tokio_util::sync::CancellationToken;
 use zeromq::util::PeerIdentity;
 use zeromq::{
     RouterRecvHalf, RouterSendHalf, RouterSocket, Socket, SocketEvent, SocketOptions, SocketRecv,
+    SocketSend, ZmqMessage,
 };
 
+use super::outbox::Outbox;
 use super::shared::{Connection, Shared};
 use crate::link::LinkEvent;
 use crate::link::address::endpoint;
-use crate::link::peers::lock;
 
 /// Opens the connection to `target` at `address`: spawns the task that keeps it, which stops
 /// on `cancel`, and returns what senders keep of it.
@@ -26,18 +28,18 @@ pub(super) fn open(
     address: &str,
     cancel: CancellationToken,
 ) -> Connection {
-    let socket = Arc::new(Mutex::new(None));
+    let outbox = Arc::new(Outbox::default());
     let task = PeerTask {
         shared: Arc::clone(shared),
         id: Arc::from(target),
         address: address.to_owned(),
-        socket: Arc::clone(&socket),
+        outbox: Arc::clone(&outbox),
         cancel,
     };
     shared.peers.spawn(task.run());
     Connection {
         identity: Bytes::copy_from_slice(target.as_bytes()),
-        socket,
+        outbox,
     }
 }
 
@@ -48,8 +50,8 @@ struct PeerTask {
     shared: Arc<Shared>,
     id: Arc<str>,
     address: String,
-    /// Where senders find the connected socket ([`Connection::socket`]).
-    socket: Arc<Mutex<Option<RouterSendHalf>>>,
+    /// What senders queued for the connection ([`Connection::outbox`]).
+    outbox: Arc<Outbox>,
     cancel: CancellationToken,
 }
 
@@ -98,15 +100,19 @@ impl PeerTask {
             if self.cancel.is_cancelled() {
                 return;
             }
-            *lock(&self.socket) = Some(send);
+            self.outbox.open();
             tracing::debug!(peer = %self.id, %endpoint, "mesh peer connected");
             let cancelled = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => true,
                 _ = until_lost(&mut monitor, &mut receive) => false,
+                _ = self.write(send) => false,
             };
-            *lock(&self.socket) = None;
-            // Dropping both halves (senders hold the send half only for a moment) closes it.
+            // Frames the connection did not take: their requests fail now.
+            for message in self.outbox.close() {
+                self.failed(&message);
+            }
+            // Dropping both halves (the send half went with `write`) closes it.
             drop(receive);
             if self.shared.peers.is_closed() {
                 return;
@@ -122,6 +128,47 @@ impl PeerTask {
             }
             failures = 1;
         }
+    }
+}
+
+impl PeerTask {
+    /// Hands queued frames to the connection a batch at a time, in order; returns when the
+    /// connection fails a write (the crate dropped it).
+    async fn write(&self, mut send: RouterSendHalf) {
+        let mut batch = VecDeque::new();
+        loop {
+            self.outbox.ready().await;
+            self.outbox.take(&mut batch);
+            while let Some(message) = batch.pop_front() {
+                let header = message.get(1).cloned();
+                match send.send(message).now_or_never() {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => {
+                        tracing::warn!(peer = %self.id, %error, "mesh send failed");
+                        self.failed_header(header);
+                        for message in batch.drain(..) {
+                            self.failed(&message);
+                        }
+                        return;
+                    }
+                    // The crate's own queue (100,000 frames) is full: this frame is refused.
+                    None => self.failed_header(header),
+                }
+            }
+        }
+    }
+
+    /// `message` was not written: its request, if it was one, fails now.
+    fn failed(&self, message: &ZmqMessage) {
+        self.failed_header(message.get(1).cloned());
+    }
+
+    fn failed_header(&self, header: Option<Bytes>) {
+        let target = Arc::clone(&self.id);
+        let header = header.unwrap_or_default();
+        self.shared
+            .peers
+            .emit(LinkEvent::SendFailed { target, header });
     }
 }
 

@@ -5,8 +5,8 @@
 //!  server `a`                                              server `b`
 //!  ┌──────────────────────────────┐                       ┌──────────────────────────────┐
 //!  │ peer task `b`: ROUTER id="a" │ ──[b][header][body]─▶ │ receive task: ROUTER id="b"  │
-//!  │ (dials b; senders write to   │   (ROUTER eats [b])   │ (bound, receives only)       │
-//!  │  its send half directly)     │                       │ recv → [a][header][body]     │
+//!  │ (dials b; writes what        │   (ROUTER eats [b])   │ (bound, receives only)       │
+//!  │  senders queued, in batches) │                       │ recv → [a][header][body]     │
 //!  │ receive task: ROUTER id="a"  │ ◀─[a][header][body]── │ peer task `a`: ROUTER id="b" │
 //!  └──────────────────────────────┘                       └──────────────────────────────┘
 //! ```
@@ -16,9 +16,10 @@
 //! id (learned from the READY handshake of the connection it dialed).
 //!
 //! Each wanted peer gets its own dialing ROUTER, owned by one task that connects, checks the
-//! peer's identity, publishes the socket's send half and then watches the connection. A
-//! [`MeshLink::send`] writes straight into that send half (the crate queues the frame for the
-//! connection's writer task), so a frame crosses no task of ours on its way out.
+//! peer's identity, then watches the connection and writes to it. A [`MeshLink::send`] queues
+//! the frame in the peer's outbox and returns; the peer's task hands what is queued to the
+//! crate's writer a batch at a time, one scheduler turn after the first frame, so frames sent
+//! by many tasks at once leave in one system call rather than one each (see `outbox`).
 //!
 //! # What the `zeromq` crate lacks, and what this link does about it
 //!
@@ -36,8 +37,10 @@
 //!   [`ZmqLinkConfig::handshake_timeout`]; with one socket per peer a dead peer in the
 //!   directory stalls only its own task.
 //! * **The crate's queue per connection holds 100,000 frames**, and its `send` waits when
-//!   it is full. The link never waits: a frame that does not fit is refused with
-//!   [`LinkError::Busy`], so the request fails at once instead of blocking a stage.
+//!   it is full. The link never waits: a frame that does not fit in the outbox (as many
+//!   again) is refused with [`LinkError::Busy`], and one the crate's full queue refuses is
+//!   reported as [`LinkEvent::SendFailed`](super::LinkEvent::SendFailed), so its request fails
+//!   at once instead of blocking a stage.
 //! * **Connections are keyed by identity only.** Every peer must set its identity to its
 //!   server id (a peer without one gets a random id and cannot be routed to: the link drops
 //!   such a connection and retries).
@@ -46,6 +49,7 @@
 pub(crate) mod config;
 mod dial;
 pub(crate) mod error;
+mod outbox;
 mod receive;
 mod shared;
 #[cfg(test)]
@@ -56,9 +60,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use zeromq::util::PeerIdentity;
-use zeromq::{Endpoint, RouterSocket, Socket, SocketOptions, SocketSend, ZmqMessage};
+use zeromq::{Endpoint, RouterSocket, Socket, SocketOptions, ZmqMessage};
 
 use self::config::ZmqLinkConfig;
 use self::error::ZmqLinkError;
@@ -188,26 +191,11 @@ impl MeshLink for ZmqLink {
     }
 
     fn send(&self, target: &str, header: Bytes, payload: Bytes) -> Result<(), LinkError> {
-        let (mut socket, identity, slot) = self.shared.peers.with(target, |peer| {
-            let socket = lock(&peer.socket)
-                .clone()
-                .ok_or_else(|| LinkError::NotConnected(target.to_owned()))?;
-            Ok((socket, peer.identity.clone(), Arc::clone(&peer.socket)))
-        })?;
-        let message = ZmqMessage::try_from(vec![identity, header, payload])
-            .expect("three frames are never empty");
-        // The crate's send only waits when the connection's queue (100,000 frames) is full;
-        // this link never waits: such a frame is refused.
-        match socket.send(message).now_or_never() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(error)) => {
-                // The crate dropped the connection; the peer task sees it and re-dials.
-                tracing::warn!(peer = %target, %error, "mesh send failed");
-                *lock(&slot) = None;
-                Err(LinkError::NotConnected(target.to_owned()))
-            }
-            None => Err(LinkError::Busy(target.to_owned())),
-        }
+        self.shared.peers.with(target, |peer| {
+            let message = ZmqMessage::try_from(vec![peer.identity.clone(), header, payload])
+                .expect("three frames are never empty");
+            peer.outbox.push(target, message)
+        })
     }
 
     fn close(&self) {
@@ -216,7 +204,7 @@ impl MeshLink for ZmqLink {
     }
 
     fn is_connected(&self, server_id: &str) -> bool {
-        let up = |peer: &shared::Connection| lock(&peer.socket).is_some();
+        let up = |peer: &shared::Connection| peer.outbox.is_open();
         self.shared.peers.is_connected(server_id, up)
     }
 }

@@ -4,9 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use zeromq::util::PeerIdentity;
-use zeromq::{MultiPeerBackend, RouterSendHalf, RouterSocket};
+use zeromq::{MultiPeerBackend, RouterSocket};
 
 use super::config::ZmqLinkConfig;
+use super::outbox::Outbox;
 use crate::link::peers::PeerTable;
 
 pub(super) struct Shared {
@@ -28,7 +29,6 @@ pub(super) struct Shared {
 pub(super) struct Connection {
     /// The routing frame: the peer's id.
     pub(super) identity: Bytes,
-    /// The send half of the connected socket, published by the peer's task; `None` while
-    /// dialing.
-    pub(super) socket: Arc<Mutex<Option<RouterSendHalf>>>,
+    /// Frames for the peer's task to hand to its connection; open while it has one.
+    pub(super) outbox: Arc<Outbox>,
 }
