@@ -43,10 +43,12 @@ mod stage_ref;
 mod state;
 mod write_codec;
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -62,6 +64,24 @@ use playhouse_protocol::ServerCodec;
 /// Initial read and write buffers per session (they grow to fit larger frames and batches).
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 1024;
+
+/// A connection's read and write halves: a TCP stream's own, which share nothing, or, for
+/// any other stream, `tokio::io::split`'s, which take a lock on every read and write (a few
+/// percent of a busy server's CPU).
+fn halves<Io>(io: Io) -> (BoxRead, BoxWrite)
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut io = Some(io);
+    if let Some(tcp) = (&mut io as &mut dyn Any).downcast_mut::<Option<TcpStream>>()
+        && let Some(tcp) = tcp.take()
+    {
+        let (read, write) = tcp.into_split();
+        return (Box::new(read), Box::new(write));
+    }
+    let (read, write) = tokio::io::split(io.expect("not taken: it is no TCP stream"));
+    (Box::new(read), Box::new(write))
+}
 
 pub(crate) async fn run<Io>(
     io: Io,
@@ -80,7 +100,7 @@ pub(crate) async fn run<Io>(
         let mut read_codec = codec.clone();
         // Small frames only until the client has authenticated.
         read_codec.set_max_incoming(ctx.config().max_unauthenticated_packet_size);
-        let (read, write) = tokio::io::split(io);
+        let (read, write) = halves(io);
         let (tx, rx) = mpsc::channel(ctx.config().session_outbound_capacity);
         let queued = QueuedBytes::new(ctx.config().session_outbound_bytes);
         let queued = Arc::new(queued.counted(Arc::clone(ctx.metrics())));
@@ -96,9 +116,8 @@ pub(crate) async fn run<Io>(
             Arc::clone(&queued),
         );
         // Small to start: 10,000 mostly idle sessions must stay cheap.
-        let reader = FramedRead::with_capacity(Box::new(read) as BoxRead, read_codec, READ_BUFFER);
-        let writer =
-            FramedWrite::with_capacity(Box::new(write) as BoxWrite, codec.into(), WRITE_BUFFER);
+        let reader = FramedRead::with_capacity(read, read_codec, READ_BUFFER);
+        let writer = FramedWrite::with_capacity(write, codec.into(), WRITE_BUFFER);
         tracing::debug!("connected");
         Session::new(
             id,
