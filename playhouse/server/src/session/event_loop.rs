@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::end::End;
 use super::frame_deadline::{FrameDeadline, Next};
+use super::killed::Killed;
 use super::resume::next_attach;
 use super::state::{Session, State};
 use crate::limits::throttled;
@@ -20,10 +21,9 @@ impl Session {
         let mut idle_deadline = Instant::now() + config.idle_timeout;
         // One cancellation waiter and one timer for the whole connection, not one per
         // message: registering and dropping them took locks shared by every session. `kill`
-        // is a child of the server's stop token, so it fires on a stop too.
-        let kill = self.kill.clone();
-        let killed = kill.cancelled();
-        tokio::pin!(killed);
+        // is a child of the server's stop token, so it fires on a stop too; `Killed` reads a
+        // flag on each turn instead of the token's locks.
+        let mut killed = Killed::new(self.kill.clone());
         // Moved lazily: a frame pushes `idle_deadline` back, and the timer, when it fires
         // early, is set to the deadline then due.
         let timer = tokio::time::sleep_until(idle_deadline.min(auth_deadline));

@@ -33,6 +33,7 @@ mod frame_deadline;
 pub(crate) mod handle;
 mod inbound;
 mod killable;
+mod killed;
 pub(crate) mod moved_state;
 pub(crate) mod moving;
 mod outbound;
