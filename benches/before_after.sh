@@ -72,14 +72,18 @@ import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
 def med(build, case, key):
     return statistics.median(r["result"][key] for r in runs if r["build"] == build and r["case"] == case)
-rows = [(c, "msgs_per_sec") for c in ["tcp-request-1000x8", "tcp-send-1000x8", "ws-request-1000x1", "ws-request-100x8"]]
-rows += [("mesh", "api_to_stage_msgs_per_sec"), ("mesh", "stage_to_stage_msgs_per_sec"), ("mesh", "raw_zmq_msgs_per_sec")]
+clients = ["tcp-request-1000x8", "tcp-send-1000x8", "ws-request-1000x1", "ws-request-100x8"]
+rows = [(c, k) for c in clients for k in ("msgs_per_sec", "server_cpu_us_per_msg")]
+rows += [("mesh", f"{p}_{k}") for p in ("api_to_stage", "stage_to_stage", "raw_zmq")
+         for k in ("msgs_per_sec", "cpu_us_per_msg")]
 rows += [("broadcast-50x8", "server_cpu_us_per_delivery"), ("broadcast-50x8", "delivered_per_sec")]
 n = max(len([r for r in runs if r["build"] == "before" and r["case"] == c]) for c, _ in rows)
 print(f"| case | metric (median of {n}) | before | after | after/before |")
 print("|---|---|---:|---:|---:|")
 for case, key in rows:
-    if not any(r["case"] == case for r in runs):
+    # A case not run, or a figure an older build does not report, is left out.
+    if not all(key in r["result"] for r in runs if r["case"] == case) or \
+            not any(r["case"] == case for r in runs):
         continue
     b, a = med("before", case, key), med("after", case, key)
     print(f"| {case} | {key} | {b:,.3f} | {a:,.3f} | {a / b:.1%} |")

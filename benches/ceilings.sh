@@ -88,4 +88,12 @@ if mesh:
     for key in sorted(k for k in mesh[0] if k.endswith("msgs_per_sec")):
         value = statistics.median(m[key] for m in mesh)
         print(f"| {key} | {value:,.0f} | {value / raw:.1%} |")
+    if "raw_zmq_cpu_us_per_msg" in mesh[0]:
+        print()
+        print("| mesh CPU per message (median) | µs | raw ping-pong ÷ this |")
+        print("|---|---:|---:|")
+        raw_cpu = statistics.median(m["raw_zmq_cpu_us_per_msg"] for m in mesh)
+        for key in sorted(k for k in mesh[0] if k.endswith("cpu_us_per_msg")):
+            value = statistics.median(m[key] for m in mesh)
+            print(f"| {key} | {value:.2f} | {raw_cpu / value:.1%} |")
 PY

@@ -74,6 +74,8 @@ impl Future for Killed {
 mod tests {
     use std::time::Duration;
 
+    use futures_util::FutureExt;
+
     use super::*;
 
     #[tokio::test]
@@ -82,7 +84,7 @@ mod tests {
         let token = parent.child_token();
         let mut killed = Killed::new(token.clone());
         for _ in 0..3 {
-            assert!(futures_util::poll!(&mut killed).is_pending());
+            assert!((&mut killed).now_or_never().is_none());
         }
         let task = tokio::spawn(killed);
         tokio::task::yield_now().await;
