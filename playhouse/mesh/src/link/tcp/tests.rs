@@ -339,7 +339,7 @@ async fn frames_from_tasks_ready_together_leave_in_one_write() {
     let mut received = Vec::new();
     let mut chunk = [0u8; 4096];
     let arrived = tokio::time::timeout(Duration::from_secs(5), async {
-        while received.windows(1).filter(|w| w[0] == b'x').count() < 10 {
+        while received.iter().filter(|&&b| b == b'x').count() < 10 {
             let n = far.read(&mut chunk).await.unwrap();
             assert_ne!(n, 0, "the link closed the connection");
             received.extend_from_slice(&chunk[..n]);

@@ -1,6 +1,7 @@
 //! The sending side of a [`ZmqLink`](super::ZmqLink): each wanted peer gets a dialing ROUTER
-//! of its own, owned by a task that connects, checks the peer's identity, publishes the
-//! socket's send half for senders, then watches the connection and re-dials it when lost.
+//! of its own, owned by a task that connects, checks the peer's identity, then writes what
+//! senders queued in the peer's outbox, a batch per turn, and re-dials when the connection
+//! is lost.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
