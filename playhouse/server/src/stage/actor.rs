@@ -129,17 +129,17 @@ impl ActorLink {
 
     /// Replies to the client request being dispatched. Ignored for one-way messages.
     pub fn reply(&mut self, packet: Packet) {
-        if let Some(target) = self.reply_target() {
-            self.current = None;
-            target.reply(packet);
+        let stage_id = self.stage_id;
+        if let Some((session, current)) = self.answer() {
+            session.send(ServerFrame::from_packet(packet, current.seq, stage_id));
         }
     }
 
     /// Replies to the client request being dispatched with an error code and no payload.
     pub fn reply_error(&mut self, code: ErrorCode) {
-        if let Some(target) = self.reply_target() {
-            self.current = None;
-            target.reply_error(code);
+        let stage_id = self.stage_id;
+        if let Some((session, current)) = self.answer() {
+            session.send(error_frame(current.msg_id, current.seq, stage_id, code));
         }
     }
 
@@ -147,10 +147,22 @@ impl ActorLink {
     /// message id and payload, e.g. details of the failure); the client's request fails with
     /// `code` and still receives the packet.
     pub fn reply_error_with(&mut self, code: ErrorCode, packet: Packet) {
-        if let Some(target) = self.reply_target() {
-            self.current = None;
-            target.reply_error_with(code, packet);
+        let stage_id = self.stage_id;
+        if let Some((session, current)) = self.answer() {
+            let frame =
+                ServerFrame::new(packet.msg_id, current.seq, stage_id, code, packet.payload);
+            session.send(frame);
         }
+    }
+
+    /// Takes the request being dispatched to answer it now, with the connection the answer
+    /// goes to: `None` for a one-way message, one already answered, or while disconnected
+    /// (the request then stays unanswered). Borrows the connection: no handle is cloned per
+    /// reply.
+    fn answer(&mut self) -> Option<(&SessionHandle, Current)> {
+        let session = self.session.as_ref()?;
+        self.current.as_ref().filter(|c| c.seq != 0)?;
+        Some((session, self.current.take()?))
     }
 
     /// A handle to answer the current request later (e.g. from an async block's `post`).
@@ -263,5 +275,84 @@ impl ReplyTarget {
             )),
             ReplyTo::Mesh { mesh, request } => mesh_reply::send(&mesh, &request, code, packet),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::session::handle::{Outbound, QueuedBytes};
+
+    fn linked() -> (ActorLink, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(8);
+        let queued = Arc::new(QueuedBytes::new(usize::MAX));
+        let session = SessionHandle::new(1, tx, CancellationToken::new(), Arc::default(), queued);
+        (ActorLink::new(7, session), rx)
+    }
+
+    fn sent(rx: &mut mpsc::Receiver<Outbound>) -> Option<ServerFrame> {
+        match rx.try_recv().ok()? {
+            Outbound::Frame(frame) => Some(frame),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_is_answered_once_with_its_seq_and_stage() {
+        let (mut link, mut rx) = linked();
+        link.begin(MsgId::from_static("Ask"), 5);
+        assert!(link.is_request());
+        link.reply(Packet::new("Answer", &b"a"[..]));
+        let frame = sent(&mut rx).expect("the reply");
+        assert_eq!(
+            (frame.msg_id.as_ref(), frame.msg_seq, frame.stage_id),
+            ("Answer", 5, 7)
+        );
+        assert_eq!(&frame.payload[..], b"a");
+        // Answered: a second reply and an error reply are ignored.
+        assert!(!link.is_request());
+        link.reply(Packet::empty("Again"));
+        link.reply_error(ErrorCode::INVALID_MESSAGE);
+        assert!(sent(&mut rx).is_none());
+    }
+
+    #[test]
+    fn error_replies_carry_the_code_and_the_request_or_packet_id() {
+        let (mut link, mut rx) = linked();
+        link.begin(MsgId::from_static("Ask"), 2);
+        link.reply_error(ErrorCode::HANDLER_NOT_FOUND);
+        let frame = sent(&mut rx).expect("the error reply");
+        assert_eq!(
+            (frame.msg_id.as_ref(), frame.msg_seq, frame.error_code),
+            ("Ask", 2, ErrorCode::HANDLER_NOT_FOUND)
+        );
+        link.begin(MsgId::from_static("Ask"), 3);
+        link.reply_error_with(ErrorCode::INVALID_MESSAGE, Packet::new("Why", &b"w"[..]));
+        let frame = sent(&mut rx).expect("the error reply with a packet");
+        assert_eq!(
+            (frame.msg_id.as_ref(), frame.msg_seq, frame.error_code),
+            ("Why", 3, ErrorCode::INVALID_MESSAGE)
+        );
+        assert_eq!(&frame.payload[..], b"w");
+    }
+
+    #[test]
+    fn one_way_messages_and_disconnected_players_get_no_reply() {
+        let (mut link, mut rx) = linked();
+        link.begin(MsgId::from_static("Tell"), 0);
+        link.reply(Packet::empty("Answer"));
+        assert!(sent(&mut rx).is_none());
+
+        // Disconnected: nothing is sent and the request stays the current one.
+        link.begin(MsgId::from_static("Ask"), 4);
+        let session = link.set_session(None);
+        link.reply(Packet::empty("Answer"));
+        assert!(link.is_request());
+        link.set_session(session);
+        link.reply(Packet::empty("Answer"));
+        assert_eq!(sent(&mut rx).map(|f| f.msg_seq), Some(4));
     }
 }
