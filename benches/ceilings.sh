@@ -2,7 +2,9 @@
 # The framework against its ceilings in one interleaved run (issue 31): each round serves the
 # raw baseline (`bench-server --mode raw` over TCP, `--mode raw-ws` over WebSocket: same
 # frames, no stages) and the framework (`--mode framework --observe off`, as the ceilings
-# keep no metrics), alternating which goes first, under the same load generator cases; then
+# keep no metrics), and the raw baseline with the framework's session -> stage -> session hop
+# (`--mode raw-hop`, `--mode raw-ws-hop`: the ceiling of the programming model's topology),
+# the order rotating each round, under the same load generator cases; then
 # `mesh-bench` (raw zeromq ROUTER ping-pong, the same in the framework's topology and with its
 # hops, and the framework's API -> stage and stage -> stage requests).
 #
@@ -33,7 +35,7 @@ stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
 load() { # server case transport loadgen-args...
   local server=$1 case=$2 transport=$3; shift 3
   local mode=$server
-  [ "$server" = raw ] && [ "$transport" = ws ] && mode=raw-ws
+  [ "$transport" = ws ] && case $server in raw) mode=raw-ws ;; raw-hop) mode=raw-ws-hop ;; esac
   serve "$mode"
   local target=$TCP; [ "$transport" = ws ] && target=$WS  # loadgen asks for /ws; raw-ws takes any path
   local result
@@ -42,20 +44,20 @@ load() { # server case transport loadgen-args...
   echo "{\"server\":\"$server\",\"case\":\"$case\",\"result\":$result}" | tee -a "$OUT" | cut -c1-160
   stop
 }
-both() { # case transport loadgen-args... (raw first on odd rounds)
-  local first=raw second=framework
-  [ $((ROUND % 2)) = 0 ] && { first=framework; second=raw; }
-  load "$first" "$@"; load "$second" "$@"
+three() { # case transport loadgen-args...: raw, raw-hop and the framework, the order rotating
+  local order=(raw raw-hop framework)
+  local i
+  for i in 0 1 2; do load "${order[$(((ROUND + i) % 3))]}" "$@"; done
 }
 
 for ROUND in $(seq "$ROUNDS"); do
   if wants tcp; then
-    both tcp-request-1000x8 tcp --ccu 1000 --inflight 8 --size 64
-    both tcp-send-1000x8 tcp --ccu 1000 --mode send --inflight 8 --size 64
+    three tcp-request-1000x8 tcp --ccu 1000 --inflight 8 --size 64
+    three tcp-send-1000x8 tcp --ccu 1000 --mode send --inflight 8 --size 64
   fi
   if wants ws; then
-    both ws-request-1000x1 ws --ccu 1000 --inflight 1 --size 64
-    both ws-request-100x8 ws --ccu 100 --inflight 8 --size 64
+    three ws-request-1000x1 ws --ccu 1000 --inflight 1 --size 64
+    three ws-request-100x8 ws --ccu 100 --inflight 8 --size 64
   fi
   if wants mesh; then
     result=$("$BIN/mesh-bench" --inflight 64 --size 64 --duration "$SECS" 2>/dev/null)
@@ -79,6 +81,17 @@ for case in ["tcp-request-1000x8", "tcp-send-1000x8", "ws-request-1000x1", "ws-r
     if raw and fw:
         cpu = f"{rc / fc:.1%}" if rc and fc else "-"
         print(f"| {case} | {raw:,.0f} | {fw:,.0f} | {fw / raw:.1%} | {rc} | {fc} | {cpu} |")
+cases = ["tcp-request-1000x8", "tcp-send-1000x8", "ws-request-1000x1", "ws-request-100x8"]
+hop_cases = [c for c in cases if med("raw-hop", c, "msgs_per_sec")]
+if hop_cases:
+    # The ceiling of the topology: raw frames through the same session -> stage -> session hop.
+    print()
+    print("| case | raw CPU µs/msg | raw + hop CPU µs/msg | framework CPU µs/msg | raw / raw + hop | raw + hop / framework | raw / framework |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for case in hop_cases:
+        rc, hc, fc = (med(s, case, "server_cpu_us_per_msg") for s in ("raw", "raw-hop", "framework"))
+        if rc and hc and fc:
+            print(f"| {case} | {rc} | {hc} | {fc} | {rc / hc:.1%} | {hc / fc:.1%} | {rc / fc:.1%} |")
 mesh = [r["result"] for r in runs if r["case"] == "mesh"]
 if mesh:
     print()

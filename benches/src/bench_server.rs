@@ -1,8 +1,10 @@
 //! The server under load: the framework, or a raw baseline with the same framing (over TCP, or
 //! over WebSocket with one frame per binary message).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -12,6 +14,7 @@ use playhouse_protocol::{
     ClientFrame, DEFAULT_MAX_PACKET_SIZE, ServerCodec, ServerFrame, max_frame_len,
 };
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
@@ -123,6 +126,119 @@ async fn raw_connection(stream: TcpStream) {
     }
 }
 
+/// The raw baseline with the framework's hops, and nothing else of it: each connection's
+/// task (the framework's session) hands every frame but a heartbeat through a bounded channel
+/// to the task of the stage its authentication named (one task per stage id, as many clients
+/// per stage as the load generator puts there), which answers through the connection's own
+/// bounded channel; the connection's task writes what is queued in batches with one flush.
+/// The same frames and answers as [`raw_server`]: what the framework spends beyond this is
+/// its own work, not the hop its programming model needs.
+pub async fn raw_hop_server(bind: &str) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let stages = Arc::new(Mutex::new(HashMap::new()));
+    tokio::spawn(async move {
+        let mut next_id = 0u64;
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            next_id += 1;
+            tokio::spawn(raw_hop_connection(stream, next_id, Arc::clone(&stages)));
+        }
+    });
+    Ok(addr)
+}
+
+/// What a connection's task sends a stage's.
+enum HopMsg {
+    Join(u64, mpsc::Sender<ServerFrame>),
+    Frame(u64, ClientFrame),
+    Leave(u64),
+}
+
+/// The framework's queue lengths as the bench server sets them.
+const HOP_QUEUE: usize = 4096;
+
+type Stages = Arc<Mutex<HashMap<i64, mpsc::Sender<HopMsg>>>>;
+
+/// The stage `stage_id`'s task, started on first use.
+fn hop_stage(stages: &Stages, stage_id: i64) -> mpsc::Sender<HopMsg> {
+    let mut stages = stages.lock().expect("stage map");
+    stages
+        .entry(stage_id)
+        .or_insert_with(|| {
+            let (tx, mut mailbox) = mpsc::channel(HOP_QUEUE);
+            tokio::spawn(async move {
+                let mut members = HashMap::new();
+                while let Some(msg) = mailbox.recv().await {
+                    match msg {
+                        HopMsg::Join(id, out) => {
+                            members.insert(id, out);
+                        }
+                        HopMsg::Frame(id, frame) => {
+                            if let Some(out) = members.get(&id) {
+                                let _ = out.try_send(raw_reply(frame));
+                            }
+                        }
+                        HopMsg::Leave(id) => {
+                            members.remove(&id);
+                        }
+                    }
+                }
+            });
+            tx
+        })
+        .clone()
+}
+
+async fn raw_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
+    let (read, write) = stream.into_split();
+    let mut reader = FramedRead::new(read, ServerCodec::default());
+    let mut writer = FramedWrite::new(write, ServerCodec::default());
+    let (out, mut outbound) = mpsc::channel(HOP_QUEUE);
+    let mut stage: Option<mpsc::Sender<HopMsg>> = None;
+    loop {
+        tokio::select! {
+            biased;
+            Some(reply) = outbound.recv() => {
+                let mut next = Some(reply);
+                while let Some(reply) = next {
+                    if writer.feed(reply).await.is_err() {
+                        break;
+                    }
+                    next = outbound.try_recv().ok();
+                }
+                if writer.flush().await.is_err() {
+                    break;
+                }
+            }
+            frame = reader.next() => {
+                let Some(Ok(frame)) = frame else { break };
+                if frame.is_heartbeat() {
+                    let _ = out.try_send(ServerFrame::heartbeat());
+                    continue;
+                }
+                if stage.is_none() {
+                    let joined = hop_stage(&stages, frame.stage_id);
+                    if joined.send(HopMsg::Join(id, out.clone())).await.is_err() {
+                        break;
+                    }
+                    stage = Some(joined);
+                }
+                let sent = match &stage {
+                    Some(stage) => stage.send(HopMsg::Frame(id, frame)).await,
+                    None => break,
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(stage) = stage {
+        let _ = stage.send(HopMsg::Leave(id)).await;
+    }
+}
+
 /// What both raw baselines answer to a client frame: heartbeats echoed, authentication
 /// accepted, `BenchSend` answered by a `BenchPush`, anything else echoed as a reply.
 fn raw_reply(frame: ClientFrame) -> ServerFrame {
@@ -222,5 +338,91 @@ async fn raw_ws_connection(stream: TcpStream) {
         if ws.flush().await.is_err() {
             return;
         }
+    }
+}
+
+/// [`raw_ws_server`] with the framework's hops, as [`raw_hop_server`] has them over TCP: each
+/// connection's task hands the frames of every binary message to its stage's task and writes
+/// what that answers, one frame per binary message, flushing once per batch.
+pub async fn raw_ws_hop_server(bind: &str) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let stages = Arc::new(Mutex::new(HashMap::new()));
+    tokio::spawn(async move {
+        let mut next_id = 0u64;
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            next_id += 1;
+            tokio::spawn(raw_ws_hop_connection(stream, next_id, Arc::clone(&stages)));
+        }
+    });
+    Ok(addr)
+}
+
+async fn raw_ws_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+        return;
+    };
+    let (mut sink, mut messages) = ws.split();
+    let mut codec = ServerCodec::default();
+    let mut encoded = BytesMut::new();
+    let (out, mut outbound) = mpsc::channel(HOP_QUEUE);
+    let mut stage: Option<mpsc::Sender<HopMsg>> = None;
+    'connection: loop {
+        tokio::select! {
+            biased;
+            Some(reply) = outbound.recv() => {
+                let mut next = Some(reply);
+                while let Some(reply) = next {
+                    if codec.encode(reply, &mut encoded).is_err()
+                        || sink.feed(Message::Binary(encoded.split().freeze())).await.is_err()
+                    {
+                        break 'connection;
+                    }
+                    next = outbound.try_recv().ok();
+                }
+                if sink.flush().await.is_err() {
+                    break;
+                }
+            }
+            message = messages.next() => {
+                let mut src = match message {
+                    Some(Ok(Message::Binary(data))) => BytesMut::from(data),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    _ => break,
+                };
+                loop {
+                    let frame = match codec.decode(&mut src) {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => break,
+                        Err(_) => break 'connection,
+                    };
+                    if frame.is_heartbeat() {
+                        let _ = out.try_send(ServerFrame::heartbeat());
+                        continue;
+                    }
+                    let joined = match &stage {
+                        Some(joined) => joined,
+                        None => {
+                            let joined = hop_stage(&stages, frame.stage_id);
+                            if joined.send(HopMsg::Join(id, out.clone())).await.is_err() {
+                                break 'connection;
+                            }
+                            stage.insert(joined)
+                        }
+                    };
+                    if joined.send(HopMsg::Frame(id, frame)).await.is_err() {
+                        break 'connection;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(stage) = stage {
+        let _ = stage.send(HopMsg::Leave(id)).await;
     }
 }

@@ -1,16 +1,19 @@
 //! The server under load: `--mode framework` (a Play server with `BenchStage`), `--mode raw`
-//! (the TCP baseline) or `--mode raw-ws` (the WebSocket baseline). Prints one JSON line with the
+//! (the TCP baseline), `--mode raw-hop` (the TCP baseline with the framework's session → stage
+//! → session hop), `--mode raw-ws` (the WebSocket baseline) or `--mode raw-ws-hop` (it with the
+//! hop). Prints one JSON line with the
 //! listening addresses (`tcp`, `ws`, `tls`, whichever the mode has) and `pid`, then serves until
 //! SIGINT/SIGTERM.
 
 use clap::Parser;
 use playhouse_benches::bench_server::{
-    framework_server, raw_server, raw_ws_server, without_metrics,
+    framework_server, raw_hop_server, raw_server, raw_ws_hop_server, raw_ws_server, without_metrics,
 };
 
 #[derive(Parser)]
 struct Args {
-    /// `framework`, `raw` (TCP) or `raw-ws` (WebSocket, any path).
+    /// `framework`, `raw` (TCP), `raw-hop` (TCP through a stage task), `raw-ws` (WebSocket,
+    /// any path) or `raw-ws-hop` (WebSocket through a stage task).
     #[arg(long, default_value = "framework")]
     mode: String,
     /// Bind address of the TCP listener (`raw-ws`: of the WebSocket listener).
@@ -36,6 +39,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let line = if args.mode == "raw" {
         let tcp = raw_server(&args.bind).await?;
         serde_json::json!({"mode": "raw", "tcp": tcp.to_string(), "pid": pid})
+    } else if args.mode == "raw-hop" {
+        let tcp = raw_hop_server(&args.bind).await?;
+        serde_json::json!({"mode": "raw-hop", "tcp": tcp.to_string(), "pid": pid})
+    } else if args.mode == "raw-ws-hop" {
+        let ws = raw_ws_hop_server(&args.bind).await?;
+        serde_json::json!({"mode": "raw-ws-hop", "ws": ws.to_string(), "pid": pid})
     } else if args.mode == "raw-ws" {
         let ws = raw_ws_server(&args.bind).await?;
         serde_json::json!({"mode": "raw-ws", "ws": ws.to_string(), "pid": pid})
