@@ -5,6 +5,7 @@
 use futures_util::future::poll_fn;
 use tokio::time::Instant;
 
+use super::due_timer::DueTimer;
 use super::end::End;
 use super::frame_deadline::{FrameDeadline, Next};
 use super::killed::Killed;
@@ -25,9 +26,8 @@ impl Session {
         // flag on each turn instead of the token's locks.
         let mut killed = Killed::new(self.kill.clone());
         // Moved lazily: a frame pushes `idle_deadline` back, and the timer, when it fires
-        // early, is set to the deadline then due.
-        let timer = tokio::time::sleep_until(idle_deadline.min(auth_deadline));
-        tokio::pin!(timer);
+        // early, is set to the deadline then due. Polled only once due (see `DueTimer`).
+        let mut timer = DueTimer::new(idle_deadline.min(auth_deadline));
         let mut frames = FrameDeadline::new(config.frame_timeout);
         loop {
             let deadline = match self.state {
@@ -36,7 +36,7 @@ impl Session {
                 State::Detached { reauth_by, .. } => idle_deadline.min(reauth_by),
             };
             if deadline < timer.deadline() {
-                timer.as_mut().reset(deadline);
+                timer.reset(deadline);
             }
             tokio::select! {
                 biased;
@@ -95,10 +95,10 @@ impl Session {
                         }
                     }
                 },
-                () = &mut timer => {
+                () = poll_fn(|cx| timer.poll_due(cx)) => {
                     if Instant::now() < deadline {
                         // Pushed back by traffic since the timer was set.
-                        timer.as_mut().reset(deadline);
+                        timer.reset(deadline);
                         continue;
                     }
                     let metrics = &self.ctx.metrics();

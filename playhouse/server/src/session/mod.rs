@@ -27,9 +27,11 @@ macro_rules! cold {
 
 mod auth;
 pub(crate) mod context;
+mod due_timer;
 mod end;
 mod event_loop;
 mod frame_deadline;
+mod halves;
 pub(crate) mod handle;
 mod inbound;
 mod killable;
@@ -44,45 +46,26 @@ mod stage_ref;
 mod state;
 mod write_codec;
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use self::context::SessionContext;
 use self::end::End;
+use self::halves::halves;
 use self::handle::{QueuedBytes, SessionHandle};
 use self::resume::registry::BoxRead;
 use self::state::{Session, State};
-use self::write_codec::{BoxWrite, Writer};
+use self::write_codec::Writer;
 use crate::limits::{ConnectionPermit, TokenBucket};
 use playhouse_protocol::ServerCodec;
 
 /// Initial read and write buffers per session (they grow to fit larger frames and batches).
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 1024;
-
-/// A connection's read and write halves: a TCP stream's own, which share nothing, or, for
-/// any other stream, `tokio::io::split`'s, which take a lock on every read and write (a few
-/// percent of a busy server's CPU).
-fn halves<Io>(io: Io) -> (BoxRead, BoxWrite)
-where
-    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut io = Some(io);
-    if let Some(tcp) = (&mut io as &mut dyn Any).downcast_mut::<Option<TcpStream>>()
-        && let Some(tcp) = tcp.take()
-    {
-        let (read, write) = tcp.into_split();
-        return (Box::new(read), Box::new(write));
-    }
-    let (read, write) = tokio::io::split(io.expect("not taken: it is no TCP stream"));
-    (Box::new(read), Box::new(write))
-}
 
 pub(crate) async fn run<Io>(
     io: Io,
