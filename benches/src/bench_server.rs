@@ -2,6 +2,7 @@
 //! over WebSocket with one frame per binary message).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -134,6 +135,16 @@ async fn raw_connection(stream: TcpStream) {
 /// The same frames and answers as [`raw_server`]: what the framework spends beyond this is
 /// its own work, not the hop its programming model needs.
 pub async fn raw_hop_server(bind: &str) -> io::Result<SocketAddr> {
+    serve_hop(bind, raw_hop_connection).await
+}
+
+/// Accepts connections on `bind`, each served by `connection` with an id of its own and the
+/// stage tasks all connections share.
+async fn serve_hop<F, C>(bind: &str, connection: F) -> io::Result<SocketAddr>
+where
+    F: Fn(TcpStream, HopSession) -> C + Send + 'static,
+    C: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     let stages = Arc::new(Mutex::new(HashMap::new()));
@@ -142,10 +153,58 @@ pub async fn raw_hop_server(bind: &str) -> io::Result<SocketAddr> {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
             next_id += 1;
-            tokio::spawn(raw_hop_connection(stream, next_id, Arc::clone(&stages)));
+            let (out, outbound) = mpsc::channel(HOP_QUEUE);
+            let session = HopSession {
+                id: next_id,
+                stages: Arc::clone(&stages),
+                out,
+                outbound,
+                stage: None,
+            };
+            tokio::spawn(connection(stream, session));
         }
     });
     Ok(addr)
+}
+
+/// A connection's side of the hop: its id, the stages, its own answer queue and, once its
+/// first frame named one, its stage.
+struct HopSession {
+    id: u64,
+    stages: Stages,
+    out: mpsc::Sender<ServerFrame>,
+    outbound: mpsc::Receiver<ServerFrame>,
+    stage: Option<mpsc::Sender<HopMsg>>,
+}
+
+impl HopSession {
+    /// Passes `frame` on (a heartbeat is answered here, as the framework's session does);
+    /// `false` once the stage is gone.
+    async fn forward(&mut self, frame: ClientFrame) -> bool {
+        if frame.is_heartbeat() {
+            let _ = self.out.try_send(ServerFrame::heartbeat());
+            return true;
+        }
+        let stage = match &self.stage {
+            Some(stage) => stage,
+            None => {
+                let stage = hop_stage(&self.stages, frame.stage_id);
+                let join = HopMsg::Join(self.id, self.out.clone());
+                if stage.send(join).await.is_err() {
+                    return false;
+                }
+                self.stage.insert(stage)
+            }
+        };
+        stage.send(HopMsg::Frame(self.id, frame)).await.is_ok()
+    }
+
+    /// Tells the stage the connection ended.
+    async fn leave(self) {
+        if let Some(stage) = self.stage {
+            let _ = stage.send(HopMsg::Leave(self.id)).await;
+        }
+    }
 }
 
 /// What a connection's task sends a stage's.
@@ -190,22 +249,20 @@ fn hop_stage(stages: &Stages, stage_id: i64) -> mpsc::Sender<HopMsg> {
         .clone()
 }
 
-async fn raw_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
+async fn raw_hop_connection(stream: TcpStream, mut session: HopSession) {
     let (read, write) = stream.into_split();
     let mut reader = FramedRead::new(read, ServerCodec::default());
     let mut writer = FramedWrite::new(write, ServerCodec::default());
-    let (out, mut outbound) = mpsc::channel(HOP_QUEUE);
-    let mut stage: Option<mpsc::Sender<HopMsg>> = None;
     loop {
         tokio::select! {
             biased;
-            Some(reply) = outbound.recv() => {
+            Some(reply) = session.outbound.recv() => {
                 let mut next = Some(reply);
                 while let Some(reply) = next {
                     if writer.feed(reply).await.is_err() {
                         break;
                     }
-                    next = outbound.try_recv().ok();
+                    next = session.outbound.try_recv().ok();
                 }
                 if writer.flush().await.is_err() {
                     break;
@@ -213,30 +270,13 @@ async fn raw_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
             }
             frame = reader.next() => {
                 let Some(Ok(frame)) = frame else { break };
-                if frame.is_heartbeat() {
-                    let _ = out.try_send(ServerFrame::heartbeat());
-                    continue;
-                }
-                if stage.is_none() {
-                    let joined = hop_stage(&stages, frame.stage_id);
-                    if joined.send(HopMsg::Join(id, out.clone())).await.is_err() {
-                        break;
-                    }
-                    stage = Some(joined);
-                }
-                let sent = match &stage {
-                    Some(stage) => stage.send(HopMsg::Frame(id, frame)).await,
-                    None => break,
-                };
-                if sent.is_err() {
+                if !session.forward(frame).await {
                     break;
                 }
             }
         }
     }
-    if let Some(stage) = stage {
-        let _ = stage.send(HopMsg::Leave(id)).await;
-    }
+    session.leave().await;
 }
 
 /// What both raw baselines answer to a client frame: heartbeats echoed, authentication
@@ -345,21 +385,10 @@ async fn raw_ws_connection(stream: TcpStream) {
 /// connection's task hands the frames of every binary message to its stage's task and writes
 /// what that answers, one frame per binary message, flushing once per batch.
 pub async fn raw_ws_hop_server(bind: &str) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(bind).await?;
-    let addr = listener.local_addr()?;
-    let stages = Arc::new(Mutex::new(HashMap::new()));
-    tokio::spawn(async move {
-        let mut next_id = 0u64;
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            next_id += 1;
-            tokio::spawn(raw_ws_hop_connection(stream, next_id, Arc::clone(&stages)));
-        }
-    });
-    Ok(addr)
+    serve_hop(bind, raw_ws_hop_connection).await
 }
 
-async fn raw_ws_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
+async fn raw_ws_hop_connection(stream: TcpStream, mut session: HopSession) {
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
@@ -370,12 +399,10 @@ async fn raw_ws_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
     let (mut sink, mut messages) = ws.split();
     let mut codec = ServerCodec::default();
     let mut encoded = BytesMut::new();
-    let (out, mut outbound) = mpsc::channel(HOP_QUEUE);
-    let mut stage: Option<mpsc::Sender<HopMsg>> = None;
     'connection: loop {
         tokio::select! {
             biased;
-            Some(reply) = outbound.recv() => {
+            Some(reply) = session.outbound.recv() => {
                 let mut next = Some(reply);
                 while let Some(reply) = next {
                     if codec.encode(reply, &mut encoded).is_err()
@@ -383,7 +410,7 @@ async fn raw_ws_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
                     {
                         break 'connection;
                     }
-                    next = outbound.try_recv().ok();
+                    next = session.outbound.try_recv().ok();
                 }
                 if sink.flush().await.is_err() {
                     break;
@@ -401,28 +428,12 @@ async fn raw_ws_hop_connection(stream: TcpStream, id: u64, stages: Stages) {
                         Ok(None) => break,
                         Err(_) => break 'connection,
                     };
-                    if frame.is_heartbeat() {
-                        let _ = out.try_send(ServerFrame::heartbeat());
-                        continue;
-                    }
-                    let joined = match &stage {
-                        Some(joined) => joined,
-                        None => {
-                            let joined = hop_stage(&stages, frame.stage_id);
-                            if joined.send(HopMsg::Join(id, out.clone())).await.is_err() {
-                                break 'connection;
-                            }
-                            stage.insert(joined)
-                        }
-                    };
-                    if joined.send(HopMsg::Frame(id, frame)).await.is_err() {
+                    if !session.forward(frame).await {
                         break 'connection;
                     }
                 }
             }
         }
     }
-    if let Some(stage) = stage {
-        let _ = stage.send(HopMsg::Leave(id)).await;
-    }
+    session.leave().await;
 }
